@@ -1,0 +1,275 @@
+//! Dense checkpoints: an [`Mlp`] in safetensors with PyTorch names and layout, so PyTorch,
+//! candle or the Python `safetensors` package read them as they are.
+//!
+//! Tensors per layer `fcN`: `fcN.weight` F32 `[out, in]`, `fcN.bias` F32 `[out]`,
+//! `fcN.weight_mask` U8 `[out, in]` (1 = kept). `__metadata__`: `format = ticket-dense`,
+//! `format_version`, `arch`, `activation`, `iteration`, `dataset`, `seed`.
+
+use crate::tensor_file::{write_tensors, OwnedTensor, TensorFile};
+use crate::{Arch, Error, Linear, Mlp, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const FORMAT: &str = "ticket-dense";
+/// Major version written and the only one read.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a checkpoint records besides the parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CheckpointMeta {
+    /// Optimizer steps taken when the weights were saved.
+    pub iteration: usize,
+    pub dataset: String,
+    pub seed: u64,
+}
+
+/// A checkpoint as read from disk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub mlp: Mlp,
+    pub meta: CheckpointMeta,
+    /// False when the file had no `*.weight_mask` tensors (every weight is then kept).
+    pub has_masks: bool,
+}
+
+/// Writes `mlp` (weights, biases, masks) atomically.
+pub fn save(path: &Path, mlp: &Mlp, meta: &CheckpointMeta) -> Result<()> {
+    let mut tensors = Vec::with_capacity(3 * mlp.layers.len());
+    for (name, layer) in mlp.arch.layer_names().into_iter().zip(&mlp.layers) {
+        let shape = vec![layer.shape.rows, layer.shape.cols];
+        tensors.push((format!("{name}.weight"), OwnedTensor::f32(shape.clone(), &layer.weight)));
+        tensors.push((format!("{name}.bias"), OwnedTensor::f32(vec![layer.shape.rows], &layer.bias)));
+        tensors.push((format!("{name}.weight_mask"), OwnedTensor::u8(shape, &layer.mask)));
+    }
+    let metadata = BTreeMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("format_version".to_string(), FORMAT_VERSION.to_string()),
+        ("arch".to_string(), mlp.arch.to_string()),
+        ("activation".to_string(), "relu".to_string()),
+        ("iteration".to_string(), meta.iteration.to_string()),
+        ("dataset".to_string(), meta.dataset.clone()),
+        ("seed".to_string(), meta.seed.to_string()),
+    ]);
+    write_tensors(path, tensors, &metadata)
+}
+
+/// Reads and validates a dense checkpoint: format, version, architecture, every tensor's
+/// dtype and shape, and mask values.
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let file = TensorFile::parse(&bytes, path)?;
+    check_format(&file, FORMAT, FORMAT_VERSION)?;
+    let arch: Arch = file
+        .meta("arch")?
+        .parse()
+        .map_err(|e: Error| file.error(format!("metadata `arch`: {e}")))?;
+    let meta = CheckpointMeta {
+        iteration: file.meta_parsed("iteration")?,
+        dataset: file.meta("dataset")?.to_string(),
+        seed: file.meta_parsed("seed")?,
+    };
+    let names = arch.layer_names();
+    let mask_count = names.iter().filter(|n| file.contains(&format!("{n}.weight_mask"))).count();
+    if mask_count != 0 && mask_count != names.len() {
+        return Err(file.error(format!(
+            "masks for {mask_count} of {} layers: either every layer has a `weight_mask` or none",
+            names.len()
+        )));
+    }
+    let has_masks = mask_count == names.len();
+    let mut layers = Vec::with_capacity(names.len());
+    for (name, shape) in names.iter().zip(arch.layer_shapes()) {
+        let dims = [shape.rows, shape.cols];
+        let mask = if has_masks {
+            let mask = file.u8(&format!("{name}.weight_mask"), &dims)?;
+            if let Some(bad) = mask.iter().find(|&&m| m > 1) {
+                return Err(file.error(format!(
+                    "tensor `{name}.weight_mask` holds {bad}; masks hold only 0 and 1"
+                )));
+            }
+            mask
+        } else {
+            vec![1; shape.len()]
+        };
+        layers.push(Linear {
+            shape,
+            weight: file.f32(&format!("{name}.weight"), &dims)?,
+            bias: file.f32(&format!("{name}.bias"), &[shape.rows])?,
+            mask,
+        });
+    }
+    Ok(Checkpoint { mlp: Mlp { arch, layers }, meta, has_masks })
+}
+
+/// Checks `format` and the major part of `format_version` in the metadata.
+pub fn check_format(file: &TensorFile, format: &str, major: u32) -> Result<()> {
+    let found = file.meta("format").map_err(|_| {
+        file.error(format!("no `format` in the metadata: not a {format} file written by ticket"))
+    })?;
+    if found != format {
+        return Err(file.error(format!("format is `{found}`, expected `{format}`")));
+    }
+    let version = file.meta("format_version")?;
+    let found_major = version.split('.').next().and_then(|m| m.parse::<u32>().ok());
+    if found_major != Some(major) {
+        return Err(file.error(format!(
+            "format_version `{version}` is not supported (this ticket reads version {major})"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor_file::write_tensors;
+
+    fn sample() -> Mlp {
+        let arch: Arch = "5-4-3".parse().unwrap();
+        let mut mlp = Mlp::zeros(&arch);
+        for (l, layer) in mlp.layers.iter_mut().enumerate() {
+            for (i, w) in layer.weight.iter_mut().enumerate() {
+                *w = (i as f32 - 7.5) * 0.1 + l as f32;
+            }
+            for (i, b) in layer.bias.iter_mut().enumerate() {
+                *b = i as f32 * -0.5;
+            }
+            for (i, m) in layer.mask.iter_mut().enumerate() {
+                *m = (i % 3 != 0) as u8;
+            }
+            layer.apply_mask();
+        }
+        mlp
+    }
+
+    fn meta() -> CheckpointMeta {
+        CheckpointMeta { iteration: 7, dataset: "digits".into(), seed: 42 }
+    }
+
+    #[test]
+    fn round_trip_is_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        save(&path, &sample(), &meta()).unwrap();
+        let back = load(&path).unwrap();
+        assert_eq!(back.mlp, sample());
+        assert_eq!(back.meta, meta());
+        assert!(back.has_masks);
+    }
+
+    /// Writes the sample with `edit` applied to its tensors and metadata, then loads it.
+    fn load_edited(
+        edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
+    ) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        save(&path, &sample(), &meta()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let file = TensorFile::parse(&bytes, &path).unwrap();
+        let mut tensors: Vec<(String, OwnedTensor)> = file
+            .names()
+            .into_iter()
+            .map(|n| {
+                let v = file.view(n).unwrap();
+                (n.to_string(), OwnedTensor::from_le(v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+            })
+            .collect();
+        let mut metadata: BTreeMap<String, String> =
+            file.metadata().clone().into_iter().collect();
+        edit(&mut tensors, &mut metadata);
+        write_tensors(&path, tensors, &metadata).unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("c.safetensors"), "{err}");
+        err
+    }
+
+    #[test]
+    fn missing_tensor() {
+        let err = load_edited(|t, _| t.retain(|(n, _)| n != "fc2.bias"));
+        assert!(err.contains("missing tensor `fc2.bias`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_shape() {
+        let err = load_edited(|t, _| {
+            let w = t.iter_mut().find(|(n, _)| n == "fc1.weight").unwrap();
+            w.1.shape = vec![5, 4];
+        });
+        assert!(err.contains("shape [5, 4], expected [4, 5]"), "{err}");
+    }
+
+    #[test]
+    fn wrong_dtype() {
+        let err = load_edited(|t, _| {
+            let w = t.iter_mut().find(|(n, _)| n == "fc1.bias").unwrap();
+            w.1.dtype = safetensors::Dtype::I32;
+        });
+        assert!(err.contains("dtype I32, expected F32"), "{err}");
+    }
+
+    #[test]
+    fn unknown_version_and_format() {
+        let err = load_edited(|_, m| {
+            m.insert("format_version".into(), "2".into());
+        });
+        assert!(err.contains("format_version `2` is not supported"), "{err}");
+        let err = load_edited(|_, m| {
+            m.insert("format".into(), "ticket-csr".into());
+        });
+        assert!(err.contains("expected `ticket-dense`"), "{err}");
+    }
+
+    #[test]
+    fn bad_mask_values_and_partial_masks() {
+        let err = load_edited(|t, _| {
+            let m = t.iter_mut().find(|(n, _)| n == "fc1.weight_mask").unwrap();
+            m.1.data[0] = 7;
+        });
+        assert!(err.contains("holds 7"), "{err}");
+        let err = load_edited(|t, _| t.retain(|(n, _)| n != "fc1.weight_mask"));
+        assert!(err.contains("masks for 1 of 2 layers"), "{err}");
+    }
+
+    #[test]
+    fn no_masks_means_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        save(&path, &sample(), &meta()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let file = TensorFile::parse(&bytes, &path).unwrap();
+        let tensors = file
+            .names()
+            .into_iter()
+            .filter(|n| !n.ends_with("_mask"))
+            .map(|n| {
+                let v = file.view(n).unwrap();
+                (n.to_string(), OwnedTensor::from_le(v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+            })
+            .collect();
+        let metadata = file.metadata().clone().into_iter().collect();
+        write_tensors(&path, tensors, &metadata).unwrap();
+        let back = load(&path).unwrap();
+        assert!(!back.has_masks);
+        assert_eq!(back.mlp.kept_weights(), back.mlp.arch.dense_weights());
+    }
+
+    #[test]
+    fn header_that_lies_about_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        save(&path, &sample(), &meta()).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
+        // Point the first data range one element further than the data goes.
+        let lied = header.replacen("\"data_offsets\":[0,", "\"data_offsets\":[4,", 1);
+        assert_ne!(lied, header);
+        bytes.splice(8..8 + n, lied.into_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("c.safetensors") && err.contains("not a valid safetensors"), "{err}");
+        // And a truncated file.
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(load(&path).is_err());
+    }
+}

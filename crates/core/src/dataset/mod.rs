@@ -1,0 +1,248 @@
+//! Data sets as flat `f32` pixel rows in [0, 1] with `u8` labels, and their deterministic
+//! train / validation / test splits.
+//!
+//! Three sources: the embedded UCI digits (default; nothing to install), Fashion-MNIST from the
+//! Debian package `dataset-fashion-mnist`, and any directory of MNIST-style IDX files.
+
+mod digits;
+pub mod idx;
+
+use crate::{Error, Result};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use idx::{read_idx, IdxArray};
+
+/// Where `dataset-fashion-mnist` installs the IDX files.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+/// Share of the embedded digits held out as the test set (they come as one file).
+const DIGITS_TEST_SHARE: f64 = 0.2;
+/// Seed of the fixed shuffle that makes splits; it is not the run seed, so every run of every
+/// experiment sees the same validation and test examples.
+const SPLIT_SEED: u64 = 0x7469_636b_6574; // "ticket"
+
+/// Examples as rows: `images[i * features .. (i + 1) * features]` has label `labels[i]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Dataset {
+    pub features: usize,
+    pub images: Vec<f32>,
+    pub labels: Vec<u8>,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn image(&self, i: usize) -> &[f32] {
+        &self.images[i * self.features..(i + 1) * self.features]
+    }
+
+    /// The examples at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        let mut images = Vec::with_capacity(indices.len() * self.features);
+        for &i in indices {
+            images.extend_from_slice(self.image(i));
+        }
+        Dataset {
+            features: self.features,
+            images,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+        }
+    }
+}
+
+/// The three splits every run uses, plus the number of classes.
+#[derive(Clone, Debug)]
+pub struct Splits {
+    /// Human-readable name recorded in checkpoints (`digits`, `fashion-mnist`, a directory).
+    pub name: String,
+    pub classes: usize,
+    pub train: Dataset,
+    pub validation: Dataset,
+    pub test: Dataset,
+}
+
+/// Where the examples come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataSource {
+    /// The embedded UCI digits.
+    Digits,
+    /// Fashion-MNIST from [`FASHION_MNIST_DIR`].
+    FashionMnist,
+    /// A directory with `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`.
+    Dir(PathBuf),
+}
+
+impl fmt::Display for DataSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataSource::Digits => f.write_str("digits"),
+            DataSource::FashionMnist => f.write_str("fashion-mnist"),
+            DataSource::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+impl DataSource {
+    /// Loads the source and splits it; `validation_size` examples of the training data are
+    /// held out for early stopping.
+    pub fn load(&self, validation_size: usize) -> Result<Splits> {
+        let (train_all, test) = match self {
+            DataSource::Digits => {
+                let all = digits::load_all()?;
+                let order = permutation(all.len(), SPLIT_SEED);
+                let n_test = (all.len() as f64 * DIGITS_TEST_SHARE).round() as usize;
+                (all.select(&order[n_test..]), all.select(&order[..n_test]))
+            }
+            DataSource::FashionMnist => {
+                let dir = Path::new(FASHION_MNIST_DIR);
+                if !dir.join("train-images-idx3-ubyte.gz").exists()
+                    && !dir.join("train-images-idx3-ubyte").exists()
+                {
+                    return Err(Error::invalid(
+                        dir,
+                        "Fashion-MNIST is not installed: run `sudo apt-get install \
+                         dataset-fashion-mnist` (Debian/Ubuntu), or pass --data DIR with the IDX files",
+                    ));
+                }
+                (read_idx_pair(dir, "train")?, read_idx_pair(dir, "t10k")?)
+            }
+            DataSource::Dir(dir) => (read_idx_pair(dir, "train")?, read_idx_pair(dir, "t10k")?),
+        };
+        if train_all.features != test.features {
+            return Err(Error::usage(format!(
+                "{self}: train images have {} pixels but test images have {}",
+                train_all.features, test.features
+            )));
+        }
+        if validation_size >= train_all.len() {
+            return Err(Error::usage(format!(
+                "validation size {validation_size} leaves no training data ({self} has {} training examples)",
+                train_all.len()
+            )));
+        }
+        let order = permutation(train_all.len(), SPLIT_SEED ^ 1);
+        let validation = train_all.select(&order[..validation_size]);
+        let train = train_all.select(&order[validation_size..]);
+        let classes = train_all.labels.iter().chain(&test.labels).map(|&l| l as usize + 1).max();
+        Ok(Splits {
+            name: self.to_string(),
+            classes: classes.unwrap_or(0),
+            train,
+            validation,
+            test,
+        })
+    }
+}
+
+/// Reads `{prefix}-images-idx3-ubyte[.gz]` and `{prefix}-labels-idx1-ubyte[.gz]` from `dir`.
+pub fn read_idx_pair(dir: &Path, prefix: &str) -> Result<Dataset> {
+    let images_path = find_idx(dir, &format!("{prefix}-images-idx3-ubyte"))?;
+    let labels_path = find_idx(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
+    let images = read_idx(&images_path)?;
+    let labels = read_idx(&labels_path)?;
+    if images.dims.len() != 3 {
+        return Err(Error::invalid(
+            &images_path,
+            format!("images must have 3 dimensions [n, rows, cols], found {:?}", images.dims),
+        ));
+    }
+    if labels.dims.len() != 1 {
+        return Err(Error::invalid(
+            &labels_path,
+            format!("labels must have 1 dimension [n], found {:?}", labels.dims),
+        ));
+    }
+    if images.dims[0] != labels.dims[0] {
+        return Err(Error::invalid(
+            &labels_path,
+            format!(
+                "{} labels for {} images in {}",
+                labels.dims[0],
+                images.dims[0],
+                images_path.display()
+            ),
+        ));
+    }
+    Ok(Dataset {
+        features: images.dims[1] * images.dims[2],
+        images: images.data.iter().map(|&p| p as f32 / 255.0).collect(),
+        labels: labels.data,
+    })
+}
+
+fn find_idx(dir: &Path, stem: &str) -> Result<PathBuf> {
+    let raw = dir.join(stem);
+    let gz = dir.join(format!("{stem}.gz"));
+    match (raw.exists(), gz.exists()) {
+        (true, _) => Ok(raw),
+        (false, true) => Ok(gz),
+        _ => Err(Error::invalid(dir, format!("no {stem} or {stem}.gz in this directory"))),
+    }
+}
+
+/// A seeded Fisher-Yates shuffle of `0..n` (splitmix64), fixed forever so splits never move.
+pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_splits_are_disjoint_and_complete() {
+        let s = DataSource::Digits.load(180).unwrap();
+        assert_eq!((s.train.len(), s.validation.len(), s.test.len()), (1258, 180, 359));
+        assert_eq!(s.classes, 10);
+        assert_eq!(s.name, "digits");
+        // Every embedded image lands in exactly one split.
+        let all = digits::load_all().unwrap();
+        let mut seen: Vec<&[f32]> =
+            [&s.train, &s.validation, &s.test].iter().flat_map(|d| (0..d.len()).map(|i| d.image(i))).collect();
+        let mut expected: Vec<&[f32]> = (0..all.len()).map(|i| all.image(i)).collect();
+        let key = |a: &&[f32], b: &&[f32]| a.partial_cmp(b).unwrap();
+        seen.sort_by(key);
+        expected.sort_by(key);
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn splits_are_deterministic() {
+        let a = DataSource::Digits.load(100).unwrap();
+        let b = DataSource::Digits.load(100).unwrap();
+        assert_eq!(a.validation, b.validation);
+    }
+
+    #[test]
+    fn permutation_is_a_permutation() {
+        let mut p = permutation(1000, 3);
+        assert_ne!(p, (0..1000).collect::<Vec<_>>());
+        p.sort();
+        assert_eq!(p, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn too_large_validation_is_a_usage_error() {
+        let err = DataSource::Digits.load(5000).unwrap_err().to_string();
+        assert!(err.contains("validation size 5000"), "{err}");
+    }
+}

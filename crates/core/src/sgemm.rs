@@ -1,0 +1,263 @@
+//! The one dense `f32` matrix product of the project, `dst = beta * dst + lhs * rhs`, over
+//! strided views so that transposes cost nothing. It calls the `gemm` crate, which picks its
+//! AVX-512, AVX2+FMA or scalar kernels at run time from what the CPU offers.
+//!
+//! ```
+//! use ticket_core::sgemm::{sgemm, MatMut, MatRef};
+//! use ticket_core::Par;
+//! let a = [1.0, 2.0, 3.0, 4.0]; // [[1, 2], [3, 4]]
+//! let b = [1.0, 0.0, 0.0, 1.0];
+//! let mut c = [0.0; 4];
+//! sgemm(MatMut::row_major(&mut c, 2, 2), MatRef::row_major(&a, 2, 2).t(),
+//!       MatRef::row_major(&b, 2, 2), 0.0, Par::Seq);
+//! assert_eq!(c, [1.0, 3.0, 2.0, 4.0]);
+//! ```
+
+/// How many threads a kernel may use. Always an explicit argument, never a hidden global.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Par {
+    /// The calling thread only.
+    Seq,
+    /// Up to this many threads of the current rayon pool.
+    Rayon(usize),
+}
+
+impl Par {
+    pub fn threads(self) -> usize {
+        match self {
+            Par::Seq => 1,
+            Par::Rayon(n) => n.max(1),
+        }
+    }
+
+    fn to_gemm(self) -> gemm::Parallelism {
+        match self {
+            Par::Rayon(n) if n > 1 => gemm::Parallelism::Rayon(n),
+            _ => gemm::Parallelism::None,
+        }
+    }
+}
+
+/// A read-only strided matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+/// A mutable strided matrix view.
+#[derive(Debug)]
+pub struct MatMut<'a> {
+    data: &'a mut [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+/// Panics unless every element addressed by the view lies inside a slice of `len`.
+fn check_view(len: usize, rows: usize, cols: usize, row_stride: usize, col_stride: usize) {
+    if rows > 0 && cols > 0 {
+        let last = (rows - 1) * row_stride + (cols - 1) * col_stride;
+        assert!(last < len, "matrix view {rows}x{cols} overruns a slice of {len}");
+    }
+}
+
+impl<'a> MatRef<'a> {
+    /// A `rows x cols` row-major matrix; `data` must hold exactly `rows * cols` elements.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(data.len(), rows * cols, "row-major {rows}x{cols} needs {} elements", rows * cols);
+        MatRef { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+
+    /// A general strided view.
+    pub fn strided(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Self {
+        check_view(data.len(), rows, cols, row_stride, col_stride);
+        MatRef { data, rows, cols, row_stride, col_stride }
+    }
+
+    /// The transpose, without copying.
+    pub fn t(self) -> Self {
+        MatRef {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn get(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.row_stride + j * self.col_stride]
+    }
+}
+
+impl<'a> MatMut<'a> {
+    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(data.len(), rows * cols, "row-major {rows}x{cols} needs {} elements", rows * cols);
+        MatMut { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+
+    pub fn strided(
+        data: &'a mut [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Self {
+        check_view(data.len(), rows, cols, row_stride, col_stride);
+        MatMut { data, rows, cols, row_stride, col_stride }
+    }
+
+    /// The transpose, without copying.
+    pub fn t(self) -> Self {
+        MatMut {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            data: self.data,
+        }
+    }
+}
+
+/// `dst = beta * dst + lhs * rhs`. `beta` is 0.0 (overwrite; `dst` is not read, so it may hold
+/// NaN) or any other value (accumulate).
+///
+/// Panics when the shapes do not agree: that is a bug in the caller, not bad input.
+pub fn sgemm(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, beta: f32, par: Par) {
+    assert_eq!(lhs.cols, rhs.rows, "sgemm: lhs is {}x{}, rhs is {}x{}", lhs.rows, lhs.cols, rhs.rows, rhs.cols);
+    assert_eq!((dst.rows, dst.cols), (lhs.rows, rhs.cols), "sgemm: dst shape");
+    let (m, n, k) = (dst.rows, dst.cols, lhs.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                let d = &mut dst.data[i * dst.row_stride + j * dst.col_stride];
+                *d = if beta == 0.0 { 0.0 } else { beta * *d };
+            }
+        }
+        return;
+    }
+    // SAFETY: the views were bounds-checked at construction (every addressed element lies in
+    // its slice), shapes agree (asserted above), and `dst` is borrowed mutably so it cannot
+    // alias `lhs` or `rhs`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.data.as_mut_ptr(),
+            dst.col_stride as isize,
+            dst.row_stride as isize,
+            beta != 0.0,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            beta,
+            1.0,
+            false,
+            false,
+            false,
+            par.to_gemm(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The triple loop every result is checked against.
+    fn naive(lhs: MatRef, rhs: MatRef) -> Vec<f32> {
+        let mut out = vec![0.0f32; lhs.rows() * rhs.cols()];
+        for i in 0..lhs.rows() {
+            for j in 0..rhs.cols() {
+                let mut acc = 0.0f64;
+                for p in 0..lhs.cols() {
+                    acc += lhs.get(i, p) as f64 * rhs.get(p, j) as f64;
+                }
+                out[i * rhs.cols() + j] = acc as f32;
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0).collect()
+    }
+
+    fn assert_close(got: &[f32], want: &[f32], k: usize) {
+        let tol = 1e-5 * (k as f32).sqrt().max(1.0) * 4.0;
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= tol * w.abs().max(1.0), "element {i}: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn lenet_shapes_match_naive() {
+        for &(m, k, n) in &[(60, 784, 300), (60, 300, 100), (60, 100, 10), (1, 784, 300)] {
+            let a = values(m * k, 1);
+            let b = values(k * n, 2);
+            let mut c = vec![f32::NAN; m * n];
+            let (l, r) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+            sgemm(MatMut::row_major(&mut c, m, n), l, r, 0.0, Par::Rayon(2));
+            assert_close(&c, &naive(l, r), k);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn odd_shapes_and_transposes_match_naive(
+            m in 1usize..37, k in 0usize..41, n in 1usize..29,
+            ta in any::<bool>(), tb in any::<bool>(), accumulate in any::<bool>(), par in any::<bool>(),
+        ) {
+            let a = values(m * k, 3);
+            let b = values(k * n, 4);
+            let l = if ta { MatRef::row_major(&a, k, m).t() } else { MatRef::row_major(&a, m, k) };
+            let r = if tb { MatRef::row_major(&b, n, k).t() } else { MatRef::row_major(&b, k, n) };
+            let start = values(m * n, 5);
+            let mut c = start.clone();
+            let beta = if accumulate { 0.5 } else { 0.0 };
+            let p = if par { Par::Rayon(2) } else { Par::Seq };
+            sgemm(MatMut::row_major(&mut c, m, n), l, r, beta, p);
+            let mut want = naive(l, r);
+            for (w, s) in want.iter_mut().zip(&start) {
+                *w += beta * s;
+            }
+            assert_close(&c, &want, k);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "sgemm: lhs is 2x3")]
+    fn mismatched_shapes_panic() {
+        let a = [0.0; 6];
+        let mut c = [0.0; 4];
+        sgemm(MatMut::row_major(&mut c, 2, 2), MatRef::row_major(&a, 2, 3), MatRef::row_major(&a, 2, 3), 0.0, Par::Seq);
+    }
+}

@@ -1,0 +1,169 @@
+//! Named tensors in safetensors files: typed reads that check dtype and shape, and atomic
+//! writes. Both the dense checkpoints and the CSR models are built on this, so every loader
+//! reports problems the same way: the file, the tensor, what was expected, what was found.
+//!
+//! ```
+//! use ticket_core::tensor_file::{OwnedTensor, TensorFile, write_tensors};
+//! use std::collections::BTreeMap;
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("t.safetensors");
+//! let meta = BTreeMap::from([("format".to_string(), "demo".to_string())]);
+//! write_tensors(&path, vec![("w".into(), OwnedTensor::f32(vec![2], &[1.0, 2.0]))], &meta).unwrap();
+//! let bytes = std::fs::read(&path).unwrap();
+//! let file = TensorFile::parse(&bytes, &path).unwrap();
+//! assert_eq!(file.f32("w", &[2]).unwrap(), [1.0, 2.0]);
+//! assert_eq!(file.meta("format").unwrap(), "demo");
+//! ```
+
+use crate::atomic::write_atomic;
+use crate::{Error, Result};
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// A tensor that owns its little-endian bytes, ready to be written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedTensor {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+impl OwnedTensor {
+    pub fn f32(shape: Vec<usize>, values: &[f32]) -> Self {
+        Self::from_le(Dtype::F32, shape, values.iter().flat_map(|v| v.to_le_bytes()))
+    }
+
+    pub fn u8(shape: Vec<usize>, values: &[u8]) -> Self {
+        Self { dtype: Dtype::U8, shape, data: values.to_vec() }
+    }
+
+    pub fn u16(shape: Vec<usize>, values: &[u16]) -> Self {
+        Self::from_le(Dtype::U16, shape, values.iter().flat_map(|v| v.to_le_bytes()))
+    }
+
+    pub fn u32(shape: Vec<usize>, values: &[u32]) -> Self {
+        Self::from_le(Dtype::U32, shape, values.iter().flat_map(|v| v.to_le_bytes()))
+    }
+
+    pub fn i64(shape: Vec<usize>, values: &[i64]) -> Self {
+        Self::from_le(Dtype::I64, shape, values.iter().flat_map(|v| v.to_le_bytes()))
+    }
+
+    /// A tensor of `dtype` from bytes already in little-endian order.
+    pub fn from_le(dtype: Dtype, shape: Vec<usize>, bytes: impl IntoIterator<Item = u8>) -> Self {
+        Self { dtype, shape, data: bytes.into_iter().collect() }
+    }
+}
+
+/// Serializes `tensors` with `metadata` and writes the file atomically.
+pub fn write_tensors(
+    path: &Path,
+    tensors: Vec<(String, OwnedTensor)>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let views = tensors
+        .iter()
+        .map(|(name, t)| {
+            TensorView::new(t.dtype, t.shape.clone(), &t.data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::invalid(path, format!("tensor {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::invalid(path, format!("cannot serialize: {e}")))?;
+    write_atomic(path, &bytes)
+}
+
+/// A parsed safetensors buffer plus the path it came from, for error messages.
+pub struct TensorFile<'a> {
+    path: PathBuf,
+    tensors: SafeTensors<'a>,
+    metadata: HashMap<String, String>,
+}
+
+impl<'a> TensorFile<'a> {
+    /// Parses the header and checks that every offset lies inside `bytes`.
+    pub fn parse(bytes: &'a [u8], path: &Path) -> Result<Self> {
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| Error::invalid(path, format!("not a valid safetensors file: {e}")))?;
+        let tensors = SafeTensors::deserialize(bytes)
+            .map_err(|e| Error::invalid(path, format!("not a valid safetensors file: {e}")))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tensors,
+            metadata: header.metadata().clone().unwrap_or_default(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
+    }
+
+    /// A required `__metadata__` entry.
+    pub fn meta(&self, key: &str) -> Result<&str> {
+        self.metadata
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| self.error(format!("metadata has no `{key}` entry")))
+    }
+
+    /// A required `__metadata__` entry parsed as `T`.
+    pub fn meta_parsed<T: std::str::FromStr>(&self, key: &str) -> Result<T> {
+        let text = self.meta(key)?;
+        text.parse().map_err(|_| self.error(format!("metadata `{key}` = `{text}` is not valid")))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.tensor(name).is_ok()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.tensors.names()
+    }
+
+    /// The raw view of a tensor that must exist.
+    pub fn view(&self, name: &str) -> Result<TensorView<'a>> {
+        self.tensors.tensor(name).map_err(|_| self.error(format!("missing tensor `{name}`")))
+    }
+
+    /// The bytes of tensor `name`, after checking its dtype and, when given, its shape.
+    pub fn bytes(&self, name: &str, dtype: Dtype, shape: Option<&[usize]>) -> Result<&'a [u8]> {
+        let view = self.view(name)?;
+        if view.dtype() != dtype {
+            return Err(self.error(format!(
+                "tensor `{name}` has dtype {:?}, expected {dtype:?}",
+                view.dtype()
+            )));
+        }
+        if let Some(shape) = shape {
+            if view.shape() != shape {
+                return Err(self.error(format!(
+                    "tensor `{name}` has shape {:?}, expected {shape:?}",
+                    view.shape()
+                )));
+            }
+        }
+        Ok(view.data())
+    }
+
+    pub fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let bytes = self.bytes(name, Dtype::F32, Some(shape))?;
+        Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+    }
+
+    pub fn u8(&self, name: &str, shape: &[usize]) -> Result<Vec<u8>> {
+        Ok(self.bytes(name, Dtype::U8, Some(shape))?.to_vec())
+    }
+
+    /// An error about this file.
+    pub fn error(&self, problem: impl Into<String>) -> Error {
+        Error::invalid(&self.path, problem)
+    }
+}
