@@ -25,19 +25,29 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Iterative magnitude pruning: train, prune, reset, retrain; then export the ticket.
-    #[command(after_help = "Examples:\n  ticket find\n  ticket find --model models/lenet-300-100.toml --dataset fashion-mnist \\\n      --out runs/lenet --iterations 3000 --reinit-control\n\nRe-running the same command resumes after the last completed level.")]
+    #[command(
+        after_help = "Examples:\n  ticket find\n  ticket find --model models/lenet-300-100.toml --dataset fashion-mnist \\\n      --out runs/lenet --iterations 3000 --reinit-control\n\nRe-running the same command resumes after the last completed level."
+    )]
     Find(FindArgs),
     /// Train one network, dense or under the mask of a checkpoint.
-    #[command(after_help = "Examples:\n  ticket train\n  ticket train --model models/lenet-300-100.toml --dataset fashion-mnist --iterations 3000\n  ticket train --mask runs/lenet/level_05/final.safetensors --out runs/retrain")]
+    #[command(
+        after_help = "Examples:\n  ticket train\n  ticket train --model models/lenet-300-100.toml --dataset fashion-mnist --iterations 3000\n  ticket train --mask runs/lenet/level_05/final.safetensors --out runs/retrain"
+    )]
     Train(TrainArgs),
     /// Convert a masked checkpoint (or a level of an experiment) to CSR safetensors.
-    #[command(after_help = "Examples:\n  ticket export runs/lenet --out lenet.safetensors\n  ticket export runs/lenet --level 12 --dtype f16 --out lenet-f16.safetensors --dataset fashion-mnist\n  ticket export some/checkpoint.safetensors --out sparse.safetensors --json")]
+    #[command(
+        after_help = "Examples:\n  ticket export runs/lenet --out lenet.safetensors\n  ticket export runs/lenet --level 12 --dtype f16 --out lenet-f16.safetensors --dataset fashion-mnist\n  ticket export some/checkpoint.safetensors --out sparse.safetensors --json"
+    )]
     Export(ExportArgs),
     /// Evaluate, run or benchmark a CSR model on the CPU.
-    #[command(after_help = "Examples:\n  ticket infer lenet.safetensors --dataset fashion-mnist\n  ticket infer lenet.safetensors --bench --json\n  ticket infer lenet.safetensors --input batch.safetensors --output logits.safetensors")]
+    #[command(
+        after_help = "Examples:\n  ticket infer lenet.safetensors --dataset fashion-mnist\n  ticket infer lenet.safetensors --bench --json\n  ticket infer lenet.safetensors --input batch.safetensors --output logits.safetensors"
+    )]
     Infer(InferArgs),
     /// Tables and plots (SVG and PNG) of an experiment directory.
-    #[command(after_help = "Examples:\n  ticket report runs/lenet\n  ticket report runs/lenet --json")]
+    #[command(
+        after_help = "Examples:\n  ticket report runs/lenet\n  ticket report runs/lenet --json"
+    )]
     Report(ReportArgs),
 }
 

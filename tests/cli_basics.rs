@@ -89,7 +89,8 @@ fn impossible_recipe() {
     .replace("[0.2, 0.2, 0.1]", "[0.2, 1.5, 0.1]");
     let path = dir.path().join("bad.toml");
     fs::write(&path, recipe).unwrap();
-    let out = ticket(&["find", "--model", path.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    let out =
+        ticket(&["find", "--model", path.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
     assert_clean_failure(&out, "bad.toml: prune.layer_rates[1] = 1.5 is impossible");
 }
 

@@ -11,7 +11,10 @@ use anyhow::Result;
 use ticket_core::{DataSource, Recipe};
 
 /// The data source named by `--dataset` / `--data`.
-pub fn data_source(dataset: Option<DatasetName>, data: &Option<std::path::PathBuf>) -> Option<DataSource> {
+pub fn data_source(
+    dataset: Option<DatasetName>,
+    data: &Option<std::path::PathBuf>,
+) -> Option<DataSource> {
     match (data, dataset) {
         (Some(dir), _) => Some(DataSource::Dir(dir.clone())),
         (None, Some(DatasetName::Digits)) => Some(DataSource::Digits),

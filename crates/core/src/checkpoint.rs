@@ -38,7 +38,8 @@ pub fn save(path: &Path, mlp: &Mlp, meta: &CheckpointMeta) -> Result<()> {
     for (name, layer) in mlp.arch.layer_names().into_iter().zip(&mlp.layers) {
         let shape = vec![layer.shape.rows, layer.shape.cols];
         tensors.push((format!("{name}.weight"), OwnedTensor::f32(shape.clone(), &layer.weight)));
-        tensors.push((format!("{name}.bias"), OwnedTensor::f32(vec![layer.shape.rows], &layer.bias)));
+        tensors
+            .push((format!("{name}.bias"), OwnedTensor::f32(vec![layer.shape.rows], &layer.bias)));
         tensors.push((format!("{name}.weight_mask"), OwnedTensor::u8(shape, &layer.mask)));
     }
     let metadata = BTreeMap::from([
@@ -171,11 +172,13 @@ mod tests {
             .into_iter()
             .map(|n| {
                 let v = file.view(n).unwrap();
-                (n.to_string(), OwnedTensor::from_le(v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+                (
+                    n.to_string(),
+                    OwnedTensor::from_le(v.dtype(), v.shape().to_vec(), v.data().to_vec()),
+                )
             })
             .collect();
-        let mut metadata: BTreeMap<String, String> =
-            file.metadata().clone().into_iter().collect();
+        let mut metadata: BTreeMap<String, String> = file.metadata().clone().into_iter().collect();
         edit(&mut tensors, &mut metadata);
         write_tensors(&path, tensors, &metadata).unwrap();
         let err = load(&path).unwrap_err().to_string();
@@ -243,7 +246,10 @@ mod tests {
             .filter(|n| !n.ends_with("_mask"))
             .map(|n| {
                 let v = file.view(n).unwrap();
-                (n.to_string(), OwnedTensor::from_le(v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+                (
+                    n.to_string(),
+                    OwnedTensor::from_le(v.dtype(), v.shape().to_vec(), v.data().to_vec()),
+                )
             })
             .collect();
         let metadata = file.metadata().clone().into_iter().collect();

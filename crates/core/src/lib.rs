@@ -3,6 +3,7 @@
 //! - [`Arch`] and [`Recipe`]: an MLP's shape and how to train and prune it (`models/*.toml`).
 //! - [`dataset`]: the embedded digits, Fashion-MNIST and any IDX data, split deterministically.
 //! - [`Mlp`] and [`checkpoint`]: weights, biases and masks, saved as dense safetensors.
+//! - [`csr_format`]: tensor names and metadata keys of the CSR model format.
 //! - [`tensor_file`]: named tensors in safetensors files, with errors that name the file.
 //! - [`sgemm`]: the one dense matrix product the trainer and the dense inference path call.
 //! - [`atomic`]: writes that are all-or-nothing.
@@ -10,6 +11,7 @@
 pub mod arch;
 pub mod atomic;
 pub mod checkpoint;
+pub mod csr_format;
 pub mod dataset;
 pub mod error;
 pub mod mlp;

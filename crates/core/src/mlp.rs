@@ -53,7 +53,10 @@ pub struct Mlp {
 impl Mlp {
     /// Zero weights, full masks.
     pub fn zeros(arch: &Arch) -> Self {
-        Mlp { arch: arch.clone(), layers: arch.layer_shapes().into_iter().map(Linear::zeros).collect() }
+        Mlp {
+            arch: arch.clone(),
+            layers: arch.layer_shapes().into_iter().map(Linear::zeros).collect(),
+        }
     }
 
     /// Weights kept by the masks (biases not counted).

@@ -191,8 +191,8 @@ impl Recipe {
     /// Parses and validates recipe text; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: impl AsRef<Path>) -> Result<Self> {
         let origin = origin.as_ref();
-        let recipe: Recipe = toml::from_str(text)
-            .map_err(|e| Error::invalid(origin, one_line(&e.to_string())))?;
+        let recipe: Recipe =
+            toml::from_str(text).map_err(|e| Error::invalid(origin, one_line(&e.to_string())))?;
         recipe.validate().map_err(|problem| Error::invalid(origin, problem))?;
         Ok(recipe)
     }
@@ -223,9 +223,11 @@ impl Recipe {
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
             return Err(format!("train.weight_decay must be >= 0, got {}", t.weight_decay));
         }
-        for (name, v) in
-            [("batch_size", t.batch_size), ("iterations", t.iterations), ("eval_every", t.eval_every)]
-        {
+        for (name, v) in [
+            ("batch_size", t.batch_size),
+            ("iterations", t.iterations),
+            ("eval_every", t.eval_every),
+        ] {
             if v == 0 {
                 return Err(format!("train.{name} must be at least 1"));
             }

@@ -69,7 +69,12 @@ fn check_view(len: usize, rows: usize, cols: usize, row_stride: usize, col_strid
 impl<'a> MatRef<'a> {
     /// A `rows x cols` row-major matrix; `data` must hold exactly `rows * cols` elements.
     pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "row-major {rows}x{cols} needs {} elements", rows * cols);
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "row-major {rows}x{cols} needs {} elements",
+            rows * cols
+        );
         MatRef { data, rows, cols, row_stride: cols, col_stride: 1 }
     }
 
@@ -111,7 +116,12 @@ impl<'a> MatRef<'a> {
 
 impl<'a> MatMut<'a> {
     pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "row-major {rows}x{cols} needs {} elements", rows * cols);
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "row-major {rows}x{cols} needs {} elements",
+            rows * cols
+        );
         MatMut { data, rows, cols, row_stride: cols, col_stride: 1 }
     }
 
@@ -143,7 +153,11 @@ impl<'a> MatMut<'a> {
 ///
 /// Panics when the shapes do not agree: that is a bug in the caller, not bad input.
 pub fn sgemm(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, beta: f32, par: Par) {
-    assert_eq!(lhs.cols, rhs.rows, "sgemm: lhs is {}x{}, rhs is {}x{}", lhs.rows, lhs.cols, rhs.rows, rhs.cols);
+    assert_eq!(
+        lhs.cols, rhs.rows,
+        "sgemm: lhs is {}x{}, rhs is {}x{}",
+        lhs.rows, lhs.cols, rhs.rows, rhs.cols
+    );
     assert_eq!((dst.rows, dst.cols), (lhs.rows, rhs.cols), "sgemm: dst shape");
     let (m, n, k) = (dst.rows, dst.cols, lhs.cols);
     if m == 0 || n == 0 {
@@ -207,7 +221,11 @@ mod tests {
     }
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0).collect()
+        (0..n)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0
+            })
+            .collect()
     }
 
     fn assert_close(got: &[f32], want: &[f32], k: usize) {
@@ -258,6 +276,12 @@ mod tests {
     fn mismatched_shapes_panic() {
         let a = [0.0; 6];
         let mut c = [0.0; 4];
-        sgemm(MatMut::row_major(&mut c, 2, 2), MatRef::row_major(&a, 2, 3), MatRef::row_major(&a, 2, 3), 0.0, Par::Seq);
+        sgemm(
+            MatMut::row_major(&mut c, 2, 2),
+            MatRef::row_major(&a, 2, 3),
+            MatRef::row_major(&a, 2, 3),
+            0.0,
+            Par::Seq,
+        );
     }
 }

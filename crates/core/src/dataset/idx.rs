@@ -46,7 +46,10 @@ pub fn parse_idx(mut reader: impl Read, path: &Path) -> Result<IdxArray> {
     if magic[2] != DTYPE_U8 {
         return Err(Error::invalid(
             path,
-            format!("IDX element type 0x{:02x} is not supported (only 0x08, unsigned bytes)", magic[2]),
+            format!(
+                "IDX element type 0x{:02x} is not supported (only 0x08, unsigned bytes)",
+                magic[2]
+            ),
         ));
     }
     let ndim = magic[3] as usize;
@@ -63,7 +66,9 @@ pub fn parse_idx(mut reader: impl Read, path: &Path) -> Result<IdxArray> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&n| n <= MAX_BYTES)
-        .ok_or_else(|| Error::invalid(path, format!("IDX dimensions {dims:?} are implausibly large")))?;
+        .ok_or_else(|| {
+            Error::invalid(path, format!("IDX dimensions {dims:?} are implausibly large"))
+        })?;
 
     let mut data = Vec::with_capacity(expected);
     let got = reader

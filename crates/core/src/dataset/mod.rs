@@ -216,8 +216,10 @@ mod tests {
         assert_eq!(s.name, "digits");
         // Every embedded image lands in exactly one split.
         let all = digits::load_all().unwrap();
-        let mut seen: Vec<&[f32]> =
-            [&s.train, &s.validation, &s.test].iter().flat_map(|d| (0..d.len()).map(|i| d.image(i))).collect();
+        let mut seen: Vec<&[f32]> = [&s.train, &s.validation, &s.test]
+            .iter()
+            .flat_map(|d| (0..d.len()).map(|i| d.image(i)))
+            .collect();
         let mut expected: Vec<&[f32]> = (0..all.len()).map(|i| all.image(i)).collect();
         let key = |a: &&[f32], b: &&[f32]| a.partial_cmp(b).unwrap();
         seen.sort_by(key);
