@@ -1,2 +1,7 @@
 //! ticket-train: forward and backward passes of the MLP, Adam and SGD, the trainer, and the
 //! iterative-magnitude-pruning driver that finds winning tickets.
+
+pub mod init;
+pub mod network;
+pub mod optim;
+pub mod rng;
