@@ -2,6 +2,11 @@
 //! strided views so that transposes cost nothing. It calls the `gemm` crate, which picks its
 //! AVX-512, AVX2+FMA or scalar kernels at run time from what the CPU offers.
 //!
+//! Parallelism: the products of a training step are small (60x784x300), where `gemm`'s own
+//! threading spends more on coordination than it saves. With `Par::Rayon(t)` we instead cut the
+//! destination into `t` blocks along its longer side and run one single-threaded `gemm` per
+//! block: one fork-join per product, no shared packing buffers, deterministic for a given `t`.
+//!
 //! ```
 //! use ticket_core::sgemm::{sgemm, MatMut, MatRef};
 //! use ticket_core::Par;
@@ -29,14 +34,13 @@ impl Par {
             Par::Rayon(n) => n.max(1),
         }
     }
-
-    fn to_gemm(self) -> gemm::Parallelism {
-        match self {
-            Par::Rayon(n) if n > 1 => gemm::Parallelism::Rayon(n),
-            _ => gemm::Parallelism::None,
-        }
-    }
 }
+
+/// Products smaller than this many multiply-adds run on one thread: a fork-join costs a few
+/// microseconds, about what one core needs for this much work.
+const PARALLEL_MIN_WORK: usize = 1 << 17;
+/// Blocks are cut at multiples of this, the width of the widest SIMD microkernel.
+const BLOCK_ALIGN: usize = 16;
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +51,8 @@ pub struct MatRef<'a> {
     row_stride: usize,
     col_stride: usize,
 }
+
+use rayon::prelude::*;
 
 /// A mutable strided matrix view.
 #[derive(Debug)]
@@ -172,32 +178,71 @@ pub fn sgemm(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, beta: f32, par: 
         }
         return;
     }
-    // SAFETY: the views were bounds-checked at construction (every addressed element lies in
-    // its slice), shapes agree (asserted above), and `dst` is borrowed mutably so it cannot
-    // alias `lhs` or `rhs`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.data.as_mut_ptr(),
-            dst.col_stride as isize,
-            dst.row_stride as isize,
-            beta != 0.0,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            beta,
-            1.0,
-            false,
-            false,
-            false,
-            par.to_gemm(),
-        );
+    let threads = par.threads();
+    if threads == 1 || m * n * k < PARALLEL_MIN_WORK {
+        // SAFETY: the views were bounds-checked at construction, shapes agree (asserted above),
+        // and `dst` is borrowed mutably so it cannot alias `lhs` or `rhs`.
+        unsafe { gemm_block(&dst, &lhs, &rhs, 0..m, 0..n, beta) };
+        return;
     }
+    let split_rows = m >= n;
+    let len = if split_rows { m } else { n };
+    let block = len.div_ceil(threads).next_multiple_of(BLOCK_ALIGN).min(len);
+    let starts: Vec<usize> = (0..len).step_by(block).collect();
+    let shared = SharedDst(&dst);
+    starts.into_par_iter().for_each(|start| {
+        let range = start..(start + block).min(len);
+        let (rows, cols) = if split_rows { (range, 0..n) } else { (0..m, range) };
+        // SAFETY: as above; in addition the blocks are disjoint ranges of rows (or columns) of
+        // `dst`, so no two threads write the same element.
+        unsafe { gemm_block(shared.0, &lhs, &rhs, rows, cols, beta) };
+    });
+}
+
+/// A destination shared by the threads of one product, each writing its own block.
+struct SharedDst<'a, 'b>(&'a MatMut<'b>);
+// SAFETY: threads write disjoint blocks through raw pointers (see `sgemm`).
+unsafe impl Sync for SharedDst<'_, '_> {}
+unsafe impl Send for SharedDst<'_, '_> {}
+
+/// `dst[rows, cols] = beta * dst[rows, cols] + lhs[rows, :] * rhs[:, cols]` on one thread.
+///
+/// # Safety
+/// Views must be in bounds and shapes must agree; no other thread may touch `dst[rows, cols]`.
+unsafe fn gemm_block(
+    dst: &MatMut<'_>,
+    lhs: &MatRef<'_>,
+    rhs: &MatRef<'_>,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    beta: f32,
+) {
+    let k = lhs.cols;
+    let dst_ptr = (dst.data.as_ptr() as *mut f32)
+        .add(rows.start * dst.row_stride + cols.start * dst.col_stride);
+    let lhs_ptr = lhs.data.as_ptr().add(rows.start * lhs.row_stride);
+    let rhs_ptr = rhs.data.as_ptr().add(cols.start * rhs.col_stride);
+    gemm::gemm(
+        rows.len(),
+        cols.len(),
+        k,
+        dst_ptr,
+        dst.col_stride as isize,
+        dst.row_stride as isize,
+        beta != 0.0,
+        lhs_ptr,
+        lhs.col_stride as isize,
+        lhs.row_stride as isize,
+        rhs_ptr,
+        rhs.col_stride as isize,
+        rhs.row_stride as isize,
+        beta,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
 }
 
 #[cfg(test)]
@@ -235,15 +280,37 @@ mod tests {
         }
     }
 
+    /// The products of a LeNet-300-100 training step, large enough to take the parallel path,
+    /// with every transpose the trainer uses, split by rows and by columns.
     #[test]
-    fn lenet_shapes_match_naive() {
-        for &(m, k, n) in &[(60, 784, 300), (60, 300, 100), (60, 100, 10), (1, 784, 300)] {
+    fn training_step_products_match_naive_in_parallel() {
+        for &(m, k, n, ta, tb, tdst) in &[
+            (60, 784, 300, false, true, false),  // forward: X W^T
+            (300, 60, 784, true, false, false),  // weight gradient: dZ^T X
+            (60, 300, 784, false, false, false), // input gradient: dZ W
+            (784, 60, 300, true, false, true),   // weight gradient written transposed
+            (1, 784, 300, false, true, false),
+        ] {
             let a = values(m * k, 1);
             let b = values(k * n, 2);
-            let mut c = vec![f32::NAN; m * n];
-            let (l, r) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
-            sgemm(MatMut::row_major(&mut c, m, n), l, r, 0.0, Par::Rayon(2));
-            assert_close(&c, &naive(l, r), k);
+            let l = if ta { MatRef::row_major(&a, k, m).t() } else { MatRef::row_major(&a, m, k) };
+            let r = if tb { MatRef::row_major(&b, n, k).t() } else { MatRef::row_major(&b, k, n) };
+            for par in [Par::Seq, Par::Rayon(2), Par::Rayon(3)] {
+                let mut c = vec![f32::NAN; m * n];
+                let dst = if tdst {
+                    MatMut::row_major(&mut c, n, m).t()
+                } else {
+                    MatMut::row_major(&mut c, m, n)
+                };
+                sgemm(dst, l, r, 0.0, par);
+                let want = naive(l, r);
+                let got: Vec<f32> = if tdst {
+                    (0..m * n).map(|idx| c[(idx % n) * m + idx / n]).collect()
+                } else {
+                    c
+                };
+                assert_close(&got, &want, k);
+            }
         }
     }
 

@@ -1,7 +1,12 @@
 //! ticket-train: forward and backward passes of the MLP, Adam and SGD, the trainer, and the
 //! iterative-magnitude-pruning driver that finds winning tickets.
 
+pub mod error;
 pub mod init;
 pub mod network;
 pub mod optim;
 pub mod rng;
+pub mod trainer;
+
+pub use error::{Error, Result};
+pub use trainer::{train, Ending, EvalRecord, Observer, TrainOptions, TrainOutcome};

@@ -267,8 +267,8 @@ mod tests {
                 plus.layers[l].weight[i] += h;
                 let mut minus = mlp.clone();
                 minus.layers[l].weight[i] -= h;
-                let numeric =
-                    (mean_loss(&plus, &x, &labels) - mean_loss(&minus, &x, &labels)) / (2.0 * h as f64);
+                let numeric = (mean_loss(&plus, &x, &labels) - mean_loss(&minus, &x, &labels))
+                    / (2.0 * h as f64);
                 let analytic = grads.weight[l][i] as f64;
                 assert!(
                     (numeric - analytic).abs() < 2e-3 * (1.0 + numeric.abs()),
@@ -281,8 +281,8 @@ mod tests {
                 plus.layers[l].bias[i] += h;
                 let mut minus = mlp.clone();
                 minus.layers[l].bias[i] -= h;
-                let numeric =
-                    (mean_loss(&plus, &x, &labels) - mean_loss(&minus, &x, &labels)) / (2.0 * h as f64);
+                let numeric = (mean_loss(&plus, &x, &labels) - mean_loss(&minus, &x, &labels))
+                    / (2.0 * h as f64);
                 let analytic = grads.bias[l][i] as f64;
                 assert!((numeric - analytic).abs() < 2e-3 * (1.0 + numeric.abs()), "bias {l}/{i}");
             }

@@ -106,7 +106,8 @@ impl Optimizer {
     /// The state of every pruned weight: (first moment, second moment) pairs that must stay 0.
     pub fn pruned_state_is_zero(&self) -> bool {
         self.masks.iter().enumerate().all(|(l, mask)| {
-            let zero_where_pruned = |s: &[f32]| mask.iter().zip(s).all(|(&m, &v)| m != 0.0 || v == 0.0);
+            let zero_where_pruned =
+                |s: &[f32]| mask.iter().zip(s).all(|(&m, &v)| m != 0.0 || v == 0.0);
             zero_where_pruned(&self.first[2 * l])
                 && (self.second.is_empty() || zero_where_pruned(&self.second[2 * l]))
         })
@@ -233,7 +234,8 @@ mod tests {
 
     /// Adam written out in f64 from the paper's (and PyTorch's) formulas.
     fn adam_reference(w0: f64, grads: &[f64], r: &TrainRecipe) -> f64 {
-        let (b1, b2, eps, lr) = (r.beta1 as f64, r.beta2 as f64, r.epsilon as f64, r.learning_rate as f64);
+        let (b1, b2, eps, lr) =
+            (r.beta1 as f64, r.beta2 as f64, r.epsilon as f64, r.learning_rate as f64);
         let (mut w, mut m, mut v) = (w0, 0.0, 0.0);
         for (t, &g) in grads.iter().enumerate() {
             let t = t as i32 + 1;
@@ -253,7 +255,8 @@ mod tests {
         let mut opt = Optimizer::new(&r, &mlp);
         let mut history = vec![vec![]; 6];
         for step in 0..200 {
-            let g: Vec<f32> = (0..6).map(|i| ((step * 7 + i * 3) % 11) as f32 / 10.0 - 0.5).collect();
+            let g: Vec<f32> =
+                (0..6).map(|i| ((step * 7 + i * 3) % 11) as f32 / 10.0 - 0.5).collect();
             for (h, &gi) in history.iter_mut().zip(&g) {
                 h.push(gi as f64);
             }
