@@ -3,12 +3,25 @@
 pub mod export;
 pub mod find;
 pub mod infer;
+pub mod observe;
 pub mod report;
 pub mod train;
 
 use crate::cli::{DataArgs, DatasetName, RunArgs};
 use anyhow::Result;
-use ticket_core::{DataSource, Recipe};
+use ticket_core::{DataSource, Par, Recipe};
+
+/// Builds the global thread pool with `threads` workers (default: all cores) and returns the
+/// matching parallelism argument for the kernels.
+pub fn thread_pool(threads: Option<usize>) -> Result<Par> {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if n == 0 {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    // Fails only if a pool exists already, which then keeps its size.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    Ok(if n == 1 { Par::Seq } else { Par::Rayon(n) })
+}
 
 /// The data source named by `--dataset` / `--data`.
 pub fn data_source(

@@ -1,11 +1,118 @@
-//! `ticket train`.
+//! `ticket train`: one training run, dense or under the masks of a checkpoint.
 
+use super::observe::{progress_bar, CliObserver};
 use crate::cli::TrainArgs;
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::path::PathBuf;
+use ticket_core::checkpoint;
+use ticket_train::init::init_mlp;
+use ticket_train::rng::SeededRng;
+use ticket_train::run_files::{write_history, CheckpointSaver};
+use ticket_train::{train, Ending, TrainOptions};
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let recipe = args.run.recipe()?;
-    let splits = args.run.data.source().load(recipe.train.validation_size)?;
-    let _ = splits;
-    super::not_built("train")
+    let par = super::thread_pool(args.run.threads)?;
+    let source = args.run.data.source();
+    let splits = source.load(recipe.train.validation_size)?;
+    let arch = recipe.arch()?;
+    let mut mlp = init_mlp(&arch, recipe.init, &mut SeededRng::new(args.run.seed, "init"));
+    if let Some(path) = &args.mask {
+        let masked = checkpoint::load(path)?;
+        if masked.mlp.arch != arch {
+            bail!(
+                "{}: the mask is for {} but the model is {}",
+                path.display(),
+                masked.mlp.arch,
+                arch
+            );
+        }
+        for (layer, source) in mlp.layers.iter_mut().zip(masked.mlp.layers) {
+            layer.mask = source.mask;
+        }
+        mlp.apply_masks();
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!("runs/train-{}-{}-s{}", recipe.name, splits.name, args.run.seed))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let saver = CheckpointSaver {
+        dir: out.clone(),
+        dataset: splits.name.clone(),
+        seed: args.run.seed,
+        total_iterations: recipe.train.iterations,
+    };
+    let weights = format!("{:.1}% weights", 100.0 * mlp.density());
+    let mut observer = CliObserver::new(progress_bar(recipe.train.iterations, "training"), saver);
+    let opts = TrainOptions { seed: args.run.seed, par, snapshot_at: args.save_at.clone() };
+    let outcome = train(mlp, &splits, &recipe.train, &opts, &mut observer)?;
+    observer.bar.finish_and_clear();
+    write_history(&out, &outcome.history)?;
+
+    let summary = json!({
+        "model": recipe.name,
+        "arch": arch.to_string(),
+        "dataset": splits.name,
+        "seed": args.run.seed,
+        "threads": par.threads(),
+        "iterations": recipe.train.iterations,
+        "weights_remaining": outcome.mlp.density(),
+        "ending": outcome.ending,
+        "early_stop": outcome.early_stop,
+        "final": outcome.last(),
+        "train_examples_per_second": outcome.examples_per_second(),
+        "recipe": recipe,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    ticket_core::atomic::write_atomic(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    match outcome.ending {
+        Ending::Completed => {}
+        Ending::Interrupted { iteration } => {
+            let path =
+                observer.saver.save_as(&out.join("last.safetensors"), iteration, &outcome.mlp)?;
+            bail!("interrupted at iteration {iteration}; weights saved to {}", path.display());
+        }
+        Ending::Diverged { iteration } => {
+            let path = observer.saver.save_as(
+                &out.join("last_good.safetensors"),
+                outcome.mlp_iteration,
+                &outcome.mlp,
+            )?;
+            bail!(
+                "training diverged at iteration {iteration} (loss is not finite); the last good \
+                 weights (iteration {}) are in {}",
+                outcome.mlp_iteration,
+                path.display()
+            );
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        let (e, f) = (&outcome.early_stop, outcome.last());
+        println!(
+            "{} on {} ({weights}), {} iterations, {:.0} examples/s on {} threads",
+            recipe.name,
+            splits.name,
+            recipe.train.iterations,
+            outcome.examples_per_second(),
+            par.threads()
+        );
+        println!(
+            "early stop (min validation loss): iteration {}, test accuracy {:.2}%",
+            e.iteration,
+            100.0 * e.test_accuracy
+        );
+        println!(
+            "final: test accuracy {:.2}%, test loss {:.4}",
+            100.0 * f.test_accuracy,
+            f.test_loss
+        );
+        println!("checkpoints and metrics in {}", out.display());
+    }
+    Ok(())
 }

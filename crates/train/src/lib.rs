@@ -6,6 +6,7 @@ pub mod init;
 pub mod network;
 pub mod optim;
 pub mod rng;
+pub mod run_files;
 pub mod trainer;
 
 pub use error::{Error, Result};
