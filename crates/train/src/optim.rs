@@ -89,17 +89,13 @@ impl Optimizer {
             step_size: self.lr / (1.0 - self.beta1.powi(t)),
             bias_correction2_sqrt: (1.0 - self.beta2.powi(t)).sqrt(),
         };
-        let adam = self.kind == Kind::Adam;
         for (l, layer) in mlp.layers.iter_mut().enumerate() {
-            let params: [(&mut [f32], &[f32], Option<&[f32]>); 2] = [
-                (&mut layer.weight, &grads.weight[l], Some(&self.masks[l])),
-                (&mut layer.bias, &grads.bias[l], None),
-            ];
-            for (k, (w, g, mask)) in params.into_iter().enumerate() {
-                let first = &mut self.first[2 * l + k];
-                let second: &mut [f32] = if adam { &mut self.second[2 * l + k] } else { &mut [] };
-                update(w, g, first, second, mask, coeffs, par);
-            }
+            let w = 2 * l;
+            let (first_w, first_b) = pair(&mut self.first, w);
+            let (second_w, second_b) = pair(&mut self.second, w);
+            let mask = Some(self.masks[l].as_slice());
+            update(&mut layer.weight, &grads.weight[l], first_w, second_w, mask, coeffs, par);
+            update(&mut layer.bias, &grads.bias[l], first_b, second_b, None, coeffs, par);
         }
     }
 
@@ -111,6 +107,15 @@ impl Optimizer {
             zero_where_pruned(&self.first[2 * l])
                 && (self.second.is_empty() || zero_where_pruned(&self.second[2 * l]))
         })
+    }
+}
+
+/// State slots `i` and `i + 1` (a layer's weight and bias), or empty slices when the
+/// optimizer keeps no such state (SGD has no second moments).
+fn pair(state: &mut [Vec<f32>], i: usize) -> (&mut [f32], &mut [f32]) {
+    match state.get_mut(i..i + 2) {
+        Some([a, b]) => (a, b),
+        _ => (&mut [], &mut []),
     }
 }
 
