@@ -26,3 +26,9 @@ fmt:
 check-python-interop: setup
     cargo run --release -- train --iterations 200 --out runs/interop
     .venv/bin/python benches/read_dense_checkpoint.py runs/interop/final.safetensors
+
+# Training step: criterion bench, then ticket vs PyTorch on Fashion-MNIST in one run.
+bench-train: setup
+    cargo bench --bench train_step
+    cargo build --release
+    .venv/bin/python benches/compare_train.py --iterations 3000 --threads 2

@@ -1,10 +1,11 @@
-//! ticket-train: forward and backward passes of the MLP, Adam and SGD, the trainer, and the
-//! iterative-magnitude-pruning driver that finds winning tickets.
+//! ticket-train: forward and backward passes of the MLP, Adam and SGD, the trainer, the
+//! iterative-magnitude-pruning driver that finds winning tickets, and the charts of its reports.
 
 pub mod error;
 pub mod init;
 pub mod network;
 pub mod optim;
+pub mod plot;
 pub mod rng;
 pub mod run_files;
 pub mod trainer;
