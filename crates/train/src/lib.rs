@@ -6,6 +6,7 @@ pub mod init;
 pub mod network;
 pub mod optim;
 pub mod plot;
+pub mod prune;
 pub mod rng;
 pub mod run_files;
 pub mod trainer;

@@ -1,0 +1,228 @@
+//! Magnitude pruning and the masks of the controls.
+//!
+//! - Layer-wise (the paper): each layer loses `rate` of its *remaining* weights, the ones of
+//!   smallest magnitude, so after `n` levels a layer keeps about `(1 - rate)^n` of its weights.
+//! - Global (open_lth): one magnitude threshold across all layers removes `rate` of all
+//!   remaining weights.
+//! - One-shot: the layer sizes that `n` layer-wise levels would reach, for a real-valued `n`
+//!   chosen so the whole network keeps a target fraction, in a single pruning step.
+//! - Random pruning (control): a uniformly random mask with the same per-layer counts.
+//!
+//! Biases are never pruned. Ties in magnitude are broken by position, so pruning is
+//! deterministic.
+
+use crate::rng::SeededRng;
+use crate::{Error, Result};
+use ticket_core::Mlp;
+
+/// Number of weights a layer keeps when it prunes `rate` of `kept` (rounded to nearest).
+pub fn keep_after(kept: usize, rate: f64) -> usize {
+    kept - (rate * kept as f64).round() as usize
+}
+
+/// Prunes each layer `l` by `rates[l]` of its remaining weights, by magnitude of `mlp`'s
+/// current (trained) weights.
+pub fn prune_layerwise(mlp: &mut Mlp, rates: &[f32]) {
+    assert_eq!(rates.len(), mlp.layers.len(), "one rate per layer");
+    let targets: Vec<usize> =
+        mlp.layers.iter().zip(rates).map(|(l, &r)| keep_after(l.kept(), r as f64)).collect();
+    prune_to_counts(mlp, &targets);
+}
+
+/// Keeps the `targets[l]` largest-magnitude kept weights of each layer `l`.
+pub fn prune_to_counts(mlp: &mut Mlp, targets: &[usize]) {
+    for (layer, &target) in mlp.layers.iter_mut().zip(targets) {
+        let mut kept: Vec<usize> = (0..layer.mask.len()).filter(|&i| layer.mask[i] != 0).collect();
+        if target >= kept.len() {
+            continue;
+        }
+        // Smallest magnitude first; position breaks ties.
+        kept.sort_by(|&a, &b| {
+            layer.weight[a].abs().total_cmp(&layer.weight[b].abs()).then(a.cmp(&b))
+        });
+        for &i in &kept[..kept.len() - target] {
+            layer.mask[i] = 0;
+        }
+        layer.apply_mask();
+    }
+}
+
+/// Prunes `rate` of all remaining weights with one magnitude threshold across layers.
+pub fn prune_global(mlp: &mut Mlp, rate: f32) {
+    let mut kept: Vec<(usize, usize)> = mlp
+        .layers
+        .iter()
+        .enumerate()
+        .flat_map(|(l, layer)| {
+            (0..layer.mask.len()).filter(move |&i| layer.mask[i] != 0).map(move |i| (l, i))
+        })
+        .collect();
+    let remove = kept.len() - keep_after(kept.len(), rate as f64);
+    let magnitude = |&(l, i): &(usize, usize)| mlp.layers[l].weight[i].abs();
+    kept.sort_by(|a, b| magnitude(a).total_cmp(&magnitude(b)).then(a.cmp(b)));
+    let removed: Vec<(usize, usize)> = kept[..remove].to_vec();
+    for (l, i) in removed {
+        mlp.layers[l].mask[i] = 0;
+    }
+    mlp.apply_masks();
+}
+
+/// Per-layer kept counts after `levels` layer-wise levels, applying [`keep_after`] level by
+/// level from the full layer sizes: the count the paper's arithmetic predicts.
+pub fn layerwise_counts(sizes: &[usize], rates: &[f32], levels: usize) -> Vec<usize> {
+    sizes
+        .iter()
+        .zip(rates)
+        .map(|(&n, &r)| (0..levels).fold(n, |kept, _| keep_after(kept, r as f64)))
+        .collect()
+}
+
+/// Per-layer kept counts for one-shot pruning to `density` (fraction of weights kept): each
+/// layer keeps `(1 - rate)^n` of its weights, with `n` solved so the total matches.
+pub fn one_shot_counts(sizes: &[usize], rates: &[f32], density: f64) -> Result<Vec<usize>> {
+    if !(density > 0.0 && density <= 1.0) {
+        return Err(Error::Mismatch(format!(
+            "one-shot density {density} must be a fraction in (0, 1]"
+        )));
+    }
+    let total: usize = sizes.iter().sum();
+    let kept_at = |n: f64| -> f64 {
+        sizes.iter().zip(rates).map(|(&s, &r)| s as f64 * (1.0 - r as f64).powf(n)).sum()
+    };
+    let target = density * total as f64;
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    while kept_at(hi) > target && hi < 1e6 {
+        hi *= 2.0;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if kept_at(mid) > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(sizes
+        .iter()
+        .zip(rates)
+        .map(|(&s, &r)| ((s as f64 * (1.0 - r as f64).powf(hi)).round() as usize).clamp(1, s))
+        .collect())
+}
+
+/// A uniformly random mask with the same number of kept weights per layer as `mlp`'s masks:
+/// the random-pruning control.
+pub fn random_masks_like(mlp: &Mlp, rng: &mut SeededRng) -> Vec<Vec<u8>> {
+    mlp.layers
+        .iter()
+        .map(|layer| {
+            let mut positions: Vec<usize> = (0..layer.mask.len()).collect();
+            rng.shuffle(&mut positions);
+            let mut mask = vec![0u8; layer.mask.len()];
+            for &i in &positions[..layer.kept()] {
+                mask[i] = 1;
+            }
+            mask
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::init_mlp;
+    use ticket_core::recipe::Init;
+    use ticket_core::Arch;
+
+    /// DESIGN.md: weights remaining after n rounds of 20% (hidden) / 10% (output) pruning of
+    /// LeNet-300-100, (265,200 * 0.8^n + 1,000 * 0.9^n) / 266,200, to one decimal.
+    const PAPER_PERCENT: [f64; 19] = [
+        100.0, 80.0, 64.1, 51.3, 41.1, 32.9, 26.3, 21.1, 16.9, 13.5, 10.8, 8.7, 7.0, 5.6, 4.5, 3.6,
+        2.9, 2.3, 1.9,
+    ];
+
+    #[test]
+    fn layerwise_counts_follow_the_paper_arithmetic() {
+        let sizes = [784 * 300, 300 * 100, 100 * 10];
+        let rates = [0.2, 0.2, 0.1];
+        for (n, &percent) in PAPER_PERCENT.iter().enumerate() {
+            let kept: usize = layerwise_counts(&sizes, &rates, n).iter().sum();
+            let formula =
+                (265_200.0 * 0.8f64.powi(n as i32) + 1_000.0 * 0.9f64.powi(n as i32)) / 266_200.0;
+            // Rounding per level moves each layer by less than one weight per level.
+            assert!((kept as f64 - formula * 266_200.0).abs() <= (3 * n) as f64, "level {n}");
+            assert!((100.0 * kept as f64 / 266_200.0 - percent).abs() < 0.05 + 1e-9, "level {n}");
+        }
+    }
+
+    #[test]
+    fn pruning_real_weights_reaches_the_predicted_counts_and_smallest_go_first() {
+        let arch: Arch = "784-300-100-10".parse().unwrap();
+        let mut mlp = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(0, "init"));
+        let sizes: Vec<usize> = arch.layer_shapes().iter().map(|s| s.len()).collect();
+        let rates = [0.2, 0.2, 0.1];
+        for level in 1..=5 {
+            let before = mlp.clone();
+            prune_layerwise(&mut mlp, &rates);
+            let counts: Vec<usize> = mlp.layers.iter().map(|l| l.kept()).collect();
+            assert_eq!(counts, layerwise_counts(&sizes, &rates, level));
+            for (b, a) in before.layers.iter().zip(&mlp.layers) {
+                let largest_pruned = (0..a.mask.len())
+                    .filter(|&i| b.mask[i] == 1 && a.mask[i] == 0)
+                    .map(|i| b.weight[i].abs())
+                    .fold(0.0f32, f32::max);
+                let smallest_kept = (0..a.mask.len())
+                    .filter(|&i| a.mask[i] == 1)
+                    .map(|i| b.weight[i].abs())
+                    .fold(f32::INFINITY, f32::min);
+                assert!(largest_pruned <= smallest_kept);
+                assert!(a.weight.iter().zip(&a.mask).all(|(&w, &m)| m == 1 || w == 0.0));
+            }
+        }
+    }
+
+    #[test]
+    fn global_pruning_uses_one_threshold() {
+        let arch: Arch = "50-20-5".parse().unwrap();
+        let mut mlp = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(1, "init"));
+        let before = mlp.clone();
+        prune_global(&mut mlp, 0.3);
+        let total = arch.dense_weights();
+        assert_eq!(mlp.kept_weights(), keep_after(total, 0.3));
+        let mut pruned_max = 0.0f32;
+        let mut kept_min = f32::INFINITY;
+        for (b, a) in before.layers.iter().zip(&mlp.layers) {
+            for i in 0..a.mask.len() {
+                if a.mask[i] == 1 {
+                    kept_min = kept_min.min(b.weight[i].abs());
+                } else {
+                    pruned_max = pruned_max.max(b.weight[i].abs());
+                }
+            }
+        }
+        assert!(pruned_max <= kept_min);
+    }
+
+    #[test]
+    fn one_shot_hits_the_target_density() {
+        let sizes = [784 * 300, 300 * 100, 100 * 10];
+        let counts = one_shot_counts(&sizes, &[0.2, 0.2, 0.1], 0.036).unwrap();
+        let kept: usize = counts.iter().sum();
+        assert!((kept as f64 / 266_200.0 - 0.036).abs() < 1e-4, "{counts:?}");
+        // The output layer keeps a larger share, as the layer-wise rates imply.
+        assert!(counts[2] as f64 / 1000.0 > counts[0] as f64 / (784.0 * 300.0));
+        assert!(one_shot_counts(&sizes, &[0.2, 0.2, 0.1], 0.0).is_err());
+        assert!(one_shot_counts(&sizes, &[0.2, 0.2, 0.1], 1.5).is_err());
+    }
+
+    #[test]
+    fn random_masks_keep_per_layer_counts() {
+        let arch: Arch = "30-20-5".parse().unwrap();
+        let mut mlp = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(2, "init"));
+        prune_layerwise(&mut mlp, &[0.5, 0.1]);
+        let masks = random_masks_like(&mlp, &mut SeededRng::new(2, "random-prune"));
+        for (layer, mask) in mlp.layers.iter().zip(&masks) {
+            assert_eq!(mask.iter().filter(|&&m| m == 1).count(), layer.kept());
+            assert_ne!(mask, &layer.mask);
+        }
+    }
+}
