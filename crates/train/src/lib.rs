@@ -2,6 +2,8 @@
 //! iterative-magnitude-pruning driver that finds winning tickets, and the charts of its reports.
 
 pub mod error;
+pub mod experiment;
+pub mod imp;
 pub mod init;
 pub mod network;
 pub mod optim;
