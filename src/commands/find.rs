@@ -1,11 +1,151 @@
-//! `ticket find`.
+//! `ticket find`: iterative magnitude pruning on a recipe and data set, then the report, the
+//! export of the chosen ticket and its sparse inference figures.
 
-use crate::cli::FindArgs;
-use anyhow::Result;
+use super::observe::{interrupted, progress_bar};
+use super::report::{print_table, write_plots};
+use crate::cli::{FindArgs, PruningName};
+use anyhow::{bail, Result};
+use indicatif::ProgressBar;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use ticket_core::recipe::{PruneMethod, Reset};
+use ticket_train::experiment::{Experiment, ExperimentSpec, RunKind, RunSummary};
+use ticket_train::imp::{run_imp, ImpEnding, ImpObserver, ImpPlan};
+use ticket_train::EvalRecord;
+
+/// Accuracy a chosen ticket may lose against the dense network (half a percentage point).
+const TOLERANCE: f64 = 0.005;
 
 pub fn run(args: FindArgs) -> Result<()> {
-    let recipe = args.run.recipe()?;
+    let mut recipe = args.run.recipe()?;
+    if let Some(levels) = args.levels {
+        recipe.prune.levels = levels;
+    }
+    match args.pruning {
+        Some(PruningName::Layerwise) => recipe.prune.method = PruneMethod::Layerwise,
+        Some(PruningName::Global) => recipe.prune.method = PruneMethod::Global,
+        None => {}
+    }
+    if let Some(k) = args.rewind {
+        recipe.prune.reset = Reset::Rewind;
+        recipe.prune.rewind_iteration = k;
+    }
+    recipe.validate().map_err(|problem| anyhow::anyhow!("{}: {problem}", args.run.model))?;
+    if let Some(d) = args.one_shot {
+        if !(d > 0.0 && d <= 1.0) {
+            bail!("--one-shot {d}: give the fraction of weights to keep, in (0, 1]");
+        }
+    }
+    let par = super::thread_pool(args.run.threads)?;
     let splits = args.run.data.source().load(recipe.train.validation_size)?;
-    let _ = splits;
-    super::not_built("find")
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!("runs/{}-{}-s{}", recipe.name, splits.name, args.run.seed))
+    });
+    let plan = ImpPlan {
+        levels: recipe.prune.levels,
+        reinit_control: args.reinit_control,
+        random_prune_control: args.random_prune_control,
+        control_levels: args.control_levels.clone(),
+        tolerance: TOLERANCE,
+        par,
+    };
+    let spec = ExperimentSpec {
+        recipe,
+        dataset: splits.name.clone(),
+        seed: args.run.seed,
+        one_shot: args.one_shot,
+    };
+    let exp = Experiment::open_or_create(&out, spec)?;
+    let started = std::time::Instant::now();
+    let mut observer = FindObserver::new(exp.file.spec.recipe.train.iterations);
+    let outcome = run_imp(&exp, &splits, &plan, &mut observer)?;
+    observer.bar.finish_and_clear();
+    if let ImpEnding::Interrupted { level, kind, iteration } = outcome.ending {
+        bail!(
+            "interrupted in level {level} ({kind:?}) at iteration {iteration}; completed levels \
+             are saved in {} - run the same command again to resume",
+            out.display()
+        );
+    }
+    eprintln!("experiment finished in {:.1} s: {}", started.elapsed().as_secs_f64(), out.display());
+    let plots = write_plots(&exp, None)?;
+    if args.json {
+        super::report::print_json(&exp)?;
+    } else {
+        print_table(&exp)?;
+        match &outcome.choice {
+            Some(c) => println!(
+                "\nticket: level {} with {:.1}% of the weights ({})",
+                c.level,
+                100.0 * c.weights_remaining,
+                c.rule
+            ),
+            None => println!("\nno level qualifies as a ticket"),
+        }
+        println!("plots: {}", plots.display());
+    }
+    if !args.no_export {
+        eprintln!("(export and sparse inference of the ticket are not built yet; use --no-export)");
+    }
+    Ok(())
+}
+
+/// One progress bar per training run, and a line per finished run.
+struct FindObserver {
+    bar: ProgressBar,
+    iterations: usize,
+}
+
+impl FindObserver {
+    fn new(iterations: usize) -> Self {
+        FindObserver { bar: ProgressBar::hidden(), iterations }
+    }
+}
+
+impl ImpObserver for FindObserver {
+    fn run_started(&mut self, level: usize, kind: RunKind, weights_remaining: f64) {
+        self.bar.finish_and_clear();
+        let name = match kind {
+            RunKind::Ticket => "",
+            RunKind::Reinit => " reinit",
+            RunKind::RandomPrune => " rand-prune",
+        };
+        self.bar = progress_bar(
+            self.iterations,
+            &format!("L{level:02} {:.1}%{name}", 100.0 * weights_remaining),
+        );
+    }
+
+    fn on_step(&mut self, iteration: usize) {
+        if iteration % 20 == 0 {
+            self.bar.set_position(iteration as u64);
+        }
+    }
+
+    fn on_eval(&mut self, r: &EvalRecord) {
+        self.bar.set_position(r.iteration as u64);
+        self.bar.set_message(format!("test acc {:.2}%", 100.0 * r.test_accuracy));
+    }
+
+    fn run_finished(&mut self, s: &RunSummary, resumed: bool) {
+        let kind = match s.kind {
+            RunKind::Ticket => "ticket",
+            RunKind::Reinit => "reinit",
+            RunKind::RandomPrune => "random-prune",
+        };
+        self.bar.println(format!(
+            "level {:2} {:>12} {:6.2}% weights  test acc {:.2}% (early stop {:>6}), final {:.2}%{}",
+            s.level,
+            kind,
+            100.0 * s.weights_remaining,
+            100.0 * s.test_accuracy,
+            s.early_stop_iteration,
+            100.0 * s.final_test_accuracy,
+            if resumed { "  [done earlier]" } else { "" }
+        ));
+    }
+
+    fn stop_requested(&self) -> bool {
+        interrupted().load(Ordering::Relaxed)
+    }
 }

@@ -9,6 +9,7 @@ pub mod network;
 pub mod optim;
 pub mod plot;
 pub mod prune;
+pub mod report;
 pub mod rng;
 pub mod run_files;
 pub mod trainer;
