@@ -11,16 +11,8 @@ use ticket_core::csr_format::ValueDtype;
 pub fn encode_values(values: &[f32], dtype: ValueDtype) -> Vec<u8> {
     match dtype {
         ValueDtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ValueDtype::F16 => {
-            let mut half = vec![f16::ZERO; values.len()];
-            half.convert_from_f32_slice(values);
-            half.iter().flat_map(|v| v.to_le_bytes()).collect()
-        }
-        ValueDtype::Bf16 => {
-            let mut half = vec![bf16::ZERO; values.len()];
-            half.convert_from_f32_slice(values);
-            half.iter().flat_map(|v| v.to_le_bytes()).collect()
-        }
+        ValueDtype::F16 => encode_half(values, f16::to_bits),
+        ValueDtype::Bf16 => encode_half(values, bf16::to_bits),
     }
 }
 
@@ -31,21 +23,31 @@ pub fn decode_values(bytes: &[u8], dtype: ValueDtype) -> Vec<f32> {
         ValueDtype::F32 => {
             bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
         }
-        ValueDtype::F16 => {
-            let half: Vec<f16> =
-                bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]])).collect();
-            let mut out = vec![0.0; half.len()];
-            half.convert_to_f32_slice(&mut out);
-            out
-        }
-        ValueDtype::Bf16 => {
-            let half: Vec<bf16> =
-                bytes.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]])).collect();
-            let mut out = vec![0.0; half.len()];
-            half.convert_to_f32_slice(&mut out);
-            out
-        }
+        ValueDtype::F16 => decode_half(bytes, f16::from_bits),
+        ValueDtype::Bf16 => decode_half(bytes, bf16::from_bits),
     }
+}
+
+/// `values` converted in bulk to the 16-bit float type `T`, as little-endian bytes.
+fn encode_half<T: Copy + Default>(values: &[f32], to_bits: fn(T) -> u16) -> Vec<u8>
+where
+    [T]: HalfFloatSliceExt,
+{
+    let mut half = vec![T::default(); values.len()];
+    half.convert_from_f32_slice(values);
+    half.iter().flat_map(|&v| to_bits(v).to_le_bytes()).collect()
+}
+
+/// Little-endian 16-bit floats of type `T`, converted in bulk to f32.
+fn decode_half<T: Copy>(bytes: &[u8], from_bits: fn(u16) -> T) -> Vec<f32>
+where
+    [T]: HalfFloatSliceExt,
+{
+    let half: Vec<T> =
+        bytes.chunks_exact(2).map(|c| from_bits(u16::from_le_bytes([c[0], c[1]]))).collect();
+    let mut out = vec![0.0; half.len()];
+    half.convert_to_f32_slice(&mut out);
+    out
 }
 
 /// The bytes of column indices as `dtype` (U16 or U32). Callers pick the dtype with

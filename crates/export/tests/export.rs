@@ -19,7 +19,8 @@ fn kept(mlp: &Mlp, layer: usize) -> usize {
 fn report_bytes_add_up_to_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let mlp = random_mlp("64-32-10", 0.2, 11);
-    for (dtype, value_bytes) in [(ValueDtype::F32, 4), (ValueDtype::F16, 2), (ValueDtype::Bf16, 2)] {
+    for (dtype, value_bytes) in [(ValueDtype::F32, 4), (ValueDtype::F16, 2), (ValueDtype::Bf16, 2)]
+    {
         let out = dir.path().join(format!("m-{dtype}.safetensors"));
         let mut opts = ExportOptions::new(&out);
         opts.dtype = dtype;
@@ -156,7 +157,10 @@ fn non_finite_weights_and_biases_are_refused() {
 
     let mut mlp = random_mlp("6-5-4", 1.0, 13);
     mlp.layers[0].bias[2] = f32::NEG_INFINITY;
-    assert_eq!(refused(&mlp, ValueDtype::F32), "layer fc1: bias [2] is -inf; refusing to export it");
+    assert_eq!(
+        refused(&mlp, ValueDtype::F32),
+        "layer fc1: bias [2] is -inf; refusing to export it"
+    );
 
     // A NaN under a pruned weight is never stored, so it is no reason to refuse.
     let mut mlp = random_mlp("6-5-4", 1.0, 13);
@@ -207,5 +211,8 @@ fn missing_output_directory() {
     let err = export_checkpoint(&random_mlp("3-2", 1.0, 16), &ExportOptions::new(&out))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("nope/m.safetensors: the directory to write into does not exist"), "{err}");
+    assert!(
+        err.contains("nope/m.safetensors: the directory to write into does not exist"),
+        "{err}"
+    );
 }
