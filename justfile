@@ -32,3 +32,10 @@ bench-train: setup
     cargo bench --bench train_step
     cargo build --release
     .venv/bin/python benches/compare_train.py --iterations 3000 --threads 2
+
+# A CSR file written by `ticket export`, read by the Python safetensors package into scipy.sparse,
+# its logits compared with those of the masked dense checkpoint it came from.
+check-csr-interop: setup
+    cargo run --release -- train --iterations 200 --out runs/interop
+    cargo run --release -- export runs/interop/final.safetensors --out runs/interop/final.csr.safetensors --force --json > runs/interop/export.json
+    .venv/bin/python benches/read_csr_model.py runs/interop/final.csr.safetensors --dense runs/interop/final.safetensors --report runs/interop/export.json

@@ -1,2 +1,27 @@
 //! ticket-export: masked dense checkpoints to CSR safetensors (f32/f16/bf16 values, u16/u32
 //! indices) and the compression report.
+//!
+//! - [`export_checkpoint`]: the whole job (refuse bad weights, write, read back, report).
+//! - [`csr`]: an `Mlp` as one sprs CSR matrix per layer, and the file writer [`write_csr`].
+//! - [`decode`]: the file back to a dense `Mlp` ([`read_csr_as_dense`]), for round-trip checks
+//!   and accuracy measurements.
+//! - [`report`]: per-layer and whole-file compression, as a table or JSON.
+//! - [`source`]: which checkpoint an input path (file or experiment directory) designates.
+//! - [`codec`]: the little-endian bytes of values and indices in each dtype.
+//!
+//! The format is specified in docs/FORMAT.md; its names live in `ticket_core::csr_format`.
+
+pub mod codec;
+pub mod csr;
+pub mod decode;
+pub mod error;
+pub mod export;
+pub mod report;
+pub mod source;
+
+pub use csr::{write_csr, CsrLayer, CsrMatrix, CsrModel, Provenance};
+pub use decode::{read_csr, read_csr_as_dense, CsrFile};
+pub use error::{Error, Result};
+pub use export::{dense_f32_file, export_checkpoint, Evaluation, ExportOptions};
+pub use report::{AccuracyReport, CompressionReport, CsrBytes, LayerReport, TotalReport};
+pub use source::resolve_checkpoint;

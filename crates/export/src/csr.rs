@@ -1,0 +1,208 @@
+//! An [`Mlp`] as one CSR matrix per layer (one row per output neuron), built and validated with
+//! sprs, and its serialization to the `ticket-csr` safetensors format (docs/FORMAT.md).
+//!
+//! The mask decides what is stored, not the value: a kept weight that happens to be 0.0 is
+//! stored, a pruned one never is, so the decoded masks equal the source masks.
+//!
+//! ```
+//! use ticket_core::{csr_format::ValueDtype, Arch, Mlp};
+//! use ticket_export::{read_csr_as_dense, write_csr, Provenance};
+//! let mut mlp = Mlp::zeros(&"3-2".parse::<Arch>().unwrap());
+//! mlp.layers[0].weight = vec![1.0, 0.0, -2.0, 0.5, 0.25, 0.0];
+//! mlp.layers[0].mask = vec![1, 0, 1, 1, 1, 0];
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("m.safetensors");
+//! write_csr(&path, &mlp, ValueDtype::F16, &Provenance::default()).unwrap();
+//! assert_eq!(read_csr_as_dense(&path).unwrap(), mlp);
+//! ```
+
+use crate::codec::{decode_values, encode_indices, encode_values};
+use crate::{Error, Result};
+use sprs::CsMatI;
+use std::collections::BTreeMap;
+use std::path::Path;
+use ticket_core::csr_format::{self, meta, ValueDtype};
+use ticket_core::tensor_file::{write_tensors, OwnedTensor};
+use ticket_core::{Arch, Linear, Mlp};
+
+/// A layer's weights in CSR form. Column indices are u32 in memory: sprs needs the column
+/// count itself to fit the index type, so a u16 matrix could not have the 65,536 columns the
+/// format stores as U16. The narrowing to the format's index dtype happens on encoding.
+pub type CsrMatrix = CsMatI<f32, u32, u32>;
+
+/// What the file records about where the model came from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Provenance {
+    /// Data set the source was trained on.
+    pub dataset: String,
+    /// Test accuracy of the source (fraction), when known.
+    pub source_accuracy: Option<f64>,
+}
+
+/// One layer: its name (`fc1`...), weights and dense bias.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsrLayer {
+    pub name: String,
+    pub matrix: CsrMatrix,
+    pub bias: Vec<f32>,
+}
+
+/// All layers of an MLP in CSR form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsrModel {
+    pub arch: Arch,
+    pub layers: Vec<CsrLayer>,
+}
+
+impl CsrModel {
+    /// The kept weights of every layer. Refuses NaN or infinite kept weights and biases
+    /// (pruned weights are dropped whatever they hold).
+    pub fn from_mlp(mlp: &Mlp) -> Result<Self> {
+        let layers = mlp
+            .arch
+            .layer_names()
+            .into_iter()
+            .zip(&mlp.layers)
+            .map(|(name, layer)| {
+                check_finite(&name, layer)?;
+                Ok(CsrLayer { matrix: to_csr(&name, layer)?, bias: layer.bias.clone(), name })
+            })
+            .collect::<Result<_>>()?;
+        Ok(CsrModel { arch: mlp.arch.clone(), layers })
+    }
+
+    /// Kept weights of all layers.
+    pub fn kept_weights(&self) -> usize {
+        self.layers.iter().map(|l| l.matrix.nnz()).sum()
+    }
+
+    /// The tensors of the format, values stored as `dtype`. Refuses a value that only becomes
+    /// infinite in `dtype` (an f32 weight beyond the f16 range).
+    pub fn tensors(&self, dtype: ValueDtype) -> Result<Vec<(String, OwnedTensor)>> {
+        let mut tensors = Vec::with_capacity(5 * self.layers.len());
+        for layer in &self.layers {
+            let (rows, cols) = layer.matrix.shape();
+            let indptr = layer.matrix.indptr().to_proper().into_owned();
+            let values = encode_values(layer.matrix.data(), dtype);
+            if let Some(k) = decode_values(&values, dtype).iter().position(|v| !v.is_finite()) {
+                // The row holding nonzero k: the last one starting at or before k.
+                let row = indptr.partition_point(|&start| start as usize <= k) - 1;
+                let col = layer.matrix.indices()[k];
+                return Err(Error::NotFinite {
+                    layer: layer.name.clone(),
+                    what: format!("weight [{row}, {col}] (index {})", row * cols + col as usize),
+                    value: layer.matrix.data()[k],
+                    why: format!(", which does not fit in {dtype}"),
+                });
+            }
+            let index_dtype = csr_format::index_dtype(cols);
+            let nnz = layer.matrix.nnz();
+            let name = &layer.name;
+            tensors.extend([
+                (csr_format::indptr_name(name), OwnedTensor::u32(vec![rows + 1], &indptr)),
+                (
+                    csr_format::indices_name(name),
+                    OwnedTensor::from_le(
+                        index_dtype,
+                        vec![nnz],
+                        encode_indices(layer.matrix.indices(), index_dtype),
+                    ),
+                ),
+                (
+                    csr_format::values_name(name),
+                    OwnedTensor::from_le(dtype.dtype(), vec![nnz], values),
+                ),
+                (
+                    csr_format::shape_name(name),
+                    OwnedTensor::i64(vec![2], &[rows as i64, cols as i64]),
+                ),
+                (csr_format::bias_name(name), OwnedTensor::f32(vec![rows], &layer.bias)),
+            ]);
+        }
+        Ok(tensors)
+    }
+
+    /// The `__metadata__` of the file.
+    pub fn metadata(&self, dtype: ValueDtype, provenance: &Provenance) -> BTreeMap<String, String> {
+        let kept = self.kept_weights();
+        let biases: usize = self.layers.iter().map(|l| l.bias.len()).sum();
+        let mut m = BTreeMap::from([
+            (meta::FORMAT, csr_format::FORMAT.to_string()),
+            (meta::FORMAT_VERSION, csr_format::FORMAT_VERSION.to_string()),
+            (meta::ARCH, self.arch.to_string()),
+            (meta::ACTIVATION, "relu".to_string()),
+            (meta::LAYERS, self.arch.layer_names().join(",")),
+            (meta::VALUE_DTYPE, dtype.to_string()),
+            (meta::DENSITY, (kept as f64 / self.arch.dense_weights() as f64).to_string()),
+            (meta::DENSE_PARAMS, self.arch.dense_params().to_string()),
+            (meta::KEPT_PARAMS, (kept + biases).to_string()),
+            (meta::DATASET, provenance.dataset.clone()),
+        ]);
+        if let Some(acc) = provenance.source_accuracy {
+            m.insert(meta::SOURCE_ACCURACY, acc.to_string());
+        }
+        m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    /// Writes the CSR file atomically.
+    pub fn write(&self, path: &Path, dtype: ValueDtype, provenance: &Provenance) -> Result<()> {
+        write_tensors(path, self.tensors(dtype)?, &self.metadata(dtype, provenance))?;
+        Ok(())
+    }
+}
+
+/// Writes `mlp` as a CSR safetensors file with values stored as `dtype`.
+pub fn write_csr(path: &Path, mlp: &Mlp, dtype: ValueDtype, provenance: &Provenance) -> Result<()> {
+    CsrModel::from_mlp(mlp)?.write(path, dtype, provenance)
+}
+
+/// The kept weights of `layer`, row by row, columns ascending.
+fn to_csr(name: &str, layer: &Linear) -> Result<CsrMatrix> {
+    let (rows, cols) = (layer.shape.rows, layer.shape.cols);
+    let kept = layer.kept();
+    if u32::try_from(kept).is_err() || u32::try_from(cols).is_err() {
+        return Err(ticket_core::Error::usage(format!(
+            "layer {name}: {kept} kept weights in {cols} columns exceed the format's U32 indptr and indices"
+        ))
+        .into());
+    }
+    let mut indptr = Vec::with_capacity(rows + 1);
+    let mut indices = Vec::with_capacity(kept);
+    let mut values = Vec::with_capacity(kept);
+    indptr.push(0u32);
+    for (weights, mask) in layer.weight.chunks_exact(cols).zip(layer.mask.chunks_exact(cols)) {
+        for (col, (&w, &m)) in weights.iter().zip(mask).enumerate() {
+            if m != 0 {
+                indices.push(col as u32);
+                values.push(w);
+            }
+        }
+        indptr.push(indices.len() as u32);
+    }
+    Ok(CsMatI::try_new((rows, cols), indptr, indices, values)
+        .map_err(|(.., e)| e)
+        .expect("rows are built in order with ascending columns"))
+}
+
+/// The first NaN or infinite kept weight or bias of `layer`, as an error.
+fn check_finite(name: &str, layer: &Linear) -> Result<()> {
+    let cols = layer.shape.cols;
+    let weight = layer.weight.iter().zip(&layer.mask).position(|(w, &m)| m != 0 && !w.is_finite());
+    if let Some(i) = weight {
+        return Err(Error::NotFinite {
+            layer: name.to_string(),
+            what: format!("weight [{}, {}] (index {i})", i / cols, i % cols),
+            value: layer.weight[i],
+            why: String::new(),
+        });
+    }
+    if let Some(i) = layer.bias.iter().position(|b| !b.is_finite()) {
+        return Err(Error::NotFinite {
+            layer: name.to_string(),
+            what: format!("bias [{i}]"),
+            value: layer.bias[i],
+            why: String::new(),
+        });
+    }
+    Ok(())
+}

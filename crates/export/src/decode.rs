@@ -1,0 +1,121 @@
+//! Reads a `ticket-csr` file back into a dense [`Mlp`]: the check that an export round-trips
+//! and the way to measure the accuracy of exactly what was written. (The sparse inference
+//! loader lives in ticket-infer; this one validates every tensor and then densifies.)
+
+use crate::codec::{decode_indices, decode_values};
+use crate::csr::{CsrLayer, CsrModel};
+use crate::Result;
+use sprs::CsMatI;
+use std::collections::BTreeMap;
+use std::path::Path;
+use ticket_core::checkpoint::check_format;
+use ticket_core::csr_format::{self, meta, ValueDtype};
+use ticket_core::tensor_file::TensorFile;
+use ticket_core::{Arch, Error, Mlp};
+
+/// A CSR file as read from disk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsrFile {
+    pub model: CsrModel,
+    pub value_dtype: ValueDtype,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Reads and validates a CSR file: format and major version, architecture and layer list,
+/// every tensor's dtype and shape, and the CSR structure (indptr from 0 to nnz and
+/// non-decreasing, column indices strictly increasing within each row and in range).
+pub fn read_csr(path: &Path) -> Result<CsrFile> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let file = TensorFile::parse(&bytes, path)?;
+    check_format(&file, csr_format::FORMAT, csr_format::FORMAT_VERSION)?;
+    let arch: Arch = file
+        .meta(meta::ARCH)?
+        .parse()
+        .map_err(|e: Error| file.error(format!("metadata `{}`: {e}", meta::ARCH)))?;
+    let names = arch.layer_names();
+    let listed = file.meta(meta::LAYERS)?;
+    if listed != names.join(",") {
+        return Err(file
+            .error(format!("metadata `layers` = `{listed}` does not match arch {arch}"))
+            .into());
+    }
+    let value_dtype: ValueDtype = file
+        .meta(meta::VALUE_DTYPE)?
+        .parse()
+        .map_err(|e: String| file.error(format!("metadata `{}`: {e}", meta::VALUE_DTYPE)))?;
+    let layers = names
+        .into_iter()
+        .zip(arch.layer_shapes())
+        .map(|(name, shape)| read_layer(&file, name, shape.rows, shape.cols, value_dtype))
+        .collect::<Result<_>>()?;
+    let metadata = file.metadata().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    Ok(CsrFile { model: CsrModel { arch, layers }, value_dtype, metadata })
+}
+
+/// Reads a CSR file and densifies it: pruned weights 0.0 with mask 0, stored ones mask 1.
+pub fn read_csr_as_dense(path: &Path) -> Result<Mlp> {
+    Ok(read_csr(path)?.model.to_dense())
+}
+
+impl CsrModel {
+    /// The dense equivalent: stored entries become kept weights, the rest pruned zeros.
+    pub fn to_dense(&self) -> Mlp {
+        let mut mlp = Mlp::zeros(&self.arch);
+        for (dense, layer) in mlp.layers.iter_mut().zip(&self.layers) {
+            let cols = dense.shape.cols;
+            dense.mask.fill(0);
+            for (&value, (row, col)) in layer.matrix.iter() {
+                dense.weight[row as usize * cols + col as usize] = value;
+                dense.mask[row as usize * cols + col as usize] = 1;
+            }
+            dense.bias.clone_from(&layer.bias);
+        }
+        mlp
+    }
+}
+
+fn read_layer(
+    file: &TensorFile,
+    name: String,
+    rows: usize,
+    cols: usize,
+    value_dtype: ValueDtype,
+) -> Result<CsrLayer> {
+    let shape_bytes =
+        file.bytes(&csr_format::shape_name(&name), safetensors::Dtype::I64, Some(&[2]))?;
+    let shape: Vec<i64> = shape_bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    if shape != [rows as i64, cols as i64] {
+        return Err(file
+            .error(format!("layer {name}: shape {shape:?} does not match arch [{rows}, {cols}]"))
+            .into());
+    }
+    let indptr = decode_indices(
+        file.bytes(&csr_format::indptr_name(&name), safetensors::Dtype::U32, Some(&[rows + 1]))?,
+        safetensors::Dtype::U32,
+    );
+    let nnz = file.view(&csr_format::values_name(&name))?.shape().iter().product::<usize>();
+    if indptr[0] != 0 || indptr[rows] as usize != nnz {
+        return Err(file
+            .error(format!(
+                "layer {name}: indptr runs from {} to {}, expected 0 to {nnz} (the number of values)",
+                indptr[0], indptr[rows]
+            ))
+            .into());
+    }
+    let index_dtype = csr_format::index_dtype(cols);
+    let indices = decode_indices(
+        file.bytes(&csr_format::indices_name(&name), index_dtype, Some(&[nnz]))?,
+        index_dtype,
+    );
+    let values = decode_values(
+        file.bytes(&csr_format::values_name(&name), value_dtype.dtype(), Some(&[nnz]))?,
+        value_dtype,
+    );
+    let bias = file.f32(&csr_format::bias_name(&name), &[rows])?;
+    let matrix = CsMatI::try_new((rows, cols), indptr, indices, values)
+        .map_err(|(.., e)| file.error(format!("layer {name}: not a valid CSR matrix: {e}")))?;
+    Ok(CsrLayer { name, matrix, bias })
+}

@@ -1,0 +1,166 @@
+//! The whole export of one model: refuse what cannot be exported, write the CSR file, read it
+//! back, and measure what it saved and (given data) what it cost in accuracy.
+
+use crate::csr::{CsrModel, Provenance};
+use crate::decode::read_csr;
+use crate::report::{AccuracyReport, CompressionReport};
+use crate::{Error, Result};
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use ticket_core::csr_format::ValueDtype;
+use ticket_core::{Dataset, Mlp, Par};
+
+/// Data to measure accuracy on, and its name (as recorded in checkpoints).
+#[derive(Clone, Copy, Debug)]
+pub struct Evaluation<'a> {
+    pub name: &'a str,
+    pub data: &'a Dataset,
+}
+
+/// How to export.
+#[derive(Clone, Debug)]
+pub struct ExportOptions<'a> {
+    pub out: PathBuf,
+    pub dtype: ValueDtype,
+    /// Replace an existing `out`.
+    pub overwrite: bool,
+    /// Recorded in the metadata. A measured source accuracy replaces `source_accuracy` when
+    /// `eval` is the data set the source was trained on.
+    pub provenance: Provenance,
+    /// Measure source and exported accuracy on this test data.
+    pub eval: Option<Evaluation<'a>>,
+    /// Threads for the accuracy measurements.
+    pub par: Par,
+}
+
+impl<'a> ExportOptions<'a> {
+    /// f32 values, no overwriting, no evaluation, one thread.
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        ExportOptions {
+            out: out.into(),
+            dtype: ValueDtype::F32,
+            overwrite: false,
+            provenance: Provenance::default(),
+            eval: None,
+            par: Par::Seq,
+        }
+    }
+}
+
+/// Exports `mlp` (its masks decide what is kept) as a CSR file and reports the compression.
+/// Nothing is written when it fails.
+pub fn export_checkpoint(mlp: &Mlp, opts: &ExportOptions) -> Result<CompressionReport> {
+    check_output(&opts.out, opts.overwrite)?;
+    let model = CsrModel::from_mlp(mlp)?;
+    let mut provenance = opts.provenance.clone();
+    let source = match &opts.eval {
+        Some(eval) => {
+            check_fits(mlp, eval)?;
+            let mut masked = mlp.clone();
+            masked.apply_masks();
+            let accuracy = masked.accuracy(eval.data, opts.par);
+            if eval.name == provenance.dataset {
+                provenance.source_accuracy = Some(accuracy);
+            }
+            Some(accuracy)
+        }
+        None => None,
+    };
+    model.write(&opts.out, opts.dtype, &provenance)?;
+
+    let written = read_csr(&opts.out)?;
+    let file_bytes = std::fs::metadata(&opts.out)
+        .map_err(|e| ticket_core::Error::io(&opts.out, e))?
+        .len() as usize;
+    let mut report = CompressionReport::new(
+        &written.model,
+        written.value_dtype,
+        opts.out.clone(),
+        header_bytes(&opts.out)?,
+        file_bytes,
+        dense_f32_file(mlp).len(),
+    );
+    if let (Some(eval), Some(source)) = (&opts.eval, source) {
+        let exported = written.model.to_dense().accuracy(eval.data, opts.par);
+        report.accuracy = Some(AccuracyReport {
+            dataset: eval.name.to_string(),
+            examples: eval.data.len(),
+            source,
+            exported,
+            change_pp: 100.0 * (exported - source),
+            recorded_in_file: eval.name == provenance.dataset,
+        });
+    }
+    Ok(report)
+}
+
+/// Refuses an existing output (unless `overwrite`) and a missing directory, before any work.
+fn check_output(out: &Path, overwrite: bool) -> Result<()> {
+    if out.exists() && !overwrite {
+        return Err(Error::OutputExists(out.to_path_buf()));
+    }
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(
+            ticket_core::Error::invalid(out, "the directory to write into does not exist").into()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses data whose examples or labels do not fit the model.
+fn check_fits(mlp: &Mlp, eval: &Evaluation) -> Result<()> {
+    let (inputs, outputs) = (mlp.arch.inputs(), mlp.arch.outputs());
+    if eval.data.features != inputs {
+        return Err(ticket_core::Error::usage(format!(
+            "{} has {} features per example but the model ({}) takes {inputs}",
+            eval.name, eval.data.features, mlp.arch
+        ))
+        .into());
+    }
+    if let Some(&label) = eval.data.labels.iter().find(|&&l| l as usize >= outputs) {
+        return Err(ticket_core::Error::usage(format!(
+            "{} has label {label} but the model ({}) has only {outputs} outputs",
+            eval.name, mlp.arch
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The 8-byte length prefix plus the JSON header it announces.
+fn header_bytes(path: &Path) -> Result<usize> {
+    let mut prefix = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut prefix))
+        .map_err(|e| ticket_core::Error::io(path, e))?;
+    Ok(8 + u64::from_le_bytes(prefix) as usize)
+}
+
+/// `mlp` as a dense f32 safetensors file without masks or metadata (weights and biases, what
+/// `safetensors.torch.save_file(model.state_dict())` writes): the baseline of the report.
+pub fn dense_f32_file(mlp: &Mlp) -> Vec<u8> {
+    let to_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = mlp
+        .arch
+        .layer_names()
+        .into_iter()
+        .zip(&mlp.layers)
+        .flat_map(|(name, l)| {
+            [
+                (format!("{name}.weight"), vec![l.shape.rows, l.shape.cols], to_bytes(&l.weight)),
+                (format!("{name}.bias"), vec![l.shape.rows], to_bytes(&l.bias)),
+            ]
+        })
+        .collect();
+    let views = data.iter().map(|(name, shape, bytes)| {
+        let view = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches data");
+        (name.clone(), view)
+    });
+    safetensors::serialize(views, None).expect("f32 tensors serialize")
+}
