@@ -4,7 +4,7 @@
 use crate::cli::{ExportArgs, ValueDtype};
 use anyhow::{anyhow, Result};
 use std::path::{Path, PathBuf};
-use ticket_core::{checkpoint, csr_format, Par};
+use ticket_core::{checkpoint, csr_format};
 use ticket_export::{export_checkpoint, resolve_checkpoint, Error, Evaluation, ExportOptions};
 
 pub fn run(args: ExportArgs) -> Result<()> {
@@ -24,7 +24,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     opts.overwrite = args.force;
     opts.provenance.dataset = source.meta.dataset.clone();
     opts.eval = splits.as_ref().map(|s| Evaluation { name: &s.name, data: &s.test });
-    opts.par = Par::Rayon(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    opts.par = super::thread_pool(None)?;
     let report = export_checkpoint(&source.mlp, &opts).map_err(|e| match e {
         // The weights came from the input: say which file holds them.
         Error::NotFinite { .. } => anyhow!("{}: {e}", input.display()),

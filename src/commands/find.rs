@@ -9,6 +9,7 @@ use indicatif::ProgressBar;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use ticket_core::recipe::{PruneMethod, Reset};
+use ticket_export::{export_checkpoint, Evaluation, ExportOptions};
 use ticket_train::experiment::{Experiment, ExperimentSpec, RunKind, RunSummary};
 use ticket_train::imp::{run_imp, ImpEnding, ImpObserver, ImpPlan};
 use ticket_train::EvalRecord;
@@ -84,9 +85,42 @@ pub fn run(args: FindArgs) -> Result<()> {
         }
         println!("plots: {}", plots.display());
     }
-    if !args.no_export {
-        eprintln!("(export and sparse inference of the ticket are not built yet; use --no-export)");
+    if args.no_export {
+        return Ok(());
     }
+    let Some(choice) = &outcome.choice else { return Ok(()) };
+    let source =
+        ticket_core::checkpoint::load(&exp.level_dir(choice.level).join("final.safetensors"))?;
+    let mut opts = ExportOptions::new(exp.dir().join("ticket.safetensors"));
+    opts.overwrite = true;
+    opts.provenance.dataset = splits.name.clone();
+    opts.eval = Some(Evaluation { name: &splits.name, data: &splits.test });
+    opts.par = par;
+    let report = export_checkpoint(&source.mlp, &opts)?;
+    let dense = &outcome.tickets[0];
+    let ticket = &outcome.tickets[choice.level];
+    let t = &report.total;
+    println!("\nsummary ({} on {})", exp.file.spec.recipe.name, splits.name);
+    println!(
+        "  accuracy     dense {:.2}%  ->  ticket {:.2}% (final test accuracy; exported file {:.2}%)",
+        100.0 * dense.final_test_accuracy,
+        100.0 * ticket.final_test_accuracy,
+        100.0 * report.accuracy.as_ref().map_or(f64::NAN, |a| a.exported)
+    );
+    println!(
+        "  weights kept {} of {} ({:.1}%)",
+        t.kept_weights,
+        exp.file.spec.recipe.arch()?.dense_weights(),
+        100.0 * t.density
+    );
+    println!(
+        "  file bytes   dense f32 {}  ->  CSR {} ({:.1}x smaller, {:.1} bits per kept weight)",
+        t.dense_file_bytes,
+        t.csr_file_bytes,
+        t.file_ratio,
+        t.bits_per_kept_weight.unwrap_or(f64::NAN)
+    );
+    println!("  ticket file  {}", report.output.display());
     Ok(())
 }
 
