@@ -39,3 +39,14 @@ check-csr-interop: setup
     cargo run --release -- train --iterations 200 --out runs/interop
     cargo run --release -- export runs/interop/final.safetensors --out runs/interop/final.csr.safetensors --force --json > runs/interop/export.json
     .venv/bin/python benches/read_csr_model.py runs/interop/final.csr.safetensors --dense runs/interop/final.safetensors --report runs/interop/export.json
+
+# The paper's experiment on Fashion-MNIST (3,000 iterations per level instead of 50,000), with
+# the random-reinit control, then its report.
+paper-fmnist:
+    cargo run --release -- find --model lenet-300-100 --dataset fashion-mnist --iterations 3000 --levels 18 --reinit-control --out runs/paper-fmnist --no-export
+    cargo run --release -- report runs/paper-fmnist
+
+# The whole IMP protocol timed end to end, ticket vs PyTorch, with per-level accuracy.
+bench-imp: setup
+    cargo build --release
+    .venv/bin/python benches/compare_imp.py --levels 18 --iterations 3000
