@@ -102,3 +102,14 @@ fn corrupt_checkpoint() {
     let out = ticket(&["export", path.to_str().unwrap()]);
     assert_clean_failure(&out, "broken.safetensors: not a valid safetensors file");
 }
+
+#[test]
+fn mask_that_does_not_fit_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let trained = ticket(&["train", "--iterations", "5", "--out", out.to_str().unwrap()]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let mask = out.join("final.safetensors");
+    let run = ticket(&["train", "--model", "lenet-300-100", "--mask", mask.to_str().unwrap()]);
+    assert_clean_failure(&run, "the mask is for 64-300-100-10 but the model is 784-300-100-10");
+}
