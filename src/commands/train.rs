@@ -14,22 +14,28 @@ use ticket_train::{train, Ending, TrainOptions};
 pub fn run(args: TrainArgs) -> Result<()> {
     let recipe = args.run.recipe()?;
     let par = super::thread_pool(args.run.threads)?;
-    let source = args.run.data.source();
-    let splits = source.load(recipe.train.validation_size)?;
     let arch = recipe.arch()?;
-    let mut mlp = init_mlp(&arch, recipe.init, &mut SeededRng::new(args.run.seed, "init"));
-    if let Some(path) = &args.mask {
-        let masked = checkpoint::load(path)?;
-        if masked.mlp.arch != arch {
-            bail!(
-                "{}: the mask is for {} but the model is {}",
-                path.display(),
-                masked.mlp.arch,
-                arch
-            );
+    // The mask is checked before the (slower) data load.
+    let masks = match &args.mask {
+        Some(path) => {
+            let masked = checkpoint::load(path)?;
+            if masked.mlp.arch != arch {
+                bail!(
+                    "{}: the mask is for {} but the model is {}",
+                    path.display(),
+                    masked.mlp.arch,
+                    arch
+                );
+            }
+            Some(masked.mlp.layers.into_iter().map(|l| l.mask))
         }
-        for (layer, source) in mlp.layers.iter_mut().zip(masked.mlp.layers) {
-            layer.mask = source.mask;
+        None => None,
+    };
+    let splits = args.run.data.source().load(recipe.train.validation_size)?;
+    let mut mlp = init_mlp(&arch, recipe.init, &mut SeededRng::new(args.run.seed, "init"));
+    if let Some(masks) = masks {
+        for (layer, mask) in mlp.layers.iter_mut().zip(masks) {
+            layer.mask = mask;
         }
         mlp.apply_masks();
     }
