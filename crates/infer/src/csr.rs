@@ -181,7 +181,12 @@ pub fn check_structure<I: ColIndex>(
         if end > nnz {
             return Err(format!("indptr of row {r} ends at {end}, past the {nnz} column indices"));
         }
-        let row = &indices[start..end];
+    }
+    if indptr[rows] as usize != nnz {
+        return Err(format!("indptr ends at {}, but there are {nnz} column indices", indptr[rows]));
+    }
+    for (r, pair) in indptr.windows(2).enumerate() {
+        let row = &indices[pair[0] as usize..pair[1] as usize];
         if let Some(bad) = row.iter().find(|c| c.to_usize() >= cols) {
             return Err(format!(
                 "row {r} has column index {}, but the matrix has {cols} columns",
@@ -195,9 +200,6 @@ pub fn check_structure<I: ColIndex>(
                 w[1].to_usize()
             ));
         }
-    }
-    if indptr[rows] as usize != nnz {
-        return Err(format!("indptr ends at {}, but there are {nnz} column indices", indptr[rows]));
     }
     Ok(())
 }

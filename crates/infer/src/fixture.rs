@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use ticket_core::csr_format::{self, meta, ValueDtype};
 use ticket_core::tensor_file::{write_tensors, OwnedTensor};
-use ticket_core::Arch;
+use ticket_core::{Arch, Mlp};
 
 /// One layer as plain vectors: `[rows, cols]` CSR weight with `u32` indices, and a bias.
 #[derive(Clone, Debug, PartialEq)]
@@ -205,4 +205,69 @@ pub fn write_model(
 ) -> ticket_core::Result<()> {
     let (tensors, metadata) = file_contents(arch, layers, dtype);
     write_tensors(path, tensors, &metadata)
+}
+
+/// The tensor called `name` among `tensors` (panics when there is none: a bug in the test).
+pub fn tensor_mut<'t>(tensors: &'t mut [(String, OwnedTensor)], name: &str) -> &'t mut OwnedTensor {
+    &mut tensors.iter_mut().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no tensor {name}")).1
+}
+
+/// Rewrites the elements of `tensor` as `T` through `edit`; a one-dimensional tensor takes the
+/// new length as its shape.
+pub fn edit<T: bytemuck::Pod>(tensor: &mut OwnedTensor, edit: impl FnOnce(&mut Vec<T>)) {
+    let size = size_of::<T>();
+    assert_eq!(tensor.data.len() % size, 0, "element size does not divide the tensor");
+    let mut items: Vec<T> =
+        tensor.data.chunks_exact(size).map(bytemuck::pod_read_unaligned).collect();
+    edit(&mut items);
+    tensor.data = bytemuck::cast_slice(&items).to_vec();
+    if tensor.shape.len() == 1 {
+        tensor.shape = vec![items.len()];
+    }
+}
+
+/// Logits of one example by the textbook formula, in f64.
+pub fn reference_logits(layers: &[CsrParts], x: &[f32]) -> Vec<f64> {
+    let mut a: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    for (i, l) in layers.iter().enumerate() {
+        let dense = l.dense();
+        a = (0..l.rows)
+            .map(|r| {
+                let y = l.bias[r] as f64
+                    + (0..l.cols).map(|c| dense[r * l.cols + c] as f64 * a[c]).sum::<f64>();
+                if i + 1 < layers.len() {
+                    y.max(0.0)
+                } else {
+                    y
+                }
+            })
+            .collect();
+    }
+    a
+}
+
+/// The same layers as a dense `Mlp` with masks.
+pub fn mlp_of(arch: &Arch, layers: &[CsrParts]) -> Mlp {
+    let mut mlp = Mlp::zeros(arch);
+    for (linear, l) in mlp.layers.iter_mut().zip(layers) {
+        linear.weight = l.dense();
+        linear.bias = l.bias.clone();
+        linear.mask = vec![0; l.rows * l.cols];
+        for r in 0..l.rows {
+            for k in l.indptr[r] as usize..l.indptr[r + 1] as usize {
+                linear.mask[r * l.cols + l.indices[k] as usize] = 1;
+            }
+        }
+    }
+    mlp
+}
+
+pub fn assert_logits_close(got: &[f32], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()),
+            "{what}: logit {i}: got {g}, want {w}"
+        );
+    }
 }
