@@ -7,8 +7,8 @@
 //! contiguous batch-wide multiply-add. Work is split into row chunks of equal nonzero count
 //! across [`Par`] threads when it is large enough to pay for the threads; below that it runs on
 //! the calling thread (batch-1 inference of a small model never touches rayon).
-//! On x86-64 with AVX2 and FMA (checked at run time) the row kernels use them, gathering `x`
-//! for batch 1; elsewhere a portable version computes the same sums.
+//! On x86-64 with AVX2 and FMA (checked at run time) the row kernels use them; elsewhere a
+//! portable version computes the same sums.
 //!
 //! ```
 //! use ticket_infer::{kernels, Activation, CsrRef};
@@ -109,15 +109,6 @@ impl Isa {
         }
         all
     }
-
-    /// The gather of the AVX2 batch-1 kernel takes signed 32-bit indices.
-    fn for_cols(self, cols: usize) -> Self {
-        if cols > i32::MAX as usize {
-            Isa::Portable
-        } else {
-            self
-        }
-    }
 }
 
 fn check_lengths(what: &str, x: usize, x_want: Option<usize>, y: usize, y_want: Option<usize>) {
@@ -153,13 +144,12 @@ pub(crate) fn spmm_with<I: ColIndex>(
     if batch == 0 {
         return;
     }
-    let isa = isa.for_cols(w.cols());
     let relu = act == Activation::Relu;
     let run = |rows: Range<usize>, y: &mut [f32]| match isa {
         Isa::Portable => portable::spmm_rows(w, rows, bias, x, y, batch, relu),
         // SAFETY: AVX2 and FMA are present (Isa::detect); `w` is a validated CsrRef (indptr
         // within indices, every column index below cols), x has cols * batch entries and y
-        // has rows.len() * batch (checked above and by the split), cols fits an i32.
+        // has rows.len() * batch (checked above and by the split).
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => unsafe { avx2::spmm_rows(w, rows, bias, x, y, batch, relu) },
     };

@@ -111,6 +111,7 @@ impl Loader<'_, '_> {
             layers,
             value_dtype,
             mapped_file_bytes: if borrows { self.map.len() } else { 0 },
+            dataset: file.metadata().get(meta::DATASET).cloned(),
         })
     }
 

@@ -3,10 +3,11 @@
 //!
 //! Inputs and logits are row-major, `[batch][features]` and `[batch][classes]`, as data sets
 //! and files hold them; inside, activations are `[features][batch]` (see [`crate::kernels`]).
-//! A batch of one needs no transposition at all and runs on the calling thread. Larger
-//! batches are cut into tiles of [`TILE`] examples that run the whole network on one thread
-//! each, so a tile's activations stay in that core's cache and no thread waits for another
-//! between layers.
+//! A batch of one needs no transposition at all. Batches are cut into tiles of at most
+//! [`TILE`] examples, at least one per thread, and each tile runs the whole network on one
+//! thread: its activations stay in that core's cache and no thread waits for another between
+//! layers. Small products (batch 1 of LeNet) stay on the calling thread: handing work to
+//! another thread costs more than it saves.
 //!
 //! ```
 //! use ticket_core::{Arch, Mlp, Par};
@@ -131,9 +132,9 @@ impl SparseLayer {
             + mapped(self.bias.is_mapped(), self.bias.bytes())
     }
 
-    /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]`.
-    fn forward(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation, par: Par) {
-        with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, batch, act, par))
+    /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]`, on this thread.
+    fn forward(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation) {
+        with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, batch, act, Par::Seq))
     }
 
     /// The weight as a dense row-major matrix and the mask of its nonzero pattern.
@@ -169,6 +170,8 @@ pub struct SparseModel {
     pub(crate) value_dtype: ValueDtype,
     /// Bytes of the file kept mapped (0 when nothing is borrowed from it).
     pub(crate) mapped_file_bytes: usize,
+    /// The data set the source was trained on, as the file's metadata records it.
+    pub(crate) dataset: Option<String>,
 }
 
 impl SparseModel {
@@ -212,6 +215,7 @@ impl SparseModel {
             layers,
             value_dtype: ValueDtype::F32,
             mapped_file_bytes: 0,
+            dataset: None,
         }
     }
 
@@ -245,6 +249,11 @@ impl SparseModel {
     /// The dtype the file stored the values in (they are held as `f32` in memory).
     pub fn value_dtype(&self) -> ValueDtype {
         self.value_dtype
+    }
+
+    /// The data set the model was trained on, when its file records one.
+    pub fn dataset(&self) -> Option<&str> {
+        self.dataset.as_deref()
     }
 
     /// Bytes of the arrays the forward pass reads, whether borrowed from the file or owned.
@@ -292,25 +301,31 @@ impl SparseModel {
                 batch * classes
             )));
         }
-        let tiles = batch.div_ceil(TILE);
-        if tiles <= 1 || par.threads() <= 1 {
-            for (x, o) in inputs.chunks(TILE * features).zip(out.chunks_mut(TILE * classes)) {
-                self.tile(x, x.len() / features, o, scratch, if tiles <= 1 { par } else { Par::Seq });
+        // One tile per thread at least (tiles a multiple of 8 examples, the AVX2 width), and
+        // only when the batch is worth the threads.
+        let threads = if self.nnz().saturating_mul(batch) >= kernels::PAR_MIN_WORK {
+            par.threads()
+        } else {
+            1
+        };
+        let tile = batch.div_ceil(threads).next_multiple_of(8).min(TILE);
+        let tiles = batch.div_ceil(tile);
+        if threads <= 1 || tiles <= 1 {
+            for (x, o) in inputs.chunks(tile * features).zip(out.chunks_mut(tile * classes)) {
+                self.tile(x, x.len() / features, o, scratch);
             }
             return Ok(());
         }
         inputs
-            .par_chunks(TILE * features)
-            .zip(out.par_chunks_mut(TILE * classes))
-            .with_min_len(tiles.div_ceil(par.threads()))
-            .for_each_init(Scratch::default, |s, (x, o)| {
-                self.tile(x, x.len() / features, o, s, Par::Seq)
-            });
+            .par_chunks(tile * features)
+            .zip(out.par_chunks_mut(tile * classes))
+            .with_min_len(tiles.div_ceil(threads))
+            .for_each_init(Scratch::default, |s, (x, o)| self.tile(x, x.len() / features, o, s));
         Ok(())
     }
 
     /// The whole network on `t` examples: `x` `[t][inputs]` to `out` `[t][outputs]`.
-    fn tile(&self, x: &[f32], t: usize, out: &mut [f32], s: &mut Scratch, par: Par) {
+    fn tile(&self, x: &[f32], t: usize, out: &mut [f32], s: &mut Scratch) {
         s.layers.resize_with(self.layers.len(), Vec::new);
         if t > 1 {
             s.input.resize(x.len(), 0.0);
@@ -327,7 +342,7 @@ impl SparseModel {
             dst.resize(layer.shape.rows * t, 0.0);
             let last = i + 1 == self.layers.len();
             let act = if last { Activation::Identity } else { Activation::Relu };
-            layer.forward(src, dst, t, act, par);
+            layer.forward(src, dst, t, act);
         }
         let logits = s.layers.last().expect("an Arch has at least one layer");
         if t == 1 {
