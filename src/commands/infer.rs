@@ -51,8 +51,8 @@ pub fn run(args: InferArgs) -> Result<()> {
                 "accuracy on {source} test ({} examples): sparse {:.4}, dense {:.4}; \
                  predictions agree on {} of {}",
                 data.len(),
-                result["sparse"],
-                result["dense"],
+                result["sparse"].as_f64().unwrap_or(f64::NAN),
+                result["dense"].as_f64().unwrap_or(f64::NAN),
                 result["agree"],
                 data.len()
             );
@@ -136,7 +136,9 @@ fn evaluate(model: &SparseModel, dense: &Mlp, data: &Dataset, par: Par) -> Resul
 /// Deterministic inputs in [0, 1) for benchmarking without a data set.
 fn synthetic_inputs(examples: usize, features: usize) -> Vec<f32> {
     (0..examples * features)
-        .map(|i| ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f32 / (1u64 << 24) as f32)
+        .map(|i| {
+            ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f32 / (1u64 << 24) as f32
+        })
         .collect()
 }
 
@@ -222,4 +224,3 @@ fn print_bench(bench: &Map<String, Value>) {
         get("weight_bytes", "sparse_borrowed_from_file") / 1000.0
     );
 }
-

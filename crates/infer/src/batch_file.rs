@@ -29,7 +29,9 @@ pub fn read_inputs(path: &Path, features: usize) -> Result<(Vec<f32>, usize)> {
         [_, f] => {
             return Err(Error::invalid(
                 path,
-                format!("tensor `{INPUT}` has {f} features per example, the model takes {features}"),
+                format!(
+                    "tensor `{INPUT}` has {f} features per example, the model takes {features}"
+                ),
             ))
         }
         other => {

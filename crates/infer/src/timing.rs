@@ -54,7 +54,8 @@ pub fn per_sample(
     budget: Duration,
 ) -> Result<f64> {
     assert!(pool.len() >= features && batch > 0, "per_sample: empty pool or batch");
-    let inputs: Vec<f32> = pool.chunks_exact(features).cycle().take(batch).flatten().copied().collect();
+    let inputs: Vec<f32> =
+        pool.chunks_exact(features).cycle().take(batch).flatten().copied().collect();
     run(&inputs, batch)?;
     let mut times = Vec::new();
     let start = Instant::now();

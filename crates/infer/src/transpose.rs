@@ -27,7 +27,14 @@ pub(crate) fn transpose_with(isa: Isa, src: &[f32], rows: usize, cols: usize, ds
 }
 
 /// Element by element, for the part of the matrix the blocks do not cover.
-fn copy(src: &[f32], rows: usize, cols: usize, dst: &mut [f32], rs: Range<usize>, cs: Range<usize>) {
+fn copy(
+    src: &[f32],
+    rows: usize,
+    cols: usize,
+    dst: &mut [f32],
+    rs: Range<usize>,
+    cs: Range<usize>,
+) {
     for r in rs {
         for c in cs.clone() {
             dst[c * rows + r] = src[r * cols + c];

@@ -151,7 +151,9 @@ unsafe fn spmv_rows<I: ColIndex>(
     let (idx, val, xp) = (w.indices().as_ptr(), w.values().as_ptr(), x.as_ptr());
     // SAFETY (all reads): k < indptr[r + 1] <= nnz keeps index and value reads inside their
     // slices, and every column index is below cols = x.len().
-    let term = |k: usize, acc: f32| unsafe { (*val.add(k)).mul_add(*xp.add((*idx.add(k)).to_usize()), acc) };
+    let term = |k: usize, acc: f32| unsafe {
+        (*val.add(k)).mul_add(*xp.add((*idx.add(k)).to_usize()), acc)
+    };
     for (r, yr) in rows.zip(y.iter_mut()) {
         let range = w.row_range(r);
         let mut acc = [0.0f32; 4];

@@ -153,7 +153,8 @@ impl Loader<'_, '_> {
         };
         let nnz = shape_nnz(&indptr);
         let values = self.values(name, nnz, value_dtype)?;
-        let bias_bytes = file.bytes(&csr_format::bias_name(name), Dtype::F32, Some(&[shape.rows]))?;
+        let bias_bytes =
+            file.bytes(&csr_format::bias_name(name), Dtype::F32, Some(&[shape.rows]))?;
         let bias: Slab<f32> = Slab::from_file(self.map, bias_bytes);
         if let Some(r) = bias.iter().position(|v| !v.is_finite()) {
             return Err(self.error(format!("layer {name}: bias of row {r} is {}", bias[r])));

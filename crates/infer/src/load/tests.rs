@@ -96,7 +96,11 @@ fn u32_indices_are_accepted_for_narrow_layers() {
 
 /// A safetensors file laid out by hand: `lead` padding bytes (a U8 tensor) before the other
 /// tensors, so that every one of them starts at an odd offset.
-fn write_misaligned(path: &Path, tensors: &[(String, OwnedTensor)], meta: &BTreeMap<String, String>) {
+fn write_misaligned(
+    path: &Path,
+    tensors: &[(String, OwnedTensor)],
+    meta: &BTreeMap<String, String>,
+) {
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), serde_json::to_value(meta).unwrap());
     let mut data = vec![0u8];

@@ -61,11 +61,13 @@ macro_rules! with_csr {
         let l = $layer;
         match &l.indices {
             Indices::U16(i) => {
-                let $csr = CsrRef::new_prechecked(l.shape.rows, l.shape.cols, &l.indptr, i, &l.values);
+                let $csr =
+                    CsrRef::new_prechecked(l.shape.rows, l.shape.cols, &l.indptr, i, &l.values);
                 $body
             }
             Indices::U32(i) => {
-                let $csr = CsrRef::new_prechecked(l.shape.rows, l.shape.cols, &l.indptr, i, &l.values);
+                let $csr =
+                    CsrRef::new_prechecked(l.shape.rows, l.shape.cols, &l.indptr, i, &l.values);
                 $body
             }
         }
@@ -222,7 +224,10 @@ impl SparseModel {
     /// The dense network with the same weights (pruned ones at zero, masks = the pattern):
     /// the dense path `ticket_core::Mlp::logits` runs on `sgemm`.
     pub fn to_dense(&self) -> Mlp {
-        Mlp { arch: self.arch.clone(), layers: self.layers.iter().map(SparseLayer::dense).collect() }
+        Mlp {
+            arch: self.arch.clone(),
+            layers: self.layers.iter().map(SparseLayer::dense).collect(),
+        }
     }
 
     pub fn arch(&self) -> &Arch {

@@ -2,7 +2,9 @@
 //! from the dense `Mlp`.
 
 use super::*;
-use crate::fixture::{assert_logits_close, mlp_of, random_model, reference_logits, CsrParts, Random};
+use crate::fixture::{
+    assert_logits_close, mlp_of, random_model, reference_logits, CsrParts, Random,
+};
 use proptest::prelude::*;
 
 fn arch_strategy() -> impl Strategy<Value = Vec<usize>> {
@@ -46,7 +48,8 @@ fn lenet_batches_across_tiles_and_threads() {
     let mut rng = Random::new(5);
     for batch in [1, 8, 200] {
         let x = rng.vec(batch * 784, 0.0, 1.0);
-        let want: Vec<f64> = x.chunks_exact(784).flat_map(|e| reference_logits(&layers, e)).collect();
+        let want: Vec<f64> =
+            x.chunks_exact(784).flat_map(|e| reference_logits(&layers, e)).collect();
         for par in [Par::Seq, Par::Rayon(2)] {
             assert_logits_close(&model.logits(&x, batch, par).unwrap(), &want, "lenet");
         }
