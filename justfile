@@ -26,3 +26,12 @@ fmt:
 check-python-interop: setup
     cargo run --release -- train --iterations 200 --out runs/interop
     .venv/bin/python benches/read_dense_checkpoint.py runs/interop/final.safetensors
+
+# Sparse vs dense kernels (LeNet-300-100 at 100..1% density, a 4096x4096 layer) beside a STREAM triad.
+bench-infer:
+    cargo bench --bench infer_kernels
+
+# One CSR model through PyTorch dense, PyTorch CSR, scipy and `ticket infer --bench`, with ratios.
+bench-compare: setup
+    cargo build --release
+    .venv/bin/python benches/compare_infer.py

@@ -58,7 +58,16 @@ pub(super) unsafe fn spmm_rows<I: ColIndex>(
             unsafe { row_block::<BLOCK, I>(w, range.clone(), x, batch, j, b, relu, yr) };
             j += BLOCK * LANES;
         }
-        while j + LANES <= batch {
+        // What is left is below 64 examples: one pass each for 32, 16 and 8 of them.
+        if j + 4 * LANES <= batch {
+            unsafe { row_block::<4, I>(w, range.clone(), x, batch, j, b, relu, yr) };
+            j += 4 * LANES;
+        }
+        if j + 2 * LANES <= batch {
+            unsafe { row_block::<2, I>(w, range.clone(), x, batch, j, b, relu, yr) };
+            j += 2 * LANES;
+        }
+        if j + LANES <= batch {
             unsafe { row_block::<1, I>(w, range.clone(), x, batch, j, b, relu, yr) };
             j += LANES;
         }
@@ -149,26 +158,35 @@ unsafe fn spmv_rows<I: ColIndex>(
     relu: bool,
 ) {
     let (idx, val, xp) = (w.indices().as_ptr(), w.values().as_ptr(), x.as_ptr());
-    // SAFETY (all reads): k < indptr[r + 1] <= nnz keeps index and value reads inside their
-    // slices, and every column index is below cols = x.len().
-    let term = |k: usize, acc: f32| unsafe {
-        (*val.add(k)).mul_add(*xp.add((*idx.add(k)).to_usize()), acc)
-    };
-    for (r, yr) in rows.zip(y.iter_mut()) {
-        let range = w.row_range(r);
-        let mut acc = [0.0f32; 4];
-        let mut k = range.start;
-        while k + 4 <= range.end {
-            for (j, a) in acc.iter_mut().enumerate() {
-                *a = term(k + j, *a);
+    let (indptr, y) = (&w.indptr()[rows.start..=rows.end], &mut y[..rows.len()]);
+    let bias = bias.map(|b| &b[rows.clone()]);
+    // SAFETY (all reads): indptr has rows.len() + 1 entries; k < indptr[i + 1] <= nnz keeps
+    // index and value reads inside their slices, and every column index is below
+    // cols = x.len(); i < y.len() = bias.len().
+    unsafe {
+        let term =
+            |k: usize, acc: f32| (*val.add(k)).mul_add(*xp.add((*idx.add(k)).to_usize()), acc);
+        for i in 0..y.len() {
+            let (start, end) =
+                (*indptr.get_unchecked(i) as usize, *indptr.get_unchecked(i + 1) as usize);
+            let mut acc = [0.0f32; 4];
+            let mut k = start;
+            while k + 4 <= end {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = term(k + j, *a);
+                }
+                k += 4;
             }
-            k += 4;
+            let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            while k < end {
+                sum = term(k, sum);
+                k += 1;
+            }
+            if let Some(b) = bias {
+                sum += *b.get_unchecked(i);
+            }
+            *y.get_unchecked_mut(i) = if relu { sum.max(0.0) } else { sum };
         }
-        let mut sum = bias.map_or(0.0, |b| b[r]) + ((acc[0] + acc[1]) + (acc[2] + acc[3]));
-        for k in k..range.end {
-            sum = term(k, sum);
-        }
-        *yr = if relu { sum.max(0.0) } else { sum };
     }
 }
 
@@ -199,7 +217,15 @@ pub(super) unsafe fn spmm_t_cols<I: ColIndex>(
             unsafe { scatter_block::<BLOCK, I>(w, part.clone(), cols.start, xr, batch, j, y) };
             j += BLOCK * LANES;
         }
-        while j + LANES <= batch {
+        if j + 4 * LANES <= batch {
+            unsafe { scatter_block::<4, I>(w, part.clone(), cols.start, xr, batch, j, y) };
+            j += 4 * LANES;
+        }
+        if j + 2 * LANES <= batch {
+            unsafe { scatter_block::<2, I>(w, part.clone(), cols.start, xr, batch, j, y) };
+            j += 2 * LANES;
+        }
+        if j + LANES <= batch {
             unsafe { scatter_block::<1, I>(w, part.clone(), cols.start, xr, batch, j, y) };
             j += LANES;
         }
