@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import scipy.sparse
@@ -117,6 +118,8 @@ def torch_dense_forward(layers):
 
 
 def torch_csr_forward(layers):
+    # PyTorch warns that sparse CSR is in beta; the logits are checked against scipy instead.
+    warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
     ws = [
         (
             torch.sparse_csr_tensor(

@@ -8,6 +8,10 @@
 //!   `spmm` at 1 / 5 / 10 % density vs dense `sgemm`, batch 1 / 8 / 64; `cold` cycles through
 //!   8 copies of the 5 % matrix (40 MB, more than the L3 cache) so each call reads DRAM.
 //!
+//! - `decode`: turning f16 values into f32 with half's bulk conversion, for the nonzeros of the
+//!   3.6 % LeNet and of the 5 % 4096 layer: what decoding per call (instead of once at load)
+//!   would add to every forward pass.
+//!
 //! Criterion reports throughput (FLOP/s as elements, or bytes/s); a table at the end gives
 //! both for every benchmark, as a share of the measured triad bandwidth.
 //!
@@ -15,6 +19,8 @@
 //!     cargo bench --bench infer_kernels -- lenet/sparse/d3.6
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -89,6 +95,7 @@ fn main() {
     triad(&mut c, &table);
     lenet(&mut c, &table);
     layer4096(&mut c, &table);
+    decode(&mut c, &table);
     c.final_summary();
     print_table(&table, samples);
 }
@@ -248,6 +255,28 @@ fn layer4096(c: &mut Criterion, table: &Table) {
                         par,
                     );
                     black_box(&yb);
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+fn decode(c: &mut Criterion, table: &Table) {
+    let mut rng = Random::new(5);
+    let mut g = c.benchmark_group("decode");
+    for (what, n) in [("lenet3.6", 9_500usize), ("layer4096-d5", 839_000)] {
+        let mut halves = vec![f16::ZERO; n];
+        halves.convert_from_f32_slice(&rng.vec(n, -1.0, 1.0));
+        let mut out = vec![0.0f32; n];
+        let name = format!("decode/f16/{what}");
+        table.describe(&name, 0.0, 6.0 * n as f64, 1);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("f16/{what}"), |bench| {
+            bench.iter_custom(|iters| {
+                table.timed(&name, iters, || {
+                    halves.convert_to_f32_slice(&mut out);
+                    black_box(&out);
                 })
             })
         });

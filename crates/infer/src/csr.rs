@@ -23,50 +23,20 @@ pub trait ColIndex: bytemuck::Pod + Send + Sync + std::fmt::Debug + sealed::Seal
     /// The safetensors dtype this index is stored as.
     const DTYPE: Dtype;
     fn to_usize(self) -> usize;
-
-    /// Loads 8 consecutive indices into the 32-bit lanes of an AVX2 register (for gathers).
-    ///
-    /// # Safety
-    /// AVX2 must be available and the 8 elements from `p` readable.
-    #[doc(hidden)]
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256i;
 }
 
-impl ColIndex for u16 {
-    const DTYPE: Dtype = Dtype::U16;
-    #[inline(always)]
-    fn to_usize(self) -> usize {
-        self as usize
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256i {
-        use std::arch::x86_64::*;
-        // SAFETY: the caller guarantees 8 readable u16 (16 bytes) from p; loadu has no
-        // alignment requirement.
-        unsafe { _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast())) }
-    }
+macro_rules! col_index {
+    ($($t:ty => $dtype:ident),*) => {$(
+        impl ColIndex for $t {
+            const DTYPE: Dtype = Dtype::$dtype;
+            #[inline(always)]
+            fn to_usize(self) -> usize {
+                self as usize
+            }
+        }
+    )*};
 }
-
-impl ColIndex for u32 {
-    const DTYPE: Dtype = Dtype::U32;
-    #[inline(always)]
-    fn to_usize(self) -> usize {
-        self as usize
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256i {
-        use std::arch::x86_64::*;
-        // SAFETY: the caller guarantees 8 readable u32 (32 bytes) from p.
-        unsafe { _mm256_loadu_si256(p.cast()) }
-    }
-}
+col_index!(u16 => U16, u32 => U32);
 
 /// A validated `rows x cols` CSR matrix: row `r` holds `values[indptr[r]..indptr[r + 1]]` at
 /// columns `indices[indptr[r]..indptr[r + 1]]`, strictly increasing and below `cols`.

@@ -27,6 +27,92 @@ unsafe fn first_lanes(n: usize) -> __m256i {
     unsafe { _mm256_loadu_si256(TABLE.as_ptr().add(LANES - n).cast()) }
 }
 
+/// Which lanes of a register a block reads and writes: all 8, or only the first few (the
+/// batch's last `< 8` examples, with masked loads and stores that touch nothing beyond).
+#[derive(Clone, Copy)]
+enum Lanes {
+    All,
+    First(__m256i),
+}
+
+impl Lanes {
+    /// # Safety
+    /// AVX2 available; the selected lanes from `p` readable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load(self, p: *const f32) -> __m256 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match self {
+                Lanes::All => _mm256_loadu_ps(p),
+                Lanes::First(mask) => _mm256_maskload_ps(p, mask),
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX2 available; the selected lanes from `p` writable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn store(self, p: *mut f32, v: __m256) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match self {
+                Lanes::All => _mm256_storeu_ps(p, v),
+                Lanes::First(mask) => _mm256_maskstore_ps(p, mask, v),
+            }
+        }
+    }
+}
+
+/// Runs `$body` for consecutive blocks of the batch: `$j` is the first example of the block,
+/// `$n` (a const) its number of registers, `$lanes` which lanes they use. Blocks of 64
+/// examples first, then one each of 32, 16 and 8 while they fit, then a masked rest.
+macro_rules! for_each_block {
+    ($batch:expr, |$j:ident, $n:ident, $lanes:ident| $body:block) => {{
+        let batch: usize = $batch;
+        let mut $j = 0;
+        while $j + BLOCK * LANES <= batch {
+            {
+                const $n: usize = BLOCK;
+                let $lanes = Lanes::All;
+                $body
+            }
+            $j += BLOCK * LANES;
+        }
+        if $j + 4 * LANES <= batch {
+            {
+                const $n: usize = 4;
+                let $lanes = Lanes::All;
+                $body
+            }
+            $j += 4 * LANES;
+        }
+        if $j + 2 * LANES <= batch {
+            {
+                const $n: usize = 2;
+                let $lanes = Lanes::All;
+                $body
+            }
+            $j += 2 * LANES;
+        }
+        if $j + 1 * LANES <= batch {
+            {
+                const $n: usize = 1;
+                let $lanes = Lanes::All;
+                $body
+            }
+            $j += 1 * LANES;
+        }
+        if $j < batch {
+            const $n: usize = 1;
+            // SAFETY: batch - j < 8.
+            let $lanes = Lanes::First(unsafe { first_lanes(batch - $j) });
+            $body
+        }
+    }};
+}
+
 /// See `portable::spmm_rows`.
 ///
 /// # Safety
@@ -50,34 +136,15 @@ pub(super) unsafe fn spmm_rows<I: ColIndex>(
     for (r, yr) in rows.zip(y.chunks_exact_mut(batch)) {
         let range = w.row_range(r);
         let b = bias.map_or(0.0, |b| b[r]);
-        let mut j = 0;
-        // SAFETY (all three calls): every column index c < cols, so x[c * batch + j ..] plus the
-        // lanes read stays below cols * batch = x.len() (masked lanes are not read); the
-        // stores stay inside yr, which has batch entries.
-        while j + BLOCK * LANES <= batch {
-            unsafe { row_block::<BLOCK, I>(w, range.clone(), x, batch, j, b, relu, yr) };
-            j += BLOCK * LANES;
-        }
-        // What is left is below 64 examples: one pass each for 32, 16 and 8 of them.
-        if j + 4 * LANES <= batch {
-            unsafe { row_block::<4, I>(w, range.clone(), x, batch, j, b, relu, yr) };
-            j += 4 * LANES;
-        }
-        if j + 2 * LANES <= batch {
-            unsafe { row_block::<2, I>(w, range.clone(), x, batch, j, b, relu, yr) };
-            j += 2 * LANES;
-        }
-        if j + LANES <= batch {
-            unsafe { row_block::<1, I>(w, range.clone(), x, batch, j, b, relu, yr) };
-            j += LANES;
-        }
-        if j < batch {
-            unsafe { row_masked(w, range, x, batch, j, b, relu, yr) };
-        }
+        // SAFETY: every column index c < cols, so x[c * batch + j ..] plus the lanes read
+        // stays below cols * batch = x.len(); the lanes written lie inside yr (batch entries).
+        for_each_block!(batch, |j, N, lanes| {
+            unsafe { row_block::<N, I>(w, range.clone(), x, batch, j, lanes, b, relu, yr) };
+        });
     }
 }
 
-/// Examples `j..j + 8 * N` of one row.
+/// Examples `j..j + 8 * N` of one row (only the lanes `lanes` selects).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -87,6 +154,7 @@ unsafe fn row_block<const N: usize, I: ColIndex>(
     x: &[f32],
     batch: usize,
     j: usize,
+    lanes: Lanes,
     bias: f32,
     relu: bool,
     yr: &mut [f32],
@@ -94,55 +162,21 @@ unsafe fn row_block<const N: usize, I: ColIndex>(
     let (idx, val, xp) = (w.indices().as_ptr(), w.values().as_ptr(), x.as_ptr());
     let mut acc = [_mm256_set1_ps(bias); N];
     for k in range {
-        // SAFETY: k < nnz (validated indptr); the column index c < cols and j + 8N <= batch
-        // keep the N loads inside x.
+        // SAFETY: k < nnz (validated indptr); the column index c < cols and the selected
+        // lanes of the N registers from x[c * batch + j] lie inside x.
         unsafe {
             let v = _mm256_broadcast_ss(&*val.add(k));
             let xr = xp.add((*idx.add(k)).to_usize() * batch + j);
             for (n, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr.add(n * LANES)), *a);
+                *a = _mm256_fmadd_ps(v, lanes.load(xr.add(n * LANES)), *a);
             }
         }
     }
-    let out = &mut yr[j..j + N * LANES];
-    for (a, o) in acc.iter().zip(out.chunks_exact_mut(LANES)) {
+    for (n, a) in acc.iter().enumerate() {
         let a = if relu { _mm256_max_ps(*a, _mm256_setzero_ps()) } else { *a };
-        // SAFETY: o has exactly 8 entries.
-        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), a) };
+        // SAFETY: the selected lanes of yr[j + 8n ..] lie inside yr.
+        unsafe { lanes.store(yr.as_mut_ptr().add(j + n * LANES), a) };
     }
-}
-
-/// The last `batch - j < 8` examples of one row, with masked loads and stores.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn row_masked<I: ColIndex>(
-    w: CsrRef<I>,
-    range: Range<usize>,
-    x: &[f32],
-    batch: usize,
-    j: usize,
-    bias: f32,
-    relu: bool,
-    yr: &mut [f32],
-) {
-    let (idx, val, xp) = (w.indices().as_ptr(), w.values().as_ptr(), x.as_ptr());
-    // SAFETY: batch - j <= 8.
-    let mask = unsafe { first_lanes(batch - j) };
-    let mut acc = _mm256_set1_ps(bias);
-    for k in range {
-        // SAFETY: as in row_block; the masked load reads only the batch - j lanes that exist.
-        unsafe {
-            let v = _mm256_broadcast_ss(&*val.add(k));
-            let xr = xp.add((*idx.add(k)).to_usize() * batch + j);
-            acc = _mm256_fmadd_ps(v, _mm256_maskload_ps(xr, mask), acc);
-        }
-    }
-    if relu {
-        acc = _mm256_max_ps(acc, _mm256_setzero_ps());
-    }
-    // SAFETY: only the batch - j lanes inside yr are written.
-    unsafe { _mm256_maskstore_ps(yr.as_mut_ptr().add(j), mask, acc) };
 }
 
 /// Batch 1: scalar fused multiply-adds into 4 independent sums. On Zen 3 this beats an
@@ -209,36 +243,19 @@ pub(super) unsafe fn spmm_t_cols<I: ColIndex>(
         if part.is_empty() {
             continue;
         }
-        let mut j = 0;
-        // SAFETY (all three calls): row_part only yields column indices in cols, so
-        // (c - cols.start) * batch + j plus the lanes touched stays inside y; xr has batch
-        // entries.
-        while j + BLOCK * LANES <= batch {
-            unsafe { scatter_block::<BLOCK, I>(w, part.clone(), cols.start, xr, batch, j, y) };
-            j += BLOCK * LANES;
-        }
-        if j + 4 * LANES <= batch {
-            unsafe { scatter_block::<4, I>(w, part.clone(), cols.start, xr, batch, j, y) };
-            j += 4 * LANES;
-        }
-        if j + 2 * LANES <= batch {
-            unsafe { scatter_block::<2, I>(w, part.clone(), cols.start, xr, batch, j, y) };
-            j += 2 * LANES;
-        }
-        if j + LANES <= batch {
-            unsafe { scatter_block::<1, I>(w, part.clone(), cols.start, xr, batch, j, y) };
-            j += LANES;
-        }
-        if j < batch {
-            unsafe { scatter_masked(w, part, cols.start, xr, batch, j, y) };
-        }
+        // SAFETY: row_part only yields column indices in cols, so (c - cols.start) * batch + j
+        // plus the lanes touched stays inside y; the lanes read lie inside xr (batch entries).
+        for_each_block!(batch, |j, N, lanes| {
+            unsafe { scatter_block::<N, I>(w, part.clone(), cols.start, xr, batch, j, lanes, y) };
+        });
     }
 }
 
 /// `y[c][j..j + 8N] += W[r, c] * x[r][j..j + 8N]` for the nonzeros `part` of row `r`, with
-/// `x[r][j..j + 8N]` held in registers.
+/// `x[r][j..j + 8N]` held in registers (only the lanes `lanes` selects).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn scatter_block<const N: usize, I: ColIndex>(
     w: CsrRef<I>,
     part: Range<usize>,
@@ -246,50 +263,24 @@ unsafe fn scatter_block<const N: usize, I: ColIndex>(
     xr: &[f32],
     batch: usize,
     j: usize,
+    lanes: Lanes,
     y: &mut [f32],
 ) {
     let (idx, val, yp) = (w.indices().as_ptr(), w.values().as_ptr(), y.as_mut_ptr());
     let mut xv = [_mm256_setzero_ps(); N];
     for (n, v) in xv.iter_mut().enumerate() {
-        // SAFETY: j + 8N <= batch = xr.len().
-        *v = unsafe { _mm256_loadu_ps(xr.as_ptr().add(j + n * LANES)) };
+        // SAFETY: the selected lanes from xr[j + 8n] lie inside xr.
+        *v = unsafe { lanes.load(xr.as_ptr().add(j + n * LANES)) };
     }
     for k in part {
-        // SAFETY: the caller's contract keeps every touched lane inside y.
+        // SAFETY: the caller's contract keeps every selected lane inside y.
         unsafe {
             let v = _mm256_broadcast_ss(&*val.add(k));
             let yc = yp.add(((*idx.add(k)).to_usize() - col0) * batch + j);
             for (n, x) in xv.iter().enumerate() {
                 let p = yc.add(n * LANES);
-                _mm256_storeu_ps(p, _mm256_fmadd_ps(v, *x, _mm256_loadu_ps(p)));
+                lanes.store(p, _mm256_fmadd_ps(v, *x, lanes.load(p)));
             }
-        }
-    }
-}
-
-/// The last `batch - j < 8` examples of [`scatter_block`], masked.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn scatter_masked<I: ColIndex>(
-    w: CsrRef<I>,
-    part: Range<usize>,
-    col0: usize,
-    xr: &[f32],
-    batch: usize,
-    j: usize,
-    y: &mut [f32],
-) {
-    let (idx, val, yp) = (w.indices().as_ptr(), w.values().as_ptr(), y.as_mut_ptr());
-    // SAFETY: batch - j <= 8.
-    let mask = unsafe { first_lanes(batch - j) };
-    // SAFETY: only the batch - j lanes inside xr are read.
-    let xv = unsafe { _mm256_maskload_ps(xr.as_ptr().add(j), mask) };
-    for k in part {
-        // SAFETY: only the batch - j lanes of row c inside y are read and written.
-        unsafe {
-            let v = _mm256_broadcast_ss(&*val.add(k));
-            let p = yp.add(((*idx.add(k)).to_usize() - col0) * batch + j);
-            _mm256_maskstore_ps(p, mask, _mm256_fmadd_ps(v, xv, _mm256_maskload_ps(p, mask)));
         }
     }
 }
