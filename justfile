@@ -50,3 +50,12 @@ paper-fmnist:
 bench-imp: setup
     cargo build --release
     .venv/bin/python benches/compare_imp.py --levels 18 --iterations 3000
+
+# Sparse vs dense kernels (LeNet-300-100 at 100..1% density, a 4096x4096 layer) beside a STREAM triad.
+bench-infer:
+    cargo bench --bench infer_kernels
+
+# One CSR model through PyTorch dense, PyTorch CSR, scipy and `ticket infer --bench`, with ratios.
+bench-compare: setup
+    cargo build --release
+    .venv/bin/python benches/compare_infer.py

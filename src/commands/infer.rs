@@ -1,8 +1,226 @@
-//! `ticket infer`.
+//! `ticket infer`: accuracy of a CSR model on a data set (sparse and dense paths side by
+//! side), logits of a batch read from a file, or latency and throughput (`--bench`).
 
 use crate::cli::InferArgs;
-use anyhow::Result;
+use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Map, Value};
+use std::path::Path;
+use std::time::Duration;
+use ticket_core::mlp::argmax;
+use ticket_core::{DataSource, Dataset, Mlp, Par};
+use ticket_infer::{batch_file, timing, Scratch, SparseModel};
 
-pub fn run(_args: InferArgs) -> Result<()> {
-    super::not_built("infer")
+/// Time spent on each of the six `--bench` measurements.
+const BENCH_BUDGET: Duration = Duration::from_millis(600);
+/// Batch sizes whose time per example `--bench` reports, besides batch 1.
+const BENCH_BATCHES: [usize; 2] = [64, 1024];
+
+pub fn run(args: InferArgs) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let par = match args.threads.unwrap_or(cores) {
+        0 => bail!("--threads must be at least 1"),
+        1 => Par::Seq,
+        n => Par::Rayon(n),
+    };
+    let model = SparseModel::load(&args.model)?;
+    let dense = model.to_dense();
+    let mut report = Map::new();
+    if !args.json {
+        println!("{}", describe(&args.model, &model));
+    }
+
+    if let (Some(input), Some(output)) = (&args.input, &args.output) {
+        let (x, batch) = batch_file::read_inputs(input, model.inputs())?;
+        let logits = model.logits(&x, batch, par)?;
+        batch_file::write_logits(output, &logits, batch, model.outputs())?;
+        if !args.json {
+            println!("wrote logits [{batch}, {}] to {}", model.outputs(), output.display());
+        }
+        report.insert("logits".into(), json!({"path": output, "batch": batch}));
+    }
+
+    let named = super::data_source(args.dataset, &args.data);
+    let mut test_set = None;
+    if named.is_some() || (!args.bench && args.input.is_none()) {
+        let source = named.unwrap_or_else(|| default_source(&model));
+        let data = test_split(&source, &model)?;
+        let result = evaluate(&model, &dense, &data, par)?;
+        if !args.json {
+            println!(
+                "accuracy on {source} test ({} examples): sparse {:.4}, dense {:.4}; \
+                 predictions agree on {} of {}",
+                data.len(),
+                result["sparse"].as_f64().unwrap_or(f64::NAN),
+                result["dense"].as_f64().unwrap_or(f64::NAN),
+                result["agree"],
+                data.len()
+            );
+        }
+        report.insert("dataset".into(), json!(source.to_string()));
+        report.insert("accuracy".into(), result);
+        test_set = Some(data);
+    }
+
+    if args.bench {
+        let pool = match &test_set {
+            Some(data) => data.images.clone(),
+            None => synthetic_inputs(1024, model.inputs()),
+        };
+        let bench = bench(&model, &dense, &pool, par)?;
+        if !args.json {
+            print_bench(&bench);
+        }
+        report.extend(bench);
+    }
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
+    }
+    Ok(())
+}
+
+/// One line about the model: shape, how many weights it keeps, how it stores them.
+fn describe(path: &Path, model: &SparseModel) -> String {
+    let dense = model.arch().dense_weights();
+    format!(
+        "{}: {}, {} of {} weights kept ({:.2}%), values {}",
+        path.display(),
+        model.arch(),
+        model.nnz(),
+        dense,
+        100.0 * model.nnz() as f64 / dense as f64,
+        model.value_dtype()
+    )
+}
+
+/// The data set the model was trained on when it is a built-in one, else the digits.
+fn default_source(model: &SparseModel) -> DataSource {
+    match model.dataset() {
+        Some("fashion-mnist") => DataSource::FashionMnist,
+        _ => DataSource::Digits,
+    }
+}
+
+fn test_split(source: &DataSource, model: &SparseModel) -> Result<Dataset> {
+    let splits = source.load(0)?;
+    if splits.test.features != model.inputs() {
+        bail!(
+            "{source} has {} features per example, but the model takes {}",
+            splits.test.features,
+            model.inputs()
+        );
+    }
+    Ok(splits.test)
+}
+
+/// Accuracy of both paths and on how many examples their predictions agree.
+fn evaluate(model: &SparseModel, dense: &Mlp, data: &Dataset, par: Par) -> Result<Value> {
+    let sparse_logits = model.logits(&data.images, data.len(), par)?;
+    let dense_logits = dense.logits(&data.images, data.len(), par);
+    let classes = model.outputs();
+    let predictions = |logits: &[f32]| -> Vec<usize> {
+        logits.chunks_exact(classes).map(argmax).collect::<Vec<_>>()
+    };
+    let (s, d) = (predictions(&sparse_logits), predictions(&dense_logits));
+    let hits = |p: &[usize]| p.iter().zip(&data.labels).filter(|(&p, &l)| p == l as usize).count();
+    let n = data.len().max(1) as f64;
+    Ok(json!({
+        "sparse": hits(&s) as f64 / n,
+        "dense": hits(&d) as f64 / n,
+        "agree": s.iter().zip(&d).filter(|(a, b)| a == b).count(),
+        "examples": data.len(),
+    }))
+}
+
+/// Deterministic inputs in [0, 1) for benchmarking without a data set.
+fn synthetic_inputs(examples: usize, features: usize) -> Vec<f32> {
+    (0..examples * features)
+        .map(|i| {
+            ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
+
+/// Batch-1 latency and large-batch time per example of both paths, and their weight bytes.
+fn bench(model: &SparseModel, dense: &Mlp, pool: &[f32], par: Par) -> Result<Map<String, Value>> {
+    let (features, classes) = (model.inputs(), model.outputs());
+    let progress = ProgressBar::new(2 * (1 + BENCH_BATCHES.len()) as u64).with_style(
+        ProgressStyle::with_template("benchmarking {bar:30} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
+    let mut scratch = Scratch::default();
+    let mut out = vec![0.0; BENCH_BATCHES[1] * classes];
+    let mut sparse = |x: &[f32], batch: usize| {
+        model.logits_into(x, batch, &mut out[..batch * classes], &mut scratch, par)?;
+        Ok(())
+    };
+    let mut dense_run = |x: &[f32], batch: usize| {
+        std::hint::black_box(dense.logits(x, batch, par));
+        Ok(())
+    };
+    let mut paths = Map::new();
+    for (name, run) in [
+        ("sparse", &mut sparse as &mut dyn FnMut(&[f32], usize) -> ticket_infer::Result<()>),
+        ("dense", &mut dense_run),
+    ] {
+        progress.set_message(format!("{name} batch 1"));
+        let latency = timing::latency(|x| run(x, 1), pool, features, BENCH_BUDGET)?;
+        progress.inc(1);
+        let mut entry = Map::new();
+        entry.insert("batch1_us_p50".into(), json!(latency.p50_us));
+        entry.insert("batch1_us_p99".into(), json!(latency.p99_us));
+        for batch in BENCH_BATCHES {
+            progress.set_message(format!("{name} batch {batch}"));
+            let us = timing::per_sample(&mut *run, pool, features, batch, BENCH_BUDGET)?;
+            entry.insert(format!("batch{batch}_us_per_sample"), json!(us));
+            progress.inc(1);
+        }
+        paths.insert(name.into(), Value::Object(entry));
+    }
+    progress.finish_and_clear();
+    paths.insert(
+        "weight_bytes".into(),
+        json!({
+            "sparse": model.weight_bytes(),
+            "dense": 4 * model.arch().dense_params(),
+            "sparse_borrowed_from_file": model.borrowed_bytes(),
+            "file_mapped": model.mapped_file_bytes(),
+        }),
+    );
+    paths.insert("threads".into(), json!(par.threads()));
+    Ok(paths)
+}
+
+fn print_bench(bench: &Map<String, Value>) {
+    let get = |path: &str, key: &str| bench[path][key].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "{:<8} {:>13} {:>13} {:>17} {:>19} {:>12}",
+        "path", "batch 1 p50", "batch 1 p99", "batch 64 /ex", "batch 1024 /ex", "weights"
+    );
+    for path in ["sparse", "dense"] {
+        println!(
+            "{path:<8} {:>10.2} us {:>10.2} us {:>14.3} us {:>16.3} us {:>9.1} KB",
+            get(path, "batch1_us_p50"),
+            get(path, "batch1_us_p99"),
+            get(path, "batch64_us_per_sample"),
+            get(path, "batch1024_us_per_sample"),
+            get("weight_bytes", path) / 1000.0
+        );
+    }
+    let ratio = |key: &str| get("dense", key) / get("sparse", key);
+    println!(
+        "{:<8} {:>12.1}x {:>12.1}x {:>16.1}x {:>18.1}x {:>11.1}x",
+        "speed-up",
+        ratio("batch1_us_p50"),
+        ratio("batch1_us_p99"),
+        ratio("batch64_us_per_sample"),
+        ratio("batch1024_us_per_sample"),
+        get("weight_bytes", "dense") / get("weight_bytes", "sparse")
+    );
+    println!(
+        "({} threads; sparse weights: {:.1} KB borrowed from the mapped file)",
+        bench["threads"],
+        get("weight_bytes", "sparse_borrowed_from_file") / 1000.0
+    );
 }

@@ -1,2 +1,27 @@
-//! ticket-infer: loads and validates CSR safetensors and runs sparse (and, for comparison, dense)
-//! inference on the CPU.
+//! ticket-infer: loads and validates CSR safetensors models and runs them on the CPU with
+//! sparse kernels, next to a dense path on the same weights for comparison.
+//!
+//! - [`SparseModel`]: [`SparseModel::load`] maps and validates a `ticket-csr` file;
+//!   [`SparseModel::logits`] and [`SparseModel::accuracy`] run it; [`SparseModel::to_dense`]
+//!   gives the same network as a dense `ticket_core::Mlp` (the `sgemm` path).
+//! - [`kernels`]: SpMV, SpMM and the transposed SpMM over plain slices ([`CsrRef`]), reusable
+//!   by the trainer.
+//! - [`batch_file`]: a batch of inputs from a safetensors file, logits back to one.
+//! - [`timing`]: latency and throughput of a forward pass, for `ticket infer --bench`.
+
+pub mod batch_file;
+pub mod csr;
+pub mod error;
+#[cfg(any(test, feature = "fixture"))]
+pub mod fixture;
+pub mod kernels;
+mod load;
+pub mod model;
+mod slab;
+pub mod timing;
+pub mod transpose;
+
+pub use csr::{ColIndex, CsrRef};
+pub use error::{Error, Result};
+pub use kernels::Activation;
+pub use model::{Scratch, SparseLayer, SparseModel};

@@ -1,0 +1,256 @@
+//! Sparse x dense products over plain slices: the hot loops of inference, written here because
+//! sprs's products are serial and scalar, and public because the trainer reuses them for
+//! sparse-aware training (forward, and the transposed product for input gradients).
+//!
+//! Activations are laid out `[features][batch]`: feature `k` of the whole batch is the
+//! contiguous slice `x[k * batch..(k + 1) * batch]`, so every nonzero `W[r, k]` costs one
+//! contiguous batch-wide multiply-add. Work is split into row chunks of equal nonzero count
+//! across [`Par`] threads when it is large enough to pay for the threads; below that it runs on
+//! the calling thread (batch-1 inference of a small model never touches rayon).
+//! On x86-64 with AVX2 and FMA (checked at run time) the row kernels use them; elsewhere a
+//! portable version computes the same sums.
+//!
+//! ```
+//! use ticket_infer::{kernels, Activation, CsrRef};
+//! use ticket_core::Par;
+//! // W = [[1, 0, 2], [0, -1, 0]], batch of 2: x[feature][example].
+//! let w = CsrRef::new(2, 3, &[0, 2, 3], &[0u16, 2, 1], &[1.0, 2.0, -1.0]).unwrap();
+//! let x = [1.0, 10.0, /* feature 1 */ 3.0, 30.0, /* feature 2 */ 5.0, 50.0];
+//! let mut y = [0.0; 4];
+//! kernels::spmm(w, Some(&[0.5, 0.0]), &x, &mut y, 2, Activation::Relu, Par::Seq);
+//! assert_eq!(y, [11.5, 110.5, 0.0, 0.0]);
+//! ```
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod portable;
+
+use crate::csr::{ColIndex, CsrRef};
+use rayon::prelude::*;
+use std::ops::Range;
+use ticket_core::Par;
+
+/// What follows the affine part of a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    /// `max(0, v)`; NaN becomes 0, as with `f32::max`.
+    Relu,
+}
+
+/// Multiply-adds below which a product runs on the calling thread: waking rayon workers and
+/// joining them costs a few microseconds, more than such a product takes on one core.
+pub const PAR_MIN_WORK: usize = 1 << 15;
+
+/// `y[r] = act(bias[r] + sum_k W[r, k] x[k])`: the batch-1 product. `x` has `cols` entries,
+/// `y` has `rows`. Panics when the lengths do not fit `w`.
+pub fn spmv<I: ColIndex>(
+    w: CsrRef<I>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+    act: Activation,
+    par: Par,
+) {
+    spmm(w, bias, x, y, 1, act, par);
+}
+
+/// `y[r][b] = act(bias[r] + sum_k W[r, k] x[k][b])` for `x` `[cols][batch]` and `y`
+/// `[rows][batch]` (overwritten). Panics when the lengths do not fit `w` and `batch`.
+pub fn spmm<I: ColIndex>(
+    w: CsrRef<I>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    act: Activation,
+    par: Par,
+) {
+    spmm_with(Isa::detect(), w, bias, x, y, batch, act, par, PAR_MIN_WORK);
+}
+
+/// `y[c][b] += sum_r W[r, c] x[r][b]` for `x` `[rows][batch]` and `y` `[cols][batch]`
+/// (accumulated): the product with `W^T`, which backpropagates a gradient to a layer's input.
+/// Panics when the lengths do not fit `w` and `batch`.
+pub fn spmm_transposed<I: ColIndex>(
+    w: CsrRef<I>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    par: Par,
+) {
+    spmm_transposed_with(Isa::detect(), w, x, y, batch, par, PAR_MIN_WORK);
+}
+
+/// The instruction set the row kernels run with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+}
+
+impl Isa {
+    /// The best the CPU offers (std caches the CPUID answer).
+    pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Isa::Avx2Fma;
+        }
+        Isa::Portable
+    }
+
+    /// Every instruction set this CPU can run, for tests that compare them.
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<Isa> {
+        let mut all = vec![Isa::Portable];
+        if Isa::detect() != Isa::Portable {
+            all.push(Isa::detect());
+        }
+        all
+    }
+}
+
+fn check_lengths(what: &str, x: usize, x_want: Option<usize>, y: usize, y_want: Option<usize>) {
+    let (Some(xw), Some(yw)) = (x_want, y_want) else {
+        panic!("{what}: matrix times batch overflows usize");
+    };
+    assert_eq!(x, xw, "{what}: x has {x} entries, expected {xw}");
+    assert_eq!(y, yw, "{what}: y has {y} entries, expected {yw}");
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn spmm_with<I: ColIndex>(
+    isa: Isa,
+    w: CsrRef<I>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    act: Activation,
+    par: Par,
+    min_work: usize,
+) {
+    check_lengths(
+        "spmm",
+        x.len(),
+        w.cols().checked_mul(batch),
+        y.len(),
+        w.rows().checked_mul(batch),
+    );
+    if let Some(b) = bias {
+        assert_eq!(b.len(), w.rows(), "spmm: bias has {} entries, expected {}", b.len(), w.rows());
+    }
+    if batch == 0 {
+        return;
+    }
+    let relu = act == Activation::Relu;
+    let run = |rows: Range<usize>, y: &mut [f32]| match isa {
+        Isa::Portable => portable::spmm_rows(w, rows, bias, x, y, batch, relu),
+        // SAFETY: AVX2 and FMA are present (Isa::detect); `w` is a validated CsrRef (indptr
+        // within indices, every column index below cols), x has cols * batch entries and y
+        // has rows.len() * batch (checked above and by the split).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { avx2::spmm_rows(w, rows, bias, x, y, batch, relu) },
+    };
+    let work = (w.nnz() + w.rows()).saturating_mul(batch);
+    let chunks = if work >= min_work { par.threads().min(w.rows()) } else { 1 };
+    if chunks <= 1 {
+        return run(0..w.rows(), y);
+    }
+    let pieces = split_rows_by_nnz(w, chunks);
+    let mut parts = Vec::with_capacity(pieces.len());
+    let mut rest = y;
+    for rows in pieces {
+        let (part, tail) = rest.split_at_mut(rows.len() * batch);
+        parts.push((rows, part));
+        rest = tail;
+    }
+    parts.into_par_iter().with_max_len(1).for_each(|(rows, part)| run(rows, part));
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn spmm_transposed_with<I: ColIndex>(
+    isa: Isa,
+    w: CsrRef<I>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    par: Par,
+    min_work: usize,
+) {
+    check_lengths(
+        "spmm_transposed",
+        x.len(),
+        w.rows().checked_mul(batch),
+        y.len(),
+        w.cols().checked_mul(batch),
+    );
+    if batch == 0 || w.cols() == 0 {
+        return;
+    }
+    // A single example has no lanes to vectorise over: the scalar loop is the fastest.
+    let isa = if batch == 1 { Isa::Portable } else { isa };
+    let run = |cols: Range<usize>, y: &mut [f32]| match isa {
+        Isa::Portable => portable::spmm_t_cols(w, cols, x, y, batch),
+        // SAFETY: as in spmm_with: AVX2 and FMA present, validated CsrRef, x has
+        // rows * batch entries, y has cols.len() * batch.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { avx2::spmm_t_cols(w, cols, x, y, batch) },
+    };
+    let work = (w.nnz() + w.rows()).saturating_mul(batch);
+    let chunks = if work >= min_work { par.threads().min(w.cols()) } else { 1 };
+    if chunks <= 1 {
+        return run(0..w.cols(), y);
+    }
+    // Each thread owns a range of output rows (columns of W) and scans every row of W for
+    // the nonzeros that land in it, so no two threads write the same element.
+    let per = w.cols().div_ceil(chunks);
+    y.par_chunks_mut(per * batch).enumerate().with_max_len(1).for_each(|(i, part)| {
+        let start = i * per;
+        run(start..start + part.len() / batch, part)
+    });
+}
+
+/// `chunks` consecutive row ranges covering all rows, each with about the same number of
+/// nonzeros plus rows (a row costs a little even when empty).
+fn split_rows_by_nnz<I: ColIndex>(w: CsrRef<I>, chunks: usize) -> Vec<Range<usize>> {
+    let indptr = w.indptr();
+    let cost = |r: usize| indptr[r] as usize + r;
+    let total = cost(w.rows());
+    let mut bounds = vec![0];
+    for t in 1..chunks {
+        let target = total * t / chunks;
+        // The first row boundary whose cost reaches the target (cost grows with r).
+        let (mut lo, mut hi) = (0, w.rows());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if cost(mid) < target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        bounds.push(lo.max(*bounds.last().unwrap()));
+    }
+    bounds.push(w.rows());
+    bounds.windows(2).map(|b| b[0]..b[1]).filter(|r| !r.is_empty()).collect()
+}
+
+/// The part of row `r` of `w` whose column indices fall in `cols`, as a range of positions in
+/// `indices` / `values` (column indices are sorted within a row).
+#[inline]
+fn row_part<I: ColIndex>(w: CsrRef<I>, r: usize, cols: &Range<usize>) -> Range<usize> {
+    let range = w.row_range(r);
+    let row = &w.indices()[range.clone()];
+    let lo = if cols.start == 0 { 0 } else { row.partition_point(|c| c.to_usize() < cols.start) };
+    let hi = if cols.end >= w.cols() {
+        row.len()
+    } else {
+        row.partition_point(|c| c.to_usize() < cols.end)
+    };
+    range.start + lo..range.start + hi.max(lo)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,237 @@
+//! Reading a CSR model file (`format = ticket-csr`, see `ticket_core::csr_format`): the file
+//! is memory-mapped and everything is validated before the kernels may touch it - format and
+//! version, architecture, each layer's shape and how layers chain, dtypes, the CSR structure,
+//! and that every value is finite. Arrays whose bytes are aligned for their type are borrowed
+//! from the mapping; the rest is copied, and `f16` / `bf16` values are decoded to `f32` once,
+//! here, with half's bulk conversion.
+//!
+//! A bad file is an [`Error`] naming the file and the problem, never a panic.
+
+use crate::csr::{check_structure, ColIndex};
+use crate::model::{Indices, SparseLayer, SparseModel};
+use crate::slab::Slab;
+use crate::{Error, Result};
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+use memmap2::Mmap;
+use safetensors::Dtype;
+use std::path::Path;
+use std::sync::Arc;
+use ticket_core::checkpoint::check_format;
+use ticket_core::csr_format::{self, meta, ValueDtype};
+use ticket_core::tensor_file::TensorFile;
+use ticket_core::{Arch, LayerShape};
+
+impl SparseModel {
+    /// Maps, validates and loads the CSR model at `path`.
+    ///
+    /// The file must not be changed in place while the model is alive (arrays may be
+    /// borrowed from the mapping); ticket writes files by rename, which leaves a mapping of
+    /// the old file intact.
+    pub fn load(path: &Path) -> Result<SparseModel> {
+        let file = std::fs::File::open(path).map_err(|e| ticket_core::Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| ticket_core::Error::io(path, e))?.len();
+        if len == 0 {
+            return Err(Error::invalid(path, "the file is empty, not a CSR model"));
+        }
+        // SAFETY: mapping a file is sound as long as nobody modifies it in place while it is
+        // mapped (see above); every byte read from the mapping is validated below.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| ticket_core::Error::io(path, e))?;
+        let map = Arc::new(map);
+        let tensors = TensorFile::parse(&map, path)?;
+        let model = Loader { tensors: &tensors, map: &map }.model()?;
+        Ok(model)
+    }
+}
+
+struct Loader<'a, 'b> {
+    tensors: &'b TensorFile<'a>,
+    map: &'b Arc<Mmap>,
+}
+
+impl Loader<'_, '_> {
+    fn error(&self, problem: impl Into<String>) -> Error {
+        Error::invalid(self.tensors.path(), problem)
+    }
+
+    fn model(&self) -> Result<SparseModel> {
+        let file = self.tensors;
+        check_format(file, csr_format::FORMAT, csr_format::FORMAT_VERSION)?;
+        let arch: Arch = file
+            .meta(meta::ARCH)?
+            .parse()
+            .map_err(|e: ticket_core::Error| self.error(format!("metadata `arch`: {e}")))?;
+        let activation = file.meta(meta::ACTIVATION)?;
+        if activation != "relu" {
+            return Err(self.error(format!(
+                "activation `{activation}` is not supported (ticket runs relu networks)"
+            )));
+        }
+        let value_dtype: ValueDtype = file
+            .meta(meta::VALUE_DTYPE)?
+            .parse()
+            .map_err(|e: String| self.error(format!("metadata `value_dtype`: {e}")))?;
+        let names: Vec<&str> = file.meta(meta::LAYERS)?.split(',').map(str::trim).collect();
+        if names.len() != arch.num_layers() {
+            return Err(self.error(format!(
+                "metadata lists {} layers ({}) but arch {arch} has {}",
+                names.len(),
+                names.join(","),
+                arch.num_layers()
+            )));
+        }
+        let mut layers: Vec<SparseLayer> = Vec::with_capacity(names.len());
+        for (i, (name, expected)) in names.iter().zip(arch.layer_shapes()).enumerate() {
+            let shape = self.shape(name)?;
+            if let Some(prev) = layers.last() {
+                if shape.cols != prev.shape().rows {
+                    return Err(self.error(format!(
+                        "layers do not chain: {name} takes {} inputs but {} gives {} outputs",
+                        shape.cols,
+                        prev.name(),
+                        prev.shape().rows
+                    )));
+                }
+            }
+            if shape != expected {
+                return Err(self.error(format!(
+                    "layer {name} is [{}, {}] but arch {arch} makes layer {} [{}, {}]",
+                    shape.rows,
+                    shape.cols,
+                    i + 1,
+                    expected.rows,
+                    expected.cols
+                )));
+            }
+            layers.push(self.layer(name, shape, value_dtype)?);
+        }
+        let borrows = layers.iter().any(|l| l.mapped_bytes() > 0);
+        Ok(SparseModel {
+            arch,
+            layers,
+            value_dtype,
+            mapped_file_bytes: if borrows { self.map.len() } else { 0 },
+            dataset: file.metadata().get(meta::DATASET).cloned(),
+        })
+    }
+
+    /// `[rows, cols]` from the layer's I64 shape tensor.
+    fn shape(&self, name: &str) -> Result<LayerShape> {
+        let tensor = csr_format::shape_name(name);
+        let bytes = self.tensors.bytes(&tensor, Dtype::I64, Some(&[2]))?;
+        let dims: Vec<i64> =
+            bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+        match (usize::try_from(dims[0]), usize::try_from(dims[1])) {
+            (Ok(rows), Ok(cols)) if rows > 0 && cols > 0 && cols <= u32::MAX as usize => {
+                Ok(LayerShape { rows, cols })
+            }
+            _ => Err(self.error(format!("tensor `{tensor}` holds {dims:?}, not a matrix shape"))),
+        }
+    }
+
+    fn layer(&self, name: &str, shape: LayerShape, value_dtype: ValueDtype) -> Result<SparseLayer> {
+        let file = self.tensors;
+        let indptr_bytes =
+            file.bytes(&csr_format::indptr_name(name), Dtype::U32, Some(&[shape.rows + 1]))?;
+        let indptr: Slab<u32> = Slab::from_file(self.map, indptr_bytes);
+        let indices_name = csr_format::indices_name(name);
+        let view = file.view(&indices_name)?;
+        if view.shape().len() != 1 {
+            return Err(self.error(format!(
+                "tensor `{indices_name}` has shape {:?}, expected one dimension [nnz]",
+                view.shape()
+            )));
+        }
+        let indices = match view.dtype() {
+            Dtype::U16 => Indices::U16(self.structure(name, shape, &indptr, view.data())?),
+            Dtype::U32 => Indices::U32(self.structure(name, shape, &indptr, view.data())?),
+            other => {
+                return Err(self.error(format!(
+                    "tensor `{indices_name}` has dtype {other:?}; column indices are U16 or U32"
+                )))
+            }
+        };
+        let nnz = shape_nnz(&indptr);
+        let values = self.values(name, nnz, value_dtype)?;
+        let bias_bytes =
+            file.bytes(&csr_format::bias_name(name), Dtype::F32, Some(&[shape.rows]))?;
+        let bias: Slab<f32> = Slab::from_file(self.map, bias_bytes);
+        if let Some(r) = bias.iter().position(|v| !v.is_finite()) {
+            return Err(self.error(format!("layer {name}: bias of row {r} is {}", bias[r])));
+        }
+        Ok(SparseLayer::new(name.to_string(), shape, indptr, indices, values, bias))
+    }
+
+    /// The column indices, after checking them with `indptr` as a CSR structure.
+    fn structure<I: ColIndex + crate::slab::Element>(
+        &self,
+        name: &str,
+        shape: LayerShape,
+        indptr: &[u32],
+        bytes: &[u8],
+    ) -> Result<Slab<I>> {
+        let indices: Slab<I> = Slab::from_file(self.map, bytes);
+        check_structure(shape.rows, shape.cols, indptr, &indices)
+            .map_err(|problem| self.error(format!("layer {name}: {problem}")))?;
+        Ok(indices)
+    }
+
+    /// The nonzero values as `f32`, decoded from the stored dtype, all finite.
+    fn values(&self, name: &str, nnz: usize, value_dtype: ValueDtype) -> Result<Slab<f32>> {
+        let tensor = csr_format::values_name(name);
+        let view = self.tensors.view(&tensor)?;
+        let stored = match view.dtype() {
+            Dtype::F32 => ValueDtype::F32,
+            Dtype::F16 => ValueDtype::F16,
+            Dtype::BF16 => ValueDtype::Bf16,
+            other => {
+                return Err(self.error(format!(
+                    "tensor `{tensor}` has dtype {other:?}; values are F32, F16 or BF16"
+                )))
+            }
+        };
+        if stored != value_dtype {
+            return Err(self.error(format!(
+                "tensor `{tensor}` is {stored} but metadata `value_dtype` says {value_dtype}"
+            )));
+        }
+        if view.shape() != [nnz] {
+            return Err(self.error(format!(
+                "tensor `{tensor}` has shape {:?}, expected [{nnz}] (one value per column index)",
+                view.shape()
+            )));
+        }
+        let values: Slab<f32> = match stored {
+            ValueDtype::F32 => Slab::from_file(self.map, view.data()),
+            ValueDtype::F16 => decode::<f16>(&Slab::from_file(self.map, view.data())),
+            ValueDtype::Bf16 => decode::<bf16>(&Slab::from_file(self.map, view.data())),
+        };
+        if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+            return Err(self.error(format!(
+                "layer {name}: value {k} is {} (weights must be finite)",
+                values[k]
+            )));
+        }
+        Ok(values)
+    }
+}
+
+/// The number of nonzeros a validated `indptr` announces.
+fn shape_nnz(indptr: &[u32]) -> usize {
+    indptr.last().map_or(0, |&n| n as usize)
+}
+
+/// 16-bit floats (given by their bits) to `f32`, with half's bulk (F16C where available)
+/// conversion.
+fn decode<H: bytemuck::Pod>(bits: &[u16]) -> Slab<f32>
+where
+    [H]: HalfFloatSliceExt,
+{
+    let halves: &[H] = bytemuck::cast_slice(bits);
+    let mut out = vec![0.0f32; bits.len()];
+    halves.convert_to_f32_slice(&mut out);
+    Slab::Owned(out)
+}
+
+#[cfg(test)]
+mod tests;

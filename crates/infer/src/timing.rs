@@ -1,0 +1,110 @@
+//! How fast a forward pass runs: per-sample latency at batch 1 (median and 99th percentile of
+//! single calls) and time per sample of larger batches (median over repeated calls). The
+//! numbers `ticket infer --bench` prints; the criterion benches under `benches/` measure the
+//! kernels themselves.
+
+use crate::Result;
+use std::time::{Duration, Instant};
+
+/// Calls measured at batch 1, at most (the time budget usually ends it first).
+const MAX_SINGLE_CALLS: usize = 200_000;
+/// Untimed calls before measuring, to warm caches and wake threads.
+const WARMUP_CALLS: usize = 20;
+
+/// Batch-1 latency in microseconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Latency {
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+/// Times single-example calls of `run` on successive examples of `pool` (`[n][features]`)
+/// for about `budget`.
+pub fn latency(
+    mut run: impl FnMut(&[f32]) -> Result<()>,
+    pool: &[f32],
+    features: usize,
+    budget: Duration,
+) -> Result<Latency> {
+    let examples: Vec<&[f32]> = pool.chunks_exact(features).collect();
+    assert!(!examples.is_empty(), "latency: empty pool");
+    for x in examples.iter().cycle().take(WARMUP_CALLS) {
+        run(x)?;
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    for x in examples.iter().cycle().take(MAX_SINGLE_CALLS) {
+        let t = Instant::now();
+        run(x)?;
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+        if start.elapsed() > budget {
+            break;
+        }
+    }
+    Ok(Latency { p50_us: quantile(&mut times, 0.5), p99_us: quantile(&mut times, 0.99) })
+}
+
+/// Median microseconds per example of calls of `run` on a batch of `batch` examples taken
+/// from `pool` (cycled when it is smaller), repeated for about `budget` (at least 5 calls).
+pub fn per_sample(
+    mut run: impl FnMut(&[f32], usize) -> Result<()>,
+    pool: &[f32],
+    features: usize,
+    batch: usize,
+    budget: Duration,
+) -> Result<f64> {
+    assert!(pool.len() >= features && batch > 0, "per_sample: empty pool or batch");
+    let inputs: Vec<f32> =
+        pool.chunks_exact(features).cycle().take(batch).flatten().copied().collect();
+    run(&inputs, batch)?;
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 5 || start.elapsed() < budget {
+        let t = Instant::now();
+        run(&inputs, batch)?;
+        times.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
+    }
+    Ok(quantile(&mut times, 0.5))
+}
+
+/// The `q` quantile (nearest rank) of `values`.
+fn quantile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len() as f64 * q).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(quantile(&mut v, 0.5), 50.0);
+        assert_eq!(quantile(&mut v, 0.99), 99.0);
+        assert_eq!(quantile(&mut [7.0], 0.99), 7.0);
+    }
+
+    #[test]
+    fn per_sample_divides_by_the_batch_and_sees_every_example() {
+        let pool: Vec<f32> = (0..6).map(|i| i as f32).collect(); // 3 examples of 2 features
+        let mut seen = Vec::new();
+        let us = per_sample(
+            |x, b| {
+                assert_eq!(x.len(), 2 * b);
+                seen = x.to_vec();
+                std::thread::sleep(Duration::from_millis(2));
+                Ok(())
+            },
+            &pool,
+            2,
+            4,
+            Duration::ZERO,
+        )
+        .unwrap();
+        assert_eq!(seen, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 0.0, 1.0]);
+        // Each call sleeps at least 2 ms for 4 examples: at least 500 us per example.
+        assert!(us >= 500.0, "{us}");
+    }
+}

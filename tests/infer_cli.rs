@@ -1,0 +1,261 @@
+//! `ticket infer` end to end: accuracy, a batch from a file, `--bench --json`, and a clean
+//! one-line failure (naming the file) for every kind of bad model or input file.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use ticket_core::csr_format::ValueDtype;
+use ticket_core::tensor_file::{write_tensors, OwnedTensor, TensorFile};
+use ticket_core::{Arch, DataSource};
+use ticket_infer::fixture::{
+    edit, file_contents, random_model, reference_logits, tensor_mut, write_model, CsrParts, Random,
+};
+
+/// A digits-shaped model (64 inputs, 10 classes) in a temporary directory.
+struct Fixture {
+    dir: tempfile::TempDir,
+    arch: Arch,
+    layers: Vec<CsrParts>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let arch: Arch = "64-24-10".parse().unwrap();
+        let layers = random_model(&arch, &[0.4, 0.6], 21);
+        Fixture { dir: tempfile::tempdir().unwrap(), arch, layers }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The valid model file.
+    fn model(&self) -> PathBuf {
+        let path = self.path("model.safetensors");
+        write_model(&path, &self.arch, &self.layers, ValueDtype::F32).unwrap();
+        path
+    }
+
+    /// The model file with `edit` applied to its tensors and metadata first.
+    fn edited(
+        &self,
+        edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
+    ) -> PathBuf {
+        let path = self.path("model.safetensors");
+        let (mut tensors, mut meta) = file_contents(&self.arch, &self.layers, ValueDtype::F32);
+        edit(&mut tensors, &mut meta);
+        write_tensors(&path, tensors, &meta).unwrap();
+        path
+    }
+
+    fn reference(&self, x: &[f32]) -> Vec<f64> {
+        reference_logits(&self.layers, x)
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "ticket failed: {}", stderr(out));
+    serde_json::from_str(&stdout(out)).unwrap()
+}
+
+fn argmax(v: &[f64]) -> usize {
+    (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b]).then(b.cmp(&a))).unwrap()
+}
+
+#[test]
+fn accuracy_on_digits_matches_a_reference_forward_pass() {
+    let f = Fixture::new();
+    let model = f.model();
+    let out = ticket(&["infer", s(&model), "--dataset", "digits", "--json"]);
+    let report = json(&out);
+    let test = DataSource::Digits.load(0).unwrap().test;
+    let hits = (0..test.len())
+        .filter(|&i| argmax(&f.reference(test.image(i))) == test.labels[i] as usize)
+        .count();
+    let want = hits as f64 / test.len() as f64;
+    assert_eq!(report["accuracy"]["sparse"].as_f64().unwrap(), want);
+    assert_eq!(report["accuracy"]["dense"].as_f64().unwrap(), want);
+    assert_eq!(report["accuracy"]["agree"].as_u64().unwrap(), test.len() as u64);
+    assert_eq!(report["dataset"], "digits");
+    // The text form says the same.
+    let text = stdout(&ticket(&["infer", s(&model)]));
+    assert!(text.contains(&format!("sparse {want:.4}, dense {want:.4}")), "{text}");
+}
+
+#[test]
+fn batch_from_a_file_to_logits() {
+    let f = Fixture::new();
+    let model = f.model();
+    let (input, output) = (f.path("in.safetensors"), f.path("out.safetensors"));
+    let mut rng = Random::new(8);
+    let batch = 67;
+    let x = rng.vec(batch * 64, 0.0, 1.0);
+    let t = vec![("input".to_string(), OwnedTensor::f32(vec![batch, 64], &x))];
+    write_tensors(&input, t, &BTreeMap::new()).unwrap();
+    let out = ticket(&["infer", s(&model), "--input", s(&input), "--output", s(&output)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bytes = std::fs::read(&output).unwrap();
+    let logits = TensorFile::parse(&bytes, &output).unwrap().f32("logits", &[batch, 10]).unwrap();
+    for (b, got) in logits.chunks_exact(10).enumerate() {
+        let want = f.reference(&x[b * 64..(b + 1) * 64]);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((*g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()), "example {b}: {g} vs {w}");
+        }
+    }
+}
+
+#[test]
+fn bench_json_has_the_documented_keys() {
+    let f = Fixture::new();
+    let model = f.model();
+    let report = json(&ticket(&["infer", s(&model), "--bench", "--json", "--threads", "2"]));
+    for path in ["sparse", "dense"] {
+        for key in
+            ["batch1_us_p50", "batch1_us_p99", "batch64_us_per_sample", "batch1024_us_per_sample"]
+        {
+            let v = report[path][key].as_f64().unwrap_or_else(|| panic!("{path}.{key}"));
+            assert!(v > 0.0 && v.is_finite(), "{path}.{key} = {v}");
+        }
+        let (p50, p99) =
+            (report[path]["batch1_us_p50"].as_f64(), report[path]["batch1_us_p99"].as_f64());
+        assert!(p50 <= p99, "{path}: p50 {p50:?} > p99 {p99:?}");
+    }
+    // u32 indptr + u16 indices + f32 values + f32 bias; dense: f32 weights and biases.
+    let (nnz, rows): (usize, usize) =
+        (f.layers.iter().map(CsrParts::nnz).sum(), f.layers.iter().map(|l| l.rows).sum());
+    let sparse = 4 * (rows + 2) + 6 * nnz + 4 * rows;
+    assert_eq!(report["weight_bytes"]["sparse"].as_u64().unwrap(), sparse as u64);
+    assert_eq!(report["weight_bytes"]["dense"].as_u64().unwrap(), 4 * (64 * 24 + 24 * 10 + 34));
+    assert!(report.get("accuracy").is_none(), "no data set was asked for");
+}
+
+fn bad_model(
+    needle: &str,
+    edit_file: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
+) {
+    let f = Fixture::new();
+    let model = f.edited(edit_file);
+    let out = ticket(&["infer", s(&model), "--dataset", "digits"]);
+    assert_clean_failure(&out, &format!("{}: ", model.display()));
+    assert_clean_failure(&out, needle);
+}
+
+#[test]
+fn indptr_that_decreases() {
+    bad_model("layer fc1: indptr decreases at row 4", |t, _| {
+        edit::<u32>(tensor_mut(t, "fc1.weight.indptr"), |p| p[4] = p[3] + 100)
+    });
+}
+
+#[test]
+fn indptr_that_overruns() {
+    bad_model("layer fc2: indptr of row 9 ends at", |t, _| {
+        edit::<u32>(tensor_mut(t, "fc2.weight.indptr"), |p| p[10] += 1000)
+    });
+}
+
+#[test]
+fn index_out_of_range() {
+    bad_model("layer fc2: row 0 has column index 24, but the matrix has 24 columns", |t, _| {
+        edit::<u16>(tensor_mut(t, "fc2.weight.indices"), |i| i[0] = 24)
+    });
+}
+
+#[test]
+fn indices_out_of_order() {
+    bad_model("layer fc1: column indices of row 0 are not strictly increasing", |t, _| {
+        edit::<u16>(tensor_mut(t, "fc1.weight.indices"), |i| i.swap(0, 1))
+    });
+}
+
+#[test]
+fn shapes_that_do_not_chain() {
+    bad_model("layers do not chain: fc2 takes 23 inputs but fc1 gives 24 outputs", |t, _| {
+        edit::<i64>(tensor_mut(t, "fc2.weight.shape"), |d| d[1] = 23)
+    });
+}
+
+#[test]
+fn nan_and_infinite_values() {
+    bad_model("layer fc1: value 5 is NaN", |t, _| {
+        edit::<f32>(tensor_mut(t, "fc1.weight.values"), |v| v[5] = f32::NAN)
+    });
+    bad_model("layer fc2: value 0 is inf", |t, _| {
+        edit::<f32>(tensor_mut(t, "fc2.weight.values"), |v| v[0] = f32::INFINITY)
+    });
+}
+
+#[test]
+fn unknown_value_dtype() {
+    bad_model("tensor `fc1.weight.values` has dtype I32; values are F32, F16 or BF16", |t, _| {
+        tensor_mut(t, "fc1.weight.values").dtype = safetensors::Dtype::I32
+    });
+}
+
+#[test]
+fn unknown_format_version() {
+    bad_model("format_version `2.0` is not supported", |_, m| {
+        m.insert("format_version".into(), "2.0".into());
+    });
+}
+
+#[test]
+fn truncated_file() {
+    let f = Fixture::new();
+    let model = f.model();
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() - 10]).unwrap();
+    let out = ticket(&["infer", s(&model)]);
+    assert_clean_failure(&out, &format!("{}: not a valid safetensors file", model.display()));
+}
+
+fn bad_input(needle: &str, input: OwnedTensor, name: &str) {
+    let f = Fixture::new();
+    let model = f.model();
+    let (path, output) = (f.path("in.safetensors"), f.path("out.safetensors"));
+    write_tensors(&path, vec![(name.to_string(), input)], &BTreeMap::new()).unwrap();
+    let out = ticket(&["infer", s(&model), "--input", s(&path), "--output", s(&output)]);
+    assert_clean_failure(&out, &format!("{}: {needle}", path.display()));
+    assert!(!output.exists(), "no logits are written for a bad input");
+}
+
+#[test]
+fn input_with_the_wrong_feature_count() {
+    bad_input(
+        "tensor `input` has 63 features per example, the model takes 64",
+        OwnedTensor::f32(vec![2, 63], &[0.5; 126]),
+        "input",
+    );
+}
+
+#[test]
+fn input_with_the_wrong_dtype_or_name_or_values() {
+    bad_input(
+        "tensor `input` has dtype U8, expected F32",
+        OwnedTensor::u8(vec![1, 64], &[1; 64]),
+        "input",
+    );
+    bad_input("missing tensor `input`", OwnedTensor::f32(vec![1, 64], &[0.5; 64]), "x");
+    let mut x = vec![0.5; 128];
+    x[70] = f32::NAN;
+    bad_input(
+        "tensor `input`: feature 6 of example 1 is NaN",
+        OwnedTensor::f32(vec![2, 64], &x),
+        "input",
+    );
+}
+
+#[test]
+fn model_for_another_data_set() {
+    let f = Fixture::new();
+    let arch: Arch = "784-10".parse().unwrap();
+    let path = f.path("wide.safetensors");
+    write_model(&path, &arch, &random_model(&arch, &[0.1], 1), ValueDtype::F32).unwrap();
+    let out = ticket(&["infer", s(&path), "--dataset", "digits"]);
+    assert_clean_failure(&out, "digits has 64 features per example, but the model takes 784");
+}
