@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use ticket_core::recipe::{PruneMethod, Reset};
 use ticket_export::{export_checkpoint, Evaluation, ExportOptions};
+use ticket_infer::SparseModel;
 use ticket_train::experiment::{Experiment, ExperimentSpec, RunKind, RunSummary};
 use ticket_train::imp::{run_imp, ImpEnding, ImpObserver, ImpPlan};
 use ticket_train::EvalRecord;
@@ -120,6 +121,19 @@ pub fn run(args: FindArgs) -> Result<()> {
         t.file_ratio,
         t.bits_per_kept_weight.unwrap_or(f64::NAN)
     );
+    let model = SparseModel::load(&report.output)?;
+    let speed = super::infer::bench(&model, &model.to_dense(), &splits.test.images, par)?;
+    let us = |path: &str, key: &str| speed[path][key].as_f64().unwrap_or(f64::NAN);
+    for (label, key, unit) in [
+        ("batch 1", "batch1_us_p50", "us per example (p50)"),
+        ("batch 1024", "batch1024_us_per_sample", "us per example"),
+    ] {
+        let (dense, sparse) = (us("dense", key), us("sparse", key));
+        println!(
+            "  inference    {label:<10} dense {dense:.3} -> sparse {sparse:.3} {unit} ({:.1}x faster)",
+            dense / sparse
+        );
+    }
     println!("  ticket file  {}", report.output.display());
     Ok(())
 }

@@ -17,12 +17,7 @@ const BENCH_BUDGET: Duration = Duration::from_millis(600);
 const BENCH_BATCHES: [usize; 2] = [64, 1024];
 
 pub fn run(args: InferArgs) -> Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let par = match args.threads.unwrap_or(cores) {
-        0 => bail!("--threads must be at least 1"),
-        1 => Par::Seq,
-        n => Par::Rayon(n),
-    };
+    let par = super::thread_pool(args.threads)?;
     let model = SparseModel::load(&args.model)?;
     let dense = model.to_dense();
     let mut report = Map::new();
@@ -143,7 +138,12 @@ fn synthetic_inputs(examples: usize, features: usize) -> Vec<f32> {
 }
 
 /// Batch-1 latency and large-batch time per example of both paths, and their weight bytes.
-fn bench(model: &SparseModel, dense: &Mlp, pool: &[f32], par: Par) -> Result<Map<String, Value>> {
+pub fn bench(
+    model: &SparseModel,
+    dense: &Mlp,
+    pool: &[f32],
+    par: Par,
+) -> Result<Map<String, Value>> {
     let (features, classes) = (model.inputs(), model.outputs());
     let progress = ProgressBar::new(2 * (1 + BENCH_BATCHES.len()) as u64).with_style(
         ProgressStyle::with_template("benchmarking {bar:30} {pos}/{len} {msg}")

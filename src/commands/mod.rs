@@ -53,8 +53,3 @@ impl RunArgs {
         Ok(recipe)
     }
 }
-
-/// The answer of a command that is not built yet: a clear message and a non-zero exit.
-pub fn not_built(command: &str) -> Result<()> {
-    anyhow::bail!("`ticket {command}` is not built yet in this version")
-}
