@@ -33,6 +33,15 @@ fn main() {
                 par,
             )
         });
+        time(&format!("fwd as Y^T = W X^T {par:?}"), fl, || {
+            sgemm(
+                MatMut::row_major(&mut y, b, o).t(),
+                MatRef::row_major(&w, o, i),
+                MatRef::row_major(&x, b, i).t(),
+                1.0,
+                par,
+            )
+        });
         time(&format!("dW = dZ^T X {par:?}"), fl, || {
             sgemm(
                 MatMut::row_major(&mut gw, o, i),

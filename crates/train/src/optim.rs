@@ -89,13 +89,22 @@ impl Optimizer {
             step_size: self.lr / (1.0 - self.beta1.powi(t)),
             bias_correction2_sqrt: (1.0 - self.beta2.powi(t)).sqrt(),
         };
+        // One parallel region for the whole update: every fork-join wakes a sleeping worker,
+        // which costs more than updating a small tensor.
+        let mut chunks = Vec::new();
+        let mut firsts = self.first.chunks_mut(2);
+        let mut seconds = self.second.chunks_mut(2);
         for (l, layer) in mlp.layers.iter_mut().enumerate() {
-            let w = 2 * l;
-            let (first_w, first_b) = pair(&mut self.first, w);
-            let (second_w, second_b) = pair(&mut self.second, w);
+            let (first_w, first_b) = pair(firsts.next());
+            let (second_w, second_b) = pair(seconds.next());
             let mask = Some(self.masks[l].as_slice());
-            update(&mut layer.weight, &grads.weight[l], first_w, second_w, mask, coeffs, par);
-            update(&mut layer.bias, &grads.bias[l], first_b, second_b, None, coeffs, par);
+            split(&mut chunks, &mut layer.weight, &grads.weight[l], first_w, second_w, mask);
+            split(&mut chunks, &mut layer.bias, &grads.bias[l], first_b, second_b, None);
+        }
+        if par.threads() > 1 {
+            chunks.into_par_iter().for_each(|c| c.update(coeffs));
+        } else {
+            chunks.into_iter().for_each(|c| c.update(coeffs));
         }
     }
 
@@ -110,59 +119,56 @@ impl Optimizer {
     }
 }
 
-/// State slots `i` and `i + 1` (a layer's weight and bias), or empty slices when the
-/// optimizer keeps no such state (SGD has no second moments).
-fn pair(state: &mut [Vec<f32>], i: usize) -> (&mut [f32], &mut [f32]) {
-    match state.get_mut(i..i + 2) {
+/// A layer's (weight, bias) state slots, or empty slices when the optimizer keeps no such
+/// state (SGD has no second moments).
+fn pair(slots: Option<&mut [Vec<f32>]>) -> (&mut [f32], &mut [f32]) {
+    match slots {
         Some([a, b]) => (a, b),
         _ => (&mut [], &mut []),
     }
 }
 
-/// Updates one parameter tensor, in parallel chunks when `par` allows.
-fn update(
-    w: &mut [f32],
-    g: &[f32],
-    first: &mut [f32],
-    second: &mut [f32],
-    mask: Option<&[f32]>,
-    c: Coeffs,
-    par: Par,
+/// A piece of one parameter tensor with its gradient, state and mask.
+struct Chunk<'a> {
+    w: &'a mut [f32],
+    g: &'a [f32],
+    first: &'a mut [f32],
+    /// Empty when the optimizer keeps no second moments.
+    second: &'a mut [f32],
+    mask: Option<&'a [f32]>,
+}
+
+/// Cuts one tensor and its companions into [`CHUNK`]-sized pieces.
+fn split<'a>(
+    out: &mut Vec<Chunk<'a>>,
+    w: &'a mut [f32],
+    g: &'a [f32],
+    first: &'a mut [f32],
+    second: &'a mut [f32],
+    mask: Option<&'a [f32]>,
 ) {
-    if par.threads() > 1 && w.len() > CHUNK {
-        let second_chunks: Vec<&mut [f32]> = if second.is_empty() {
-            (0..w.len().div_ceil(CHUNK)).map(|_| <&mut [f32]>::default()).collect()
-        } else {
-            second.chunks_mut(CHUNK).collect()
-        };
-        let mask_chunks: Vec<Option<&[f32]>> = match mask {
-            Some(m) => m.chunks(CHUNK).map(Some).collect(),
-            None => vec![None; w.len().div_ceil(CHUNK)],
-        };
-        w.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK))
-            .zip(first.par_chunks_mut(CHUNK))
-            .zip(second_chunks)
-            .zip(mask_chunks)
-            .for_each(|((((w, g), f), s), m)| update_chunk(w, g, f, s, m, c));
-    } else {
-        update_chunk(w, g, first, second, mask, c);
+    let mut second = second.chunks_mut(CHUNK);
+    let mut mask = mask.map(|m| m.chunks(CHUNK));
+    for ((w, g), first) in w.chunks_mut(CHUNK).zip(g.chunks(CHUNK)).zip(first.chunks_mut(CHUNK)) {
+        out.push(Chunk {
+            w,
+            g,
+            first,
+            second: second.next().unwrap_or_default(),
+            mask: mask.as_mut().and_then(Iterator::next),
+        });
     }
 }
 
-fn update_chunk(
-    w: &mut [f32],
-    g: &[f32],
-    first: &mut [f32],
-    second: &mut [f32],
-    mask: Option<&[f32]>,
-    c: Coeffs,
-) {
-    match (c.kind, mask) {
-        (Kind::Adam, Some(mask)) => adam_masked(w, g, first, second, mask, c),
-        (Kind::Adam, None) => adam_dense(w, g, first, second, c),
-        (Kind::Sgd, Some(mask)) => sgd_masked(w, g, first, mask, c),
-        (Kind::Sgd, None) => sgd_dense(w, g, first, c),
+impl Chunk<'_> {
+    fn update(self, c: Coeffs) {
+        let Chunk { w, g, first, second, mask } = self;
+        match (c.kind, mask) {
+            (Kind::Adam, Some(mask)) => adam_masked(w, g, first, second, mask, c),
+            (Kind::Adam, None) => adam_dense(w, g, first, second, c),
+            (Kind::Sgd, Some(mask)) => sgd_masked(w, g, first, mask, c),
+            (Kind::Sgd, None) => sgd_dense(w, g, first, c),
+        }
     }
 }
 
