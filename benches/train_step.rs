@@ -1,36 +1,74 @@
-//! One training step of LeNet-300-100 (batch 60, Adam): forward, backward, update.
+//! One training step of LeNet-300-100 (batch 60, Adam: forward, backward, update), dense
+//! masked engine vs sparse engine, at the densities of the pruning levels. The crossover
+//! picks `ticket_train::engine::SPARSE_BELOW`.
+//!
 //! `cargo bench --bench train_step` (or `just bench-train`). Examples/s = 60 / step time.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ticket_core::recipe::Init;
-use ticket_core::{Par, Recipe};
+use ticket_core::{Mlp, Par, Recipe};
+use ticket_train::engine::{DenseEngine, Engine};
 use ticket_train::init::init_mlp;
-use ticket_train::network::{Gradients, Workspace};
-use ticket_train::optim::Optimizer;
 use ticket_train::rng::SeededRng;
+use ticket_train::sparse::SparseEngine;
+
+fn masked(density: f64) -> Mlp {
+    let arch = Recipe::resolve("lenet-300-100").unwrap().arch().unwrap();
+    let mut mlp = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(0, "init"));
+    let mut rng = SeededRng::new(0, "mask");
+    for layer in &mut mlp.layers {
+        for m in &mut layer.mask {
+            *m = (rng.uniform() < density) as u8;
+        }
+        layer.apply_mask();
+    }
+    mlp
+}
 
 fn bench(c: &mut Criterion) {
     let recipe = Recipe::resolve("lenet-300-100").unwrap();
-    let arch = recipe.arch().unwrap();
     let batch = recipe.train.batch_size;
     let mut rng = SeededRng::new(0, "bench");
-    let x: Vec<f32> = (0..batch * arch.inputs()).map(|_| rng.uniform() as f32).collect();
+    let x: Vec<f32> = (0..batch * 784).map(|_| rng.uniform() as f32).collect();
     let labels: Vec<u8> = (0..batch).map(|_| rng.below(10) as u8).collect();
     let threads = rayon::current_num_threads();
+    let par = if threads > 1 { Par::Rayon(threads) } else { Par::Seq };
     let mut group = c.benchmark_group("train_step_lenet300_batch60");
     group.throughput(Throughput::Elements(batch as u64));
-    for par in [Par::Seq, Par::Rayon(threads)] {
-        let mut mlp = init_mlp(&arch, Init::GlorotNormal, &mut rng);
-        let mut ws = Workspace::new(&mlp, batch);
-        let mut grads = Gradients::zeros(&mlp);
-        let mut opt = Optimizer::new(&recipe.train, &mlp);
-        group.bench_function(format!("{par:?}"), |b| {
+    for density in [1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.036, 0.02] {
+        let mlp = masked(density);
+        let engines: [(&str, Box<dyn Engine>); 2] = [
+            ("dense", Box::new(DenseEngine::new(mlp.clone(), &recipe.train, batch))),
+            ("sparse", Box::new(SparseEngine::new(&mlp, &recipe.train, batch))),
+        ];
+        for (name, mut engine) in engines {
+            group.bench_function(format!("{name}/d{:.1}", 100.0 * density), |b| {
+                b.iter(|| {
+                    engine.gradients(&x, &labels, par);
+                    engine.update(par);
+                })
+            });
+        }
+    }
+    // Sparse steps on one thread: below a few percent, waking a second thread costs more
+    // than it saves.
+    for density in [0.1, 0.05, 0.036, 0.02] {
+        let mut engine = SparseEngine::new(&masked(density), &recipe.train, batch);
+        group.bench_function(format!("sparse/d{:.1}/1-thread", 100.0 * density), |b| {
             b.iter(|| {
-                ws.backward(&mlp, &x, &labels, &mut grads, par);
-                opt.step(&mut mlp, &grads, par);
+                engine.gradients(&x, &labels, Par::Seq);
+                engine.update(Par::Seq);
             })
         });
     }
+    // The single-threaded dense step, for the parallel speed-up.
+    let mut dense = DenseEngine::new(masked(1.0), &recipe.train, batch);
+    group.bench_function("dense/d100.0/1-thread", |b| {
+        b.iter(|| {
+            dense.gradients(&x, &labels, Par::Seq);
+            dense.update(Par::Seq);
+        })
+    });
     group.finish();
 }
 

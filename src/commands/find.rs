@@ -56,6 +56,7 @@ pub fn run(args: FindArgs) -> Result<()> {
         dataset: splits.name.clone(),
         seed: args.run.seed,
         one_shot: args.one_shot,
+        rules: Default::default(),
     };
     let exp = Experiment::open_or_create(&out, spec)?;
     let started = std::time::Instant::now();

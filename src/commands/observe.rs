@@ -69,8 +69,8 @@ impl Observer for CliObserver {
         ));
     }
 
-    fn on_snapshot(&mut self, iteration: usize, mlp: &Mlp) -> ticket_train::Result<()> {
-        self.saver.save(iteration, mlp).map(|_| ())
+    fn on_snapshot(&mut self, iteration: usize, last: bool, mlp: &Mlp) -> ticket_train::Result<()> {
+        self.saver.save(iteration, last, mlp).map(|_| ())
     }
 
     fn stop_requested(&self) -> bool {

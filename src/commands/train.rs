@@ -43,15 +43,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         PathBuf::from(format!("runs/train-{}-{}-s{}", recipe.name, splits.name, args.run.seed))
     });
     std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
-    let saver = CheckpointSaver {
-        dir: out.clone(),
-        dataset: splits.name.clone(),
-        seed: args.run.seed,
-        total_iterations: recipe.train.iterations,
-    };
+    let saver =
+        CheckpointSaver { dir: out.clone(), dataset: splits.name.clone(), seed: args.run.seed };
     let weights = format!("{:.1}% weights", 100.0 * mlp.density());
     let mut observer = CliObserver::new(progress_bar(recipe.train.iterations, "training"), saver);
-    let opts = TrainOptions { seed: args.run.seed, par, snapshot_at: args.save_at.clone() };
+    let opts =
+        TrainOptions { snapshot_at: args.save_at.clone(), ..TrainOptions::new(args.run.seed, par) };
     let outcome = train(mlp, &splits, &recipe.train, &opts, &mut observer)?;
     observer.bar.finish_and_clear();
     write_history(&out, &outcome.history)?;
@@ -76,7 +73,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     match outcome.ending {
-        Ending::Completed => {}
+        Ending::Completed | Ending::StoppedEarly { .. } => {}
         Ending::Interrupted { iteration } => {
             let path =
                 observer.saver.save_as(&out.join("last.safetensors"), iteration, &outcome.mlp)?;

@@ -123,6 +123,49 @@ impl<'a, I: ColIndex> CsrRef<'a, I> {
     }
 }
 
+/// An owned, checked sparsity pattern (the structure of a CSR matrix without its values): what
+/// a trainer keeps for a pruned layer while the values change every step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsrPattern<I: ColIndex> {
+    rows: usize,
+    cols: usize,
+    indptr: Vec<u32>,
+    indices: Vec<I>,
+}
+
+impl<I: ColIndex> CsrPattern<I> {
+    /// Checks the structure once (O(nnz)).
+    pub fn new(rows: usize, cols: usize, indptr: Vec<u32>, indices: Vec<I>) -> Result<Self> {
+        check_structure(rows, cols, &indptr, &indices).map_err(Error::Csr)?;
+        Ok(CsrPattern { rows, cols, indptr, indices })
+    }
+
+    /// The matrix with these `values` (O(1)); panics unless there is one value per index.
+    pub fn with_values<'a>(&'a self, values: &'a [f32]) -> CsrRef<'a, I> {
+        CsrRef::new_prechecked(self.rows, self.cols, &self.indptr, &self.indices, values)
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn indptr(&self) -> &[u32] {
+        &self.indptr
+    }
+
+    pub fn indices(&self) -> &[I] {
+        &self.indices
+    }
+}
+
 /// Checks that `indptr` / `indices` describe a `rows x cols` CSR matrix: `rows + 1` offsets
 /// starting at 0, never decreasing, ending at `indices.len()`; column indices below `cols` and
 /// strictly increasing within each row. Returns the first problem found.

@@ -17,7 +17,7 @@
 //! Every file is written atomically and `summary.json` comes last, so a killed run leaves
 //! complete runs intact and an incomplete one that is simply redone.
 
-use crate::trainer::TrainOutcome;
+use crate::trainer::{EarlyReason, Ending, TrainOutcome};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -38,6 +38,27 @@ pub struct ExperimentSpec {
     pub seed: u64,
     /// Prune once to this fraction of weights instead of iteratively.
     pub one_shot: Option<f64>,
+    #[serde(default)]
+    pub rules: RunRules,
+}
+
+/// How each run of the experiment trains, beyond the recipe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRules {
+    /// Runs keeping fewer than this fraction of weights train with the sparse engine.
+    pub sparse_below: f64,
+    /// End a run when the validation loss has not improved for this many evaluations.
+    pub patience: Option<usize>,
+    /// End a run when its pruning mask changes in less than this fraction of the weights
+    /// between evaluations (early-bird tickets).
+    pub early_bird: Option<f64>,
+}
+
+impl Default for RunRules {
+    /// The paper's protocol (full runs), trained sparse where that is faster.
+    fn default() -> Self {
+        RunRules { sparse_below: crate::engine::SPARSE_BELOW, patience: None, early_bird: None }
+    }
 }
 
 /// `experiment.json`.
@@ -85,6 +106,12 @@ pub struct RunSummary {
     pub final_test_accuracy: f64,
     pub final_validation_accuracy: f64,
     pub iterations: usize,
+    /// Set when an early-stopping rule ended the run before the recipe's last iteration.
+    #[serde(default)]
+    pub stopped_early: Option<EarlyReason>,
+    /// Whether the sparse engine trained the run.
+    #[serde(default)]
+    pub sparse: bool,
     pub train_seconds: f64,
     pub examples_per_second: f64,
 }
@@ -103,6 +130,11 @@ impl RunSummary {
             final_test_accuracy: last.test_accuracy,
             final_validation_accuracy: last.validation_accuracy,
             iterations: last.iteration,
+            stopped_early: match outcome.ending {
+                Ending::StoppedEarly { reason, .. } => Some(reason),
+                _ => None,
+            },
+            sparse: outcome.sparse,
             train_seconds: outcome.train_seconds,
             examples_per_second: outcome.examples_per_second(),
         }
@@ -294,6 +326,7 @@ mod tests {
             dataset: "digits".into(),
             seed: 0,
             one_shot: None,
+            rules: RunRules::default(),
         }
     }
 
@@ -335,6 +368,8 @@ mod tests {
             final_test_accuracy: 0.0,
             final_validation_accuracy: val,
             iterations: 0,
+            stopped_early: None,
+            sparse: false,
             train_seconds: 0.0,
             examples_per_second: 0.0,
         }

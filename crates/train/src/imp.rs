@@ -7,18 +7,25 @@
 //! experiment resumes after its last completed run and reaches the same result as an
 //! uninterrupted one.
 
-use crate::experiment::{choose_ticket, Experiment, RunKind, RunSummary, TicketChoice};
+use crate::experiment::{
+    choose_ticket, Experiment, ExperimentSpec, RunKind, RunSummary, TicketChoice,
+};
 use crate::init::{init_mlp, reinit_keep_masks};
 use crate::prune::{
     one_shot_counts, prune_global, prune_layerwise, prune_to_counts, random_masks_like,
 };
 use crate::rng::SeededRng;
 use crate::run_files::{write_history, CheckpointSaver};
-use crate::trainer::{train, Ending, EvalRecord, Observer, TrainOptions};
+use crate::trainer::{train, EarlyBird, Ending, EvalRecord, MaskProbe, Observer, TrainOptions};
 use crate::{Error, Result};
+use std::sync::Arc;
 use ticket_core::checkpoint;
 use ticket_core::recipe::{PruneMethod, Reset};
 use ticket_core::{Mlp, Par, Splits};
+
+/// Consecutive calm evaluations that make an early-bird ticket (You et al. 2020 use 5 epochs;
+/// our evaluations are more frequent than epochs, so 3 of them is already a long calm).
+pub const EARLY_BIRD_WINDOW: usize = 3;
 
 /// What to run beyond the experiment's identity.
 #[derive(Clone, Debug)]
@@ -177,14 +184,10 @@ impl Runner<'_> {
         let prune = &self.exp.file.spec.recipe.prune;
         match (prune.reset, prune.rewind_iteration) {
             (Reset::Rewind, k) if k > 0 => {
-                self.load(0, &crate::run_files::checkpoint_name(k, self.total()))
+                self.load(0, &crate::run_files::checkpoint_name(k, false))
             }
             _ => self.load(0, "init.safetensors"),
         }
-    }
-
-    fn total(&self) -> usize {
-        self.exp.file.spec.recipe.train.iterations
     }
 
     /// Level 0: a fresh network. Level n: the final weights of level n-1, pruned, with the
@@ -196,16 +199,7 @@ impl Runner<'_> {
             return Ok(init_mlp(&arch, spec.recipe.init, &mut SeededRng::new(self.seed(), "init")));
         }
         let mut mlp = self.load(level - 1, "final.safetensors")?;
-        let prune = &spec.recipe.prune;
-        match (spec.one_shot, prune.method) {
-            (Some(density), PruneMethod::Layerwise) => {
-                let sizes: Vec<usize> = mlp.layers.iter().map(|l| l.shape.len()).collect();
-                prune_to_counts(&mut mlp, &one_shot_counts(&sizes, &prune.layer_rates, density)?);
-            }
-            (Some(density), PruneMethod::Global) => prune_global(&mut mlp, (1.0 - density) as f32),
-            (None, PruneMethod::Layerwise) => prune_layerwise(&mut mlp, &prune.layer_rates),
-            (None, PruneMethod::Global) => prune_global(&mut mlp, prune.global_rate),
-        }
+        prune_once(&mut mlp, spec)?;
         Ok(with_weights_of(mlp, &self.reset_source()?))
     }
 
@@ -248,22 +242,25 @@ impl Runner<'_> {
         let rewind_point =
             (level == 0 && prune.reset == Reset::Rewind && prune.rewind_iteration > 0)
                 .then_some(prune.rewind_iteration);
+        let rules = &spec.rules;
         let opts = TrainOptions {
-            seed: self.seed(),
-            par: self.plan.par,
             snapshot_at: rewind_point.into_iter().collect(),
+            sparse_below: rules.sparse_below,
+            patience: rules.patience,
+            early_bird: rules.early_bird.map(|max_change| EarlyBird {
+                probe: mask_probe(spec),
+                max_change,
+                window: EARLY_BIRD_WINDOW,
+            }),
+            ..TrainOptions::new(self.seed(), self.plan.par)
         };
-        let saver = CheckpointSaver {
-            dir: dir.clone(),
-            dataset: spec.dataset.clone(),
-            seed: self.seed(),
-            total_iterations: spec.recipe.train.iterations,
-        };
+        let saver =
+            CheckpointSaver { dir: dir.clone(), dataset: spec.dataset.clone(), seed: self.seed() };
         let mut adapter = SavingObserver { saver, outer: &mut *self.observer };
         let outcome = train(start, self.splits, &spec.recipe.train, &opts, &mut adapter)?;
         write_history(&dir, &outcome.history)?;
         match outcome.ending {
-            Ending::Completed => {
+            Ending::Completed | Ending::StoppedEarly { .. } => {
                 let summary = RunSummary::new(level, kind, &outcome.mlp, &outcome);
                 self.exp.write_summary(&summary)?;
                 self.observer.run_finished(&summary, false);
@@ -275,6 +272,32 @@ impl Runner<'_> {
             Ending::Diverged { iteration } => Err(Error::Diverged { dir, iteration }),
         }
     }
+}
+
+/// One pruning step of the experiment's method on `mlp`'s current weights.
+fn prune_once(mlp: &mut Mlp, spec: &ExperimentSpec) -> Result<()> {
+    let prune = &spec.recipe.prune;
+    match (spec.one_shot, prune.method) {
+        (Some(density), PruneMethod::Layerwise) => {
+            let sizes: Vec<usize> = mlp.layers.iter().map(|l| l.shape.len()).collect();
+            prune_to_counts(mlp, &one_shot_counts(&sizes, &prune.layer_rates, density)?);
+        }
+        (Some(density), PruneMethod::Global) => prune_global(mlp, (1.0 - density) as f32),
+        (None, PruneMethod::Layerwise) => prune_layerwise(mlp, &prune.layer_rates),
+        (None, PruneMethod::Global) => prune_global(mlp, prune.global_rate),
+    }
+    Ok(())
+}
+
+/// The masks the next pruning step would draw from given weights, for early-bird detection.
+fn mask_probe(spec: &ExperimentSpec) -> MaskProbe {
+    let spec = spec.clone();
+    Arc::new(move |mlp: &Mlp| {
+        let mut next = mlp.clone();
+        // The one-shot density was validated when the experiment was created.
+        let _ = prune_once(&mut next, &spec);
+        next.layers.into_iter().map(|l| l.mask).collect()
+    })
 }
 
 /// `mlp`'s masks with `source`'s weights and biases (masked): the reset of the survivors.
@@ -302,8 +325,8 @@ impl Observer for SavingObserver<'_> {
         self.outer.on_eval(record);
     }
 
-    fn on_snapshot(&mut self, iteration: usize, mlp: &Mlp) -> Result<()> {
-        self.saver.save(iteration, mlp).map(|_| ())
+    fn on_snapshot(&mut self, iteration: usize, last: bool, mlp: &Mlp) -> Result<()> {
+        self.saver.save(iteration, last, mlp).map(|_| ())
     }
 
     fn stop_requested(&self) -> bool {
@@ -314,14 +337,19 @@ impl Observer for SavingObserver<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::ExperimentSpec;
     use ticket_core::{DataSource, Recipe};
 
     fn spec(iterations: usize) -> ExperimentSpec {
         let mut recipe = Recipe::resolve("digits-mlp").unwrap();
         recipe.train.iterations = iterations;
         recipe.train.eval_every = 20;
-        ExperimentSpec { recipe, dataset: "digits".into(), seed: 5, one_shot: None }
+        ExperimentSpec {
+            recipe,
+            dataset: "digits".into(),
+            seed: 5,
+            one_shot: None,
+            rules: Default::default(),
+        }
     }
 
     fn plan(levels: usize) -> ImpPlan {

@@ -1,6 +1,7 @@
 //! ticket-train: forward and backward passes of the MLP, Adam and SGD, the trainer, the
 //! iterative-magnitude-pruning driver that finds winning tickets, and the charts of its reports.
 
+pub mod engine;
 pub mod error;
 pub mod experiment;
 pub mod imp;
@@ -12,6 +13,7 @@ pub mod prune;
 pub mod report;
 pub mod rng;
 pub mod run_files;
+pub mod sparse;
 pub mod trainer;
 
 pub use error::{Error, Result};

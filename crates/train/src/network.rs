@@ -196,7 +196,7 @@ fn relu(values: &mut [f32]) {
 }
 
 /// `grad *= (activation > 0)`: ReLU passes gradient only where it was active.
-fn relu_backward(grad: &mut [f32], activation: &[f32]) {
+pub(crate) fn relu_backward(grad: &mut [f32], activation: &[f32]) {
     for (g, &a) in grad.iter_mut().zip(activation) {
         if a <= 0.0 {
             *g = 0.0;

@@ -15,7 +15,11 @@ use ticket_core::{Mlp, Par};
 /// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
 const CHUNK: usize = 16 * 1024;
 
-/// Optimizer state for one network and its (fixed) masks.
+/// Optimizer state for a list of parameter tensors, each with an optional (fixed) mask.
+///
+/// The dense trainer passes weights (masked) and biases of an [`Mlp`]; the sparse trainer
+/// passes only the kept weights (no mask needed) and biases, so its state is as small as the
+/// ticket.
 pub struct Optimizer {
     kind: Kind,
     lr: f32,
@@ -25,9 +29,9 @@ pub struct Optimizer {
     momentum: f32,
     weight_decay: f32,
     steps: u32,
-    /// Per layer, the mask as 0.0 / 1.0, for branch-free vector code.
-    masks: Vec<Vec<f32>>,
-    /// Adam: first moments; SGD: velocity. Weights then biases, per layer.
+    /// Per tensor, its mask as 0.0 / 1.0 (for branch-free vector code), if it has one.
+    masks: Vec<Option<Vec<f32>>>,
+    /// Adam: first moments; SGD: velocity. One per tensor.
     first: Vec<Vec<f32>>,
     /// Adam: second moments (empty for SGD).
     second: Vec<Vec<f32>>,
@@ -50,10 +54,9 @@ struct Coeffs {
 }
 
 impl Optimizer {
-    /// Fresh state (zero moments) for `mlp` under its current masks.
-    pub fn new(recipe: &TrainRecipe, mlp: &Mlp) -> Self {
-        let sizes: Vec<usize> =
-            mlp.layers.iter().flat_map(|l| [l.weight.len(), l.bias.len()]).collect();
+    /// Fresh state (zero moments) for tensors of the given lengths and masks.
+    pub fn new(recipe: &TrainRecipe, tensors: Vec<(usize, Option<Vec<f32>>)>) -> Self {
+        let sizes: Vec<usize> = tensors.iter().map(|(n, _)| *n).collect();
         let zeros = || sizes.iter().map(|&n| vec![0.0f32; n]).collect::<Vec<_>>();
         Optimizer {
             kind: recipe.optimizer,
@@ -64,18 +67,42 @@ impl Optimizer {
             momentum: recipe.momentum,
             weight_decay: recipe.weight_decay,
             steps: 0,
-            masks: mlp
-                .layers
-                .iter()
-                .map(|l| l.mask.iter().map(|&m| if m != 0 { 1.0 } else { 0.0 }).collect())
-                .collect(),
+            masks: tensors.into_iter().map(|(_, m)| m).collect(),
             first: zeros(),
             second: if recipe.optimizer == Kind::Adam { zeros() } else { Vec::new() },
         }
     }
 
-    /// Applies one update of `grads` to `mlp`.
-    pub fn step(&mut self, mlp: &mut Mlp, grads: &Gradients, par: Par) {
+    /// State for the weights (under their masks) and biases of `mlp`, layer by layer.
+    pub fn for_mlp(recipe: &TrainRecipe, mlp: &Mlp) -> Self {
+        let tensors = mlp
+            .layers
+            .iter()
+            .flat_map(|l| {
+                let mask = l.mask.iter().map(|&m| if m != 0 { 1.0 } else { 0.0 }).collect();
+                [(l.weight.len(), Some(mask)), (l.bias.len(), None)]
+            })
+            .collect();
+        Self::new(recipe, tensors)
+    }
+
+    /// Applies one update of `grads` to the weights and biases of `mlp`.
+    pub fn step_mlp(&mut self, mlp: &mut Mlp, grads: &Gradients, par: Par) {
+        let params = mlp
+            .layers
+            .iter_mut()
+            .zip(grads.weight.iter().zip(&grads.bias))
+            .flat_map(|(l, (gw, gb))| {
+                [(l.weight.as_mut_slice(), gw.as_slice()), (&mut l.bias[..], &gb[..])]
+            })
+            .collect();
+        self.step(params, par);
+    }
+
+    /// Applies one update: `params[i]` is tensor `i` given to [`Optimizer::new`] with its
+    /// gradient.
+    pub fn step(&mut self, params: Vec<(&mut [f32], &[f32])>, par: Par) {
+        assert_eq!(params.len(), self.first.len(), "one gradient per tensor");
         self.steps += 1;
         let t = self.steps as i32;
         let coeffs = Coeffs {
@@ -92,14 +119,10 @@ impl Optimizer {
         // One parallel region for the whole update: every fork-join wakes a sleeping worker,
         // which costs more than updating a small tensor.
         let mut chunks = Vec::new();
-        let mut firsts = self.first.chunks_mut(2);
-        let mut seconds = self.second.chunks_mut(2);
-        for (l, layer) in mlp.layers.iter_mut().enumerate() {
-            let (first_w, first_b) = pair(firsts.next());
-            let (second_w, second_b) = pair(seconds.next());
-            let mask = Some(self.masks[l].as_slice());
-            split(&mut chunks, &mut layer.weight, &grads.weight[l], first_w, second_w, mask);
-            split(&mut chunks, &mut layer.bias, &grads.bias[l], first_b, second_b, None);
+        let mut seconds = self.second.iter_mut();
+        for (((w, g), first), mask) in params.into_iter().zip(&mut self.first).zip(&self.masks) {
+            let second = seconds.next().map(Vec::as_mut_slice).unwrap_or_default();
+            split(&mut chunks, w, g, first, second, mask.as_deref());
         }
         if par.threads() > 1 {
             chunks.into_par_iter().for_each(|c| c.update(coeffs));
@@ -108,23 +131,17 @@ impl Optimizer {
         }
     }
 
-    /// The state of every pruned weight: (first moment, second moment) pairs that must stay 0.
+    /// Whether the state of every masked-out entry is exactly zero.
     pub fn pruned_state_is_zero(&self) -> bool {
-        self.masks.iter().enumerate().all(|(l, mask)| {
-            let zero_where_pruned =
-                |s: &[f32]| mask.iter().zip(s).all(|(&m, &v)| m != 0.0 || v == 0.0);
-            zero_where_pruned(&self.first[2 * l])
-                && (self.second.is_empty() || zero_where_pruned(&self.second[2 * l]))
+        let zero_where_pruned =
+            |mask: &[f32], s: &[f32]| mask.iter().zip(s).all(|(&m, &v)| m != 0.0 || v == 0.0);
+        self.masks.iter().enumerate().all(|(i, mask)| match mask {
+            Some(mask) => {
+                zero_where_pruned(mask, &self.first[i])
+                    && self.second.get(i).is_none_or(|s| zero_where_pruned(mask, s))
+            }
+            None => true,
         })
-    }
-}
-
-/// A layer's (weight, bias) state slots, or empty slices when the optimizer keeps no such
-/// state (SGD has no second moments).
-fn pair(slots: Option<&mut [Vec<f32>]>) -> (&mut [f32], &mut [f32]) {
-    match slots {
-        Some([a, b]) => (a, b),
-        _ => (&mut [], &mut []),
     }
 }
 
@@ -263,7 +280,7 @@ mod tests {
     fn adam_matches_the_formula_and_respects_masks() {
         let r = recipe("adam");
         let mut mlp = one_layer(&[0.5, -0.3, 0.2, 0.1, 0.9, -0.7], &[1, 0, 1, 1, 0, 1]);
-        let mut opt = Optimizer::new(&r, &mlp);
+        let mut opt = Optimizer::for_mlp(&r, &mlp);
         let mut history = vec![vec![]; 6];
         for step in 0..200 {
             let g: Vec<f32> =
@@ -272,7 +289,7 @@ mod tests {
                 h.push(gi as f64);
             }
             let grads = Gradients { weight: vec![g], bias: vec![vec![0.1, -0.2]] };
-            opt.step(&mut mlp, &grads, Par::Seq);
+            opt.step_mlp(&mut mlp, &grads, Par::Seq);
             assert_eq!(mlp.layers[0].weight[1], 0.0);
             assert_eq!(mlp.layers[0].weight[4], 0.0);
             assert!(opt.pruned_state_is_zero());
@@ -291,12 +308,12 @@ mod tests {
     fn sgd_matches_the_formula() {
         let r = recipe("sgd");
         let mut mlp = one_layer(&[0.5, -0.3, 0.2, 0.1, 0.9, -0.7], &[1, 1, 1, 1, 1, 0]);
-        let mut opt = Optimizer::new(&r, &mlp);
+        let mut opt = Optimizer::for_mlp(&r, &mlp);
         let (mut w, mut vel) = (0.5f64, 0.0f64);
         for step in 0..50 {
             let g = (step % 5) as f64 / 5.0 - 0.4;
             let grads = Gradients { weight: vec![vec![g as f32; 6]], bias: vec![vec![0.0; 2]] };
-            opt.step(&mut mlp, &grads, Par::Seq);
+            opt.step_mlp(&mut mlp, &grads, Par::Seq);
             vel = 0.9 * vel + g + 0.01 * w;
             w -= r.learning_rate as f64 * vel;
             assert_eq!(mlp.layers[0].weight[5], 0.0);
@@ -317,12 +334,12 @@ mod tests {
         mlp.layers[0].apply_mask();
         let mut a = mlp.clone();
         let mut b = mlp.clone();
-        let (mut oa, mut ob) = (Optimizer::new(&r, &a), Optimizer::new(&r, &b));
+        let (mut oa, mut ob) = (Optimizer::for_mlp(&r, &a), Optimizer::for_mlp(&r, &b));
         let g: Vec<f32> = (0..n).map(|i| ((i * 31) % 17) as f32 / 17.0 - 0.5).collect();
         let grads = Gradients { weight: vec![g], bias: vec![vec![0.3]] };
         for _ in 0..3 {
-            oa.step(&mut a, &grads, Par::Seq);
-            ob.step(&mut b, &grads, Par::Rayon(2));
+            oa.step_mlp(&mut a, &grads, Par::Seq);
+            ob.step_mlp(&mut b, &grads, Par::Rayon(2));
         }
         assert_eq!(a, b);
     }

@@ -149,6 +149,8 @@ mod tests {
             final_test_accuracy: 0.0,
             final_validation_accuracy: 0.0,
             iterations: 0,
+            stopped_early: None,
+            sparse: false,
             train_seconds: 0.0,
             examples_per_second: 0.0,
         }

@@ -15,18 +15,12 @@ pub struct CheckpointSaver {
     pub dir: PathBuf,
     pub dataset: String,
     pub seed: u64,
-    /// The run's last iteration, whose checkpoint is `final.safetensors`.
-    pub total_iterations: usize,
 }
 
 impl CheckpointSaver {
-    pub fn path(&self, iteration: usize) -> PathBuf {
-        self.dir.join(checkpoint_name(iteration, self.total_iterations))
-    }
-
-    /// Writes `mlp` as the checkpoint of `iteration`.
-    pub fn save(&self, iteration: usize, mlp: &Mlp) -> Result<PathBuf> {
-        self.save_as(&self.path(iteration), iteration, mlp)
+    /// Writes `mlp` as the checkpoint of `iteration` (`last`: the end of the run).
+    pub fn save(&self, iteration: usize, last: bool, mlp: &Mlp) -> Result<PathBuf> {
+        self.save_as(&self.dir.join(checkpoint_name(iteration, last)), iteration, mlp)
     }
 
     /// Writes `mlp` under a chosen name (`last.safetensors` after an interruption, say).
@@ -40,12 +34,12 @@ impl CheckpointSaver {
 pub const CSV_HEADER: &str =
     "iteration,train_loss,validation_loss,validation_accuracy,test_loss,test_accuracy";
 
-/// Name of the checkpoint taken at `iteration` of a run of `total` iterations.
-pub fn checkpoint_name(iteration: usize, total: usize) -> String {
-    match iteration {
-        0 => "init.safetensors".to_string(),
-        i if i == total => "final.safetensors".to_string(),
-        i => format!("iter_{i:06}.safetensors"),
+/// Name of the checkpoint taken at `iteration`, or at the end of the run (`last`).
+pub fn checkpoint_name(iteration: usize, last: bool) -> String {
+    match (iteration, last) {
+        (_, true) => "final.safetensors".to_string(),
+        (0, false) => "init.safetensors".to_string(),
+        (i, false) => format!("iter_{i:06}.safetensors"),
     }
 }
 
@@ -111,8 +105,8 @@ mod tests {
 
     #[test]
     fn checkpoint_names() {
-        assert_eq!(checkpoint_name(0, 10), "init.safetensors");
-        assert_eq!(checkpoint_name(10, 10), "final.safetensors");
-        assert_eq!(checkpoint_name(5, 10), "iter_000005.safetensors");
+        assert_eq!(checkpoint_name(0, false), "init.safetensors");
+        assert_eq!(checkpoint_name(10, true), "final.safetensors");
+        assert_eq!(checkpoint_name(5, false), "iter_000005.safetensors");
     }
 }

@@ -5,19 +5,19 @@
 //! The loop never writes files itself: it reports evaluations and snapshots to an
 //! [`Observer`], which the command line turns into progress bars and checkpoints, and it ends
 //! cleanly when asked to stop (Ctrl-C) or when the loss stops being finite, handing back the
-//! last weights that were known to be good.
+//! last weights that were known to be good. Optionally it ends a run early: at a validation
+//! plateau, or when the mask that pruning would draw stops changing (an early-bird ticket,
+//! You et al. 2020).
 
-use crate::network::{Gradients, LossStats, Workspace};
-use crate::optim::Optimizer;
+use crate::engine::engine_for;
+use crate::network::LossStats;
 use crate::rng::SeededRng;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Instant;
 use ticket_core::recipe::TrainRecipe;
 use ticket_core::{Mlp, Par, Splits};
-
-/// Examples per forward pass during evaluation.
-const EVAL_BATCH: usize = 1000;
 
 /// One evaluation point of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,6 +31,24 @@ pub struct EvalRecord {
     pub test_accuracy: f64,
 }
 
+/// The masks pruning would draw from given weights (for early-bird detection).
+pub type MaskProbe = Arc<dyn Fn(&Mlp) -> Vec<Vec<u8>> + Send + Sync>;
+
+/// Early-bird detection: stop when the mask pruning would draw changes, between consecutive
+/// evaluations, in less than `max_change` of the weights, `window` evaluations in a row.
+#[derive(Clone)]
+pub struct EarlyBird {
+    pub probe: MaskProbe,
+    pub max_change: f64,
+    pub window: usize,
+}
+
+impl std::fmt::Debug for EarlyBird {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EarlyBird {{ max_change: {}, window: {} }}", self.max_change, self.window)
+    }
+}
+
 /// What a run does besides the recipe.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
@@ -39,6 +57,26 @@ pub struct TrainOptions {
     pub par: Par,
     /// Iterations at which the observer receives a snapshot (0 and the end are always sent).
     pub snapshot_at: Vec<usize>,
+    /// Train with the sparse engine when fewer than this fraction of weights are kept
+    /// (0 never, above 1 always; default [`crate::engine::SPARSE_BELOW`]).
+    pub sparse_below: f64,
+    /// Stop when the validation loss has not improved for this many evaluations.
+    pub patience: Option<usize>,
+    pub early_bird: Option<EarlyBird>,
+}
+
+impl TrainOptions {
+    /// The paper's protocol: full runs, the engine picked by density.
+    pub fn new(seed: u64, par: Par) -> Self {
+        TrainOptions {
+            seed,
+            par,
+            snapshot_at: vec![],
+            sparse_below: crate::engine::SPARSE_BELOW,
+            patience: None,
+            early_bird: None,
+        }
+    }
 }
 
 /// Receives what happens during a run. Every method has a do-nothing default.
@@ -47,8 +85,8 @@ pub trait Observer {
     fn on_step(&mut self, _iteration: usize, _loss: f64) {}
     /// After every evaluation.
     fn on_eval(&mut self, _record: &EvalRecord) {}
-    /// The weights at iteration 0, at each requested iteration, and at the end.
-    fn on_snapshot(&mut self, _iteration: usize, _mlp: &Mlp) -> Result<()> {
+    /// The weights at iteration 0, at each requested iteration, and at the end (`last`).
+    fn on_snapshot(&mut self, _iteration: usize, _last: bool, _mlp: &Mlp) -> Result<()> {
         Ok(())
     }
     /// Polled between steps; `true` ends the run as [`Ending::Interrupted`].
@@ -61,11 +99,26 @@ pub trait Observer {
 pub struct Silent;
 impl Observer for Silent {}
 
+/// Why a run ended before its last iteration, without a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EarlyReason {
+    /// The validation loss stopped improving.
+    Plateau,
+    /// The pruning mask stopped changing.
+    EarlyBird,
+}
+
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Ending {
     Completed,
+    /// Ended by an early-stopping rule after `iteration` steps; the run counts as complete.
+    StoppedEarly {
+        iteration: usize,
+        reason: EarlyReason,
+    },
     /// Stopped on request after `iteration` steps.
     Interrupted {
         iteration: usize,
@@ -90,6 +143,8 @@ pub struct TrainOutcome {
     /// Wall time spent in training steps (evaluation excluded).
     pub train_seconds: f64,
     pub examples_trained: usize,
+    /// Whether the sparse engine trained this run.
+    pub sparse: bool,
 }
 
 impl TrainOutcome {
@@ -114,19 +169,19 @@ pub fn train(
     mlp.apply_masks();
     let batch = recipe.batch_size.min(splits.train.len());
     let features = splits.train.features;
-    let mut ws = Workspace::new(&mlp, batch);
-    let mut eval_ws = Workspace::new(&mlp, EVAL_BATCH);
-    let mut grads = Gradients::zeros(&mlp);
-    let mut optimizer = Optimizer::new(recipe, &mlp);
+    let sparse = mlp.density() < opts.sparse_below;
+    observer.on_snapshot(0, false, &mlp)?;
+    let mut last_good = (0, mlp.clone());
+    let mut engine = engine_for(mlp, recipe, batch, opts.sparse_below);
     let mut batches = BatchOrder::new(splits.train.len(), opts.seed);
     let mut x = vec![0.0f32; batch * features];
     let mut labels = vec![0u8; batch];
 
     let mut history = Vec::new();
     let mut since_eval = LossStats::default();
-    let evaluate = |ws: &mut Workspace, mlp: &Mlp, iteration, since: LossStats| {
-        let val = ws.evaluate(mlp, &splits.validation, opts.par);
-        let test = ws.evaluate(mlp, &splits.test, opts.par);
+    let evaluate = |engine: &mut dyn crate::engine::Engine, iteration, since: LossStats| {
+        let val = engine.evaluate(&splits.validation, opts.par);
+        let test = engine.evaluate(&splits.test, opts.par);
         EvalRecord {
             iteration,
             train_loss: (since.count > 0).then(|| since.mean_loss()),
@@ -136,11 +191,10 @@ pub fn train(
             test_accuracy: test.accuracy(),
         }
     };
-    let first = evaluate(&mut eval_ws, &mlp, 0, since_eval);
+    let first = evaluate(engine.as_mut(), 0, since_eval);
     observer.on_eval(&first);
     history.push(first);
-    observer.on_snapshot(0, &mlp)?;
-    let mut last_good = (0, mlp.clone());
+    let mut stopper = EarlyStopper::new(opts, engine.mlp());
     let mut ending = Ending::Completed;
     let mut train_seconds = 0.0;
     let mut examples_trained = 0;
@@ -155,12 +209,12 @@ pub fn train(
             x[slot * features..(slot + 1) * features].copy_from_slice(splits.train.image(*example));
             labels[slot] = splits.train.labels[*example];
         }
-        let stats = ws.backward(&mlp, &x, &labels, &mut grads, opts.par);
+        let stats = engine.gradients(&x, &labels, opts.par);
         if !stats.loss_sum.is_finite() {
             ending = Ending::Diverged { iteration };
             break;
         }
-        optimizer.step(&mut mlp, &grads, opts.par);
+        engine.update(opts.par);
         train_seconds += started.elapsed().as_secs_f64();
         examples_trained += batch;
         since_eval.loss_sum += stats.loss_sum;
@@ -168,29 +222,36 @@ pub fn train(
         observer.on_step(iteration, stats.mean_loss());
 
         if iteration % recipe.eval_every == 0 || iteration == recipe.iterations {
-            let record = evaluate(&mut eval_ws, &mlp, iteration, since_eval);
+            let record = evaluate(engine.as_mut(), iteration, since_eval);
             since_eval = LossStats::default();
             observer.on_eval(&record);
             history.push(record);
-            if record.validation_loss.is_finite() {
-                last_good = (iteration, mlp.clone());
-            } else {
+            if !record.validation_loss.is_finite() {
                 ending = Ending::Diverged { iteration };
                 break;
             }
+            last_good = (iteration, engine.mlp().clone());
+            if let Some(reason) = stopper.check(&record, engine.mlp()) {
+                if iteration < recipe.iterations {
+                    ending = Ending::StoppedEarly { iteration, reason };
+                    break;
+                }
+            }
         }
         if opts.snapshot_at.contains(&iteration) && iteration != recipe.iterations {
-            observer.on_snapshot(iteration, &mlp)?;
+            observer.on_snapshot(iteration, false, engine.mlp())?;
         }
     }
 
     let (mlp_iteration, mlp) = match ending {
-        Ending::Completed => (recipe.iterations, mlp),
-        Ending::Interrupted { iteration } => (iteration, mlp),
+        Ending::Completed => (recipe.iterations, engine.mlp().clone()),
+        Ending::StoppedEarly { iteration, .. } | Ending::Interrupted { iteration } => {
+            (iteration, engine.mlp().clone())
+        }
         Ending::Diverged { .. } => last_good,
     };
-    if ending == Ending::Completed {
-        observer.on_snapshot(mlp_iteration, &mlp)?;
+    if matches!(ending, Ending::Completed | Ending::StoppedEarly { .. }) {
+        observer.on_snapshot(mlp_iteration, true, &mlp)?;
     }
     let early_stop = *history
         .iter()
@@ -205,7 +266,54 @@ pub fn train(
         early_stop,
         train_seconds,
         examples_trained,
+        sparse,
     })
+}
+
+/// The optional early-stopping rules of a run.
+struct EarlyStopper {
+    patience: Option<usize>,
+    best_loss: f64,
+    since_best: usize,
+    early_bird: Option<(EarlyBird, Vec<Vec<u8>>, usize)>,
+}
+
+impl EarlyStopper {
+    fn new(opts: &TrainOptions, mlp: &Mlp) -> Self {
+        EarlyStopper {
+            patience: opts.patience,
+            best_loss: f64::INFINITY,
+            since_best: 0,
+            early_bird: opts.early_bird.clone().map(|eb| {
+                let masks = (eb.probe)(mlp);
+                (eb, masks, 0)
+            }),
+        }
+    }
+
+    /// The rule that ends the run after this evaluation, if any.
+    fn check(&mut self, record: &EvalRecord, mlp: &Mlp) -> Option<EarlyReason> {
+        if record.validation_loss < self.best_loss {
+            self.best_loss = record.validation_loss;
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+        }
+        if self.patience.is_some_and(|p| self.since_best >= p) {
+            return Some(EarlyReason::Plateau);
+        }
+        let (eb, previous, calm) = self.early_bird.as_mut()?;
+        let masks = (eb.probe)(mlp);
+        let changed: usize = masks
+            .iter()
+            .zip(previous.iter())
+            .map(|(a, b)| a.iter().zip(b).filter(|(x, y)| x != y).count())
+            .sum();
+        let total: usize = masks.iter().map(Vec::len).sum();
+        *calm = if (changed as f64) < eb.max_change * total as f64 { *calm + 1 } else { 0 };
+        *previous = masks;
+        (*calm >= eb.window).then_some(EarlyReason::EarlyBird)
+    }
 }
 
 fn check_fits(mlp: &Mlp, splits: &Splits) -> Result<()> {
@@ -274,7 +382,7 @@ mod tests {
     }
 
     fn opts(par: Par) -> TrainOptions {
-        TrainOptions { seed: 1, par, snapshot_at: vec![] }
+        TrainOptions::new(1, par)
     }
 
     #[test]
@@ -293,7 +401,7 @@ mod tests {
 
         struct CheckZeros<'a>(&'a [Vec<u8>], usize);
         impl Observer for CheckZeros<'_> {
-            fn on_snapshot(&mut self, _: usize, mlp: &Mlp) -> Result<()> {
+            fn on_snapshot(&mut self, _: usize, _: bool, mlp: &Mlp) -> Result<()> {
                 for (layer, mask) in mlp.layers.iter().zip(self.0) {
                     for (w, m) in layer.weight.iter().zip(mask) {
                         assert!(*m == 1 || *w == 0.0, "pruned weight {w}");

@@ -1,0 +1,92 @@
+//! How a training step is computed. Two engines give the same numbers (within float
+//! rounding) by different routes:
+//!
+//! - [`DenseEngine`]: dense matrix products through the core `sgemm`, masks applied to the
+//!   gradients and the optimizer; the cost does not depend on how much was pruned.
+//! - [`SparseEngine`](crate::sparse::SparseEngine): the CSR kernels of ticket-infer for the
+//!   forward pass and the input gradients, weight gradients only at kept positions, optimizer
+//!   state only for kept weights; the cost shrinks with the ticket.
+//!
+//! [`engine_for`] picks the sparse engine below a density threshold chosen by measurement
+//! (`benches/train_step.rs`).
+
+use crate::network::{Gradients, LossStats, Workspace};
+use crate::optim::Optimizer;
+use crate::sparse::SparseEngine;
+use ticket_core::recipe::TrainRecipe;
+use ticket_core::{Dataset, Mlp, Par};
+
+/// Below this fraction of weights kept, training uses the sparse engine. Measured with
+/// `cargo bench --bench train_step` on LeNet-300-100, batch 60, 2 threads: the sparse step
+/// is faster than the dense one from about 30% density down (see the bench's output).
+pub const SPARSE_BELOW: f64 = 0.3;
+
+/// Examples per forward pass during evaluation.
+pub const EVAL_BATCH: usize = 1000;
+
+/// One way of training a network: gradients of a batch, then the optimizer update.
+pub trait Engine: Send {
+    /// Forward and backward on a batch (`x` row-major `[batch, inputs]`); the gradients are
+    /// kept for [`Engine::update`].
+    fn gradients(&mut self, x: &[f32], labels: &[u8], par: Par) -> LossStats;
+    /// Applies the optimizer to the last gradients.
+    fn update(&mut self, par: Par);
+    /// Loss and accuracy on all of `data`.
+    fn evaluate(&mut self, data: &Dataset, par: Par) -> LossStats;
+    /// The current weights as a dense, masked network.
+    fn mlp(&mut self) -> &Mlp;
+}
+
+/// The engine for `mlp`: sparse when fewer than `sparse_below` of its weights are kept.
+pub fn engine_for(
+    mlp: Mlp,
+    recipe: &TrainRecipe,
+    batch: usize,
+    sparse_below: f64,
+) -> Box<dyn Engine> {
+    if mlp.density() < sparse_below {
+        Box::new(SparseEngine::new(&mlp, recipe, batch))
+    } else {
+        Box::new(DenseEngine::new(mlp, recipe, batch))
+    }
+}
+
+/// Dense products, masked gradients and optimizer.
+pub struct DenseEngine {
+    mlp: Mlp,
+    train: Workspace,
+    eval: Workspace,
+    grads: Gradients,
+    optimizer: Optimizer,
+}
+
+impl DenseEngine {
+    pub fn new(mut mlp: Mlp, recipe: &TrainRecipe, batch: usize) -> Self {
+        mlp.apply_masks();
+        DenseEngine {
+            train: Workspace::new(&mlp, batch),
+            eval: Workspace::new(&mlp, EVAL_BATCH),
+            grads: Gradients::zeros(&mlp),
+            optimizer: Optimizer::for_mlp(recipe, &mlp),
+            mlp,
+        }
+    }
+}
+
+impl Engine for DenseEngine {
+    fn gradients(&mut self, x: &[f32], labels: &[u8], par: Par) -> LossStats {
+        self.train.backward(&self.mlp, x, labels, &mut self.grads, par)
+    }
+
+    fn update(&mut self, par: Par) {
+        self.optimizer.step_mlp(&mut self.mlp, &self.grads, par);
+    }
+
+    fn evaluate(&mut self, data: &Dataset, par: Par) -> LossStats {
+        self.eval.evaluate(&self.mlp, data, par)
+    }
+
+    fn mlp(&mut self) -> &Mlp {
+        &self.mlp
+    }
+}

@@ -1,0 +1,517 @@
+//! Sparse-aware training: a pruned network trained through its CSR form.
+//!
+//! Activations are laid out `[features][batch]`, as the ticket-infer kernels want. Per layer:
+//! forward `Y = act(W X + b)` with `spmm`; backward `dX = W^T dZ` with `spmm_transposed`, and
+//! the weight gradient only where `W` keeps a weight, `dW[r, c] = <dZ[r, :], X[c, :]>` (a
+//! sampled dense-dense product, SDDMM). The optimizer keeps state for kept weights only. Its
+//! numbers equal those of the dense masked path up to float rounding, at a cost that shrinks
+//! with the ticket.
+
+use crate::engine::{Engine, EVAL_BATCH};
+use crate::network::{relu_backward, softmax_cross_entropy, LossStats};
+use crate::optim::Optimizer;
+use rayon::prelude::*;
+use ticket_core::recipe::TrainRecipe;
+use ticket_core::{Dataset, Mlp, Par};
+use ticket_infer::kernels::{spmm, spmm_transposed};
+use ticket_infer::transpose::transpose;
+use ticket_infer::{Activation, CsrPattern};
+
+/// Weight-gradient entries per parallel task.
+const SDDMM_TASK: usize = 2048;
+
+/// One pruned layer: pattern, kept weights, bias and their gradients, and its activations.
+struct Layer {
+    pattern: CsrPattern<u32>,
+    /// The row of each kept weight (for the SDDMM).
+    rows_of: Vec<u32>,
+    values: Vec<f32>,
+    bias: Vec<f32>,
+    grad_values: Vec<f32>,
+    grad_bias: Vec<f32>,
+    /// Output `[rows][batch]` (after ReLU for hidden layers, logits for the last).
+    act: Vec<f32>,
+    /// Gradient of the loss with respect to the pre-activation, `[rows][batch]`.
+    delta: Vec<f32>,
+}
+
+/// A network trained in CSR form; see the module documentation.
+pub struct SparseEngine {
+    layers: Vec<Layer>,
+    /// The input batch, transposed to `[inputs][batch]`.
+    x_t: Vec<f32>,
+    /// Logits and their gradient, row-major `[batch][classes]`, for the loss.
+    logits: Vec<f32>,
+    dlogits: Vec<f32>,
+    optimizer: Optimizer,
+    /// Dense copy handed out by [`Engine::mlp`], refreshed on demand.
+    dense: Mlp,
+    /// Examples in the last training batch.
+    batch: usize,
+}
+
+impl SparseEngine {
+    /// `mlp`'s kept weights (by its masks) in CSR form, for batches of up to `batch` examples.
+    pub fn new(mlp: &Mlp, recipe: &TrainRecipe, batch: usize) -> Self {
+        let capacity = batch.max(EVAL_BATCH);
+        let layers: Vec<Layer> = mlp
+            .layers
+            .iter()
+            .map(|l| {
+                let (rows, cols) = (l.shape.rows, l.shape.cols);
+                let mut indptr = Vec::with_capacity(rows + 1);
+                let mut indices = Vec::new();
+                let mut values = Vec::new();
+                indptr.push(0u32);
+                for r in 0..rows {
+                    for c in 0..cols {
+                        if l.mask[r * cols + c] != 0 {
+                            indices.push(c as u32);
+                            values.push(l.weight[r * cols + c]);
+                        }
+                    }
+                    indptr.push(indices.len() as u32);
+                }
+                let pattern = CsrPattern::new(rows, cols, indptr, indices)
+                    .expect("a pattern built row by row in column order is valid");
+                Layer {
+                    rows_of: rows_of_entries(&pattern),
+                    grad_values: vec![0.0; values.len()],
+                    grad_bias: vec![0.0; rows],
+                    act: vec![0.0; rows * capacity],
+                    delta: vec![0.0; rows * capacity],
+                    pattern,
+                    values,
+                    bias: l.bias.clone(),
+                }
+            })
+            .collect();
+        let tensors = layers.iter().flat_map(|l| [(l.values.len(), None), (l.bias.len(), None)]);
+        let classes = mlp.arch.outputs();
+        SparseEngine {
+            optimizer: Optimizer::new(recipe, tensors.collect()),
+            x_t: vec![0.0; mlp.arch.inputs() * capacity],
+            logits: vec![0.0; classes * capacity],
+            dlogits: vec![0.0; classes * capacity],
+            dense: mlp.clone(),
+            layers,
+            batch: 0,
+        }
+    }
+
+    /// Forward pass of `batch` examples already in `x_t`; returns nothing, leaves `act`s.
+    fn forward(&mut self, batch: usize, par: Par) {
+        let last = self.layers.len() - 1;
+        for l in 0..self.layers.len() {
+            let (before, rest) = self.layers.split_at_mut(l);
+            let layer = &mut rest[0];
+            let cols = layer.pattern.cols();
+            let input =
+                if l == 0 { &self.x_t[..cols * batch] } else { &before[l - 1].act[..cols * batch] };
+            let rows = layer.pattern.rows();
+            let act = if l < last { Activation::Relu } else { Activation::Identity };
+            spmm(
+                layer.pattern.with_values(&layer.values),
+                Some(&layer.bias),
+                input,
+                &mut layer.act[..rows * batch],
+                batch,
+                act,
+                par,
+            );
+        }
+    }
+
+    /// Loss of the last forward pass, and (when `grad`) the gradient of the mean loss into the
+    /// last layer's `delta`.
+    fn loss(&mut self, labels: &[u8], grad: bool) -> LossStats {
+        let batch = labels.len();
+        let last = self.layers.last_mut().expect("at least one layer");
+        let classes = last.pattern.rows();
+        transpose(
+            &last.act[..classes * batch],
+            classes,
+            batch,
+            &mut self.logits[..classes * batch],
+        );
+        let dlogits = grad.then(|| &mut self.dlogits[..classes * batch]);
+        let stats =
+            softmax_cross_entropy(&self.logits[..classes * batch], labels, classes, dlogits);
+        if grad {
+            transpose(
+                &self.dlogits[..classes * batch],
+                batch,
+                classes,
+                &mut last.delta[..classes * batch],
+            );
+        }
+        stats
+    }
+}
+
+impl Engine for SparseEngine {
+    fn gradients(&mut self, x: &[f32], labels: &[u8], par: Par) -> LossStats {
+        let batch = labels.len();
+        let inputs = self.layers[0].pattern.cols();
+        transpose(x, batch, inputs, &mut self.x_t[..inputs * batch]);
+        self.forward(batch, par);
+        let stats = self.loss(labels, true);
+        for l in (0..self.layers.len()).rev() {
+            let (before, rest) = self.layers.split_at_mut(l);
+            let layer = &mut rest[0];
+            let (rows, cols) = (layer.pattern.rows(), layer.pattern.cols());
+            let delta = &layer.delta[..rows * batch];
+            let input =
+                if l == 0 { &self.x_t[..cols * batch] } else { &before[l - 1].act[..cols * batch] };
+            sddmm(&layer.pattern, &layer.rows_of, delta, input, batch, &mut layer.grad_values, par);
+            for (g, row) in layer.grad_bias.iter_mut().zip(delta.chunks_exact(batch)) {
+                *g = row.iter().sum();
+            }
+            if l > 0 {
+                let below = &mut before[l - 1];
+                let grad_in = &mut below.delta[..cols * batch];
+                grad_in.fill(0.0);
+                spmm_transposed(
+                    layer.pattern.with_values(&layer.values),
+                    delta,
+                    grad_in,
+                    batch,
+                    par,
+                );
+                relu_backward(grad_in, &below.act[..cols * batch]);
+            }
+        }
+        self.batch = batch;
+        stats
+    }
+
+    fn update(&mut self, par: Par) {
+        let params = self
+            .layers
+            .iter_mut()
+            .flat_map(|l| {
+                [(&mut l.values[..], &l.grad_values[..]), (&mut l.bias[..], &l.grad_bias[..])]
+            })
+            .collect();
+        self.optimizer.step(params, par);
+    }
+
+    fn evaluate(&mut self, data: &Dataset, par: Par) -> LossStats {
+        let mut total = LossStats::default();
+        let inputs = self.layers[0].pattern.cols();
+        for start in (0..data.len()).step_by(EVAL_BATCH) {
+            let n = EVAL_BATCH.min(data.len() - start);
+            let x = &data.images[start * data.features..(start + n) * data.features];
+            transpose(x, n, inputs, &mut self.x_t[..inputs * n]);
+            self.forward(n, par);
+            let stats = self.loss(&data.labels[start..start + n], false);
+            total.loss_sum += stats.loss_sum;
+            total.correct += stats.correct;
+            total.count += stats.count;
+        }
+        total
+    }
+
+    fn mlp(&mut self) -> &Mlp {
+        for (dense, layer) in self.dense.layers.iter_mut().zip(&self.layers) {
+            let cols = layer.pattern.cols();
+            dense.weight.fill(0.0);
+            for r in 0..layer.pattern.rows() {
+                let range =
+                    layer.pattern.indptr()[r] as usize..layer.pattern.indptr()[r + 1] as usize;
+                for k in range {
+                    dense.weight[r * cols + layer.pattern.indices()[k] as usize] = layer.values[k];
+                }
+            }
+            dense.bias.copy_from_slice(&layer.bias);
+        }
+        &self.dense
+    }
+}
+
+/// `grad[k] = <delta[r, :], input[c_k, :]>` for every kept entry `k = (r, c_k)` of `pattern`:
+/// the weight gradient at kept positions only. `delta` is `[rows][batch]`, `input`
+/// `[cols][batch]`, `rows_of` is [`rows_of_entries`] of `pattern`.
+pub fn sddmm(
+    pattern: &CsrPattern<u32>,
+    rows_of: &[u32],
+    delta: &[f32],
+    input: &[f32],
+    batch: usize,
+    grad: &mut [f32],
+    par: Par,
+) {
+    assert_eq!(grad.len(), pattern.nnz(), "sddmm: one gradient per kept weight");
+    assert_eq!(delta.len(), pattern.rows() * batch, "sddmm: delta length");
+    assert_eq!(input.len(), pattern.cols() * batch, "sddmm: input length");
+    let indices = pattern.indices();
+    if par.threads() > 1 && grad.len() * batch > 4 * SDDMM_TASK * 16 {
+        grad.par_chunks_mut(SDDMM_TASK).enumerate().for_each(|(i, out)| {
+            sddmm_range(rows_of, indices, delta, input, batch, i * SDDMM_TASK, out)
+        });
+    } else {
+        sddmm_range(rows_of, indices, delta, input, batch, 0, grad);
+    }
+}
+
+/// The row of every entry of `pattern`, so any range of entries can be processed alone.
+pub fn rows_of_entries(pattern: &CsrPattern<u32>) -> Vec<u32> {
+    let mut rows = Vec::with_capacity(pattern.nnz());
+    for (r, w) in pattern.indptr().windows(2).enumerate() {
+        rows.extend(std::iter::repeat_n(r as u32, (w[1] - w[0]) as usize));
+    }
+    rows
+}
+
+/// Entries `first..first + out.len()` of the SDDMM; any contiguous range can be computed on
+/// its own, so threads split the entries evenly whatever the rows. Every entry is summed by
+/// the same code in the same order (eight running sums, reduced pairwise, then the tail), so
+/// results do not depend on the split.
+fn sddmm_range(
+    rows_of: &[u32],
+    indices: &[u32],
+    delta: &[f32],
+    input: &[f32],
+    batch: usize,
+    first: usize,
+    out: &mut [f32],
+) {
+    let range = first..first + out.len();
+    let (rows_of, indices) = (&rows_of[range.clone()], &indices[range]);
+    // Every operand row must lie inside its matrix: checked here once, relied on below.
+    let rows = delta.len() / batch.max(1);
+    let cols = input.len() / batch.max(1);
+    assert!(rows_of.iter().all(|&r| (r as usize) < rows), "sddmm: row out of range");
+    assert!(indices.iter().all(|&c| (c as usize) < cols), "sddmm: column out of range");
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: AVX2 and FMA are present; every row index is below `rows` and every column
+        // index below `cols` (asserted above), so each operand slice
+        // `[i * batch, (i + 1) * batch)` lies inside `delta` or `input`.
+        unsafe { sddmm_avx2(rows_of, indices, delta.as_ptr(), input.as_ptr(), batch, out) };
+        return;
+    }
+    for ((g, &r), &c) in out.iter_mut().zip(rows_of).zip(indices) {
+        let (r, c) = (r as usize, c as usize);
+        *g = dot_portable(&delta[r * batch..(r + 1) * batch], &input[c * batch..(c + 1) * batch]);
+    }
+}
+
+/// The reference dot product; [`sddmm_avx2`] sums in exactly this order.
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len();
+    let full = n / 8 * 8;
+    let mut acc = [0.0f32; 8];
+    for j in (0..full).step_by(8) {
+        for i in 0..8 {
+            acc[i] = a[j + i].mul_add(b[j + i], acc[i]);
+        }
+    }
+    // As the AVX2 reduction: pairs within each 128-bit half, then the two halves.
+    let lo = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    let hi = (acc[4] + acc[5]) + (acc[6] + acc[7]);
+    let mut sum = lo + hi;
+    for j in full..n {
+        sum = a[j].mul_add(b[j], sum);
+    }
+    sum
+}
+
+/// Four entries at a time (independent sums keep both FMA units busy and one horizontal
+/// reduction serves four entries); a short last group is done one by one with the same
+/// arithmetic.
+///
+/// # Safety
+/// AVX2 and FMA must be available; for every `k`, `delta[rows_of[k] * batch..][..batch]` and
+/// `input[indices[k] * batch..][..batch]` must be in bounds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sddmm_avx2(
+    rows_of: &[u32],
+    indices: &[u32],
+    delta: *const f32,
+    input: *const f32,
+    batch: usize,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let full = batch / 8 * 8;
+    let operand =
+        |k: usize| (delta.add(rows_of[k] as usize * batch), input.add(indices[k] as usize * batch));
+    let tail = |sum: f32, (a, b): (*const f32, *const f32)| {
+        let mut sum = sum;
+        for j in full..batch {
+            sum = (*a.add(j)).mul_add(*b.add(j), sum);
+        }
+        sum
+    };
+    let n = out.len();
+    let mut k = 0;
+    while k + 4 <= n {
+        let ops = [operand(k), operand(k + 1), operand(k + 2), operand(k + 3)];
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut j = 0;
+        while j < full {
+            for t in 0..4 {
+                let a = _mm256_loadu_ps(ops[t].0.add(j));
+                let b = _mm256_loadu_ps(ops[t].1.add(j));
+                acc[t] = _mm256_fmadd_ps(a, b, acc[t]);
+            }
+            j += 8;
+        }
+        // hadd(x, y) per 128-bit half: [x0+x1, x2+x3, y0+y1, y2+y3]; twice gives, per half,
+        // the pairwise sums of the four accumulators; the halves are added last.
+        let h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+        let sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        let mut four = [0.0f32; 4];
+        _mm_storeu_ps(four.as_mut_ptr(), sums);
+        for t in 0..4 {
+            out[k + t] = tail(four[t], ops[t]);
+        }
+        k += 4;
+    }
+    while k < n {
+        let op = operand(k);
+        let mut acc = _mm256_setzero_ps();
+        let mut j = 0;
+        while j < full {
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(op.0.add(j)), _mm256_loadu_ps(op.1.add(j)), acc);
+            j += 8;
+        }
+        let zero = _mm256_setzero_ps();
+        let h = _mm256_hadd_ps(_mm256_hadd_ps(acc, zero), zero);
+        let sum = _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+        out[k] = tail(sum, op);
+        k += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::DenseEngine;
+    use crate::init::init_mlp;
+    use crate::rng::SeededRng;
+    use ticket_core::recipe::Init;
+    use ticket_core::{Arch, DataSource, Recipe};
+
+    fn masked(arch: &Arch, density: f64, seed: u64) -> Mlp {
+        let mut mlp = init_mlp(arch, Init::GlorotNormal, &mut SeededRng::new(seed, "init"));
+        let mut rng = SeededRng::new(seed, "mask");
+        for layer in &mut mlp.layers {
+            for (i, m) in layer.mask.iter_mut().enumerate() {
+                *m = (rng.uniform() < density) as u8;
+                if i % 97 == 0 {
+                    *m = 0; // some empty stretches
+                }
+            }
+            layer.apply_mask();
+        }
+        mlp
+    }
+
+    #[test]
+    fn sddmm_matches_the_dense_product_at_kept_positions() {
+        let mlp = masked(&"37-23-5".parse().unwrap(), 0.3, 1);
+        let engine = SparseEngine::new(&mlp, &Recipe::resolve("digits-mlp").unwrap().train, 8);
+        let layer = &engine.layers[0];
+        let (rows, cols, batch) = (23, 37, 13);
+        let delta: Vec<f32> =
+            (0..rows * batch).map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.5).collect();
+        let input: Vec<f32> = (0..cols * batch).map(|i| ((i * 5) % 13) as f32 / 13.0).collect();
+        for par in [Par::Seq, Par::Rayon(2)] {
+            let mut grad = vec![f32::NAN; layer.pattern.nnz()];
+            sddmm(&layer.pattern, &layer.rows_of, &delta, &input, batch, &mut grad, par);
+            let mut k = 0;
+            for r in 0..rows {
+                for c in 0..cols {
+                    if mlp.layers[0].mask[r * cols + c] == 0 {
+                        continue;
+                    }
+                    let want: f64 = (0..batch)
+                        .map(|b| delta[r * batch + b] as f64 * input[c * batch + b] as f64)
+                        .sum();
+                    assert!((grad[k] as f64 - want).abs() < 1e-5, "({r}, {c})");
+                    k += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn avx2_and_portable_sddmm_agree_bit_for_bit() {
+        for batch in [1, 7, 8, 9, 60, 64, 100] {
+            let (rows, cols) = (5, 6);
+            let delta: Vec<f32> =
+                (0..rows * batch).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
+            let input: Vec<f32> =
+                (0..cols * batch).map(|i| ((i * 53) % 89) as f32 / 40.0 - 1.1).collect();
+            // 11 entries: two groups of four and a short tail.
+            let rows_of = [0u32, 0, 1, 1, 1, 2, 3, 3, 4, 4, 4];
+            let indices = [1u32, 5, 0, 2, 3, 4, 0, 5, 1, 2, 3];
+            let mut got = vec![0.0f32; 11];
+            sddmm_range(&rows_of, &indices, &delta, &input, batch, 0, &mut got);
+            for k in 0..11 {
+                let (r, c) = (rows_of[k] as usize, indices[k] as usize);
+                let want = dot_portable(
+                    &delta[r * batch..(r + 1) * batch],
+                    &input[c * batch..(c + 1) * batch],
+                );
+                assert_eq!(got[k], want, "batch {batch}, entry {k}");
+                let exact: f64 = (0..batch)
+                    .map(|b| delta[r * batch + b] as f64 * input[c * batch + b] as f64)
+                    .sum();
+                assert!((want as f64 - exact).abs() < 1e-4 * (batch as f64).sqrt());
+            }
+            // Any split point gives the same numbers.
+            let mut split = vec![0.0f32; 11];
+            let (a, b) = split.split_at_mut(3);
+            sddmm_range(&rows_of, &indices, &delta, &input, batch, 0, a);
+            sddmm_range(&rows_of, &indices, &delta, &input, batch, 3, b);
+            assert_eq!(split, got);
+        }
+    }
+
+    /// The sparse and the dense masked engines train the same network to the same weights,
+    /// step after step, at several densities (levels of a ticket).
+    #[test]
+    fn sparse_training_equals_dense_masked_training() {
+        let recipe = Recipe::resolve("digits-mlp").unwrap();
+        let splits = DataSource::Digits.load(100).unwrap();
+        let arch = recipe.arch().unwrap();
+        for (density, seed) in [(0.8, 1), (0.2, 2), (0.05, 3), (0.01, 4)] {
+            let mlp = masked(&arch, density, seed);
+            let mut dense = DenseEngine::new(mlp.clone(), &recipe.train, 60);
+            let mut sparse = SparseEngine::new(&mlp, &recipe.train, 60);
+            for step in 0..25 {
+                let idx: Vec<usize> =
+                    (0..60).map(|i| (step * 60 + i) % splits.train.len()).collect();
+                let batch = splits.train.select(&idx);
+                let par = if step % 2 == 0 { Par::Seq } else { Par::Rayon(2) };
+                let a = dense.gradients(&batch.images, &batch.labels, par);
+                let b = sparse.gradients(&batch.images, &batch.labels, par);
+                assert!((a.loss_sum - b.loss_sum).abs() < 1e-4 * a.loss_sum.abs().max(1.0));
+                dense.update(par);
+                sparse.update(par);
+            }
+            let (d, s) = (dense.mlp().clone(), sparse.mlp().clone());
+            for (ld, ls) in d.layers.iter().zip(&s.layers) {
+                assert_eq!(ld.mask, ls.mask);
+                for (i, (&wd, &ws)) in ld.weight.iter().zip(&ls.weight).enumerate() {
+                    assert!((wd - ws).abs() < 2e-4, "density {density}: weight {i}: {wd} vs {ws}");
+                    if ld.mask[i] == 0 {
+                        assert_eq!(ws, 0.0);
+                    }
+                }
+                for (&bd, &bs) in ld.bias.iter().zip(&ls.bias) {
+                    assert!((bd - bs).abs() < 2e-4);
+                }
+            }
+            let (ed, es) = (
+                dense.evaluate(&splits.test, Par::Seq),
+                sparse.evaluate(&splits.test, Par::Rayon(2)),
+            );
+            assert!((ed.mean_loss() - es.mean_loss()).abs() < 1e-3, "{ed:?} vs {es:?}");
+        }
+    }
+}
