@@ -87,6 +87,10 @@ pub struct RunArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Train networks keeping fewer than this fraction of their weights with the sparse
+    /// kernels (0: never, 1.01: always). Same numbers as dense up to float rounding.
+    #[arg(long, value_name = "FRACTION", default_value_t = ticket_train::engine::SPARSE_BELOW)]
+    pub sparse_below: f64,
 }
 
 #[derive(Args, Debug)]
@@ -117,6 +121,14 @@ pub struct FindArgs {
     /// Prune once, straight to this fraction of weights kept (e.g. 0.036), instead of iteratively.
     #[arg(long, value_name = "FRACTION")]
     pub one_shot: Option<f64>,
+    /// End each run when the validation loss has not improved for N evaluations (off by
+    /// default, as in the paper).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "5")]
+    pub early_stop: Option<usize>,
+    /// End each run when the mask pruning would draw changes in less than FRACTION of the
+    /// weights for 3 evaluations in a row: an early-bird ticket (You et al. 2020).
+    #[arg(long, value_name = "FRACTION", num_args = 0..=1, default_missing_value = "0.01")]
+    pub early_bird: Option<f64>,
     /// Stop after the experiment; do not export the ticket.
     #[arg(long)]
     pub no_export: bool,

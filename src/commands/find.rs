@@ -5,14 +5,15 @@ use super::observe::{interrupted, progress_bar};
 use super::report::{print_table, write_plots};
 use crate::cli::{FindArgs, PruningName};
 use anyhow::{bail, Result};
-use indicatif::ProgressBar;
+use indicatif::{MultiProgress, ProgressBar};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use ticket_core::recipe::{PruneMethod, Reset};
 use ticket_export::{export_checkpoint, Evaluation, ExportOptions};
 use ticket_infer::SparseModel;
-use ticket_train::experiment::{Experiment, ExperimentSpec, RunKind, RunSummary};
-use ticket_train::imp::{run_imp, ImpEnding, ImpObserver, ImpPlan};
+use ticket_train::experiment::{Experiment, ExperimentSpec, RunKind, RunRules, RunSummary};
+use ticket_train::imp::{run_imp, ImpEnding, ImpObserver, ImpPlan, RunId};
 use ticket_train::EvalRecord;
 
 /// Accuracy a chosen ticket may lose against the dense network (half a percentage point).
@@ -56,13 +57,17 @@ pub fn run(args: FindArgs) -> Result<()> {
         dataset: splits.name.clone(),
         seed: args.run.seed,
         one_shot: args.one_shot,
-        rules: Default::default(),
+        rules: RunRules {
+            sparse_below: args.run.sparse_below,
+            patience: args.early_stop,
+            early_bird: args.early_bird,
+        },
     };
     let exp = Experiment::open_or_create(&out, spec)?;
     let started = std::time::Instant::now();
     let mut observer = FindObserver::new(exp.file.spec.recipe.train.iterations);
     let outcome = run_imp(&exp, &splits, &plan, &mut observer)?;
-    observer.bar.finish_and_clear();
+    observer.bars.clear().ok();
     if let ImpEnding::Interrupted { level, kind, iteration } = outcome.ending {
         bail!(
             "interrupted in level {level} ({kind:?}) at iteration {iteration}; completed levels \
@@ -139,57 +144,78 @@ pub fn run(args: FindArgs) -> Result<()> {
     Ok(())
 }
 
-/// One progress bar per training run, and a line per finished run.
+/// One progress bar per training run (the controls may train beside the main line), and a
+/// line per finished run.
 struct FindObserver {
-    bar: ProgressBar,
+    bars: MultiProgress,
+    active: HashMap<RunId, ProgressBar>,
     iterations: usize,
 }
 
 impl FindObserver {
     fn new(iterations: usize) -> Self {
-        FindObserver { bar: ProgressBar::hidden(), iterations }
+        FindObserver { bars: MultiProgress::new(), active: HashMap::new(), iterations }
+    }
+
+    /// A line above the bars (or plainly on stderr when there are no bars to draw).
+    fn line(&self, text: String) {
+        if self.bars.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            let _ = self.bars.println(text);
+        }
+    }
+}
+
+fn kind_name(kind: RunKind) -> &'static str {
+    match kind {
+        RunKind::Ticket => "ticket",
+        RunKind::Reinit => "reinit",
+        RunKind::RandomPrune => "random-prune",
     }
 }
 
 impl ImpObserver for FindObserver {
-    fn run_started(&mut self, level: usize, kind: RunKind, weights_remaining: f64) {
-        self.bar.finish_and_clear();
-        let name = match kind {
-            RunKind::Ticket => "",
-            RunKind::Reinit => " reinit",
-            RunKind::RandomPrune => " rand-prune",
-        };
-        self.bar = progress_bar(
-            self.iterations,
-            &format!("L{level:02} {:.1}%{name}", 100.0 * weights_remaining),
-        );
+    fn run_started(&mut self, run: RunId, weights_remaining: f64) {
+        let prefix =
+            format!("L{:02} {:.1}% {}", run.level, 100.0 * weights_remaining, kind_name(run.kind));
+        let bar = self.bars.add(progress_bar(self.iterations, &prefix));
+        self.active.insert(run, bar);
     }
 
-    fn on_step(&mut self, iteration: usize) {
+    fn on_step(&mut self, run: RunId, iteration: usize) {
         if iteration % 20 == 0 {
-            self.bar.set_position(iteration as u64);
+            if let Some(bar) = self.active.get(&run) {
+                bar.set_position(iteration as u64);
+            }
         }
     }
 
-    fn on_eval(&mut self, r: &EvalRecord) {
-        self.bar.set_position(r.iteration as u64);
-        self.bar.set_message(format!("test acc {:.2}%", 100.0 * r.test_accuracy));
+    fn on_eval(&mut self, run: RunId, r: &EvalRecord) {
+        if let Some(bar) = self.active.get(&run) {
+            bar.set_position(r.iteration as u64);
+            bar.set_message(format!("test acc {:.2}%", 100.0 * r.test_accuracy));
+        }
     }
 
     fn run_finished(&mut self, s: &RunSummary, resumed: bool) {
-        let kind = match s.kind {
-            RunKind::Ticket => "ticket",
-            RunKind::Reinit => "reinit",
-            RunKind::RandomPrune => "random-prune",
+        if let Some(bar) = self.active.remove(&RunId { level: s.level, kind: s.kind }) {
+            bar.finish_and_clear();
+            self.bars.remove(&bar);
+        }
+        let early = match s.stopped_early {
+            Some(reason) => format!(", stopped early ({reason:?}) at {}", s.iterations),
+            None => String::new(),
         };
-        self.bar.println(format!(
-            "level {:2} {:>12} {:6.2}% weights  test acc {:.2}% (early stop {:>6}), final {:.2}%{}",
+        self.line(format!(
+            "level {:2} {:>12} {:6.2}% weights  test acc {:.2}% (early stop {:>6}), final {:.2}%{early}{}{}",
             s.level,
-            kind,
+            kind_name(s.kind),
             100.0 * s.weights_remaining,
             100.0 * s.test_accuracy,
             s.early_stop_iteration,
             100.0 * s.final_test_accuracy,
+            if s.sparse { " [sparse]" } else { "" },
             if resumed { "  [done earlier]" } else { "" }
         ));
     }

@@ -47,8 +47,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         CheckpointSaver { dir: out.clone(), dataset: splits.name.clone(), seed: args.run.seed };
     let weights = format!("{:.1}% weights", 100.0 * mlp.density());
     let mut observer = CliObserver::new(progress_bar(recipe.train.iterations, "training"), saver);
-    let opts =
-        TrainOptions { snapshot_at: args.save_at.clone(), ..TrainOptions::new(args.run.seed, par) };
+    let opts = TrainOptions {
+        snapshot_at: args.save_at.clone(),
+        sparse_below: args.run.sparse_below,
+        ..TrainOptions::new(args.run.seed, par)
+    };
     let outcome = train(mlp, &splits, &recipe.train, &opts, &mut observer)?;
     observer.bar.finish_and_clear();
     write_history(&out, &outcome.history)?;

@@ -18,7 +18,7 @@ use crate::rng::SeededRng;
 use crate::run_files::{write_history, CheckpointSaver};
 use crate::trainer::{train, EarlyBird, Ending, EvalRecord, MaskProbe, Observer, TrainOptions};
 use crate::{Error, Result};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use ticket_core::checkpoint;
 use ticket_core::recipe::{PruneMethod, Reset};
 use ticket_core::{Mlp, Par, Splits};
@@ -41,13 +41,23 @@ pub struct ImpPlan {
     pub par: Par,
 }
 
-/// Receives the progress of the whole experiment. Every method has a do-nothing default.
-pub trait ImpObserver {
-    fn run_started(&mut self, _level: usize, _kind: RunKind, _weights_remaining: f64) {}
-    fn on_step(&mut self, _iteration: usize) {}
-    fn on_eval(&mut self, _record: &EvalRecord) {}
+/// Which run of an experiment an event is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RunId {
+    pub level: usize,
+    pub kind: RunKind,
+}
+
+/// Receives the progress of the whole experiment. Control runs may train on another thread
+/// at the same time as the main line, so every event names its run. Every method has a
+/// do-nothing default.
+pub trait ImpObserver: Send {
+    fn run_started(&mut self, _run: RunId, _weights_remaining: f64) {}
+    fn on_step(&mut self, _run: RunId, _iteration: usize) {}
+    fn on_eval(&mut self, _run: RunId, _record: &EvalRecord) {}
     /// `resumed`: the run was already complete on disk and was not trained again.
     fn run_finished(&mut self, _summary: &RunSummary, _resumed: bool) {}
+    /// Polled between steps by every training thread; `true` stops them all.
     fn stop_requested(&self) -> bool {
         false
     }
@@ -70,97 +80,166 @@ pub struct ImpOutcome {
     pub ending: ImpEnding,
     /// The main line, one per completed level.
     pub tickets: Vec<RunSummary>,
-    /// Completed control runs.
+    /// Completed control runs, by level.
     pub controls: Vec<RunSummary>,
     pub choice: Option<TicketChoice>,
 }
 
+/// The result of one run: its summary, or where it was interrupted.
+type RunResult = Result<std::result::Result<RunSummary, ImpEnding>>;
+
 /// Runs (or resumes) the experiment in `exp` on `splits`.
+///
+/// With controls and at least two threads, the controls of level `n` train on a second
+/// thread while the main line trains level `n` (both start from level `n - 1`), each run on
+/// its share of the threads. Which share a run gets depends only on the plan, so a resumed
+/// experiment computes exactly what an uninterrupted one does.
 pub fn run_imp(
     exp: &Experiment,
     splits: &Splits,
     plan: &ImpPlan,
     observer: &mut dyn ImpObserver,
 ) -> Result<ImpOutcome> {
-    let spec = exp.file.spec.clone();
+    let spec = &exp.file.spec;
     let levels = if spec.one_shot.is_some() { plan.levels.min(1) } else { plan.levels };
-    let mut outcome = ImpOutcome {
-        ending: ImpEnding::Completed,
-        tickets: vec![],
-        controls: vec![],
-        choice: None,
+    let has_controls = (1..=levels).any(|l| !controls_for(plan, l).is_empty());
+    let threads = plan.par.threads();
+    let concurrent = has_controls && threads >= 2;
+    let share = |n: usize| if n > 1 { Par::Rayon(n) } else { Par::Seq };
+    let (main_par, control_par) = if concurrent {
+        (share(threads - threads / 2), share(threads / 2))
+    } else {
+        (plan.par, plan.par)
     };
-    let mut runner = Runner { exp, splits, plan, observer };
+    let observer = Mutex::new(observer);
+    let runner = Runner { exp, splits, observer: &observer };
 
-    for level in 0..=levels {
-        let start = match exp.summary(level, RunKind::Ticket)? {
-            Some(done) => {
-                runner.observer.run_finished(&done, true);
-                outcome.tickets.push(done);
-                None
+    let (tickets, controls, ending) = std::thread::scope(|scope| -> Result<_> {
+        let (send, receive) = mpsc::channel::<usize>();
+        let worker = concurrent.then(|| {
+            let runner = &runner;
+            scope.spawn(move || -> Result<(Vec<RunSummary>, Option<ImpEnding>)> {
+                let mut done = Vec::new();
+                for level in receive {
+                    if let Err(ending) = runner.controls(level, plan, control_par, &mut done)? {
+                        return Ok((done, Some(ending)));
+                    }
+                }
+                Ok((done, None))
+            })
+        });
+        let mut tickets = Vec::new();
+        let mut controls = Vec::new();
+        let mut ending = None;
+        for level in 0..=levels {
+            if concurrent {
+                // Its controls need only level - 1, which is complete.
+                let _ = send.send(level);
             }
-            None => Some(runner.starting_point(level)?),
-        };
-        if let Some(start) = start {
-            match runner.run(level, RunKind::Ticket, start)? {
-                Ok(summary) => outcome.tickets.push(summary),
-                Err(ending) => {
-                    outcome.ending = ending;
-                    return Ok(outcome);
+            match runner.ticket(level, main_par)? {
+                Ok(summary) => tickets.push(summary),
+                Err(e) => {
+                    ending = Some(e);
+                    break;
+                }
+            }
+            if !concurrent {
+                if let Err(e) = runner.controls(level, plan, control_par, &mut controls)? {
+                    ending = Some(e);
+                    break;
                 }
             }
         }
-        for kind in runner.controls_for(level) {
-            if let Some(done) = exp.summary(level, kind)? {
-                runner.observer.run_finished(&done, true);
-                outcome.controls.push(done);
-                continue;
-            }
-            let start = runner.control_start(level, kind)?;
-            match runner.run(level, kind, start)? {
-                Ok(summary) => outcome.controls.push(summary),
-                Err(ending) => {
-                    outcome.ending = ending;
-                    return Ok(outcome);
-                }
-            }
+        drop(send);
+        if let Some(worker) = worker {
+            let (done, worker_ending) =
+                worker.join().expect("the control thread does not panic")?;
+            controls.extend(done);
+            ending = ending.or(worker_ending);
         }
-    }
-    outcome.choice = choose_ticket(&outcome.tickets, plan.tolerance);
-    if let Some(choice) = &outcome.choice {
-        exp.write_ticket(choice)?;
+        Ok((tickets, controls, ending))
+    })?;
+
+    let mut outcome = ImpOutcome {
+        ending: ending.unwrap_or(ImpEnding::Completed),
+        choice: None,
+        tickets,
+        controls,
+    };
+    outcome.controls.sort_by_key(|s| (s.level, s.kind != RunKind::Reinit));
+    if outcome.ending == ImpEnding::Completed {
+        outcome.choice = choose_ticket(&outcome.tickets, plan.tolerance);
+        if let Some(choice) = &outcome.choice {
+            exp.write_ticket(choice)?;
+        }
     }
     Ok(outcome)
 }
 
-struct Runner<'a> {
-    exp: &'a Experiment,
-    splits: &'a Splits,
-    plan: &'a ImpPlan,
-    observer: &'a mut dyn ImpObserver,
+/// The controls requested for `level` (none for the dense level).
+fn controls_for(plan: &ImpPlan, level: usize) -> Vec<RunKind> {
+    let chosen = match &plan.control_levels {
+        Some(list) => list.contains(&level),
+        None => true,
+    };
+    if level == 0 || !chosen {
+        return vec![];
+    }
+    let mut kinds = vec![];
+    if plan.reinit_control {
+        kinds.push(RunKind::Reinit);
+    }
+    if plan.random_prune_control {
+        kinds.push(RunKind::RandomPrune);
+    }
+    kinds
 }
 
-impl Runner<'_> {
-    fn seed(&self) -> u64 {
-        self.exp.file.spec.seed
+/// The shared, read-only context of an experiment's runs.
+struct Runner<'a, 'o> {
+    exp: &'a Experiment,
+    splits: &'a Splits,
+    observer: &'a Mutex<&'o mut dyn ImpObserver>,
+}
+
+impl Runner<'_, '_> {
+    fn observe<T>(&self, f: impl FnOnce(&mut dyn ImpObserver) -> T) -> T {
+        let mut guard = self.observer.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut **guard)
     }
 
-    fn controls_for(&self, level: usize) -> Vec<RunKind> {
-        let chosen = match &self.plan.control_levels {
-            Some(list) => list.contains(&level),
-            None => true,
-        };
-        if level == 0 || !chosen {
-            return vec![];
+    /// The main-line run of `level`: read from disk when complete, else trained.
+    fn ticket(&self, level: usize, par: Par) -> RunResult {
+        if let Some(done) = self.exp.summary(level, RunKind::Ticket)? {
+            self.observe(|o| o.run_finished(&done, true));
+            return Ok(Ok(done));
         }
-        let mut kinds = vec![];
-        if self.plan.reinit_control {
-            kinds.push(RunKind::Reinit);
+        let start = self.starting_point(level)?;
+        self.run(level, RunKind::Ticket, start, par)
+    }
+
+    /// The controls of `level`, appended to `done`; `Err` inside when interrupted.
+    fn controls(
+        &self,
+        level: usize,
+        plan: &ImpPlan,
+        par: Par,
+        done: &mut Vec<RunSummary>,
+    ) -> Result<std::result::Result<(), ImpEnding>> {
+        for kind in controls_for(plan, level) {
+            let summary = match self.exp.summary(level, kind)? {
+                Some(s) => {
+                    self.observe(|o| o.run_finished(&s, true));
+                    s
+                }
+                None => match self.run(level, kind, self.control_start(level, kind)?, par)? {
+                    Ok(s) => s,
+                    Err(ending) => return Ok(Err(ending)),
+                },
+            };
+            done.push(summary);
         }
-        if self.plan.random_prune_control {
-            kinds.push(RunKind::RandomPrune);
-        }
-        kinds
+        Ok(Ok(()))
     }
 
     /// Loads a checkpoint of this experiment, checking it fits the recipe.
@@ -196,7 +275,11 @@ impl Runner<'_> {
         let spec = &self.exp.file.spec;
         if level == 0 {
             let arch = spec.recipe.arch()?;
-            return Ok(init_mlp(&arch, spec.recipe.init, &mut SeededRng::new(self.seed(), "init")));
+            return Ok(init_mlp(
+                &arch,
+                spec.recipe.init,
+                &mut SeededRng::new(self.exp.file.spec.seed, "init"),
+            ));
         }
         let mut mlp = self.load(level - 1, "final.safetensors")?;
         prune_once(&mut mlp, spec)?;
@@ -210,12 +293,13 @@ impl Runner<'_> {
         Ok(match kind {
             RunKind::Reinit => {
                 let mut mlp = ticket;
-                let mut rng = SeededRng::new(self.seed(), &format!("reinit-{level}"));
+                let mut rng = SeededRng::new(self.exp.file.spec.seed, &format!("reinit-{level}"));
                 reinit_keep_masks(&mut mlp, spec.recipe.init, &mut rng);
                 mlp
             }
             RunKind::RandomPrune => {
-                let mut rng = SeededRng::new(self.seed(), &format!("random-prune-{level}"));
+                let mut rng =
+                    SeededRng::new(self.exp.file.spec.seed, &format!("random-prune-{level}"));
                 let masks = random_masks_like(&ticket, &mut rng);
                 let mut mlp = ticket;
                 for (layer, mask) in mlp.layers.iter_mut().zip(masks) {
@@ -228,16 +312,12 @@ impl Runner<'_> {
     }
 
     /// Trains one run and marks it complete. `Err(ending)` inside `Ok` reports an interruption.
-    fn run(
-        &mut self,
-        level: usize,
-        kind: RunKind,
-        start: Mlp,
-    ) -> Result<std::result::Result<RunSummary, ImpEnding>> {
+    fn run(&self, level: usize, kind: RunKind, start: Mlp, par: Par) -> RunResult {
         let spec = &self.exp.file.spec;
         let dir = self.exp.run_dir(level, kind);
         std::fs::create_dir_all(&dir).map_err(|e| ticket_core::Error::io(&dir, e))?;
-        self.observer.run_started(level, kind, start.density());
+        let id = RunId { level, kind };
+        self.observe(|o| o.run_started(id, start.density()));
         let prune = &spec.recipe.prune;
         let rewind_point =
             (level == 0 && prune.reset == Reset::Rewind && prune.rewind_iteration > 0)
@@ -252,18 +332,21 @@ impl Runner<'_> {
                 max_change,
                 window: EARLY_BIRD_WINDOW,
             }),
-            ..TrainOptions::new(self.seed(), self.plan.par)
+            ..TrainOptions::new(self.exp.file.spec.seed, par)
         };
-        let saver =
-            CheckpointSaver { dir: dir.clone(), dataset: spec.dataset.clone(), seed: self.seed() };
-        let mut adapter = SavingObserver { saver, outer: &mut *self.observer };
+        let saver = CheckpointSaver {
+            dir: dir.clone(),
+            dataset: spec.dataset.clone(),
+            seed: self.exp.file.spec.seed,
+        };
+        let mut adapter = SavingObserver { saver, runner: self, id };
         let outcome = train(start, self.splits, &spec.recipe.train, &opts, &mut adapter)?;
         write_history(&dir, &outcome.history)?;
         match outcome.ending {
             Ending::Completed | Ending::StoppedEarly { .. } => {
                 let summary = RunSummary::new(level, kind, &outcome.mlp, &outcome);
                 self.exp.write_summary(&summary)?;
-                self.observer.run_finished(&summary, false);
+                self.observe(|o| o.run_finished(&summary, false));
                 Ok(Ok(summary))
             }
             Ending::Interrupted { iteration } => {
@@ -311,18 +394,19 @@ fn with_weights_of(mut mlp: Mlp, source: &Mlp) -> Mlp {
 }
 
 /// Forwards progress to the experiment's observer and saves every snapshot.
-struct SavingObserver<'a> {
+struct SavingObserver<'r, 'a, 'o> {
     saver: CheckpointSaver,
-    outer: &'a mut dyn ImpObserver,
+    runner: &'r Runner<'a, 'o>,
+    id: RunId,
 }
 
-impl Observer for SavingObserver<'_> {
+impl Observer for SavingObserver<'_, '_, '_> {
     fn on_step(&mut self, iteration: usize, _loss: f64) {
-        self.outer.on_step(iteration);
+        self.runner.observe(|o| o.on_step(self.id, iteration));
     }
 
     fn on_eval(&mut self, record: &EvalRecord) {
-        self.outer.on_eval(record);
+        self.runner.observe(|o| o.on_eval(self.id, record));
     }
 
     fn on_snapshot(&mut self, iteration: usize, last: bool, mlp: &Mlp) -> Result<()> {
@@ -330,7 +414,7 @@ impl Observer for SavingObserver<'_> {
     }
 
     fn stop_requested(&self) -> bool {
-        self.outer.stop_requested()
+        self.runner.observe(|o| o.stop_requested())
     }
 }
 
@@ -366,24 +450,18 @@ mod tests {
     struct Quiet;
     impl ImpObserver for Quiet {}
 
-    /// Stops the experiment at a given run and iteration.
+    /// Stops the whole experiment (every thread) once a given run reaches an iteration.
     struct KillAt {
-        level: usize,
-        kind: RunKind,
+        run: RunId,
         iteration: usize,
-        current: (usize, RunKind),
-        step: usize,
+        stopped: bool,
     }
     impl ImpObserver for KillAt {
-        fn run_started(&mut self, level: usize, kind: RunKind, _: f64) {
-            self.current = (level, kind);
-            self.step = 0;
-        }
-        fn on_step(&mut self, iteration: usize) {
-            self.step = iteration;
+        fn on_step(&mut self, run: RunId, iteration: usize) {
+            self.stopped |= run == self.run && iteration >= self.iteration;
         }
         fn stop_requested(&self) -> bool {
-            self.current == (self.level, self.kind) && self.step >= self.iteration
+            self.stopped
         }
     }
 
@@ -441,19 +519,23 @@ mod tests {
         let splits = DataSource::Digits.load(180).unwrap();
         let whole = tempfile::tempdir().unwrap();
         let exp = Experiment::open_or_create(whole.path(), spec(40)).unwrap();
-        let reference = run_imp(&exp, &splits, &plan(3), &mut Quiet).unwrap();
+        // Two threads: the controls of level 2 train beside the main line's level 2.
+        let mut two = plan(3);
+        two.par = Par::Rayon(2);
+        let reference = run_imp(&exp, &splits, &two, &mut Quiet).unwrap();
 
         let killed = tempfile::tempdir().unwrap();
         let exp2 = Experiment::open_or_create(killed.path(), spec(40)).unwrap();
         for (level, kind, iteration) in
             [(0, RunKind::Ticket, 25), (2, RunKind::Ticket, 3), (2, RunKind::Reinit, 30)]
         {
-            let mut kill =
-                KillAt { level, kind, iteration, current: (0, RunKind::Ticket), step: 0 };
-            let out = run_imp(&exp2, &splits, &plan(3), &mut kill).unwrap();
-            assert_eq!(out.ending, ImpEnding::Interrupted { level, kind, iteration });
+            let run = RunId { level, kind };
+            let mut kill = KillAt { run, iteration, stopped: false };
+            let out = run_imp(&exp2, &splits, &two, &mut kill).unwrap();
+            assert!(matches!(out.ending, ImpEnding::Interrupted { .. }), "{:?}", out.ending);
+            assert!(exp2.summary(level, kind).unwrap().is_none(), "{run:?} must be incomplete");
         }
-        let resumed = run_imp(&exp2, &splits, &plan(3), &mut Quiet).unwrap();
+        let resumed = run_imp(&exp2, &splits, &two, &mut Quiet).unwrap();
         assert_eq!(resumed.ending, ImpEnding::Completed);
         let strip = |s: &[RunSummary]| -> Vec<RunSummary> {
             s.iter()
