@@ -3,11 +3,10 @@
 
 mod common;
 use common::*;
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use ticket_core::checkpoint::{self, CheckpointMeta};
-use ticket_core::tensor_file::{write_tensors, OwnedTensor, TensorFile};
+use ticket_core::tensor_file::{edit_file, OwnedTensor};
 use ticket_core::{Arch, DataSource, Mlp, Par};
 use ticket_export::read_csr_as_dense;
 
@@ -37,19 +36,7 @@ fn save(path: &Path, mlp: &Mlp) {
 
 /// Rewrites the safetensors file at `path` after `edit` changed its tensors.
 fn edit_tensors(path: &Path, edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>)) {
-    let bytes = fs::read(path).unwrap();
-    let file = TensorFile::parse(&bytes, path).unwrap();
-    let mut tensors: Vec<(String, OwnedTensor)> = file
-        .names()
-        .into_iter()
-        .map(|n| {
-            let v = file.view(n).unwrap();
-            (n.to_string(), OwnedTensor::from_le(v.dtype(), v.shape().to_vec(), v.data().to_vec()))
-        })
-        .collect();
-    let metadata: BTreeMap<String, String> = file.metadata().clone().into_iter().collect();
-    edit(&mut tensors);
-    write_tensors(path, tensors, &metadata).unwrap();
+    edit_file(path, |tensors, _| edit(tensors)).unwrap();
 }
 
 fn s(p: &Path) -> &str {

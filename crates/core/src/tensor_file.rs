@@ -77,6 +77,21 @@ pub fn write_tensors(
     write_atomic(path, &bytes)
 }
 
+/// Every tensor and the metadata of a safetensors file, to edit.
+pub type Contents = (Vec<(String, OwnedTensor)>, BTreeMap<String, String>);
+
+/// Rewrites the safetensors file at `path` after `edit` changed its tensors or metadata
+/// (atomically, like every write). Tests use it to make damaged files.
+pub fn edit_file(
+    path: &Path,
+    edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
+) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (mut tensors, mut metadata) = TensorFile::parse(&bytes, path)?.contents();
+    edit(&mut tensors, &mut metadata);
+    write_tensors(path, tensors, &metadata)
+}
+
 /// A parsed safetensors buffer plus the path it came from, for error messages.
 pub struct TensorFile<'a> {
     path: PathBuf,
@@ -160,6 +175,23 @@ impl<'a> TensorFile<'a> {
 
     pub fn u8(&self, name: &str, shape: &[usize]) -> Result<Vec<u8>> {
         Ok(self.bytes(name, Dtype::U8, Some(shape))?.to_vec())
+    }
+
+    /// Owned copies of every tensor (in name order) and of the metadata.
+    pub fn contents(&self) -> Contents {
+        let mut names = self.names();
+        names.sort_unstable();
+        let tensors = names
+            .into_iter()
+            .map(|n| {
+                let v = self.tensors.tensor(n).expect("listed names exist");
+                (
+                    n.to_string(),
+                    OwnedTensor::from_le(v.dtype(), v.shape().to_vec(), v.data().to_vec()),
+                )
+            })
+            .collect();
+        (tensors, self.metadata.clone().into_iter().collect())
     }
 
     /// An error about this file.

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use ticket_core::csr_format::ValueDtype;
-use ticket_core::tensor_file::{write_tensors, OwnedTensor, TensorFile};
+use ticket_core::tensor_file::{edit_file, OwnedTensor};
 use ticket_export::{read_csr, write_csr, Provenance};
 
 type Tensors = Vec<(String, OwnedTensor)>;
@@ -18,19 +18,7 @@ fn read_edited(edit: impl FnOnce(&mut Tensors, &mut Metadata)) -> String {
     let mut mlp = random_mlp("6-5-4", 0.6, 21);
     mlp.layers[0].mask[..3].fill(1); // row 0 of fc1 keeps columns 0, 1, 2 at least
     write_csr(&path, &mlp, ValueDtype::F32, &Provenance::default()).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    let file = TensorFile::parse(&bytes, &path).unwrap();
-    let mut tensors: Tensors = file
-        .names()
-        .into_iter()
-        .map(|n| {
-            let v = file.view(n).unwrap();
-            (n.to_string(), OwnedTensor::from_le(v.dtype(), v.shape().to_vec(), v.data().to_vec()))
-        })
-        .collect();
-    let mut metadata: Metadata = file.metadata().clone().into_iter().collect();
-    edit(&mut tensors, &mut metadata);
-    write_tensors(&path, tensors, &metadata).unwrap();
+    edit_file(&path, edit).unwrap();
     let err = read_csr(&path).unwrap_err().to_string();
     assert!(err.contains("m.safetensors: "), "{err}");
     err

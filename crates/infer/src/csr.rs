@@ -116,11 +116,51 @@ impl<'a, I: ColIndex> CsrRef<'a, I> {
         self.values
     }
 
+    /// Writes every stored value into the row-major `rows x cols` matrix `dense`, and 1 into
+    /// `mask` at the same places; other entries are left as they are.
+    pub fn scatter_into(&self, dense: &mut [f32], mask: Option<&mut [u8]>) {
+        assert_eq!(dense.len(), self.rows * self.cols, "scatter_into: dense length");
+        let mut mask = mask;
+        for r in 0..self.rows {
+            for k in self.row_range(r) {
+                let at = r * self.cols + self.indices[k].to_usize();
+                dense[at] = self.values[k];
+                if let Some(m) = mask.as_deref_mut() {
+                    m[at] = 1;
+                }
+            }
+        }
+    }
+
     /// The range of `indices` / `values` that holds row `r`.
     #[inline(always)]
     pub fn row_range(&self, r: usize) -> std::ops::Range<usize> {
         self.indptr[r] as usize..self.indptr[r + 1] as usize
     }
+}
+
+/// The kept entries (`mask != 0`) of a row-major `rows x cols` matrix in CSR order:
+/// `(indptr, column indices, values)`.
+pub fn compress(
+    weight: &[f32],
+    mask: &[u8],
+    rows: usize,
+    cols: usize,
+) -> (Vec<u32>, Vec<u32>, Vec<f32>) {
+    assert_eq!(weight.len(), rows * cols, "compress: weight length");
+    assert_eq!(mask.len(), rows * cols, "compress: mask length");
+    let (mut indptr, mut indices, mut values) = (Vec::with_capacity(rows + 1), vec![], vec![]);
+    indptr.push(0u32);
+    for r in 0..rows {
+        for c in 0..cols {
+            if mask[r * cols + c] != 0 {
+                indices.push(c as u32);
+                values.push(weight[r * cols + c]);
+            }
+        }
+        indptr.push(indices.len() as u32);
+    }
+    (indptr, indices, values)
 }
 
 /// An owned, checked sparsity pattern (the structure of a CSR matrix without its values): what

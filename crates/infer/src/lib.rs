@@ -21,7 +21,7 @@ mod slab;
 pub mod timing;
 pub mod transpose;
 
-pub use csr::{ColIndex, CsrPattern, CsrRef};
+pub use csr::{compress, ColIndex, CsrPattern, CsrRef};
 pub use error::{Error, Result};
 pub use kernels::Activation;
 pub use model::{Scratch, SparseLayer, SparseModel};

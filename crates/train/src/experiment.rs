@@ -317,7 +317,7 @@ fn diff_values(path: &str, old: &serde_json::Value, new: &serde_json::Value) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn spec() -> ExperimentSpec {
@@ -356,7 +356,8 @@ mod tests {
         assert!(err.contains("not empty"), "{err}");
     }
 
-    fn summary(level: usize, density: f64, val: f64) -> RunSummary {
+    /// A ticket summary with the given level, density and final validation accuracy.
+    pub(crate) fn summary(level: usize, density: f64, val: f64) -> RunSummary {
         RunSummary {
             level,
             kind: RunKind::Ticket,

@@ -138,22 +138,7 @@ mod tests {
     use super::*;
 
     fn summary(level: usize, density: f64) -> RunSummary {
-        RunSummary {
-            level,
-            kind: RunKind::Ticket,
-            weights_remaining: density,
-            kept_per_layer: vec![],
-            early_stop_iteration: 0,
-            test_accuracy: 0.0,
-            validation_accuracy: 0.0,
-            final_test_accuracy: 0.0,
-            final_validation_accuracy: 0.0,
-            iterations: 0,
-            stopped_early: None,
-            sparse: false,
-            train_seconds: 0.0,
-            examples_per_second: 0.0,
-        }
+        crate::experiment::tests::summary(level, density, 0.0)
     }
 
     #[test]

@@ -15,7 +15,7 @@ use ticket_core::recipe::TrainRecipe;
 use ticket_core::{Dataset, Mlp, Par};
 use ticket_infer::kernels::{spmm, spmm_transposed};
 use ticket_infer::transpose::transpose;
-use ticket_infer::{Activation, CsrPattern};
+use ticket_infer::{compress, Activation, CsrPattern};
 
 /// Weight-gradient entries per parallel task.
 const SDDMM_TASK: usize = 2048;
@@ -59,21 +59,9 @@ impl SparseEngine {
             .iter()
             .map(|l| {
                 let (rows, cols) = (l.shape.rows, l.shape.cols);
-                let mut indptr = Vec::with_capacity(rows + 1);
-                let mut indices = Vec::new();
-                let mut values = Vec::new();
-                indptr.push(0u32);
-                for r in 0..rows {
-                    for c in 0..cols {
-                        if l.mask[r * cols + c] != 0 {
-                            indices.push(c as u32);
-                            values.push(l.weight[r * cols + c]);
-                        }
-                    }
-                    indptr.push(indices.len() as u32);
-                }
+                let (indptr, indices, values) = compress(&l.weight, &l.mask, rows, cols);
                 let pattern = CsrPattern::new(rows, cols, indptr, indices)
-                    .expect("a pattern built row by row in column order is valid");
+                    .expect("compress builds rows in column order");
                 Layer {
                     rows_of: rows_of_entries(&pattern),
                     grad_values: vec![0.0; values.len()],
@@ -214,15 +202,8 @@ impl Engine for SparseEngine {
 
     fn mlp(&mut self) -> &Mlp {
         for (dense, layer) in self.dense.layers.iter_mut().zip(&self.layers) {
-            let cols = layer.pattern.cols();
             dense.weight.fill(0.0);
-            for r in 0..layer.pattern.rows() {
-                let range =
-                    layer.pattern.indptr()[r] as usize..layer.pattern.indptr()[r + 1] as usize;
-                for k in range {
-                    dense.weight[r * cols + layer.pattern.indices()[k] as usize] = layer.values[k];
-                }
-            }
+            layer.pattern.with_values(&layer.values).scatter_into(&mut dense.weight, None);
             dense.bias.copy_from_slice(&layer.bias);
         }
         &self.dense

@@ -23,7 +23,7 @@
 //! assert_eq!(model.logits(&[1.0, 5.0, 3.0], 1, Par::Seq).unwrap(), [1.0, 6.0]);
 //! ```
 
-use crate::csr::{ColIndex, CsrRef};
+use crate::csr::{compress, CsrRef};
 use crate::kernels::{self, Activation};
 use crate::slab::Slab;
 use crate::transpose::transpose;
@@ -145,16 +145,7 @@ impl SparseLayer {
         let mut linear = Linear::zeros(self.shape);
         linear.mask.fill(0);
         linear.bias.copy_from_slice(&self.bias);
-        let cols = self.shape.cols;
-        with_csr!(self, w => {
-            for r in 0..w.rows() {
-                for k in w.row_range(r) {
-                    let at = r * cols + w.indices()[k].to_usize();
-                    linear.weight[at] = w.values()[k];
-                    linear.mask[at] = 1;
-                }
-            }
-        });
+        with_csr!(self, w => w.scatter_into(&mut linear.weight, Some(&mut linear.mask)));
         linear
     }
 }
@@ -188,16 +179,7 @@ impl SparseModel {
             .zip(&mlp.layers)
             .map(|(name, l)| {
                 let (rows, cols) = (l.shape.rows, l.shape.cols);
-                let (mut indptr, mut cols_kept, mut values) = (vec![0u32], vec![], vec![]);
-                for r in 0..rows {
-                    for c in 0..cols {
-                        if l.mask[r * cols + c] != 0 {
-                            cols_kept.push(c as u32);
-                            values.push(l.weight[r * cols + c]);
-                        }
-                    }
-                    indptr.push(values.len() as u32);
-                }
+                let (indptr, cols_kept, values) = compress(&l.weight, &l.mask, rows, cols);
                 let indices = if csr_format::index_dtype(cols) == safetensors::Dtype::U16 {
                     Indices::U16(cols_kept.iter().map(|&c| c as u16).collect::<Vec<_>>().into())
                 } else {
