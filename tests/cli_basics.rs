@@ -113,3 +113,31 @@ fn mask_that_does_not_fit_the_model() {
     let run = ticket(&["train", "--model", "lenet-300-100", "--mask", mask.to_str().unwrap()]);
     assert_clean_failure(&run, "the mask is for 64-300-100-10 but the model is 784-300-100-10");
 }
+
+#[test]
+fn ctrl_c_stops_training_with_a_consistent_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ticket"))
+        .args(["train", "--iterations", "1000000", "--out", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once training is under way (its first checkpoint exists).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !out.join("init.safetensors").exists() {
+        assert!(std::time::Instant::now() < deadline, "training never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let result = child.wait_with_output().unwrap();
+    assert_clean_failure(&result, "interrupted at iteration");
+    let last = ticket_core::checkpoint::load(&out.join("last.safetensors")).unwrap();
+    assert!(last.meta.iteration > 0 && last.meta.iteration < 1_000_000);
+    assert!(out.join("metrics.csv").exists());
+}
