@@ -10,35 +10,19 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use ticket_core::recipe::{PruneMethod, Reset};
+use ticket_core::{Par, Recipe, Splits};
 use ticket_export::{export_checkpoint, Evaluation, ExportOptions};
 use ticket_infer::SparseModel;
+use ticket_train::experiment::TicketChoice;
 use ticket_train::experiment::{Experiment, ExperimentSpec, RunKind, RunRules, RunSummary};
-use ticket_train::imp::{run_imp, ImpEnding, ImpObserver, ImpPlan, RunId};
+use ticket_train::imp::{run_imp, ImpEnding, ImpObserver, ImpOutcome, ImpPlan, RunId};
 use ticket_train::EvalRecord;
 
 /// Accuracy a chosen ticket may lose against the dense network (half a percentage point).
 const TOLERANCE: f64 = 0.005;
 
 pub fn run(args: FindArgs) -> Result<()> {
-    let mut recipe = args.run.recipe()?;
-    if let Some(levels) = args.levels {
-        recipe.prune.levels = levels;
-    }
-    match args.pruning {
-        Some(PruningName::Layerwise) => recipe.prune.method = PruneMethod::Layerwise,
-        Some(PruningName::Global) => recipe.prune.method = PruneMethod::Global,
-        None => {}
-    }
-    if let Some(k) = args.rewind {
-        recipe.prune.reset = Reset::Rewind;
-        recipe.prune.rewind_iteration = k;
-    }
-    recipe.validate().map_err(|problem| anyhow::anyhow!("{}: {problem}", args.run.model))?;
-    if let Some(d) = args.one_shot {
-        if !(d > 0.0 && d <= 1.0) {
-            bail!("--one-shot {d}: give the fraction of weights to keep, in (0, 1]");
-        }
-    }
+    let recipe = recipe_with_overrides(&args)?;
     let par = super::thread_pool(args.run.threads)?;
     let splits = args.run.data.source().load(recipe.train.validation_size)?;
     let out = args.out.clone().unwrap_or_else(|| {
@@ -95,7 +79,45 @@ pub fn run(args: FindArgs) -> Result<()> {
     if args.no_export {
         return Ok(());
     }
-    let Some(choice) = &outcome.choice else { return Ok(()) };
+    match &outcome.choice {
+        Some(choice) => ship_ticket(&exp, &outcome, choice, &splits, par),
+        None => Ok(()),
+    }
+}
+
+/// The recipe with the command line's pruning overrides, validated.
+fn recipe_with_overrides(args: &FindArgs) -> Result<Recipe> {
+    let mut recipe = args.run.recipe()?;
+    if let Some(levels) = args.levels {
+        recipe.prune.levels = levels;
+    }
+    match args.pruning {
+        Some(PruningName::Layerwise) => recipe.prune.method = PruneMethod::Layerwise,
+        Some(PruningName::Global) => recipe.prune.method = PruneMethod::Global,
+        None => {}
+    }
+    if let Some(k) = args.rewind {
+        recipe.prune.reset = Reset::Rewind;
+        recipe.prune.rewind_iteration = k;
+    }
+    recipe.validate().map_err(|problem| anyhow::anyhow!("{}: {problem}", args.run.model))?;
+    if let Some(d) = args.one_shot {
+        if !(d > 0.0 && d <= 1.0) {
+            bail!("--one-shot {d}: give the fraction of weights to keep, in (0, 1]");
+        }
+    }
+    Ok(recipe)
+}
+
+/// Exports the chosen level as `DIR/ticket.safetensors`, then prints what it kept, what it
+/// weighs and how fast it runs, against the dense network.
+fn ship_ticket(
+    exp: &Experiment,
+    outcome: &ImpOutcome,
+    choice: &TicketChoice,
+    splits: &Splits,
+    par: Par,
+) -> Result<()> {
     let source =
         ticket_core::checkpoint::load(&exp.level_dir(choice.level).join("final.safetensors"))?;
     let mut opts = ExportOptions::new(exp.dir().join("ticket.safetensors"));
