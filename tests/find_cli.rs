@@ -60,6 +60,7 @@ fn summaries(dir: &Path) -> Vec<serde_json::Value> {
                 serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
             let o = v.as_object_mut().unwrap();
             o.remove("train_seconds");
+            o.remove("eval_seconds");
             o.remove("examples_per_second");
             out.push(v);
         }

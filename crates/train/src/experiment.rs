@@ -113,6 +113,9 @@ pub struct RunSummary {
     #[serde(default)]
     pub sparse: bool,
     pub train_seconds: f64,
+    /// Time spent evaluating on validation and test.
+    #[serde(default)]
+    pub eval_seconds: f64,
     pub examples_per_second: f64,
 }
 
@@ -136,6 +139,7 @@ impl RunSummary {
             },
             sparse: outcome.sparse,
             train_seconds: outcome.train_seconds,
+            eval_seconds: outcome.eval_seconds,
             examples_per_second: outcome.examples_per_second(),
         }
     }
@@ -372,6 +376,7 @@ pub(crate) mod tests {
             stopped_early: None,
             sparse: false,
             train_seconds: 0.0,
+            eval_seconds: 0.0,
             examples_per_second: 0.0,
         }
     }

@@ -539,7 +539,12 @@ mod tests {
         assert_eq!(resumed.ending, ImpEnding::Completed);
         let strip = |s: &[RunSummary]| -> Vec<RunSummary> {
             s.iter()
-                .map(|r| RunSummary { train_seconds: 0.0, examples_per_second: 0.0, ..r.clone() })
+                .map(|r| RunSummary {
+                    train_seconds: 0.0,
+                    eval_seconds: 0.0,
+                    examples_per_second: 0.0,
+                    ..r.clone()
+                })
                 .collect()
         };
         assert_eq!(strip(&resumed.tickets), strip(&reference.tickets));

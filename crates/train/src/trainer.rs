@@ -142,6 +142,8 @@ pub struct TrainOutcome {
     pub early_stop: EvalRecord,
     /// Wall time spent in training steps (evaluation excluded).
     pub train_seconds: f64,
+    /// Wall time spent evaluating on validation and test.
+    pub eval_seconds: f64,
     pub examples_trained: usize,
     /// Whether the sparse engine trained this run.
     pub sparse: bool,
@@ -179,9 +181,12 @@ pub fn train(
 
     let mut history = Vec::new();
     let mut since_eval = LossStats::default();
-    let evaluate = |engine: &mut dyn crate::engine::Engine, iteration, since: LossStats| {
+    let mut eval_seconds = 0.0;
+    let mut evaluate = |engine: &mut dyn crate::engine::Engine, iteration, since: LossStats| {
+        let started = Instant::now();
         let val = engine.evaluate(&splits.validation, opts.par);
         let test = engine.evaluate(&splits.test, opts.par);
+        eval_seconds += started.elapsed().as_secs_f64();
         EvalRecord {
             iteration,
             train_loss: (since.count > 0).then(|| since.mean_loss()),
@@ -265,6 +270,7 @@ pub fn train(
         history,
         early_stop,
         train_seconds,
+        eval_seconds,
         examples_trained,
         sparse,
     })
