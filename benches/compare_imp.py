@@ -19,19 +19,9 @@ import time
 import torch
 from torch import nn
 
-from compare_train import FASHION, load
+from compare_train import FASHION, lenet, load
 
 RATES = [0.2, 0.2, 0.1]
-
-
-def lenet():
-    model = nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
-                          nn.Linear(100, 10))
-    for m in model:
-        if isinstance(m, nn.Linear):
-            nn.init.xavier_normal_(m.weight)
-            nn.init.zeros_(m.bias)
-    return model
 
 
 def linears(model):

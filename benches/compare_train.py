@@ -71,15 +71,21 @@ def evaluate(model, x, y):
         return (logits.argmax(1) == y).float().mean().item()
 
 
-def train_pytorch(data, iterations, eval_every, seed):
-    (x, y), (xv, yv), (xt, yt) = data
-    torch.manual_seed(seed)
+def lenet():
+    """784-300-100-10, ReLU, Glorot-normal weights, zero biases."""
     model = nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
                           nn.Linear(100, 10))
     for m in model:
         if isinstance(m, nn.Linear):
             nn.init.xavier_normal_(m.weight)
             nn.init.zeros_(m.bias)
+    return model
+
+
+def train_pytorch(data, iterations, eval_every, seed):
+    (x, y), (xv, yv), (xt, yt) = data
+    torch.manual_seed(seed)
+    model = lenet()
     opt = torch.optim.Adam(model.parameters(), lr=1.2e-3)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
