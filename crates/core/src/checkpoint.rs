@@ -58,7 +58,13 @@ pub fn save(path: &Path, mlp: &Mlp, meta: &CheckpointMeta) -> Result<()> {
 /// dtype and shape, and mask values.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let file = TensorFile::parse(&bytes, path)?;
+    load_bytes(&bytes, path)
+}
+
+/// [`load`] on the bytes of a checkpoint file already in memory; `path` only names the file
+/// in errors.
+pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+    let file = TensorFile::parse(bytes, path)?;
     check_format(&file, FORMAT, FORMAT_VERSION)?;
     let arch: Arch = file
         .meta("arch")?

@@ -23,10 +23,15 @@ pub struct IdxArray {
 /// Reads an IDX file, raw or gzip-compressed (detected from its first bytes, not its name).
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_idx_bytes(&bytes, path)
+}
+
+/// [`read_idx`] on the bytes of a file already in memory; `path` only names it in errors.
+pub fn parse_idx_bytes(bytes: &[u8], path: &Path) -> Result<IdxArray> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        parse_idx(MultiGzDecoder::new(bytes.as_slice()), path)
+        parse_idx(MultiGzDecoder::new(bytes), path)
     } else {
-        parse_idx(bytes.as_slice(), path)
+        parse_idx(bytes, path)
     }
 }
 
