@@ -236,3 +236,27 @@ fn damaged_recipes_are_refused() {
         .filter_map(|f| refusal_problem(&["train", "--model", s(f), "--out", s(&run)], f));
     assert_all_refused(problems.collect(), cases.len());
 }
+
+/// A model far wider than its file (one output, a billion inputs, nothing kept) is valid, but
+/// not for the digits: `ticket infer` says so before it builds the model's dense copy (4 GB).
+#[test]
+fn a_model_wider_than_the_data_is_refused_before_its_dense_copy_is_built() {
+    use ticket_infer::fixture::{write_model, CsrParts};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("wide.safetensors");
+    let cols = 1_000_000_000;
+    let layer = CsrParts {
+        rows: 1,
+        cols,
+        indptr: vec![0, 0],
+        indices: vec![],
+        values: vec![],
+        bias: vec![0.5],
+    };
+    let arch = ticket_core::Arch::new(vec![cols, 1]).unwrap();
+    write_model(&path, &arch, &[layer], ticket_core::csr_format::ValueDtype::F32).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() < 1000);
+    let out = ticket_limited(&["infer", s(&path)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    common::assert_clean_failure(&out, "digits has 64 features per example, but the model takes 1000000000");
+}
