@@ -146,7 +146,15 @@ fn valid_files_are_accepted() {
     assert_accepted(&["export", s(&checkpoint), "--out", s(&tmp.path().join("x.safetensors"))]);
     let out = tmp.path().join("run");
     assert_accepted(&["train", "--model", s(&recipe), "--mask", s(&checkpoint), "--out", s(&out)]);
-    assert_accepted(&["train", "--model", s(&recipe), "--data", s(&valid("idx")), "--out", s(&out)]);
+    assert_accepted(&[
+        "train",
+        "--model",
+        s(&recipe),
+        "--data",
+        s(&valid("idx")),
+        "--out",
+        s(&out),
+    ]);
     // The gzip members the corpus damages are accepted undamaged.
     let raw = std::fs::read(valid("idx").join(generate::TRAIN_IMAGES)).unwrap();
     let gz = [("train-images-idx3-ubyte.gz", generate::gzip(&raw))];
@@ -215,7 +223,9 @@ fn damaged_idx_files_are_refused() {
     for case in &cases {
         let replaced: Vec<(String, Vec<u8>)> = files(s(case.strip_prefix(corpus_dir()).unwrap()))
             .into_iter()
-            .map(|f| (f.file_name().unwrap().to_str().unwrap().to_string(), std::fs::read(&f).unwrap()))
+            .map(|f| {
+                (f.file_name().unwrap().to_str().unwrap().to_string(), std::fs::read(&f).unwrap())
+            })
             .collect();
         let replace: Vec<(&str, Vec<u8>)> =
             replaced.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
@@ -258,5 +268,8 @@ fn a_model_wider_than_the_data_is_refused_before_its_dense_copy_is_built() {
     assert!(std::fs::metadata(&path).unwrap().len() < 1000);
     let out = ticket_limited(&["infer", s(&path)]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    common::assert_clean_failure(&out, "digits has 64 features per example, but the model takes 1000000000");
+    common::assert_clean_failure(
+        &out,
+        "digits has 64 features per example, but the model takes 1000000000",
+    );
 }

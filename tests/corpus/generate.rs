@@ -70,7 +70,8 @@ pub fn corpus() -> Vec<CorpusFile> {
 
 /// A weight-like value in [-1, 1) for position `i` of tensor `salt`.
 fn value(i: usize, salt: usize) -> f32 {
-    let h = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (salt as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let h = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ (salt as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     ((h >> 40) % 2000) as f32 / 1000.0 - 1.0
 }
 
@@ -388,9 +389,11 @@ fn csr_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
     case("indptr-overruns", &|f| edit_u32(f, ip, |v| *v.last_mut().unwrap() += 1));
     case("indptr-row-overruns", &|f| edit_u32(f, ip, |v| v[3] = 10_000));
     case("indptr-starts-above-zero", &|f| edit_u32(f, ip, |v| v[0] = 1));
-    case("indptr-too-short", &|f| edit_u32(f, ip, |v| {
-        v.pop();
-    }));
+    case("indptr-too-short", &|f| {
+        edit_u32(f, ip, |v| {
+            v.pop();
+        })
+    });
     case("indptr-too-long", &|f| edit_u32(f, ip, |v| v.push(*v.last().unwrap())));
     case("indptr-wrong-dtype", &|f| f.tensor(ip).dtype = "I32".into());
     case("indptr-two-dimensional", &|f| f.tensor(ip).shape = vec![1, 7]);
@@ -422,8 +425,11 @@ fn csr_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
     });
     case("values-f64", &|f| {
         let t = f.tensor(vals);
-        let v: Vec<f64> =
-            t.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect();
+        let v: Vec<f64> = t
+            .data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect();
         t.data = le(&v, f64::to_le_bytes);
         t.dtype = "F64".into();
     });
@@ -550,8 +556,11 @@ fn dense_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
     case("weight-wrong-dtype", &|f| f.tensor("fc1.weight").dtype = "I32".into());
     case("weight-f64", &|f| {
         let t = f.tensor("fc2.weight");
-        let v: Vec<f64> =
-            t.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect();
+        let v: Vec<f64> = t
+            .data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect();
         t.data = le(&v, f64::to_le_bytes);
         t.dtype = "F64".into();
     });
@@ -680,7 +689,11 @@ fn idx_damage() -> Vec<(String, &'static str, Vec<u8>)> {
     }
     let test_labels = &valid[TEST_LABELS];
     for cut in [5, 8, test_labels.len() - 1] {
-        out.push((format!("labels-truncated-at-{cut:02}"), TEST_LABELS, test_labels[..cut].to_vec()));
+        out.push((
+            format!("labels-truncated-at-{cut:02}"),
+            TEST_LABELS,
+            test_labels[..cut].to_vec(),
+        ));
     }
     let with = |file: &str, at: usize, byte: u8| {
         let mut b = valid[file].clone();
