@@ -1,7 +1,7 @@
 //! Every file of the bad-input corpus (`tests/corpus/`, written by `tests/corpus/generate.rs`)
-//! through the command that reads it: `ticket infer` for CSR models, `ticket export` and
-//! `ticket train --mask` for dense checkpoints, `ticket train --data` for IDX files and
-//! `ticket train --model` for recipes. Each must exit with code 1 (not a panic's 101, not a
+//! through the command that reads it: `ticket infer` for CSR models, `ticket infer --input` for
+//! batches of inputs, `ticket export` and `ticket train --mask` for dense checkpoints,
+//! `ticket train --data` for IDX files and `ticket train --model` for recipes. Each must exit with code 1 (not a panic's 101, not a
 //! signal) and print exactly one line, `error: <the file>: <the problem>`.
 //!
 //! The commands run under an address-space limit far above what these small files need and far
@@ -101,7 +101,7 @@ fn corpus_is_what_its_generator_writes() {
         generate::corpus().into_iter().map(|f| (f.path, f.bytes)).collect();
     assert_eq!(generated.len(), generate::corpus().len(), "two cases share a file name");
     if std::env::var_os("TICKET_WRITE_CORPUS").is_some() {
-        for kind in ["valid", "csr", "dense", "dense-values", "idx", "recipe"] {
+        for kind in ["valid", "csr", "batch", "dense", "dense-values", "idx", "recipe"] {
             let _ = std::fs::remove_dir_all(root.join(kind));
         }
         for (path, bytes) in &generated {
@@ -143,6 +143,13 @@ fn valid_files_are_accepted() {
     let model = valid("model.safetensors");
     let checkpoint = valid("checkpoint.safetensors");
     assert_accepted(&["infer", s(&model)]);
+    for (batch, examples) in [("batch.safetensors", 3), ("empty-batch.safetensors", 0)] {
+        let logits = tmp.path().join("logits.safetensors");
+        assert_accepted(&["infer", s(&model), "--input", s(&valid(batch)), "--output", s(&logits)]);
+        let bytes = std::fs::read(&logits).unwrap();
+        let file = ticket_core::tensor_file::TensorFile::parse(&bytes, &logits).unwrap();
+        assert_eq!(file.f32("logits", &[examples, 10]).unwrap().len(), examples * 10);
+    }
     assert_accepted(&["export", s(&checkpoint), "--out", s(&tmp.path().join("x.safetensors"))]);
     let out = tmp.path().join("run");
     assert_accepted(&["train", "--model", s(&recipe), "--mask", s(&checkpoint), "--out", s(&out)]);
@@ -167,6 +174,18 @@ fn damaged_csr_models_are_refused() {
     let cases = files("csr");
     let problems = cases.iter().filter_map(|f| refusal_problem(&["infer", s(f)], f)).collect();
     assert_all_refused(problems, cases.len());
+}
+
+#[test]
+fn damaged_input_batches_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, logits) = (valid("model.safetensors"), tmp.path().join("logits.safetensors"));
+    let cases = files("batch");
+    let problems = cases.iter().filter_map(|f| {
+        refusal_problem(&["infer", s(&model), "--input", s(f), "--output", s(&logits)], f)
+    });
+    assert_all_refused(problems.collect(), cases.len());
+    assert!(!logits.exists(), "a refused batch produced logits");
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! The CSR model loader on arbitrary bytes, and a forward pass on whatever it accepts: batch 1
-//! (the scalar row kernel), 9 (one full and one masked AVX2 block) and 70 (64-example blocks,
+//! The CSR model loader on arbitrary bytes, and a forward pass on whatever it accepts: batch 0,
+//! 1 (the scalar row kernel), 9 (one full and one masked AVX2 block) and 70 (64-example blocks,
 //! two tiles on two threads), then the dense path on the same weights. Anything refused is a
 //! one-line error naming the file.
 #![no_main]
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let x = ticket_fuzz::inputs(70 * inputs);
-    for (batch, par) in [(1, Par::Seq), (9, Par::Seq), (70, Par::Rayon(2))] {
+    for (batch, par) in [(0, Par::Seq), (1, Par::Seq), (9, Par::Seq), (70, Par::Rayon(2))] {
         let logits = model.logits(&x[..batch * inputs], batch, par).expect("inputs fit");
         assert_eq!(logits.len(), batch * outputs);
     }

@@ -13,6 +13,7 @@
 //! - `dense/*.safetensors`: checkpoints that `ticket export` and `ticket train --mask` refuse;
 //! - `dense-values/*.safetensors`: checkpoints with NaN or infinite kept weights or biases,
 //!   refused by `ticket export` (`train --mask` reads only the masks of a checkpoint);
+//! - `batch/*.safetensors`: input batches that `ticket infer MODEL --input` refuses;
 //! - `idx/CASE/FILE`: IDX files that replace `FILE` of `valid/idx/` for `ticket train --data`;
 //! - `recipe/*.toml`: recipes that `ticket train --model` refuses.
 
@@ -40,8 +41,11 @@ pub fn corpus() -> Vec<CorpusFile> {
 
     let csr = csr_model();
     let dense = dense_checkpoint();
+    let batch = input_batch(3);
     add("valid/model.safetensors".into(), csr.bytes());
     add("valid/checkpoint.safetensors".into(), dense.bytes());
+    add("valid/batch.safetensors".into(), batch.bytes());
+    add("valid/empty-batch.safetensors".into(), input_batch(0).bytes());
     add("valid/recipe.toml".into(), RECIPE.as_bytes().to_vec());
     for (name, bytes) in idx_files() {
         add(format!("valid/idx/{name}"), bytes);
@@ -52,6 +56,9 @@ pub fn corpus() -> Vec<CorpusFile> {
     }
     for (name, bytes) in container_damage(&dense).into_iter().chain(dense_damage(&dense)) {
         add(format!("dense/{name}.safetensors"), bytes);
+    }
+    for (name, bytes) in container_damage(&batch).into_iter().chain(batch_damage(&batch)) {
+        add(format!("batch/{name}.safetensors"), bytes);
     }
     for (name, bytes) in dense_value_damage(&dense) {
         add(format!("dense-values/{name}.safetensors"), bytes);
@@ -117,7 +124,9 @@ struct SafeTensors {
 impl SafeTensors {
     fn header(&self) -> Map<String, Value> {
         let mut header = Map::new();
-        header.insert("__metadata__".into(), json!(self.meta));
+        if !self.meta.is_empty() {
+            header.insert("__metadata__".into(), json!(self.meta));
+        }
         let mut offset = 0;
         for t in &self.tensors {
             let end = offset + t.data.len();
@@ -221,10 +230,12 @@ fn container_damage(file: &SafeTensors) -> Vec<(String, Vec<u8>)> {
         "offsets-past-the-end".into(),
         file.header_edited(|h, _| offsets(h, &last, &|b, e| (b, e + 4))),
     ));
-    out.push((
-        "offsets-overlap".into(),
-        file.header_edited(|h, _| offsets(h, &names[1], &|b, e| (b - 4, e))),
-    ));
+    if let Some(second) = names.get(1) {
+        out.push((
+            "offsets-overlap".into(),
+            file.header_edited(|h, _| offsets(h, second, &|b, e| (b - 4, e))),
+        ));
+    }
     out.push((
         "offsets-reversed".into(),
         file.header_edited(|h, _| offsets(h, &names[0], &|b, e| (e, b))),
@@ -269,10 +280,12 @@ fn container_damage(file: &SafeTensors) -> Vec<(String, Vec<u8>)> {
         "dtype-unknown-to-safetensors".into(),
         file.header_edited(|h, _| h[&names[0]]["dtype"] = json!("Q4")),
     ));
-    out.push((
-        "metadata-not-strings".into(),
-        file.header_edited(|h, _| h["__metadata__"]["format_version"] = json!(1)),
-    ));
+    if !file.meta.is_empty() {
+        out.push((
+            "metadata-not-strings".into(),
+            file.header_edited(|h, _| h["__metadata__"]["format_version"] = json!(1)),
+        ));
+    }
 
     // Single bit flips in the header text: (what, where it is found, byte of that, bit).
     let header_text = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
@@ -287,7 +300,8 @@ fn container_damage(file: &SafeTensors) -> Vec<(String, Vec<u8>)> {
         ("format-value", "\"format\":\"ticket-", 10, 0x01),
     ];
     for (what, needle, index, bit) in flips {
-        let at = 8 + header_text.find(needle).unwrap_or_else(|| panic!("{needle}")) + index;
+        let Some(found) = header_text.find(needle) else { continue };
+        let at = 8 + found + index;
         let mut b = bytes.clone();
         b[at] ^= bit;
         out.push((format!("bit-flip-{what}"), b));
@@ -613,6 +627,40 @@ fn dense_value_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
         ("bias-nan".into(), base.edited(|f| set_f32(f, "fc1.bias", 2, f32::NAN))),
         ("bias-infinite".into(), base.edited(|f| set_f32(f, "fc2.bias", 0, -f32::INFINITY))),
     ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input batches for `ticket infer --input` and their damage.
+
+/// Tensor `input`, F32 `[examples, 64]`, values in [0, 1); no metadata.
+fn input_batch(examples: usize) -> SafeTensors {
+    let x: Vec<f32> = (0..examples * 64).map(|i| (value(i, 50) + 1.0) / 2.0).collect();
+    let shape = [examples as u64, 64];
+    SafeTensors { meta: BTreeMap::new(), tensors: vec![tensor("input", "F32", &shape, f32s(&x))] }
+}
+
+fn batch_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut case = |name: &str, edit: &dyn Fn(&mut SafeTensors)| {
+        out.push((name.to_string(), base.edited(|f| edit(f))));
+    };
+    case("nan", &|f| set_f32(f, "input", 70, f32::NAN));
+    case("infinite", &|f| set_f32(f, "input", 191, f32::NEG_INFINITY));
+    case("features-63", &|f| {
+        let t = f.tensor("input");
+        t.data.truncate(3 * 63 * 4);
+        t.shape = vec![3, 63];
+    });
+    case("one-dimension", &|f| f.tensor("input").shape = vec![192]);
+    case("three-dimensions", &|f| f.tensor("input").shape = vec![3, 64, 1]);
+    case("dtype-i32", &|f| f.tensor("input").dtype = "I32".into());
+    case("dtype-f16", &|f| {
+        let t = f.tensor("input");
+        t.data.truncate(t.data.len() / 2);
+        t.dtype = "F16".into();
+    });
+    case("named-otherwise", &|f| f.tensor("input").name = "inputs".into());
+    out
 }
 
 // ---------------------------------------------------------------------------------------------

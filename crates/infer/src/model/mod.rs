@@ -308,6 +308,9 @@ impl SparseModel {
                 batch * classes
             )));
         }
+        if batch == 0 {
+            return Ok(());
+        }
         // One tile per thread at least (tiles a multiple of 8 examples, the AVX2 width), and
         // only when the batch is worth the threads.
         let threads = if self.nnz().saturating_mul(batch) >= kernels::PAR_MIN_WORK {
