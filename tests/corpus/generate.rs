@@ -360,23 +360,35 @@ fn csr_model() -> SafeTensors {
     }
 }
 
-/// The tensor `name` reinterpreted as u32 / u16 / f32 values, edited, and written back.
-fn edit_u32(f: &mut SafeTensors, name: &str, edit: impl FnOnce(&mut Vec<u32>)) {
+/// The tensor `name` read as little-endian values, edited, and written back as one dimension.
+fn edit_le<T: Copy, const N: usize>(
+    f: &mut SafeTensors,
+    name: &str,
+    (from, to): (fn([u8; N]) -> T, fn(T) -> [u8; N]),
+    edit: impl FnOnce(&mut Vec<T>),
+) {
     let t = f.tensor(name);
-    let mut v: Vec<u32> =
-        t.data.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+    let mut v: Vec<T> = t.data.chunks_exact(N).map(|c| from(c.try_into().unwrap())).collect();
     edit(&mut v);
     t.shape = vec![v.len() as u64];
-    t.data = u32s(&v);
+    t.data = le(&v, to);
+}
+
+fn edit_u32(f: &mut SafeTensors, name: &str, edit: impl FnOnce(&mut Vec<u32>)) {
+    edit_le(f, name, (u32::from_le_bytes, u32::to_le_bytes), edit);
 }
 
 fn edit_u16(f: &mut SafeTensors, name: &str, edit: impl FnOnce(&mut Vec<u16>)) {
+    edit_le(f, name, (u16::from_le_bytes, u16::to_le_bytes), edit);
+}
+
+/// The F32 tensor `name` stored as F64 instead.
+fn to_f64(f: &mut SafeTensors, name: &str) {
     let t = f.tensor(name);
-    let mut v: Vec<u16> =
-        t.data.chunks_exact(2).map(|c| u16::from_le_bytes(c.try_into().unwrap())).collect();
-    edit(&mut v);
-    t.shape = vec![v.len() as u64];
-    t.data = u16s(&v);
+    let v: Vec<f64> =
+        t.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect();
+    t.data = le(&v, f64::to_le_bytes);
+    t.dtype = "F64".into();
 }
 
 fn set_f32(f: &mut SafeTensors, name: &str, at: usize, v: f32) {
@@ -437,16 +449,7 @@ fn csr_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
         t.data.truncate(t.data.len() - 4);
         t.shape[0] -= 1;
     });
-    case("values-f64", &|f| {
-        let t = f.tensor(vals);
-        let v: Vec<f64> = t
-            .data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect();
-        t.data = le(&v, f64::to_le_bytes);
-        t.dtype = "F64".into();
-    });
+    case("values-f64", &|f| to_f64(f, vals));
     case("values-f16-infinite", &|f| {
         for l in ["fc1", "fc2"] {
             let t = f.tensor(&format!("{l}.weight.values"));
@@ -494,27 +497,43 @@ fn csr_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
         t.data = i64s(&[6, 64, 1]);
         t.shape = vec![3];
     });
-    case("arch-zero-sized-layer", &|f| set_meta(f, "arch", "64-0-10"));
-    case("arch-one-size", &|f| set_meta(f, "arch", "64"));
-    case("arch-not-numbers", &|f| set_meta(f, "arch", "64-six-10"));
-    case("arch-too-large", &|f| set_meta(f, "arch", "100000000000-6-10"));
-    case("arch-disagrees-with-shapes", &|f| set_meta(f, "arch", "64-7-10"));
     case("layers-fewer-than-arch", &|f| set_meta(f, "layers", "fc1"));
     case("layers-unknown-name", &|f| set_meta(f, "layers", "fc1,fc9"));
     case("activation-unknown", &|f| set_meta(f, "activation", "tanh"));
-    // format and version
-    case("format-dense", &|f| set_meta(f, "format", "ticket-dense"));
-    case("format-missing", &|f| {
-        f.meta.remove("format");
-    });
-    case("version-2", &|f| set_meta(f, "format_version", "2"));
-    case("version-0", &|f| set_meta(f, "format_version", "0"));
-    case("version-not-a-number", &|f| set_meta(f, "format_version", "one"));
-    case("version-empty", &|f| set_meta(f, "format_version", ""));
-    case("version-missing", &|f| {
-        f.meta.remove("format_version");
-    });
+    out.extend(metadata_damage(base, "ticket-dense"));
     out
+}
+
+/// Metadata both formats must refuse: architectures that cannot be or do not fit, another
+/// format (`other_format`), versions that are not 1, keys that are missing.
+fn metadata_damage(base: &SafeTensors, other_format: &str) -> Vec<(String, Vec<u8>)> {
+    let cases = [
+        ("arch-zero-sized-layer", "arch", Some("64-0-10")),
+        ("arch-one-size", "arch", Some("64")),
+        ("arch-not-numbers", "arch", Some("64-six-10")),
+        ("arch-too-large", "arch", Some("100000000000-6-10")),
+        ("arch-disagrees-with-tensors", "arch", Some("64-7-10")),
+        ("arch-missing", "arch", None),
+        ("format-other", "format", Some(other_format)),
+        ("format-missing", "format", None),
+        ("version-2", "format_version", Some("2")),
+        ("version-0", "format_version", Some("0")),
+        ("version-not-a-number", "format_version", Some("one")),
+        ("version-empty", "format_version", Some("")),
+        ("version-missing", "format_version", None),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, key, value)| {
+            let bytes = base.edited(|f| match value {
+                Some(v) => set_meta(f, key, v),
+                None => {
+                    f.meta.remove(key);
+                }
+            });
+            (name.to_string(), bytes)
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -568,16 +587,7 @@ fn dense_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
     case("mask-wrong-shape", &|f| f.tensor("fc1.weight_mask").shape = vec![64, 6]);
     case("weight-wrong-shape", &|f| f.tensor("fc2.weight").shape = vec![6, 10]);
     case("weight-wrong-dtype", &|f| f.tensor("fc1.weight").dtype = "I32".into());
-    case("weight-f64", &|f| {
-        let t = f.tensor("fc2.weight");
-        let v: Vec<f64> = t
-            .data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect();
-        t.data = le(&v, f64::to_le_bytes);
-        t.dtype = "F64".into();
-    });
+    case("weight-f64", &|f| to_f64(f, "fc2.weight"));
     case("weight-missing", &|f| f.tensors.retain(|t| t.name != "fc1.weight"));
     case("bias-missing", &|f| f.tensors.retain(|t| t.name != "fc2.bias"));
     case("bias-wrong-length", &|f| {
@@ -594,13 +604,6 @@ fn dense_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
             t.shape = vec![10, 5];
         }
     });
-    case("arch-zero-sized-layer", &|f| set_meta(f, "arch", "64-0-10"));
-    case("arch-one-size", &|f| set_meta(f, "arch", "64"));
-    case("arch-disagrees-with-tensors", &|f| set_meta(f, "arch", "64-7-10"));
-    case("arch-missing", &|f| {
-        f.meta.remove("arch");
-    });
-    case("arch-too-large", &|f| set_meta(f, "arch", "100000000000-6-10"));
     case("arch-too-large-without-masks", &|f| {
         f.tensors.retain(|t| !t.name.ends_with("_mask"));
         set_meta(f, "arch", "1000000-4000-10");
@@ -609,12 +612,7 @@ fn dense_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
     case("seed-missing", &|f| {
         f.meta.remove("seed");
     });
-    case("format-csr", &|f| set_meta(f, "format", "ticket-csr"));
-    case("format-missing", &|f| {
-        f.meta.remove("format");
-    });
-    case("version-2", &|f| set_meta(f, "format_version", "2"));
-    case("version-not-a-number", &|f| set_meta(f, "format_version", "v1"));
+    out.extend(metadata_damage(base, "ticket-csr"));
     out
 }
 
