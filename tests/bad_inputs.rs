@@ -1,8 +1,9 @@
 //! Every file of the bad-input corpus (`tests/corpus/`, written by `tests/corpus/generate.rs`)
 //! through the command that reads it: `ticket infer` for CSR models, `ticket infer --input` for
 //! batches of inputs, `ticket export` and `ticket train --mask` for dense checkpoints,
-//! `ticket train --data` for IDX files and `ticket train --model` for recipes. Each must exit with code 1 (not a panic's 101, not a
-//! signal) and print exactly one line, `error: <the file>: <the problem>`.
+//! `ticket train --data` for IDX files and `ticket train --model` for recipes. Each must exit
+//! with code 1 (not a panic's 101, not a signal) and print exactly one line,
+//! `error: <the file>: <the problem>`.
 //!
 //! The commands run under an address-space limit far above what these small files need and far
 //! below what a reader that trusted a size in a header would reserve, so such a reader fails

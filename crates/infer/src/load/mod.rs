@@ -1,9 +1,9 @@
 //! Reading a CSR model file (`format = ticket-csr`, see `ticket_core::csr_format`): the file
-//! is memory-mapped (or handed over as bytes) and everything is validated before the kernels may touch it - format and
-//! version, architecture, each layer's shape and how layers chain, dtypes, the CSR structure,
-//! and that every value is finite. Arrays whose bytes are aligned for their type are borrowed
-//! from the mapping; the rest is copied, and `f16` / `bf16` values are decoded to `f32` once,
-//! here, with half's bulk conversion.
+//! is memory-mapped (or handed over as bytes) and everything is validated before the kernels
+//! may touch it - format and version, architecture, each layer's shape and how layers chain,
+//! dtypes, the CSR structure, and that every value is finite. Arrays whose bytes are aligned
+//! for their type are borrowed from the mapping; the rest is copied, and `f16` / `bf16` values
+//! are decoded to `f32` once, here, with half's bulk conversion.
 //!
 //! A bad file is an [`Error`] naming the file and the problem, never a panic.
 
