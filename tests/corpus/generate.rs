@@ -360,11 +360,14 @@ fn csr_model() -> SafeTensors {
     }
 }
 
+/// How values of one type are read from and written to little-endian bytes.
+type LeCodec<T, const N: usize> = (fn([u8; N]) -> T, fn(T) -> [u8; N]);
+
 /// The tensor `name` read as little-endian values, edited, and written back as one dimension.
 fn edit_le<T: Copy, const N: usize>(
     f: &mut SafeTensors,
     name: &str,
-    (from, to): (fn([u8; N]) -> T, fn(T) -> [u8; N]),
+    (from, to): LeCodec<T, N>,
     edit: impl FnOnce(&mut Vec<T>),
 ) {
     let t = f.tensor(name);
