@@ -253,6 +253,14 @@ fn container_damage(file: &SafeTensors) -> Vec<(String, Vec<u8>)> {
         file.header_edited(|h, _| offsets(h, &last, &|b, _| (b, u64::MAX))),
     ));
     out.push((
+        "name-with-a-newline".into(),
+        file.header_edited(|h, _| {
+            let info = h.remove(&last).unwrap();
+            h.insert(format!("{last}\nsecond line"), info);
+            offsets(h, &format!("{last}\nsecond line"), &|b, e| (b + 1, e));
+        }),
+    ));
+    out.push((
         "offsets-missing".into(),
         file.header_edited(|h, _| {
             h[&names[0]].as_object_mut().unwrap().remove("data_offsets");
@@ -518,6 +526,7 @@ fn metadata_damage(base: &SafeTensors, other_format: &str) -> Vec<(String, Vec<u
         ("arch-disagrees-with-tensors", "arch", Some("64-7-10")),
         ("arch-missing", "arch", None),
         ("format-other", "format", Some(other_format)),
+        ("format-with-a-newline", "format", Some("ticket-\nsomething")),
         ("format-missing", "format", None),
         ("version-2", "format_version", Some("2")),
         ("version-0", "format_version", Some("0")),
