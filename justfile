@@ -59,3 +59,10 @@ bench-infer:
 bench-compare: setup
     cargo build --release
     .venv/bin/python benches/compare_infer.py
+
+# Fuzz one loader (idx, checkpoint, csr, recipe) until stopped; libFuzzer flags may follow
+# (`just fuzz csr -max_total_time=600`). Needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP=1
+# lets a stable toolchain accept cargo-fuzz's sanitizer flags. See fuzz/README.md.
+fuzz TARGET *ARGS:
+    mkdir -p fuzz/corpus/{{TARGET}}
+    cd fuzz && RUSTC_BOOTSTRAP=1 nice -n 19 cargo fuzz run {{TARGET}} corpus/{{TARGET}} seeds/{{TARGET}} -- {{ARGS}}

@@ -61,19 +61,9 @@ fn full_disk_leaves_no_half_written_level() {
         assert!(dir.join("metrics.json").exists());
     }
     assert!(complete >= 1, "the disk should hold at least the dense level");
-    let leftovers: Vec<_> = walk(&out).into_iter().filter(|p| p.contains(".tmp-")).collect();
+    let leftovers: Vec<_> = files_under(&out)
+        .into_iter()
+        .filter(|p| p.display().to_string().contains(".tmp-"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
-}
-
-fn walk(dir: &Path) -> Vec<String> {
-    let mut out = vec![];
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path.display().to_string());
-        }
-    }
-    out
 }

@@ -5,6 +5,7 @@ use crate::cli::InferArgs;
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
+use std::cell::OnceCell;
 use std::path::Path;
 use std::time::Duration;
 use ticket_core::mlp::argmax;
@@ -19,7 +20,10 @@ const BENCH_BATCHES: [usize; 2] = [64, 1024];
 pub fn run(args: InferArgs) -> Result<()> {
     let par = super::thread_pool(args.threads)?;
     let model = SparseModel::load(&args.model)?;
-    let dense = model.to_dense();
+    // Built when first needed, after the data was checked against the model: the dense copy
+    // of a valid model can be far larger than its file.
+    let dense_copy = OnceCell::new();
+    let dense = || dense_copy.get_or_init(|| model.to_dense());
     let mut report = Map::new();
     if !args.json {
         println!("{}", describe(&args.model, &model));
@@ -40,7 +44,7 @@ pub fn run(args: InferArgs) -> Result<()> {
     if named.is_some() || (!args.bench && args.input.is_none()) {
         let source = named.unwrap_or_else(|| default_source(&model));
         let data = test_split(&source, &model)?;
-        let result = evaluate(&model, &dense, &data, par)?;
+        let result = evaluate(&model, dense(), &data, par)?;
         if !args.json {
             println!(
                 "accuracy on {source} test ({} examples): sparse {:.4}, dense {:.4}; \
@@ -62,7 +66,7 @@ pub fn run(args: InferArgs) -> Result<()> {
             Some(data) => data.images.clone(),
             None => synthetic_inputs(1024, model.inputs()),
         };
-        let bench = bench(&model, &dense, &pool, par)?;
+        let bench = bench(&model, dense(), &pool, par)?;
         if !args.json {
             print_bench(&bench);
         }

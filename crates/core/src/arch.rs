@@ -11,6 +11,12 @@ use crate::{Error, Result};
 use std::fmt;
 use std::str::FromStr;
 
+/// The most parameters (weights and biases) a model may have: 2^32 - 1, the most entries a
+/// layer's U32 `indptr` can count in the CSR format, and 16 GiB of f32, beyond any model this
+/// toolkit trains. Sizes past it come from a corrupt file or a typo and would otherwise
+/// overflow counts or ask for impossible allocations.
+pub const MAX_PARAMS: usize = u32::MAX as usize;
+
 /// Layer widths from input to output. Layer `i` (named `fc{i+1}`) maps `sizes[i]` inputs to
 /// `sizes[i+1]` outputs and stores its weight PyTorch-style as `[out, in]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,7 +42,8 @@ impl LayerShape {
 }
 
 impl Arch {
-    /// At least an input and an output width, none of them zero.
+    /// At least an input and an output width, none of them zero, at most [`MAX_PARAMS`]
+    /// parameters in all.
     pub fn new(sizes: Vec<usize>) -> Result<Self> {
         if sizes.len() < 2 {
             return Err(Error::usage(format!(
@@ -45,6 +52,16 @@ impl Arch {
         }
         if sizes.contains(&0) {
             return Err(Error::usage(format!("layer sizes must be positive, got {sizes:?}")));
+        }
+        let params = sizes.windows(2).try_fold(0usize, |total, w| {
+            total.checked_add(w[0].checked_mul(w[1])?)?.checked_add(w[1])
+        });
+        if params.is_none_or(|p| p > MAX_PARAMS) {
+            let shown: Vec<String> = sizes.iter().map(usize::to_string).collect();
+            return Err(Error::usage(format!(
+                "architecture {} has more than {MAX_PARAMS} parameters",
+                shown.join("-")
+            )));
         }
         Ok(Arch { sizes })
     }
@@ -123,5 +140,22 @@ mod tests {
         assert!("784".parse::<Arch>().is_err());
         assert!("784-0-10".parse::<Arch>().is_err());
         assert!("784-x-10".parse::<Arch>().is_err());
+    }
+
+    #[test]
+    fn parameter_counts_past_the_limit_are_refused() {
+        // 65,535 x 65,535 weights + 65,535 biases = 2^32 - 2^16: just fits.
+        let fits: Arch = "65535-65535".parse().unwrap();
+        assert_eq!(fits.dense_params(), 65_535 * 65_536);
+        assert!(fits.dense_params() <= MAX_PARAMS);
+        // One more output: 65,536 x 65,536 = 2^32 parameters.
+        let err = "65535-65536".parse::<Arch>().unwrap_err().to_string();
+        assert_eq!(err, "architecture 65535-65536 has more than 4294967295 parameters");
+        // Products and sums that overflow usize are refused, not wrapped.
+        for sizes in [vec![1 << 32, 1 << 32, 10], vec![usize::MAX, 2], vec![2, usize::MAX]] {
+            assert!(Arch::new(sizes).is_err());
+        }
+        // Many layers that each fit but together do not.
+        assert!(Arch::new(vec![60_000; 3]).is_err());
     }
 }

@@ -58,7 +58,13 @@ pub fn save(path: &Path, mlp: &Mlp, meta: &CheckpointMeta) -> Result<()> {
 /// dtype and shape, and mask values.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let file = TensorFile::parse(&bytes, path)?;
+    load_bytes(&bytes, path)
+}
+
+/// [`load`] on the bytes of a checkpoint file already in memory; `path` only names the file
+/// in errors.
+pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+    let file = TensorFile::parse(bytes, path)?;
     check_format(&file, FORMAT, FORMAT_VERSION)?;
     let arch: Arch = file
         .meta("arch")?
@@ -81,6 +87,9 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     let mut layers = Vec::with_capacity(names.len());
     for (name, shape) in names.iter().zip(arch.layer_shapes()) {
         let dims = [shape.rows, shape.cols];
+        // The weight first: its bytes in the file bound the layer's size before anything of
+        // that size is allocated (a file without masks gets a mask of ones).
+        let weight = file.f32(&format!("{name}.weight"), &dims)?;
         let mask = if has_masks {
             let mask = file.u8(&format!("{name}.weight_mask"), &dims)?;
             if let Some(bad) = mask.iter().find(|&&m| m > 1) {
@@ -90,14 +99,10 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
             }
             mask
         } else {
-            vec![1; shape.len()]
+            vec![1; weight.len()]
         };
-        layers.push(Linear {
-            shape,
-            weight: file.f32(&format!("{name}.weight"), &dims)?,
-            bias: file.f32(&format!("{name}.bias"), &[shape.rows])?,
-            mask,
-        });
+        let bias = file.f32(&format!("{name}.bias"), &[shape.rows])?;
+        layers.push(Linear { shape, weight, bias, mask });
     }
     Ok(Checkpoint { mlp: Mlp { arch, layers }, meta, has_masks })
 }

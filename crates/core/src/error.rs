@@ -18,6 +18,18 @@ pub enum Error {
     Usage(String),
 }
 
+/// `text` with its control characters written as escapes (`\n`, `\u{1b}`): problems quote
+/// what files contain (tensor names, metadata values), and a newline there must not split
+/// the one-line message.
+pub fn one_line(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -27,13 +39,25 @@ impl Error {
         Error::Io { path: path.as_ref().to_path_buf(), err }
     }
 
-    /// A content problem in `path`.
+    /// A content problem in `path`, on one line (see [`one_line`]).
     pub fn invalid(path: impl AsRef<Path>, problem: impl Into<String>) -> Self {
-        Error::Invalid { path: path.as_ref().to_path_buf(), problem: problem.into() }
+        Error::Invalid { path: path.as_ref().to_path_buf(), problem: one_line(problem.into()) }
     }
 
     /// A bad argument.
     pub fn usage(problem: impl Into<String>) -> Self {
         Error::Usage(problem.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_quoting_file_content_stay_on_one_line() {
+        let err = Error::invalid("m.safetensors", "missing tensor `fc1\nbias\r\u{1b}`");
+        assert_eq!(err.to_string(), "m.safetensors: missing tensor `fc1\\nbias\\r\\u{1b}`");
+        assert_eq!(one_line("caf\u{e9} \"ok\"".into()), "caf\u{e9} \"ok\"");
     }
 }

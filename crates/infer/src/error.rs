@@ -24,8 +24,9 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A content problem in `path`.
+    /// A content problem in `path`, on one line (`ticket_core::error::one_line`).
     pub fn invalid(path: impl AsRef<Path>, problem: impl Into<String>) -> Self {
-        Error::Invalid { path: path.as_ref().to_path_buf(), problem: problem.into() }
+        let problem = ticket_core::error::one_line(problem.into());
+        Error::Invalid { path: path.as_ref().to_path_buf(), problem }
     }
 }

@@ -1,10 +1,30 @@
-//! Arrays of a model: borrowed straight from the memory-mapped file when their bytes are
-//! aligned for their type (zero-copy), or owned when they had to be copied or decoded.
+//! Arrays of a model: borrowed straight from the memory-mapped file (or the buffer the file
+//! was read into) when their bytes are aligned for their type (zero-copy), or owned when they
+//! had to be copied or decoded.
 
 use memmap2::Mmap;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
+
+/// The bytes of a model file that arrays may borrow from.
+pub(crate) enum Backing {
+    /// The file mapped into memory ([`crate::SparseModel::load`]).
+    Mapped(Mmap),
+    /// The file's bytes handed over in a buffer ([`crate::SparseModel::from_bytes`]).
+    Read(Vec<u8>),
+}
+
+impl Deref for Backing {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(map) => map,
+            Backing::Read(bytes) => bytes,
+        }
+    }
+}
 
 /// An element type that can be read from little-endian file bytes.
 pub(crate) trait Element: bytemuck::Pod {
@@ -22,16 +42,16 @@ macro_rules! element {
 }
 element!(u16, u32, f32);
 
-/// A `[T]` that lives in the mapped file or in its own allocation.
+/// A `[T]` that lives in the file's bytes or in its own allocation.
 pub(crate) enum Slab<T> {
-    Mapped { map: Arc<Mmap>, offset: usize, len: usize, _type: PhantomData<T> },
+    Mapped { map: Arc<Backing>, offset: usize, len: usize, _type: PhantomData<T> },
     Owned(Vec<T>),
 }
 
 impl<T: Element> Slab<T> {
     /// The elements stored in `bytes`, a subslice of `map`: borrowed when aligned (and the
     /// machine is little-endian like the file), copied otherwise.
-    pub(crate) fn from_file(map: &Arc<Mmap>, bytes: &[u8]) -> Self {
+    pub(crate) fn from_file(map: &Arc<Backing>, bytes: &[u8]) -> Self {
         let start = bytes.as_ptr() as usize;
         let base = map.as_ptr() as usize;
         debug_assert!(start >= base && start + bytes.len() <= base + map.len());

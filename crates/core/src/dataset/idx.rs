@@ -1,7 +1,8 @@
 //! The IDX format of MNIST and Fashion-MNIST: a big-endian header (two zero bytes, a dtype byte,
 //! the number of dimensions, then one u32 per dimension) followed by the raw data. Files may be
 //! gzip-compressed. The header is checked against the data length before anything is trusted,
-//! and gzip input is never inflated past the size the header promises.
+//! gzip input is never inflated past the size the header promises, and memory grows with the
+//! data found, not with what the header promises.
 
 use crate::{Error, Result};
 use flate2::read::MultiGzDecoder;
@@ -12,6 +13,9 @@ use std::path::Path;
 const DTYPE_U8: u8 = 0x08;
 /// Refuse headers that promise more than this many bytes (a corrupt header, not a data set).
 const MAX_BYTES: usize = 1 << 32;
+/// Memory reserved for the data before any of it has been read: a header alone must not make
+/// the reader allocate gigabytes; beyond this the buffer grows with the data actually found.
+const INITIAL_RESERVE: usize = 1 << 24;
 
 /// An n-dimensional array of unsigned bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,10 +27,15 @@ pub struct IdxArray {
 /// Reads an IDX file, raw or gzip-compressed (detected from its first bytes, not its name).
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_idx_bytes(&bytes, path)
+}
+
+/// [`read_idx`] on the bytes of a file already in memory; `path` only names it in errors.
+pub fn parse_idx_bytes(bytes: &[u8], path: &Path) -> Result<IdxArray> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        parse_idx(MultiGzDecoder::new(bytes.as_slice()), path)
+        parse_idx(MultiGzDecoder::new(bytes), path)
     } else {
-        parse_idx(bytes.as_slice(), path)
+        parse_idx(bytes, path)
     }
 }
 
@@ -70,7 +79,7 @@ pub fn parse_idx(mut reader: impl Read, path: &Path) -> Result<IdxArray> {
             Error::invalid(path, format!("IDX dimensions {dims:?} are implausibly large"))
         })?;
 
-    let mut data = Vec::with_capacity(expected);
+    let mut data = Vec::with_capacity(expected.min(INITIAL_RESERVE));
     let got = reader
         .by_ref()
         .take(expected as u64)

@@ -1,15 +1,15 @@
 //! Reading a CSR model file (`format = ticket-csr`, see `ticket_core::csr_format`): the file
-//! is memory-mapped and everything is validated before the kernels may touch it - format and
-//! version, architecture, each layer's shape and how layers chain, dtypes, the CSR structure,
-//! and that every value is finite. Arrays whose bytes are aligned for their type are borrowed
-//! from the mapping; the rest is copied, and `f16` / `bf16` values are decoded to `f32` once,
-//! here, with half's bulk conversion.
+//! is memory-mapped (or handed over as bytes) and everything is validated before the kernels
+//! may touch it - format and version, architecture, each layer's shape and how layers chain,
+//! dtypes, the CSR structure, and that every value is finite. Arrays whose bytes are aligned
+//! for their type are borrowed from the mapping; the rest is copied, and `f16` / `bf16` values
+//! are decoded to `f32` once, here, with half's bulk conversion.
 //!
 //! A bad file is an [`Error`] naming the file and the problem, never a panic.
 
 use crate::csr::{check_structure, ColIndex};
 use crate::model::{Indices, SparseLayer, SparseModel};
-use crate::slab::Slab;
+use crate::slab::{Backing, Slab};
 use crate::{Error, Result};
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
@@ -37,16 +37,24 @@ impl SparseModel {
         // SAFETY: mapping a file is sound as long as nobody modifies it in place while it is
         // mapped (see above); every byte read from the mapping is validated below.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| ticket_core::Error::io(path, e))?;
-        let map = Arc::new(map);
+        Self::from_backing(Arc::new(Backing::Mapped(map)), path)
+    }
+
+    /// Validates and loads a CSR model from the bytes of a file already in memory (arrays may
+    /// borrow from the buffer, which the model then keeps); `path` only names it in errors.
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<SparseModel> {
+        Self::from_backing(Arc::new(Backing::Read(bytes)), path)
+    }
+
+    fn from_backing(map: Arc<Backing>, path: &Path) -> Result<SparseModel> {
         let tensors = TensorFile::parse(&map, path)?;
-        let model = Loader { tensors: &tensors, map: &map }.model()?;
-        Ok(model)
+        Loader { tensors: &tensors, map: &map }.model()
     }
 }
 
 struct Loader<'a, 'b> {
     tensors: &'b TensorFile<'a>,
-    map: &'b Arc<Mmap>,
+    map: &'b Arc<Backing>,
 }
 
 impl Loader<'_, '_> {

@@ -56,6 +56,28 @@ fn f32_file_loads_zero_copy() {
 }
 
 #[test]
+fn bytes_in_memory_load_like_the_mapped_file() {
+    let c = case();
+    write_model(&c.path, &arch(), &layers(), ValueDtype::F16).unwrap();
+    let bytes = std::fs::read(&c.path).unwrap();
+    let len = bytes.len();
+    let from_bytes = SparseModel::from_bytes(bytes.clone(), &c.path).unwrap();
+    let mapped = SparseModel::load(&c.path).unwrap();
+    assert_eq!(from_bytes.to_dense(), mapped.to_dense());
+    assert_eq!(from_bytes.borrowed_bytes(), mapped.borrowed_bytes());
+    assert_eq!(from_bytes.mapped_file_bytes(), len);
+    let mut rounded = layers();
+    rounded.iter_mut().flat_map(|l| &mut l.values).for_each(|v| *v = f16::from_f32(*v).to_f32());
+    check_forward(&from_bytes, &rounded);
+    // Errors name the path given, though nothing was read from it.
+    let err = SparseModel::from_bytes(bytes[..len / 2].to_vec(), Path::new("in-memory.bin"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.starts_with("in-memory.bin: "), "{err}");
+}
+
+#[test]
 fn half_precision_values_are_decoded() {
     for dtype in [ValueDtype::F16, ValueDtype::Bf16] {
         let c = case();

@@ -162,7 +162,7 @@ pub struct SparseModel {
     pub(crate) arch: Arch,
     pub(crate) layers: Vec<SparseLayer>,
     pub(crate) value_dtype: ValueDtype,
-    /// Bytes of the file kept mapped (0 when nothing is borrowed from it).
+    /// Bytes of the file kept mapped or in memory (0 when nothing is borrowed from it).
     pub(crate) mapped_file_bytes: usize,
     /// The data set the source was trained on, as the file's metadata records it.
     pub(crate) dataset: Option<String>,
@@ -254,7 +254,8 @@ impl SparseModel {
         self.layers.iter().map(SparseLayer::mapped_bytes).sum()
     }
 
-    /// Size of the file mapping the model keeps alive (0 when every array was copied).
+    /// Size of the file mapping (or buffer) the model keeps alive (0 when every array was
+    /// copied).
     pub fn mapped_file_bytes(&self) -> usize {
         self.mapped_file_bytes
     }
@@ -288,6 +289,9 @@ impl SparseModel {
                 out.len(),
                 batch * classes
             )));
+        }
+        if batch == 0 {
+            return Ok(());
         }
         // One tile per thread at least (tiles a multiple of 8 examples, the AVX2 width), and
         // only when the batch is worth the threads.

@@ -11,6 +11,20 @@ fn arch_strategy() -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(1usize..48, 2..5)
 }
 
+#[test]
+fn an_empty_batch_has_no_logits() {
+    let arch: Arch = "5-3-2".parse().unwrap();
+    let model = SparseModel::from_mlp(&mlp_of(&arch, &random_model(&arch, &[0.5, 1.0], 4)));
+    for par in [Par::Seq, Par::Rayon(2)] {
+        assert_eq!(model.logits(&[], 0, par).unwrap(), Vec::<f32>::new());
+        assert_eq!(
+            model.accuracy(&Dataset { features: 5, ..Dataset::default() }, par).unwrap(),
+            0.0
+        );
+    }
+    assert!(model.logits(&[1.0], 0, Par::Seq).is_err(), "inputs for no examples");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
 

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Regenerates the seed corpora of the fuzz targets from files ticket itself writes: a small
+# experiment on the embedded digits (dense checkpoints with masks, and one without), its ticket
+# exported with f32, f16 and bf16 values, the shipped recipes, and two Fashion-MNIST examples
+# as IDX files (raw and gzip). Run from anywhere; writes fuzz/seeds/{checkpoint,csr,recipe,idx}.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+cargo build --release --quiet
+ticket="$root/target/release/ticket"
+seeds="$root/fuzz/seeds"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+rm -rf "$seeds"/{checkpoint,csr,recipe,idx}
+mkdir -p "$seeds"/{checkpoint,csr,recipe,idx}
+
+# A 64-8-10 network keeps every file a few KB; two levels prune both layers.
+sed -e 's/^layers = .*/layers = [64, 8, 10]/' \
+    -e 's/^layer_rates = .*/layer_rates = [0.5, 0.2]/' \
+    -e 's/^iterations = .*/iterations = 100/' \
+    models/digits-mlp.toml > "$tmp/tiny.toml"
+"$ticket" find --model "$tmp/tiny.toml" --levels 2 --no-export --threads 1 --out "$tmp/exp" > /dev/null
+cp "$tmp/exp/level_00/init.safetensors" "$seeds/checkpoint/dense-init.safetensors"
+cp "$tmp/exp/level_02/final.safetensors" "$seeds/checkpoint/pruned.safetensors"
+python3 fuzz/seeds/strip_masks.py "$tmp/exp/level_00/final.safetensors" \
+    "$seeds/checkpoint/no-masks.safetensors"
+for dtype in f32 f16 bf16; do
+    "$ticket" export "$tmp/exp" --level 2 --dtype "$dtype" \
+        --out "$seeds/csr/pruned-$dtype.safetensors" > /dev/null
+done
+
+cp models/*.toml "$tmp/tiny.toml" "$seeds/recipe/"
+
+# IDX: the first two Fashion-MNIST training images and labels, with headers for two examples.
+fmnist=/usr/share/datasets/fashion-mnist
+{ printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x1c\x00\x00\x00\x1c'
+  zcat "$fmnist/train-images-idx3-ubyte.gz" | tail -c +17 | head -c 1568 || true
+} > "$seeds/idx/images-idx3-ubyte"
+{ printf '\x00\x00\x08\x01\x00\x00\x00\x02'
+  zcat "$fmnist/train-labels-idx1-ubyte.gz" | tail -c +9 | head -c 2 || true
+} > "$seeds/idx/labels-idx1-ubyte"
+gzip -9 -n -c "$seeds/idx/images-idx3-ubyte" > "$seeds/idx/images-idx3-ubyte.gz"
+gzip -9 -n -c "$seeds/idx/labels-idx1-ubyte" > "$seeds/idx/labels-idx1-ubyte.gz"
+ls -l "$seeds"/{checkpoint,csr,recipe,idx}

@@ -1,0 +1,852 @@
+//! The generator of the bad-input corpus under `tests/corpus/`: small valid files (a CSR model,
+//! a dense checkpoint, an IDX data set, a recipe) and, from each, every kind of damage a reader
+//! must refuse. Files are laid out by hand here (safetensors headers, IDX headers, gzip members)
+//! rather than written by ticket's own writers, so the corpus stays the same when the writers
+//! change and can lie in ways no writer would.
+//!
+//! `tests/bad_inputs.rs` checks that the files on disk are exactly what [`corpus`] returns and
+//! rewrites them when `TICKET_WRITE_CORPUS=1` is set.
+//!
+//! Layout (paths relative to `tests/corpus/`):
+//! - `valid/`: the undamaged files every case is derived from; the commands must accept them;
+//! - `csr/*.safetensors`: CSR models that `ticket infer` must refuse;
+//! - `dense/*.safetensors`: checkpoints that `ticket export` and `ticket train --mask` refuse;
+//! - `dense-values/*.safetensors`: checkpoints with NaN or infinite kept weights or biases,
+//!   refused by `ticket export` (`train --mask` reads only the masks of a checkpoint);
+//! - `batch/*.safetensors`: input batches that `ticket infer MODEL --input` refuses;
+//! - `idx/CASE/FILE`: IDX files that replace `FILE` of `valid/idx/` for `ticket train --data`;
+//! - `recipe/*.toml`: recipes that `ticket train --model` refuses.
+
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// One file of the corpus.
+pub struct CorpusFile {
+    /// Relative to `tests/corpus/`.
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Widths of the valid models: digits-shaped (64 pixels, 10 classes) with a small hidden layer.
+pub const ARCH: &str = "64-6-10";
+const SIZES: [usize; 3] = [64, 6, 10];
+/// Examples in the valid IDX training and test sets (8 x 8 images).
+const TRAIN_EXAMPLES: usize = 12;
+const TEST_EXAMPLES: usize = 4;
+
+/// Every file of the corpus, in a fixed order.
+pub fn corpus() -> Vec<CorpusFile> {
+    let mut files = Vec::new();
+    let mut add = |path: String, bytes: Vec<u8>| files.push(CorpusFile { path, bytes });
+
+    let csr = csr_model();
+    let dense = dense_checkpoint();
+    let batch = input_batch(3);
+    add("valid/model.safetensors".into(), csr.bytes());
+    add("valid/checkpoint.safetensors".into(), dense.bytes());
+    add("valid/batch.safetensors".into(), batch.bytes());
+    add("valid/empty-batch.safetensors".into(), input_batch(0).bytes());
+    add("valid/recipe.toml".into(), RECIPE.as_bytes().to_vec());
+    for (name, bytes) in idx_files() {
+        add(format!("valid/idx/{name}"), bytes);
+    }
+
+    for (name, bytes) in container_damage(&csr).into_iter().chain(csr_damage(&csr)) {
+        add(format!("csr/{name}.safetensors"), bytes);
+    }
+    for (name, bytes) in container_damage(&dense).into_iter().chain(dense_damage(&dense)) {
+        add(format!("dense/{name}.safetensors"), bytes);
+    }
+    for (name, bytes) in container_damage(&batch).into_iter().chain(batch_damage(&batch)) {
+        add(format!("batch/{name}.safetensors"), bytes);
+    }
+    for (name, bytes) in dense_value_damage(&dense) {
+        add(format!("dense-values/{name}.safetensors"), bytes);
+    }
+    for (case, file, bytes) in idx_damage() {
+        add(format!("idx/{case}/{file}"), bytes);
+    }
+    for (name, text) in recipe_damage() {
+        add(format!("recipe/{name}.toml"), text);
+    }
+    files
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic numbers.
+
+/// A weight-like value in [-1, 1) for position `i` of tensor `salt`.
+fn value(i: usize, salt: usize) -> f32 {
+    let h = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ (salt as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    ((h >> 40) % 2000) as f32 / 1000.0 - 1.0
+}
+
+fn le<T: Copy, const N: usize>(values: &[T], to_bytes: fn(T) -> [u8; N]) -> Vec<u8> {
+    values.iter().flat_map(|&v| to_bytes(v)).collect()
+}
+
+fn f32s(v: &[f32]) -> Vec<u8> {
+    le(v, f32::to_le_bytes)
+}
+
+fn u32s(v: &[u32]) -> Vec<u8> {
+    le(v, u32::to_le_bytes)
+}
+
+fn u16s(v: &[u16]) -> Vec<u8> {
+    le(v, u16::to_le_bytes)
+}
+
+fn i64s(v: &[i64]) -> Vec<u8> {
+    le(v, i64::to_le_bytes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safetensors files laid out by hand.
+
+#[derive(Clone)]
+struct Tensor {
+    name: String,
+    dtype: String,
+    shape: Vec<u64>,
+    data: Vec<u8>,
+}
+
+/// A safetensors file as metadata plus tensors; the header is built with sorted keys and the
+/// data in tensor order, so the bytes are the same on every run.
+#[derive(Clone)]
+struct SafeTensors {
+    meta: BTreeMap<String, String>,
+    tensors: Vec<Tensor>,
+}
+
+impl SafeTensors {
+    fn header(&self) -> Map<String, Value> {
+        let mut header = Map::new();
+        if !self.meta.is_empty() {
+            header.insert("__metadata__".into(), json!(self.meta));
+        }
+        let mut offset = 0;
+        for t in &self.tensors {
+            let end = offset + t.data.len();
+            header.insert(
+                t.name.clone(),
+                json!({"dtype": t.dtype, "shape": t.shape, "data_offsets": [offset, end]}),
+            );
+            offset = end;
+        }
+        header
+    }
+
+    fn data(&self) -> Vec<u8> {
+        self.tensors.iter().flat_map(|t| t.data.iter().copied()).collect()
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        encode(&self.header(), &self.data())
+    }
+
+    fn tensor(&mut self, name: &str) -> &mut Tensor {
+        self.tensors.iter_mut().find(|t| t.name == name).unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    /// A copy with `edit` applied, as file bytes.
+    fn edited(&self, edit: impl FnOnce(&mut SafeTensors)) -> Vec<u8> {
+        let mut copy = self.clone();
+        edit(&mut copy);
+        copy.bytes()
+    }
+
+    /// The file with `edit` applied to its header (offsets included) and data.
+    fn header_edited(&self, edit: impl FnOnce(&mut Map<String, Value>, &mut Vec<u8>)) -> Vec<u8> {
+        let (mut header, mut data) = (self.header(), self.data());
+        edit(&mut header, &mut data);
+        encode(&header, &data)
+    }
+}
+
+/// The 8-byte header length, the JSON header padded with spaces to a multiple of 8, the data.
+fn encode(header: &Map<String, Value>, data: &[u8]) -> Vec<u8> {
+    let mut text = serde_json::to_string(header).unwrap();
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut bytes = (text.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+fn tensor(name: &str, dtype: &str, shape: &[u64], data: Vec<u8>) -> Tensor {
+    Tensor { name: name.into(), dtype: dtype.into(), shape: shape.to_vec(), data }
+}
+
+fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Damage any safetensors reader must refuse: truncation, lying header lengths and offsets,
+/// headers that are not JSON, unknown dtypes, shapes that disagree with the bytes, bit flips.
+fn container_damage(file: &SafeTensors) -> Vec<(String, Vec<u8>)> {
+    let bytes = file.bytes();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let data_len = bytes.len() - 8 - n;
+    let mut out = Vec::new();
+    let mut cuts = vec![0, 4, 8, 9, 8 + n / 2, 8 + n - 1, 8 + n, 8 + n + 1];
+    cuts.extend([8 + n + data_len / 2, bytes.len() - 4, bytes.len() - 1]);
+    for cut in cuts {
+        out.push((format!("truncated-at-{cut:05}"), bytes[..cut].to_vec()));
+    }
+    let with_length = |len: u64| {
+        let mut b = bytes.clone();
+        b[..8].copy_from_slice(&len.to_le_bytes());
+        b
+    };
+    out.push(("header-length-huge".into(), with_length(u64::MAX)));
+    out.push(("header-length-past-end".into(), with_length(bytes.len() as u64)));
+    out.push(("header-length-zero".into(), with_length(0)));
+    out.push(("header-length-short".into(), with_length(n as u64 - 8)));
+    out.push(("header-length-long".into(), with_length(n as u64 + 8)));
+    let mut trailing = bytes.clone();
+    trailing.extend_from_slice(&[0; 4]);
+    out.push(("trailing-bytes".into(), trailing));
+    let mut not_utf8 = bytes.clone();
+    not_utf8[9] = 0xff;
+    out.push(("header-not-utf8".into(), not_utf8));
+    let mut not_object = bytes.clone();
+    not_object[8] = b'[';
+    out.push(("header-not-an-object".into(), not_object));
+
+    // Offsets that lie: past the end, overlapping, reversed, leaving a gap.
+    let names: Vec<String> = file.tensors.iter().map(|t| t.name.clone()).collect();
+    let offsets = |h: &mut Map<String, Value>, name: &str, f: &dyn Fn(u64, u64) -> (u64, u64)| {
+        let o = &mut h[name]["data_offsets"];
+        let (b, e) = f(o[0].as_u64().unwrap(), o[1].as_u64().unwrap());
+        *o = json!([b, e]);
+    };
+    let last = names.last().unwrap().clone();
+    out.push((
+        "offsets-past-the-end".into(),
+        file.header_edited(|h, _| offsets(h, &last, &|b, e| (b, e + 4))),
+    ));
+    if let Some(second) = names.get(1) {
+        out.push((
+            "offsets-overlap".into(),
+            file.header_edited(|h, _| offsets(h, second, &|b, e| (b - 4, e))),
+        ));
+    }
+    out.push((
+        "offsets-reversed".into(),
+        file.header_edited(|h, _| offsets(h, &names[0], &|b, e| (e, b))),
+    ));
+    out.push((
+        "offsets-gap".into(),
+        file.header_edited(|h, d| {
+            offsets(h, &last, &|b, e| (b + 4, e + 4));
+            let at = d.len() - file.tensors.last().unwrap().data.len();
+            d.splice(at..at, [0; 4]);
+        }),
+    ));
+    out.push((
+        "offsets-huge".into(),
+        file.header_edited(|h, _| offsets(h, &last, &|b, _| (b, u64::MAX))),
+    ));
+    out.push((
+        "name-with-a-newline".into(),
+        file.header_edited(|h, _| {
+            let info = h.remove(&last).unwrap();
+            h.insert(format!("{last}\nsecond line"), info);
+            offsets(h, &format!("{last}\nsecond line"), &|b, e| (b + 1, e));
+        }),
+    ));
+    out.push((
+        "offsets-missing".into(),
+        file.header_edited(|h, _| {
+            h[&names[0]].as_object_mut().unwrap().remove("data_offsets");
+        }),
+    ));
+    out.push((
+        "shape-disagrees-with-bytes".into(),
+        file.header_edited(|h, _| {
+            let shape = h[&names[0]]["shape"].as_array_mut().unwrap();
+            let first = shape[0].as_u64().unwrap();
+            shape[0] = json!(first + 1);
+        }),
+    ));
+    out.push((
+        "shape-overflows".into(),
+        file.header_edited(|h, _| {
+            h[&names[0]]["shape"] = json!([u64::MAX, u64::MAX, 2]);
+        }),
+    ));
+    out.push((
+        "shape-negative".into(),
+        file.header_edited(|h, _| h[&names[0]]["shape"] = json!([-1, 4])),
+    ));
+    out.push((
+        "dtype-unknown-to-safetensors".into(),
+        file.header_edited(|h, _| h[&names[0]]["dtype"] = json!("Q4")),
+    ));
+    if !file.meta.is_empty() {
+        out.push((
+            "metadata-not-strings".into(),
+            file.header_edited(|h, _| h["__metadata__"]["format_version"] = json!(1)),
+        ));
+    }
+
+    // Single bit flips in the header text: (what, where it is found, byte of that, bit).
+    let header_text = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
+    let flips = [
+        ("opening-brace", "{", 0, 0x01),
+        ("metadata-key", "\"__metadata__\"", 3, 0x01),
+        ("dtype-key", "\"dtype\"", 1, 0x20),
+        ("dtype-value", "\"dtype\":\"F", 9, 0x01),
+        ("data-offsets-key", "\"data_offsets\"", 5, 0x01),
+        ("offset-digit", "\"data_offsets\":[0,", 16, 0x02),
+        ("shape-digit", "\"shape\":[", 9, 0x01),
+        ("format-value", "\"format\":\"ticket-", 10, 0x01),
+    ];
+    for (what, needle, index, bit) in flips {
+        let Some(found) = header_text.find(needle) else { continue };
+        let at = 8 + found + index;
+        let mut b = bytes.clone();
+        b[at] ^= bit;
+        out.push((format!("bit-flip-{what}"), b));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CSR model and its damage.
+
+/// The kept columns of row `r` of layer `l` (about a third of fc1, half of fc2).
+fn kept_columns(l: usize, r: usize, cols: usize) -> Vec<usize> {
+    (0..cols).filter(|&c| if l == 0 { (r * cols + c) % 3 == 0 } else { (r + c) % 2 == 0 }).collect()
+}
+
+fn csr_model() -> SafeTensors {
+    let mut tensors = Vec::new();
+    let (mut kept, mut dense) = (0, 0);
+    for l in 0..2 {
+        let (rows, cols) = (SIZES[l + 1], SIZES[l]);
+        let name = format!("fc{}", l + 1);
+        let (mut indptr, mut indices) = (vec![0u32], Vec::new());
+        for r in 0..rows {
+            indices.extend(kept_columns(l, r, cols).iter().map(|&c| c as u16));
+            indptr.push(indices.len() as u32);
+        }
+        let nnz = indices.len() as u64;
+        let values: Vec<f32> = (0..indices.len()).map(|i| value(i, l)).collect();
+        let bias: Vec<f32> = (0..rows).map(|i| value(i, 10 + l) / 2.0).collect();
+        tensors.extend([
+            tensor(&format!("{name}.bias"), "F32", &[rows as u64], f32s(&bias)),
+            tensor(&format!("{name}.weight.indices"), "U16", &[nnz], u16s(&indices)),
+            tensor(&format!("{name}.weight.indptr"), "U32", &[rows as u64 + 1], u32s(&indptr)),
+            tensor(&format!("{name}.weight.shape"), "I64", &[2], i64s(&[rows as i64, cols as i64])),
+            tensor(&format!("{name}.weight.values"), "F32", &[nnz], f32s(&values)),
+        ]);
+        kept += indices.len();
+        dense += rows * cols;
+    }
+    let density = format!("{}", kept as f64 / dense as f64);
+    let (dense_params, kept_params) = ((dense + 16).to_string(), (kept + 16).to_string());
+    SafeTensors {
+        meta: meta(&[
+            ("format", "ticket-csr"),
+            ("format_version", "1"),
+            ("arch", ARCH),
+            ("activation", "relu"),
+            ("layers", "fc1,fc2"),
+            ("value_dtype", "f32"),
+            ("density", &density),
+            ("dense_params", &dense_params),
+            ("kept_params", &kept_params),
+            ("dataset", "digits"),
+        ]),
+        tensors,
+    }
+}
+
+/// How values of one type are read from and written to little-endian bytes.
+type LeCodec<T, const N: usize> = (fn([u8; N]) -> T, fn(T) -> [u8; N]);
+
+/// The tensor `name` read as little-endian values, edited, and written back as one dimension.
+fn edit_le<T: Copy, const N: usize>(
+    f: &mut SafeTensors,
+    name: &str,
+    (from, to): LeCodec<T, N>,
+    edit: impl FnOnce(&mut Vec<T>),
+) {
+    let t = f.tensor(name);
+    let mut v: Vec<T> = t.data.chunks_exact(N).map(|c| from(c.try_into().unwrap())).collect();
+    edit(&mut v);
+    t.shape = vec![v.len() as u64];
+    t.data = le(&v, to);
+}
+
+fn edit_u32(f: &mut SafeTensors, name: &str, edit: impl FnOnce(&mut Vec<u32>)) {
+    edit_le(f, name, (u32::from_le_bytes, u32::to_le_bytes), edit);
+}
+
+fn edit_u16(f: &mut SafeTensors, name: &str, edit: impl FnOnce(&mut Vec<u16>)) {
+    edit_le(f, name, (u16::from_le_bytes, u16::to_le_bytes), edit);
+}
+
+/// The F32 tensor `name` stored as F64 instead.
+fn to_f64(f: &mut SafeTensors, name: &str) {
+    let t = f.tensor(name);
+    let v: Vec<f64> =
+        t.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect();
+    t.data = le(&v, f64::to_le_bytes);
+    t.dtype = "F64".into();
+}
+
+fn set_f32(f: &mut SafeTensors, name: &str, at: usize, v: f32) {
+    f.tensor(name).data[4 * at..4 * at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn set_meta(f: &mut SafeTensors, key: &str, v: &str) {
+    f.meta.insert(key.into(), v.into());
+}
+
+/// The start of row `r` of fc1 in the valid model.
+fn fc1_row_start(r: usize) -> usize {
+    (0..r).map(|r| kept_columns(0, r, SIZES[0]).len()).sum()
+}
+
+fn csr_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut case = |name: &str, edit: &dyn Fn(&mut SafeTensors)| {
+        out.push((name.to_string(), base.edited(|f| edit(f))));
+    };
+    let (ip, ix, vals) = ("fc1.weight.indptr", "fc1.weight.indices", "fc1.weight.values");
+    // indptr
+    case("indptr-decreases", &|f| edit_u32(f, ip, |v| v[2] = v[1] - 1));
+    case("indptr-overruns", &|f| edit_u32(f, ip, |v| *v.last_mut().unwrap() += 1));
+    case("indptr-row-overruns", &|f| edit_u32(f, ip, |v| v[3] = 10_000));
+    case("indptr-starts-above-zero", &|f| edit_u32(f, ip, |v| v[0] = 1));
+    case("indptr-too-short", &|f| {
+        edit_u32(f, ip, |v| {
+            v.pop();
+        })
+    });
+    case("indptr-too-long", &|f| edit_u32(f, ip, |v| v.push(*v.last().unwrap())));
+    case("indptr-wrong-dtype", &|f| f.tensor(ip).dtype = "I32".into());
+    case("indptr-two-dimensional", &|f| f.tensor(ip).shape = vec![1, 7]);
+    // indices
+    let row1 = fc1_row_start(1);
+    case("index-out-of-range", &|f| edit_u16(f, ix, |v| v[row1 - 1] = 64));
+    case("index-far-out-of-range", &|f| edit_u16(f, ix, |v| v[0] = u16::MAX));
+    case("indices-unsorted", &|f| edit_u16(f, ix, |v| v.swap(row1, row1 + 1)));
+    case("indices-duplicate", &|f| edit_u16(f, ix, |v| v[row1 + 1] = v[row1]));
+    case("indices-wrong-dtype", &|f| f.tensor(ix).dtype = "I16".into());
+    case("indices-fewer-than-values", &|f| {
+        edit_u16(f, ix, |v| {
+            v.pop();
+        })
+    });
+    case("indices-two-dimensional", &|f| {
+        let n = f.tensor(ix).shape[0];
+        f.tensor(ix).shape = vec![1, n];
+    });
+    // values
+    case("values-nan", &|f| set_f32(f, vals, 3, f32::NAN));
+    case("values-infinite", &|f| set_f32(f, vals, 0, f32::INFINITY));
+    case("values-negative-infinite", &|f| set_f32(f, "fc2.weight.values", 5, f32::NEG_INFINITY));
+    case("bias-nan", &|f| set_f32(f, "fc2.bias", 9, f32::NAN));
+    case("values-fewer-than-indices", &|f| {
+        let t = f.tensor(vals);
+        t.data.truncate(t.data.len() - 4);
+        t.shape[0] -= 1;
+    });
+    case("values-f64", &|f| to_f64(f, vals));
+    case("values-f16-infinite", &|f| {
+        for l in ["fc1", "fc2"] {
+            let t = f.tensor(&format!("{l}.weight.values"));
+            let n = t.data.len() / 4;
+            let mut halves = vec![0x3c00u16; n]; // 1.0
+            if l == "fc2" {
+                halves[1] = 0x7c00; // +inf
+            }
+            t.data = u16s(&halves);
+            t.dtype = "F16".into();
+        }
+        set_meta(f, "value_dtype", "f16");
+    });
+    case("values-bf16-nan", &|f| {
+        for l in ["fc1", "fc2"] {
+            let t = f.tensor(&format!("{l}.weight.values"));
+            let n = t.data.len() / 4;
+            let mut halves = vec![0x3f80u16; n]; // 1.0
+            halves[0] = 0x7fc1; // NaN
+            t.data = u16s(&halves);
+            t.dtype = "BF16".into();
+        }
+        set_meta(f, "value_dtype", "bf16");
+    });
+    case("value-dtype-disagrees", &|f| set_meta(f, "value_dtype", "f16"));
+    case("value-dtype-unknown", &|f| set_meta(f, "value_dtype", "f8"));
+    case("bias-wrong-length", &|f| {
+        let t = f.tensor("fc1.bias");
+        t.data.extend_from_slice(&[0; 4]);
+        t.shape = vec![7];
+    });
+    case("bias-missing", &|f| f.tensors.retain(|t| t.name != "fc2.bias"));
+    case("values-missing", &|f| f.tensors.retain(|t| t.name != vals));
+    // shapes and architecture
+    let shape = |f: &mut SafeTensors, layer: &str, dims: [i64; 2]| {
+        f.tensor(&format!("{layer}.weight.shape")).data = i64s(&dims);
+    };
+    case("shapes-do-not-chain", &|f| shape(f, "fc2", [10, 5]));
+    case("shape-disagrees-with-arch", &|f| shape(f, "fc1", [6, 63]));
+    case("shape-negative-rows", &|f| shape(f, "fc1", [-6, 64]));
+    case("shape-zero-columns", &|f| shape(f, "fc1", [6, 0]));
+    case("shape-huge-columns", &|f| shape(f, "fc1", [6, i64::MAX]));
+    case("shape-three-dims", &|f| {
+        let t = f.tensor("fc1.weight.shape");
+        t.data = i64s(&[6, 64, 1]);
+        t.shape = vec![3];
+    });
+    case("layers-fewer-than-arch", &|f| set_meta(f, "layers", "fc1"));
+    case("layers-unknown-name", &|f| set_meta(f, "layers", "fc1,fc9"));
+    case("activation-unknown", &|f| set_meta(f, "activation", "tanh"));
+    out.extend(metadata_damage(base, "ticket-dense"));
+    out
+}
+
+/// Metadata both formats must refuse: architectures that cannot be or do not fit, another
+/// format (`other_format`), versions that are not 1, keys that are missing.
+fn metadata_damage(base: &SafeTensors, other_format: &str) -> Vec<(String, Vec<u8>)> {
+    let cases = [
+        ("arch-zero-sized-layer", "arch", Some("64-0-10")),
+        ("arch-one-size", "arch", Some("64")),
+        ("arch-not-numbers", "arch", Some("64-six-10")),
+        ("arch-too-large", "arch", Some("100000000000-6-10")),
+        ("arch-disagrees-with-tensors", "arch", Some("64-7-10")),
+        ("arch-missing", "arch", None),
+        ("format-other", "format", Some(other_format)),
+        ("format-with-a-newline", "format", Some("ticket-\nsomething")),
+        ("format-missing", "format", None),
+        ("version-2", "format_version", Some("2")),
+        ("version-0", "format_version", Some("0")),
+        ("version-not-a-number", "format_version", Some("one")),
+        ("version-empty", "format_version", Some("")),
+        ("version-missing", "format_version", None),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, key, value)| {
+            let bytes = base.edited(|f| match value {
+                Some(v) => set_meta(f, key, v),
+                None => {
+                    f.meta.remove(key);
+                }
+            });
+            (name.to_string(), bytes)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The dense checkpoint and its damage.
+
+fn dense_checkpoint() -> SafeTensors {
+    let mut tensors = Vec::new();
+    for l in 0..2 {
+        let (rows, cols) = (SIZES[l + 1], SIZES[l]);
+        let name = format!("fc{}", l + 1);
+        let mask: Vec<u8> = (0..rows * cols)
+            .map(|i| kept_columns(l, i / cols, cols).contains(&(i % cols)) as u8)
+            .collect();
+        let weight: Vec<f32> =
+            (0..rows * cols).map(|i| if mask[i] == 1 { value(i, 20 + l) } else { 0.0 }).collect();
+        let bias: Vec<f32> = (0..rows).map(|i| value(i, 30 + l) / 2.0).collect();
+        let shape = [rows as u64, cols as u64];
+        tensors.extend([
+            tensor(&format!("{name}.bias"), "F32", &[rows as u64], f32s(&bias)),
+            tensor(&format!("{name}.weight"), "F32", &shape, f32s(&weight)),
+            tensor(&format!("{name}.weight_mask"), "U8", &shape, mask),
+        ]);
+    }
+    SafeTensors {
+        meta: meta(&[
+            ("format", "ticket-dense"),
+            ("format_version", "1"),
+            ("arch", ARCH),
+            ("activation", "relu"),
+            ("iteration", "0"),
+            ("dataset", "digits"),
+            ("seed", "0"),
+        ]),
+        tensors,
+    }
+}
+
+fn dense_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut case = |name: &str, edit: &dyn Fn(&mut SafeTensors)| {
+        out.push((name.to_string(), base.edited(|f| edit(f))));
+    };
+    case("mask-holds-2", &|f| f.tensor("fc1.weight_mask").data[5] = 2);
+    case("mask-holds-255", &|f| f.tensor("fc2.weight_mask").data[59] = 255);
+    case("mask-missing-in-one-layer", &|f| f.tensors.retain(|t| t.name != "fc2.weight_mask"));
+    case("mask-wrong-dtype", &|f| {
+        let t = f.tensor("fc1.weight_mask");
+        t.data = t.data.iter().flat_map(|&m| [m, 0]).collect();
+        t.dtype = "U16".into();
+    });
+    case("mask-wrong-shape", &|f| f.tensor("fc1.weight_mask").shape = vec![64, 6]);
+    case("weight-wrong-shape", &|f| f.tensor("fc2.weight").shape = vec![6, 10]);
+    case("weight-wrong-dtype", &|f| f.tensor("fc1.weight").dtype = "I32".into());
+    case("weight-f64", &|f| to_f64(f, "fc2.weight"));
+    case("weight-missing", &|f| f.tensors.retain(|t| t.name != "fc1.weight"));
+    case("bias-missing", &|f| f.tensors.retain(|t| t.name != "fc2.bias"));
+    case("bias-wrong-length", &|f| {
+        let t = f.tensor("fc1.bias");
+        t.data.truncate(20);
+        t.shape = vec![5];
+    });
+    case("shapes-do-not-chain", &|f| {
+        // Both fc2 tensors say [10, 5]: self-consistent, but fc1 gives 6 outputs.
+        for name in ["fc2.weight", "fc2.weight_mask"] {
+            let t = f.tensor(name);
+            let width = t.data.len() / 60;
+            t.data.truncate(50 * width);
+            t.shape = vec![10, 5];
+        }
+    });
+    case("arch-too-large-without-masks", &|f| {
+        f.tensors.retain(|t| !t.name.ends_with("_mask"));
+        set_meta(f, "arch", "1000000-4000-10");
+    });
+    case("iteration-not-a-number", &|f| set_meta(f, "iteration", "-3"));
+    case("seed-missing", &|f| {
+        f.meta.remove("seed");
+    });
+    out.extend(metadata_damage(base, "ticket-csr"));
+    out
+}
+
+/// Values a checkpoint may hold but an export must refuse.
+fn dense_value_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
+    let kept = kept_columns(0, 0, SIZES[0])[1];
+    vec![
+        ("weight-nan".into(), base.edited(|f| set_f32(f, "fc1.weight", kept, f32::NAN))),
+        ("weight-infinite".into(), base.edited(|f| set_f32(f, "fc2.weight", 0, f32::INFINITY))),
+        ("bias-nan".into(), base.edited(|f| set_f32(f, "fc1.bias", 2, f32::NAN))),
+        ("bias-infinite".into(), base.edited(|f| set_f32(f, "fc2.bias", 0, -f32::INFINITY))),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input batches for `ticket infer --input` and their damage.
+
+/// Tensor `input`, F32 `[examples, 64]`, values in [0, 1); no metadata.
+fn input_batch(examples: usize) -> SafeTensors {
+    let x: Vec<f32> = (0..examples * 64).map(|i| (value(i, 50) + 1.0) / 2.0).collect();
+    let shape = [examples as u64, 64];
+    SafeTensors { meta: BTreeMap::new(), tensors: vec![tensor("input", "F32", &shape, f32s(&x))] }
+}
+
+fn batch_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut case = |name: &str, edit: &dyn Fn(&mut SafeTensors)| {
+        out.push((name.to_string(), base.edited(|f| edit(f))));
+    };
+    case("nan", &|f| set_f32(f, "input", 70, f32::NAN));
+    case("infinite", &|f| set_f32(f, "input", 191, f32::NEG_INFINITY));
+    case("features-63", &|f| {
+        let t = f.tensor("input");
+        t.data.truncate(3 * 63 * 4);
+        t.shape = vec![3, 63];
+    });
+    case("one-dimension", &|f| f.tensor("input").shape = vec![192]);
+    case("three-dimensions", &|f| f.tensor("input").shape = vec![3, 64, 1]);
+    case("dtype-i32", &|f| f.tensor("input").dtype = "I32".into());
+    case("dtype-f16", &|f| {
+        let t = f.tensor("input");
+        t.data.truncate(t.data.len() / 2);
+        t.dtype = "F16".into();
+    });
+    case("named-otherwise", &|f| f.tensor("input").name = "inputs".into());
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// IDX data and its damage.
+
+pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
+pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
+pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
+pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
+
+/// An IDX file of unsigned bytes: magic `00 00 08 ndim`, big-endian dims, data.
+fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+fn images(n: usize, salt: usize) -> Vec<u8> {
+    (0..n * 64).map(|i| ((value(i, salt) + 1.0) * 127.5) as u8).collect()
+}
+
+fn labels(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 10) as u8).collect()
+}
+
+/// The valid data set: 12 training and 4 test images of 8 x 8 pixels.
+fn idx_files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (TRAIN_IMAGES, idx(&[TRAIN_EXAMPLES as u32, 8, 8], &images(TRAIN_EXAMPLES, 40))),
+        (TRAIN_LABELS, idx(&[TRAIN_EXAMPLES as u32], &labels(TRAIN_EXAMPLES))),
+        (TEST_IMAGES, idx(&[TEST_EXAMPLES as u32, 8, 8], &images(TEST_EXAMPLES, 41))),
+        (TEST_LABELS, idx(&[TEST_EXAMPLES as u32], &labels(TEST_EXAMPLES))),
+    ]
+}
+
+/// A gzip member holding `data` in stored (uncompressed) deflate blocks: the bytes depend on
+/// nothing but `data`.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let chunks: Vec<&[u8]> = data.chunks(65_535).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        out.push((i + 1 == chunks.len()) as u8);
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// `(case, file name, bytes)`: each file replaces its namesake (raw or `.gz`) in the valid set.
+fn idx_damage() -> Vec<(String, &'static str, Vec<u8>)> {
+    let valid: BTreeMap<&str, Vec<u8>> = idx_files().into_iter().collect();
+    let images = &valid[TRAIN_IMAGES];
+    let mut out: Vec<(String, &'static str, Vec<u8>)> = Vec::new();
+    for cut in [0, 2, 3, 4, 7, 10, 15, 16, 17, 400, images.len() - 1] {
+        out.push((format!("images-truncated-at-{cut:04}"), TRAIN_IMAGES, images[..cut].to_vec()));
+    }
+    let test_labels = &valid[TEST_LABELS];
+    for cut in [5, 8, test_labels.len() - 1] {
+        out.push((
+            format!("labels-truncated-at-{cut:02}"),
+            TEST_LABELS,
+            test_labels[..cut].to_vec(),
+        ));
+    }
+    let with = |file: &str, at: usize, byte: u8| {
+        let mut b = valid[file].clone();
+        b[at] = byte;
+        b
+    };
+    out.push(("magic-not-zero".into(), TRAIN_IMAGES, with(TRAIN_IMAGES, 0, 0x50)));
+    out.push(("magic-bit-flip".into(), TEST_IMAGES, with(TEST_IMAGES, 1, 0x01)));
+    out.push(("dtype-float".into(), TRAIN_IMAGES, with(TRAIN_IMAGES, 2, 0x0d)));
+    out.push(("dtype-unknown".into(), TRAIN_LABELS, with(TRAIN_LABELS, 2, 0x42)));
+    out.push(("zero-dimensions".into(), TRAIN_LABELS, with(TRAIN_LABELS, 3, 0)));
+    let data = &images[16..];
+    out.push(("images-two-dimensions".into(), TRAIN_IMAGES, idx(&[12, 64], data)));
+    out.push(("images-four-dimensions".into(), TRAIN_IMAGES, idx(&[12, 8, 8, 1], data)));
+    out.push(("labels-two-dimensions".into(), TRAIN_LABELS, idx(&[12, 1], &labels(12))));
+    out.push(("header-promises-more".into(), TRAIN_IMAGES, idx(&[13, 8, 8], data)));
+    out.push(("header-promises-less".into(), TRAIN_IMAGES, idx(&[11, 8, 8], data)));
+    out.push(("header-promises-4-gib".into(), TRAIN_IMAGES, idx(&[u32::MAX, 1, 1], data)));
+    out.push((
+        "header-dimensions-overflow".into(),
+        TRAIN_IMAGES,
+        idx(&[u32::MAX, u32::MAX, u32::MAX], data),
+    ));
+    out.push(("labels-fewer-than-images".into(), TRAIN_LABELS, idx(&[11], &labels(11))));
+    // gzip
+    let gz = gzip(images);
+    let mut bad_crc = gz.clone();
+    let n = bad_crc.len();
+    bad_crc[n - 8] ^= 0xff;
+    out.push(("gzip-bad-crc".into(), "train-images-idx3-ubyte.gz", bad_crc));
+    out.push(("gzip-truncated".into(), "train-images-idx3-ubyte.gz", gz[..gz.len() / 2].to_vec()));
+    let mut bad_block = gz.clone();
+    bad_block[10] = 0x07; // final block of the reserved type 3
+    out.push(("gzip-reserved-block-type".into(), "train-images-idx3-ubyte.gz", bad_block));
+    let mut bad_length = gz.clone();
+    bad_length[13] ^= 0x01; // NLEN no longer the complement of LEN
+    out.push(("gzip-stored-length-mismatch".into(), "train-images-idx3-ubyte.gz", bad_length));
+    let mut trailing = gz.clone();
+    trailing.extend_from_slice(b"garbage");
+    out.push(("gzip-trailing-garbage".into(), "train-images-idx3-ubyte.gz", trailing));
+    out.push((
+        "gzip-of-truncated-idx".into(),
+        "t10k-labels-idx1-ubyte.gz",
+        gzip(&test_labels[..6]),
+    ));
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recipes.
+
+/// The valid recipe: the architecture of the valid models, tiny training, a validation split
+/// that fits the 12 training examples of the valid IDX data.
+pub const RECIPE: &str = r#"name = "corpus"
+layers = [64, 6, 10]
+
+[train]
+iterations = 2
+batch_size = 4
+eval_every = 1
+validation_size = 4
+
+[prune]
+layer_rates = [0.2, 0.1]
+levels = 1
+"#;
+
+fn recipe_damage() -> Vec<(String, Vec<u8>)> {
+    let edit = |from: &str, to: &str| {
+        assert!(RECIPE.contains(from), "{from}");
+        RECIPE.replacen(from, to, 1).into_bytes()
+    };
+    vec![
+        ("empty".into(), vec![]),
+        ("not-utf8".into(), b"name = \"\xff\xfe\"\n".to_vec()),
+        ("not-toml".into(), b"layers = [64, 6,".to_vec()),
+        ("truncated".into(), RECIPE.as_bytes()[..RECIPE.len() / 2].to_vec()),
+        ("unknown-key".into(), edit("batch_size", "batch_sise")),
+        ("wrong-type".into(), edit("iterations = 2", "iterations = \"2\"")),
+        ("negative-size".into(), edit("[64, 6, 10]", "[64, -6, 10]")),
+        ("zero-sized-layer".into(), edit("[64, 6, 10]", "[64, 0, 10]")),
+        ("one-layer-size".into(), edit("[64, 6, 10]", "[64]")),
+        ("too-large".into(), edit("[64, 6, 10]", "[64, 100000000, 10]")),
+        ("overflowing".into(), edit("[64, 6, 10]", "[4294967296, 4294967296, 10]")),
+        ("nan-learning-rate".into(), edit("[train]", "[train]\nlearning_rate = nan")),
+        ("infinite-epsilon".into(), edit("[train]", "[train]\nepsilon = inf")),
+        ("beta-one".into(), edit("[train]", "[train]\nbeta1 = 1.0")),
+        ("zero-iterations".into(), edit("iterations = 2", "iterations = 0")),
+        ("zero-batch".into(), edit("batch_size = 4", "batch_size = 0")),
+        ("rate-one".into(), edit("[0.2, 0.1]", "[1.0, 0.1]")),
+        ("rates-fewer-than-layers".into(), edit("[0.2, 0.1]", "[0.2]")),
+        ("unknown-optimizer".into(), edit("[train]", "[train]\noptimizer = \"lbfgs\"")),
+        (
+            "rewind-past-the-end".into(),
+            edit("levels = 1", "levels = 1\nreset = \"rewind\"\nrewind_iteration = 3"),
+        ),
+    ]
+}
