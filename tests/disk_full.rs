@@ -1,6 +1,7 @@
 //! A full disk stops `ticket find` with a clear error and leaves no half-written level: every
 //! level is either complete (summary written, checkpoints loadable) or not marked complete, and
-//! no temporary file remains. Needs root to mount a small tmpfs; skipped (with a notice) when
+//! no temporary file remains; an export that does not fit leaves the file it would replace
+//! as it was. Needs root to mount a small tmpfs; skipped (with a notice) when
 //! mounting is not allowed.
 
 mod common;
@@ -66,4 +67,25 @@ fn full_disk_leaves_no_half_written_level() {
         .filter(|p| p.display().to_string().contains(".tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn export_to_a_full_disk_keeps_the_file_it_would_replace() {
+    let tmp = tempfile::tempdir().unwrap();
+    // One page: the existing model fills it, so the new file cannot be written beside it.
+    let Some(_fs) = Tmpfs::mount(tmp.path(), "4k") else {
+        eprintln!("skipping: cannot mount a tmpfs here (not root?)");
+        return;
+    };
+    let valid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/valid");
+    let existing = std::fs::read(valid.join("model.safetensors")).unwrap();
+    let out = tmp.path().join("model.safetensors");
+    std::fs::write(&out, &existing).unwrap();
+    let source = valid.join("checkpoint.safetensors");
+    let run =
+        ticket(&["export", source.to_str().unwrap(), "--out", out.to_str().unwrap(), "--force"]);
+    assert_clean_failure(&run, "No space left on device");
+    assert!(stderr(&run).contains(out.to_str().unwrap()), "{}", stderr(&run));
+    assert_eq!(std::fs::read(&out).unwrap(), existing, "the old file changed");
+    assert_eq!(files_under(tmp.path()), vec![out], "a temporary file was left");
 }
