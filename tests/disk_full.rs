@@ -9,32 +9,43 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-struct Tmpfs(std::path::PathBuf);
+/// A tmpfs of a given size mounted on a fresh temporary directory; unmounted on drop (before
+/// the directory is removed: fields drop in order).
+struct Tmpfs {
+    mounted: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
 
 impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+    /// None (with a notice) where mounting is not allowed.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", dir.to_str().unwrap()])
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
             .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        ok.then(|| Tmpfs(dir.to_path_buf()))
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipping: cannot mount a tmpfs here (not root?)");
+            return None;
+        }
+        Some(Tmpfs { mounted: dir.path().to_path_buf(), _dir: dir })
+    }
+
+    fn path(&self) -> &Path {
+        &self.mounted
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = Command::new("umount").arg(&self.mounted).status();
     }
 }
 
 #[test]
 fn full_disk_leaves_no_half_written_level() {
-    let tmp = tempfile::tempdir().unwrap();
-    let Some(_fs) = Tmpfs::mount(tmp.path(), "1200k") else {
-        eprintln!("skipping: cannot mount a tmpfs here (not root?)");
-        return;
-    };
+    let Some(tmp) = Tmpfs::mount("1200k") else { return };
     let out = tmp.path().join("exp");
     let run = ticket(&[
         "find",
@@ -71,12 +82,8 @@ fn full_disk_leaves_no_half_written_level() {
 
 #[test]
 fn export_to_a_full_disk_keeps_the_file_it_would_replace() {
-    let tmp = tempfile::tempdir().unwrap();
     // One page: the existing model fills it, so the new file cannot be written beside it.
-    let Some(_fs) = Tmpfs::mount(tmp.path(), "4k") else {
-        eprintln!("skipping: cannot mount a tmpfs here (not root?)");
-        return;
-    };
+    let Some(tmp) = Tmpfs::mount("4k") else { return };
     let valid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/valid");
     let existing = std::fs::read(valid.join("model.safetensors")).unwrap();
     let out = tmp.path().join("model.safetensors");
