@@ -27,8 +27,8 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use ticket_core::sgemm::{sgemm, MatMut, MatRef};
-use ticket_core::{Arch, Par};
-use ticket_infer::fixture::{mlp_of, random_model, CsrParts, Random};
+use ticket_core::{Graph, Par};
+use ticket_infer::fixture::{net_of, random_model, CsrParts, Random};
 use ticket_infer::{kernels, Activation, CsrRef, Scratch, SparseModel};
 
 const LENET_DENSITIES: [f64; 6] = [1.0, 0.5, 0.2, 0.1, 0.036, 0.01];
@@ -131,14 +131,14 @@ fn triad(c: &mut Criterion, table: &Table) {
 }
 
 fn lenet(c: &mut Criterion, table: &Table) {
-    let arch: Arch = "784-300-100-10".parse().unwrap();
+    let graph: Graph = "784-300-100-10".parse().unwrap();
     let par = Par::Rayon(2);
     let mut rng = Random::new(3);
     let inputs = rng.vec(1024 * 784, 0.0, 1.0);
     for density in LENET_DENSITIES {
-        let layers = random_model(&arch, &[density; 3], 1);
-        let mlp = mlp_of(&arch, &layers);
-        let model = SparseModel::from_mlp(&mlp);
+        let layers = random_model(&graph, &[density; 3], 1);
+        let net = net_of(&graph, &layers);
+        let model = SparseModel::from_net(&net);
         let nnz = model.nnz() as f64;
         let mut g = c.benchmark_group(format!("lenet/d{}", pct(density)));
         for batch in LENET_BATCHES {
@@ -160,13 +160,13 @@ fn lenet(c: &mut Criterion, table: &Table) {
                 })
             });
             let name = format!("lenet/dense/d{}/b{batch}", pct(density));
-            let dense_flops = 2.0 * arch.dense_weights() as f64 * batch as f64;
-            table.describe(&name, dense_flops, 4.0 * arch.dense_params() as f64, 2);
+            let dense_flops = 2.0 * graph.dense_weights() as f64 * batch as f64;
+            table.describe(&name, dense_flops, 4.0 * graph.dense_params() as f64, 2);
             g.throughput(Throughput::Elements(dense_flops as u64));
             g.bench_function(BenchmarkId::new("dense", batch), |bench| {
                 bench.iter_custom(|iters| {
                     table.timed(&name, iters, || {
-                        black_box(mlp.logits(x, batch, par));
+                        black_box(net.logits(x, batch, par));
                     })
                 })
             });

@@ -6,23 +6,23 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ticket_core::recipe::Init;
-use ticket_core::{Mlp, Par, Recipe};
+use ticket_core::{Network, Par, Recipe};
 use ticket_train::engine::{DenseEngine, Engine};
-use ticket_train::init::init_mlp;
+use ticket_train::init::init_net;
 use ticket_train::rng::SeededRng;
 use ticket_train::sparse::SparseEngine;
 
-fn masked(density: f64) -> Mlp {
-    let arch = Recipe::resolve("lenet-300-100").unwrap().arch().unwrap();
-    let mut mlp = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(0, "init"));
+fn masked(density: f64) -> Network {
+    let graph = Recipe::resolve("lenet-300-100").unwrap().graph().unwrap();
+    let mut net = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(0, "init"));
     let mut rng = SeededRng::new(0, "mask");
-    for layer in &mut mlp.layers {
+    for layer in &mut net.layers {
         for m in &mut layer.mask {
             *m = (rng.uniform() < density) as u8;
         }
         layer.apply_mask();
     }
-    mlp
+    net
 }
 
 fn bench(c: &mut Criterion) {
@@ -36,10 +36,10 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("train_step_lenet300_batch60");
     group.throughput(Throughput::Elements(batch as u64));
     for density in [1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.036, 0.02] {
-        let mlp = masked(density);
+        let net = masked(density);
         let engines: [(&str, Box<dyn Engine>); 2] = [
-            ("dense", Box::new(DenseEngine::new(mlp.clone(), &recipe.train, batch))),
-            ("sparse", Box::new(SparseEngine::new(&mlp, &recipe.train, batch))),
+            ("dense", Box::new(DenseEngine::new(net.clone(), &recipe.train, batch))),
+            ("sparse", Box::new(SparseEngine::new(&net, &recipe.train, batch))),
         ];
         for (name, mut engine) in engines {
             group.bench_function(format!("{name}/d{:.1}", 100.0 * density), |b| {

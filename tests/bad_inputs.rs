@@ -283,8 +283,8 @@ fn a_model_wider_than_the_data_is_refused_before_its_dense_copy_is_built() {
         values: vec![],
         bias: vec![0.5],
     };
-    let arch = ticket_core::Arch::new(vec![cols, 1]).unwrap();
-    write_model(&path, &arch, &[layer], ticket_core::csr_format::ValueDtype::F32).unwrap();
+    let graph = ticket_core::Graph::mlp(&[cols, 1]).unwrap();
+    write_model(&path, &graph, &[layer], ticket_core::csr_format::ValueDtype::F32).unwrap();
     assert!(std::fs::metadata(&path).unwrap().len() < 1000);
     let out = ticket_limited(&["infer", s(&path)]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

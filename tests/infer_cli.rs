@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use ticket_core::csr_format::ValueDtype;
 use ticket_core::tensor_file::{write_tensors, OwnedTensor, TensorFile};
-use ticket_core::{Arch, DataSource};
+use ticket_core::{DataSource, Graph};
 use ticket_infer::fixture::{
     edit, file_contents, random_model, reference_logits, tensor_mut, write_model, CsrParts, Random,
 };
@@ -15,15 +15,15 @@ use ticket_infer::fixture::{
 /// A digits-shaped model (64 inputs, 10 classes) in a temporary directory.
 struct Fixture {
     dir: tempfile::TempDir,
-    arch: Arch,
+    graph: Graph,
     layers: Vec<CsrParts>,
 }
 
 impl Fixture {
     fn new() -> Self {
-        let arch: Arch = "64-24-10".parse().unwrap();
-        let layers = random_model(&arch, &[0.4, 0.6], 21);
-        Fixture { dir: tempfile::tempdir().unwrap(), arch, layers }
+        let graph: Graph = "64-24-10".parse().unwrap();
+        let layers = random_model(&graph, &[0.4, 0.6], 21);
+        Fixture { dir: tempfile::tempdir().unwrap(), graph, layers }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -33,7 +33,7 @@ impl Fixture {
     /// The valid model file.
     fn model(&self) -> PathBuf {
         let path = self.path("model.safetensors");
-        write_model(&path, &self.arch, &self.layers, ValueDtype::F32).unwrap();
+        write_model(&path, &self.graph, &self.layers, ValueDtype::F32).unwrap();
         path
     }
 
@@ -43,7 +43,7 @@ impl Fixture {
         edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
     ) -> PathBuf {
         let path = self.path("model.safetensors");
-        let (mut tensors, mut meta) = file_contents(&self.arch, &self.layers, ValueDtype::F32);
+        let (mut tensors, mut meta) = file_contents(&self.graph, &self.layers, ValueDtype::F32);
         edit(&mut tensors, &mut meta);
         write_tensors(&path, tensors, &meta).unwrap();
         path
@@ -175,9 +175,10 @@ fn indices_out_of_order() {
 
 #[test]
 fn shapes_that_do_not_chain() {
-    bad_model("layers do not chain: fc2 takes 23 inputs but fc1 gives 24 outputs", |t, _| {
-        edit::<i64>(tensor_mut(t, "fc2.weight.shape"), |d| d[1] = 23)
-    });
+    bad_model(
+        "layer fc2 has weight shape [10, 23] but graph 64-24-10 makes it [10, 24]",
+        |t, _| edit::<i64>(tensor_mut(t, "fc2.weight.shape"), |d| d[1] = 23),
+    );
 }
 
 #[test]
@@ -199,8 +200,8 @@ fn unknown_value_dtype() {
 
 #[test]
 fn unknown_format_version() {
-    bad_model("format_version `2.0` is not supported", |_, m| {
-        m.insert("format_version".into(), "2.0".into());
+    bad_model("format_version `3.0` is not supported", |_, m| {
+        m.insert("format_version".into(), "3.0".into());
     });
 }
 
@@ -253,9 +254,9 @@ fn input_with_the_wrong_dtype_or_name_or_values() {
 #[test]
 fn model_for_another_data_set() {
     let f = Fixture::new();
-    let arch: Arch = "784-10".parse().unwrap();
+    let graph: Graph = "784-10".parse().unwrap();
     let path = f.path("wide.safetensors");
-    write_model(&path, &arch, &random_model(&arch, &[0.1], 1), ValueDtype::F32).unwrap();
+    write_model(&path, &graph, &random_model(&graph, &[0.1], 1), ValueDtype::F32).unwrap();
     let out = ticket(&["infer", s(&path), "--dataset", "digits"]);
     assert_clean_failure(&out, "digits has 64 features per example, but the model takes 784");
 }

@@ -9,7 +9,7 @@ use safetensors::tensor::TensorView;
 use std::collections::HashMap;
 use ticket_core::checkpoint::load_bytes;
 use ticket_core::csr_format::ValueDtype;
-use ticket_core::{Mlp, Par};
+use ticket_core::{Network, Par};
 use ticket_export::{CsrModel, Provenance};
 use ticket_infer::SparseModel;
 
@@ -22,26 +22,26 @@ fuzz_target!(|data: &[u8]| {
         Ok(c) => c,
         Err(err) => return ticket_fuzz::check_error(err),
     };
-    let mlp = checkpoint.mlp;
-    for (layer, shape) in mlp.layers.iter().zip(mlp.arch.layer_shapes()) {
+    let net = checkpoint.net;
+    for (layer, shape) in net.layers.iter().zip(net.graph.layer_shapes()) {
         assert_eq!(layer.shape, shape);
         assert_eq!(layer.weight.len(), shape.len());
         assert_eq!(layer.mask.len(), shape.len());
         assert_eq!(layer.bias.len(), shape.rows);
         assert!(layer.mask.iter().all(|&m| m <= 1));
     }
-    if mlp.arch.dense_params() > RUN_LIMIT {
+    if net.graph.dense_params() > RUN_LIMIT {
         return;
     }
     let batch = 3;
-    let logits = mlp.logits(&ticket_fuzz::inputs(batch * mlp.arch.inputs()), batch, Par::Seq);
-    assert_eq!(logits.len(), batch * mlp.arch.outputs());
-    round_trip_through_csr(&mlp);
+    let logits = net.logits(&ticket_fuzz::inputs(batch * net.graph.inputs()), batch, Par::Seq);
+    assert_eq!(logits.len(), batch * net.graph.outputs());
+    round_trip_through_csr(&net);
 });
 
-/// Exports `mlp` to CSR bytes in memory and loads them with the sparse loader.
-fn round_trip_through_csr(mlp: &Mlp) {
-    let Ok(csr) = CsrModel::from_mlp(mlp) else { return }; // NaN or infinite kept weights
+/// Exports `net` to CSR bytes in memory and loads them with the sparse loader.
+fn round_trip_through_csr(net: &Network) {
+    let Ok(csr) = CsrModel::from_net(net) else { return }; // NaN or infinite kept weights
     let tensors = csr.tensors(ValueDtype::F32).expect("finite f32 values encode");
     let views = tensors.iter().map(|(name, t)| {
         (name.clone(), TensorView::new(t.dtype, t.shape.clone(), &t.data).expect("consistent"))
@@ -51,7 +51,7 @@ fn round_trip_through_csr(mlp: &Mlp) {
     let bytes = safetensors::serialize(views, Some(meta)).expect("serializes");
     let model = SparseModel::from_bytes(bytes, ticket_fuzz::path())
         .unwrap_or_else(|e| panic!("an exported checkpoint does not load: {e}"));
-    let mut masked = mlp.clone();
+    let mut masked = net.clone();
     masked.apply_masks();
     assert!(model.to_dense() == masked, "the export does not round-trip");
 }

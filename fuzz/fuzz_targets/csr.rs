@@ -17,8 +17,8 @@ fuzz_target!(|data: &[u8]| {
         Err(err) => return ticket_fuzz::check_error(err),
     };
     let (inputs, outputs) = (model.inputs(), model.outputs());
-    assert!(model.nnz() <= model.arch().dense_weights());
-    if inputs > RUN_LIMIT / 128 || model.arch().dense_weights() > RUN_LIMIT {
+    assert!(model.nnz() <= model.graph().dense_weights());
+    if inputs > RUN_LIMIT / 128 || model.graph().dense_weights() > RUN_LIMIT {
         return;
     }
     let x = ticket_fuzz::inputs(70 * inputs);

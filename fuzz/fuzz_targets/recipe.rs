@@ -10,8 +10,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     match Recipe::from_toml_str(text, ticket_fuzz::path()) {
         Ok(recipe) => {
-            let arch = recipe.arch().expect("a validated recipe has an architecture");
-            assert!(arch.dense_params() >= arch.dense_weights());
+            let graph = recipe.graph().expect("a validated recipe has an architecture");
+            assert!(graph.dense_params() >= graph.dense_weights());
             let again = toml::to_string(&recipe).expect("a recipe serializes");
             let back = Recipe::from_toml_str(&again, "round-trip.toml")
                 .unwrap_or_else(|e| panic!("the serialized recipe does not parse: {e}\n{again}"));

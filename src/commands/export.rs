@@ -25,7 +25,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     opts.provenance.dataset = source.meta.dataset.clone();
     opts.eval = splits.as_ref().map(|s| Evaluation { name: &s.name, data: &s.test });
     opts.par = super::thread_pool(None)?;
-    let report = export_checkpoint(&source.mlp, &opts).map_err(|e| match e {
+    let report = export_checkpoint(&source.net, &opts).map_err(|e| match e {
         // The weights came from the input: say which file holds them.
         Error::NotFinite { .. } => anyhow!("{}: {e}", input.display()),
         e => e.into(),

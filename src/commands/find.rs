@@ -125,7 +125,7 @@ fn ship_ticket(
     opts.provenance.dataset = splits.name.clone();
     opts.eval = Some(Evaluation { name: &splits.name, data: &splits.test });
     opts.par = par;
-    let report = export_checkpoint(&source.mlp, &opts)?;
+    let report = export_checkpoint(&source.net, &opts)?;
     let dense = &outcome.tickets[0];
     let ticket = &outcome.tickets[choice.level];
     let t = &report.total;
@@ -139,7 +139,7 @@ fn ship_ticket(
     println!(
         "  weights kept {} of {} ({:.1}%)",
         t.kept_weights,
-        exp.file.spec.recipe.arch()?.dense_weights(),
+        exp.file.spec.recipe.graph()?.dense_weights(),
         100.0 * t.density
     );
     println!(

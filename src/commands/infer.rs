@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 use std::cell::OnceCell;
 use std::path::Path;
 use std::time::Duration;
-use ticket_core::mlp::argmax;
-use ticket_core::{DataSource, Dataset, Mlp, Par};
+use ticket_core::network::argmax;
+use ticket_core::{DataSource, Dataset, Network, Par};
 use ticket_infer::{batch_file, timing, Scratch, SparseModel};
 
 /// Time spent on each of the six `--bench` measurements.
@@ -81,11 +81,11 @@ pub fn run(args: InferArgs) -> Result<()> {
 
 /// One line about the model: shape, how many weights it keeps, how it stores them.
 fn describe(path: &Path, model: &SparseModel) -> String {
-    let dense = model.arch().dense_weights();
+    let dense = model.graph().dense_weights();
     format!(
         "{}: {}, {} of {} weights kept ({:.2}%), values {}",
         path.display(),
-        model.arch(),
+        model.graph(),
         model.nnz(),
         dense,
         100.0 * model.nnz() as f64 / dense as f64,
@@ -114,7 +114,7 @@ fn test_split(source: &DataSource, model: &SparseModel) -> Result<Dataset> {
 }
 
 /// Accuracy of both paths and on how many examples their predictions agree.
-fn evaluate(model: &SparseModel, dense: &Mlp, data: &Dataset, par: Par) -> Result<Value> {
+fn evaluate(model: &SparseModel, dense: &Network, data: &Dataset, par: Par) -> Result<Value> {
     let sparse_logits = model.logits(&data.images, data.len(), par)?;
     let dense_logits = dense.logits(&data.images, data.len(), par);
     let classes = model.outputs();
@@ -144,7 +144,7 @@ fn synthetic_inputs(examples: usize, features: usize) -> Vec<f32> {
 /// Batch-1 latency and large-batch time per example of both paths, and their weight bytes.
 pub fn bench(
     model: &SparseModel,
-    dense: &Mlp,
+    dense: &Network,
     pool: &[f32],
     par: Par,
 ) -> Result<Map<String, Value>> {
@@ -187,7 +187,7 @@ pub fn bench(
         "weight_bytes".into(),
         json!({
             "sparse": model.weight_bytes(),
-            "dense": 4 * model.arch().dense_params(),
+            "dense": 4 * model.graph().dense_params(),
             "sparse_borrowed_from_file": model.borrowed_bytes(),
             "file_mapped": model.mapped_file_bytes(),
         }),

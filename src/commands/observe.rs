@@ -4,7 +4,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use ticket_core::Mlp;
+use ticket_core::Network;
 use ticket_train::run_files::CheckpointSaver;
 use ticket_train::{EvalRecord, Observer};
 
@@ -69,8 +69,13 @@ impl Observer for CliObserver {
         ));
     }
 
-    fn on_snapshot(&mut self, iteration: usize, last: bool, mlp: &Mlp) -> ticket_train::Result<()> {
-        self.saver.save(iteration, last, mlp).map(|_| ())
+    fn on_snapshot(
+        &mut self,
+        iteration: usize,
+        last: bool,
+        net: &Network,
+    ) -> ticket_train::Result<()> {
+        self.saver.save(iteration, last, net).map(|_| ())
     }
 
     fn stop_requested(&self) -> bool {

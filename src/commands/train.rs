@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::PathBuf;
 use ticket_core::checkpoint;
-use ticket_train::init::init_mlp;
+use ticket_train::init::init_net;
 use ticket_train::rng::SeededRng;
 use ticket_train::run_files::{write_history, CheckpointSaver};
 use ticket_train::{train, Ending, TrainOptions};
@@ -14,30 +14,30 @@ use ticket_train::{train, Ending, TrainOptions};
 pub fn run(args: TrainArgs) -> Result<()> {
     let recipe = args.run.recipe()?;
     let par = super::thread_pool(args.run.threads)?;
-    let arch = recipe.arch()?;
+    let graph = recipe.graph()?;
     // The mask is checked before the (slower) data load.
     let masks = match &args.mask {
         Some(path) => {
             let masked = checkpoint::load(path)?;
-            if masked.mlp.arch != arch {
+            if masked.net.graph != graph {
                 bail!(
                     "{}: the mask is for {} but the model is {}",
                     path.display(),
-                    masked.mlp.arch,
-                    arch
+                    masked.net.graph,
+                    graph
                 );
             }
-            Some(masked.mlp.layers.into_iter().map(|l| l.mask))
+            Some(masked.net.layers.into_iter().map(|l| l.mask))
         }
         None => None,
     };
     let splits = args.run.data.source().load(recipe.train.validation_size)?;
-    let mut mlp = init_mlp(&arch, recipe.init, &mut SeededRng::new(args.run.seed, "init"));
+    let mut net = init_net(&graph, recipe.init, &mut SeededRng::new(args.run.seed, "init"));
     if let Some(masks) = masks {
-        for (layer, mask) in mlp.layers.iter_mut().zip(masks) {
+        for (layer, mask) in net.layers.iter_mut().zip(masks) {
             layer.mask = mask;
         }
-        mlp.apply_masks();
+        net.apply_masks();
     }
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!("runs/train-{}-{}-s{}", recipe.name, splits.name, args.run.seed))
@@ -45,25 +45,25 @@ pub fn run(args: TrainArgs) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
     let saver =
         CheckpointSaver { dir: out.clone(), dataset: splits.name.clone(), seed: args.run.seed };
-    let weights = format!("{:.1}% weights", 100.0 * mlp.density());
+    let weights = format!("{:.1}% weights", 100.0 * net.density());
     let mut observer = CliObserver::new(progress_bar(recipe.train.iterations, "training"), saver);
     let opts = TrainOptions {
         snapshot_at: args.save_at.clone(),
         sparse_below: args.run.sparse_below,
         ..TrainOptions::new(args.run.seed, par)
     };
-    let outcome = train(mlp, &splits, &recipe.train, &opts, &mut observer)?;
+    let outcome = train(net, &splits, &recipe.train, &opts, &mut observer)?;
     observer.bar.finish_and_clear();
     write_history(&out, &outcome.history)?;
 
     let summary = json!({
         "model": recipe.name,
-        "arch": arch.to_string(),
+        "arch": graph.to_string(),
         "dataset": splits.name,
         "seed": args.run.seed,
         "threads": par.threads(),
         "iterations": recipe.train.iterations,
-        "weights_remaining": outcome.mlp.density(),
+        "weights_remaining": outcome.net.density(),
         "ending": outcome.ending,
         "early_stop": outcome.early_stop,
         "final": outcome.last(),
@@ -79,19 +79,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Ending::Completed | Ending::StoppedEarly { .. } => {}
         Ending::Interrupted { iteration } => {
             let path =
-                observer.saver.save_as(&out.join("last.safetensors"), iteration, &outcome.mlp)?;
+                observer.saver.save_as(&out.join("last.safetensors"), iteration, &outcome.net)?;
             bail!("interrupted at iteration {iteration}; weights saved to {}", path.display());
         }
         Ending::Diverged { iteration } => {
             let path = observer.saver.save_as(
                 &out.join("last_good.safetensors"),
-                outcome.mlp_iteration,
-                &outcome.mlp,
+                outcome.net_iteration,
+                &outcome.net,
             )?;
             bail!(
                 "training diverged at iteration {iteration} (loss is not finite); the last good \
                  weights (iteration {}) are in {}",
-                outcome.mlp_iteration,
+                outcome.net_iteration,
                 path.display()
             );
         }

@@ -1,18 +1,20 @@
-//! Dense checkpoints: an [`Mlp`] in safetensors with PyTorch names and layout, so PyTorch,
+//! Dense checkpoints: an [`Network`] in safetensors with PyTorch names and layout, so PyTorch,
 //! candle or the Python `safetensors` package read them as they are.
 //!
 //! Tensors per layer `fcN`: `fcN.weight` F32 `[out, in]`, `fcN.bias` F32 `[out]`,
 //! `fcN.weight_mask` U8 `[out, in]` (1 = kept). `__metadata__`: `format = ticket-dense`,
-//! `format_version`, `arch`, `activation`, `iteration`, `dataset`, `seed`.
+//! `format_version`, `graph`, `activation`, `iteration`, `dataset`, `seed`.
 
 use crate::tensor_file::{write_tensors, OwnedTensor, TensorFile};
-use crate::{Arch, Error, Linear, Mlp, Result};
+use crate::{Error, Graph, LayerParams, Network, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const FORMAT: &str = "ticket-dense";
-/// Major version written and the only one read.
-pub const FORMAT_VERSION: u32 = 1;
+/// Major version written.
+pub const FORMAT_VERSION: u32 = 2;
+/// Major versions read: 1 (MLPs, `arch`) and 2 (graphs).
+pub const READ_VERSIONS: [u32; 2] = [1, 2];
 
 /// What a checkpoint records besides the parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -26,17 +28,17 @@ pub struct CheckpointMeta {
 /// A checkpoint as read from disk.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
-    pub mlp: Mlp,
+    pub net: Network,
     pub meta: CheckpointMeta,
     /// False when the file had no `*.weight_mask` tensors (every weight is then kept).
     pub has_masks: bool,
 }
 
-/// Writes `mlp` (weights, biases, masks) atomically.
-pub fn save(path: &Path, mlp: &Mlp, meta: &CheckpointMeta) -> Result<()> {
-    let mut tensors = Vec::with_capacity(3 * mlp.layers.len());
-    for (name, layer) in mlp.arch.layer_names().into_iter().zip(&mlp.layers) {
-        let shape = vec![layer.shape.rows, layer.shape.cols];
+/// Writes `net` (weights, biases, masks) atomically.
+pub fn save(path: &Path, net: &Network, meta: &CheckpointMeta) -> Result<()> {
+    let mut tensors = Vec::with_capacity(3 * net.layers.len());
+    for (w, layer) in net.graph.weighted().iter().zip(&net.layers) {
+        let (name, shape) = (&w.name, w.dims.clone());
         tensors.push((format!("{name}.weight"), OwnedTensor::f32(shape.clone(), &layer.weight)));
         tensors
             .push((format!("{name}.bias"), OwnedTensor::f32(vec![layer.shape.rows], &layer.bias)));
@@ -45,8 +47,7 @@ pub fn save(path: &Path, mlp: &Mlp, meta: &CheckpointMeta) -> Result<()> {
     let metadata = BTreeMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
-        ("arch".to_string(), mlp.arch.to_string()),
-        ("activation".to_string(), "relu".to_string()),
+        ("graph".to_string(), net.graph.to_json()),
         ("iteration".to_string(), meta.iteration.to_string()),
         ("dataset".to_string(), meta.dataset.clone()),
         ("seed".to_string(), meta.seed.to_string()),
@@ -65,17 +66,15 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 /// in errors.
 pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
     let file = TensorFile::parse(bytes, path)?;
-    check_format(&file, FORMAT, FORMAT_VERSION)?;
-    let arch: Arch = file
-        .meta("arch")?
-        .parse()
-        .map_err(|e: Error| file.error(format!("metadata `arch`: {e}")))?;
+    let version = check_format(&file, FORMAT, &READ_VERSIONS)?;
+    let graph = read_graph(&file, version)?;
     let meta = CheckpointMeta {
         iteration: file.meta_parsed("iteration")?,
         dataset: file.meta("dataset")?.to_string(),
         seed: file.meta_parsed("seed")?,
     };
-    let names = arch.layer_names();
+    let weighted = graph.weighted();
+    let names = graph.layer_names();
     let mask_count = names.iter().filter(|n| file.contains(&format!("{n}.weight_mask"))).count();
     if mask_count != 0 && mask_count != names.len() {
         return Err(file.error(format!(
@@ -85,13 +84,13 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
     }
     let has_masks = mask_count == names.len();
     let mut layers = Vec::with_capacity(names.len());
-    for (name, shape) in names.iter().zip(arch.layer_shapes()) {
-        let dims = [shape.rows, shape.cols];
+    for w in weighted {
+        let (name, shape, dims) = (&w.name, w.shape, &w.dims);
         // The weight first: its bytes in the file bound the layer's size before anything of
         // that size is allocated (a file without masks gets a mask of ones).
-        let weight = file.f32(&format!("{name}.weight"), &dims)?;
+        let weight = file.f32(&format!("{name}.weight"), dims)?;
         let mask = if has_masks {
-            let mask = file.u8(&format!("{name}.weight_mask"), &dims)?;
+            let mask = file.u8(&format!("{name}.weight_mask"), dims)?;
             if let Some(bad) = mask.iter().find(|&&m| m > 1) {
                 return Err(file.error(format!(
                     "tensor `{name}.weight_mask` holds {bad}; masks hold only 0 and 1"
@@ -102,13 +101,30 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
             vec![1; weight.len()]
         };
         let bias = file.f32(&format!("{name}.bias"), &[shape.rows])?;
-        layers.push(Linear { shape, weight, bias, mask });
+        layers.push(LayerParams { shape, weight, bias, mask });
     }
-    Ok(Checkpoint { mlp: Mlp { arch, layers }, meta, has_masks })
+    Ok(Checkpoint { net: Network { graph, layers }, meta, has_masks })
 }
 
-/// Checks `format` and the major part of `format_version` in the metadata.
-pub fn check_format(file: &TensorFile, format: &str, major: u32) -> Result<()> {
+/// The model graph of a file of major version `version`: `graph` (JSON) from version 2 on,
+/// the MLP shorthand `arch` with `activation = relu` in version 1.
+pub fn read_graph(file: &TensorFile, version: u32) -> Result<Graph> {
+    if version >= 2 {
+        return Graph::from_json(file.meta("graph")?)
+            .map_err(|e| file.error(format!("metadata `graph`: {e}")));
+    }
+    let activation = file.meta("activation")?;
+    if activation != "relu" {
+        return Err(file.error(format!(
+            "activation `{activation}` is not supported (ticket runs relu networks)"
+        )));
+    }
+    file.meta("arch")?.parse().map_err(|e: Error| file.error(format!("metadata `arch`: {e}")))
+}
+
+/// Checks `format` and that the major part of `format_version` is one of `majors`; returns
+/// that major version.
+pub fn check_format(file: &TensorFile, format: &str, majors: &[u32]) -> Result<u32> {
     let found = file.meta("format").map_err(|_| {
         file.error(format!("no `format` in the metadata: not a {format} file written by ticket"))
     })?;
@@ -117,12 +133,16 @@ pub fn check_format(file: &TensorFile, format: &str, major: u32) -> Result<()> {
     }
     let version = file.meta("format_version")?;
     let found_major = version.split('.').next().and_then(|m| m.parse::<u32>().ok());
-    if found_major != Some(major) {
-        return Err(file.error(format!(
-            "format_version `{version}` is not supported (this ticket reads version {major})"
-        )));
+    match found_major {
+        Some(major) if majors.contains(&major) => Ok(major),
+        _ => {
+            let known: Vec<String> = majors.iter().map(u32::to_string).collect();
+            Err(file.error(format!(
+                "format_version `{version}` is not supported (this ticket reads versions {})",
+                known.join(" and ")
+            )))
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -130,10 +150,10 @@ mod tests {
     use super::*;
     use crate::tensor_file::edit_file;
 
-    fn sample() -> Mlp {
-        let arch: Arch = "5-4-3".parse().unwrap();
-        let mut mlp = Mlp::zeros(&arch);
-        for (l, layer) in mlp.layers.iter_mut().enumerate() {
+    fn sample() -> Network {
+        let graph: Graph = "5-4-3".parse().unwrap();
+        let mut net = Network::zeros(&graph);
+        for (l, layer) in net.layers.iter_mut().enumerate() {
             for (i, w) in layer.weight.iter_mut().enumerate() {
                 *w = (i as f32 - 7.5) * 0.1 + l as f32;
             }
@@ -145,7 +165,7 @@ mod tests {
             }
             layer.apply_mask();
         }
-        mlp
+        net
     }
 
     fn meta() -> CheckpointMeta {
@@ -158,7 +178,7 @@ mod tests {
         let path = dir.path().join("c.safetensors");
         save(&path, &sample(), &meta()).unwrap();
         let back = load(&path).unwrap();
-        assert_eq!(back.mlp, sample());
+        assert_eq!(back.net, sample());
         assert_eq!(back.meta, meta());
         assert!(back.has_masks);
     }
@@ -203,9 +223,9 @@ mod tests {
     #[test]
     fn unknown_version_and_format() {
         let err = load_edited(|_, m| {
-            m.insert("format_version".into(), "2".into());
+            m.insert("format_version".into(), "3".into());
         });
-        assert!(err.contains("format_version `2` is not supported"), "{err}");
+        assert!(err.contains("format_version `3` is not supported"), "{err}");
         let err = load_edited(|_, m| {
             m.insert("format".into(), "ticket-csr".into());
         });
@@ -231,7 +251,7 @@ mod tests {
         edit_file(&path, |t, _| t.retain(|(n, _)| !n.ends_with("_mask"))).unwrap();
         let back = load(&path).unwrap();
         assert!(!back.has_masks);
-        assert_eq!(back.mlp.kept_weights(), back.mlp.arch.dense_weights());
+        assert_eq!(back.net.kept_weights(), back.net.graph.dense_weights());
     }
 
     #[test]

@@ -2,18 +2,22 @@
 //! the writer (ticket-export) and the reader (ticket-infer) so the two cannot drift apart.
 //! The full specification is docs/FORMAT.md.
 //!
-//! Per layer `fcN` (one CSR row per output neuron):
-//! `fcN.weight.indptr` U32 `[rows + 1]`, `fcN.weight.indices` U16 (cols <= 65,536) or U32
-//! `[nnz]` sorted within each row, `fcN.weight.values` F32 / F16 / BF16 `[nnz]`,
-//! `fcN.weight.shape` I64 `[2]` = `[rows, cols]`, `fcN.bias` F32 `[rows]`.
+//! Per weighted layer `<name>` (one CSR row per output unit or channel; a conv row flattens
+//! `[in, kh, kw]` in C order): `<name>.weight.indptr` U32 `[rows + 1]`,
+//! `<name>.weight.indices` U16 (cols <= 65,536) or U32 `[nnz]` sorted within each row,
+//! `<name>.weight.values` F32 / F16 / BF16 `[nnz]`, `<name>.weight.shape` I64 = the full weight
+//! shape (`[out, in]` or `[out, in, kh, kw]`), `<name>.bias` F32 `[rows]`. Version 2 carries
+//! the model graph in `graph`; version 1 (MLPs) had `arch` and `activation` instead.
 
 use safetensors::Dtype;
 use std::fmt;
 use std::str::FromStr;
 
 pub const FORMAT: &str = "ticket-csr";
-/// Major version written and the only one read.
-pub const FORMAT_VERSION: u32 = 1;
+/// Major version written.
+pub const FORMAT_VERSION: u32 = 2;
+/// Major versions read: 1 (MLPs, `arch`) and 2 (graphs).
+pub const READ_VERSIONS: [u32; 2] = [1, 2];
 /// Layers with at most this many columns store their column indices as U16.
 pub const MAX_U16_COLS: usize = 1 << 16;
 
@@ -21,11 +25,9 @@ pub const MAX_U16_COLS: usize = 1 << 16;
 pub mod meta {
     pub const FORMAT: &str = "format";
     pub const FORMAT_VERSION: &str = "format_version";
-    /// `784-300-100-10`.
-    pub const ARCH: &str = "arch";
-    /// `relu` (applied after every layer but the last).
-    pub const ACTIVATION: &str = "activation";
-    /// Layer names in order, comma-separated: `fc1,fc2,fc3`.
+    /// The model graph as JSON (version 2).
+    pub const GRAPH: &str = "graph";
+    /// Names of the weighted layers in order, comma-separated: `fc1,fc2,fc3`.
     pub const LAYERS: &str = "layers";
     /// `f32`, `f16` or `bf16`.
     pub const VALUE_DTYPE: &str = "value_dtype";

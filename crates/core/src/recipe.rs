@@ -10,10 +10,10 @@
 //!     layer_rates = [0.2, 0.1]
 //! "#, "tiny.toml").unwrap();
 //! assert_eq!(recipe.train.batch_size, 60);
-//! assert_eq!(recipe.arch().unwrap().to_string(), "4-3-2");
+//! assert_eq!(recipe.graph().unwrap().to_string(), "4-3-2");
 //! ```
 
-use crate::{Arch, Error, Result};
+use crate::{Error, Graph, Layer, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -22,14 +22,29 @@ use std::path::Path;
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
     pub name: String,
-    /// Layer widths, input first: `[784, 300, 100, 10]`.
-    pub layers: Vec<usize>,
+    /// The shape of one example, `[channels, height, width]`, for a graph of layers; an MLP
+    /// given by its widths needs none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Vec<usize>>,
+    /// Layer widths of an MLP, input first (`[784, 300, 100, 10]`), or the layers of a graph
+    /// (`[[layers]]` tables with `op = "conv2d"`, ...).
+    pub layers: RecipeLayers,
     #[serde(default)]
     pub activation: Activation,
     #[serde(default)]
     pub init: Init,
     pub train: TrainRecipe,
     pub prune: PruneRecipe,
+}
+
+/// The two ways a recipe gives its model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RecipeLayers {
+    /// An MLP's widths, `[784, 300, 100, 10]`.
+    Widths(Vec<usize>),
+    /// A graph's layers, as in files (`docs/FORMAT.md`).
+    Graph(Vec<Layer>),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,14 +177,18 @@ mod defaults {
 }
 
 /// Recipes shipped in `models/`, compiled in so they work from any directory.
-pub const SHIPPED: [(&str, &str); 2] = [
+pub const SHIPPED: [(&str, &str); 7] = [
     ("digits-mlp", include_str!("../../../models/digits-mlp.toml")),
+    ("digits-conv", include_str!("../../../models/digits-conv.toml")),
     ("lenet-300-100", include_str!("../../../models/lenet-300-100.toml")),
+    ("lenet-5", include_str!("../../../models/lenet-5.toml")),
+    ("conv-2", include_str!("../../../models/conv-2.toml")),
+    ("conv-4", include_str!("../../../models/conv-4.toml")),
+    ("conv-6", include_str!("../../../models/conv-6.toml")),
 ];
 
 impl Recipe {
-    /// A recipe file, or the name of a shipped recipe (`digits-mlp`, `lenet-300-100`) when no
-    /// such file exists.
+    /// A recipe file, or the name of a shipped recipe ([`SHIPPED`]) when no such file exists.
     pub fn resolve(name_or_path: &str) -> Result<Self> {
         let path = Path::new(name_or_path);
         if path.exists() {
@@ -178,7 +197,14 @@ impl Recipe {
         let stem = name_or_path.trim_start_matches("models/").trim_end_matches(".toml");
         match SHIPPED.iter().find(|(name, _)| *name == stem) {
             Some((name, text)) => Self::from_toml_str(text, format!("<shipped {name}.toml>")),
-            None => Err(Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound))),
+            None => {
+                let names: Vec<&str> = SHIPPED.iter().map(|(name, _)| *name).collect();
+                Err(Error::usage(format!(
+                    "no recipe file `{name_or_path}` and no shipped recipe of that name \
+                     (shipped: {})",
+                    names.join(", ")
+                )))
+            }
         }
     }
 
@@ -197,13 +223,23 @@ impl Recipe {
         Ok(recipe)
     }
 
-    pub fn arch(&self) -> Result<Arch> {
-        Arch::new(self.layers.clone())
+    /// The model graph the recipe describes.
+    pub fn graph(&self) -> Result<Graph> {
+        match (&self.layers, &self.input) {
+            (RecipeLayers::Widths(sizes), None) => Graph::mlp(sizes),
+            (RecipeLayers::Widths(_), Some(_)) => Err(Error::usage(
+                "`input` goes with a graph of layers; an MLP's widths start with its input size",
+            )),
+            (RecipeLayers::Graph(layers), Some(input)) => Graph::new(input.clone(), layers.clone()),
+            (RecipeLayers::Graph(_), None) => {
+                Err(Error::usage("a graph of layers needs `input`, e.g. input = [1, 28, 28]"))
+            }
+        }
     }
 
     /// Checks every field a run depends on; returns the first problem found.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        let arch = self.arch().map_err(|e| e.to_string())?;
+        let graph = self.graph().map_err(|e| e.to_string())?;
         let t = &self.train;
         let p = &self.prune;
         let positive = |name: &str, v: f32| {
@@ -232,11 +268,11 @@ impl Recipe {
                 return Err(format!("train.{name} must be at least 1"));
             }
         }
-        if p.layer_rates.len() != arch.num_layers() {
+        if p.layer_rates.len() != graph.num_weighted() {
             return Err(format!(
-                "prune.layer_rates has {} entries but the model has {} layers",
+                "prune.layer_rates has {} entries but the model has {} weighted layers",
                 p.layer_rates.len(),
-                arch.num_layers()
+                graph.num_weighted()
             ));
         }
         for (i, &r) in p.layer_rates.iter().chain([&p.global_rate]).enumerate() {
@@ -287,12 +323,12 @@ mod tests {
     fn shipped_recipes_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
         let lenet = Recipe::from_file(&root.join("lenet-300-100.toml")).unwrap();
-        assert_eq!(lenet.layers, [784, 300, 100, 10]);
+        assert_eq!(lenet.layers, RecipeLayers::Widths(vec![784, 300, 100, 10]));
         assert_eq!(lenet.train.learning_rate, 1.2e-3);
         assert_eq!(lenet.train.batch_size, 60);
         assert_eq!(lenet.prune.layer_rates, [0.2, 0.2, 0.1]);
         let digits = Recipe::from_file(&root.join("digits-mlp.toml")).unwrap();
-        assert_eq!(digits.layers, [64, 300, 100, 10]);
+        assert_eq!(digits.layers, RecipeLayers::Widths(vec![64, 300, 100, 10]));
     }
 
     #[test]

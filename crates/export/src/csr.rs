@@ -1,19 +1,19 @@
-//! An [`Mlp`] as one CSR matrix per layer (one row per output neuron), built and validated with
+//! An [`Network`] as one CSR matrix per layer (one row per output neuron), built and validated with
 //! sprs, and its serialization to the `ticket-csr` safetensors format (docs/FORMAT.md).
 //!
 //! The mask decides what is stored, not the value: a kept weight that happens to be 0.0 is
 //! stored, a pruned one never is, so the decoded masks equal the source masks.
 //!
 //! ```
-//! use ticket_core::{csr_format::ValueDtype, Arch, Mlp};
+//! use ticket_core::{csr_format::ValueDtype, Graph, Network};
 //! use ticket_export::{read_csr_as_dense, write_csr, Provenance};
-//! let mut mlp = Mlp::zeros(&"3-2".parse::<Arch>().unwrap());
-//! mlp.layers[0].weight = vec![1.0, 0.0, -2.0, 0.5, 0.25, 0.0];
-//! mlp.layers[0].mask = vec![1, 0, 1, 1, 1, 0];
+//! let mut net = Network::zeros(&"3-2".parse::<Graph>().unwrap());
+//! net.layers[0].weight = vec![1.0, 0.0, -2.0, 0.5, 0.25, 0.0];
+//! net.layers[0].mask = vec![1, 0, 1, 1, 1, 0];
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("m.safetensors");
-//! write_csr(&path, &mlp, ValueDtype::F16, &Provenance::default()).unwrap();
-//! assert_eq!(read_csr_as_dense(&path).unwrap(), mlp);
+//! write_csr(&path, &net, ValueDtype::F16, &Provenance::default()).unwrap();
+//! assert_eq!(read_csr_as_dense(&path).unwrap(), net);
 //! ```
 
 use crate::codec::{decode_values, encode_indices, encode_values};
@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use ticket_core::csr_format::{self, meta, ValueDtype};
 use ticket_core::tensor_file::{write_tensors, OwnedTensor};
-use ticket_core::{Arch, Linear, Mlp};
+use ticket_core::{Graph, LayerParams, Network};
 
 /// A layer's weights in CSR form. Column indices are u32 in memory: sprs needs the column
 /// count itself to fit the index type, so a u16 matrix could not have the 65,536 columns the
@@ -39,7 +39,8 @@ pub struct Provenance {
     pub source_accuracy: Option<f64>,
 }
 
-/// One layer: its name (`fc1`...), weights and dense bias.
+/// One weighted layer: its name (`fc1`, `conv1`...), weights as a `[rows, cols]` matrix and
+/// dense bias.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CsrLayer {
     pub name: String,
@@ -47,28 +48,28 @@ pub struct CsrLayer {
     pub bias: Vec<f32>,
 }
 
-/// All layers of an MLP in CSR form.
+/// All weighted layers of a model in CSR form, with its graph.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CsrModel {
-    pub arch: Arch,
+    pub graph: Graph,
     pub layers: Vec<CsrLayer>,
 }
 
 impl CsrModel {
     /// The kept weights of every layer. Refuses NaN or infinite kept weights and biases
     /// (pruned weights are dropped whatever they hold).
-    pub fn from_mlp(mlp: &Mlp) -> Result<Self> {
-        let layers = mlp
-            .arch
+    pub fn from_net(net: &Network) -> Result<Self> {
+        let layers = net
+            .graph
             .layer_names()
             .into_iter()
-            .zip(&mlp.layers)
+            .zip(&net.layers)
             .map(|(name, layer)| {
                 check_finite(&name, layer)?;
                 Ok(CsrLayer { matrix: to_csr(&name, layer)?, bias: layer.bias.clone(), name })
             })
             .collect::<Result<_>>()?;
-        Ok(CsrModel { arch: mlp.arch.clone(), layers })
+        Ok(CsrModel { graph: net.graph.clone(), layers })
     }
 
     /// Kept weights of all layers.
@@ -80,8 +81,9 @@ impl CsrModel {
     /// infinite in `dtype` (an f32 weight beyond the f16 range).
     pub fn tensors(&self, dtype: ValueDtype) -> Result<Vec<(String, OwnedTensor)>> {
         let mut tensors = Vec::with_capacity(5 * self.layers.len());
-        for layer in &self.layers {
+        for (layer, weighted) in self.layers.iter().zip(self.graph.weighted()) {
             let (rows, cols) = layer.matrix.shape();
+            let dims: Vec<i64> = weighted.dims.iter().map(|&d| d as i64).collect();
             let indptr = layer.matrix.indptr().to_proper().into_owned();
             let values = encode_values(layer.matrix.data(), dtype);
             if let Some(k) = decode_values(&values, dtype).iter().position(|v| !v.is_finite()) {
@@ -112,10 +114,7 @@ impl CsrModel {
                     csr_format::values_name(name),
                     OwnedTensor::from_le(dtype.dtype(), vec![nnz], values),
                 ),
-                (
-                    csr_format::shape_name(name),
-                    OwnedTensor::i64(vec![2], &[rows as i64, cols as i64]),
-                ),
+                (csr_format::shape_name(name), OwnedTensor::i64(vec![dims.len()], &dims)),
                 (csr_format::bias_name(name), OwnedTensor::f32(vec![rows], &layer.bias)),
             ]);
         }
@@ -129,12 +128,11 @@ impl CsrModel {
         let mut m = BTreeMap::from([
             (meta::FORMAT, csr_format::FORMAT.to_string()),
             (meta::FORMAT_VERSION, csr_format::FORMAT_VERSION.to_string()),
-            (meta::ARCH, self.arch.to_string()),
-            (meta::ACTIVATION, "relu".to_string()),
-            (meta::LAYERS, self.arch.layer_names().join(",")),
+            (meta::GRAPH, self.graph.to_json()),
+            (meta::LAYERS, self.graph.layer_names().join(",")),
             (meta::VALUE_DTYPE, dtype.to_string()),
-            (meta::DENSITY, (kept as f64 / self.arch.dense_weights() as f64).to_string()),
-            (meta::DENSE_PARAMS, self.arch.dense_params().to_string()),
+            (meta::DENSITY, (kept as f64 / self.graph.dense_weights() as f64).to_string()),
+            (meta::DENSE_PARAMS, self.graph.dense_params().to_string()),
             (meta::KEPT_PARAMS, (kept + biases).to_string()),
             (meta::DATASET, provenance.dataset.clone()),
         ]);
@@ -151,13 +149,18 @@ impl CsrModel {
     }
 }
 
-/// Writes `mlp` as a CSR safetensors file with values stored as `dtype`.
-pub fn write_csr(path: &Path, mlp: &Mlp, dtype: ValueDtype, provenance: &Provenance) -> Result<()> {
-    CsrModel::from_mlp(mlp)?.write(path, dtype, provenance)
+/// Writes `net` as a CSR safetensors file with values stored as `dtype`.
+pub fn write_csr(
+    path: &Path,
+    net: &Network,
+    dtype: ValueDtype,
+    provenance: &Provenance,
+) -> Result<()> {
+    CsrModel::from_net(net)?.write(path, dtype, provenance)
 }
 
 /// The kept weights of `layer`, row by row, columns ascending.
-fn to_csr(name: &str, layer: &Linear) -> Result<CsrMatrix> {
+fn to_csr(name: &str, layer: &LayerParams) -> Result<CsrMatrix> {
     let (rows, cols) = (layer.shape.rows, layer.shape.cols);
     let kept = layer.kept();
     if u32::try_from(kept).is_err() || u32::try_from(cols).is_err() {
@@ -185,7 +188,7 @@ fn to_csr(name: &str, layer: &Linear) -> Result<CsrMatrix> {
 }
 
 /// The first NaN or infinite kept weight or bias of `layer`, as an error.
-fn check_finite(name: &str, layer: &Linear) -> Result<()> {
+fn check_finite(name: &str, layer: &LayerParams) -> Result<()> {
     let cols = layer.shape.cols;
     let weight = layer.weight.iter().zip(&layer.mask).position(|(w, &m)| m != 0 && !w.is_finite());
     if let Some(i) = weight {

@@ -1,4 +1,4 @@
-//! Reads a `ticket-csr` file back into a dense [`Mlp`]: the check that an export round-trips
+//! Reads a `ticket-csr` file back into a dense [`Network`]: the check that an export round-trips
 //! and the way to measure the accuracy of exactly what was written. (The sparse inference
 //! loader lives in ticket-infer; this one validates every tensor and then densifies.)
 
@@ -8,10 +8,10 @@ use crate::Result;
 use sprs::CsMatI;
 use std::collections::BTreeMap;
 use std::path::Path;
-use ticket_core::checkpoint::check_format;
+use ticket_core::checkpoint::{check_format, read_graph};
 use ticket_core::csr_format::{self, meta, ValueDtype};
 use ticket_core::tensor_file::TensorFile;
-use ticket_core::{Arch, Error, Mlp};
+use ticket_core::{Error, Network, Weighted};
 
 /// A CSR file as read from disk.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,41 +27,38 @@ pub struct CsrFile {
 pub fn read_csr(path: &Path) -> Result<CsrFile> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let file = TensorFile::parse(&bytes, path)?;
-    check_format(&file, csr_format::FORMAT, csr_format::FORMAT_VERSION)?;
-    let arch: Arch = file
-        .meta(meta::ARCH)?
-        .parse()
-        .map_err(|e: Error| file.error(format!("metadata `{}`: {e}", meta::ARCH)))?;
-    let names = arch.layer_names();
+    let version = check_format(&file, csr_format::FORMAT, &csr_format::READ_VERSIONS)?;
+    let graph = read_graph(&file, version)?;
+    let names = graph.layer_names();
     let listed = file.meta(meta::LAYERS)?;
     if listed != names.join(",") {
         return Err(file
-            .error(format!("metadata `layers` = `{listed}` does not match arch {arch}"))
+            .error(format!("metadata `layers` = `{listed}` does not match graph {graph}"))
             .into());
     }
     let value_dtype: ValueDtype = file
         .meta(meta::VALUE_DTYPE)?
         .parse()
         .map_err(|e: String| file.error(format!("metadata `{}`: {e}", meta::VALUE_DTYPE)))?;
-    let layers = names
-        .into_iter()
-        .zip(arch.layer_shapes())
-        .map(|(name, shape)| read_layer(&file, name, shape.rows, shape.cols, value_dtype))
+    let layers = graph
+        .weighted()
+        .iter()
+        .map(|w| read_layer(&file, w, value_dtype))
         .collect::<Result<_>>()?;
     let metadata = file.metadata().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    Ok(CsrFile { model: CsrModel { arch, layers }, value_dtype, metadata })
+    Ok(CsrFile { model: CsrModel { graph, layers }, value_dtype, metadata })
 }
 
 /// Reads a CSR file and densifies it: pruned weights 0.0 with mask 0, stored ones mask 1.
-pub fn read_csr_as_dense(path: &Path) -> Result<Mlp> {
+pub fn read_csr_as_dense(path: &Path) -> Result<Network> {
     Ok(read_csr(path)?.model.to_dense())
 }
 
 impl CsrModel {
     /// The dense equivalent: stored entries become kept weights, the rest pruned zeros.
-    pub fn to_dense(&self) -> Mlp {
-        let mut mlp = Mlp::zeros(&self.arch);
-        for (dense, layer) in mlp.layers.iter_mut().zip(&self.layers) {
+    pub fn to_dense(&self) -> Network {
+        let mut net = Network::zeros(&self.graph);
+        for (dense, layer) in net.layers.iter_mut().zip(&self.layers) {
             let cols = dense.shape.cols;
             dense.mask.fill(0);
             for (&value, (row, col)) in layer.matrix.iter() {
@@ -70,26 +67,23 @@ impl CsrModel {
             }
             dense.bias.clone_from(&layer.bias);
         }
-        mlp
+        net
     }
 }
 
-fn read_layer(
-    file: &TensorFile,
-    name: String,
-    rows: usize,
-    cols: usize,
-    value_dtype: ValueDtype,
-) -> Result<CsrLayer> {
+fn read_layer(file: &TensorFile, weighted: &Weighted, value_dtype: ValueDtype) -> Result<CsrLayer> {
+    let name = weighted.name.clone();
+    let (rows, cols) = (weighted.shape.rows, weighted.shape.cols);
+    let dims = &weighted.dims;
     let shape_bytes =
-        file.bytes(&csr_format::shape_name(&name), safetensors::Dtype::I64, Some(&[2]))?;
+        file.bytes(&csr_format::shape_name(&name), safetensors::Dtype::I64, Some(&[dims.len()]))?;
     let shape: Vec<i64> = shape_bytes
         .chunks_exact(8)
         .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
         .collect();
-    if shape != [rows as i64, cols as i64] {
+    if shape.iter().zip(dims).any(|(&s, &d)| s != d as i64) {
         return Err(file
-            .error(format!("layer {name}: shape {shape:?} does not match arch [{rows}, {cols}]"))
+            .error(format!("layer {name}: shape {shape:?} does not match the graph's {dims:?}"))
             .into());
     }
     let indptr = decode_indices(

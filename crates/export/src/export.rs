@@ -10,7 +10,7 @@ use safetensors::Dtype;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use ticket_core::csr_format::ValueDtype;
-use ticket_core::{Dataset, Mlp, Par};
+use ticket_core::{Dataset, Network, Par};
 
 /// Data to measure accuracy on, and its name (as recorded in checkpoints).
 #[derive(Clone, Copy, Debug)]
@@ -49,16 +49,16 @@ impl<'a> ExportOptions<'a> {
     }
 }
 
-/// Exports `mlp` (its masks decide what is kept) as a CSR file and reports the compression.
+/// Exports `net` (its masks decide what is kept) as a CSR file and reports the compression.
 /// Nothing is written when it fails.
-pub fn export_checkpoint(mlp: &Mlp, opts: &ExportOptions) -> Result<CompressionReport> {
+pub fn export_checkpoint(net: &Network, opts: &ExportOptions) -> Result<CompressionReport> {
     check_output(&opts.out, opts.overwrite)?;
-    let model = CsrModel::from_mlp(mlp)?;
+    let model = CsrModel::from_net(net)?;
     let mut provenance = opts.provenance.clone();
     let source = match &opts.eval {
         Some(eval) => {
-            check_fits(mlp, eval)?;
-            let mut masked = mlp.clone();
+            check_fits(net, eval)?;
+            let mut masked = net.clone();
             masked.apply_masks();
             let accuracy = masked.accuracy(eval.data, opts.par);
             if eval.name == provenance.dataset {
@@ -80,7 +80,7 @@ pub fn export_checkpoint(mlp: &Mlp, opts: &ExportOptions) -> Result<CompressionR
         opts.out.clone(),
         header_bytes(&opts.out)?,
         file_bytes,
-        dense_f32_file(mlp).len(),
+        dense_f32_file(net).len(),
     );
     if let (Some(eval), Some(source)) = (&opts.eval, source) {
         let exported = written.model.to_dense().accuracy(eval.data, opts.par);
@@ -114,19 +114,19 @@ fn check_output(out: &Path, overwrite: bool) -> Result<()> {
 }
 
 /// Refuses data whose examples or labels do not fit the model.
-fn check_fits(mlp: &Mlp, eval: &Evaluation) -> Result<()> {
-    let (inputs, outputs) = (mlp.arch.inputs(), mlp.arch.outputs());
+fn check_fits(net: &Network, eval: &Evaluation) -> Result<()> {
+    let (inputs, outputs) = (net.graph.inputs(), net.graph.outputs());
     if eval.data.features != inputs {
         return Err(ticket_core::Error::usage(format!(
             "{} has {} features per example but the model ({}) takes {inputs}",
-            eval.name, eval.data.features, mlp.arch
+            eval.name, eval.data.features, net.graph
         ))
         .into());
     }
     if let Some(&label) = eval.data.labels.iter().find(|&&l| l as usize >= outputs) {
         return Err(ticket_core::Error::usage(format!(
             "{} has label {label} but the model ({}) has only {outputs} outputs",
-            eval.name, mlp.arch
+            eval.name, net.graph
         ))
         .into());
     }
@@ -142,15 +142,15 @@ fn header_bytes(path: &Path) -> Result<usize> {
     Ok(8 + u64::from_le_bytes(prefix) as usize)
 }
 
-/// `mlp` as a dense f32 safetensors file without masks or metadata (weights and biases, what
+/// `net` as a dense f32 safetensors file without masks or metadata (weights and biases, what
 /// `safetensors.torch.save_file(model.state_dict())` writes): the baseline of the report.
-pub fn dense_f32_file(mlp: &Mlp) -> Vec<u8> {
+pub fn dense_f32_file(net: &Network) -> Vec<u8> {
     let to_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = mlp
-        .arch
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = net
+        .graph
         .layer_names()
         .into_iter()
-        .zip(&mlp.layers)
+        .zip(&net.layers)
         .flat_map(|(name, l)| {
             [
                 (format!("{name}.weight"), vec![l.shape.rows, l.shape.cols], to_bytes(&l.weight)),

@@ -2,8 +2,8 @@
 //! indices) and the compression report.
 //!
 //! - [`export_checkpoint`]: the whole job (refuse bad weights, write, read back, report).
-//! - [`csr`]: an `Mlp` as one sprs CSR matrix per layer, and the file writer [`write_csr`].
-//! - [`decode`]: the file back to a dense `Mlp` ([`read_csr_as_dense`]), for round-trip checks
+//! - [`csr`]: an `Network` as one sprs CSR matrix per layer, and the file writer [`write_csr`].
+//! - [`decode`]: the file back to a dense `Network` ([`read_csr_as_dense`]), for round-trip checks
 //!   and accuracy measurements.
 //! - [`report`]: per-layer and whole-file compression, as a table or JSON.
 //! - [`source`]: which checkpoint an input path (file or experiment directory) designates.

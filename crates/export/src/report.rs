@@ -102,7 +102,7 @@ pub struct AccuracyReport {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CompressionReport {
     pub output: PathBuf,
-    pub arch: String,
+    pub graph: String,
     pub value_dtype: String,
     pub layers: Vec<LayerReport>,
     pub total: TotalReport,
@@ -167,7 +167,7 @@ impl CompressionReport {
             dense_params,
             kept_params,
             kept_weights,
-            density: kept_weights as f64 / model.arch.dense_weights() as f64,
+            density: kept_weights as f64 / model.graph.dense_weights() as f64,
             params_kept_fraction: kept_params as f64 / dense_params as f64,
             dense_f32_bytes: 4 * dense_params,
             csr_bytes,
@@ -179,7 +179,7 @@ impl CompressionReport {
         };
         CompressionReport {
             output,
-            arch: model.arch.to_string(),
+            graph: model.graph.to_string(),
             value_dtype: dtype.to_string(),
             layers,
             total,
@@ -199,7 +199,7 @@ fn bits(b: Option<f64>) -> String {
 impl fmt::Display for CompressionReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = &self.total;
-        writeln!(f, "{} ({}, values {})", self.output.display(), self.arch, self.value_dtype)?;
+        writeln!(f, "{} ({}, values {})", self.output.display(), self.graph, self.value_dtype)?;
         writeln!(
             f,
             "{:<7}{:>10}{:>5}{:>10}{:>10}{:>9}{:>12}{:>11}{:>10}{:>9}{:>8}{:>7}{:>8}{:>8}{:>7}",

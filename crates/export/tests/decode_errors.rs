@@ -15,9 +15,9 @@ type Metadata = BTreeMap<String, String>;
 fn read_edited(edit: impl FnOnce(&mut Tensors, &mut Metadata)) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
-    let mut mlp = random_mlp("6-5-4", 0.6, 21);
-    mlp.layers[0].mask[..3].fill(1); // row 0 of fc1 keeps columns 0, 1, 2 at least
-    write_csr(&path, &mlp, ValueDtype::F32, &Provenance::default()).unwrap();
+    let mut net = random_net("6-5-4", 0.6, 21);
+    net.layers[0].mask[..3].fill(1); // row 0 of fc1 keeps columns 0, 1, 2 at least
+    write_csr(&path, &net, ValueDtype::F32, &Provenance::default()).unwrap();
     edit_file(&path, edit).unwrap();
     let err = read_csr(&path).unwrap_err().to_string();
     assert!(err.contains("m.safetensors: "), "{err}");
@@ -89,9 +89,9 @@ fn wrong_dtypes() {
 #[test]
 fn metadata_that_disagrees() {
     let err = read_edited(|_, m| {
-        m.insert("format_version".into(), "2".into());
+        m.insert("format_version".into(), "3".into());
     });
-    assert!(err.contains("format_version `2` is not supported"), "{err}");
+    assert!(err.contains("format_version `3` is not supported"), "{err}");
     let err = read_edited(|_, m| {
         m.insert("format".into(), "ticket-dense".into());
     });
@@ -99,11 +99,11 @@ fn metadata_that_disagrees() {
     let err = read_edited(|_, m| {
         m.insert("layers".into(), "fc1".into());
     });
-    assert!(err.contains("`layers` = `fc1` does not match arch 6-5-4"), "{err}");
+    assert!(err.contains("`layers` = `fc1` does not match graph 6-5-4"), "{err}");
     let err = read_edited(|t, _| {
         tensor(t, "fc2.weight.shape").data[..8].copy_from_slice(&7i64.to_le_bytes());
     });
-    assert!(err.contains("layer fc2: shape [7, 5] does not match arch [4, 5]"), "{err}");
+    assert!(err.contains("layer fc2: shape [7, 5] does not match the graph's [4, 5]"), "{err}");
     let err = read_edited(|t, _| t.retain(|(n, _)| n != "fc2.bias"));
     assert!(err.contains("missing tensor `fc2.bias`"), "{err}");
 }
@@ -112,7 +112,7 @@ fn metadata_that_disagrees() {
 fn truncated_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
-    write_csr(&path, &random_mlp("6-5-4", 0.6, 22), ValueDtype::F16, &Provenance::default())
+    write_csr(&path, &random_net("6-5-4", 0.6, 22), ValueDtype::F16, &Provenance::default())
         .unwrap();
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();

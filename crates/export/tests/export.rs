@@ -6,25 +6,25 @@ use common::*;
 use std::fs;
 use ticket_core::csr_format::ValueDtype;
 use ticket_core::tensor_file::TensorFile;
-use ticket_core::{Arch, Dataset, Mlp};
+use ticket_core::{Dataset, Graph, Network};
 use ticket_export::{
     dense_f32_file, export_checkpoint, read_csr, Error, Evaluation, ExportOptions, Provenance,
 };
 
-fn kept(mlp: &Mlp, layer: usize) -> usize {
-    mlp.layers[layer].mask.iter().filter(|&&m| m == 1).count()
+fn kept(net: &Network, layer: usize) -> usize {
+    net.layers[layer].mask.iter().filter(|&&m| m == 1).count()
 }
 
 #[test]
 fn report_bytes_add_up_to_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let mlp = random_mlp("64-32-10", 0.2, 11);
+    let net = random_net("64-32-10", 0.2, 11);
     for (dtype, value_bytes) in [(ValueDtype::F32, 4), (ValueDtype::F16, 2), (ValueDtype::Bf16, 2)]
     {
         let out = dir.path().join(format!("m-{dtype}.safetensors"));
         let mut opts = ExportOptions::new(&out);
         opts.dtype = dtype;
-        let report = export_checkpoint(&mlp, &opts).unwrap();
+        let report = export_checkpoint(&net, &opts).unwrap();
         let file = fs::read(&out).unwrap();
         let header = 8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
         let t = &report.total;
@@ -32,7 +32,7 @@ fn report_bytes_add_up_to_the_file() {
         assert_eq!(t.csr_file_bytes, file.len());
         assert_eq!(t.csr_bytes.total + t.header_bytes, file.len(), "no byte unaccounted for");
         for (i, (l, (rows, cols))) in report.layers.iter().zip([(32, 64), (10, 32)]).enumerate() {
-            let nnz = kept(&mlp, i);
+            let nnz = kept(&net, i);
             assert_eq!((l.rows, l.cols, l.kept_weights), (rows, cols, nnz));
             assert_eq!(l.csr_bytes.values, nnz * value_bytes);
             assert_eq!(l.csr_bytes.indices, nnz * 2);
@@ -44,11 +44,11 @@ fn report_bytes_add_up_to_the_file() {
             assert_eq!(l.dense_f32_bytes, 4 * (rows * cols + rows));
             assert_eq!(l.bits_per_kept_weight, Some(8.0 * l.csr_bytes.total as f64 / nnz as f64));
         }
-        let kept_weights = kept(&mlp, 0) + kept(&mlp, 1);
+        let kept_weights = kept(&net, 0) + kept(&net, 1);
         assert_eq!(t.kept_params, kept_weights + 42);
         assert_eq!(t.dense_params, 64 * 32 + 32 + 32 * 10 + 10);
         assert_eq!(t.density, kept_weights as f64 / (64 * 32 + 32 * 10) as f64);
-        assert_eq!(t.dense_file_bytes, dense_f32_file(&mlp).len());
+        assert_eq!(t.dense_file_bytes, dense_f32_file(&net).len());
         assert_eq!(t.file_ratio, t.dense_file_bytes as f64 / file.len() as f64);
         assert_eq!(t.bits_per_kept_weight, Some(8.0 * file.len() as f64 / kept_weights as f64));
         assert!(t.file_ratio > 1.5, "a 20% model should be much smaller: {}", t.file_ratio);
@@ -62,39 +62,39 @@ fn report_bytes_add_up_to_the_file() {
 
 #[test]
 fn dense_baseline_is_weights_and_biases_only() {
-    let mlp = random_mlp("7-5-3", 0.5, 12);
-    let bytes = dense_f32_file(&mlp);
+    let net = random_net("7-5-3", 0.5, 12);
+    let bytes = dense_f32_file(&net);
     let path = std::path::Path::new("dense.safetensors");
     let file = TensorFile::parse(&bytes, path).unwrap();
     let mut names = file.names();
     names.sort_unstable();
     assert_eq!(names, ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]);
     assert!(file.metadata().is_empty());
-    assert_eq!(file.f32("fc1.weight", &[5, 7]).unwrap(), mlp.layers[0].weight);
-    assert_eq!(file.f32("fc2.bias", &[3]).unwrap(), mlp.layers[1].bias);
+    assert_eq!(file.f32("fc1.weight", &[5, 7]).unwrap(), net.layers[0].weight);
+    assert_eq!(file.f32("fc2.bias", &[3]).unwrap(), net.layers[1].bias);
     let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    assert_eq!(bytes.len(), header + 4 * mlp.arch.dense_params());
+    assert_eq!(bytes.len(), header + 4 * net.graph.dense_params());
 }
 
 /// Two outputs whose weights differ by 2^-12: f32 tells them apart, f16 and bf16 round both
 /// to 1.0 and the tie goes to output 0. On the four examples below the source gets 3 right
 /// (the last label is wrong on purpose); the half-precision files get one fewer.
-fn near_tie() -> (Mlp, Dataset) {
-    let mut mlp = Mlp::zeros(&"2-2".parse::<Arch>().unwrap());
-    mlp.layers[0].weight = vec![1.0, 0.0, 0.0, 1.0 + 1.0 / 4096.0];
-    mlp.layers[0].mask = vec![1, 0, 0, 1];
+fn near_tie() -> (Network, Dataset) {
+    let mut net = Network::zeros(&"2-2".parse::<Graph>().unwrap());
+    net.layers[0].weight = vec![1.0, 0.0, 0.0, 1.0 + 1.0 / 4096.0];
+    net.layers[0].mask = vec![1, 0, 0, 1];
     let data = Dataset {
         features: 2,
         images: vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0],
         labels: vec![0, 1, 1, 1],
     };
-    (mlp, data)
+    (net, data)
 }
 
 #[test]
 fn accuracy_is_measured_on_the_written_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (mlp, data) = near_tie();
+    let (net, data) = near_tie();
     for (dtype, exported) in
         [(ValueDtype::F32, 0.75), (ValueDtype::F16, 0.5), (ValueDtype::Bf16, 0.5)]
     {
@@ -103,7 +103,7 @@ fn accuracy_is_measured_on_the_written_file() {
         opts.dtype = dtype;
         opts.provenance.dataset = "toy".into();
         opts.eval = Some(Evaluation { name: "toy", data: &data });
-        let report = export_checkpoint(&mlp, &opts).unwrap();
+        let report = export_checkpoint(&net, &opts).unwrap();
         let acc = report.accuracy.unwrap();
         assert_eq!((acc.source, acc.exported, acc.examples), (0.75, exported, 4), "{dtype}");
         assert_eq!(acc.change_pp, 100.0 * (exported - 0.75));
@@ -115,7 +115,7 @@ fn accuracy_is_measured_on_the_written_file() {
     let mut opts = ExportOptions::new(&out);
     opts.provenance = Provenance { dataset: "toy".into(), source_accuracy: Some(0.5) };
     opts.eval = Some(Evaluation { name: "elsewhere", data: &data });
-    let acc = export_checkpoint(&mlp, &opts).unwrap().accuracy.unwrap();
+    let acc = export_checkpoint(&net, &opts).unwrap().accuracy.unwrap();
     assert!(!acc.recorded_in_file);
     assert_eq!(read_csr(&out).unwrap().metadata["source_accuracy"], "0.5");
 }
@@ -123,26 +123,26 @@ fn accuracy_is_measured_on_the_written_file() {
 #[test]
 fn data_that_does_not_fit_the_model() {
     let dir = tempfile::tempdir().unwrap();
-    let (mlp, mut data) = near_tie();
+    let (net, mut data) = near_tie();
     let out = dir.path().join("m.safetensors");
     let mut opts = ExportOptions::new(&out);
     data.labels[0] = 2;
     opts.eval = Some(Evaluation { name: "toy", data: &data });
-    let err = export_checkpoint(&mlp, &opts).unwrap_err().to_string();
+    let err = export_checkpoint(&net, &opts).unwrap_err().to_string();
     assert!(err.contains("toy has label 2 but the model (2-2) has only 2 outputs"), "{err}");
     let wide = Dataset { features: 3, images: vec![0.0; 3], labels: vec![0] };
     opts.eval = Some(Evaluation { name: "toy", data: &wide });
-    let err = export_checkpoint(&mlp, &opts).unwrap_err().to_string();
+    let err = export_checkpoint(&net, &opts).unwrap_err().to_string();
     assert!(err.contains("toy has 3 features per example but the model (2-2) takes 2"), "{err}");
     assert!(!out.exists());
 }
 
-/// Exports `mlp` into an empty directory, expecting an error; checks nothing was left behind.
-fn refused(mlp: &Mlp, dtype: ValueDtype) -> String {
+/// Exports `net` into an empty directory, expecting an error; checks nothing was left behind.
+fn refused(net: &Network, dtype: ValueDtype) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = ExportOptions::new(dir.path().join("m.safetensors"));
     opts.dtype = dtype;
-    let err = export_checkpoint(mlp, &opts).unwrap_err();
+    let err = export_checkpoint(net, &opts).unwrap_err();
     assert!(matches!(err, Error::NotFinite { .. }), "{err}");
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "a file was left behind");
     err.to_string()
@@ -150,32 +150,32 @@ fn refused(mlp: &Mlp, dtype: ValueDtype) -> String {
 
 #[test]
 fn non_finite_weights_and_biases_are_refused() {
-    let mut mlp = random_mlp("6-5-4", 1.0, 13);
-    mlp.layers[1].weight[7] = f32::NAN;
-    let err = refused(&mlp, ValueDtype::F32);
+    let mut net = random_net("6-5-4", 1.0, 13);
+    net.layers[1].weight[7] = f32::NAN;
+    let err = refused(&net, ValueDtype::F32);
     assert_eq!(err, "layer fc2: weight [1, 2] (index 7) is NaN; refusing to export it");
 
-    let mut mlp = random_mlp("6-5-4", 1.0, 13);
-    mlp.layers[0].bias[2] = f32::NEG_INFINITY;
+    let mut net = random_net("6-5-4", 1.0, 13);
+    net.layers[0].bias[2] = f32::NEG_INFINITY;
     assert_eq!(
-        refused(&mlp, ValueDtype::F32),
+        refused(&net, ValueDtype::F32),
         "layer fc1: bias [2] is -inf; refusing to export it"
     );
 
     // A NaN under a pruned weight is never stored, so it is no reason to refuse.
-    let mut mlp = random_mlp("6-5-4", 1.0, 13);
-    mlp.layers[1].mask[7] = 0;
-    mlp.layers[1].weight[7] = f32::NAN;
+    let mut net = random_net("6-5-4", 1.0, 13);
+    net.layers[1].mask[7] = 0;
+    net.layers[1].weight[7] = f32::NAN;
     let dir = tempfile::tempdir().unwrap();
-    export_checkpoint(&mlp, &ExportOptions::new(dir.path().join("m.safetensors"))).unwrap();
+    export_checkpoint(&net, &ExportOptions::new(dir.path().join("m.safetensors"))).unwrap();
 }
 
 #[test]
 fn weights_beyond_the_f16_range_are_refused_in_f16_only() {
-    let mut mlp = random_mlp("6-5-4", 0.5, 14);
-    mlp.layers[0].mask[13] = 1;
-    mlp.layers[0].weight[13] = 70_000.0;
-    let err = refused(&mlp, ValueDtype::F16);
+    let mut net = random_net("6-5-4", 0.5, 14);
+    net.layers[0].mask[13] = 1;
+    net.layers[0].weight[13] = 70_000.0;
+    let err = refused(&net, ValueDtype::F16);
     assert_eq!(
         err,
         "layer fc1: weight [2, 1] (index 13) is 70000, which does not fit in f16; refusing to export it"
@@ -184,7 +184,7 @@ fn weights_beyond_the_f16_range_are_refused_in_f16_only() {
     for dtype in [ValueDtype::F32, ValueDtype::Bf16] {
         let mut opts = ExportOptions::new(dir.path().join(format!("m-{dtype}.safetensors")));
         opts.dtype = dtype;
-        export_checkpoint(&mlp, &opts).unwrap();
+        export_checkpoint(&net, &opts).unwrap();
     }
 }
 
@@ -193,14 +193,14 @@ fn existing_output_is_kept_unless_overwriting() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.safetensors");
     fs::write(&out, b"precious").unwrap();
-    let mlp = random_mlp("6-5-4", 0.5, 15);
+    let net = random_net("6-5-4", 0.5, 15);
     let mut opts = ExportOptions::new(&out);
-    let err = export_checkpoint(&mlp, &opts).unwrap_err().to_string();
+    let err = export_checkpoint(&net, &opts).unwrap_err().to_string();
     assert!(err.ends_with("m.safetensors: already exists (pass --force to overwrite it)"), "{err}");
     assert_eq!(fs::read(&out).unwrap(), b"precious");
     opts.overwrite = true;
-    export_checkpoint(&mlp, &opts).unwrap();
-    assert_eq!(read_csr(&out).unwrap().model.to_dense(), mlp);
+    export_checkpoint(&net, &opts).unwrap();
+    assert_eq!(read_csr(&out).unwrap().model.to_dense(), net);
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
@@ -208,7 +208,7 @@ fn existing_output_is_kept_unless_overwriting() {
 fn missing_output_directory() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("nope").join("m.safetensors");
-    let err = export_checkpoint(&random_mlp("3-2", 1.0, 16), &ExportOptions::new(&out))
+    let err = export_checkpoint(&random_net("3-2", 1.0, 16), &ExportOptions::new(&out))
         .unwrap_err()
         .to_string();
     assert!(

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use ticket_core::csr_format::{self, meta, ValueDtype};
 use ticket_core::tensor_file::{write_tensors, OwnedTensor};
-use ticket_core::{Arch, Mlp};
+use ticket_core::{Graph, Network};
 
 /// One layer as plain vectors: `[rows, cols]` CSR weight with `u32` indices, and a bias.
 #[derive(Clone, Debug, PartialEq)]
@@ -108,11 +108,12 @@ impl CsrParts {
     }
 }
 
-/// One random layer per layer of `arch`, layer `i` at `densities[i]`.
-pub fn random_model(arch: &Arch, densities: &[f64], seed: u64) -> Vec<CsrParts> {
-    assert_eq!(densities.len(), arch.num_layers(), "one density per layer");
+/// One random layer per layer of `graph`, layer `i` at `densities[i]`.
+pub fn random_model(graph: &Graph, densities: &[f64], seed: u64) -> Vec<CsrParts> {
+    assert_eq!(densities.len(), graph.num_weighted(), "one density per layer");
     let mut rng = Random::new(seed);
-    arch.layer_shapes()
+    graph
+        .layer_shapes()
         .iter()
         .zip(densities)
         .map(|(s, &d)| CsrParts::random(s.rows, s.cols, d, &mut rng))
@@ -120,15 +121,15 @@ pub fn random_model(arch: &Arch, densities: &[f64], seed: u64) -> Vec<CsrParts> 
 }
 
 /// The tensors and metadata of a CSR model file, as the format prescribes, named after
-/// `arch.layer_names()`; values stored as `dtype`.
+/// `graph.layer_names()`; values stored as `dtype`.
 pub fn file_contents(
-    arch: &Arch,
+    graph: &Graph,
     layers: &[CsrParts],
     dtype: ValueDtype,
 ) -> (Vec<(String, OwnedTensor)>, BTreeMap<String, String>) {
-    let names = arch.layer_names();
+    let names = graph.layer_names();
     let mut tensors = Vec::new();
-    for (name, l) in names.iter().zip(layers) {
+    for ((name, l), w) in names.iter().zip(layers).zip(graph.weighted()) {
         let indices = if csr_format::index_dtype(l.cols) == safetensors::Dtype::U16 {
             OwnedTensor::u16(vec![l.nnz()], &l.indices_u16())
         } else {
@@ -145,7 +146,10 @@ pub fn file_contents(
         tensors.push((csr_format::values_name(name), values));
         tensors.push((
             csr_format::shape_name(name),
-            OwnedTensor::i64(vec![2], &[l.rows as i64, l.cols as i64]),
+            OwnedTensor::i64(
+                vec![w.dims.len()],
+                &w.dims.iter().map(|&d| d as i64).collect::<Vec<_>>(),
+            ),
         ));
         tensors.push((csr_format::bias_name(name), OwnedTensor::f32(vec![l.rows], &l.bias)));
     }
@@ -154,15 +158,14 @@ pub fn file_contents(
     let metadata = BTreeMap::from([
         (meta::FORMAT.to_string(), csr_format::FORMAT.to_string()),
         (meta::FORMAT_VERSION.to_string(), csr_format::FORMAT_VERSION.to_string()),
-        (meta::ARCH.to_string(), arch.to_string()),
-        (meta::ACTIVATION.to_string(), "relu".to_string()),
+        (meta::GRAPH.to_string(), graph.to_json()),
         (meta::LAYERS.to_string(), names.join(",")),
         (meta::VALUE_DTYPE.to_string(), dtype.to_string()),
         (
             meta::DENSITY.to_string(),
-            (kept_weights as f64 / arch.dense_weights() as f64).to_string(),
+            (kept_weights as f64 / graph.dense_weights() as f64).to_string(),
         ),
-        (meta::DENSE_PARAMS.to_string(), arch.dense_params().to_string()),
+        (meta::DENSE_PARAMS.to_string(), graph.dense_params().to_string()),
         (meta::KEPT_PARAMS.to_string(), kept.to_string()),
         (meta::DATASET.to_string(), "synthetic".to_string()),
     ]);
@@ -199,11 +202,11 @@ impl HalfBits for bf16 {
 /// Writes a valid CSR model file.
 pub fn write_model(
     path: &Path,
-    arch: &Arch,
+    graph: &Graph,
     layers: &[CsrParts],
     dtype: ValueDtype,
 ) -> ticket_core::Result<()> {
-    let (tensors, metadata) = file_contents(arch, layers, dtype);
+    let (tensors, metadata) = file_contents(graph, layers, dtype);
     write_tensors(path, tensors, &metadata)
 }
 
@@ -246,10 +249,10 @@ pub fn reference_logits(layers: &[CsrParts], x: &[f32]) -> Vec<f64> {
     a
 }
 
-/// The same layers as a dense `Mlp` with masks.
-pub fn mlp_of(arch: &Arch, layers: &[CsrParts]) -> Mlp {
-    let mut mlp = Mlp::zeros(arch);
-    for (linear, l) in mlp.layers.iter_mut().zip(layers) {
+/// The same layers as a dense `Network` with masks.
+pub fn net_of(graph: &Graph, layers: &[CsrParts]) -> Network {
+    let mut net = Network::zeros(graph);
+    for (linear, l) in net.layers.iter_mut().zip(layers) {
         linear.weight = l.dense();
         linear.bias = l.bias.clone();
         linear.mask = vec![0; l.rows * l.cols];
@@ -259,7 +262,7 @@ pub fn mlp_of(arch: &Arch, layers: &[CsrParts]) -> Mlp {
             }
         }
     }
-    mlp
+    net
 }
 
 pub fn assert_logits_close(got: &[f32], want: &[f64], what: &str) {

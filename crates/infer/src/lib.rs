@@ -3,7 +3,7 @@
 //!
 //! - [`SparseModel`]: [`SparseModel::load`] maps and validates a `ticket-csr` file;
 //!   [`SparseModel::logits`] and [`SparseModel::accuracy`] run it; [`SparseModel::to_dense`]
-//!   gives the same network as a dense `ticket_core::Mlp` (the `sgemm` path).
+//!   gives the same network as a dense `ticket_core::Network` (the `sgemm` path).
 //! - [`kernels`]: SpMV, SpMM and the transposed SpMM over plain slices ([`CsrRef`]), reusable
 //!   by the trainer.
 //! - [`batch_file`]: a batch of inputs from a safetensors file, logits back to one.

@@ -14,7 +14,7 @@ use crate::network::{Gradients, LossStats, Workspace};
 use crate::optim::Optimizer;
 use crate::sparse::SparseEngine;
 use ticket_core::recipe::TrainRecipe;
-use ticket_core::{Dataset, Mlp, Par};
+use ticket_core::{Dataset, Network, Par};
 
 /// Below this fraction of weights kept, training uses the sparse engine. Measured on the
 /// LeNet-300-100 IMP run on Fashion-MNIST (2 threads, per-level training time, dense engine vs
@@ -36,26 +36,26 @@ pub trait Engine: Send {
     /// Loss and accuracy on all of `data`.
     fn evaluate(&mut self, data: &Dataset, par: Par) -> LossStats;
     /// The current weights as a dense, masked network.
-    fn mlp(&mut self) -> &Mlp;
+    fn net(&mut self) -> &Network;
 }
 
-/// The engine for `mlp`: sparse when fewer than `sparse_below` of its weights are kept.
+/// The engine for `net`: sparse when fewer than `sparse_below` of its weights are kept.
 pub fn engine_for(
-    mlp: Mlp,
+    net: Network,
     recipe: &TrainRecipe,
     batch: usize,
     sparse_below: f64,
 ) -> Box<dyn Engine> {
-    if mlp.density() < sparse_below {
-        Box::new(SparseEngine::new(&mlp, recipe, batch))
+    if net.density() < sparse_below {
+        Box::new(SparseEngine::new(&net, recipe, batch))
     } else {
-        Box::new(DenseEngine::new(mlp, recipe, batch))
+        Box::new(DenseEngine::new(net, recipe, batch))
     }
 }
 
 /// Dense products, masked gradients and optimizer.
 pub struct DenseEngine {
-    mlp: Mlp,
+    net: Network,
     train: Workspace,
     eval: Workspace,
     grads: Gradients,
@@ -63,32 +63,32 @@ pub struct DenseEngine {
 }
 
 impl DenseEngine {
-    pub fn new(mut mlp: Mlp, recipe: &TrainRecipe, batch: usize) -> Self {
-        mlp.apply_masks();
+    pub fn new(mut net: Network, recipe: &TrainRecipe, batch: usize) -> Self {
+        net.apply_masks();
         DenseEngine {
-            train: Workspace::new(&mlp, batch),
-            eval: Workspace::new(&mlp, EVAL_BATCH),
-            grads: Gradients::zeros(&mlp),
-            optimizer: Optimizer::for_mlp(recipe, &mlp),
-            mlp,
+            train: Workspace::new(&net, batch),
+            eval: Workspace::new(&net, EVAL_BATCH),
+            grads: Gradients::zeros(&net),
+            optimizer: Optimizer::for_net(recipe, &net),
+            net,
         }
     }
 }
 
 impl Engine for DenseEngine {
     fn gradients(&mut self, x: &[f32], labels: &[u8], par: Par) -> LossStats {
-        self.train.backward(&self.mlp, x, labels, &mut self.grads, par)
+        self.train.backward(&self.net, x, labels, &mut self.grads, par)
     }
 
     fn update(&mut self, par: Par) {
-        self.optimizer.step_mlp(&mut self.mlp, &self.grads, par);
+        self.optimizer.step_net(&mut self.net, &self.grads, par);
     }
 
     fn evaluate(&mut self, data: &Dataset, par: Par) -> LossStats {
-        self.eval.evaluate(&self.mlp, data, par)
+        self.eval.evaluate(&self.net, data, par)
     }
 
-    fn mlp(&mut self) -> &Mlp {
-        &self.mlp
+    fn net(&mut self) -> &Network {
+        &self.net
     }
 }

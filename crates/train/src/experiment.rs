@@ -22,7 +22,7 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use ticket_core::atomic::write_atomic;
-use ticket_core::{Mlp, Recipe};
+use ticket_core::{Network, Recipe};
 
 pub const EXPERIMENT_FILE: &str = "experiment.json";
 pub const SUMMARY_FILE: &str = "summary.json";
@@ -120,13 +120,13 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    pub fn new(level: usize, kind: RunKind, mlp: &Mlp, outcome: &TrainOutcome) -> Self {
+    pub fn new(level: usize, kind: RunKind, net: &Network, outcome: &TrainOutcome) -> Self {
         let last = outcome.last();
         RunSummary {
             level,
             kind,
-            weights_remaining: mlp.density(),
-            kept_per_layer: mlp.layers.iter().map(|l| l.kept()).collect(),
+            weights_remaining: net.density(),
+            kept_per_layer: net.layers.iter().map(|l| l.kept()).collect(),
             early_stop_iteration: outcome.early_stop.iteration,
             test_accuracy: outcome.early_stop.test_accuracy,
             validation_accuracy: outcome.early_stop.validation_accuracy,

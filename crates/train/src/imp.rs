@@ -10,7 +10,7 @@
 use crate::experiment::{
     choose_ticket, Experiment, ExperimentSpec, RunKind, RunSummary, TicketChoice,
 };
-use crate::init::{init_mlp, reinit_keep_masks};
+use crate::init::{init_net, reinit_keep_masks};
 use crate::prune::{
     one_shot_counts, prune_global, prune_layerwise, prune_to_counts, random_masks_like,
 };
@@ -21,7 +21,7 @@ use crate::{Error, Result};
 use std::sync::{mpsc, Arc, Mutex};
 use ticket_core::checkpoint;
 use ticket_core::recipe::{PruneMethod, Reset};
-use ticket_core::{Mlp, Par, Splits};
+use ticket_core::{Network, Par, Splits};
 
 /// Consecutive calm evaluations that make an early-bird ticket (You et al. 2020 use 5 epochs;
 /// our evaluations are more frequent than epochs, so 3 of them is already a long calm).
@@ -243,23 +243,23 @@ impl Runner<'_, '_> {
     }
 
     /// Loads a checkpoint of this experiment, checking it fits the recipe.
-    fn load(&self, level: usize, name: &str) -> Result<Mlp> {
+    fn load(&self, level: usize, name: &str) -> Result<Network> {
         let path = self.exp.level_dir(level).join(name);
         let loaded = checkpoint::load(&path)?;
-        let arch = self.exp.file.spec.recipe.arch()?;
-        if loaded.mlp.arch != arch {
+        let graph = self.exp.file.spec.recipe.graph()?;
+        if loaded.net.graph != graph {
             return Err(Error::Mismatch(format!(
-                "{}: holds a {} network but the experiment's model is {arch}",
+                "{}: holds a {} network but the experiment's model is {graph}",
                 path.display(),
-                loaded.mlp.arch
+                loaded.net.graph
             )));
         }
-        Ok(loaded.mlp)
+        Ok(loaded.net)
     }
 
     /// The weights survivors are reset to: the dense run's initial weights, or its weights at
     /// the rewind iteration.
-    fn reset_source(&self) -> Result<Mlp> {
+    fn reset_source(&self) -> Result<Network> {
         let prune = &self.exp.file.spec.recipe.prune;
         match (prune.reset, prune.rewind_iteration) {
             (Reset::Rewind, k) if k > 0 => {
@@ -271,48 +271,48 @@ impl Runner<'_, '_> {
 
     /// Level 0: a fresh network. Level n: the final weights of level n-1, pruned, with the
     /// survivors reset.
-    fn starting_point(&self, level: usize) -> Result<Mlp> {
+    fn starting_point(&self, level: usize) -> Result<Network> {
         let spec = &self.exp.file.spec;
         if level == 0 {
-            let arch = spec.recipe.arch()?;
-            return Ok(init_mlp(
-                &arch,
+            let graph = spec.recipe.graph()?;
+            return Ok(init_net(
+                &graph,
                 spec.recipe.init,
                 &mut SeededRng::new(self.exp.file.spec.seed, "init"),
             ));
         }
-        let mut mlp = self.load(level - 1, "final.safetensors")?;
-        prune_once(&mut mlp, spec)?;
-        Ok(with_weights_of(mlp, &self.reset_source()?))
+        let mut net = self.load(level - 1, "final.safetensors")?;
+        prune_once(&mut net, spec)?;
+        Ok(with_weights_of(net, &self.reset_source()?))
     }
 
     /// The controls start from the ticket's starting point (recomputed from files).
-    fn control_start(&self, level: usize, kind: RunKind) -> Result<Mlp> {
+    fn control_start(&self, level: usize, kind: RunKind) -> Result<Network> {
         let ticket = self.starting_point(level)?;
         let spec = &self.exp.file.spec;
         Ok(match kind {
             RunKind::Reinit => {
-                let mut mlp = ticket;
+                let mut net = ticket;
                 let mut rng = SeededRng::new(self.exp.file.spec.seed, &format!("reinit-{level}"));
-                reinit_keep_masks(&mut mlp, spec.recipe.init, &mut rng);
-                mlp
+                reinit_keep_masks(&mut net, spec.recipe.init, &mut rng);
+                net
             }
             RunKind::RandomPrune => {
                 let mut rng =
                     SeededRng::new(self.exp.file.spec.seed, &format!("random-prune-{level}"));
                 let masks = random_masks_like(&ticket, &mut rng);
-                let mut mlp = ticket;
-                for (layer, mask) in mlp.layers.iter_mut().zip(masks) {
+                let mut net = ticket;
+                for (layer, mask) in net.layers.iter_mut().zip(masks) {
                     layer.mask = mask;
                 }
-                with_weights_of(mlp, &self.reset_source()?)
+                with_weights_of(net, &self.reset_source()?)
             }
             RunKind::Ticket => ticket,
         })
     }
 
     /// Trains one run and marks it complete. `Err(ending)` inside `Ok` reports an interruption.
-    fn run(&self, level: usize, kind: RunKind, start: Mlp, par: Par) -> RunResult {
+    fn run(&self, level: usize, kind: RunKind, start: Network, par: Par) -> RunResult {
         let spec = &self.exp.file.spec;
         let dir = self.exp.run_dir(level, kind);
         std::fs::create_dir_all(&dir).map_err(|e| ticket_core::Error::io(&dir, e))?;
@@ -344,7 +344,7 @@ impl Runner<'_, '_> {
         write_history(&dir, &outcome.history)?;
         match outcome.ending {
             Ending::Completed | Ending::StoppedEarly { .. } => {
-                let summary = RunSummary::new(level, kind, &outcome.mlp, &outcome);
+                let summary = RunSummary::new(level, kind, &outcome.net, &outcome);
                 self.exp.write_summary(&summary)?;
                 self.observe(|o| o.run_finished(&summary, false));
                 Ok(Ok(summary))
@@ -357,17 +357,17 @@ impl Runner<'_, '_> {
     }
 }
 
-/// One pruning step of the experiment's method on `mlp`'s current weights.
-fn prune_once(mlp: &mut Mlp, spec: &ExperimentSpec) -> Result<()> {
+/// One pruning step of the experiment's method on `net`'s current weights.
+fn prune_once(net: &mut Network, spec: &ExperimentSpec) -> Result<()> {
     let prune = &spec.recipe.prune;
     match (spec.one_shot, prune.method) {
         (Some(density), PruneMethod::Layerwise) => {
-            let sizes: Vec<usize> = mlp.layers.iter().map(|l| l.shape.len()).collect();
-            prune_to_counts(mlp, &one_shot_counts(&sizes, &prune.layer_rates, density)?);
+            let sizes: Vec<usize> = net.layers.iter().map(|l| l.shape.len()).collect();
+            prune_to_counts(net, &one_shot_counts(&sizes, &prune.layer_rates, density)?);
         }
-        (Some(density), PruneMethod::Global) => prune_global(mlp, (1.0 - density) as f32),
-        (None, PruneMethod::Layerwise) => prune_layerwise(mlp, &prune.layer_rates),
-        (None, PruneMethod::Global) => prune_global(mlp, prune.global_rate),
+        (Some(density), PruneMethod::Global) => prune_global(net, (1.0 - density) as f32),
+        (None, PruneMethod::Layerwise) => prune_layerwise(net, &prune.layer_rates),
+        (None, PruneMethod::Global) => prune_global(net, prune.global_rate),
     }
     Ok(())
 }
@@ -375,22 +375,22 @@ fn prune_once(mlp: &mut Mlp, spec: &ExperimentSpec) -> Result<()> {
 /// The masks the next pruning step would draw from given weights, for early-bird detection.
 fn mask_probe(spec: &ExperimentSpec) -> MaskProbe {
     let spec = spec.clone();
-    Arc::new(move |mlp: &Mlp| {
-        let mut next = mlp.clone();
+    Arc::new(move |net: &Network| {
+        let mut next = net.clone();
         // The one-shot density was validated when the experiment was created.
         let _ = prune_once(&mut next, &spec);
         next.layers.into_iter().map(|l| l.mask).collect()
     })
 }
 
-/// `mlp`'s masks with `source`'s weights and biases (masked): the reset of the survivors.
-fn with_weights_of(mut mlp: Mlp, source: &Mlp) -> Mlp {
-    for (layer, src) in mlp.layers.iter_mut().zip(&source.layers) {
+/// `net`'s masks with `source`'s weights and biases (masked): the reset of the survivors.
+fn with_weights_of(mut net: Network, source: &Network) -> Network {
+    for (layer, src) in net.layers.iter_mut().zip(&source.layers) {
         layer.weight.copy_from_slice(&src.weight);
         layer.bias.copy_from_slice(&src.bias);
         layer.apply_mask();
     }
-    mlp
+    net
 }
 
 /// Forwards progress to the experiment's observer and saves every snapshot.
@@ -409,8 +409,8 @@ impl Observer for SavingObserver<'_, '_, '_> {
         self.runner.observe(|o| o.on_eval(self.id, record));
     }
 
-    fn on_snapshot(&mut self, iteration: usize, last: bool, mlp: &Mlp) -> Result<()> {
-        self.saver.save(iteration, last, mlp).map(|_| ())
+    fn on_snapshot(&mut self, iteration: usize, last: bool, net: &Network) -> Result<()> {
+        self.saver.save(iteration, last, net).map(|_| ())
     }
 
     fn stop_requested(&self) -> bool {
@@ -465,8 +465,8 @@ mod tests {
         }
     }
 
-    fn final_weights(exp: &Experiment, level: usize) -> Mlp {
-        checkpoint::load(&exp.level_dir(level).join("final.safetensors")).unwrap().mlp
+    fn final_weights(exp: &Experiment, level: usize) -> Network {
+        checkpoint::load(&exp.level_dir(level).join("final.safetensors")).unwrap().net
     }
 
     #[test]
@@ -484,8 +484,8 @@ mod tests {
             );
         }
         // Survivors start from the dense run's initial weights, exactly.
-        let init0 = checkpoint::load(&exp.level_dir(0).join("init.safetensors")).unwrap().mlp;
-        let init3 = checkpoint::load(&exp.level_dir(3).join("init.safetensors")).unwrap().mlp;
+        let init0 = checkpoint::load(&exp.level_dir(0).join("init.safetensors")).unwrap().net;
+        let init3 = checkpoint::load(&exp.level_dir(3).join("init.safetensors")).unwrap().net;
         for (a, b) in init0.layers.iter().zip(&init3.layers) {
             for i in 0..a.weight.len() {
                 assert_eq!(b.weight[i], if b.mask[i] == 1 { a.weight[i] } else { 0.0 });
@@ -567,8 +567,8 @@ mod tests {
         run_imp(&exp, &splits, &p, &mut Quiet).unwrap();
         let rewind = checkpoint::load(&exp.level_dir(0).join("iter_000010.safetensors")).unwrap();
         assert_eq!(rewind.meta.iteration, 10);
-        let start1 = checkpoint::load(&exp.level_dir(1).join("init.safetensors")).unwrap().mlp;
-        for (a, b) in rewind.mlp.layers.iter().zip(&start1.layers) {
+        let start1 = checkpoint::load(&exp.level_dir(1).join("init.safetensors")).unwrap().net;
+        for (a, b) in rewind.net.layers.iter().zip(&start1.layers) {
             assert_eq!(a.bias, b.bias);
             for i in 0..a.weight.len() {
                 assert_eq!(b.weight[i], if b.mask[i] == 1 { a.weight[i] } else { 0.0 });

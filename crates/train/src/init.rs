@@ -3,18 +3,18 @@
 
 use crate::rng::SeededRng;
 use ticket_core::recipe::Init;
-use ticket_core::{Arch, Mlp};
+use ticket_core::{Graph, Network};
 
-/// A fresh network for `arch` from `rng`.
-pub fn init_mlp(arch: &Arch, init: Init, rng: &mut SeededRng) -> Mlp {
-    let mut mlp = Mlp::zeros(arch);
-    for layer in &mut mlp.layers {
+/// A fresh network for `graph` from `rng`.
+pub fn init_net(graph: &Graph, init: Init, rng: &mut SeededRng) -> Network {
+    let mut net = Network::zeros(graph);
+    for layer in &mut net.layers {
         let std = init_std(init, layer.shape.cols, layer.shape.rows);
         for w in &mut layer.weight {
             *w = (rng.normal() * std) as f32;
         }
     }
-    mlp
+    net
 }
 
 /// Standard deviation of the initial weights of a layer (PyTorch's `xavier_normal_` and
@@ -26,11 +26,11 @@ pub fn init_std(init: Init, fan_in: usize, fan_out: usize) -> f64 {
     }
 }
 
-/// Replaces the weights of `mlp` with a fresh draw, keeping its masks (pruned weights stay 0).
+/// Replaces the weights of `net` with a fresh draw, keeping its masks (pruned weights stay 0).
 /// This is the "random reinitialisation" control of the paper.
-pub fn reinit_keep_masks(mlp: &mut Mlp, init: Init, rng: &mut SeededRng) {
-    let fresh = init_mlp(&mlp.arch, init, rng);
-    for (layer, new) in mlp.layers.iter_mut().zip(fresh.layers) {
+pub fn reinit_keep_masks(net: &mut Network, init: Init, rng: &mut SeededRng) {
+    let fresh = init_net(&net.graph, init, rng);
+    for (layer, new) in net.layers.iter_mut().zip(fresh.layers) {
         layer.weight = new.weight;
         layer.bias = new.bias;
         layer.apply_mask();
@@ -43,14 +43,14 @@ mod tests {
 
     #[test]
     fn glorot_std_matches_the_formula_empirically() {
-        let arch: Arch = "784-300-100-10".parse().unwrap();
-        let mlp = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(3, "init"));
-        let w = &mlp.layers[0].weight;
+        let graph: Graph = "784-300-100-10".parse().unwrap();
+        let net = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(3, "init"));
+        let w = &net.layers[0].weight;
         let var = w.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / w.len() as f64;
         let want = 2.0 / (784.0 + 300.0);
         assert!((var / want - 1.0).abs() < 0.01, "{var} vs {want}");
-        assert!(mlp.layers.iter().all(|l| l.bias.iter().all(|&b| b == 0.0)));
-        let kaiming = init_mlp(&arch, Init::KaimingNormal, &mut SeededRng::new(3, "init"));
+        assert!(net.layers.iter().all(|l| l.bias.iter().all(|&b| b == 0.0)));
+        let kaiming = init_net(&graph, Init::KaimingNormal, &mut SeededRng::new(3, "init"));
         let w = &kaiming.layers[1].weight;
         let var = w.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / w.len() as f64;
         assert!((var / (2.0 / 300.0) - 1.0).abs() < 0.03, "{var}");
@@ -58,10 +58,10 @@ mod tests {
 
     #[test]
     fn same_seed_same_weights() {
-        let arch: Arch = "20-10-3".parse().unwrap();
-        let a = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(5, "init"));
-        let b = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(5, "init"));
-        let c = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(6, "init"));
+        let graph: Graph = "20-10-3".parse().unwrap();
+        let a = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(5, "init"));
+        let b = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(5, "init"));
+        let c = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(6, "init"));
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

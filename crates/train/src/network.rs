@@ -7,7 +7,7 @@
 //! `W`, so they contribute nothing forward; their gradients are masked by the optimizer.
 
 use ticket_core::sgemm::{sgemm, MatMut, MatRef};
-use ticket_core::{Dataset, Mlp, Par};
+use ticket_core::{Dataset, Network, Par};
 
 /// Buffers for one batch size, reused across steps so the hot loop never allocates.
 pub struct Workspace {
@@ -18,7 +18,7 @@ pub struct Workspace {
     deltas: Vec<Vec<f32>>,
 }
 
-/// Gradients of every parameter, shaped like the [`Mlp`].
+/// Gradients of every parameter, shaped like the [`Network`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gradients {
     pub weight: Vec<Vec<f32>>,
@@ -26,10 +26,10 @@ pub struct Gradients {
 }
 
 impl Gradients {
-    pub fn zeros(mlp: &Mlp) -> Self {
+    pub fn zeros(net: &Network) -> Self {
         Gradients {
-            weight: mlp.layers.iter().map(|l| vec![0.0; l.weight.len()]).collect(),
-            bias: mlp.layers.iter().map(|l| vec![0.0; l.bias.len()]).collect(),
+            weight: net.layers.iter().map(|l| vec![0.0; l.weight.len()]).collect(),
+            bias: net.layers.iter().map(|l| vec![0.0; l.bias.len()]).collect(),
         }
     }
 }
@@ -61,8 +61,8 @@ impl LossStats {
 
 impl Workspace {
     /// Buffers for batches of up to `capacity` examples.
-    pub fn new(mlp: &Mlp, capacity: usize) -> Self {
-        let widths = mlp.layers.iter().map(|l| l.shape.rows);
+    pub fn new(net: &Network, capacity: usize) -> Self {
+        let widths = net.layers.iter().map(|l| l.shape.rows);
         Workspace {
             capacity,
             acts: widths.clone().map(|w| vec![0.0; w * capacity]).collect(),
@@ -71,11 +71,11 @@ impl Workspace {
     }
 
     /// Runs the batch `x` (`[batch, inputs]`) forward and returns the logits `[batch, outputs]`.
-    pub fn forward(&mut self, mlp: &Mlp, x: &[f32], batch: usize, par: Par) -> &[f32] {
+    pub fn forward(&mut self, net: &Network, x: &[f32], batch: usize, par: Par) -> &[f32] {
         assert!(batch <= self.capacity, "batch {batch} exceeds workspace {}", self.capacity);
-        assert_eq!(x.len(), batch * mlp.arch.inputs(), "forward: input length");
-        let last = mlp.layers.len() - 1;
-        for (l, layer) in mlp.layers.iter().enumerate() {
+        assert_eq!(x.len(), batch * net.graph.inputs(), "forward: input length");
+        let last = net.layers.len() - 1;
+        for (l, layer) in net.layers.iter().enumerate() {
             let (rows, cols) = (layer.shape.rows, layer.shape.cols);
             let (before, rest) = self.acts.split_at_mut(l);
             let input = if l == 0 { x } else { &before[l - 1][..batch * cols] };
@@ -94,30 +94,30 @@ impl Workspace {
                 relu(out);
             }
         }
-        &self.acts[last][..batch * mlp.arch.outputs()]
+        &self.acts[last][..batch * net.graph.outputs()]
     }
 
     /// Forward, loss, and backward into `grads` (overwritten) for one batch.
     pub fn backward(
         &mut self,
-        mlp: &Mlp,
+        net: &Network,
         x: &[f32],
         labels: &[u8],
         grads: &mut Gradients,
         par: Par,
     ) -> LossStats {
         let batch = labels.len();
-        self.forward(mlp, x, batch, par);
-        let last = mlp.layers.len() - 1;
-        let classes = mlp.arch.outputs();
+        self.forward(net, x, batch, par);
+        let last = net.layers.len() - 1;
+        let classes = net.graph.outputs();
         let stats = softmax_cross_entropy(
             &self.acts[last][..batch * classes],
             labels,
             classes,
             Some(&mut self.deltas[last][..batch * classes]),
         );
-        for l in (0..mlp.layers.len()).rev() {
-            let layer = &mlp.layers[l];
+        for l in (0..net.layers.len()).rev() {
+            let layer = &net.layers[l];
             let (rows, cols) = (layer.shape.rows, layer.shape.cols);
             let (lower, upper) = self.deltas.split_at_mut(l);
             let delta = &upper[0][..batch * rows];
@@ -145,14 +145,14 @@ impl Workspace {
         stats
     }
 
-    /// Loss and accuracy of `mlp` on all of `data`, in batches of the workspace capacity.
-    pub fn evaluate(&mut self, mlp: &Mlp, data: &Dataset, par: Par) -> LossStats {
-        let classes = mlp.arch.outputs();
+    /// Loss and accuracy of `net` on all of `data`, in batches of the workspace capacity.
+    pub fn evaluate(&mut self, net: &Network, data: &Dataset, par: Par) -> LossStats {
+        let classes = net.graph.outputs();
         let mut total = LossStats::default();
         for start in (0..data.len()).step_by(self.capacity) {
             let n = self.capacity.min(data.len() - start);
             let x = &data.images[start * data.features..(start + n) * data.features];
-            let logits = self.forward(mlp, x, n, par);
+            let logits = self.forward(net, x, n, par);
             total.add(softmax_cross_entropy(logits, &data.labels[start..start + n], classes, None));
         }
         total
@@ -175,7 +175,7 @@ pub fn softmax_cross_entropy(
         let sum: f64 = row.iter().map(|&v| ((v - max) as f64).exp()).sum();
         let log_sum = sum.ln();
         stats.loss_sum += log_sum - (row[label] - max) as f64;
-        if ticket_core::mlp::argmax(row) == label {
+        if ticket_core::network::argmax(row) == label {
             stats.correct += 1;
         }
         if let Some(d) = dlogits.as_deref_mut() {
@@ -217,16 +217,16 @@ fn column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::init_mlp;
+    use crate::init::init_net;
     use crate::rng::SeededRng;
     use ticket_core::recipe::Init;
-    use ticket_core::Arch;
+    use ticket_core::Graph;
 
-    fn tiny() -> (Mlp, Vec<f32>, Vec<u8>) {
-        let arch: Arch = "6-5-4-3".parse().unwrap();
+    fn tiny() -> (Network, Vec<f32>, Vec<u8>) {
+        let graph: Graph = "6-5-4-3".parse().unwrap();
         let mut rng = SeededRng::new(11, "init");
-        let mut mlp = init_mlp(&arch, Init::GlorotNormal, &mut rng);
-        for layer in &mut mlp.layers {
+        let mut net = init_net(&graph, Init::GlorotNormal, &mut rng);
+        for layer in &mut net.layers {
             for b in &mut layer.bias {
                 *b = (rng.normal() * 0.1) as f32;
             }
@@ -239,12 +239,12 @@ mod tests {
         let batch = 7;
         let x: Vec<f32> = (0..batch * 6).map(|_| rng.uniform() as f32).collect();
         let labels: Vec<u8> = (0..batch).map(|_| rng.below(3) as u8).collect();
-        (mlp, x, labels)
+        (net, x, labels)
     }
 
-    fn mean_loss(mlp: &Mlp, x: &[f32], labels: &[u8]) -> f64 {
-        let mut ws = Workspace::new(mlp, labels.len());
-        let logits = ws.forward(mlp, x, labels.len(), Par::Seq).to_vec();
+    fn mean_loss(net: &Network, x: &[f32], labels: &[u8]) -> f64 {
+        let mut ws = Workspace::new(net, labels.len());
+        let logits = ws.forward(net, x, labels.len(), Par::Seq).to_vec();
         softmax_cross_entropy(&logits, labels, 3, None).mean_loss()
     }
 
@@ -252,20 +252,20 @@ mod tests {
     /// matters: the loss is summed in f64 and the step is large enough for f32 weights.
     #[test]
     fn gradients_match_finite_differences() {
-        let (mlp, x, labels) = tiny();
-        let mut ws = Workspace::new(&mlp, labels.len());
-        let mut grads = Gradients::zeros(&mlp);
-        ws.backward(&mlp, &x, &labels, &mut grads, Par::Seq);
+        let (net, x, labels) = tiny();
+        let mut ws = Workspace::new(&net, labels.len());
+        let mut grads = Gradients::zeros(&net);
+        ws.backward(&net, &x, &labels, &mut grads, Par::Seq);
         let h = 1e-2f32;
         let mut checked = 0;
-        for l in 0..mlp.layers.len() {
-            for i in 0..mlp.layers[l].weight.len() {
-                if mlp.layers[l].mask[i] == 0 {
+        for l in 0..net.layers.len() {
+            for i in 0..net.layers[l].weight.len() {
+                if net.layers[l].mask[i] == 0 {
                     continue;
                 }
-                let mut plus = mlp.clone();
+                let mut plus = net.clone();
                 plus.layers[l].weight[i] += h;
-                let mut minus = mlp.clone();
+                let mut minus = net.clone();
                 minus.layers[l].weight[i] -= h;
                 let numeric = (mean_loss(&plus, &x, &labels) - mean_loss(&minus, &x, &labels))
                     / (2.0 * h as f64);
@@ -276,10 +276,10 @@ mod tests {
                 );
                 checked += 1;
             }
-            for i in 0..mlp.layers[l].bias.len() {
-                let mut plus = mlp.clone();
+            for i in 0..net.layers[l].bias.len() {
+                let mut plus = net.clone();
                 plus.layers[l].bias[i] += h;
-                let mut minus = mlp.clone();
+                let mut minus = net.clone();
                 minus.layers[l].bias[i] -= h;
                 let numeric = (mean_loss(&plus, &x, &labels) - mean_loss(&minus, &x, &labels))
                     / (2.0 * h as f64);
@@ -305,12 +305,12 @@ mod tests {
 
     #[test]
     fn evaluate_in_chunks_equals_one_batch() {
-        let (mlp, x, labels) = tiny();
+        let (net, x, labels) = tiny();
         let data = Dataset { features: 6, images: x.clone(), labels: labels.clone() };
-        let whole = Workspace::new(&mlp, 7).evaluate(&mlp, &data, Par::Seq);
-        let chunked = Workspace::new(&mlp, 3).evaluate(&mlp, &data, Par::Seq);
+        let whole = Workspace::new(&net, 7).evaluate(&net, &data, Par::Seq);
+        let chunked = Workspace::new(&net, 3).evaluate(&net, &data, Par::Seq);
         assert_eq!(whole.correct, chunked.correct);
         assert!((whole.loss_sum - chunked.loss_sum).abs() < 1e-6);
-        assert_eq!(whole.correct, (mlp.accuracy(&data, Par::Seq) * 7.0).round() as usize);
+        assert_eq!(whole.correct, (net.accuracy(&data, Par::Seq) * 7.0).round() as usize);
     }
 }

@@ -10,14 +10,14 @@ use crate::network::Gradients;
 use multiversion::multiversion;
 use rayon::prelude::*;
 use ticket_core::recipe::{Optimizer as Kind, TrainRecipe};
-use ticket_core::{Mlp, Par};
+use ticket_core::{Network, Par};
 
 /// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
 const CHUNK: usize = 16 * 1024;
 
 /// Optimizer state for a list of parameter tensors, each with an optional (fixed) mask.
 ///
-/// The dense trainer passes weights (masked) and biases of an [`Mlp`]; the sparse trainer
+/// The dense trainer passes weights (masked) and biases of an [`Network`]; the sparse trainer
 /// passes only the kept weights (no mask needed) and biases, so its state is as small as the
 /// ticket.
 pub struct Optimizer {
@@ -73,9 +73,9 @@ impl Optimizer {
         }
     }
 
-    /// State for the weights (under their masks) and biases of `mlp`, layer by layer.
-    pub fn for_mlp(recipe: &TrainRecipe, mlp: &Mlp) -> Self {
-        let tensors = mlp
+    /// State for the weights (under their masks) and biases of `net`, layer by layer.
+    pub fn for_net(recipe: &TrainRecipe, net: &Network) -> Self {
+        let tensors = net
             .layers
             .iter()
             .flat_map(|l| {
@@ -86,9 +86,9 @@ impl Optimizer {
         Self::new(recipe, tensors)
     }
 
-    /// Applies one update of `grads` to the weights and biases of `mlp`.
-    pub fn step_mlp(&mut self, mlp: &mut Mlp, grads: &Gradients, par: Par) {
-        let params = mlp
+    /// Applies one update of `grads` to the weights and biases of `net`.
+    pub fn step_net(&mut self, net: &mut Network, grads: &Gradients, par: Par) {
+        let params = net
             .layers
             .iter_mut()
             .zip(grads.weight.iter().zip(&grads.bias))
@@ -252,12 +252,12 @@ mod tests {
         Recipe::from_toml_str(&text, "t.toml").unwrap().train
     }
 
-    fn one_layer(weights: &[f32], mask: &[u8]) -> Mlp {
-        let mut mlp = Mlp::zeros(&"3-2".parse().unwrap());
-        mlp.layers[0].weight = weights.to_vec();
-        mlp.layers[0].mask = mask.to_vec();
-        mlp.layers[0].apply_mask();
-        mlp
+    fn one_layer(weights: &[f32], mask: &[u8]) -> Network {
+        let mut net = Network::zeros(&"3-2".parse().unwrap());
+        net.layers[0].weight = weights.to_vec();
+        net.layers[0].mask = mask.to_vec();
+        net.layers[0].apply_mask();
+        net
     }
 
     /// Adam written out in f64 from the paper's (and PyTorch's) formulas.
@@ -279,8 +279,8 @@ mod tests {
     #[test]
     fn adam_matches_the_formula_and_respects_masks() {
         let r = recipe("adam");
-        let mut mlp = one_layer(&[0.5, -0.3, 0.2, 0.1, 0.9, -0.7], &[1, 0, 1, 1, 0, 1]);
-        let mut opt = Optimizer::for_mlp(&r, &mlp);
+        let mut net = one_layer(&[0.5, -0.3, 0.2, 0.1, 0.9, -0.7], &[1, 0, 1, 1, 0, 1]);
+        let mut opt = Optimizer::for_net(&r, &net);
         let mut history = vec![vec![]; 6];
         for step in 0..200 {
             let g: Vec<f32> =
@@ -289,9 +289,9 @@ mod tests {
                 h.push(gi as f64);
             }
             let grads = Gradients { weight: vec![g], bias: vec![vec![0.1, -0.2]] };
-            opt.step_mlp(&mut mlp, &grads, Par::Seq);
-            assert_eq!(mlp.layers[0].weight[1], 0.0);
-            assert_eq!(mlp.layers[0].weight[4], 0.0);
+            opt.step_net(&mut net, &grads, Par::Seq);
+            assert_eq!(net.layers[0].weight[1], 0.0);
+            assert_eq!(net.layers[0].weight[4], 0.0);
             assert!(opt.pruned_state_is_zero());
         }
         for (i, w0) in [0.5, -0.3, 0.2, 0.1, 0.9, -0.7].iter().enumerate() {
@@ -299,7 +299,7 @@ mod tests {
                 continue;
             }
             let want = adam_reference(*w0, &history[i], &r);
-            let got = mlp.layers[0].weight[i] as f64;
+            let got = net.layers[0].weight[i] as f64;
             assert!((got - want).abs() < 1e-5, "weight {i}: {got} vs {want}");
         }
     }
@@ -307,39 +307,39 @@ mod tests {
     #[test]
     fn sgd_matches_the_formula() {
         let r = recipe("sgd");
-        let mut mlp = one_layer(&[0.5, -0.3, 0.2, 0.1, 0.9, -0.7], &[1, 1, 1, 1, 1, 0]);
-        let mut opt = Optimizer::for_mlp(&r, &mlp);
+        let mut net = one_layer(&[0.5, -0.3, 0.2, 0.1, 0.9, -0.7], &[1, 1, 1, 1, 1, 0]);
+        let mut opt = Optimizer::for_net(&r, &net);
         let (mut w, mut vel) = (0.5f64, 0.0f64);
         for step in 0..50 {
             let g = (step % 5) as f64 / 5.0 - 0.4;
             let grads = Gradients { weight: vec![vec![g as f32; 6]], bias: vec![vec![0.0; 2]] };
-            opt.step_mlp(&mut mlp, &grads, Par::Seq);
+            opt.step_net(&mut net, &grads, Par::Seq);
             vel = 0.9 * vel + g + 0.01 * w;
             w -= r.learning_rate as f64 * vel;
-            assert_eq!(mlp.layers[0].weight[5], 0.0);
+            assert_eq!(net.layers[0].weight[5], 0.0);
         }
-        assert!((mlp.layers[0].weight[0] as f64 - w).abs() < 1e-5);
+        assert!((net.layers[0].weight[0] as f64 - w).abs() < 1e-5);
     }
 
     #[test]
     fn parallel_chunks_equal_sequential_bit_for_bit() {
         let r = recipe("adam");
         let n = 3 * CHUNK + 17;
-        let mut mlp = Mlp::zeros(&format!("{n}-1").parse().unwrap());
-        let layer = &mut mlp.layers[0];
+        let mut net = Network::zeros(&format!("{n}-1").parse().unwrap());
+        let layer = &mut net.layers[0];
         for (i, (w, m)) in layer.weight.iter_mut().zip(&mut layer.mask).enumerate() {
             *w = (i % 13) as f32 / 13.0 - 0.5;
             *m = (i % 5 != 0) as u8;
         }
-        mlp.layers[0].apply_mask();
-        let mut a = mlp.clone();
-        let mut b = mlp.clone();
-        let (mut oa, mut ob) = (Optimizer::for_mlp(&r, &a), Optimizer::for_mlp(&r, &b));
+        net.layers[0].apply_mask();
+        let mut a = net.clone();
+        let mut b = net.clone();
+        let (mut oa, mut ob) = (Optimizer::for_net(&r, &a), Optimizer::for_net(&r, &b));
         let g: Vec<f32> = (0..n).map(|i| ((i * 31) % 17) as f32 / 17.0 - 0.5).collect();
         let grads = Gradients { weight: vec![g], bias: vec![vec![0.3]] };
         for _ in 0..3 {
-            oa.step_mlp(&mut a, &grads, Par::Seq);
-            ob.step_mlp(&mut b, &grads, Par::Rayon(2));
+            oa.step_net(&mut a, &grads, Par::Seq);
+            ob.step_net(&mut b, &grads, Par::Rayon(2));
         }
         assert_eq!(a, b);
     }

@@ -13,25 +13,25 @@
 
 use crate::rng::SeededRng;
 use crate::{Error, Result};
-use ticket_core::Mlp;
+use ticket_core::Network;
 
 /// Number of weights a layer keeps when it prunes `rate` of `kept` (rounded to nearest).
 pub fn keep_after(kept: usize, rate: f64) -> usize {
     kept - (rate * kept as f64).round() as usize
 }
 
-/// Prunes each layer `l` by `rates[l]` of its remaining weights, by magnitude of `mlp`'s
+/// Prunes each layer `l` by `rates[l]` of its remaining weights, by magnitude of `net`'s
 /// current (trained) weights.
-pub fn prune_layerwise(mlp: &mut Mlp, rates: &[f32]) {
-    assert_eq!(rates.len(), mlp.layers.len(), "one rate per layer");
+pub fn prune_layerwise(net: &mut Network, rates: &[f32]) {
+    assert_eq!(rates.len(), net.layers.len(), "one rate per layer");
     let targets: Vec<usize> =
-        mlp.layers.iter().zip(rates).map(|(l, &r)| keep_after(l.kept(), r as f64)).collect();
-    prune_to_counts(mlp, &targets);
+        net.layers.iter().zip(rates).map(|(l, &r)| keep_after(l.kept(), r as f64)).collect();
+    prune_to_counts(net, &targets);
 }
 
 /// Keeps the `targets[l]` largest-magnitude kept weights of each layer `l`.
-pub fn prune_to_counts(mlp: &mut Mlp, targets: &[usize]) {
-    for (layer, &target) in mlp.layers.iter_mut().zip(targets) {
+pub fn prune_to_counts(net: &mut Network, targets: &[usize]) {
+    for (layer, &target) in net.layers.iter_mut().zip(targets) {
         let mut kept: Vec<usize> = (0..layer.mask.len()).filter(|&i| layer.mask[i] != 0).collect();
         if target >= kept.len() {
             continue;
@@ -48,8 +48,8 @@ pub fn prune_to_counts(mlp: &mut Mlp, targets: &[usize]) {
 }
 
 /// Prunes `rate` of all remaining weights with one magnitude threshold across layers.
-pub fn prune_global(mlp: &mut Mlp, rate: f32) {
-    let mut kept: Vec<(usize, usize)> = mlp
+pub fn prune_global(net: &mut Network, rate: f32) {
+    let mut kept: Vec<(usize, usize)> = net
         .layers
         .iter()
         .enumerate()
@@ -58,13 +58,13 @@ pub fn prune_global(mlp: &mut Mlp, rate: f32) {
         })
         .collect();
     let remove = kept.len() - keep_after(kept.len(), rate as f64);
-    let magnitude = |&(l, i): &(usize, usize)| mlp.layers[l].weight[i].abs();
+    let magnitude = |&(l, i): &(usize, usize)| net.layers[l].weight[i].abs();
     kept.sort_by(|a, b| magnitude(a).total_cmp(&magnitude(b)).then(a.cmp(b)));
     let removed: Vec<(usize, usize)> = kept[..remove].to_vec();
     for (l, i) in removed {
-        mlp.layers[l].mask[i] = 0;
+        net.layers[l].mask[i] = 0;
     }
-    mlp.apply_masks();
+    net.apply_masks();
 }
 
 /// Per-layer kept counts after `levels` layer-wise levels, applying [`keep_after`] level by
@@ -109,10 +109,10 @@ pub fn one_shot_counts(sizes: &[usize], rates: &[f32], density: f64) -> Result<V
         .collect())
 }
 
-/// A uniformly random mask with the same number of kept weights per layer as `mlp`'s masks:
+/// A uniformly random mask with the same number of kept weights per layer as `net`'s masks:
 /// the random-pruning control.
-pub fn random_masks_like(mlp: &Mlp, rng: &mut SeededRng) -> Vec<Vec<u8>> {
-    mlp.layers
+pub fn random_masks_like(net: &Network, rng: &mut SeededRng) -> Vec<Vec<u8>> {
+    net.layers
         .iter()
         .map(|layer| {
             let mut positions: Vec<usize> = (0..layer.mask.len()).collect();
@@ -129,9 +129,9 @@ pub fn random_masks_like(mlp: &Mlp, rng: &mut SeededRng) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::init_mlp;
+    use crate::init::init_net;
     use ticket_core::recipe::Init;
-    use ticket_core::Arch;
+    use ticket_core::Graph;
 
     /// DESIGN.md: weights remaining after n rounds of 20% (hidden) / 10% (output) pruning of
     /// LeNet-300-100, (265,200 * 0.8^n + 1,000 * 0.9^n) / 266,200, to one decimal.
@@ -156,16 +156,16 @@ mod tests {
 
     #[test]
     fn pruning_real_weights_reaches_the_predicted_counts_and_smallest_go_first() {
-        let arch: Arch = "784-300-100-10".parse().unwrap();
-        let mut mlp = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(0, "init"));
-        let sizes: Vec<usize> = arch.layer_shapes().iter().map(|s| s.len()).collect();
+        let graph: Graph = "784-300-100-10".parse().unwrap();
+        let mut net = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(0, "init"));
+        let sizes: Vec<usize> = graph.layer_shapes().iter().map(|s| s.len()).collect();
         let rates = [0.2, 0.2, 0.1];
         for level in 1..=5 {
-            let before = mlp.clone();
-            prune_layerwise(&mut mlp, &rates);
-            let counts: Vec<usize> = mlp.layers.iter().map(|l| l.kept()).collect();
+            let before = net.clone();
+            prune_layerwise(&mut net, &rates);
+            let counts: Vec<usize> = net.layers.iter().map(|l| l.kept()).collect();
             assert_eq!(counts, layerwise_counts(&sizes, &rates, level));
-            for (b, a) in before.layers.iter().zip(&mlp.layers) {
+            for (b, a) in before.layers.iter().zip(&net.layers) {
                 let largest_pruned = (0..a.mask.len())
                     .filter(|&i| b.mask[i] == 1 && a.mask[i] == 0)
                     .map(|i| b.weight[i].abs())
@@ -182,15 +182,15 @@ mod tests {
 
     #[test]
     fn global_pruning_uses_one_threshold() {
-        let arch: Arch = "50-20-5".parse().unwrap();
-        let mut mlp = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(1, "init"));
-        let before = mlp.clone();
-        prune_global(&mut mlp, 0.3);
-        let total = arch.dense_weights();
-        assert_eq!(mlp.kept_weights(), keep_after(total, 0.3));
+        let graph: Graph = "50-20-5".parse().unwrap();
+        let mut net = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(1, "init"));
+        let before = net.clone();
+        prune_global(&mut net, 0.3);
+        let total = graph.dense_weights();
+        assert_eq!(net.kept_weights(), keep_after(total, 0.3));
         let mut pruned_max = 0.0f32;
         let mut kept_min = f32::INFINITY;
-        for (b, a) in before.layers.iter().zip(&mlp.layers) {
+        for (b, a) in before.layers.iter().zip(&net.layers) {
             for i in 0..a.mask.len() {
                 if a.mask[i] == 1 {
                     kept_min = kept_min.min(b.weight[i].abs());
@@ -216,11 +216,11 @@ mod tests {
 
     #[test]
     fn random_masks_keep_per_layer_counts() {
-        let arch: Arch = "30-20-5".parse().unwrap();
-        let mut mlp = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(2, "init"));
-        prune_layerwise(&mut mlp, &[0.5, 0.1]);
-        let masks = random_masks_like(&mlp, &mut SeededRng::new(2, "random-prune"));
-        for (layer, mask) in mlp.layers.iter().zip(&masks) {
+        let graph: Graph = "30-20-5".parse().unwrap();
+        let mut net = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(2, "init"));
+        prune_layerwise(&mut net, &[0.5, 0.1]);
+        let masks = random_masks_like(&net, &mut SeededRng::new(2, "random-prune"));
+        for (layer, mask) in net.layers.iter().zip(&masks) {
             assert_eq!(mask.iter().filter(|&&m| m == 1).count(), layer.kept());
             assert_ne!(mask, &layer.mask);
         }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use ticket_core::atomic::write_atomic;
 use ticket_core::checkpoint::{self, CheckpointMeta};
-use ticket_core::Mlp;
+use ticket_core::Network;
 
 /// Saves the snapshots of one run as checkpoints in `dir`.
 pub struct CheckpointSaver {
@@ -18,15 +18,15 @@ pub struct CheckpointSaver {
 }
 
 impl CheckpointSaver {
-    /// Writes `mlp` as the checkpoint of `iteration` (`last`: the end of the run).
-    pub fn save(&self, iteration: usize, last: bool, mlp: &Mlp) -> Result<PathBuf> {
-        self.save_as(&self.dir.join(checkpoint_name(iteration, last)), iteration, mlp)
+    /// Writes `net` as the checkpoint of `iteration` (`last`: the end of the run).
+    pub fn save(&self, iteration: usize, last: bool, net: &Network) -> Result<PathBuf> {
+        self.save_as(&self.dir.join(checkpoint_name(iteration, last)), iteration, net)
     }
 
-    /// Writes `mlp` under a chosen name (`last.safetensors` after an interruption, say).
-    pub fn save_as(&self, path: &Path, iteration: usize, mlp: &Mlp) -> Result<PathBuf> {
+    /// Writes `net` under a chosen name (`last.safetensors` after an interruption, say).
+    pub fn save_as(&self, path: &Path, iteration: usize, net: &Network) -> Result<PathBuf> {
         let meta = CheckpointMeta { iteration, dataset: self.dataset.clone(), seed: self.seed };
-        checkpoint::save(path, mlp, &meta)?;
+        checkpoint::save(path, net, &meta)?;
         Ok(path.to_path_buf())
     }
 }

@@ -12,7 +12,7 @@ use crate::network::{relu_backward, softmax_cross_entropy, LossStats};
 use crate::optim::Optimizer;
 use rayon::prelude::*;
 use ticket_core::recipe::TrainRecipe;
-use ticket_core::{Dataset, Mlp, Par};
+use ticket_core::{Dataset, Network, Par};
 use ticket_infer::kernels::{spmm, spmm_transposed};
 use ticket_infer::transpose::transpose;
 use ticket_infer::{compress, Activation, CsrPattern};
@@ -51,17 +51,17 @@ pub struct SparseEngine {
     logits: Vec<f32>,
     dlogits: Vec<f32>,
     optimizer: Optimizer,
-    /// Dense copy handed out by [`Engine::mlp`], refreshed on demand.
-    dense: Mlp,
+    /// Dense copy handed out by [`Engine::net`], refreshed on demand.
+    dense: Network,
     /// Examples in the last training batch.
     batch: usize,
 }
 
 impl SparseEngine {
-    /// `mlp`'s kept weights (by its masks) in CSR form, for batches of up to `batch` examples.
-    pub fn new(mlp: &Mlp, recipe: &TrainRecipe, batch: usize) -> Self {
+    /// `net`'s kept weights (by its masks) in CSR form, for batches of up to `batch` examples.
+    pub fn new(net: &Network, recipe: &TrainRecipe, batch: usize) -> Self {
         let capacity = batch.max(EVAL_BATCH);
-        let layers: Vec<Layer> = mlp
+        let layers: Vec<Layer> = net
             .layers
             .iter()
             .map(|l| {
@@ -82,13 +82,13 @@ impl SparseEngine {
             })
             .collect();
         let tensors = layers.iter().flat_map(|l| [(l.values.len(), None), (l.bias.len(), None)]);
-        let classes = mlp.arch.outputs();
+        let classes = net.graph.outputs();
         SparseEngine {
             optimizer: Optimizer::new(recipe, tensors.collect()),
-            x_t: vec![0.0; mlp.arch.inputs() * capacity],
+            x_t: vec![0.0; net.graph.inputs() * capacity],
             logits: vec![0.0; classes * capacity],
             dlogits: vec![0.0; classes * capacity],
-            dense: mlp.clone(),
+            dense: net.clone(),
             layers,
             batch: 0,
         }
@@ -220,7 +220,7 @@ impl Engine for SparseEngine {
         total
     }
 
-    fn mlp(&mut self) -> &Mlp {
+    fn net(&mut self) -> &Network {
         for (dense, layer) in self.dense.layers.iter_mut().zip(&self.layers) {
             dense.weight.fill(0.0);
             layer.pattern.with_values(&layer.values).scatter_into(&mut dense.weight, None);
@@ -391,15 +391,15 @@ unsafe fn sddmm_avx2(
 mod tests {
     use super::*;
     use crate::engine::DenseEngine;
-    use crate::init::init_mlp;
+    use crate::init::init_net;
     use crate::rng::SeededRng;
     use ticket_core::recipe::Init;
-    use ticket_core::{Arch, DataSource, Recipe};
+    use ticket_core::{DataSource, Graph, Recipe};
 
-    fn masked(arch: &Arch, density: f64, seed: u64) -> Mlp {
-        let mut mlp = init_mlp(arch, Init::GlorotNormal, &mut SeededRng::new(seed, "init"));
+    fn masked(graph: &Graph, density: f64, seed: u64) -> Network {
+        let mut net = init_net(graph, Init::GlorotNormal, &mut SeededRng::new(seed, "init"));
         let mut rng = SeededRng::new(seed, "mask");
-        for layer in &mut mlp.layers {
+        for layer in &mut net.layers {
             for (i, m) in layer.mask.iter_mut().enumerate() {
                 *m = (rng.uniform() < density) as u8;
                 if i % 97 == 0 {
@@ -408,13 +408,13 @@ mod tests {
             }
             layer.apply_mask();
         }
-        mlp
+        net
     }
 
     #[test]
     fn sddmm_matches_the_dense_product_at_kept_positions() {
-        let mlp = masked(&"37-23-5".parse().unwrap(), 0.3, 1);
-        let engine = SparseEngine::new(&mlp, &Recipe::resolve("digits-mlp").unwrap().train, 8);
+        let net = masked(&"37-23-5".parse().unwrap(), 0.3, 1);
+        let engine = SparseEngine::new(&net, &Recipe::resolve("digits-mlp").unwrap().train, 8);
         let layer = &engine.layers[0];
         let (rows, cols, batch) = (23, 37, 13);
         let delta: Vec<f32> =
@@ -426,7 +426,7 @@ mod tests {
             let mut k = 0;
             for r in 0..rows {
                 for c in 0..cols {
-                    if mlp.layers[0].mask[r * cols + c] == 0 {
+                    if net.layers[0].mask[r * cols + c] == 0 {
                         continue;
                     }
                     let want: f64 = (0..batch)
@@ -479,11 +479,11 @@ mod tests {
     fn sparse_training_equals_dense_masked_training() {
         let recipe = Recipe::resolve("digits-mlp").unwrap();
         let splits = DataSource::Digits.load(100).unwrap();
-        let arch = recipe.arch().unwrap();
+        let graph = recipe.graph().unwrap();
         for (density, seed) in [(0.8, 1), (0.2, 2), (0.05, 3), (0.01, 4)] {
-            let mlp = masked(&arch, density, seed);
-            let mut dense = DenseEngine::new(mlp.clone(), &recipe.train, 60);
-            let mut sparse = SparseEngine::new(&mlp, &recipe.train, 60);
+            let net = masked(&graph, density, seed);
+            let mut dense = DenseEngine::new(net.clone(), &recipe.train, 60);
+            let mut sparse = SparseEngine::new(&net, &recipe.train, 60);
             for step in 0..25 {
                 let idx: Vec<usize> =
                     (0..60).map(|i| (step * 60 + i) % splits.train.len()).collect();
@@ -495,7 +495,7 @@ mod tests {
                 dense.update(par);
                 sparse.update(par);
             }
-            let (d, s) = (dense.mlp().clone(), sparse.mlp().clone());
+            let (d, s) = (dense.net().clone(), sparse.net().clone());
             for (ld, ls) in d.layers.iter().zip(&s.layers) {
                 assert_eq!(ld.mask, ls.mask);
                 for (i, (&wd, &ws)) in ld.weight.iter().zip(&ls.weight).enumerate() {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
 use ticket_core::recipe::TrainRecipe;
-use ticket_core::{Mlp, Par, Splits};
+use ticket_core::{Network, Par, Splits};
 
 /// One evaluation point of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ pub struct EvalRecord {
 }
 
 /// The masks pruning would draw from given weights (for early-bird detection).
-pub type MaskProbe = Arc<dyn Fn(&Mlp) -> Vec<Vec<u8>> + Send + Sync>;
+pub type MaskProbe = Arc<dyn Fn(&Network) -> Vec<Vec<u8>> + Send + Sync>;
 
 /// Early-bird detection: stop when the mask pruning would draw changes, between consecutive
 /// evaluations, in less than `max_change` of the weights, `window` evaluations in a row.
@@ -86,7 +86,7 @@ pub trait Observer {
     /// After every evaluation.
     fn on_eval(&mut self, _record: &EvalRecord) {}
     /// The weights at iteration 0, at each requested iteration, and at the end (`last`).
-    fn on_snapshot(&mut self, _iteration: usize, _last: bool, _mlp: &Mlp) -> Result<()> {
+    fn on_snapshot(&mut self, _iteration: usize, _last: bool, _net: &Network) -> Result<()> {
         Ok(())
     }
     /// Polled between steps; `true` ends the run as [`Ending::Interrupted`].
@@ -134,9 +134,9 @@ pub enum Ending {
 pub struct TrainOutcome {
     pub ending: Ending,
     /// Final weights; on divergence, the weights of the last finite evaluation.
-    pub mlp: Mlp,
-    /// Iteration at which `mlp` was taken.
-    pub mlp_iteration: usize,
+    pub net: Network,
+    /// Iteration at which `net` was taken.
+    pub net_iteration: usize,
     pub history: Vec<EvalRecord>,
     /// The evaluation with the lowest validation loss (earliest on ties).
     pub early_stop: EvalRecord,
@@ -159,22 +159,22 @@ impl TrainOutcome {
     }
 }
 
-/// Trains `mlp` (its masks stay enforced) on `splits.train` for `recipe.iterations` steps.
+/// Trains `net` (its masks stay enforced) on `splits.train` for `recipe.iterations` steps.
 pub fn train(
-    mut mlp: Mlp,
+    mut net: Network,
     splits: &Splits,
     recipe: &TrainRecipe,
     opts: &TrainOptions,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome> {
-    check_fits(&mlp, splits)?;
-    mlp.apply_masks();
+    check_fits(&net, splits)?;
+    net.apply_masks();
     let batch = recipe.batch_size.min(splits.train.len());
     let features = splits.train.features;
-    let sparse = mlp.density() < opts.sparse_below;
-    observer.on_snapshot(0, false, &mlp)?;
-    let mut last_good = (0, mlp.clone());
-    let mut engine = engine_for(mlp, recipe, batch, opts.sparse_below);
+    let sparse = net.density() < opts.sparse_below;
+    observer.on_snapshot(0, false, &net)?;
+    let mut last_good = (0, net.clone());
+    let mut engine = engine_for(net, recipe, batch, opts.sparse_below);
     let mut batches = BatchOrder::new(splits.train.len(), opts.seed);
     let mut x = vec![0.0f32; batch * features];
     let mut labels = vec![0u8; batch];
@@ -199,7 +199,7 @@ pub fn train(
     let first = evaluate(engine.as_mut(), 0, since_eval);
     observer.on_eval(&first);
     history.push(first);
-    let mut stopper = EarlyStopper::new(opts, engine.mlp());
+    let mut stopper = EarlyStopper::new(opts, engine.net());
     let mut ending = Ending::Completed;
     let mut train_seconds = 0.0;
     let mut examples_trained = 0;
@@ -235,8 +235,8 @@ pub fn train(
                 ending = Ending::Diverged { iteration };
                 break;
             }
-            last_good = (iteration, engine.mlp().clone());
-            if let Some(reason) = stopper.check(&record, engine.mlp()) {
+            last_good = (iteration, engine.net().clone());
+            if let Some(reason) = stopper.check(&record, engine.net()) {
                 if iteration < recipe.iterations {
                     ending = Ending::StoppedEarly { iteration, reason };
                     break;
@@ -244,19 +244,19 @@ pub fn train(
             }
         }
         if opts.snapshot_at.contains(&iteration) && iteration != recipe.iterations {
-            observer.on_snapshot(iteration, false, engine.mlp())?;
+            observer.on_snapshot(iteration, false, engine.net())?;
         }
     }
 
-    let (mlp_iteration, mlp) = match ending {
-        Ending::Completed => (recipe.iterations, engine.mlp().clone()),
+    let (net_iteration, net) = match ending {
+        Ending::Completed => (recipe.iterations, engine.net().clone()),
         Ending::StoppedEarly { iteration, .. } | Ending::Interrupted { iteration } => {
-            (iteration, engine.mlp().clone())
+            (iteration, engine.net().clone())
         }
         Ending::Diverged { .. } => last_good,
     };
     if matches!(ending, Ending::Completed | Ending::StoppedEarly { .. }) {
-        observer.on_snapshot(mlp_iteration, true, &mlp)?;
+        observer.on_snapshot(net_iteration, true, &net)?;
     }
     let early_stop = *history
         .iter()
@@ -265,8 +265,8 @@ pub fn train(
         .unwrap_or(&history[0]);
     Ok(TrainOutcome {
         ending,
-        mlp,
-        mlp_iteration,
+        net,
+        net_iteration,
         history,
         early_stop,
         train_seconds,
@@ -285,20 +285,20 @@ struct EarlyStopper {
 }
 
 impl EarlyStopper {
-    fn new(opts: &TrainOptions, mlp: &Mlp) -> Self {
+    fn new(opts: &TrainOptions, net: &Network) -> Self {
         EarlyStopper {
             patience: opts.patience,
             best_loss: f64::INFINITY,
             since_best: 0,
             early_bird: opts.early_bird.clone().map(|eb| {
-                let masks = (eb.probe)(mlp);
+                let masks = (eb.probe)(net);
                 (eb, masks, 0)
             }),
         }
     }
 
     /// The rule that ends the run after this evaluation, if any.
-    fn check(&mut self, record: &EvalRecord, mlp: &Mlp) -> Option<EarlyReason> {
+    fn check(&mut self, record: &EvalRecord, net: &Network) -> Option<EarlyReason> {
         if record.validation_loss < self.best_loss {
             self.best_loss = record.validation_loss;
             self.since_best = 0;
@@ -309,7 +309,7 @@ impl EarlyStopper {
             return Some(EarlyReason::Plateau);
         }
         let (eb, previous, calm) = self.early_bird.as_mut()?;
-        let masks = (eb.probe)(mlp);
+        let masks = (eb.probe)(net);
         let changed: usize = masks
             .iter()
             .zip(previous.iter())
@@ -322,21 +322,21 @@ impl EarlyStopper {
     }
 }
 
-fn check_fits(mlp: &Mlp, splits: &Splits) -> Result<()> {
-    if mlp.arch.inputs() != splits.train.features {
+fn check_fits(net: &Network, splits: &Splits) -> Result<()> {
+    if net.graph.inputs() != splits.train.features {
         return Err(Error::Mismatch(format!(
             "the model takes {} inputs but {} examples have {} features",
-            mlp.arch.inputs(),
+            net.graph.inputs(),
             splits.name,
             splits.train.features
         )));
     }
-    if splits.classes > mlp.arch.outputs() {
+    if splits.classes > net.graph.outputs() {
         return Err(Error::Mismatch(format!(
             "{} has {} classes but the model has {} outputs",
             splits.name,
             splits.classes,
-            mlp.arch.outputs()
+            net.graph.outputs()
         )));
     }
     Ok(())
@@ -376,7 +376,7 @@ impl BatchOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::init_mlp;
+    use crate::init::init_net;
     use ticket_core::recipe::Init;
     use ticket_core::{DataSource, Recipe};
 
@@ -395,20 +395,20 @@ mod tests {
     fn learns_digits_and_keeps_pruned_weights_at_zero() {
         let recipe = digits_recipe(300);
         let splits = DataSource::Digits.load(recipe.train.validation_size).unwrap();
-        let mut mlp =
-            init_mlp(&recipe.arch().unwrap(), Init::GlorotNormal, &mut SeededRng::new(1, "init"));
+        let mut net =
+            init_net(&recipe.graph().unwrap(), Init::GlorotNormal, &mut SeededRng::new(1, "init"));
         let mut rng = SeededRng::new(9, "mask");
-        for layer in &mut mlp.layers {
+        for layer in &mut net.layers {
             for m in &mut layer.mask {
                 *m = (rng.uniform() < 0.3) as u8;
             }
         }
-        let masks: Vec<Vec<u8>> = mlp.layers.iter().map(|l| l.mask.clone()).collect();
+        let masks: Vec<Vec<u8>> = net.layers.iter().map(|l| l.mask.clone()).collect();
 
         struct CheckZeros<'a>(&'a [Vec<u8>], usize);
         impl Observer for CheckZeros<'_> {
-            fn on_snapshot(&mut self, _: usize, _: bool, mlp: &Mlp) -> Result<()> {
-                for (layer, mask) in mlp.layers.iter().zip(self.0) {
+            fn on_snapshot(&mut self, _: usize, _: bool, net: &Network) -> Result<()> {
+                for (layer, mask) in net.layers.iter().zip(self.0) {
                     for (w, m) in layer.weight.iter().zip(mask) {
                         assert!(*m == 1 || *w == 0.0, "pruned weight {w}");
                     }
@@ -419,7 +419,7 @@ mod tests {
         }
         let mut check = CheckZeros(&masks, 0);
         let o = TrainOptions { snapshot_at: (1..300).collect(), ..opts(Par::Seq) };
-        let out = train(mlp, &splits, &recipe.train, &o, &mut check).unwrap();
+        let out = train(net, &splits, &recipe.train, &o, &mut check).unwrap();
         assert_eq!(check.1, 301, "a snapshot after every step plus iteration 0");
         assert_eq!(out.ending, Ending::Completed);
         assert_eq!(out.history.len(), 7);
@@ -433,14 +433,14 @@ mod tests {
     fn same_seed_and_threads_give_identical_runs() {
         let recipe = digits_recipe(60);
         let splits = DataSource::Digits.load(recipe.train.validation_size).unwrap();
-        let arch = recipe.arch().unwrap();
+        let graph = recipe.graph().unwrap();
         let run = |par| {
-            let mlp = init_mlp(&arch, Init::GlorotNormal, &mut SeededRng::new(4, "init"));
-            train(mlp, &splits, &recipe.train, &opts(par), &mut Silent).unwrap()
+            let net = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(4, "init"));
+            train(net, &splits, &recipe.train, &opts(par), &mut Silent).unwrap()
         };
         for par in [Par::Seq, Par::Rayon(2)] {
             let (a, b) = (run(par), run(par));
-            assert_eq!(a.mlp, b.mlp);
+            assert_eq!(a.net, b.net);
             assert_eq!(a.history, b.history);
         }
     }
@@ -451,12 +451,12 @@ mod tests {
         recipe.train.learning_rate = 1e6;
         recipe.train.optimizer = ticket_core::recipe::Optimizer::Sgd;
         let splits = DataSource::Digits.load(recipe.train.validation_size).unwrap();
-        let mlp =
-            init_mlp(&recipe.arch().unwrap(), Init::GlorotNormal, &mut SeededRng::new(1, "init"));
-        let out = train(mlp, &splits, &recipe.train, &opts(Par::Seq), &mut Silent).unwrap();
+        let net =
+            init_net(&recipe.graph().unwrap(), Init::GlorotNormal, &mut SeededRng::new(1, "init"));
+        let out = train(net, &splits, &recipe.train, &opts(Par::Seq), &mut Silent).unwrap();
         assert!(matches!(out.ending, Ending::Diverged { .. }), "{:?}", out.ending);
-        assert!(out.mlp.layers.iter().all(|l| l.weight.iter().all(|w| w.is_finite())));
-        assert_eq!(out.mlp_iteration % 50, 0);
+        assert!(out.net.layers.iter().all(|l| l.weight.iter().all(|w| w.is_finite())));
+        assert_eq!(out.net_iteration % 50, 0);
     }
 
     #[test]
@@ -472,11 +472,11 @@ mod tests {
         }
         let recipe = digits_recipe(100);
         let splits = DataSource::Digits.load(recipe.train.validation_size).unwrap();
-        let mlp =
-            init_mlp(&recipe.arch().unwrap(), Init::GlorotNormal, &mut SeededRng::new(1, "init"));
-        let out = train(mlp, &splits, &recipe.train, &opts(Par::Seq), &mut StopAt(37, 0)).unwrap();
+        let net =
+            init_net(&recipe.graph().unwrap(), Init::GlorotNormal, &mut SeededRng::new(1, "init"));
+        let out = train(net, &splits, &recipe.train, &opts(Par::Seq), &mut StopAt(37, 0)).unwrap();
         assert_eq!(out.ending, Ending::Interrupted { iteration: 37 });
-        assert_eq!(out.mlp_iteration, 37);
+        assert_eq!(out.net_iteration, 37);
     }
 
     #[test]
@@ -491,8 +491,8 @@ mod tests {
     fn mismatched_data_is_an_error() {
         let recipe = Recipe::resolve("lenet-300-100").unwrap();
         let splits = DataSource::Digits.load(100).unwrap();
-        let mlp = Mlp::zeros(&recipe.arch().unwrap());
-        let err = train(mlp, &splits, &recipe.train, &opts(Par::Seq), &mut Silent).unwrap_err();
+        let net = Network::zeros(&recipe.graph().unwrap());
+        let err = train(net, &splits, &recipe.train, &opts(Par::Seq), &mut Silent).unwrap_err();
         assert!(err.to_string().contains("784 inputs"), "{err}");
     }
 }

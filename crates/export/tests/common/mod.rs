@@ -4,7 +4,7 @@
 use std::path::Path;
 use ticket_core::csr_format;
 use ticket_core::tensor_file::TensorFile;
-use ticket_core::{Arch, Mlp};
+use ticket_core::{Graph, Network};
 
 /// splitmix64: deterministic numbers without a dependency.
 pub struct Rng(pub u64);
@@ -32,12 +32,12 @@ impl Rng {
     }
 }
 
-/// A model of `arch` keeping each weight with probability `density`; pruned weights are 0.0.
-pub fn random_mlp(arch: &str, density: f64, seed: u64) -> Mlp {
-    let arch: Arch = arch.parse().unwrap();
+/// A model of `graph` keeping each weight with probability `density`; pruned weights are 0.0.
+pub fn random_net(graph: &str, density: f64, seed: u64) -> Network {
+    let graph: Graph = graph.parse().unwrap();
     let mut rng = Rng(seed);
-    let mut mlp = Mlp::zeros(&arch);
-    for layer in &mut mlp.layers {
+    let mut net = Network::zeros(&graph);
+    for layer in &mut net.layers {
         for (w, m) in layer.weight.iter_mut().zip(&mut layer.mask) {
             *w = rng.weight();
             *m = (rng.unit() < density) as u8;
@@ -47,7 +47,7 @@ pub fn random_mlp(arch: &str, density: f64, seed: u64) -> Mlp {
         }
         layer.apply_mask();
     }
-    mlp
+    net
 }
 
 /// One layer's arrays exactly as stored, read without ticket-export's decoder.

@@ -17,10 +17,10 @@ use memmap2::Mmap;
 use safetensors::Dtype;
 use std::path::Path;
 use std::sync::Arc;
-use ticket_core::checkpoint::check_format;
+use ticket_core::checkpoint::{check_format, read_graph};
 use ticket_core::csr_format::{self, meta, ValueDtype};
 use ticket_core::tensor_file::TensorFile;
-use ticket_core::{Arch, LayerShape};
+use ticket_core::LayerShape;
 
 impl SparseModel {
     /// Maps, validates and loads the CSR model at `path`.
@@ -64,58 +64,41 @@ impl Loader<'_, '_> {
 
     fn model(&self) -> Result<SparseModel> {
         let file = self.tensors;
-        check_format(file, csr_format::FORMAT, csr_format::FORMAT_VERSION)?;
-        let arch: Arch = file
-            .meta(meta::ARCH)?
-            .parse()
-            .map_err(|e: ticket_core::Error| self.error(format!("metadata `arch`: {e}")))?;
-        let activation = file.meta(meta::ACTIVATION)?;
-        if activation != "relu" {
-            return Err(self.error(format!(
-                "activation `{activation}` is not supported (ticket runs relu networks)"
-            )));
-        }
+        let version = check_format(file, csr_format::FORMAT, &csr_format::READ_VERSIONS)?;
+        let graph = read_graph(file, version)?;
         let value_dtype: ValueDtype = file
             .meta(meta::VALUE_DTYPE)?
             .parse()
             .map_err(|e: String| self.error(format!("metadata `value_dtype`: {e}")))?;
         let names: Vec<&str> = file.meta(meta::LAYERS)?.split(',').map(str::trim).collect();
-        if names.len() != arch.num_layers() {
+        if names.len() != graph.num_weighted() {
             return Err(self.error(format!(
-                "metadata lists {} layers ({}) but arch {arch} has {}",
+                "metadata lists {} layers ({}) but graph {graph} has {}",
                 names.len(),
                 names.join(","),
-                arch.num_layers()
+                graph.num_weighted()
             )));
         }
         let mut layers: Vec<SparseLayer> = Vec::with_capacity(names.len());
-        for (i, (name, expected)) in names.iter().zip(arch.layer_shapes()).enumerate() {
-            let shape = self.shape(name)?;
-            if let Some(prev) = layers.last() {
-                if shape.cols != prev.shape().rows {
-                    return Err(self.error(format!(
-                        "layers do not chain: {name} takes {} inputs but {} gives {} outputs",
-                        shape.cols,
-                        prev.name(),
-                        prev.shape().rows
-                    )));
-                }
-            }
-            if shape != expected {
+        for (name, expected) in names.iter().zip(graph.weighted()) {
+            if *name != expected.name {
                 return Err(self.error(format!(
-                    "layer {name} is [{}, {}] but arch {arch} makes layer {} [{}, {}]",
-                    shape.rows,
-                    shape.cols,
-                    i + 1,
-                    expected.rows,
-                    expected.cols
+                    "metadata `layers` names `{name}` where the graph has `{}`",
+                    expected.name
                 )));
             }
-            layers.push(self.layer(name, shape, value_dtype)?);
+            let dims = self.dims(name, expected.dims.len())?;
+            if dims != expected.dims {
+                return Err(self.error(format!(
+                    "layer {name} has weight shape {dims:?} but graph {graph} makes it {:?}",
+                    expected.dims
+                )));
+            }
+            layers.push(self.layer(name, expected.shape, value_dtype)?);
         }
         let borrows = layers.iter().any(|l| l.mapped_bytes() > 0);
         Ok(SparseModel {
-            arch,
+            graph,
             layers,
             value_dtype,
             mapped_file_bytes: if borrows { self.map.len() } else { 0 },
@@ -123,18 +106,16 @@ impl Loader<'_, '_> {
         })
     }
 
-    /// `[rows, cols]` from the layer's I64 shape tensor.
-    fn shape(&self, name: &str) -> Result<LayerShape> {
+    /// The full weight shape from the layer's I64 shape tensor of `rank` entries.
+    fn dims(&self, name: &str, rank: usize) -> Result<Vec<usize>> {
         let tensor = csr_format::shape_name(name);
-        let bytes = self.tensors.bytes(&tensor, Dtype::I64, Some(&[2]))?;
+        let bytes = self.tensors.bytes(&tensor, Dtype::I64, Some(&[rank]))?;
         let dims: Vec<i64> =
             bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
-        match (usize::try_from(dims[0]), usize::try_from(dims[1])) {
-            (Ok(rows), Ok(cols)) if rows > 0 && cols > 0 && cols <= u32::MAX as usize => {
-                Ok(LayerShape { rows, cols })
-            }
-            _ => Err(self.error(format!("tensor `{tensor}` holds {dims:?}, not a matrix shape"))),
-        }
+        dims.iter()
+            .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| self.error(format!("tensor `{tensor}` holds {dims:?}, not a shape")))
     }
 
     fn layer(&self, name: &str, shape: LayerShape, value_dtype: ValueDtype) -> Result<SparseLayer> {

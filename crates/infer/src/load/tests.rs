@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::fixture::{
-    assert_logits_close, edit, file_contents, mlp_of, random_model, reference_logits, tensor_mut,
+    assert_logits_close, edit, file_contents, net_of, random_model, reference_logits, tensor_mut,
     write_model, CsrParts, Random,
 };
 use half::{bf16, f16};
@@ -11,14 +11,14 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use ticket_core::tensor_file::{write_tensors, OwnedTensor};
-use ticket_core::Par;
+use ticket_core::{Graph, Par};
 
-fn arch() -> Arch {
+fn graph() -> Graph {
     "20-12-6-3".parse().unwrap()
 }
 
 fn layers() -> Vec<CsrParts> {
-    random_model(&arch(), &[0.3, 0.5, 1.0], 1)
+    random_model(&graph(), &[0.3, 0.5, 1.0], 1)
 }
 
 struct Case {
@@ -43,7 +43,7 @@ fn check_forward(model: &SparseModel, layers: &[CsrParts]) {
 #[test]
 fn f32_file_loads_zero_copy() {
     let c = case();
-    write_model(&c.path, &arch(), &layers(), ValueDtype::F32).unwrap();
+    write_model(&c.path, &graph(), &layers(), ValueDtype::F32).unwrap();
     let model = SparseModel::load(&c.path).unwrap();
     check_forward(&model, &layers());
     assert_eq!(model.value_dtype(), ValueDtype::F32);
@@ -58,7 +58,7 @@ fn f32_file_loads_zero_copy() {
 #[test]
 fn bytes_in_memory_load_like_the_mapped_file() {
     let c = case();
-    write_model(&c.path, &arch(), &layers(), ValueDtype::F16).unwrap();
+    write_model(&c.path, &graph(), &layers(), ValueDtype::F16).unwrap();
     let bytes = std::fs::read(&c.path).unwrap();
     let len = bytes.len();
     let from_bytes = SparseModel::from_bytes(bytes.clone(), &c.path).unwrap();
@@ -81,7 +81,7 @@ fn bytes_in_memory_load_like_the_mapped_file() {
 fn half_precision_values_are_decoded() {
     for dtype in [ValueDtype::F16, ValueDtype::Bf16] {
         let c = case();
-        write_model(&c.path, &arch(), &layers(), dtype).unwrap();
+        write_model(&c.path, &graph(), &layers(), dtype).unwrap();
         let model = SparseModel::load(&c.path).unwrap();
         assert_eq!(model.value_dtype(), dtype);
         // The reference runs on the values rounded the way the file stores them.
@@ -95,7 +95,7 @@ fn half_precision_values_are_decoded() {
             }
         }
         check_forward(&model, &rounded);
-        assert_eq!(model.to_dense(), mlp_of(&arch(), &rounded));
+        assert_eq!(model.to_dense(), net_of(&graph(), &rounded));
         // Decoded values are owned f32; the rest is still borrowed.
         let nnz: usize = layers().iter().map(CsrParts::nnz).sum();
         assert_eq!(model.weight_bytes() - model.borrowed_bytes(), 4 * nnz);
@@ -105,7 +105,7 @@ fn half_precision_values_are_decoded() {
 #[test]
 fn u32_indices_are_accepted_for_narrow_layers() {
     let c = case();
-    let (mut tensors, meta) = file_contents(&arch(), &layers(), ValueDtype::F32);
+    let (mut tensors, meta) = file_contents(&graph(), &layers(), ValueDtype::F32);
     for (l, name) in layers().iter().zip(["fc1", "fc2", "fc3"]) {
         *tensor_mut(&mut tensors, &csr_format::indices_name(name)) =
             OwnedTensor::u32(vec![l.nnz()], &l.indices);
@@ -155,7 +155,7 @@ fn write_misaligned(
 #[test]
 fn misaligned_arrays_are_copied() {
     let c = case();
-    let (tensors, meta) = file_contents(&arch(), &layers(), ValueDtype::F32);
+    let (tensors, meta) = file_contents(&graph(), &layers(), ValueDtype::F32);
     write_misaligned(&c.path, &tensors, &meta);
     let model = SparseModel::load(&c.path).unwrap();
     check_forward(&model, &layers());
@@ -169,7 +169,7 @@ fn load_error(
     edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
 ) -> String {
     let c = case();
-    let (mut tensors, mut meta) = file_contents(&arch(), &layers(), ValueDtype::F32);
+    let (mut tensors, mut meta) = file_contents(&graph(), &layers(), ValueDtype::F32);
     edit(&mut tensors, &mut meta);
     write_tensors(&c.path, tensors, &meta).unwrap();
     let err = SparseModel::load(&c.path).err().expect("the edited file must not load").to_string();
@@ -225,23 +225,32 @@ fn bad_indices() {
 }
 
 #[test]
-fn shapes_that_do_not_chain_or_fit_the_arch() {
+fn shapes_that_do_not_fit_the_graph() {
     let err = load_error(|t, _| {
         edit::<i64>(tensor_mut(t, "fc2.weight.shape"), |s| s[1] = 11);
     });
-    contains(&err, "layers do not chain: fc2 takes 11 inputs but fc1 gives 12 outputs");
+    contains(&err, "layer fc2 has weight shape [6, 11] but graph 20-12-6-3 makes it [6, 12]");
     let err = load_error(|_, m| {
-        m.insert("arch".into(), "20-12-6-4".into());
+        m.insert("graph".into(), "20-12-6-4".parse::<Graph>().unwrap().to_json());
     });
-    contains(&err, "layer fc3 is [3, 6] but arch 20-12-6-4 makes layer 3 [4, 6]");
+    contains(&err, "layer fc3 has weight shape [3, 6] but graph 20-12-6-4 makes it [4, 6]");
+    let err = load_error(|_, m| {
+        let graph = m["graph"].replacen(r#""in":12"#, r#""in":11"#, 1);
+        m.insert("graph".into(), graph);
+    });
+    contains(&err, "metadata `graph`: graph: layer 2 (linear `fc2`) has in = 11");
     let err = load_error(|t, _| {
         edit::<i64>(tensor_mut(t, "fc1.weight.shape"), |s| s[0] = -12);
     });
-    contains(&err, "tensor `fc1.weight.shape` holds [-12, 20], not a matrix shape");
+    contains(&err, "tensor `fc1.weight.shape` holds [-12, 20], not a shape");
     let err = load_error(|_, m| {
         m.insert("layers".into(), "fc1,fc2".into());
     });
-    contains(&err, "metadata lists 2 layers (fc1,fc2) but arch 20-12-6-3 has 3");
+    contains(&err, "metadata lists 2 layers (fc1,fc2) but graph 20-12-6-3 has 3");
+    let err = load_error(|_, m| {
+        m.insert("layers".into(), "fc1,fcX,fc3".into());
+    });
+    contains(&err, "metadata `layers` names `fcX` where the graph has `fc2`");
 }
 
 #[test]
@@ -254,7 +263,7 @@ fn non_finite_numbers() {
     contains(&err, "layer fc1: bias of row 2 is inf");
     // A half-precision infinity is caught after decoding.
     let c = case();
-    let (mut tensors, meta) = file_contents(&arch(), &layers(), ValueDtype::F16);
+    let (mut tensors, meta) = file_contents(&graph(), &layers(), ValueDtype::F16);
     edit::<u16>(tensor_mut(&mut tensors, "fc1.weight.values"), |v| v[1] = 0x7c00);
     write_tensors(&c.path, tensors, &meta).unwrap();
     let err = SparseModel::load(&c.path).err().unwrap().to_string();
@@ -286,17 +295,22 @@ fn value_dtypes() {
 #[test]
 fn format_and_metadata() {
     let err = load_error(|_, m| {
-        m.insert("format_version".into(), "2".into());
+        m.insert("format_version".into(), "3".into());
     });
-    contains(&err, "format_version `2` is not supported");
+    contains(&err, "format_version `3` is not supported");
     let err = load_error(|_, m| {
         m.insert("format".into(), "ticket-dense".into());
     });
     contains(&err, "format is `ticket-dense`, expected `ticket-csr`");
     let err = load_error(|_, m| {
-        m.insert("activation".into(), "tanh".into());
+        let graph = m["graph"].replacen(r#"{"op":"relu"}"#, r#"{"op":"gelu"}"#, 1);
+        m.insert("graph".into(), graph);
     });
-    contains(&err, "activation `tanh` is not supported");
+    contains(&err, "metadata `graph`: graph: unknown variant `gelu`");
+    let err = load_error(|_, m| {
+        m.remove("graph");
+    });
+    contains(&err, "metadata has no `graph` entry");
     let err = load_error(|_, m| {
         m.remove("layers");
     });
@@ -308,7 +322,7 @@ fn format_and_metadata() {
 #[test]
 fn truncated_and_empty_files() {
     let c = case();
-    write_model(&c.path, &arch(), &layers(), ValueDtype::F32).unwrap();
+    write_model(&c.path, &graph(), &layers(), ValueDtype::F32).unwrap();
     let bytes = std::fs::read(&c.path).unwrap();
     for len in [bytes.len() - 1, bytes.len() / 2, 9, 3] {
         std::fs::write(&c.path, &bytes[..len]).unwrap();
@@ -334,7 +348,7 @@ proptest! {
         cut in prop::option::of(any::<prop::sample::Index>()),
     ) {
         let c = case();
-        write_model(&c.path, &arch(), &layers(), ValueDtype::F16).unwrap();
+        write_model(&c.path, &graph(), &layers(), ValueDtype::F16).unwrap();
         let mut bytes = std::fs::read(&c.path).unwrap();
         for (at, v) in flips {
             let i = at.index(bytes.len());

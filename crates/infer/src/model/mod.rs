@@ -10,15 +10,15 @@
 //! another thread costs more than it saves.
 //!
 //! ```
-//! use ticket_core::{Arch, Mlp, Par};
+//! use ticket_core::{Graph, Network, Par};
 //! use ticket_infer::SparseModel;
-//! let arch: Arch = "3-2-2".parse().unwrap();
-//! let mut mlp = Mlp::zeros(&arch);
-//! mlp.layers[0].weight = vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0];
-//! mlp.layers[0].mask = vec![1, 0, 0, 0, 0, 1];
-//! mlp.layers[1].weight = vec![1.0, 0.0, 0.0, 2.0];
-//! mlp.layers[1].mask = vec![1, 0, 0, 1];
-//! let model = SparseModel::from_mlp(&mlp);
+//! let graph: Graph = "3-2-2".parse().unwrap();
+//! let mut net = Network::zeros(&graph);
+//! net.layers[0].weight = vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+//! net.layers[0].mask = vec![1, 0, 0, 0, 0, 1];
+//! net.layers[1].weight = vec![1.0, 0.0, 0.0, 2.0];
+//! net.layers[1].mask = vec![1, 0, 0, 1];
+//! let model = SparseModel::from_net(&net);
 //! assert_eq!(model.nnz(), 4);
 //! assert_eq!(model.logits(&[1.0, 5.0, 3.0], 1, Par::Seq).unwrap(), [1.0, 6.0]);
 //! ```
@@ -30,8 +30,8 @@ use crate::transpose::transpose;
 use crate::{Error, Result};
 use rayon::prelude::*;
 use ticket_core::csr_format::{self, ValueDtype};
-use ticket_core::mlp::argmax;
-use ticket_core::{Arch, Dataset, LayerShape, Linear, Mlp, Par};
+use ticket_core::network::argmax;
+use ticket_core::{Dataset, Graph, LayerParams, LayerShape, Network, Par};
 
 /// Examples per tile of a batched forward pass. The first LeNet layer's tile input,
 /// 784 x 32 floats (100 KB), stays in a core's L2 cache; on Zen 3, 32 ran the LeNet forward
@@ -141,8 +141,8 @@ impl SparseLayer {
     }
 
     /// The weight as a dense row-major matrix and the mask of its nonzero pattern.
-    fn dense(&self) -> Linear {
-        let mut linear = Linear::zeros(self.shape);
+    fn dense(&self) -> LayerParams {
+        let mut linear = LayerParams::zeros(self.shape);
         linear.mask.fill(0);
         linear.bias.copy_from_slice(&self.bias);
         with_csr!(self, w => w.scatter_into(&mut linear.weight, Some(&mut linear.mask)));
@@ -159,7 +159,7 @@ pub struct Scratch {
 
 /// A sparse MLP: CSR layers (validated), ReLU between them.
 pub struct SparseModel {
-    pub(crate) arch: Arch,
+    pub(crate) graph: Graph,
     pub(crate) layers: Vec<SparseLayer>,
     pub(crate) value_dtype: ValueDtype,
     /// Bytes of the file kept mapped or in memory (0 when nothing is borrowed from it).
@@ -169,14 +169,14 @@ pub struct SparseModel {
 }
 
 impl SparseModel {
-    /// The kept weights of `mlp` (mask = 1) as CSR, biases dense: the in-memory conversion
+    /// The kept weights of `net` (mask = 1) as CSR, biases dense: the in-memory conversion
     /// the trainer and the tests use; files go through [`SparseModel::load`].
-    pub fn from_mlp(mlp: &Mlp) -> Self {
-        let layers = mlp
-            .arch
+    pub fn from_net(net: &Network) -> Self {
+        let layers = net
+            .graph
             .layer_names()
             .into_iter()
-            .zip(&mlp.layers)
+            .zip(&net.layers)
             .map(|(name, l)| {
                 let (rows, cols) = (l.shape.rows, l.shape.cols);
                 let (indptr, cols_kept, values) = compress(&l.weight, &l.mask, rows, cols);
@@ -196,7 +196,7 @@ impl SparseModel {
             })
             .collect();
         SparseModel {
-            arch: mlp.arch.clone(),
+            graph: net.graph.clone(),
             layers,
             value_dtype: ValueDtype::F32,
             mapped_file_bytes: 0,
@@ -205,16 +205,16 @@ impl SparseModel {
     }
 
     /// The dense network with the same weights (pruned ones at zero, masks = the pattern):
-    /// the dense path `ticket_core::Mlp::logits` runs on `sgemm`.
-    pub fn to_dense(&self) -> Mlp {
-        Mlp {
-            arch: self.arch.clone(),
+    /// the dense path `ticket_core::Network::logits` runs on `sgemm`.
+    pub fn to_dense(&self) -> Network {
+        Network {
+            graph: self.graph.clone(),
             layers: self.layers.iter().map(SparseLayer::dense).collect(),
         }
     }
 
-    pub fn arch(&self) -> &Arch {
-        &self.arch
+    pub fn graph(&self) -> &Graph {
+        &self.graph
     }
 
     pub fn layers(&self) -> &[SparseLayer] {
@@ -222,11 +222,11 @@ impl SparseModel {
     }
 
     pub fn inputs(&self) -> usize {
-        self.arch.inputs()
+        self.graph.inputs()
     }
 
     pub fn outputs(&self) -> usize {
-        self.arch.outputs()
+        self.graph.outputs()
     }
 
     /// Kept weights.
@@ -336,7 +336,7 @@ impl SparseModel {
             let act = if last { Activation::Identity } else { Activation::Relu };
             layer.forward(src, dst, t, act);
         }
-        let logits = s.layers.last().expect("an Arch has at least one layer");
+        let logits = s.layers.last().expect("an Graph has at least one layer");
         if t == 1 {
             out.copy_from_slice(logits);
         } else {

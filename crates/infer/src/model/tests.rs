@@ -1,9 +1,9 @@
 //! The forward pass against a layer-by-layer dense f64 reference, and the conversions to and
-//! from the dense `Mlp`.
+//! from the dense `Network`.
 
 use super::*;
 use crate::fixture::{
-    assert_logits_close, mlp_of, random_model, reference_logits, CsrParts, Random,
+    assert_logits_close, net_of, random_model, reference_logits, CsrParts, Random,
 };
 use proptest::prelude::*;
 
@@ -13,8 +13,8 @@ fn arch_strategy() -> impl Strategy<Value = Vec<usize>> {
 
 #[test]
 fn an_empty_batch_has_no_logits() {
-    let arch: Arch = "5-3-2".parse().unwrap();
-    let model = SparseModel::from_mlp(&mlp_of(&arch, &random_model(&arch, &[0.5, 1.0], 4)));
+    let graph: Graph = "5-3-2".parse().unwrap();
+    let model = SparseModel::from_net(&net_of(&graph, &random_model(&graph, &[0.5, 1.0], 4)));
     for par in [Par::Seq, Par::Rayon(2)] {
         assert_eq!(model.logits(&[], 0, par).unwrap(), Vec::<f32>::new());
         assert_eq!(
@@ -36,15 +36,15 @@ proptest! {
         threads in 1usize..4,
         seed in any::<u64>(),
     ) {
-        let arch = Arch::new(sizes).unwrap();
-        let layers = random_model(&arch, &densities[..arch.num_layers()], seed);
-        let model = SparseModel::from_mlp(&mlp_of(&arch, &layers));
+        let graph = Graph::mlp(&sizes).unwrap();
+        let layers = random_model(&graph, &densities[..graph.num_weighted()], seed);
+        let model = SparseModel::from_net(&net_of(&graph, &layers));
         let mut rng = Random::new(seed ^ 3);
-        let x = rng.vec(batch * arch.inputs(), -1.0, 1.0);
+        let x = rng.vec(batch * graph.inputs(), -1.0, 1.0);
         let par = if threads == 1 { Par::Seq } else { Par::Rayon(threads) };
         let got = model.logits(&x, batch, par).unwrap();
         let want: Vec<f64> = x
-            .chunks_exact(arch.inputs())
+            .chunks_exact(graph.inputs())
             .flat_map(|e| reference_logits(&layers, e))
             .collect();
         assert_logits_close(&got, &want, "sparse");
@@ -56,9 +56,9 @@ proptest! {
 
 #[test]
 fn lenet_batches_across_tiles_and_threads() {
-    let arch: Arch = "784-300-100-10".parse().unwrap();
-    let layers = random_model(&arch, &[0.035, 0.035, 0.2], 11);
-    let model = SparseModel::from_mlp(&mlp_of(&arch, &layers));
+    let graph: Graph = "784-300-100-10".parse().unwrap();
+    let layers = random_model(&graph, &[0.035, 0.035, 0.2], 11);
+    let model = SparseModel::from_net(&net_of(&graph, &layers));
     let mut rng = Random::new(5);
     for batch in [1, 8, 200] {
         let x = rng.vec(batch * 784, 0.0, 1.0);
@@ -72,11 +72,11 @@ fn lenet_batches_across_tiles_and_threads() {
 
 #[test]
 fn conversions_round_trip_and_count() {
-    let arch: Arch = "70000-3-2".parse().unwrap();
-    let layers = random_model(&arch, &[0.001, 0.5], 2);
-    let mlp = mlp_of(&arch, &layers);
-    let model = SparseModel::from_mlp(&mlp);
-    assert_eq!(model.to_dense(), mlp);
+    let graph: Graph = "70000-3-2".parse().unwrap();
+    let layers = random_model(&graph, &[0.001, 0.5], 2);
+    let net = net_of(&graph, &layers);
+    let model = SparseModel::from_net(&net);
+    assert_eq!(model.to_dense(), net);
     assert_eq!(model.nnz(), layers.iter().map(CsrParts::nnz).sum::<usize>());
     // 70,000 columns need u32 indices, 3 columns fit u16.
     assert_eq!(model.layers()[0].index_bytes(), 4);
@@ -88,9 +88,9 @@ fn conversions_round_trip_and_count() {
 
 #[test]
 fn accuracy_counts_argmax_hits() {
-    let arch: Arch = "6-5-3".parse().unwrap();
-    let layers = random_model(&arch, &[0.7, 0.9], 4);
-    let model = SparseModel::from_mlp(&mlp_of(&arch, &layers));
+    let graph: Graph = "6-5-3".parse().unwrap();
+    let layers = random_model(&graph, &[0.7, 0.9], 4);
+    let model = SparseModel::from_net(&net_of(&graph, &layers));
     let mut rng = Random::new(9);
     let images = rng.vec(50 * 6, 0.0, 1.0);
     // Label half the examples with their reference argmax, the other half with another class.
@@ -110,8 +110,8 @@ fn accuracy_counts_argmax_hits() {
 
 #[test]
 fn wrong_input_length_is_an_error() {
-    let arch: Arch = "4-2".parse().unwrap();
-    let model = SparseModel::from_mlp(&Mlp::zeros(&arch));
+    let graph: Graph = "4-2".parse().unwrap();
+    let model = SparseModel::from_net(&Network::zeros(&graph));
     let err = model.logits(&[0.0; 7], 2, Par::Seq).unwrap_err().to_string();
     assert_eq!(err, "7 input values for 2 examples of 4 features");
 }

@@ -2,17 +2,17 @@
 //!
 //! Weights are stored PyTorch-style, `[out, in]` row-major, so a layer computes
 //! `y = W x + b`. A mask entry of 1 keeps the weight, 0 prunes it; pruned weights are kept at
-//! exactly 0.0 by everything that modifies an `Mlp`.
+//! exactly 0.0 by everything that modifies an `Network`.
 
 use crate::sgemm::{sgemm, MatMut, MatRef};
-use crate::{Arch, Dataset, LayerShape, Par};
+use crate::{Dataset, Graph, LayerShape, Par};
 
 /// Examples evaluated per matrix product; bounds the activation memory of evaluation.
 const EVAL_CHUNK: usize = 1024;
 
 /// One linear layer.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Linear {
+pub struct LayerParams {
     pub shape: LayerShape,
     /// `[rows, cols]` row-major.
     pub weight: Vec<f32>,
@@ -22,10 +22,10 @@ pub struct Linear {
     pub mask: Vec<u8>,
 }
 
-impl Linear {
+impl LayerParams {
     /// A layer of zeros with every weight kept.
     pub fn zeros(shape: LayerShape) -> Self {
-        Linear {
+        LayerParams {
             shape,
             weight: vec![0.0; shape.len()],
             bias: vec![0.0; shape.rows],
@@ -49,38 +49,38 @@ impl Linear {
 
 /// All layers of an MLP, input to output.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Mlp {
-    pub arch: Arch,
-    pub layers: Vec<Linear>,
+pub struct Network {
+    pub graph: Graph,
+    pub layers: Vec<LayerParams>,
 }
 
-impl Mlp {
+impl Network {
     /// Zero weights, full masks.
-    pub fn zeros(arch: &Arch) -> Self {
-        Mlp {
-            arch: arch.clone(),
-            layers: arch.layer_shapes().into_iter().map(Linear::zeros).collect(),
+    pub fn zeros(graph: &Graph) -> Self {
+        Network {
+            graph: graph.clone(),
+            layers: graph.layer_shapes().into_iter().map(LayerParams::zeros).collect(),
         }
     }
 
     /// Weights kept by the masks (biases not counted).
     pub fn kept_weights(&self) -> usize {
-        self.layers.iter().map(Linear::kept).sum()
+        self.layers.iter().map(LayerParams::kept).sum()
     }
 
     /// Fraction of weights kept, the x axis of every lottery-ticket plot.
     pub fn density(&self) -> f64 {
-        self.kept_weights() as f64 / self.arch.dense_weights() as f64
+        self.kept_weights() as f64 / self.graph.dense_weights() as f64
     }
 
     pub fn apply_masks(&mut self) {
-        self.layers.iter_mut().for_each(Linear::apply_mask);
+        self.layers.iter_mut().for_each(LayerParams::apply_mask);
     }
 
     /// Logits `[batch, outputs]` for inputs `[batch, inputs]` (row-major): `W x + b` per layer,
     /// ReLU between layers. Masks are not re-applied: pruned weights are already zero.
     pub fn logits(&self, inputs: &[f32], batch: usize, par: Par) -> Vec<f32> {
-        assert_eq!(inputs.len(), batch * self.arch.inputs(), "logits: input length");
+        assert_eq!(inputs.len(), batch * self.graph.inputs(), "logits: input length");
         let mut x = inputs.to_vec();
         for (i, layer) in self.layers.iter().enumerate() {
             let (rows, cols) = (layer.shape.rows, layer.shape.cols);
@@ -108,7 +108,7 @@ impl Mlp {
             let x = &data.images[start * data.features..(start + n) * data.features];
             let logits = self.logits(x, n, par);
             correct += logits
-                .chunks_exact(self.arch.outputs())
+                .chunks_exact(self.graph.outputs())
                 .zip(&data.labels[start..start + n])
                 .filter(|(row, &label)| argmax(row) == label as usize)
                 .count();
@@ -138,15 +138,15 @@ mod tests {
     use super::*;
 
     /// A layer-by-layer scalar evaluation, independent of sgemm.
-    fn naive_logits(mlp: &Mlp, x: &[f32]) -> Vec<f32> {
+    fn naive_logits(net: &Network, x: &[f32]) -> Vec<f32> {
         let mut a = x.to_vec();
-        for (i, l) in mlp.layers.iter().enumerate() {
+        for (i, l) in net.layers.iter().enumerate() {
             a = (0..l.shape.rows)
                 .map(|r| {
                     let dot: f32 =
                         (0..l.shape.cols).map(|c| l.weight[r * l.shape.cols + c] * a[c]).sum();
                     let y = dot + l.bias[r];
-                    if i + 1 < mlp.layers.len() {
+                    if i + 1 < net.layers.len() {
                         y.max(0.0)
                     } else {
                         y
@@ -159,9 +159,9 @@ mod tests {
 
     #[test]
     fn logits_match_a_scalar_reference() {
-        let arch: Arch = "7-5-4-3".parse().unwrap();
-        let mut mlp = Mlp::zeros(&arch);
-        for (l, layer) in mlp.layers.iter_mut().enumerate() {
+        let graph: Graph = "7-5-4-3".parse().unwrap();
+        let mut net = Network::zeros(&graph);
+        for (l, layer) in net.layers.iter_mut().enumerate() {
             for (i, w) in layer.weight.iter_mut().enumerate() {
                 *w = ((i * 7 + l * 3) % 11) as f32 / 5.0 - 1.0;
             }
@@ -171,9 +171,9 @@ mod tests {
         }
         let batch = 6;
         let x: Vec<f32> = (0..batch * 7).map(|i| (i % 5) as f32 / 4.0).collect();
-        let got = mlp.logits(&x, batch, Par::Seq);
+        let got = net.logits(&x, batch, Par::Seq);
         for b in 0..batch {
-            let want = naive_logits(&mlp, &x[b * 7..(b + 1) * 7]);
+            let want = naive_logits(&net, &x[b * 7..(b + 1) * 7]);
             for (g, w) in got[b * 3..(b + 1) * 3].iter().zip(&want) {
                 assert!((g - w).abs() < 1e-5, "{g} vs {w}");
             }
@@ -182,10 +182,10 @@ mod tests {
             features: 7,
             images: x.clone(),
             labels: (0..batch)
-                .map(|b| argmax(&naive_logits(&mlp, &x[b * 7..(b + 1) * 7])) as u8)
+                .map(|b| argmax(&naive_logits(&net, &x[b * 7..(b + 1) * 7])) as u8)
                 .collect(),
         };
-        assert_eq!(mlp.accuracy(&data, Par::Seq), 1.0);
+        assert_eq!(net.accuracy(&data, Par::Seq), 1.0);
     }
 
     #[test]
