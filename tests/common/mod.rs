@@ -2,8 +2,10 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use ticket_core::checkpoint::{self, Checkpoint};
+use ticket_core::Network;
 
 /// Runs `ticket` with `args` in `cwd`.
 pub fn ticket_in(cwd: &Path, args: &[&str]) -> Output {
@@ -79,4 +81,122 @@ pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out.sort();
     out
+}
+
+/// Runs `ticket` with `args` and asserts that it succeeds; returns its stdout.
+pub fn ticket_ok(args: &[&str]) -> String {
+    let out = ticket(args);
+    assert!(out.status.success(), "ticket {args:?} failed: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Layer-wise pruning rates of models/digits-mlp.toml (hidden, hidden, output).
+pub const DIGITS_RATES: [f64; 3] = [0.2, 0.2, 0.1];
+
+/// Evaluations of [`small_recipe`] are this many iterations apart.
+pub const SMALL_EVAL_EVERY: usize = 100;
+
+/// Runs `ticket find` on [`small_recipe`] into `tmp/name` (two threads, seed 7, no export)
+/// with `extra` flags; returns the experiment directory.
+pub fn find_small(tmp: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let model = small_recipe(tmp);
+    let dir = tmp.join(name);
+    let mut args = vec![
+        "find",
+        "--model",
+        &model,
+        "--out",
+        dir.to_str().unwrap(),
+        "--no-export",
+        "--threads",
+        "2",
+        "--seed",
+        "7",
+    ];
+    args.extend_from_slice(extra);
+    ticket_ok(&args);
+    dir
+}
+
+/// Runs `ticket train` on [`small_recipe`] into `tmp/name` with the same seed and threads as
+/// [`find_small`] and `extra` flags; returns the output directory.
+pub fn train_small(tmp: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let model = small_recipe(tmp);
+    let dir = tmp.join(name);
+    let mut args =
+        vec!["train", "--model", &model, "--out", dir.to_str().unwrap(), "--threads", "2"];
+    args.extend_from_slice(&["--seed", "7"]);
+    args.extend_from_slice(extra);
+    ticket_ok(&args);
+    dir
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A dense checkpoint, read by the library's own safetensors reader.
+pub fn load_checkpoint(path: &Path) -> Checkpoint {
+    checkpoint::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn load_net(path: &Path) -> Network {
+    load_checkpoint(path).net
+}
+
+/// `DIR/level_NN`.
+pub fn level_dir(exp: &Path, level: usize) -> PathBuf {
+    exp.join(format!("level_{level:02}"))
+}
+
+/// The `metrics.json` records of a run directory.
+pub fn history(run: &Path) -> Vec<serde_json::Value> {
+    read_json(&run.join("metrics.json")).as_array().unwrap().clone()
+}
+
+pub fn masks(net: &Network) -> Vec<Vec<u8>> {
+    net.layers.iter().map(|l| l.mask.clone()).collect()
+}
+
+pub fn kept_per_layer(net: &Network) -> Vec<usize> {
+    net.layers.iter().map(|l| l.mask.iter().filter(|&&m| m == 1).count()).collect()
+}
+
+/// The mask keeping the `count` kept weights of largest magnitude (earlier position first
+/// among equal magnitudes): a naive reference for magnitude pruning.
+pub fn largest_magnitudes(weight: &[f32], mask: &[u8], count: usize) -> Vec<u8> {
+    let mut order: Vec<usize> = (0..weight.len()).filter(|&i| mask[i] == 1).collect();
+    order.sort_by(|&a, &b| weight[b].abs().total_cmp(&weight[a].abs()).then(a.cmp(&b)));
+    let mut out = vec![0u8; weight.len()];
+    for &i in order.iter().take(count) {
+        out[i] = 1;
+    }
+    out
+}
+
+/// Weights a layer keeps after pruning `rate` of its `kept` weights, rounded to nearest as
+/// the pruning module documents.
+pub fn keep_after_rate(kept: usize, rate: f64) -> usize {
+    kept - (rate * kept as f64).round() as usize
+}
+
+/// The masks one layer-wise pruning step with `rates` draws from `net`'s weights.
+pub fn layerwise_masks(net: &Network, rates: &[f64]) -> Vec<Vec<u8>> {
+    net.layers
+        .iter()
+        .zip(rates)
+        .map(|(l, &rate)| {
+            let kept = l.mask.iter().filter(|&&m| m == 1).count();
+            largest_magnitudes(&l.weight, &l.mask, keep_after_rate(kept, rate))
+        })
+        .collect()
+}
+
+/// Asserts that `net` holds exactly zero wherever its masks prune.
+pub fn assert_pruned_are_zero(net: &Network, what: &str) {
+    for (n, l) in net.layers.iter().enumerate() {
+        let bad = l.weight.iter().zip(&l.mask).filter(|(&w, &m)| m == 0 && w != 0.0).count();
+        assert_eq!(bad, 0, "{what}: layer {n} has {bad} pruned weights that are not zero");
+    }
 }
