@@ -31,6 +31,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         None => None,
     };
+    if let Some(k) = args.save_at.iter().find(|&&k| k > recipe.train.iterations) {
+        bail!("--save-at {k} is past the end of training ({} iterations)", recipe.train.iterations);
+    }
     let splits = args.run.data.source().load(recipe.train.validation_size)?;
     let mut net = init_net(&graph, recipe.init, &mut SeededRng::new(args.run.seed, "init"));
     if let Some(masks) = masks {
@@ -64,6 +67,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "threads": par.threads(),
         "iterations": recipe.train.iterations,
         "weights_remaining": outcome.net.density(),
+        "sparse": outcome.sparse,
         "ending": outcome.ending,
         "early_stop": outcome.early_stop,
         "final": outcome.last(),

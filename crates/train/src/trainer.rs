@@ -243,7 +243,7 @@ pub fn train(
                 }
             }
         }
-        if opts.snapshot_at.contains(&iteration) && iteration != recipe.iterations {
+        if opts.snapshot_at.contains(&iteration) {
             observer.on_snapshot(iteration, false, engine.net())?;
         }
     }
