@@ -6,19 +6,14 @@
 
 mod common;
 use common::*;
-use std::path::Path;
-use ticket_core::dataset::FASHION_MNIST_DIR;
 
-fn available() -> bool {
-    let present = Path::new(FASHION_MNIST_DIR).join("train-labels-idx1-ubyte.gz").exists();
-    if !present {
-        assert!(
-            std::env::var("TICKET_REQUIRE_FASHION_MNIST").is_err(),
-            "Fashion-MNIST is required but missing from {FASHION_MNIST_DIR}"
-        );
-        eprintln!("skipping: Fashion-MNIST not installed in {FASHION_MNIST_DIR}");
-    }
-    present
+/// Runs `ticket COMMAND` with the paper's recipe on Fashion-MNIST, two threads, and `extra`
+/// flags; returns its stdout.
+fn lenet_on_fashion_mnist(command: &str, extra: &[&str]) -> String {
+    let mut args =
+        vec![command, "--model", "lenet-300-100", "--dataset", "fashion-mnist", "--threads", "2"];
+    args.extend_from_slice(extra);
+    ticket_ok(&args)
 }
 
 /// Test accuracy that 500 iterations of LeNet-300-100 must reach. Measured (2 threads):
@@ -27,27 +22,15 @@ const ACCURACY_FLOOR_500: f64 = 0.80;
 
 #[test]
 fn lenet_300_100_learns_fashion_mnist_in_500_iterations() {
-    if !available() {
+    if !fashion_mnist_installed() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let json = ticket_ok(&[
+    let json = lenet_on_fashion_mnist(
         "train",
-        "--model",
-        "lenet-300-100",
-        "--dataset",
-        "fashion-mnist",
-        "--iterations",
-        "500",
-        "--threads",
-        "2",
-        "--seed",
-        "0",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+        &["--iterations", "500", "--seed", "0", "--out", out.to_str().unwrap(), "--json"],
+    );
     let printed: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(printed, read_json(&out.join("summary.json")));
     let history = history(&out);
@@ -64,27 +47,15 @@ fn lenet_300_100_learns_fashion_mnist_in_500_iterations() {
 
 #[test]
 fn imp_levels_keep_the_papers_weights_per_layer() {
-    if !available() {
+    if !fashion_mnist_installed() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let exp = tmp.path().join("exp");
-    ticket_ok(&[
+    lenet_on_fashion_mnist(
         "find",
-        "--model",
-        "lenet-300-100",
-        "--dataset",
-        "fashion-mnist",
-        "--iterations",
-        "100",
-        "--levels",
-        "3",
-        "--threads",
-        "2",
-        "--out",
-        exp.to_str().unwrap(),
-        "--no-export",
-    ]);
+        &["--iterations", "100", "--levels", "3", "--out", exp.to_str().unwrap(), "--no-export"],
+    );
     // 784-300-100-10: fc1 and fc2 lose 20% of their remaining weights per level, fc3 10%.
     let sizes = [784 * 300, 300 * 100, 100 * 10];
     let rates = [0.2, 0.2, 0.1];

@@ -139,3 +139,19 @@ fn early_bird_ends_a_level_when_its_pruning_mask_stops_changing() {
     let level1 = load_net(&level_dir(&exp, 1).join("init.safetensors"));
     assert_eq!(masks(&level1), *drawn.last().unwrap());
 }
+
+#[test]
+fn stopping_rules_that_cannot_mean_anything_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = small_recipe(tmp.path());
+    let out = tmp.path().join("exp");
+    for (flag, value, cause) in [
+        ("--early-stop", "0", "--early-stop 0: give the evaluations to wait"),
+        ("--early-bird", "0", "--early-bird 0: give the fraction of weights"),
+        ("--early-bird", "1.5", "--early-bird 1.5: give the fraction of weights"),
+    ] {
+        let args = ["find", "--model", &model, "--out", out.to_str().unwrap(), flag, value];
+        assert_clean_failure(&ticket(&args), cause);
+        assert!(!out.exists(), "{flag} {value} wrote {}", out.display());
+    }
+}

@@ -106,6 +106,16 @@ fn recipe_with_overrides(args: &FindArgs) -> Result<Recipe> {
             bail!("--one-shot {d}: give the fraction of weights to keep, in (0, 1]");
         }
     }
+    if args.early_stop == Some(0) {
+        bail!("--early-stop 0: give the evaluations to wait for an improvement, at least 1");
+    }
+    if let Some(f) = args.early_bird {
+        if !(f > 0.0 && f <= 1.0) {
+            bail!(
+                "--early-bird {f}: give the fraction of weights whose mask may change, in (0, 1]"
+            );
+        }
+    }
     Ok(recipe)
 }
 

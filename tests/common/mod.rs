@@ -200,3 +200,18 @@ pub fn assert_pruned_are_zero(net: &Network, what: &str) {
         assert_eq!(bad, 0, "{what}: layer {n} has {bad} pruned weights that are not zero");
     }
 }
+
+/// Whether the Fashion-MNIST files of the Debian package are installed. When they are not, a
+/// test skips with a printed reason, except that `TICKET_REQUIRE_FASHION_MNIST=1` makes their
+/// absence a failure.
+pub fn fashion_mnist_installed() -> bool {
+    let dir = Path::new(ticket_core::dataset::FASHION_MNIST_DIR);
+    let files = ["train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1"];
+    if files.iter().all(|f| dir.join(format!("{f}-ubyte.gz")).exists()) {
+        return true;
+    }
+    let required = std::env::var("TICKET_REQUIRE_FASHION_MNIST").is_ok_and(|v| v == "1");
+    assert!(!required, "TICKET_REQUIRE_FASHION_MNIST=1 but {} lacks its IDX files", dir.display());
+    eprintln!("skipping: Fashion-MNIST is not installed in {}", dir.display());
+    false
+}
