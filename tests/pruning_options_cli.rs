@@ -148,3 +148,23 @@ fn rewinding_starts_level_one_from_the_weights_of_iteration_k() {
     let init = load_net(&level_dir(&exp, 0).join("init.safetensors"));
     assert_ne!(init.layers[0].weight, rewind.net.layers[0].weight);
 }
+
+#[test]
+fn rewinding_to_the_last_iteration_starts_from_the_trained_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = find_small(tmp.path(), "exp", &["--levels", "1", "--rewind", "300"]);
+    let trained = load_net(&level_dir(&exp, 0).join("final.safetensors"));
+    let rewind = load_net(&level_dir(&exp, 0).join("iter_000300.safetensors"));
+    assert_eq!(rewind, trained);
+    let start = load_net(&level_dir(&exp, 1).join("init.safetensors"));
+    let mut expected = trained.clone();
+    for (layer, mask) in expected.layers.iter_mut().zip(layerwise_masks(&trained, &DIGITS_RATES)) {
+        for (w, &m) in layer.weight.iter_mut().zip(&mask) {
+            if m == 0 {
+                *w = 0.0;
+            }
+        }
+        layer.mask = mask;
+    }
+    assert_eq!(start, expected);
+}
