@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use ticket_core::Network;
 
 #[test]
 fn layerwise_levels_prune_the_rounded_rate_of_the_remaining_smallest_weights() {
@@ -37,6 +38,47 @@ fn layerwise_levels_prune_the_rounded_rate_of_the_remaining_smallest_weights() {
     }
 }
 
+/// Asserts that `pruned`'s masks remove `rate` of `trained`'s kept weights (rounded) with one
+/// magnitude threshold over all layers at once; returns the per-layer kept counts.
+fn assert_one_threshold(trained: &Network, pruned: &Network, rate: f64, what: &str) -> Vec<usize> {
+    let mut magnitudes: Vec<f32> = trained
+        .layers
+        .iter()
+        .flat_map(|l| l.weight.iter().zip(&l.mask).filter(|(_, &m)| m == 1))
+        .map(|(w, _)| w.abs())
+        .collect();
+    magnitudes.sort_by(f32::total_cmp);
+    // The threshold: the largest magnitude among the round(rate * kept) smallest.
+    let remove = (rate * magnitudes.len() as f64).round() as usize;
+    let threshold = magnitudes[remove - 1];
+    let counts = kept_per_layer(pruned);
+    for (n, (before, after)) in trained.layers.iter().zip(&pruned.layers).enumerate() {
+        let kept_where = |keep: &dyn Fn(f32) -> bool| {
+            (0..before.weight.len())
+                .filter(|&i| before.mask[i] == 1 && keep(before.weight[i].abs()))
+                .count()
+        };
+        let (above, at_least) = (kept_where(&|m| m > threshold), kept_where(&|m| m >= threshold));
+        assert!(above <= counts[n] && counts[n] <= at_least, "{what} layer {n}: {counts:?}");
+        for i in 0..before.weight.len() {
+            let m = before.weight[i].abs();
+            if after.mask[i] == 1 {
+                assert!(before.mask[i] == 1 && m >= threshold, "{what} layer {n} keeps {m}");
+            } else if before.mask[i] == 1 {
+                assert!(m <= threshold, "{what} layer {n} prunes {m} above {threshold}");
+            }
+        }
+    }
+    assert_eq!(counts.iter().sum::<usize>(), magnitudes.len() - remove, "{what}");
+    // One threshold, not one rate per layer: the layers lose different fractions.
+    let per_layer: Vec<usize> = layerwise_masks(trained, &[rate; 3])
+        .iter()
+        .map(|m| m.iter().filter(|&&k| k == 1).count())
+        .collect();
+    assert_ne!(counts, per_layer, "{what}");
+    counts
+}
+
 #[test]
 fn global_pruning_follows_one_magnitude_threshold_across_layers() {
     let tmp = tempfile::tempdir().unwrap();
@@ -44,47 +86,22 @@ fn global_pruning_follows_one_magnitude_threshold_across_layers() {
     for level in 1..=2 {
         let trained = load_net(&level_dir(&exp, level - 1).join("final.safetensors"));
         let pruned = load_net(&level_dir(&exp, level).join("init.safetensors"));
-        // The threshold, computed over every kept weight of the network at once: the largest
-        // magnitude among the round(global_rate * kept) smallest (global_rate = 0.2).
-        let mut magnitudes: Vec<f32> = trained
-            .layers
-            .iter()
-            .flat_map(|l| l.weight.iter().zip(&l.mask).filter(|(_, &m)| m == 1))
-            .map(|(w, _)| w.abs())
-            .collect();
-        magnitudes.sort_by(f32::total_cmp);
-        let remove = (0.2 * magnitudes.len() as f64).round() as usize;
-        let threshold = magnitudes[remove - 1];
-        let mut counts = vec![];
-        for (n, (before, after)) in trained.layers.iter().zip(&pruned.layers).enumerate() {
-            let above = (0..before.weight.len())
-                .filter(|&i| before.mask[i] == 1 && before.weight[i].abs() > threshold)
-                .count();
-            let at_least = (0..before.weight.len())
-                .filter(|&i| before.mask[i] == 1 && before.weight[i].abs() >= threshold)
-                .count();
-            let kept = kept_per_layer(&pruned)[n];
-            assert!(above <= kept && kept <= at_least, "level {level} layer {n}: {kept}");
-            for i in 0..before.weight.len() {
-                let m = before.weight[i].abs();
-                if after.mask[i] == 1 {
-                    assert!(before.mask[i] == 1 && m >= threshold, "layer {n} keeps {m}");
-                } else if before.mask[i] == 1 {
-                    assert!(m <= threshold, "layer {n} prunes {m} above {threshold}");
-                }
-            }
-            counts.push(kept);
-        }
-        assert_eq!(counts.iter().sum::<usize>(), magnitudes.len() - remove, "level {level}");
-        // One threshold, not one rate per layer: the layers lose different fractions.
-        let layerwise: Vec<usize> = layerwise_masks(&trained, &[0.2; 3])
-            .iter()
-            .map(|m| m.iter().filter(|&&k| k == 1).count())
-            .collect();
-        assert_ne!(counts, layerwise, "level {level}");
+        // global_rate = 0.2 in models/digits-mlp.toml.
+        let counts = assert_one_threshold(&trained, &pruned, 0.2, &format!("level {level}"));
         let summary = read_json(&level_dir(&exp, level).join("summary.json"));
         assert_eq!(summary["kept_per_layer"], serde_json::json!(counts));
     }
+}
+
+#[test]
+fn global_one_shot_prunes_to_the_density_with_one_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = find_small(tmp.path(), "exp", &["--pruning", "global", "--one-shot", "0.1"]);
+    assert!(!level_dir(&exp, 2).exists(), "one-shot runs a single pruned level");
+    let trained = load_net(&level_dir(&exp, 0).join("final.safetensors"));
+    let pruned = load_net(&level_dir(&exp, 1).join("init.safetensors"));
+    let counts = assert_one_threshold(&trained, &pruned, 0.9, "one-shot");
+    assert_eq!(counts.iter().sum::<usize>(), 5_020);
 }
 
 #[test]
