@@ -96,39 +96,27 @@ pub const DIGITS_RATES: [f64; 3] = [0.2, 0.2, 0.1];
 /// Evaluations of [`small_recipe`] are this many iterations apart.
 pub const SMALL_EVAL_EVERY: usize = 100;
 
-/// Runs `ticket find` on [`small_recipe`] into `tmp/name` (two threads, seed 7, no export)
-/// with `extra` flags; returns the experiment directory.
-pub fn find_small(tmp: &Path, name: &str, extra: &[&str]) -> PathBuf {
+/// Runs `ticket COMMAND` on [`small_recipe`] into `tmp/name` with two threads, seed 7 and
+/// `extra` flags; returns that directory. Same seed and threads, same weights: a `train` run
+/// here reproduces the dense level of a `find` run here.
+fn run_small(tmp: &Path, command: &str, name: &str, extra: &[&str]) -> PathBuf {
     let model = small_recipe(tmp);
     let dir = tmp.join(name);
-    let mut args = vec![
-        "find",
-        "--model",
-        &model,
-        "--out",
-        dir.to_str().unwrap(),
-        "--no-export",
-        "--threads",
-        "2",
-        "--seed",
-        "7",
-    ];
+    let mut args = vec![command, "--model", &model, "--out", dir.to_str().unwrap()];
+    args.extend_from_slice(&["--threads", "2", "--seed", "7"]);
     args.extend_from_slice(extra);
     ticket_ok(&args);
     dir
 }
 
-/// Runs `ticket train` on [`small_recipe`] into `tmp/name` with the same seed and threads as
-/// [`find_small`] and `extra` flags; returns the output directory.
+/// `ticket find` on [`small_recipe`] without export (see [`run_small`]).
+pub fn find_small(tmp: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    run_small(tmp, "find", name, &[&["--no-export"], extra].concat())
+}
+
+/// `ticket train` on [`small_recipe`] (see [`run_small`]).
 pub fn train_small(tmp: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    let model = small_recipe(tmp);
-    let dir = tmp.join(name);
-    let mut args =
-        vec!["train", "--model", &model, "--out", dir.to_str().unwrap(), "--threads", "2"];
-    args.extend_from_slice(&["--seed", "7"]);
-    args.extend_from_slice(extra);
-    ticket_ok(&args);
-    dir
+    run_small(tmp, "train", name, extra)
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {
