@@ -58,9 +58,9 @@ bench-imp: setup
 # The same IMP with the dense masked path only (--sparse-below 0) and with the default sparse
 # engine, 3 runs of each: per-level accuracy differences and seconds.
 # Results: benches/results/compare_sparse_engine-<date>.json.
-bench-sparse-engine:
+bench-sparse-engine: setup
     cargo build --release
-    python3 benches/compare_sparse_engine.py --levels 18 --iterations 3000 --threads 2 --repeat 3
+    .venv/bin/python benches/compare_sparse_engine.py --levels 18 --iterations 3000 --threads 2 --repeat 3
 
 # Sparse vs dense kernels (LeNet-300-100 at 100..1% density, a 4096x4096 layer) beside a STREAM triad.
 bench-infer:

@@ -228,17 +228,22 @@ def print_summary(a, s):
                   f"{bc.fmt_ratio(p['ratio_pytorch_over_ticket'])}")
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_protocol_arguments(p):
+    """The flags of an IMP run of `ticket find` (and of its PyTorch twin), and --repeat."""
     p.add_argument("--levels", type=int, default=18)
     p.add_argument("--iterations", type=int, default=3000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reinit-control", action="store_true")
     p.add_argument("--data", default=FASHION)
     p.add_argument("--ticket", default=None, help="ticket binary (default: target/release/ticket)")
-    p.add_argument("--skip-pytorch", action="store_true", help="time ticket only")
     bc.add_repeat_argument(p)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_protocol_arguments(p)
+    p.add_argument("--reinit-control", action="store_true")
+    p.add_argument("--skip-pytorch", action="store_true", help="time ticket only")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     a.ticket = bc.ticket_binary(a.ticket)

@@ -331,7 +331,7 @@ def ticket_subprocess_us(ticket, model, examples, calls, tmp):
     times = []
     for i in range(calls):
         t = time.perf_counter_ns()
-        ticket_logits(ticket, model, examples[i % len(examples)][None, :], tmp)
+        ticket_logits(ticket, model, examples[i % len(examples)], tmp)
         times.append((time.perf_counter_ns() - t) / 1e3)
     return float(np.median(times))
 

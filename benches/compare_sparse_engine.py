@@ -22,8 +22,7 @@ benches/results/compare_sparse_engine-<date>.json.
 import argparse
 
 import bench_common as bc
-from compare_imp import level_seconds, ticket_imp
-from compare_train import FASHION
+from compare_imp import add_protocol_arguments, level_seconds, ticket_imp
 
 SIDES = {"dense masked (--sparse-below 0)": ["--sparse-below", "0"], "default": []}
 ACCURACIES = ("test_accuracy", "final_test_accuracy")
@@ -92,15 +91,9 @@ def print_summary(a, s):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--levels", type=int, default=18)
-    p.add_argument("--iterations", type=int, default=3000)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default=FASHION)
-    p.add_argument("--ticket", default=None, help="ticket binary (default: target/release/ticket)")
+    add_protocol_arguments(p)
     p.add_argument("--tolerance-pp", type=float, default=0.5,
                    help="largest accepted accuracy difference on the sparse levels (default 0.5)")
-    bc.add_repeat_argument(p)
     a = p.parse_args()
     a.ticket = bc.ticket_binary(a.ticket)
     results = bc.Results("compare_sparse_engine", a.threads)
