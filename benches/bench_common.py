@@ -140,7 +140,7 @@ def print_machine(m):
 class Results:
     """One JSON file per run of a script: benches/results/<name>-<UTC date and time>.json."""
 
-    def __init__(self, name, threads):
+    def __init__(self, name, threads, ticket=None):
         self.name = name
         self.started = datetime.datetime.now(datetime.timezone.utc)
         self.header = {
@@ -151,6 +151,11 @@ class Results:
             "machine": machine(threads),
             "versions": versions(),
         }
+        if ticket:
+            # The binary may have been built from another state than the checkout's HEAD.
+            built = datetime.datetime.fromtimestamp(os.path.getmtime(ticket), datetime.timezone.utc)
+            self.header["ticket_binary"] = {"path": os.path.abspath(ticket),
+                                            "modified_utc": built.isoformat(timespec="seconds")}
 
     def write(self, payload, directory=RESULTS_DIR):
         os.makedirs(directory, exist_ok=True)

@@ -247,7 +247,7 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     a.ticket = bc.ticket_binary(a.ticket)
-    results = bc.Results("compare_imp", a.threads)
+    results = bc.Results("compare_imp", a.threads, a.ticket)
     runs = bc.repeat(a.repeat, lambda r: run_once(a))
     summary = summarize(runs)
     print_summary(a, summary)

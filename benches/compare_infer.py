@@ -50,7 +50,7 @@ import onnxruntime as ort
 import scipy.sparse
 import torch
 from onnx import TensorProto, helper, numpy_helper
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 from scipy.sparse import _sparsetools
 
@@ -61,6 +61,8 @@ BATCHES = (64, 1024)
 ANCHORS = ("pytorch dense", "pytorch csr", "scipy csr", "onnxruntime dense")
 TICKET_PATHS = ("ticket sparse", "ticket dense")
 SUBPROCESS_ROW = "ticket, one process per call"
+# Untimed calls before each batch-1 measurement, to warm caches and wake threads.
+WARMUP_CALLS = 20
 
 
 def write_random_lenet(path, seed=0):
@@ -116,19 +118,22 @@ def check_mlp(path, meta):
 
 def load_layers(path):
     """[(scipy csr, bias)] per layer, in the order of the `layers` metadata."""
-    with safe_open(path, framework="numpy") as f:
-        meta = f.metadata()
-    check_mlp(path, meta)
-    t = load_file(path)
-    layers = []
-    for name in meta["layers"].split(","):
-        rows, cols = (int(v) for v in t[f"{name}.weight.shape"])
-        w = scipy.sparse.csr_matrix(
-            (t[f"{name}.weight.values"].astype(np.float32), t[f"{name}.weight.indices"].astype(np.int32),
-             t[f"{name}.weight.indptr"].astype(np.int32)),
-            shape=(rows, cols),
-        )
-        layers.append((w, t[f"{name}.bias"]))
+    try:
+        with safe_open(path, framework="numpy") as f:
+            meta = f.metadata() or {}
+        check_mlp(path, meta)
+        t = load_file(path)
+        layers = []
+        for name in meta["layers"].split(","):
+            rows, cols = (int(v) for v in t[f"{name}.weight.shape"])
+            w = scipy.sparse.csr_matrix(
+                (t[f"{name}.weight.values"].astype(np.float32), t[f"{name}.weight.indices"].astype(np.int32),
+                 t[f"{name}.weight.indptr"].astype(np.int32)),
+                shape=(rows, cols),
+            )
+            layers.append((w, t[f"{name}.bias"]))
+    except (OSError, KeyError, ValueError, SafetensorError) as e:
+        raise SystemExit(f"{path}: cannot read a CSR model: {e!r}") from None
     return layers
 
 
@@ -233,7 +238,7 @@ def onnx_forward(session):
 
 def latency_us(fn, examples, budget):
     """Median and 99th percentile microseconds of single-example calls."""
-    for e in examples[:20]:
+    for e in examples[:WARMUP_CALLS]:
         fn(e)
     times, start, i = [], time.perf_counter(), 0
     while time.perf_counter() - start < budget:
@@ -257,7 +262,7 @@ def per_sample_us(fn, x, budget):
 
 def torch_kernel_us(fn, examples, calls):
     """Median over calls of the summed self CPU time (us) of the aten operators of one call."""
-    for e in examples[:20]:
+    for e in examples[:WARMUP_CALLS]:
         fn(e)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for i in range(calls):
@@ -278,16 +283,18 @@ def onnx_kernel_us(model_bytes, threads, examples, calls, tmp):
     """Median over runs of the summed node kernel durations (us) in ORT's profiling JSON."""
     session = onnx_session(model_bytes, threads, os.path.join(tmp, "ort-profile"))
     run = onnx_forward(session)
-    for i in range(calls):
+    for i in range(WARMUP_CALLS + calls):
         run(examples[i % len(examples)])
     with open(session.end_profiling()) as f:
         events = json.load(f)
-    runs = [e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"]
-    nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
-    per_run = [sum(n["dur"] for n in nodes if r["ts"] <= n["ts"] <= r["ts"] + r["dur"]) for r in runs[20:]]
+    runs = [e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"][WARMUP_CALLS:]
+    nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
+             and e["ts"] >= runs[0]["ts"]]
+    per_run = [sum(n["dur"] for n in nodes if r["ts"] <= n["ts"] <= r["ts"] + r["dur"]) for r in runs]
     ops = {}
     for n in nodes:
-        ops[n["args"].get("op_name", n["name"])] = ops.get(n["args"].get("op_name", n["name"]), 0.0) + n["dur"] / len(runs)
+        op = n["args"].get("op_name", n["name"])
+        ops[op] = ops.get(op, 0.0) + n["dur"] / len(runs)
     return float(np.median(per_run)), ops
 
 
@@ -470,14 +477,15 @@ def main():
     bc.add_repeat_argument(ap)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    results = bc.Results("compare_infer", a.threads)
+    a.ticket = bc.ticket_binary(a.ticket)
+    results = bc.Results("compare_infer", a.threads, a.ticket)
     with tempfile.TemporaryDirectory() as tmp:
         model = a.model or os.path.join(tmp, "lenet-3.6pct.safetensors")
         if not a.model:
             write_random_lenet(model)
         layers = load_layers(model)
         rng = np.random.default_rng(1)
-        ctx = {"layers": layers, "model": model, "tmp": tmp, "ticket": bc.ticket_binary(a.ticket),
+        ctx = {"layers": layers, "model": model, "tmp": tmp, "ticket": a.ticket,
                "pool": rng.random((max(BATCHES), layers[0][0].shape[1]), dtype=np.float32),
                "onnx": onnx_model(layers)}
         diff = check_logits_agree(model, layers, ctx["ticket"], onnx_forward(onnx_session(ctx["onnx"], a.threads)),

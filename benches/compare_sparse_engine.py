@@ -96,7 +96,7 @@ def main():
                    help="largest accepted accuracy difference on the sparse levels (default 0.5)")
     a = p.parse_args()
     a.ticket = bc.ticket_binary(a.ticket)
-    results = bc.Results("compare_sparse_engine", a.threads)
+    results = bc.Results("compare_sparse_engine", a.threads, a.ticket)
     runs = bc.repeat(a.repeat, lambda r: run_once(a))
     summary = summarize(runs, a.tolerance_pp)
     print_summary(a, summary)

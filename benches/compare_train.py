@@ -134,7 +134,7 @@ def main():
     bc.add_repeat_argument(p)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    results = bc.Results("compare_train", a.threads)
+    results = bc.Results("compare_train", a.threads, a.ticket)
     data = load(a.data, 5000)
     runs = bc.repeat(a.repeat, lambda r: {
         "ticket": train_ticket(a.ticket, a.data, a.iterations, a.threads, a.seed),
