@@ -27,6 +27,8 @@ does not:
       same loop calling csr_matvec on zero rows of the same arrays (the empty-call baseline:
       same argument checks and dispatch, no arithmetic); bias and ReLU (410 values for
       LeNet-300-100) are not included.
+    A kernel-only median above the same path's Python-hosted one is marked `*` and gets no
+    ratio: the measurement itself slowed that path down.
 
 Batches 64 and 1024 are Python-hosted for the anchors (the call overhead is spread over the
 batch) and in-Rust for ticket. Every figure is the median of --repeat runs with min-max.
@@ -410,8 +412,8 @@ def summarize(runs):
                         if k.startswith("batch")}
     kernel = {name: cell(lambda r, n=name: r["kernel_only_batch1_us"][n]) for name in ANCHORS + TICKET_PATHS}
     # A kernel-only time above the whole Python-hosted call cannot be the kernel's: the
-    # measurement itself slowed the call down (torch.profiler does so to PyTorch's threaded CSR
-    # product). Such a cell is kept, marked, and left out of the ratios.
+    # measurement slowed the call down (profiler bookkeeping, or other work on the machine
+    # between the two measurements). Such a cell is kept, marked, and left out of the ratios.
     distorted = [n for n in ANCHORS if kernel[n]["median"] is not None
                  and kernel[n]["median"] > hosted[n]["batch1_us_p50"]["median"]]
     return {
