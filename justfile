@@ -3,10 +3,11 @@
 default:
     @just --list
 
-# Python tools for the comparison scripts (PyTorch, scipy, safetensors); never needed by tests.
+# Python tools for the comparison scripts (PyTorch, ONNX Runtime, scipy, safetensors); never
+# needed by tests. Does nothing when they are already installed.
 setup:
-    python3 -m venv .venv
-    .venv/bin/pip install torch scipy safetensors numpy
+    test -x .venv/bin/python || python3 -m venv .venv
+    .venv/bin/python -c "import torch, onnx, onnxruntime, scipy, safetensors, numpy" 2>/dev/null || .venv/bin/pip install torch onnx onnxruntime scipy safetensors numpy
 
 # The main job: find a ticket on the embedded digits, export it, run it sparse.
 ticket:
@@ -27,11 +28,12 @@ check-python-interop: setup
     cargo run --release -- train --iterations 200 --out runs/interop
     .venv/bin/python benches/read_dense_checkpoint.py runs/interop/final.safetensors
 
-# Training step: criterion bench, then ticket vs PyTorch on Fashion-MNIST in one run.
+# Training step: criterion bench, then ticket vs PyTorch on Fashion-MNIST, 3 runs of each.
+# Results: benches/results/compare_train-<date>.json (see benches/results/README.md).
 bench-train: setup
     cargo bench --bench train_step
     cargo build --release
-    .venv/bin/python benches/compare_train.py --iterations 3000 --threads 2
+    .venv/bin/python benches/compare_train.py --iterations 3000 --threads 2 --repeat 3
 
 # A CSR file written by `ticket export`, read by the Python safetensors package into scipy.sparse,
 # its logits compared with those of the masked dense checkpoint it came from.
@@ -46,19 +48,30 @@ paper-fmnist:
     cargo run --release -- find --model lenet-300-100 --dataset fashion-mnist --iterations 3000 --levels 18 --reinit-control --out runs/paper-fmnist --no-export
     cargo run --release -- report runs/paper-fmnist
 
-# The whole IMP protocol timed end to end, ticket vs PyTorch, with per-level accuracy.
+# The whole IMP protocol timed end to end, ticket vs PyTorch, 3 runs of each, with per-level
+# accuracy and seconds (dense and sparse levels apart).
+# Results: benches/results/compare_imp-<date>.json.
 bench-imp: setup
     cargo build --release
-    .venv/bin/python benches/compare_imp.py --levels 18 --iterations 3000
+    .venv/bin/python benches/compare_imp.py --levels 18 --iterations 3000 --threads 2 --repeat 3
+
+# The same IMP with the dense masked path only (--sparse-below 0) and with the default sparse
+# engine, 3 runs of each: per-level accuracy differences and seconds.
+# Results: benches/results/compare_sparse_engine-<date>.json.
+bench-sparse-engine: setup
+    cargo build --release
+    .venv/bin/python benches/compare_sparse_engine.py --levels 18 --iterations 3000 --threads 2 --repeat 3
 
 # Sparse vs dense kernels (LeNet-300-100 at 100..1% density, a 4096x4096 layer) beside a STREAM triad.
 bench-infer:
     cargo bench --bench infer_kernels
 
-# One CSR model through PyTorch dense, PyTorch CSR, scipy and `ticket infer --bench`, with ratios.
+# One CSR model through PyTorch dense, PyTorch CSR, scipy, ONNX Runtime and `ticket infer
+# --bench`, 3 runs of each: batch 1 Python-hosted and kernel-only, batches 64 and 1024.
+# Results: benches/results/compare_infer-<date>.json.
 bench-compare: setup
     cargo build --release
-    .venv/bin/python benches/compare_infer.py
+    .venv/bin/python benches/compare_infer.py --threads 2 --repeat 3
 
 # Fuzz one loader (idx, checkpoint, csr, recipe) until stopped; libFuzzer flags may follow
 # (`just fuzz csr -max_total_time=600`). Needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP=1

@@ -9,7 +9,10 @@ excluded on both sides) and final test accuracy.
 
     python3 -m venv .venv && .venv/bin/pip install torch numpy
     cargo build --release
-    .venv/bin/python benches/compare_train.py --iterations 3000 --threads 2
+    .venv/bin/python benches/compare_train.py --iterations 3000 --threads 2 [--repeat 3]
+
+Each side is run --repeat times; medians, min-max and every repeat go to
+benches/results/compare_train-<date>.json.
 """
 import argparse
 import gzip
@@ -22,6 +25,8 @@ import time
 import numpy as np
 import torch
 from torch import nn
+
+import bench_common as bc
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 SPLIT_SEED = 0x7469636B6574  # ticket_core::dataset::SPLIT_SEED
@@ -126,18 +131,28 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=FASHION)
     p.add_argument("--ticket", default="target/release/ticket")
+    bc.add_repeat_argument(p)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    results = bc.Results("compare_train", a.threads, a.ticket)
     data = load(a.data, 5000)
-    ours = train_ticket(a.ticket, a.data, a.iterations, a.threads, a.seed)
-    theirs = train_pytorch(data, a.iterations, 100, a.seed)
+    runs = bc.repeat(a.repeat, lambda r: {
+        "ticket": train_ticket(a.ticket, a.data, a.iterations, a.threads, a.seed),
+        "pytorch": train_pytorch(data, a.iterations, 100, a.seed)})
+    summary = {side: {k: bc.spread([r[side][k] for r in runs]) for k in runs[0][side]} for side in ("ticket", "pytorch")}
+    speed = lambda side: summary[side]["examples_per_second"]["median"]
+    accuracy = lambda side: summary[side]["test_accuracy"]["median"]
+    summary["ratio_examples_per_second"] = bc.ratio(speed("ticket"), speed("pytorch"))
     print(f"LeNet-300-100, Fashion-MNIST, batch 60, Adam, {a.iterations} iterations, "
-          f"{a.threads} threads (torch {torch.__version__})")
-    print(f"{'':10} {'train examples/s':>17} {'test accuracy':>14}")
-    for name, r in (("ticket", ours), ("pytorch", theirs)):
-        print(f"{name:10} {r['examples_per_second']:17,.0f} {100 * r['test_accuracy']:13.2f}%")
-    print(f"ratio ticket/pytorch: {ours['examples_per_second'] / theirs['examples_per_second']:.2f}x "
-          f"examples/s, accuracy difference {100 * (ours['test_accuracy'] - theirs['test_accuracy']):+.2f} pp")
+          f"{a.threads} threads (torch {torch.__version__}); median of {a.repeat} repeats [min-max]")
+    print(f"{'':10} {'train examples/s':>28} {'test accuracy %':>24}")
+    for side in ("ticket", "pytorch"):
+        acc = {k: None if v is None else 100 * v for k, v in summary[side]["test_accuracy"].items()}
+        print(f"{side:10} {bc.fmt_spread(summary[side]['examples_per_second'], 0):>28} {bc.fmt_spread(acc, 2):>24}")
+    print(f"ratio ticket/pytorch: {bc.fmt_ratio(summary['ratio_examples_per_second'])} "
+          f"examples/s, accuracy difference {100 * (accuracy('ticket') - accuracy('pytorch')):+.2f} pp")
+    results.write({"iterations": a.iterations, "seed": a.seed, "data": a.data, "repeat": a.repeat,
+                   "summary": summary, "repeats": runs})
 
 
 if __name__ == "__main__":
