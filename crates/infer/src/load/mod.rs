@@ -97,13 +97,9 @@ impl Loader<'_, '_> {
             layers.push(self.layer(name, expected.shape, value_dtype)?);
         }
         let borrows = layers.iter().any(|l| l.mapped_bytes() > 0);
-        Ok(SparseModel {
-            graph,
-            layers,
-            value_dtype,
-            mapped_file_bytes: if borrows { self.map.len() } else { 0 },
-            dataset: file.metadata().get(meta::DATASET).cloned(),
-        })
+        let mapped = if borrows { self.map.len() } else { 0 };
+        let dataset = file.metadata().get(meta::DATASET).cloned();
+        Ok(SparseModel::new(graph, layers, value_dtype, mapped, dataset))
     }
 
     /// The full weight shape from the layer's I64 shape tensor of `rank` entries.
