@@ -1,57 +1,33 @@
-//! The direct convolution of every instruction set against PyTorch's formula evaluated
-//! densely in f64, over random geometries (strides, paddings, non-square and 1x1 kernels).
+//! The direct convolution of every instruction set against the f64 reference of `fixture`, over random geometries (strides, paddings, non-square and 1x1 kernels).
 
 use super::*;
-use crate::fixture::{CsrParts, Random};
+use crate::fixture::{assert_logits_close, reference_forward, CsrParts, Random};
+use ticket_core::{Graph, Layer};
 use proptest::prelude::*;
 
-/// `y[o][oh][ow][b] = bias[o] + sum_{c,i,j} W[o][c][i][j] x[c][oh*sh+i-ph][ow*sw+j-pw][b]`,
-/// taps in the padding skipped, and the sum of |terms| that bounds the rounding error.
-fn reference(
-    w: &CsrParts,
-    input: Image,
-    window: Window,
-    x: &[f32],
-    batch: usize,
-) -> (Vec<f64>, Vec<f64>) {
-    let dense = w.dense();
-    let out = output_image(input, window, w.rows);
-    let [kh, kw] = window.kernel;
-    let (mut sum, mut mag) = (vec![0.0; out.len() * batch], vec![0.0; out.len() * batch]);
-    for o in 0..w.rows {
-        for oh in 0..out.height {
-            for ow in 0..out.width {
-                for b in 0..batch {
-                    let at = ((o * out.height + oh) * out.width + ow) * batch + b;
-                    sum[at] = w.bias[o] as f64;
-                    mag[at] = (w.bias[o] as f64).abs();
-                    for c in 0..input.channels {
-                        for i in 0..kh {
-                            for j in 0..kw {
-                                let h = (oh * window.stride[0] + i) as isize
-                                    - window.padding[0] as isize;
-                                let v = (ow * window.stride[1] + j) as isize
-                                    - window.padding[1] as isize;
-                                if h < 0
-                                    || v < 0
-                                    || h >= input.height as isize
-                                    || v >= input.width as isize
-                                {
-                                    continue;
-                                }
-                                let (h, v) = (h as usize, v as usize);
-                                let wv = dense[o * w.cols + (c * kh + i) * kw + j] as f64;
-                                let xv = x[((c * input.height + h) * input.width + v) * batch + b];
-                                sum[at] += wv * xv as f64;
-                                mag[at] += (wv * xv as f64).abs();
-                            }
-                        }
-                    }
-                }
-            }
-        }
+/// The reference of `fixture` (PyTorch's formula over dense weights, in f64) for each
+/// example of `x` (`[C][H][W][batch]`), in the kernel's layout `[O][OH][OW][batch]`.
+fn reference(w: &CsrParts, input: Image, window: Window, x: &[f32], batch: usize, relu: bool) -> Vec<f64> {
+    let conv = Layer::Conv2d {
+        name: "conv".into(),
+        inputs: input.channels,
+        outputs: w.rows,
+        kernel: window.kernel,
+        stride: window.stride,
+        padding: window.padding,
+    };
+    let mut layers = vec![conv, Layer::Flatten];
+    if relu {
+        layers.insert(1, Layer::Relu);
     }
-    (sum, mag)
+    let graph = Graph::new(vec![input.channels, input.height, input.width], layers).unwrap();
+    let per_example: Vec<Vec<f64>> = (0..batch)
+        .map(|b| {
+            let example: Vec<f32> = x.iter().skip(b).step_by(batch).copied().collect();
+            reference_forward(&graph, std::slice::from_ref(w), &example)
+        })
+        .collect();
+    (0..graph.outputs() * batch).map(|i| per_example[i % batch][i / batch]).collect()
 }
 
 fn geometry() -> impl Strategy<Value = (Image, Window, usize)> {
@@ -86,10 +62,7 @@ proptest! {
         let cols = input.channels * window.kernel[0] * window.kernel[1];
         let w = CsrParts::random(outputs, cols, density, &mut rng);
         let x = rng.vec(input.len() * batch, -1.0, 1.0);
-        let (mut want, mag) = reference(&w, input, window, &x, batch);
-        if relu {
-            want.iter_mut().for_each(|v| *v = v.max(0.0));
-        }
+        let want = reference(&w, input, window, &x, batch, relu);
         let act = if relu { Activation::Relu } else { Activation::Identity };
         let out = output_image(input, window, outputs);
         let idx16 = w.indices_u16();
@@ -97,9 +70,7 @@ proptest! {
         for isa in Isa::available() {
             let mut y = vec![f32::NAN; out.len() * batch];
             conv2d_with(isa, w.csr(), &w.bias, input, window, &x, &mut y, batch, act);
-            for (i, ((&g, &r), &m)) in y.iter().zip(&want).zip(&mag).enumerate() {
-                prop_assert!(((g as f64) - r).abs() <= 1e-5 * (m + 1e-3), "{isa:?} u32 {i}: {g} vs {r}");
-            }
+            assert_logits_close(&y, &want, &format!("{isa:?}"));
             let mut y16 = vec![f32::NAN; out.len() * batch];
             conv2d_with(isa, w16, &w.bias, input, window, &x, &mut y16, batch, act);
             prop_assert_eq!(&y16, &y, "{:?}: u16 and u32 indices", isa);
