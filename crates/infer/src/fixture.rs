@@ -252,7 +252,8 @@ pub fn reference_forward(graph: &Graph, layers: &[CsrParts], x: &[f32]) -> Vec<f
                 let dense = l.dense();
                 (0..l.rows)
                     .map(|r| {
-                        let dot: f64 = (0..l.cols).map(|c| dense[r * l.cols + c] as f64 * a[c]).sum();
+                        let dot: f64 =
+                            (0..l.cols).map(|c| dense[r * l.cols + c] as f64 * a[c]).sum();
                         l.bias[r] as f64 + dot
                     })
                     .collect()

@@ -322,14 +322,18 @@ unsafe fn axpy(v: f32, x: &[f32], y: &mut [f32]) {
         while i + 4 * LANES <= n {
             for u in 0..4 {
                 let p = yp.add(i + u * LANES);
-                let s = _mm256_fmadd_ps(vv, _mm256_loadu_ps(xp.add(i + u * LANES)), _mm256_loadu_ps(p));
+                let s =
+                    _mm256_fmadd_ps(vv, _mm256_loadu_ps(xp.add(i + u * LANES)), _mm256_loadu_ps(p));
                 _mm256_storeu_ps(p, s);
             }
             i += 4 * LANES;
         }
         while i + LANES <= n {
             let p = yp.add(i);
-            _mm256_storeu_ps(p, _mm256_fmadd_ps(vv, _mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(p)));
+            _mm256_storeu_ps(
+                p,
+                _mm256_fmadd_ps(vv, _mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(p)),
+            );
             i += LANES;
         }
         if i < n {

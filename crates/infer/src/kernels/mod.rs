@@ -29,8 +29,8 @@
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 pub mod conv2d;
-mod portable;
 pub mod pool;
+mod portable;
 
 use crate::csr::{ColIndex, CsrRef};
 use rayon::prelude::*;
@@ -101,7 +101,8 @@ impl Window {
     pub(crate) fn inside(&self, d: usize, tap: usize, input: usize, output: usize) -> Range<usize> {
         let (stride, pad) = (self.stride[d], self.padding[d]);
         let lo = pad.saturating_sub(tap).div_ceil(stride);
-        let hi = if input + pad > tap { ((input - 1 + pad - tap) / stride + 1).min(output) } else { 0 };
+        let hi =
+            if input + pad > tap { ((input - 1 + pad - tap) / stride + 1).min(output) } else { 0 };
         lo..hi.max(lo)
     }
 }

@@ -415,7 +415,8 @@ fn conv_files_that_do_not_fit_their_graph() {
         *tensor_mut(t, "conv1.weight.shape") = OwnedTensor::i64(vec![2], &[3, 12]);
     });
     contains(&err, "tensor `conv1.weight.shape` has shape [2], expected [4]");
-    let err = conv_load_error(|t, _| edit::<i64>(tensor_mut(t, "conv1.weight.shape"), |s| s[3] = 3));
+    let err =
+        conv_load_error(|t, _| edit::<i64>(tensor_mut(t, "conv1.weight.shape"), |s| s[3] = 3));
     contains(&err, "layer conv1 has weight shape [3, 2, 3, 3] but graph");
     contains(&err, "makes it [3, 2, 3, 2]");
     // The graph says 2 input channels, the (consistent) tensors 1.
@@ -424,7 +425,8 @@ fn conv_files_that_do_not_fit_their_graph() {
         m.insert("graph".into(), graph);
     });
     contains(&err, "layer 0 (conv2d `conv1`) has in = 2, but its input has 1 channels");
-    let err = conv_load_error(|t, _| edit::<u16>(tensor_mut(t, "conv1.weight.indices"), |i| i[0] = 12));
+    let err =
+        conv_load_error(|t, _| edit::<u16>(tensor_mut(t, "conv1.weight.indices"), |i| i[0] = 12));
     contains(
         &err,
         "layer conv1: row 0 has column index 12, but the matrix has 12 columns \

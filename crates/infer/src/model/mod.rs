@@ -31,10 +31,10 @@ use crate::kernels::{self, conv2d, Activation, Image, Window};
 use crate::slab::Slab;
 use crate::transpose::transpose;
 use crate::{Error, Result};
+use plan::Plan;
 use rayon::prelude::*;
 use ticket_core::csr_format::{self, ValueDtype};
 use ticket_core::network::argmax;
-use plan::Plan;
 use ticket_core::{Dataset, Graph, LayerParams, LayerShape, Network, Par};
 
 /// Examples per tile of a batched forward pass. The first LeNet layer's tile input,
@@ -323,11 +323,7 @@ impl SparseModel {
         // One tile per thread at least (tiles a multiple of 8 examples, the AVX2 width), and
         // only when the batch is worth the threads.
         let work = self.plan.work_per_example().saturating_mul(batch);
-        let threads = if work >= kernels::PAR_MIN_WORK {
-            par.threads()
-        } else {
-            1
-        };
+        let threads = if work >= kernels::PAR_MIN_WORK { par.threads() } else { 1 };
         let tile = batch.div_ceil(threads).next_multiple_of(8).min(TILE);
         let tiles = batch.div_ceil(tile);
         if threads <= 1 || tiles <= 1 {

@@ -14,10 +14,22 @@ use ticket_core::{Graph, Layer};
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Step {
     /// SpMM of weighted layer `layer` (an index into the model's layers).
-    Linear { layer: usize, act: Activation },
+    Linear {
+        layer: usize,
+        act: Activation,
+    },
     /// Direct sparse convolution of weighted layer `layer`.
-    Conv2d { layer: usize, input: Image, window: Window, act: Activation },
-    Pool2d { pool: Pool, input: Image, window: Window },
+    Conv2d {
+        layer: usize,
+        input: Image,
+        window: Window,
+        act: Activation,
+    },
+    Pool2d {
+        pool: Pool,
+        input: Image,
+        window: Window,
+    },
     /// A ReLU that could not be fused, in place.
     Relu,
 }

@@ -150,7 +150,8 @@ fn random_image_graph(rng: &mut Random) -> Graph {
             let kernel = [pick(1, 3).min(shape[1]), pick(1, 3).min(shape[2])];
             let stride = (pick(0, 1) == 1).then(|| [pick(1, 2), pick(1, 2)]);
             let s = stride.unwrap_or(kernel);
-            shape = [shape[0], (shape[1] - kernel[0]) / s[0] + 1, (shape[2] - kernel[1]) / s[1] + 1];
+            shape =
+                [shape[0], (shape[1] - kernel[0]) / s[0] + 1, (shape[2] - kernel[1]) / s[1] + 1];
             layers.push(if pick(0, 1) == 0 {
                 Layer::Maxpool2d { kernel, stride }
             } else {

@@ -2,12 +2,19 @@
 
 use super::*;
 use crate::fixture::{assert_logits_close, reference_forward, CsrParts, Random};
-use ticket_core::{Graph, Layer};
 use proptest::prelude::*;
+use ticket_core::{Graph, Layer};
 
 /// The reference of `fixture` (PyTorch's formula over dense weights, in f64) for each
 /// example of `x` (`[C][H][W][batch]`), in the kernel's layout `[O][OH][OW][batch]`.
-fn reference(w: &CsrParts, input: Image, window: Window, x: &[f32], batch: usize, relu: bool) -> Vec<f64> {
+fn reference(
+    w: &CsrParts,
+    input: Image,
+    window: Window,
+    x: &[f32],
+    batch: usize,
+    relu: bool,
+) -> Vec<f64> {
     let conv = Layer::Conv2d {
         name: "conv".into(),
         inputs: input.channels,
