@@ -8,7 +8,8 @@
 //! `indices`, each column index below `cols`) and the slice lengths the dispatcher asserted;
 //! those make the unchecked pointer reads below stay in bounds.
 
-use super::{conv2d, row_part, Activation, Image, Window};
+use super::conv2d::{self, Conv2d};
+use super::{row_part, Activation};
 use crate::csr::{ColIndex, CsrRef};
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -290,19 +291,15 @@ unsafe fn scatter_block<const N: usize, I: ColIndex>(
 /// # Safety
 /// AVX2 and FMA available.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn conv2d_direct<I: ColIndex>(
-    w: CsrRef<I>,
-    bias: &[f32],
-    input: Image,
-    window: Window,
+    conv: &Conv2d<I>,
     x: &[f32],
     y: &mut [f32],
     batch: usize,
     act: Activation,
 ) {
     // SAFETY: AVX2 and FMA are available (this function's contract).
-    conv2d::direct(w, bias, input, window, x, y, batch, act, |v, x, y| unsafe { axpy(v, x, y) });
+    conv2d::direct(conv, x, y, batch, act, |v, x, y| unsafe { axpy(v, x, y) });
 }
 
 /// `y += v * x` over two slices of equal length, 32 lanes per step, then 8, then a masked

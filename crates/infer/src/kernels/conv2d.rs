@@ -10,15 +10,14 @@
 //! which vectorises however small the batch. Nothing is unrolled into an im2col matrix.
 //!
 //! ```
-//! use ticket_core::Par;
-//! use ticket_infer::kernels::{conv2d, Activation, Image, Window};
+//! use ticket_infer::kernels::{conv2d::Conv2d, Activation, Image, Window};
 //! use ticket_infer::CsrRef;
 //! // One 1x2 kernel [1, -1] over a 1x3 image: the differences of neighbours.
 //! let w = CsrRef::new(1, 2, &[0, 2], &[0u16, 1], &[1.0, -1.0]).unwrap();
 //! let input = Image { channels: 1, height: 1, width: 3 };
 //! let window = Window { kernel: [1, 2], stride: [1, 1], padding: [0, 0] };
 //! let mut y = [0.0; 2];
-//! conv2d::conv2d(w, &[0.0], input, window, &[5.0, 3.0, 4.0], &mut y, 1, Activation::Identity);
+//! Conv2d::new(w, &[0.0], input, window).run(&[5.0, 3.0, 4.0], &mut y, 1, Activation::Identity);
 //! assert_eq!(y, [2.0, -1.0]);
 //! ```
 
@@ -37,51 +36,56 @@ pub fn output_image(input: Image, window: Window, channels: usize) -> Image {
     Image { channels, height: size(0, input.height), width: size(1, input.width) }
 }
 
-/// `y = act(conv(x, W) + bias)` for `x` `[C][H][W][batch]` and `y` `[O][OH][OW][batch]`
-/// (overwritten), on the calling thread. Panics when the lengths do not fit `w`, `input`
-/// and `window`.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d<I: ColIndex>(
-    w: CsrRef<I>,
-    bias: &[f32],
+/// A conv2d layer as the kernel sees it: the CSR weight (`[out, in * kh * kw]`), one bias
+/// per output channel, the input image and the window, checked against each other once.
+#[derive(Clone, Copy, Debug)]
+pub struct Conv2d<'a, I: ColIndex> {
+    w: CsrRef<'a, I>,
+    bias: &'a [f32],
     input: Image,
     window: Window,
-    x: &[f32],
-    y: &mut [f32],
-    batch: usize,
-    act: Activation,
-) {
-    conv2d_with(Isa::detect(), w, bias, input, window, x, y, batch, act);
+    output: Image,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv2d_with<I: ColIndex>(
-    isa: Isa,
-    w: CsrRef<I>,
-    bias: &[f32],
-    input: Image,
-    window: Window,
-    x: &[f32],
-    y: &mut [f32],
-    batch: usize,
-    act: Activation,
-) {
-    let [kh, kw] = window.kernel;
-    assert_eq!(w.cols(), input.channels * kh * kw, "conv2d: columns are not in * kh * kw");
-    assert_eq!(bias.len(), w.rows(), "conv2d: one bias per output channel");
-    let output = output_image(input, window, w.rows());
-    assert_eq!(x.len(), input.len() * batch, "conv2d: x length");
-    assert_eq!(y.len(), output.len() * batch, "conv2d: y length");
-    if batch == 0 {
-        return;
+impl<'a, I: ColIndex> Conv2d<'a, I> {
+    /// Panics when `w`, `bias`, `input` and `window` do not fit together.
+    pub fn new(w: CsrRef<'a, I>, bias: &'a [f32], input: Image, window: Window) -> Self {
+        let [kh, kw] = window.kernel;
+        assert_eq!(w.cols(), input.channels * kh * kw, "conv2d: columns are not in * kh * kw");
+        assert_eq!(bias.len(), w.rows(), "conv2d: one bias per output channel");
+        let output = output_image(input, window, w.rows());
+        Conv2d { w, bias, input, window, output }
     }
-    match isa {
-        Isa::Portable => direct(w, bias, input, window, x, y, batch, act, super::portable::axpy),
-        // SAFETY: AVX2 and FMA are present (Isa::detect).
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe {
-            super::avx2::conv2d_direct(w, bias, input, window, x, y, batch, act)
-        },
+
+    pub fn output(&self) -> Image {
+        self.output
+    }
+
+    /// `y = act(conv(x, W) + bias)` for `x` `[C][H][W][batch]` and `y` `[O][OH][OW][batch]`
+    /// (overwritten), on the calling thread. Panics when the lengths do not fit.
+    pub fn run(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation) {
+        self.run_with(Isa::detect(), x, y, batch, act);
+    }
+
+    pub(crate) fn run_with(
+        &self,
+        isa: Isa,
+        x: &[f32],
+        y: &mut [f32],
+        batch: usize,
+        act: Activation,
+    ) {
+        assert_eq!(x.len(), self.input.len() * batch, "conv2d: x length");
+        assert_eq!(y.len(), self.output.len() * batch, "conv2d: y length");
+        if batch == 0 {
+            return;
+        }
+        match isa {
+            Isa::Portable => direct(self, x, y, batch, act, super::portable::axpy),
+            // SAFETY: AVX2 and FMA are present (Isa::detect).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { super::avx2::conv2d_direct(self, x, y, batch, act) },
+        }
     }
 }
 
@@ -89,22 +93,18 @@ pub(crate) fn conv2d_with<I: ColIndex>(
 /// `y += v * x` on equally long slices. Inlined into each instruction set's caller so that
 /// its `axpy` is inlined too.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub(super) fn direct<I: ColIndex>(
-    w: CsrRef<I>,
-    bias: &[f32],
-    input: Image,
-    window: Window,
+    conv: &Conv2d<I>,
     x: &[f32],
     y: &mut [f32],
     batch: usize,
     act: Activation,
     mut axpy: impl FnMut(f32, &[f32], &mut [f32]),
 ) {
+    let Conv2d { w, bias, input, window, output } = *conv;
     let [kh, kw] = window.kernel;
     let [sh, sw] = window.stride;
     let [ph, pw] = window.padding;
-    let output = output_image(input, window, w.rows());
     let (in_row, out_row) = (input.width * batch, output.width * batch);
     let (indices, values) = (w.indices(), w.values());
     for (o, yo) in y.chunks_exact_mut(output.plane() * batch).enumerate() {

@@ -168,8 +168,17 @@ fn misaligned_arrays_are_copied() {
 fn load_error(
     edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
 ) -> String {
+    load_error_of(&graph(), &layers(), edit)
+}
+
+/// [`load_error`] for the model of `graph` with weights `layers`.
+fn load_error_of(
+    graph: &Graph,
+    layers: &[CsrParts],
+    edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
+) -> String {
     let c = case();
-    let (mut tensors, mut meta) = file_contents(&graph(), &layers(), ValueDtype::F32);
+    let (mut tensors, mut meta) = file_contents(graph, layers, ValueDtype::F32);
     edit(&mut tensors, &mut meta);
     write_tensors(&c.path, tensors, &meta).unwrap();
     let err = SparseModel::load(&c.path).err().expect("the edited file must not load").to_string();
@@ -377,20 +386,12 @@ fn conv_graph() -> Graph {
     .unwrap()
 }
 
-/// Writes the conv model with `edit` applied and returns the load error, which names the file.
+/// [`load_error`] for the conv model.
 fn conv_load_error(
     edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
 ) -> String {
-    let c = case();
     let graph = conv_graph();
-    let (mut tensors, mut meta) =
-        file_contents(&graph, &random_model(&graph, &[0.6, 0.3], 4), ValueDtype::F32);
-    edit(&mut tensors, &mut meta);
-    write_tensors(&c.path, tensors, &meta).unwrap();
-    let err = SparseModel::load(&c.path).err().expect("the edited file must not load").to_string();
-    assert!(err.starts_with(&c.path.display().to_string()), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    err
+    load_error_of(&graph, &random_model(&graph, &[0.6, 0.3], 4), edit)
 }
 
 #[test]

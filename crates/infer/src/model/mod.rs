@@ -27,7 +27,8 @@
 mod plan;
 
 use crate::csr::{compress, CsrRef};
-use crate::kernels::{self, conv2d, Activation, Image, Window};
+use crate::kernels::conv2d::Conv2d;
+use crate::kernels::{self, Activation, Image, Window};
 use crate::slab::Slab;
 use crate::transpose::transpose;
 use crate::{Error, Result};
@@ -155,7 +156,7 @@ impl SparseLayer {
         batch: usize,
         act: Activation,
     ) {
-        with_csr!(self, w => conv2d::conv2d(w, &self.bias, input, window, x, y, batch, act))
+        with_csr!(self, w => Conv2d::new(w, &self.bias, input, window).run(x, y, batch, act))
     }
 
     /// The weight as a dense row-major matrix and the mask of its nonzero pattern.

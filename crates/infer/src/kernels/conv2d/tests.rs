@@ -76,10 +76,10 @@ proptest! {
         let w16 = CsrRef::new(w.rows, w.cols, &w.indptr, &idx16, &w.values).unwrap();
         for isa in Isa::available() {
             let mut y = vec![f32::NAN; out.len() * batch];
-            conv2d_with(isa, w.csr(), &w.bias, input, window, &x, &mut y, batch, act);
+            Conv2d::new(w.csr(), &w.bias, input, window).run_with(isa, &x, &mut y, batch, act);
             assert_logits_close(&y, &want, &format!("{isa:?}"));
             let mut y16 = vec![f32::NAN; out.len() * batch];
-            conv2d_with(isa, w16, &w.bias, input, window, &x, &mut y16, batch, act);
+            Conv2d::new(w16, &w.bias, input, window).run_with(isa, &x, &mut y16, batch, act);
             prop_assert_eq!(&y16, &y, "{:?}: u16 and u32 indices", isa);
         }
     }
@@ -91,5 +91,5 @@ fn a_weight_of_the_wrong_width_panics() {
     let w = CsrRef::new(1, 4, &[0, 1], &[1u16], &[1.0]).unwrap();
     let input = Image { channels: 1, height: 3, width: 3 };
     let window = Window { kernel: [3, 3], stride: [1, 1], padding: [0, 0] };
-    conv2d(w, &[0.0], input, window, &[0.0; 9], &mut [0.0], 1, Activation::Identity);
+    Conv2d::new(w, &[0.0], input, window);
 }
