@@ -160,3 +160,57 @@ fn grow(buffer: &mut Vec<f32>, n: usize) {
         buffer.resize(n, 0.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SparseModel;
+    use ticket_core::Network;
+
+    fn steps(graph: &Graph) -> Vec<Step> {
+        let model = SparseModel::from_net(&Network::zeros(graph));
+        model.plan.steps.iter().map(|(s, _)| s.clone()).collect()
+    }
+
+    #[test]
+    fn relus_fuse_into_the_layer_before_and_flatten_vanishes() {
+        let relu = Activation::Relu;
+        let mlp = steps(&"8-4-3-2".parse().unwrap());
+        assert_eq!(
+            mlp,
+            [
+                Step::Linear { layer: 0, act: relu },
+                Step::Linear { layer: 1, act: relu },
+                Step::Linear { layer: 2, act: Activation::Identity },
+            ]
+        );
+        let graph = Graph::from_json(
+            r#"{"input":[1,4,4],"layers":[{"op":"relu"},
+            {"op":"conv2d","name":"c","in":1,"out":2,"kernel":[3,3],"padding":[1,1]},
+            {"op":"relu"},{"op":"relu"},{"op":"avgpool2d","kernel":[2,2]},{"op":"relu"},
+            {"op":"flatten"},{"op":"linear","name":"fc","in":8,"out":2}]}"#,
+        )
+        .unwrap();
+        let input = Image { channels: 1, height: 4, width: 4 };
+        let pooled = Image { channels: 2, height: 4, width: 4 };
+        assert_eq!(
+            steps(&graph),
+            [
+                Step::Relu,
+                Step::Conv2d {
+                    layer: 0,
+                    input,
+                    window: Window { kernel: [3, 3], stride: [1, 1], padding: [1, 1] },
+                    act: relu,
+                },
+                Step::Pool2d {
+                    pool: Pool::Avg,
+                    input: pooled,
+                    window: Window { kernel: [2, 2], stride: [2, 2], padding: [0, 0] },
+                },
+                Step::Relu,
+                Step::Linear { layer: 1, act: Activation::Identity },
+            ]
+        );
+    }
+}

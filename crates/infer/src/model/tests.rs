@@ -120,7 +120,7 @@ fn wrong_input_length_is_an_error() {
     assert_eq!(err, "7 input values for 2 examples of 4 features");
 }
 
-/// A random image graph: one or two blocks of conv2d (kernels from 1x1 to 4x4, square or
+/// A random image graph: sometimes a ReLU on the input, then one or two blocks of conv2d (kernels from 1x1 to 4x4, square or
 /// not, stride 1 or 2, padding 0 to 2), maybe a ReLU, maybe a max or average pool (stride
 /// from the kernel or its own), maybe a ReLU after the pool; then flatten, a hidden linear
 /// layer half the time, and the linear output layer.
@@ -129,6 +129,9 @@ fn random_image_graph(rng: &mut Random) -> Graph {
     let mut shape = [pick(1, 3), pick(5, 13), pick(5, 13)];
     let input = shape.to_vec();
     let mut layers = Vec::new();
+    if pick(0, 4) == 0 {
+        layers.push(Layer::Relu);
+    }
     for block in 0..pick(1, 2) {
         let kernel = [pick(1, 4).min(shape[1]), pick(1, 4).min(shape[2])];
         let (stride, padding) = ([pick(1, 2), pick(1, 2)], [pick(0, 2), pick(0, 2)]);
