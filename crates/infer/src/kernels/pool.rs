@@ -39,24 +39,32 @@ pub fn pool2d(pool: Pool, input: Image, window: Window, x: &[f32], y: &mut [f32]
     let [sh, sw] = window.stride;
     let at = |c: usize, h: usize, w: usize| ((c * input.height + h) * input.width + w) * batch;
     let divisor = (kh * kw) as f32;
-    for (p, yp) in y.chunks_exact_mut(batch).enumerate() {
-        let (c, oh, ow) = (p / output.plane(), p / output.width % output.height, p % output.width);
-        let (h0, w0) = (oh * sh, ow * sw);
-        yp.copy_from_slice(&x[at(c, h0, w0)..][..batch]);
-        for i in 0..kh {
-            for j in 0..kw {
-                if i + j == 0 {
+    let combine = |a: f32, b: f32| if pool == Pool::Max { a.max(b) } else { a + b };
+    let finish = |a: f32| if pool == Pool::Max { a } else { a / divisor };
+    let mut outputs = y.chunks_exact_mut(batch);
+    for c in 0..output.channels {
+        for oh in 0..output.height {
+            for ow in 0..output.width {
+                let yp = outputs.next().expect("y holds every output position");
+                let (h0, w0) = (oh * sh, ow * sw);
+                if batch == 1 {
+                    // One example: a scalar fold, without the batch-wide slices below.
+                    let tap = |i: usize, j: usize| x[at(c, h0 + i, w0 + j)];
+                    let all = (0..kh).flat_map(|i| (0..kw).map(move |j| (i, j)));
+                    yp[0] = finish(all.skip(1).fold(tap(0, 0), |a, (i, j)| combine(a, tap(i, j))));
                     continue;
                 }
-                let xs = &x[at(c, h0 + i, w0 + j)..][..batch];
-                match pool {
-                    Pool::Max => yp.iter_mut().zip(xs).for_each(|(y, &x)| *y = y.max(x)),
-                    Pool::Avg => yp.iter_mut().zip(xs).for_each(|(y, &x)| *y += x),
+                yp.copy_from_slice(&x[at(c, h0, w0)..][..batch]);
+                for i in 0..kh {
+                    for j in 0..kw {
+                        if i + j > 0 {
+                            let xs = &x[at(c, h0 + i, w0 + j)..][..batch];
+                            yp.iter_mut().zip(xs).for_each(|(y, &x)| *y = combine(*y, x));
+                        }
+                    }
                 }
+                yp.iter_mut().for_each(|y| *y = finish(*y));
             }
-        }
-        if pool == Pool::Avg {
-            yp.iter_mut().for_each(|y| *y /= divisor);
         }
     }
 }
