@@ -4,6 +4,9 @@
 //!   bandwidth the sparse products are compared with.
 //! - `lenet`: the LeNet-300-100 forward pass (784-300-100-10, a random mask per layer at each
 //!   density), sparse CSR vs dense `sgemm`, batch 1 / 8 / 64 / 1024, all cores.
+//! - `lenet5`: the LeNet-5 forward pass (two 5x5 convs, max pools, fc 500, fc 10) at the
+//!   per-layer densities of Han et al. 2015 (`han`) and a tenth of them (`han10`), sparse (direct
+//!   sparse convolution) vs dense (`Network::logits`), batch 1 / 64 / 1024, all cores.
 //! - `layer4096`: one 4096 x 4096 layer, where streaming the matrix from memory is the cost:
 //!   `spmm` at 1 / 5 / 10 % density vs dense `sgemm`, batch 1 / 8 / 64; `cold` cycles through
 //!   8 copies of the 5 % matrix (40 MB, more than the L3 cache) so each call reads DRAM.
@@ -27,12 +30,23 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use ticket_core::sgemm::{sgemm, MatMut, MatRef};
-use ticket_core::{Graph, Par};
+use ticket_core::{Graph, Par, Weighted};
 use ticket_infer::fixture::{net_of, random_model, CsrParts, Random};
 use ticket_infer::{kernels, Activation, CsrRef, Scratch, SparseModel};
 
 const LENET_DENSITIES: [f64; 6] = [1.0, 0.5, 0.2, 0.1, 0.036, 0.01];
 const LENET_BATCHES: [usize; 4] = [1, 8, 64, 1024];
+/// LeNet-5 as Caffe defines it (Han et al. 2015): conv 20@5x5, max pool, conv 50@5x5, max
+/// pool, fc 500, fc 10, on 1x28x28.
+const LENET5: &str = r#"{"input":[1,28,28],"layers":[
+  {"op":"conv2d","name":"conv1","in":1,"out":20,"kernel":[5,5]},{"op":"relu"},
+  {"op":"maxpool2d","kernel":[2,2]},
+  {"op":"conv2d","name":"conv2","in":20,"out":50,"kernel":[5,5]},{"op":"relu"},
+  {"op":"maxpool2d","kernel":[2,2]},{"op":"flatten"},
+  {"op":"linear","name":"fc1","in":800,"out":500},{"op":"relu"},
+  {"op":"linear","name":"fc2","in":500,"out":10}]}"#;
+const LENET5_DENSITIES: [f64; 4] = [0.66, 0.12, 0.08, 0.19];
+const LENET5_BATCHES: [usize; 3] = [1, 64, 1024];
 const WIDE_DENSITIES: [f64; 3] = [0.01, 0.05, 0.1];
 const WIDE_BATCHES: [usize; 3] = [1, 8, 64];
 const WIDE: usize = 4096;
@@ -94,6 +108,7 @@ fn main() {
     let table = Table::default();
     triad(&mut c, &table);
     lenet(&mut c, &table);
+    lenet5(&mut c, &table);
     layer4096(&mut c, &table);
     decode(&mut c, &table);
     c.final_summary();
@@ -132,47 +147,81 @@ fn triad(c: &mut Criterion, table: &Table) {
 
 fn lenet(c: &mut Criterion, table: &Table) {
     let graph: Graph = "784-300-100-10".parse().unwrap();
-    let par = Par::Rayon(2);
-    let mut rng = Random::new(3);
-    let inputs = rng.vec(1024 * 784, 0.0, 1.0);
     for density in LENET_DENSITIES {
-        let layers = random_model(&graph, &[density; 3], 1);
-        let net = net_of(&graph, &layers);
-        let model = SparseModel::from_net(&net);
-        let nnz = model.nnz() as f64;
-        let mut g = c.benchmark_group(format!("lenet/d{}", pct(density)));
-        for batch in LENET_BATCHES {
-            let x = &inputs[..batch * 784];
-            g.throughput(Throughput::Elements((2.0 * nnz * batch as f64) as u64));
-            let name = format!("lenet/sparse/d{}/b{batch}", pct(density));
-            let bytes = model.weight_bytes() as f64 + 4.0 * (784 + 10) as f64 * batch as f64;
-            // Batch 1 of a small model runs on the calling thread (see kernels::PAR_MIN_WORK).
-            let threads = if nnz as usize * batch < kernels::PAR_MIN_WORK { 1 } else { 2 };
-            table.describe(&name, 2.0 * nnz * batch as f64, bytes, threads);
-            let mut scratch = Scratch::default();
-            let mut out = vec![0.0; batch * 10];
-            g.bench_function(BenchmarkId::new("sparse", batch), |bench| {
-                bench.iter_custom(|iters| {
-                    table.timed(&name, iters, || {
-                        model.logits_into(x, batch, &mut out, &mut scratch, par).unwrap();
-                        black_box(&out);
-                    })
-                })
-            });
-            let name = format!("lenet/dense/d{}/b{batch}", pct(density));
-            let dense_flops = 2.0 * graph.dense_weights() as f64 * batch as f64;
-            table.describe(&name, dense_flops, 4.0 * graph.dense_params() as f64, 2);
-            g.throughput(Throughput::Elements(dense_flops as u64));
-            g.bench_function(BenchmarkId::new("dense", batch), |bench| {
-                bench.iter_custom(|iters| {
-                    table.timed(&name, iters, || {
-                        black_box(net.logits(x, batch, par));
-                    })
-                })
-            });
-        }
-        g.finish();
+        forward_pass(c, table, "lenet", &graph, &[density; 3], &pct(density), &LENET_BATCHES);
     }
+}
+
+/// LeNet-5 at the per-layer densities Han et al. (2015) keep (66 / 12 / 8 / 19 %) and at
+/// 1/10 of them.
+fn lenet5(c: &mut Criterion, table: &Table) {
+    let graph = Graph::from_json(LENET5).unwrap();
+    for (scale, label) in [(1.0, "han"), (0.1, "han10")] {
+        let densities = LENET5_DENSITIES.map(|d| d * scale);
+        forward_pass(c, table, "lenet5", &graph, &densities, label, &LENET5_BATCHES);
+    }
+}
+
+/// Multiply-adds of one example through the weighted layers of `graph`: each weight (or
+/// only the kept ones, `nnz`) once per output position.
+fn macs(graph: &Graph, nnz: impl Fn(usize) -> usize) -> f64 {
+    let positions = |w: &Weighted| graph.output_shape(w.index)[1..].iter().product::<usize>();
+    graph.weighted().iter().enumerate().map(|(i, w)| (nnz(i) * positions(w)) as f64).sum()
+}
+
+/// A whole forward pass of `graph` with random masks at `densities`, sparse CSR vs dense
+/// `Network::logits`, at every batch size, all cores.
+fn forward_pass(
+    c: &mut Criterion,
+    table: &Table,
+    model: &str,
+    graph: &Graph,
+    densities: &[f64],
+    label: &str,
+    batches: &[usize],
+) {
+    let par = Par::Rayon(2);
+    let (features, classes) = (graph.inputs(), graph.outputs());
+    let max_batch = batches.iter().copied().max().unwrap_or(1);
+    let inputs = Random::new(3).vec(max_batch * features, 0.0, 1.0);
+    let layers = random_model(graph, densities, 1);
+    let net = net_of(graph, &layers);
+    let sparse = SparseModel::from_net(&net);
+    let sparse_macs = macs(graph, |i| layers[i].nnz());
+    let dense_macs = macs(graph, |i| graph.weighted()[i].shape.len());
+    let mut g = c.benchmark_group(format!("{model}/d{label}"));
+    for &batch in batches {
+        let x = &inputs[..batch * features];
+        g.throughput(Throughput::Elements((2.0 * sparse_macs * batch as f64) as u64));
+        let name = format!("{model}/sparse/d{label}/b{batch}");
+        let bytes = sparse.weight_bytes() as f64 + 4.0 * (features + classes) as f64 * batch as f64;
+        // Small passes run on the calling thread (see kernels::PAR_MIN_WORK).
+        let work = sparse_macs as usize * batch;
+        let threads = if work < kernels::PAR_MIN_WORK { 1 } else { 2 };
+        table.describe(&name, 2.0 * sparse_macs * batch as f64, bytes, threads);
+        let mut scratch = Scratch::default();
+        let mut out = vec![0.0; batch * classes];
+        g.bench_function(BenchmarkId::new("sparse", batch), |bench| {
+            bench.iter_custom(|iters| {
+                table.timed(&name, iters, || {
+                    sparse.logits_into(x, batch, &mut out, &mut scratch, par).unwrap();
+                    black_box(&out);
+                })
+            })
+        });
+        let name = format!("{model}/dense/d{label}/b{batch}");
+        let dense_flops = 2.0 * dense_macs * batch as f64;
+        table.describe(&name, dense_flops, 4.0 * graph.dense_params() as f64, 2);
+        g.throughput(Throughput::Elements(dense_flops as u64));
+        g.bench_function(BenchmarkId::new("dense", batch), |bench| {
+            bench.iter_custom(|iters| {
+                table.timed(&name, iters, || {
+                    black_box(net.logits(x, batch, par));
+                })
+            })
+        });
+    }
+    g.finish();
 }
 
 /// A density as a percentage for names: 0.036 -> "3.6".

@@ -9,8 +9,17 @@ use ticket_core::csr_format::ValueDtype;
 use ticket_core::tensor_file::{write_tensors, OwnedTensor, TensorFile};
 use ticket_core::{DataSource, Graph};
 use ticket_infer::fixture::{
-    edit, file_contents, random_model, reference_logits, tensor_mut, write_model, CsrParts, Random,
+    edit, file_contents, random_model, reference_forward, tensor_mut, write_model, CsrParts, Random,
 };
+
+/// A digits-shaped conv model (input [1, 8, 8], 10 classes): conv with padding, max pool,
+/// conv with a non-square kernel and stride 2, average pool, flatten, linear.
+const DIGITS_CONV: &str = r#"{"input":[1,8,8],"layers":[
+  {"op":"conv2d","name":"conv1","in":1,"out":3,"kernel":[3,3],"stride":[1,1],"padding":[1,1]},
+  {"op":"relu"},{"op":"maxpool2d","kernel":[2,2]},
+  {"op":"conv2d","name":"conv2","in":3,"out":4,"kernel":[2,3],"stride":[2,2],"padding":[0,1]},
+  {"op":"relu"},{"op":"avgpool2d","kernel":[2,1]},{"op":"flatten"},
+  {"op":"linear","name":"fc","in":8,"out":10}]}"#;
 
 /// A digits-shaped model (64 inputs, 10 classes) in a temporary directory.
 struct Fixture {
@@ -21,8 +30,16 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let graph: Graph = "64-24-10".parse().unwrap();
-        let layers = random_model(&graph, &[0.4, 0.6], 21);
+        Fixture::of("64-24-10".parse().unwrap(), &[0.4, 0.6])
+    }
+
+    /// The conv model [`DIGITS_CONV`].
+    fn conv() -> Self {
+        Fixture::of(Graph::from_json(DIGITS_CONV).unwrap(), &[0.8, 0.6, 0.7])
+    }
+
+    fn of(graph: Graph, densities: &[f64]) -> Self {
+        let layers = random_model(&graph, densities, 21);
         Fixture { dir: tempfile::tempdir().unwrap(), graph, layers }
     }
 
@@ -50,7 +67,7 @@ impl Fixture {
     }
 
     fn reference(&self, x: &[f32]) -> Vec<f64> {
-        reference_logits(&self.layers, x)
+        reference_forward(&self.graph, &self.layers, x)
     }
 }
 
@@ -67,13 +84,16 @@ fn argmax(v: &[f64]) -> usize {
     (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b]).then(b.cmp(&a))).unwrap()
 }
 
-#[test]
-fn accuracy_on_digits_matches_a_reference_forward_pass() {
-    let f = Fixture::new();
-    let model = f.model();
-    let out = ticket(&["infer", s(&model), "--dataset", "digits", "--json"]);
-    let report = json(&out);
-    let test = DataSource::Digits.load(0).unwrap().test;
+/// Runs `ticket infer MODEL --dataset NAME --json` and checks both accuracies against the
+/// reference forward pass on the test split; returns that accuracy.
+fn accuracy_matches_the_reference(
+    f: &Fixture,
+    model: &Path,
+    source: DataSource,
+    name: &str,
+) -> f64 {
+    let report = json(&ticket(&["infer", s(model), "--dataset", name, "--json"]));
+    let test = source.load(0).unwrap().test;
     let hits = (0..test.len())
         .filter(|&i| argmax(&f.reference(test.image(i))) == test.labels[i] as usize)
         .count();
@@ -81,7 +101,15 @@ fn accuracy_on_digits_matches_a_reference_forward_pass() {
     assert_eq!(report["accuracy"]["sparse"].as_f64().unwrap(), want);
     assert_eq!(report["accuracy"]["dense"].as_f64().unwrap(), want);
     assert_eq!(report["accuracy"]["agree"].as_u64().unwrap(), test.len() as u64);
-    assert_eq!(report["dataset"], "digits");
+    assert_eq!(report["dataset"], name);
+    want
+}
+
+#[test]
+fn accuracy_on_digits_matches_a_reference_forward_pass() {
+    let f = Fixture::new();
+    let model = f.model();
+    let want = accuracy_matches_the_reference(&f, &model, DataSource::Digits, "digits");
     // The text form says the same.
     let text = stdout(&ticket(&["infer", s(&model)]));
     assert!(text.contains(&format!("sparse {want:.4}, dense {want:.4}")), "{text}");
@@ -109,9 +137,9 @@ fn batch_from_a_file_to_logits() {
     }
 }
 
-#[test]
-fn bench_json_has_the_documented_keys() {
-    let f = Fixture::new();
+/// `ticket infer MODEL --bench --json` of the fixture's model, after checking that both paths
+/// report positive, finite times with p50 <= p99.
+fn bench_report(f: &Fixture) -> serde_json::Value {
     let model = f.model();
     let report = json(&ticket(&["infer", s(&model), "--bench", "--json", "--threads", "2"]));
     for path in ["sparse", "dense"] {
@@ -125,6 +153,13 @@ fn bench_json_has_the_documented_keys() {
             (report[path]["batch1_us_p50"].as_f64(), report[path]["batch1_us_p99"].as_f64());
         assert!(p50 <= p99, "{path}: p50 {p50:?} > p99 {p99:?}");
     }
+    report
+}
+
+#[test]
+fn bench_json_has_the_documented_keys() {
+    let f = Fixture::new();
+    let report = bench_report(&f);
     // u32 indptr + u16 indices + f32 values + f32 bias; dense: f32 weights and biases.
     let (nnz, rows): (usize, usize) =
         (f.layers.iter().map(CsrParts::nnz).sum(), f.layers.iter().map(|l| l.rows).sum());
@@ -216,7 +251,10 @@ fn truncated_file() {
 }
 
 fn bad_input(needle: &str, input: OwnedTensor, name: &str) {
-    let f = Fixture::new();
+    bad_input_for(&Fixture::new(), needle, input, name)
+}
+
+fn bad_input_for(f: &Fixture, needle: &str, input: OwnedTensor, name: &str) {
     let model = f.model();
     let (path, output) = (f.path("in.safetensors"), f.path("out.safetensors"));
     write_tensors(&path, vec![(name.to_string(), input)], &BTreeMap::new()).unwrap();
@@ -259,4 +297,95 @@ fn model_for_another_data_set() {
     write_model(&path, &graph, &random_model(&graph, &[0.1], 1), ValueDtype::F32).unwrap();
     let out = ticket(&["infer", s(&path), "--dataset", "digits"]);
     assert_clean_failure(&out, "digits has 64 features per example, but the model takes 784");
+}
+
+#[test]
+fn conv_accuracy_on_digits_matches_a_reference_forward_pass() {
+    let f = Fixture::conv();
+    let model = f.model();
+    let want = accuracy_matches_the_reference(&f, &model, DataSource::Digits, "digits");
+    assert!(want > 0.0, "some digits are right by chance");
+}
+
+#[test]
+fn conv_accuracy_on_fashion_mnist_matches_a_reference_forward_pass() {
+    let dir = Path::new(ticket_core::dataset::FASHION_MNIST_DIR);
+    if !dir.join("t10k-labels-idx1-ubyte.gz").exists() {
+        assert!(
+            std::env::var("TICKET_REQUIRE_FASHION_MNIST").is_err(),
+            "Fashion-MNIST is required but missing from {}",
+            dir.display()
+        );
+        eprintln!("skipping: Fashion-MNIST not installed in {}", dir.display());
+        return;
+    }
+    let graph = Graph::from_json(
+        r#"{"input":[1,28,28],"layers":[
+        {"op":"conv2d","name":"conv1","in":1,"out":2,"kernel":[5,5],"stride":[2,2],"padding":[2,2]},
+        {"op":"relu"},{"op":"maxpool2d","kernel":[2,2]},{"op":"flatten"},
+        {"op":"linear","name":"fc","in":98,"out":10}]}"#,
+    )
+    .unwrap();
+    let f = Fixture::of(graph, &[0.7, 0.5]);
+    let model = f.model();
+    accuracy_matches_the_reference(&f, &model, DataSource::FashionMnist, "fashion-mnist");
+}
+
+#[test]
+fn conv_batch_from_a_file_in_either_shape() {
+    let f = Fixture::conv();
+    let model = f.model();
+    let (input, output) = (f.path("in.safetensors"), f.path("out.safetensors"));
+    let batch = 37;
+    let x = Random::new(8).vec(batch * 64, 0.0, 1.0);
+    for shape in [vec![batch, 1, 8, 8], vec![batch, 64]] {
+        let t = vec![("input".to_string(), OwnedTensor::f32(shape.clone(), &x))];
+        write_tensors(&input, t, &BTreeMap::new()).unwrap();
+        let out = ticket(&["infer", s(&model), "--input", s(&input), "--output", s(&output)]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let bytes = std::fs::read(&output).unwrap();
+        let file = TensorFile::parse(&bytes, &output).unwrap();
+        let logits = file.f32("logits", &[batch, 10]).unwrap();
+        for (b, got) in logits.chunks_exact(10).enumerate() {
+            let want = f.reference(&x[b * 64..(b + 1) * 64]);
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (*g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                    "{shape:?} {b}: {g} vs {w}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn conv_input_of_the_wrong_shape() {
+    let f = Fixture::conv();
+    let expected = "expected [batch, 1, 8, 8] or [batch, 64]";
+    bad_input_for(
+        &f,
+        &format!("tensor `input` has shape [2, 1, 8, 7], {expected}"),
+        OwnedTensor::f32(vec![2, 1, 8, 7], &[0.5; 112]),
+        "input",
+    );
+    bad_input_for(
+        &f,
+        &format!("tensor `input` has shape [2, 8, 8], {expected}"),
+        OwnedTensor::f32(vec![2, 8, 8], &[0.5; 128]),
+        "input",
+    );
+    bad_input_for(
+        &f,
+        &format!("tensor `input` has 63 features per example, the model takes 64 ({expected})"),
+        OwnedTensor::f32(vec![2, 63], &[0.5; 126]),
+        "input",
+    );
+}
+
+#[test]
+fn conv_bench_json_has_both_paths() {
+    let f = Fixture::conv();
+    let report = bench_report(&f);
+    let dense_params = f.graph.dense_params() as u64;
+    assert_eq!(report["weight_bytes"]["dense"].as_u64().unwrap(), 4 * dense_params);
 }

@@ -30,7 +30,7 @@ pub fn run(args: InferArgs) -> Result<()> {
     }
 
     if let (Some(input), Some(output)) = (&args.input, &args.output) {
-        let (x, batch) = batch_file::read_inputs(input, model.inputs())?;
+        let (x, batch) = batch_file::read_inputs(input, model.graph().input_shape())?;
         let logits = model.logits(&x, batch, par)?;
         batch_file::write_logits(output, &logits, batch, model.outputs())?;
         if !args.json {

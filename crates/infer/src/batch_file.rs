@@ -1,5 +1,5 @@
 //! A batch of inputs in a safetensors file and the logits written back: tensor `input` F32
-//! `[batch, features]` in, tensor `logits` F32 `[batch, classes]` out (written atomically).
+//! `[batch, features]` (or `[batch, C, H, W]` for image models) in, tensor `logits` F32 `[batch, classes]` out (written atomically).
 
 use crate::{Error, Result};
 use safetensors::Dtype;
@@ -13,8 +13,11 @@ pub const INPUT: &str = "input";
 pub const LOGITS: &str = "logits";
 
 /// Inputs `[batch][features]` row-major and the batch size, after checking the tensor's dtype,
-/// shape and that every value is finite.
-pub fn read_inputs(path: &Path, features: usize) -> Result<(Vec<f32>, usize)> {
+/// shape and that every value is finite. `example` is the shape of one example the model
+/// takes (`[features]` or `[C, H, W]`); the tensor is `[batch, *example]` or, for images,
+/// also `[batch, C*H*W]` (the same values in C order).
+pub fn read_inputs(path: &Path, example: &[usize]) -> Result<(Vec<f32>, usize)> {
+    let features: usize = example.iter().product();
     let bytes = std::fs::read(path).map_err(|e| ticket_core::Error::io(path, e))?;
     let file = TensorFile::parse(&bytes, path)?;
     let view = file.view(INPUT)?;
@@ -24,24 +27,31 @@ pub fn read_inputs(path: &Path, features: usize) -> Result<(Vec<f32>, usize)> {
             format!("tensor `{INPUT}` has dtype {:?}, expected F32", view.dtype()),
         ));
     }
+    let dims = |d: &[usize]| d.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+    let expected = if example.len() == 1 {
+        format!("[batch, {features}]")
+    } else {
+        format!("[batch, {}] or [batch, {features}]", dims(example))
+    };
     let batch = match view.shape() {
-        [batch, f] if *f == features => *batch,
+        [batch, rest @ ..] if rest == example || rest == [features] => *batch,
         [_, f] => {
             return Err(Error::invalid(
                 path,
                 format!(
-                    "tensor `{INPUT}` has {f} features per example, the model takes {features}"
+                    "tensor `{INPUT}` has {f} features per example, the model takes {features} \
+                     (expected {expected})"
                 ),
             ))
         }
         other => {
             return Err(Error::invalid(
                 path,
-                format!("tensor `{INPUT}` has shape {other:?}, expected [batch, {features}]"),
+                format!("tensor `{INPUT}` has shape {other:?}, expected {expected}"),
             ))
         }
     };
-    let inputs = file.f32(INPUT, &[batch, features])?;
+    let inputs = file.f32(INPUT, view.shape())?;
     if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
         return Err(Error::invalid(
             path,

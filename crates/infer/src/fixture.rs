@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use ticket_core::csr_format::{self, meta, ValueDtype};
 use ticket_core::tensor_file::{write_tensors, OwnedTensor};
-use ticket_core::{Graph, Network};
+use ticket_core::{Graph, Layer, Network};
 
 /// One layer as plain vectors: `[rows, cols]` CSR weight with `u32` indices, and a bias.
 #[derive(Clone, Debug, PartialEq)]
@@ -229,22 +229,87 @@ pub fn edit<T: bytemuck::Pod>(tensor: &mut OwnedTensor, edit: impl FnOnce(&mut V
     }
 }
 
-/// Logits of one example by the textbook formula, in f64.
+/// Logits of one example of an MLP (ReLU between layers) by the textbook formula, in f64.
 pub fn reference_logits(layers: &[CsrParts], x: &[f32]) -> Vec<f64> {
+    let mut sizes = vec![layers[0].cols];
+    sizes.extend(layers.iter().map(|l| l.rows));
+    reference_forward(&Graph::mlp(&sizes).expect("layers of an MLP"), layers, x)
+}
+
+/// The output of `graph` on one example `x` (C order), its weighted layers being `layers`:
+/// every layer by its defining formula (PyTorch's semantics), in f64, with plain loops over
+/// dense weights: the reference the sparse kernels are tested against.
+pub fn reference_forward(graph: &Graph, layers: &[CsrParts], x: &[f32]) -> Vec<f64> {
+    assert_eq!(x.len(), graph.inputs(), "reference_forward: one example");
     let mut a: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    for (i, l) in layers.iter().enumerate() {
-        let dense = l.dense();
-        a = (0..l.rows)
-            .map(|r| {
-                let y = l.bias[r] as f64
-                    + (0..l.cols).map(|c| dense[r * l.cols + c] as f64 * a[c]).sum::<f64>();
-                if i + 1 < layers.len() {
-                    y.max(0.0)
-                } else {
-                    y
+    let mut weighted = layers.iter();
+    for (n, layer) in graph.layers().iter().enumerate() {
+        let (input, output) = (graph.input_shape_of(n), graph.output_shape(n));
+        let pixel = |s: &[usize], c: usize, h: usize, w: usize| (c * s[1] + h) * s[2] + w;
+        a = match *layer {
+            Layer::Linear { .. } => {
+                let l = weighted.next().expect("a layer per weighted layer");
+                let dense = l.dense();
+                (0..l.rows)
+                    .map(|r| {
+                        let dot: f64 =
+                            (0..l.cols).map(|c| dense[r * l.cols + c] as f64 * a[c]).sum();
+                        l.bias[r] as f64 + dot
+                    })
+                    .collect()
+            }
+            Layer::Conv2d { kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw], .. } => {
+                let l = weighted.next().expect("a layer per weighted layer");
+                let dense = l.dense();
+                let mut y = vec![0.0; output.iter().product()];
+                for o in 0..output[0] {
+                    for oh in 0..output[1] {
+                        for ow in 0..output[2] {
+                            let mut sum = l.bias[o] as f64;
+                            for c in 0..input[0] {
+                                for i in 0..kh {
+                                    for j in 0..kw {
+                                        let h = (oh * sh + i).checked_sub(ph);
+                                        let w = (ow * sw + j).checked_sub(pw);
+                                        let (Some(h), Some(w)) = (h, w) else { continue };
+                                        if h >= input[1] || w >= input[2] {
+                                            continue;
+                                        }
+                                        let weight = dense[o * l.cols + (c * kh + i) * kw + j];
+                                        sum += weight as f64 * a[pixel(input, c, h, w)];
+                                    }
+                                }
+                            }
+                            y[pixel(output, o, oh, ow)] = sum;
+                        }
+                    }
                 }
-            })
-            .collect();
+                y
+            }
+            Layer::Maxpool2d { kernel, stride } | Layer::Avgpool2d { kernel, stride } => {
+                let [sh, sw] = stride.unwrap_or(kernel);
+                let max = matches!(layer, Layer::Maxpool2d { .. });
+                let mut y = vec![0.0; output.iter().product()];
+                for c in 0..output[0] {
+                    for oh in 0..output[1] {
+                        for ow in 0..output[2] {
+                            let window: Vec<f64> = (0..kernel[0])
+                                .flat_map(|i| (0..kernel[1]).map(move |j| (i, j)))
+                                .map(|(i, j)| a[pixel(input, c, oh * sh + i, ow * sw + j)])
+                                .collect();
+                            y[pixel(output, c, oh, ow)] = if max {
+                                window.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                            } else {
+                                window.iter().sum::<f64>() / window.len() as f64
+                            };
+                        }
+                    }
+                }
+                y
+            }
+            Layer::Relu => a.iter().map(|v| v.max(0.0)).collect(),
+            Layer::Flatten => a,
+        };
     }
     a
 }

@@ -8,7 +8,8 @@
 //! `indices`, each column index below `cols`) and the slice lengths the dispatcher asserted;
 //! those make the unchecked pointer reads below stay in bounds.
 
-use super::row_part;
+use super::conv2d::{self, Conv2d};
+use super::{row_part, Activation};
 use crate::csr::{ColIndex, CsrRef};
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -281,6 +282,61 @@ unsafe fn scatter_block<const N: usize, I: ColIndex>(
                 let p = yc.add(n * LANES);
                 lanes.store(p, _mm256_fmadd_ps(v, *x, lanes.load(p)));
             }
+        }
+    }
+}
+
+/// See `conv2d::direct`, with [`axpy`] as its inner loop.
+///
+/// # Safety
+/// AVX2 and FMA available.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn conv2d_direct<I: ColIndex>(
+    conv: &Conv2d<I>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    act: Activation,
+) {
+    // SAFETY: AVX2 and FMA are available (this function's contract).
+    conv2d::direct(conv, x, y, batch, act, |v, x, y| unsafe { axpy(v, x, y) });
+}
+
+/// `y += v * x` over two slices of equal length, 32 lanes per step, then 8, then a masked
+/// rest.
+///
+/// # Safety
+/// AVX2 and FMA available.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn axpy(v: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+    let vv = _mm256_set1_ps(v);
+    let mut i = 0;
+    // SAFETY (all accesses): every lane read or written is below n, inside both slices.
+    unsafe {
+        while i + 4 * LANES <= n {
+            for u in 0..4 {
+                let p = yp.add(i + u * LANES);
+                let s =
+                    _mm256_fmadd_ps(vv, _mm256_loadu_ps(xp.add(i + u * LANES)), _mm256_loadu_ps(p));
+                _mm256_storeu_ps(p, s);
+            }
+            i += 4 * LANES;
+        }
+        while i + LANES <= n {
+            let p = yp.add(i);
+            _mm256_storeu_ps(
+                p,
+                _mm256_fmadd_ps(vv, _mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(p)),
+            );
+            i += LANES;
+        }
+        if i < n {
+            let lanes = Lanes::First(first_lanes(n - i));
+            let p = yp.add(i);
+            lanes.store(p, _mm256_fmadd_ps(vv, lanes.load(xp.add(i)), lanes.load(p)));
         }
     }
 }

@@ -10,6 +10,11 @@
 //! On x86-64 with AVX2 and FMA (checked at run time) the row kernels use them; elsewhere a
 //! portable version computes the same sums.
 //!
+//! Images are laid out the same way, `[channels][height][width][batch]`: the C-order
+//! flattening of an example is its feature order, so a flatten costs nothing and a linear
+//! layer reads a convolution's output as it is. [`conv2d`] and [`pool`] hold the kernels of
+//! those layer kinds.
+//!
 //! ```
 //! use ticket_infer::{kernels, Activation, CsrRef};
 //! use ticket_core::Par;
@@ -23,6 +28,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+pub mod conv2d;
+pub mod pool;
 mod portable;
 
 use crate::csr::{ColIndex, CsrRef};
@@ -36,6 +43,68 @@ pub enum Activation {
     Identity,
     /// `max(0, v)`; NaN becomes 0, as with `f32::max`.
     Relu,
+}
+
+impl Activation {
+    /// Applies the activation to `values` in place.
+    pub fn apply(self, values: &mut [f32]) {
+        if self == Activation::Relu {
+            values.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+}
+
+/// The shape of one example's activations, `[channels, height, width]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Image {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl Image {
+    /// `[C, H, W]` as an image; `None` for any other rank.
+    pub fn from_dims(dims: &[usize]) -> Option<Image> {
+        match *dims {
+            [channels, height, width] => Some(Image { channels, height, width }),
+            _ => None,
+        }
+    }
+
+    /// Values per example.
+    pub fn len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values of one channel of one example.
+    pub fn plane(&self) -> usize {
+        self.height * self.width
+    }
+}
+
+/// A sliding window over an image: kernel, stride and zero padding, `[rows, columns]` each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl Window {
+    /// Output positions `o` along dimension `d` (0 = rows, 1 = columns) at which kernel tap
+    /// `tap` falls inside an input of `input` positions rather than in the padding:
+    /// `0 <= o * stride + tap - padding < input`, clipped to the `output` positions.
+    pub(crate) fn inside(&self, d: usize, tap: usize, input: usize, output: usize) -> Range<usize> {
+        let (stride, pad) = (self.stride[d], self.padding[d]);
+        let lo = pad.saturating_sub(tap).div_ceil(stride);
+        let hi =
+            if input + pad > tap { ((input - 1 + pad - tap) / stride + 1).min(output) } else { 0 };
+        lo..hi.max(lo)
+    }
 }
 
 /// Multiply-adds below which a product runs on the calling thread: waking rayon workers and

@@ -48,3 +48,10 @@ pub(super) fn spmm_t_cols<I: ColIndex>(
         }
     }
 }
+
+/// `y += v * x` (equal lengths): the inner loop of the direct convolution.
+pub(super) fn axpy(v: f32, x: &[f32], y: &mut [f32]) {
+    for (yb, xb) in y.iter_mut().zip(x) {
+        *yb += v * xb;
+    }
+}

@@ -1,6 +1,7 @@
 //! Reading a CSR model file (`format = ticket-csr`, see `ticket_core::csr_format`): the file
 //! is memory-mapped (or handed over as bytes) and everything is validated before the kernels
-//! may touch it - format and version, architecture, each layer's shape and how layers chain,
+//! may touch it - format and version, the graph, each weighted layer's full shape (`[out, in]`
+//! or `[out, in, kh, kw]`, as the graph makes it) and how layers chain,
 //! dtypes, the CSR structure, and that every value is finite. Arrays whose bytes are aligned
 //! for their type are borrowed from the mapping; the rest is copied, and `f16` / `bf16` values
 //! are decoded to `f32` once, here, with half's bulk conversion.
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use ticket_core::checkpoint::{check_format, read_graph};
 use ticket_core::csr_format::{self, meta, ValueDtype};
 use ticket_core::tensor_file::TensorFile;
-use ticket_core::LayerShape;
+use ticket_core::Weighted;
 
 impl SparseModel {
     /// Maps, validates and loads the CSR model at `path`.
@@ -94,16 +95,12 @@ impl Loader<'_, '_> {
                     expected.dims
                 )));
             }
-            layers.push(self.layer(name, expected.shape, value_dtype)?);
+            layers.push(self.layer(expected, value_dtype)?);
         }
         let borrows = layers.iter().any(|l| l.mapped_bytes() > 0);
-        Ok(SparseModel {
-            graph,
-            layers,
-            value_dtype,
-            mapped_file_bytes: if borrows { self.map.len() } else { 0 },
-            dataset: file.metadata().get(meta::DATASET).cloned(),
-        })
+        let mapped = if borrows { self.map.len() } else { 0 };
+        let dataset = file.metadata().get(meta::DATASET).cloned();
+        Ok(SparseModel::new(graph, layers, value_dtype, mapped, dataset))
     }
 
     /// The full weight shape from the layer's I64 shape tensor of `rank` entries.
@@ -118,7 +115,8 @@ impl Loader<'_, '_> {
             .ok_or_else(|| self.error(format!("tensor `{tensor}` holds {dims:?}, not a shape")))
     }
 
-    fn layer(&self, name: &str, shape: LayerShape, value_dtype: ValueDtype) -> Result<SparseLayer> {
+    fn layer(&self, weighted: &Weighted, value_dtype: ValueDtype) -> Result<SparseLayer> {
+        let (name, shape) = (weighted.name.as_str(), weighted.shape);
         let file = self.tensors;
         let indptr_bytes =
             file.bytes(&csr_format::indptr_name(name), Dtype::U32, Some(&[shape.rows + 1]))?;
@@ -132,8 +130,8 @@ impl Loader<'_, '_> {
             )));
         }
         let indices = match view.dtype() {
-            Dtype::U16 => Indices::U16(self.structure(name, shape, &indptr, view.data())?),
-            Dtype::U32 => Indices::U32(self.structure(name, shape, &indptr, view.data())?),
+            Dtype::U16 => Indices::U16(self.structure(weighted, &indptr, view.data())?),
+            Dtype::U32 => Indices::U32(self.structure(weighted, &indptr, view.data())?),
             other => {
                 return Err(self.error(format!(
                     "tensor `{indices_name}` has dtype {other:?}; column indices are U16 or U32"
@@ -151,17 +149,23 @@ impl Loader<'_, '_> {
         Ok(SparseLayer::new(name.to_string(), shape, indptr, indices, values, bias))
     }
 
-    /// The column indices, after checking them with `indptr` as a CSR structure.
+    /// The column indices, after checking them with `indptr` as a CSR structure. Problems of
+    /// a conv2d layer say how its columns are counted.
     fn structure<I: ColIndex + crate::slab::Element>(
         &self,
-        name: &str,
-        shape: LayerShape,
+        weighted: &Weighted,
         indptr: &[u32],
         bytes: &[u8],
     ) -> Result<Slab<I>> {
+        let (name, shape) = (&weighted.name, weighted.shape);
         let indices: Slab<I> = Slab::from_file(self.map, bytes);
-        check_structure(shape.rows, shape.cols, indptr, &indices)
-            .map_err(|problem| self.error(format!("layer {name}: {problem}")))?;
+        check_structure(shape.rows, shape.cols, indptr, &indices).map_err(|problem| {
+            let columns = match weighted.dims[..] {
+                [_, c, kh, kw] => format!(" (columns in*kh*kw = {c}*{kh}*{kw})"),
+                _ => String::new(),
+            };
+            self.error(format!("layer {name}: {problem}{columns}"))
+        })?;
         Ok(indices)
     }
 

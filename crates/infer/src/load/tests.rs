@@ -3,15 +3,15 @@
 
 use super::*;
 use crate::fixture::{
-    assert_logits_close, edit, file_contents, net_of, random_model, reference_logits, tensor_mut,
-    write_model, CsrParts, Random,
+    assert_logits_close, edit, file_contents, net_of, random_model, reference_forward,
+    reference_logits, tensor_mut, write_model, CsrParts, Random,
 };
 use half::{bf16, f16};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use ticket_core::tensor_file::{write_tensors, OwnedTensor};
-use ticket_core::{Graph, Par};
+use ticket_core::{Graph, LayerShape, Par};
 
 fn graph() -> Graph {
     "20-12-6-3".parse().unwrap()
@@ -168,8 +168,17 @@ fn misaligned_arrays_are_copied() {
 fn load_error(
     edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
 ) -> String {
+    load_error_of(&graph(), &layers(), edit)
+}
+
+/// [`load_error`] for the model of `graph` with weights `layers`.
+fn load_error_of(
+    graph: &Graph,
+    layers: &[CsrParts],
+    edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
+) -> String {
     let c = case();
-    let (mut tensors, mut meta) = file_contents(&graph(), &layers(), ValueDtype::F32);
+    let (mut tensors, mut meta) = file_contents(graph, layers, ValueDtype::F32);
     edit(&mut tensors, &mut meta);
     write_tensors(&c.path, tensors, &meta).unwrap();
     let err = SparseModel::load(&c.path).err().expect("the edited file must not load").to_string();
@@ -364,4 +373,68 @@ proptest! {
             prop_assert_eq!(logits.len(), 3 * model.outputs());
         }
     }
+}
+
+/// A small conv graph: conv 2->3 (3x2 kernel, padding 1), ReLU, max pool, flatten, linear.
+fn conv_graph() -> Graph {
+    Graph::from_json(
+        r#"{"input":[2,6,5],"layers":[
+        {"op":"conv2d","name":"conv1","in":2,"out":3,"kernel":[3,2],"stride":[1,1],"padding":[1,1]},
+        {"op":"relu"},{"op":"maxpool2d","kernel":[2,2]},{"op":"flatten"},
+        {"op":"linear","name":"fc","in":27,"out":4}]}"#,
+    )
+    .unwrap()
+}
+
+/// [`load_error`] for the conv model.
+fn conv_load_error(
+    edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
+) -> String {
+    let graph = conv_graph();
+    load_error_of(&graph, &random_model(&graph, &[0.6, 0.3], 4), edit)
+}
+
+#[test]
+fn conv_files_load_with_their_full_weight_shape() {
+    let c = case();
+    let graph = conv_graph();
+    let layers = random_model(&graph, &[0.6, 0.3], 4);
+    write_model(&c.path, &graph, &layers, ValueDtype::F32).unwrap();
+    let model = SparseModel::load(&c.path).unwrap();
+    assert_eq!(model.layers()[0].shape(), LayerShape { rows: 3, cols: 2 * 3 * 2 });
+    assert_eq!(model.to_dense(), net_of(&graph, &layers));
+    let x = Random::new(6).vec(3 * 60, -1.0, 1.0);
+    let want: Vec<f64> =
+        x.chunks_exact(60).flat_map(|e| reference_forward(&graph, &layers, e)).collect();
+    assert_logits_close(&model.logits(&x, 3, Par::Seq).unwrap(), &want, "conv file");
+}
+
+#[test]
+fn conv_files_that_do_not_fit_their_graph() {
+    // A conv weight stored as its [out, in*kh*kw] matrix: the shape tensor has rank 2.
+    let err = conv_load_error(|t, _| {
+        *tensor_mut(t, "conv1.weight.shape") = OwnedTensor::i64(vec![2], &[3, 12]);
+    });
+    contains(&err, "tensor `conv1.weight.shape` has shape [2], expected [4]");
+    let err =
+        conv_load_error(|t, _| edit::<i64>(tensor_mut(t, "conv1.weight.shape"), |s| s[3] = 3));
+    contains(&err, "layer conv1 has weight shape [3, 2, 3, 3] but graph");
+    contains(&err, "makes it [3, 2, 3, 2]");
+    // The graph says 2 input channels, the (consistent) tensors 1.
+    let err = conv_load_error(|_, m| {
+        let graph = m["graph"].replace(r#""input":[2,6,5]"#, r#""input":[1,6,5]"#);
+        m.insert("graph".into(), graph);
+    });
+    contains(&err, "layer 0 (conv2d `conv1`) has in = 2, but its input has 1 channels");
+    let err =
+        conv_load_error(|t, _| edit::<u16>(tensor_mut(t, "conv1.weight.indices"), |i| i[0] = 12));
+    contains(
+        &err,
+        "layer conv1: row 0 has column index 12, but the matrix has 12 columns \
+         (columns in*kh*kw = 2*3*2)",
+    );
+    let err = conv_load_error(|t, _| t.retain(|(n, _)| n != "conv1.weight.shape"));
+    contains(&err, "missing tensor `conv1.weight.shape`");
+    let err = conv_load_error(|t, _| edit::<f32>(tensor_mut(t, "conv1.bias"), |b| b.truncate(2)));
+    contains(&err, "tensor `conv1.bias` has shape [2], expected [3]");
 }

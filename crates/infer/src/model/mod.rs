@@ -1,8 +1,9 @@
-//! A sparse MLP held as one CSR matrix per layer, and its forward pass: `W x + b` per layer
-//! with ReLU between layers, on the sparse kernels.
+//! A sparse model: one CSR matrix per weighted layer (linear or conv2d) of its graph, and the
+//! forward pass over the sparse kernels, step by step as the `plan` module lays it out.
 //!
 //! Inputs and logits are row-major, `[batch][features]` and `[batch][classes]`, as data sets
-//! and files hold them; inside, activations are `[features][batch]` (see [`crate::kernels`]).
+//! and files hold them (an image example is its `[C, H, W]` values in C order); inside,
+//! activations are `[features][batch]`, images `[C][H][W][batch]` (see [`crate::kernels`]).
 //! A batch of one needs no transposition at all. Batches are cut into tiles of at most
 //! [`TILE`] examples, at least one per thread, and each tile runs the whole network on one
 //! thread: its activations stay in that core's cache and no thread waits for another between
@@ -23,11 +24,15 @@
 //! assert_eq!(model.logits(&[1.0, 5.0, 3.0], 1, Par::Seq).unwrap(), [1.0, 6.0]);
 //! ```
 
+mod plan;
+
 use crate::csr::{compress, CsrRef};
-use crate::kernels::{self, Activation};
+use crate::kernels::conv2d::Conv2d;
+use crate::kernels::{self, Activation, Image, Window};
 use crate::slab::Slab;
 use crate::transpose::transpose;
 use crate::{Error, Result};
+use plan::Plan;
 use rayon::prelude::*;
 use ticket_core::csr_format::{self, ValueDtype};
 use ticket_core::network::argmax;
@@ -46,7 +51,8 @@ pub(crate) enum Indices {
     U32(Slab<u32>),
 }
 
-/// One layer: a `[rows, cols]` CSR weight and a dense bias.
+/// One weighted layer: a `[rows, cols]` CSR weight (a conv2d row flattens `[in, kh, kw]`)
+/// and a dense bias.
 pub struct SparseLayer {
     pub(crate) name: String,
     pub(crate) shape: LayerShape,
@@ -136,8 +142,21 @@ impl SparseLayer {
     }
 
     /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]`, on this thread.
-    fn forward(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation) {
+    fn linear(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation) {
         with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, batch, act, Par::Seq))
+    }
+
+    /// `y = act(conv(x, W) + b)` for images `x` of shape `input`, on this thread.
+    fn conv2d(
+        &self,
+        input: Image,
+        window: Window,
+        x: &[f32],
+        y: &mut [f32],
+        batch: usize,
+        act: Activation,
+    ) {
+        with_csr!(self, w => Conv2d::new(w, &self.bias, input, window).run(x, y, batch, act))
     }
 
     /// The weight as a dense row-major matrix and the mask of its nonzero pattern.
@@ -154,13 +173,14 @@ impl SparseLayer {
 #[derive(Default)]
 pub struct Scratch {
     input: Vec<f32>,
-    layers: Vec<Vec<f32>>,
+    buffers: [Vec<f32>; 2],
 }
 
-/// A sparse MLP: CSR layers (validated), ReLU between them.
+/// A sparse model: a graph and its weighted layers as (validated) CSR.
 pub struct SparseModel {
     pub(crate) graph: Graph,
     pub(crate) layers: Vec<SparseLayer>,
+    plan: Plan,
     pub(crate) value_dtype: ValueDtype,
     /// Bytes of the file kept mapped or in memory (0 when nothing is borrowed from it).
     pub(crate) mapped_file_bytes: usize,
@@ -169,6 +189,20 @@ pub struct SparseModel {
 }
 
 impl SparseModel {
+    /// A model of `graph` with one layer per weighted layer of the graph, whose shapes the
+    /// caller has checked against it.
+    pub(crate) fn new(
+        graph: Graph,
+        layers: Vec<SparseLayer>,
+        value_dtype: ValueDtype,
+        mapped_file_bytes: usize,
+        dataset: Option<String>,
+    ) -> Self {
+        debug_assert!(graph.layer_shapes().iter().eq(layers.iter().map(|l| &l.shape)));
+        let plan = Plan::new(&graph, &layers);
+        SparseModel { graph, layers, plan, value_dtype, mapped_file_bytes, dataset }
+    }
+
     /// The kept weights of `net` (mask = 1) as CSR, biases dense: the in-memory conversion
     /// the trainer and the tests use; files go through [`SparseModel::load`].
     pub fn from_net(net: &Network) -> Self {
@@ -195,13 +229,7 @@ impl SparseModel {
                 )
             })
             .collect();
-        SparseModel {
-            graph: net.graph.clone(),
-            layers,
-            value_dtype: ValueDtype::F32,
-            mapped_file_bytes: 0,
-            dataset: None,
-        }
+        SparseModel::new(net.graph.clone(), layers, ValueDtype::F32, 0, None)
     }
 
     /// The dense network with the same weights (pruned ones at zero, masks = the pattern):
@@ -295,11 +323,8 @@ impl SparseModel {
         }
         // One tile per thread at least (tiles a multiple of 8 examples, the AVX2 width), and
         // only when the batch is worth the threads.
-        let threads = if self.nnz().saturating_mul(batch) >= kernels::PAR_MIN_WORK {
-            par.threads()
-        } else {
-            1
-        };
+        let work = self.plan.work_per_example().saturating_mul(batch);
+        let threads = if work >= kernels::PAR_MIN_WORK { par.threads() } else { 1 };
         let tile = batch.div_ceil(threads).next_multiple_of(8).min(TILE);
         let tiles = batch.div_ceil(tile);
         if threads <= 1 || tiles <= 1 {
@@ -318,25 +343,12 @@ impl SparseModel {
 
     /// The whole network on `t` examples: `x` `[t][inputs]` to `out` `[t][outputs]`.
     fn tile(&self, x: &[f32], t: usize, out: &mut [f32], s: &mut Scratch) {
-        s.layers.resize_with(self.layers.len(), Vec::new);
         if t > 1 {
             s.input.resize(x.len(), 0.0);
             transpose(x, t, self.inputs(), &mut s.input);
         }
-        for (i, layer) in self.layers.iter().enumerate() {
-            let (done, rest) = s.layers.split_at_mut(i);
-            let src = match i {
-                0 if t == 1 => x,
-                0 => &s.input,
-                _ => &done[i - 1],
-            };
-            let dst = &mut rest[0];
-            dst.resize(layer.shape.rows * t, 0.0);
-            let last = i + 1 == self.layers.len();
-            let act = if last { Activation::Identity } else { Activation::Relu };
-            layer.forward(src, dst, t, act);
-        }
-        let logits = s.layers.last().expect("an Graph has at least one layer");
+        let input = if t == 1 { x } else { &s.input };
+        let logits = self.plan.run(&self.layers, input, t, &mut s.buffers);
         if t == 1 {
             out.copy_from_slice(logits);
         } else {

@@ -3,9 +3,13 @@
 
 use super::*;
 use crate::fixture::{
-    assert_logits_close, net_of, random_model, reference_logits, CsrParts, Random,
+    assert_logits_close, file_contents, net_of, random_model, reference_forward, reference_logits,
+    tensor_mut, CsrParts, Random,
 };
+use half::f16;
 use proptest::prelude::*;
+use ticket_core::tensor_file::{write_tensors, OwnedTensor};
+use ticket_core::Layer;
 
 fn arch_strategy() -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(1usize..48, 2..5)
@@ -114,4 +118,112 @@ fn wrong_input_length_is_an_error() {
     let model = SparseModel::from_net(&Network::zeros(&graph));
     let err = model.logits(&[0.0; 7], 2, Par::Seq).unwrap_err().to_string();
     assert_eq!(err, "7 input values for 2 examples of 4 features");
+}
+
+/// A random image graph: sometimes a ReLU on the input, then one or two blocks of conv2d (kernels from 1x1 to 4x4, square or
+/// not, stride 1 or 2, padding 0 to 2), maybe a ReLU, maybe a max or average pool (stride
+/// from the kernel or its own), maybe a ReLU after the pool; then flatten, a hidden linear
+/// layer half the time, and the linear output layer.
+fn random_image_graph(rng: &mut Random) -> Graph {
+    let mut pick = |lo: usize, hi: usize| lo + (rng.unit() * (hi - lo + 1) as f64) as usize;
+    let mut shape = [pick(1, 3), pick(5, 13), pick(5, 13)];
+    let input = shape.to_vec();
+    let mut layers = Vec::new();
+    if pick(0, 4) == 0 {
+        layers.push(Layer::Relu);
+    }
+    for block in 0..pick(1, 2) {
+        let kernel = [pick(1, 4).min(shape[1]), pick(1, 4).min(shape[2])];
+        let (stride, padding) = ([pick(1, 2), pick(1, 2)], [pick(0, 2), pick(0, 2)]);
+        let out = |d: usize| (shape[d] + 2 * padding[d - 1] - kernel[d - 1]) / stride[d - 1] + 1;
+        let outputs = pick(1, 6);
+        layers.push(Layer::Conv2d {
+            name: format!("conv{block}"),
+            inputs: shape[0],
+            outputs,
+            kernel,
+            stride,
+            padding,
+        });
+        shape = [outputs, out(1), out(2)];
+        if pick(0, 3) > 0 {
+            layers.push(Layer::Relu);
+        }
+        if pick(0, 1) == 1 {
+            let kernel = [pick(1, 3).min(shape[1]), pick(1, 3).min(shape[2])];
+            let stride = (pick(0, 1) == 1).then(|| [pick(1, 2), pick(1, 2)]);
+            let s = stride.unwrap_or(kernel);
+            shape =
+                [shape[0], (shape[1] - kernel[0]) / s[0] + 1, (shape[2] - kernel[1]) / s[1] + 1];
+            layers.push(if pick(0, 1) == 0 {
+                Layer::Maxpool2d { kernel, stride }
+            } else {
+                Layer::Avgpool2d { kernel, stride }
+            });
+            if pick(0, 3) == 0 {
+                layers.push(Layer::Relu);
+            }
+        }
+    }
+    layers.push(Layer::Flatten);
+    let mut features = shape.iter().product();
+    if pick(0, 1) == 1 {
+        let hidden = pick(1, 16);
+        layers.push(Layer::Linear { name: "fc1".into(), inputs: features, outputs: hidden });
+        layers.push(Layer::Relu);
+        features = hidden;
+    }
+    layers.push(Layer::Linear { name: "out".into(), inputs: features, outputs: pick(2, 5) });
+    Graph::new(input, layers).expect("the shapes were computed as the graph does")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Image graphs from a file, with u16 or u32 indices and f32 or f16 values, against the
+    /// f64 reference on the values as stored.
+    #[test]
+    fn image_graphs_match_dense_reference(
+        seed in any::<u64>(),
+        batch in prop_oneof![Just(1), (1usize..16).prop_map(|b| 2 * b + 1), 33..90usize],
+        half in any::<bool>(),
+        wide_indices in any::<bool>(),
+        threads in 1usize..4,
+    ) {
+        let mut rng = Random::new(seed);
+        let graph = random_image_graph(&mut rng);
+        let densities: Vec<f64> = (0..graph.num_weighted())
+            .map(|i| if i == 0 && rng.unit() < 0.2 { 1.0 } else { rng.unit() })
+            .collect();
+        let mut layers = random_model(&graph, &densities, seed ^ 5);
+        let dtype = if half { ValueDtype::F16 } else { ValueDtype::F32 };
+        let (mut tensors, meta) = file_contents(&graph, &layers, dtype);
+        if wide_indices {
+            for (l, name) in layers.iter().zip(graph.layer_names()) {
+                *tensor_mut(&mut tensors, &csr_format::indices_name(&name)) =
+                    OwnedTensor::u32(vec![l.nnz()], &l.indices);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        write_tensors(&path, tensors, &meta).unwrap();
+        let model = SparseModel::load(&path).unwrap();
+        let index_bytes = if wide_indices { 4 } else { 2 };
+        prop_assert!(model.layers().iter().all(|l| l.index_bytes() == index_bytes));
+        if half {
+            layers.iter_mut().flat_map(|l| &mut l.values).for_each(|v| *v = f16::from_f32(*v).to_f32());
+        }
+        let x = rng.vec(batch * graph.inputs(), -1.0, 1.0);
+        let want: Vec<f64> = x
+            .chunks_exact(graph.inputs())
+            .flat_map(|e| reference_forward(&graph, &layers, e))
+            .collect();
+        let par = if threads == 1 { Par::Seq } else { Par::Rayon(threads) };
+        assert_logits_close(&model.logits(&x, batch, par).unwrap(), &want, &graph.to_string());
+        // The same weights converted in memory run the same, and convert back to the network.
+        let net = net_of(&graph, &layers);
+        let from_net = SparseModel::from_net(&net);
+        assert_logits_close(&from_net.logits(&x, batch, par).unwrap(), &want, "from_net");
+        prop_assert_eq!(model.to_dense(), net);
+    }
 }
