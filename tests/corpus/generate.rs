@@ -88,7 +88,11 @@ pub fn corpus() -> Vec<CorpusFile> {
     let manifest: String = files
         .iter()
         .filter(|f| !f.path.starts_with("valid/"))
-        .map(|f| format!("{}\t{}\n", f.path, expected_problem(&f.path)))
+        .map(|f| {
+            let expected = expected_problem(&f.path);
+            assert!(!expected.contains(['\t', '\n']), "{}: {expected:?}", f.path);
+            format!("{}\t{expected}\n", f.path)
+        })
         .collect();
     files.push(CorpusFile { path: MANIFEST.into(), bytes: manifest.into_bytes() });
     files
@@ -1101,7 +1105,7 @@ fn expected_problem(path: &str) -> String {
         "bit-flip-offset-digit" => Some("invalid offset for tensor"),
         "bit-flip-shape-digit" => Some("invalid shape, data type, or offset"),
         "format-missing" => Some("no `format` in the metadata"),
-        "format-with-a-newline" => Some("format is `ticket-\nsomething`"),
+        "format-with-a-newline" => Some("format is `ticket-\\nsomething`"),
         "version-0" => Some("format_version `0` is not supported"),
         "version-3" | "v2-version-3" => Some("format_version `3` is not supported"),
         "version-not-a-number" => Some("format_version `one` is not supported"),
