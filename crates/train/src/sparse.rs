@@ -528,13 +528,15 @@ mod tests {
                     }
                     moved = moved.max((wd - l0.weight[i]).abs());
                 }
-                for (&bd, &bs) in ld.bias.iter().zip(&ls.bias) {
+                for ((&bd, &bs), &b0) in ld.bias.iter().zip(&ls.bias).zip(&l0.bias) {
                     assert!((bd - bs).abs() < 2e-4, "{kind:?}, density {density}: layer {l} bias");
+                    moved = moved.max((bd - b0).abs());
                 }
             }
-            // The comparison means something only if training moved the weights well beyond
-            // its tolerance.
-            assert!(moved > 2e-3, "{kind:?}, density {density}: weights moved only {moved}");
+            // The comparison means something only if training moved the parameters well beyond
+            // its tolerance (at 1% density Adam moves little but the biases: the few kept
+            // weights see almost no gradient).
+            assert!(moved > 2e-3, "{kind:?}, density {density}: parameters moved only {moved}");
             let (ed, es) = (
                 dense.evaluate(&splits.test, Par::Seq),
                 sparse.evaluate(&splits.test, Par::Rayon(2)),
