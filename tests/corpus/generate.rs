@@ -8,14 +8,17 @@
 //! rewrites them when `TICKET_WRITE_CORPUS=1` is set.
 //!
 //! Layout (paths relative to `tests/corpus/`):
-//! - `valid/`: the undamaged files every case is derived from; the commands must accept them;
+//! - `valid/`: the undamaged files every case is derived from; the commands must accept them
+//!   (`conv-*`: version-2 files of a small conv net, the others version-1 MLP files);
 //! - `csr/*.safetensors`: CSR models that `ticket infer` must refuse;
 //! - `dense/*.safetensors`: checkpoints that `ticket export` and `ticket train --mask` refuse;
 //! - `dense-values/*.safetensors`: checkpoints with NaN or infinite kept weights or biases,
 //!   refused by `ticket export` (`train --mask` reads only the masks of a checkpoint);
 //! - `batch/*.safetensors`: input batches that `ticket infer MODEL --input` refuses;
 //! - `idx/CASE/FILE`: IDX files that replace `FILE` of `valid/idx/` for `ticket train --data`;
-//! - `recipe/*.toml`: recipes that `ticket train --model` refuses.
+//! - `recipe/*.toml`: recipes that `ticket train --model` refuses;
+//! - `expected.tsv`: for every damaged file, `path<TAB>text`: the text its error must contain,
+//!   whichever command reads it.
 
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -26,6 +29,9 @@ pub struct CorpusFile {
     pub path: String,
     pub bytes: Vec<u8>,
 }
+
+/// The manifest of expected problems, relative to `tests/corpus/`.
+pub const MANIFEST: &str = "expected.tsv";
 
 /// Widths of the valid models: digits-shaped (64 pixels, 10 classes) with a small hidden layer.
 pub const ARCH: &str = "64-6-10";
@@ -47,6 +53,10 @@ pub fn corpus() -> Vec<CorpusFile> {
     add("valid/batch.safetensors".into(), batch.bytes());
     add("valid/empty-batch.safetensors".into(), input_batch(0).bytes());
     add("valid/recipe.toml".into(), RECIPE.as_bytes().to_vec());
+    let conv_csr = conv_csr_model();
+    let conv_dense = conv_dense_checkpoint();
+    add("valid/conv-model.safetensors".into(), conv_csr.bytes());
+    add("valid/conv-checkpoint.safetensors".into(), conv_dense.bytes());
     for (name, bytes) in idx_files() {
         add(format!("valid/idx/{name}"), bytes);
     }
@@ -54,7 +64,13 @@ pub fn corpus() -> Vec<CorpusFile> {
     for (name, bytes) in container_damage(&csr).into_iter().chain(csr_damage(&csr)) {
         add(format!("csr/{name}.safetensors"), bytes);
     }
+    for (name, bytes) in graph_damage(&conv_csr, csr_conv_rank_2) {
+        add(format!("csr/{name}.safetensors"), bytes);
+    }
     for (name, bytes) in container_damage(&dense).into_iter().chain(dense_damage(&dense)) {
+        add(format!("dense/{name}.safetensors"), bytes);
+    }
+    for (name, bytes) in graph_damage(&conv_dense, dense_conv_rank_2) {
         add(format!("dense/{name}.safetensors"), bytes);
     }
     for (name, bytes) in container_damage(&batch).into_iter().chain(batch_damage(&batch)) {
@@ -69,6 +85,16 @@ pub fn corpus() -> Vec<CorpusFile> {
     for (name, text) in recipe_damage() {
         add(format!("recipe/{name}.toml"), text);
     }
+    let manifest: String = files
+        .iter()
+        .filter(|f| !f.path.starts_with("valid/"))
+        .map(|f| {
+            let expected = expected_problem(&f.path);
+            assert!(!expected.contains(['\t', '\n']), "{}: {expected:?}", f.path);
+            format!("{}\t{expected}\n", f.path)
+        })
+        .collect();
+    files.push(CorpusFile { path: MANIFEST.into(), bytes: manifest.into_bytes() });
     files
 }
 
@@ -528,7 +554,8 @@ fn metadata_damage(base: &SafeTensors, other_format: &str) -> Vec<(String, Vec<u
         ("format-other", "format", Some(other_format)),
         ("format-with-a-newline", "format", Some("ticket-\nsomething")),
         ("format-missing", "format", None),
-        ("version-2", "format_version", Some("2")),
+        ("version-2-without-graph", "format_version", Some("2")),
+        ("version-3", "format_version", Some("3")),
         ("version-0", "format_version", Some("0")),
         ("version-not-a-number", "format_version", Some("one")),
         ("version-empty", "format_version", Some("")),
@@ -637,6 +664,198 @@ fn dense_value_damage(base: &SafeTensors) -> Vec<(String, Vec<u8>)> {
         ("bias-nan".into(), base.edited(|f| set_f32(f, "fc1.bias", 2, f32::NAN))),
         ("bias-infinite".into(), base.edited(|f| set_f32(f, "fc2.bias", 0, -f32::INFINITY))),
     ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Version 2: a conv net's graph, its dense checkpoint and CSR model, and their damage.
+
+/// The graph of the valid version-2 files, for the 8 x 8 digits: conv 1->2 (3 x 3, padding 1),
+/// ReLU, 2 x 2 max-pool, flatten, linear 32 -> 10.
+fn conv_graph() -> Value {
+    json!({"input": [1, 8, 8], "layers": [
+        {"op": "conv2d", "name": "conv1", "in": 1, "out": 2, "kernel": [3, 3],
+         "stride": [1, 1], "padding": [1, 1]},
+        {"op": "relu"},
+        {"op": "maxpool2d", "kernel": [2, 2], "stride": [2, 2]},
+        {"op": "flatten"},
+        {"op": "linear", "name": "fc1", "in": 32, "out": 10},
+    ]})
+}
+
+/// The weighted layers of [`conv_graph`]: name and full weight shape.
+const CONV_LAYERS: [(&str, &[usize]); 2] = [("conv1", &[2, 1, 3, 3]), ("fc1", &[10, 32])];
+
+/// Whether weight `(r, c)` of conv layer `l` (as a matrix) is kept: two thirds of them.
+fn conv_kept(l: usize, r: usize, c: usize) -> bool {
+    (r * 7 + c + l) % 3 != 0
+}
+
+/// Rows and columns of a weight of shape `dims` seen as a matrix.
+fn matrix(dims: &[usize]) -> (usize, usize) {
+    (dims[0], dims[1..].iter().product())
+}
+
+fn conv_dense_checkpoint() -> SafeTensors {
+    let mut tensors = Vec::new();
+    for (l, (name, dims)) in CONV_LAYERS.iter().enumerate() {
+        let (rows, cols) = matrix(dims);
+        let mask: Vec<u8> =
+            (0..rows * cols).map(|i| conv_kept(l, i / cols, i % cols) as u8).collect();
+        let weight: Vec<f32> =
+            (0..rows * cols).map(|i| if mask[i] == 1 { value(i, 60 + l) } else { 0.0 }).collect();
+        let bias: Vec<f32> = (0..rows).map(|i| value(i, 70 + l) / 2.0).collect();
+        let shape: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+        tensors.extend([
+            tensor(&format!("{name}.bias"), "F32", &[rows as u64], f32s(&bias)),
+            tensor(&format!("{name}.weight"), "F32", &shape, f32s(&weight)),
+            tensor(&format!("{name}.weight_mask"), "U8", &shape, mask),
+        ]);
+    }
+    let graph = conv_graph().to_string();
+    SafeTensors {
+        meta: meta(&[
+            ("format", "ticket-dense"),
+            ("format_version", "2"),
+            ("graph", &graph),
+            ("iteration", "0"),
+            ("dataset", "digits"),
+            ("seed", "0"),
+        ]),
+        tensors,
+    }
+}
+
+fn conv_csr_model() -> SafeTensors {
+    let mut tensors = Vec::new();
+    let (mut kept, mut dense, mut biases) = (0, 0, 0);
+    for (l, (name, dims)) in CONV_LAYERS.iter().enumerate() {
+        let (rows, cols) = matrix(dims);
+        let (mut indptr, mut indices) = (vec![0u32], Vec::new());
+        for r in 0..rows {
+            indices.extend((0..cols).filter(|&c| conv_kept(l, r, c)).map(|c| c as u16));
+            indptr.push(indices.len() as u32);
+        }
+        let nnz = indices.len() as u64;
+        let values: Vec<f32> = (0..indices.len()).map(|i| value(i, 80 + l)).collect();
+        let bias: Vec<f32> = (0..rows).map(|i| value(i, 90 + l) / 2.0).collect();
+        let full: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        tensors.extend([
+            tensor(&format!("{name}.bias"), "F32", &[rows as u64], f32s(&bias)),
+            tensor(&format!("{name}.weight.indices"), "U16", &[nnz], u16s(&indices)),
+            tensor(&format!("{name}.weight.indptr"), "U32", &[rows as u64 + 1], u32s(&indptr)),
+            tensor(&format!("{name}.weight.shape"), "I64", &[full.len() as u64], i64s(&full)),
+            tensor(&format!("{name}.weight.values"), "F32", &[nnz], f32s(&values)),
+        ]);
+        kept += indices.len();
+        dense += rows * cols;
+        biases += rows;
+    }
+    let graph = conv_graph().to_string();
+    let density = format!("{}", kept as f64 / dense as f64);
+    let (dense_params, kept_params) = ((dense + biases).to_string(), (kept + biases).to_string());
+    SafeTensors {
+        meta: meta(&[
+            ("format", "ticket-csr"),
+            ("format_version", "2"),
+            ("graph", &graph),
+            ("layers", "conv1,fc1"),
+            ("value_dtype", "f32"),
+            ("density", &density),
+            ("dense_params", &dense_params),
+            ("kept_params", &kept_params),
+            ("dataset", "digits"),
+        ]),
+        tensors,
+    }
+}
+
+/// Layer `i` of a graph's JSON.
+fn layer(g: &mut Value, i: usize) -> &mut Map<String, Value> {
+    g["layers"][i].as_object_mut().unwrap()
+}
+
+/// The conv layer's weight given as a rank-2 `[out, in*kh*kw]` in a dense checkpoint.
+fn dense_conv_rank_2(f: &mut SafeTensors, dims: &[u64]) {
+    for name in ["conv1.weight", "conv1.weight_mask"] {
+        f.tensor(name).shape = dims.to_vec();
+    }
+}
+
+/// The conv layer's `weight.shape` tensor set to `dims` in a CSR model.
+fn csr_conv_rank_2(f: &mut SafeTensors, dims: &[u64]) {
+    let t = f.tensor("conv1.weight.shape");
+    t.data = i64s(&dims.iter().map(|&d| d as i64).collect::<Vec<_>>());
+    t.shape = vec![dims.len() as u64];
+}
+
+/// Damage to the graph of a version-2 file, and to the conv weight's shape (set by
+/// `set_conv_dims`, which knows where the file keeps it).
+fn graph_damage(
+    base: &SafeTensors,
+    set_conv_dims: fn(&mut SafeTensors, &[u64]),
+) -> Vec<(String, Vec<u8>)> {
+    let graph_edited = |edit: &dyn Fn(&mut Value)| {
+        let mut g = conv_graph();
+        edit(&mut g);
+        g.to_string()
+    };
+    let graphs: Vec<(&str, String)> = vec![
+        ("v2-graph-not-json", r#"{"input": [1, 8, 8], "layers": [{"op": "conv2d""#.into()),
+        ("v2-graph-unknown-op", graph_edited(&|g| g["layers"][1] = json!({"op": "gelu"}))),
+        (
+            "v2-graph-unknown-field",
+            graph_edited(&|g| {
+                layer(g, 0).insert("dilation".into(), json!([2, 2]));
+            }),
+        ),
+        (
+            "v2-graph-shapes-do-not-chain",
+            graph_edited(&|g| {
+                layer(g, 4).insert("in".into(), json!(31));
+            }),
+        ),
+        (
+            "v2-graph-kernel-larger-than-input",
+            graph_edited(&|g| {
+                layer(g, 0).insert("kernel".into(), json!([11, 11]));
+            }),
+        ),
+        (
+            "v2-graph-zero-channels",
+            graph_edited(&|g| {
+                layer(g, 0).insert("out".into(), json!(0));
+            }),
+        ),
+        ("v2-graph-zero-input", graph_edited(&|g| g["input"] = json!([1, 0, 8]))),
+        (
+            "v2-graph-huge-channels",
+            graph_edited(&|g| {
+                layer(g, 0).insert("out".into(), json!(1u64 << 40));
+            }),
+        ),
+        ("v2-graph-huge-input", graph_edited(&|g| g["input"] = json!([1, 1u64 << 31, 1u64 << 31]))),
+        (
+            "v2-graph-flatten-missing",
+            graph_edited(&|g| {
+                g["layers"].as_array_mut().unwrap().remove(3);
+            }),
+        ),
+    ];
+    let mut out: Vec<(String, Vec<u8>)> = graphs
+        .into_iter()
+        .map(|(name, graph)| (name.to_string(), base.edited(|f| set_meta(f, "graph", &graph))))
+        .collect();
+    let mut case = |name: &str, edit: &dyn Fn(&mut SafeTensors)| {
+        out.push((name.to_string(), base.edited(|f| edit(f))));
+    };
+    case("v2-graph-missing", &|f| {
+        f.meta.remove("graph");
+    });
+    case("v2-version-3", &|f| set_meta(f, "format_version", "3"));
+    case("v2-conv-weight-rank-2", &|f| set_conv_dims(f, &[2, 9]));
+    // As a matrix the same [2, 9]; as a conv weight not what the graph says.
+    case("v2-conv-dims-disagree-with-graph", &|f| set_conv_dims(f, &[2, 1, 1, 9]));
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -849,4 +1068,240 @@ fn recipe_damage() -> Vec<(String, Vec<u8>)> {
             edit("levels = 1", "levels = 1\nreset = \"rewind\"\nrewind_iteration = 3"),
         ),
     ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// The manifest: what each damaged file's error must say.
+
+/// The text the error for the damaged file `path` (relative to `tests/corpus/`) must contain,
+/// whichever command reads it: the damage named, not just any refusal.
+fn expected_problem(path: &str) -> String {
+    let (kind, file) = path.split_once('/').unwrap();
+    let case = file.split(['/', '.']).next().unwrap();
+    if let Some(cut) = case.strip_prefix("truncated-at-") {
+        return truncation_problem(kind, cut.parse().unwrap()).to_string();
+    }
+    let common = match case {
+        "header-length-huge" => Some("header too large"),
+        "header-length-past-end" => Some("invalid header length"),
+        "header-length-zero" => Some("EOF while parsing a value"),
+        "header-length-short" => Some("invalid JSON in header: EOF while parsing"),
+        "header-length-long" | "header-not-utf8" => Some("invalid UTF-8 in header"),
+        "header-not-an-object" => Some("invalid type: sequence"),
+        "trailing-bytes" => Some("file not fully covered"),
+        "offsets-past-the-end" | "offsets-huge" | "shape-disagrees-with-bytes" => {
+            Some("invalid shape, data type, or offset")
+        }
+        "offsets-overlap" | "offsets-reversed" | "offsets-gap" => Some("invalid offset for tensor"),
+        "name-with-a-newline" => Some("invalid offset for tensor"),
+        "offsets-missing" | "bit-flip-data-offsets-key" => Some("missing field `data_offsets`"),
+        "shape-overflows" => Some("overflow computing buffer size"),
+        "shape-negative" => Some("invalid value: integer `-1`"),
+        "dtype-unknown-to-safetensors" => Some("unknown variant `Q4`"),
+        "metadata-not-strings" => Some("invalid type: integer `1`, expected a string"),
+        "bit-flip-opening-brace" => Some("invalid JSON in header: expected value"),
+        "bit-flip-metadata-key" | "bit-flip-dtype-key" => Some("missing field `dtype`"),
+        "bit-flip-dtype-value" => Some("unknown variant `G32`"),
+        "bit-flip-offset-digit" => Some("invalid offset for tensor"),
+        "bit-flip-shape-digit" => Some("invalid shape, data type, or offset"),
+        "format-missing" => Some("no `format` in the metadata"),
+        "format-with-a-newline" => Some("format is `ticket-\\nsomething`"),
+        "version-0" => Some("format_version `0` is not supported"),
+        "version-3" | "v2-version-3" => Some("format_version `3` is not supported"),
+        "version-not-a-number" => Some("format_version `one` is not supported"),
+        "version-empty" => Some("format_version `` is not supported"),
+        "version-missing" => Some("metadata has no `format_version` entry"),
+        "version-2-without-graph" | "v2-graph-missing" => Some("metadata has no `graph` entry"),
+        "arch-missing" => Some("metadata has no `arch` entry"),
+        "arch-not-numbers" => Some("architecture `64-six-10` is not like"),
+        "arch-one-size" => Some("at least two layer sizes, got [64]"),
+        "arch-too-large" => Some("the model input [100000000000] is too large"),
+        "arch-zero-sized-layer" => Some("layer sizes must be positive, got [64, 0, 10]"),
+        "bias-missing" => Some("missing tensor `fc2.bias`"),
+        "v2-graph-not-json" => Some("metadata `graph`: graph: EOF while parsing"),
+        "v2-graph-unknown-op" => Some("metadata `graph`: graph: unknown variant `gelu`"),
+        "v2-graph-unknown-field" => Some("metadata `graph`: graph: unknown field `dilation`"),
+        "v2-graph-shapes-do-not-chain" => {
+            Some("layer 4 (linear `fc1`) has in = 31, but its input has 32 features")
+        }
+        "v2-graph-kernel-larger-than-input" => {
+            Some("(conv2d `conv1`) kernel [11, 11] is larger than its input [8, 8]")
+        }
+        "v2-graph-zero-channels" => Some("(conv2d `conv1`) has an empty output [0, 8, 8]"),
+        "v2-graph-zero-input" => Some("with positive sizes, got [1, 0, 8]"),
+        "v2-graph-huge-channels" => Some("(conv2d `conv1`) has too large an output"),
+        "v2-graph-huge-input" => Some("the model input [1, 2147483648, 2147483648] is too large"),
+        "v2-graph-flatten-missing" => Some("layer 3 (linear `fc1`) takes a vector"),
+        _ => None,
+    };
+    let specific = match (kind, case) {
+        ("csr", "format-other") => "format is `ticket-dense`, expected `ticket-csr`",
+        ("dense", "format-other") => "format is `ticket-csr`, expected `ticket-dense`",
+        ("csr", "bit-flip-format-value") => "format is `uicket-csr`, expected `ticket-csr`",
+        ("dense", "bit-flip-format-value") => "format is `uicket-dense`, expected `ticket-dense`",
+        ("csr", "activation-unknown") => "activation `tanh` is not supported",
+        ("csr", "arch-disagrees-with-tensors") => "layer fc1 has weight shape [6, 64] but graph",
+        ("dense", "arch-disagrees-with-tensors") => {
+            "`fc1.weight` has shape [6, 64], expected [7, 64]"
+        }
+        ("csr", "bias-nan") => "layer fc2: bias of row 9 is NaN",
+        ("csr", "bias-wrong-length") => "`fc1.bias` has shape [7], expected [6]",
+        ("dense", "bias-wrong-length") => "`fc1.bias` has shape [5], expected [6]",
+        ("csr", "index-far-out-of-range") => "row 0 has column index 65535, but the matrix has 64",
+        ("csr", "index-out-of-range") => "row 0 has column index 64, but the matrix has 64",
+        ("csr", "indices-duplicate") => "indices of row 1 are not strictly increasing (2 then 2)",
+        ("csr", "indices-unsorted") => "indices of row 1 are not strictly increasing (5 then 2)",
+        ("csr", "indices-fewer-than-values") => "past the 127 column indices",
+        ("csr", "indices-two-dimensional") => {
+            "`fc1.weight.indices` has shape [1, 128], expected one"
+        }
+        ("csr", "indices-wrong-dtype") => "`fc1.weight.indices` has dtype I16",
+        ("csr", "indptr-decreases") => "layer fc1: indptr decreases at row 1",
+        ("csr", "indptr-overruns") => "ends at 129, past the 128 column indices",
+        ("csr", "indptr-row-overruns") => "row 2 ends at 10000, past the 128 column indices",
+        ("csr", "indptr-starts-above-zero") => "indptr starts at 1, expected 0",
+        ("csr", "indptr-too-long") => "`fc1.weight.indptr` has shape [8], expected [7]",
+        ("csr", "indptr-too-short") => "`fc1.weight.indptr` has shape [6], expected [7]",
+        ("csr", "indptr-two-dimensional") => "`fc1.weight.indptr` has shape [1, 7], expected [7]",
+        ("csr", "indptr-wrong-dtype") => "`fc1.weight.indptr` has dtype I32, expected U32",
+        ("csr", "layers-fewer-than-arch") => {
+            "metadata lists 1 layers (fc1) but graph 64-6-10 has 2"
+        }
+        ("csr", "layers-unknown-name") => "`layers` names `fc9` where the graph has `fc2`",
+        ("csr", "shape-disagrees-with-arch") => "layer fc1 has weight shape [6, 63]",
+        ("csr", "shape-huge-columns") => "layer fc1 has weight shape [6, 9223372036854775807]",
+        ("csr", "shape-negative-rows") => "`fc1.weight.shape` holds [-6, 64], not a shape",
+        ("csr", "shape-zero-columns") => "`fc1.weight.shape` holds [6, 0], not a shape",
+        ("csr", "shape-three-dims") => "`fc1.weight.shape` has shape [3], expected [2]",
+        ("csr", "shapes-do-not-chain") => "layer fc2 has weight shape [10, 5]",
+        ("dense", "shapes-do-not-chain") => "`fc2.weight` has shape [10, 5], expected [10, 6]",
+        ("csr", "value-dtype-disagrees") => "is f32 but metadata `value_dtype` says f16",
+        ("csr", "value-dtype-unknown") => "unknown value dtype `f8`",
+        ("csr", "values-bf16-nan") => "layer fc1: value 0 is NaN",
+        ("csr", "values-f16-infinite") => "layer fc2: value 1 is inf",
+        ("csr", "values-f64") => "`fc1.weight.values` has dtype F64",
+        ("csr", "values-fewer-than-indices") => {
+            "`fc1.weight.values` has shape [127], expected [128]"
+        }
+        ("csr", "values-infinite") => "layer fc1: value 0 is inf",
+        ("csr", "values-missing") => "missing tensor `fc1.weight.values`",
+        ("csr", "values-nan") => "layer fc1: value 3 is NaN",
+        ("csr", "values-negative-infinite") => "layer fc2: value 5 is -inf",
+        ("csr", "v2-conv-weight-rank-2") => "`conv1.weight.shape` has shape [2], expected [4]",
+        ("csr", "v2-conv-dims-disagree-with-graph") => {
+            "layer conv1 has weight shape [2, 1, 1, 9] but graph"
+        }
+        ("dense", "v2-conv-weight-rank-2") => {
+            "`conv1.weight` has shape [2, 9], expected [2, 1, 3, 3]"
+        }
+        ("dense", "v2-conv-dims-disagree-with-graph") => {
+            "`conv1.weight` has shape [2, 1, 1, 9], expected [2, 1, 3, 3]"
+        }
+        ("dense", "arch-too-large-without-masks") => {
+            "`fc1.weight` has shape [6, 64], expected [4000"
+        }
+        ("dense", "iteration-not-a-number") => "metadata `iteration` = `-3` is not valid",
+        ("dense", "mask-holds-2") => "`fc1.weight_mask` holds 2; masks hold only 0 and 1",
+        ("dense", "mask-holds-255") => "`fc2.weight_mask` holds 255; masks hold only 0 and 1",
+        ("dense", "mask-missing-in-one-layer") => "masks for 1 of 2 layers",
+        ("dense", "mask-wrong-dtype") => "`fc1.weight_mask` has dtype U16, expected U8",
+        ("dense", "mask-wrong-shape") => "`fc1.weight_mask` has shape [64, 6], expected [6, 64]",
+        ("dense", "seed-missing") => "metadata has no `seed` entry",
+        ("dense", "weight-f64") => "`fc2.weight` has dtype F64, expected F32",
+        ("dense", "weight-missing") => "missing tensor `fc1.weight`",
+        ("dense", "weight-wrong-dtype") => "`fc1.weight` has dtype I32, expected F32",
+        ("dense", "weight-wrong-shape") => "`fc2.weight` has shape [6, 10], expected [10, 6]",
+        ("dense-values", "bias-infinite") => "layer fc2: bias [0] is -inf; refusing to export it",
+        ("dense-values", "bias-nan") => "layer fc1: bias [2] is NaN; refusing to export it",
+        ("dense-values", "weight-infinite") => "layer fc2: weight [0, 0] (index 0) is inf",
+        ("dense-values", "weight-nan") => "layer fc1: weight [0, 3] (index 3) is NaN",
+        ("batch", "infinite") => "tensor `input`: feature 63 of example 2 is -inf",
+        ("batch", "nan") => "tensor `input`: feature 6 of example 1 is NaN",
+        ("batch", "named-otherwise") => "missing tensor `input`",
+        ("batch", "one-dimension") => "`input` has shape [192], expected [batch, 64]",
+        ("batch", "three-dimensions") => "`input` has shape [3, 64, 1], expected [batch, 64]",
+        ("batch", "features-63") => "`input` has 63 features per example, the model takes 64",
+        ("batch", "dtype-f16") => "`input` has dtype F16, expected F32",
+        ("batch", "dtype-i32") => "`input` has dtype I32, expected F32",
+        ("recipe", "beta-one") => "train.beta1 must be in [0, 1), got 1",
+        ("recipe", "empty") => "missing field `name`",
+        ("recipe", "infinite-epsilon") => "train.epsilon must be a positive number, got inf",
+        ("recipe", "nan-learning-rate") => "train.learning_rate must be a positive number, got NaN",
+        ("recipe", "negative-size") => "line 2, column 10",
+        ("recipe", "not-toml") => "unclosed array",
+        ("recipe", "not-utf8") => "stream did not contain valid UTF-8",
+        ("recipe", "one-layer-size") => "at least two layer sizes, got [64]",
+        ("recipe", "overflowing") => "the model input [4294967296] is too large",
+        ("recipe", "rate-one") => "prune.layer_rates[0] = 1 is impossible",
+        ("recipe", "rates-fewer-than-layers") => "layer_rates has 1 entries but the model has 2",
+        ("recipe", "rewind-past-the-end") => "rewind_iteration = 3 is past the end of training",
+        ("recipe", "too-large") => {
+            "architecture 64-100000000-10 has more than 4294967295 parameters"
+        }
+        ("recipe", "truncated") => "key with no value",
+        ("recipe", "unknown-key") => "unknown field `batch_sise`",
+        ("recipe", "unknown-optimizer") => "unknown variant `lbfgs`",
+        ("recipe", "wrong-type") => "invalid type: string \"2\", expected usize",
+        ("recipe", "zero-batch") => "train.batch_size must be at least 1",
+        ("recipe", "zero-iterations") => "train.iterations must be at least 1",
+        ("recipe", "zero-sized-layer") => "layer sizes must be positive, got [64, 0, 10]",
+        ("idx", "dtype-float") => "IDX element type 0x0d is not supported",
+        ("idx", "dtype-unknown") => "IDX element type 0x42 is not supported",
+        ("idx", "gzip-bad-crc") => "does not have a matching checksum",
+        ("idx", "gzip-of-truncated-idx") => "truncated: the file ends inside dimension 0",
+        ("idx", "gzip-reserved-block-type" | "gzip-stored-length-mismatch") => {
+            "cannot decode (corrupt gzip stream?): corrupt deflate stream"
+        }
+        ("idx", "gzip-trailing-garbage") => "cannot decode (corrupt gzip stream?)",
+        ("idx", "gzip-truncated") => "incomplete deflate stream",
+        ("idx", "header-dimensions-overflow") => "are implausibly large",
+        ("idx", "header-promises-4-gib") => "promises 4294967295 data bytes, found 768",
+        ("idx", "header-promises-less") => "more data than the header [11, 8, 8] declares",
+        ("idx", "header-promises-more") => "promises 832 data bytes, found 768",
+        ("idx", "images-four-dimensions") => "images must have 3 dimensions",
+        ("idx", "images-two-dimensions") => "images must have 3 dimensions",
+        ("idx", "labels-fewer-than-images") => "11 labels for 12 images",
+        ("idx", "labels-two-dimensions") => "labels must have 1 dimension [n], found [12, 1]",
+        ("idx", "magic-bit-flip") => "magic number 0x00010803 does not start with two zero",
+        ("idx", "magic-not-zero") => "magic number 0x50000803 does not start with two zero",
+        ("idx", "zero-dimensions") => "IDX header declares zero dimensions",
+        ("idx", case) if case.starts_with("images-truncated-at-") => {
+            return idx_truncation_problem(case, 12 * 64, 16);
+        }
+        ("idx", case) if case.starts_with("labels-truncated-at-") => {
+            return idx_truncation_problem(case, 4, 8);
+        }
+        _ => common.unwrap_or_else(|| panic!("no expected problem recorded for {path}")),
+    };
+    specific.to_string()
+}
+
+/// What a safetensors reader must say of a `kind` file cut after `cut` bytes.
+fn truncation_problem(kind: &str, cut: usize) -> &'static str {
+    let valid = match kind {
+        "csr" => csr_model(),
+        "dense" => dense_checkpoint(),
+        _ => input_batch(3),
+    }
+    .bytes();
+    let header_end = 8 + u64::from_le_bytes(valid[..8].try_into().unwrap()) as usize;
+    match cut {
+        0 if kind == "csr" => "the file is empty, not a CSR model",
+        0..8 => "header too small",
+        _ if cut < header_end => "invalid header length",
+        _ => "incomplete metadata, file not fully covered",
+    }
+}
+
+/// What the IDX reader must say of an IDX file (`header` bytes of header for `data` bytes of
+/// data) cut as the case name `...-truncated-at-NNNN` says.
+fn idx_truncation_problem(case: &str, data: usize, header: usize) -> String {
+    let cut: usize = case.rsplit('-').next().unwrap().parse().unwrap();
+    match cut {
+        0..4 => "the file ends inside the 4-byte magic number".into(),
+        _ if cut < header => {
+            format!("the file ends inside dimension {} of the header", (cut - 4) / 4)
+        }
+        _ => format!("promises {data} data bytes, found {}", cut - header),
+    }
 }

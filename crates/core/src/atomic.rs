@@ -1,11 +1,21 @@
 //! Atomic file writes: a file is either the old one or the complete new one, never half of
 //! either. Everything ticket writes (checkpoints, CSR models, metrics, experiment state) goes
 //! through here so that a kill, a crash or a full disk cannot leave a torn file behind.
+//!
+//! For crash tests, `TICKET_ABORT_IN_WRITE=N` makes the process abort (SIGABRT, no cleanup)
+//! in the middle of its Nth atomic write, counted from 1: the temporary file then holds half
+//! of the new bytes and the rename has not happened, as when a kill lands mid-write. Nothing
+//! else reads the variable; unset, it costs one check per write.
 
 use crate::{Error, Result};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// The environment variable of the crash-test hook (see the module documentation).
+pub const ABORT_IN_WRITE_VAR: &str = "TICKET_ABORT_IN_WRITE";
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename,
 /// fsync of the directory. On failure the temporary file is removed and `path` is untouched.
@@ -27,6 +37,7 @@ pub fn write_atomic_with(
         let mut file = fs::File::create(&tmp)?;
         fill(&mut file)?;
         file.flush()?;
+        abort_if_asked(&file)?;
         file.sync_all()?;
         fs::rename(&tmp, path)
     })();
@@ -37,6 +48,24 @@ pub fn write_atomic_with(
     // Make the rename itself durable; a failure here does not undo the write.
     if let Ok(d) = fs::File::open(&dir) {
         let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Atomic writes this process has started.
+static WRITES: AtomicUsize = AtomicUsize::new(0);
+
+/// The crash-test hook: on the write `TICKET_ABORT_IN_WRITE` names, cuts the temporary file to
+/// half its length and aborts.
+fn abort_if_asked(tmp: &fs::File) -> std::io::Result<()> {
+    static ABORT_AT: OnceLock<Option<usize>> = OnceLock::new();
+    let abort_at =
+        ABORT_AT.get_or_init(|| std::env::var(ABORT_IN_WRITE_VAR).ok()?.trim().parse().ok());
+    let write = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
+    if *abort_at == Some(write) {
+        tmp.set_len(tmp.metadata()?.len() / 2)?;
+        tmp.sync_all()?;
+        std::process::abort();
     }
     Ok(())
 }

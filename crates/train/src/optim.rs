@@ -276,49 +276,80 @@ mod tests {
         w
     }
 
-    #[test]
-    fn adam_matches_the_formula_and_respects_masks() {
-        let r = recipe("adam");
-        let mut net = one_layer(&[0.5, -0.3, 0.2, 0.1, 0.9, -0.7], &[1, 0, 1, 1, 0, 1]);
+    /// SGD with momentum and weight decay written out in f64 from PyTorch's formulas
+    /// (`torch.optim.SGD`, dampening 0, not Nesterov).
+    fn sgd_reference(w0: f64, grads: &[f64], r: &TrainRecipe) -> f64 {
+        let (lr, mu, wd) = (r.learning_rate as f64, r.momentum as f64, r.weight_decay as f64);
+        let (mut w, mut velocity) = (w0, 0.0);
+        for &g in grads {
+            velocity = mu * velocity + g + wd * w;
+            w -= lr * velocity;
+        }
+        w
+    }
+
+    const WEIGHTS: [f32; 6] = [0.5, -0.3, 0.2, 0.1, 0.9, -0.7];
+    const BIASES: [f32; 2] = [0.25, -0.4];
+
+    /// Runs `steps` updates of `kind` on a 3-2 layer with `mask`, a different gradient for every
+    /// weight, bias and step (with a positive mean, so that every parameter drifts), and checks every weight and bias against `reference` applied to
+    /// its own gradient history; pruned weights must stay exactly zero with zero state.
+    fn check_against_reference(
+        kind: &str,
+        mask: &[u8],
+        steps: usize,
+        reference: fn(f64, &[f64], &TrainRecipe) -> f64,
+    ) {
+        let r = recipe(kind);
+        let mut net = one_layer(&WEIGHTS, mask);
+        net.layers[0].bias = BIASES.to_vec();
         let mut opt = Optimizer::for_net(&r, &net);
-        let mut history = vec![vec![]; 6];
-        for step in 0..200 {
+        let mut weight_history = vec![vec![]; 6];
+        let mut bias_history = vec![vec![]; 2];
+        for step in 0..steps {
             let g: Vec<f32> =
-                (0..6).map(|i| ((step * 7 + i * 3) % 11) as f32 / 10.0 - 0.5).collect();
-            for (h, &gi) in history.iter_mut().zip(&g) {
+                (0..6).map(|i| ((step * 7 + i * 3) % 11) as f32 / 10.0 - 0.4).collect();
+            let gb: Vec<f32> =
+                (0..2).map(|i| ((step * 5 + i * 4) % 9) as f32 / 8.0 - 0.35).collect();
+            for (h, &gi) in weight_history.iter_mut().zip(&g) {
                 h.push(gi as f64);
             }
-            let grads = Gradients { weight: vec![g], bias: vec![vec![0.1, -0.2]] };
-            opt.step_net(&mut net, &grads, Par::Seq);
-            assert_eq!(net.layers[0].weight[1], 0.0);
-            assert_eq!(net.layers[0].weight[4], 0.0);
-            assert!(opt.pruned_state_is_zero());
-        }
-        for (i, w0) in [0.5, -0.3, 0.2, 0.1, 0.9, -0.7].iter().enumerate() {
-            if [1, 4].contains(&i) {
-                continue;
+            for (h, &gi) in bias_history.iter_mut().zip(&gb) {
+                h.push(gi as f64);
             }
-            let want = adam_reference(*w0, &history[i], &r);
+            let grads = Gradients { weight: vec![g], bias: vec![gb] };
+            opt.step_net(&mut net, &grads, Par::Seq);
+            for (i, &m) in mask.iter().enumerate() {
+                if m == 0 {
+                    assert_eq!(net.layers[0].weight[i], 0.0, "{kind}: pruned weight {i}");
+                }
+            }
+            assert!(opt.pruned_state_is_zero(), "{kind}: state of a pruned weight");
+        }
+        let kept = mask.iter().filter(|&&m| m != 0).count();
+        assert!(kept > 0 && kept < mask.len(), "the mask should keep some weights, not all");
+        for (i, &w0) in WEIGHTS.iter().enumerate().filter(|&(i, _)| mask[i] != 0) {
+            let want = reference(w0 as f64, &weight_history[i], &r);
             let got = net.layers[0].weight[i] as f64;
-            assert!((got - want).abs() < 1e-5, "weight {i}: {got} vs {want}");
+            assert!((got - want).abs() < 1e-5, "{kind} weight {i}: {got} vs {want}");
+            assert!((want - w0 as f64).abs() > 1e-3, "{kind} weight {i} barely moved");
+        }
+        for (i, &b0) in BIASES.iter().enumerate() {
+            let want = reference(b0 as f64, &bias_history[i], &r);
+            let got = net.layers[0].bias[i] as f64;
+            assert!((got - want).abs() < 1e-5, "{kind} bias {i}: {got} vs {want}");
+            assert!((want - b0 as f64).abs() > 1e-3, "{kind} bias {i} barely moved");
         }
     }
 
     #[test]
-    fn sgd_matches_the_formula() {
-        let r = recipe("sgd");
-        let mut net = one_layer(&[0.5, -0.3, 0.2, 0.1, 0.9, -0.7], &[1, 1, 1, 1, 1, 0]);
-        let mut opt = Optimizer::for_net(&r, &net);
-        let (mut w, mut vel) = (0.5f64, 0.0f64);
-        for step in 0..50 {
-            let g = (step % 5) as f64 / 5.0 - 0.4;
-            let grads = Gradients { weight: vec![vec![g as f32; 6]], bias: vec![vec![0.0; 2]] };
-            opt.step_net(&mut net, &grads, Par::Seq);
-            vel = 0.9 * vel + g + 0.01 * w;
-            w -= r.learning_rate as f64 * vel;
-            assert_eq!(net.layers[0].weight[5], 0.0);
-        }
-        assert!((net.layers[0].weight[0] as f64 - w).abs() < 1e-5);
+    fn adam_matches_the_formula_and_respects_masks() {
+        check_against_reference("adam", &[1, 0, 1, 1, 0, 1], 200, adam_reference);
+    }
+
+    #[test]
+    fn sgd_matches_the_formula_and_respects_masks() {
+        check_against_reference("sgd", &[1, 1, 0, 1, 1, 0], 50, sgd_reference);
     }
 
     #[test]

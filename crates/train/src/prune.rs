@@ -133,7 +133,7 @@ mod tests {
     use ticket_core::recipe::Init;
     use ticket_core::Graph;
 
-    /// DESIGN.md: weights remaining after n rounds of 20% (hidden) / 10% (output) pruning of
+    /// The paper's weights remaining after n rounds of 20% (hidden) / 10% (output) pruning of
     /// LeNet-300-100, (265,200 * 0.8^n + 1,000 * 0.9^n) / 266,200, to one decimal.
     const PAPER_PERCENT: [f64; 19] = [
         100.0, 80.0, 64.1, 51.3, 41.1, 32.9, 26.3, 21.1, 16.9, 13.5, 10.8, 8.7, 7.0, 5.6, 4.5, 3.6,

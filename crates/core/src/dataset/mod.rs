@@ -227,11 +227,117 @@ mod tests {
         assert_eq!(seen, expected);
     }
 
+    /// splitmix64 (Steele, Lea & Flood 2014) written out separately from [`permutation`],
+    /// checked against the published outputs for seed 1234567.
+    struct SplitMix64(u64);
+
+    impl SplitMix64 {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let z = self.0;
+            let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+    }
+
+    /// Fisher-Yates from the last position down, drawing `next() % (i + 1)`.
+    fn reference_shuffle(n: usize, seed: u64) -> Vec<usize> {
+        let mut rng = SplitMix64(seed);
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        order
+    }
+
+    /// FNV-1a over the little-endian u64 bytes of `indices`, in order.
+    fn fnv1a(indices: &[usize]) -> u64 {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for b in indices.iter().flat_map(|&i| (i as u64).to_le_bytes()) {
+            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    }
+
+    /// One split of the embedded digits as recorded: the first file indices, the FNV-1a hash
+    /// of all of them in order, the count of each class. Computed once by a Python
+    /// implementation of the same shuffle over `digits.csv.gz`.
+    struct RecordedSplit {
+        len: usize,
+        first: [usize; 8],
+        hash: u64,
+        classes: [usize; 10],
+    }
+
+    const TRAIN: RecordedSplit = RecordedSplit {
+        len: 1258,
+        first: [209, 223, 915, 1004, 1183, 576, 888, 202],
+        hash: 0xc069_97d8_f381_3df0,
+        classes: [132, 131, 113, 123, 124, 138, 119, 129, 118, 131],
+    };
+    const VALIDATION: RecordedSplit = RecordedSplit {
+        len: 180,
+        first: [1292, 838, 693, 116, 310, 1792, 796, 438],
+        hash: 0xe8f7_a680_3176_6f9f,
+        classes: [18, 16, 22, 20, 24, 17, 21, 11, 15, 16],
+    };
+    const TEST: RecordedSplit = RecordedSplit {
+        len: 359,
+        first: [932, 1659, 922, 1300, 787, 248, 166, 1470],
+        hash: 0xd815_916f_be67_2ef7,
+        classes: [28, 35, 42, 40, 33, 27, 41, 39, 41, 33],
+    };
+
     #[test]
-    fn splits_are_deterministic() {
-        let a = DataSource::Digits.load(100).unwrap();
-        let b = DataSource::Digits.load(100).unwrap();
-        assert_eq!(a.validation, b.validation);
+    fn reference_splitmix64_gives_the_published_outputs() {
+        let mut rng = SplitMix64(1_234_567);
+        let got = [rng.next(), rng.next(), rng.next()];
+        assert_eq!(
+            got,
+            [6_457_827_717_110_365_317, 3_203_168_211_198_807_973, 9_817_491_932_198_370_423]
+        );
+    }
+
+    #[test]
+    fn permutation_is_the_reference_shuffle() {
+        for (n, seed) in [(1797, SPLIT_SEED), (1438, SPLIT_SEED ^ 1), (10, 0), (1, 5), (0, 5)] {
+            assert_eq!(permutation(n, seed), reference_shuffle(n, seed), "n {n}, seed {seed}");
+        }
+    }
+
+    /// The digits split with 180 validation examples is the recorded one, example for
+    /// example: a change of seed, shuffle, test share or selection order moves it.
+    #[test]
+    fn digits_split_is_the_recorded_one() {
+        let all = digits::load_all().unwrap();
+        let order = reference_shuffle(all.len(), SPLIT_SEED);
+        let n_test = 359; // 20% of 1,797, rounded
+        let (test, train_all) = order.split_at(n_test);
+        let order = reference_shuffle(train_all.len(), SPLIT_SEED ^ 1);
+        let validation: Vec<usize> = order[..180].iter().map(|&k| train_all[k]).collect();
+        let train: Vec<usize> = order[180..].iter().map(|&k| train_all[k]).collect();
+
+        // Disjoint and complete: every file index in exactly one split.
+        let mut every: Vec<usize> = [&train[..], &validation, test].concat();
+        every.sort();
+        assert_eq!(every, (0..all.len()).collect::<Vec<_>>());
+
+        let s = DataSource::Digits.load(180).unwrap();
+        let splits = [("train", &s.train, &train[..]), ("validation", &s.validation, &validation)];
+        for ((name, loaded, indices), recorded) in
+            splits.into_iter().chain([("test", &s.test, test)]).zip([&TRAIN, &VALIDATION, &TEST])
+        {
+            assert_eq!(indices.len(), recorded.len, "{name}");
+            assert_eq!(indices[..8], recorded.first, "{name}: first indices");
+            assert_eq!(fnv1a(indices), recorded.hash, "{name}: membership hash");
+            assert!(*loaded == all.select(indices), "{name}: loaded split differs from the record");
+            let mut classes = [0usize; 10];
+            for &l in &loaded.labels {
+                classes[l as usize] += 1;
+            }
+            assert_eq!(classes, recorded.classes, "{name}: class counts");
+        }
     }
 
     #[test]
