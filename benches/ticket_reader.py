@@ -84,10 +84,13 @@ class SafetensorsFile:
 
 # --- the graph --------------------------------------------------------------------------------
 
-def pair(layer, key, default, where):
-    value = layer.get(key)
-    if value is None:
+def pair(layer, key, default, where, nullable=False):
+    """Field `key` as [height, width]; `default` when absent (or null, where `nullable`)."""
+    if key not in layer or (nullable and layer[key] is None):
+        if default is None:
+            raise ValueError(f"{where}: `{key}` is missing")
         return list(default)
+    value = layer[key]
     if (not isinstance(value, list) or len(value) != 2
             or not all(isinstance(v, int) and v >= 0 for v in value)):
         raise ValueError(f"{where}: `{key}` must be two non-negative integers, got {value}")
@@ -149,7 +152,7 @@ class Graph:
                 dims = [layer["out"], layer["in"]] + layer["kernel"]
             elif op in ("maxpool2d", "avgpool2d"):
                 layer["kernel"] = pair(layer, "kernel", None, where)
-                layer["stride"] = pair(layer, "stride", layer["kernel"], where)
+                layer["stride"] = pair(layer, "stride", layer["kernel"], where, nullable=True)
                 if len(shape) != 3:
                     raise ValueError(f"{where}: takes [C, H, W], its input is {shape}")
                 shape = shape[:1] + window(shape[1:], layer["kernel"], layer["stride"], [0, 0],
