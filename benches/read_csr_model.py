@@ -133,7 +133,8 @@ def main():
     value_dtype = model.meta["value_dtype"]
     for w, matrix in zip(model.graph.weighted, model.weights):
         print(f"{w['name']}: {'x'.join(map(str, w['dims']))} as {matrix.shape[0]}x"
-              f"{matrix.shape[1]}, {matrix.nnz} kept, indices {matrix.indices.dtype}, "
+              f"{matrix.shape[1]}, {matrix.nnz} kept, indices "
+              f"{'U16' if w['cols'] <= ticket_reader.MAX_U16_COLS else 'U32'} (checked), "
               f"values {value_dtype}")
     x = inputs_for(model.graph, args.inputs)
     sparse = model.logits(x)
