@@ -42,6 +42,17 @@ check-csr-interop: setup
     cargo run --release -- export runs/interop/final.safetensors --out runs/interop/final.csr.safetensors --force --json > runs/interop/export.json
     .venv/bin/python benches/read_csr_model.py runs/interop/final.csr.safetensors --dense runs/interop/final.safetensors --report runs/interop/export.json
 
+# Model files (an MLP ticket and a conv model, dense and CSR with f32/f16/bf16 values, the
+# version-1 fixtures) read back by the numpy/scipy reference reader with asserted tolerances and
+# byte counts; the venv it creates needs only numpy, scipy and safetensors.
+check-formats:
+    benches/check_formats.sh
+
+# The reference reader against PyTorch modules built from the same files (every op and option).
+check-reader-torch: setup
+    cargo build --release
+    .venv/bin/python benches/compare_reader_torch.py crates/export/tests/fixtures/v1/*.safetensors --ticket target/release/ticket
+
 # The paper's experiment on Fashion-MNIST (3,000 iterations per level instead of 50,000), with
 # the random-reinit control, then its report.
 paper-fmnist:
@@ -73,7 +84,7 @@ bench-compare: setup
     cargo build --release
     .venv/bin/python benches/compare_infer.py --threads 2 --repeat 3
 
-# Fuzz one loader (idx, checkpoint, csr, recipe) until stopped; libFuzzer flags may follow
+# Fuzz one loader (idx, checkpoint, csr, recipe, graph) until stopped; libFuzzer flags may follow
 # (`just fuzz csr -max_total_time=600`). Needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP=1
 # lets a stable toolchain accept cargo-fuzz's sanitizer flags. See fuzz/README.md.
 fuzz TARGET *ARGS:

@@ -1,109 +1,165 @@
 #!/usr/bin/env python3
-"""Reads a CSR model written by `ticket export` with the reference Python `safetensors` package
-into `scipy.sparse.csr_matrix`, checks it against docs/FORMAT.md, runs the forward pass on a few
-inputs and prints the logits. Given the source dense checkpoint (--dense), it also runs the
-masked dense model and prints the largest difference between the two sets of logits; given the
-export's JSON report (--report), it checks the report's file sizes against the files.
+"""Reads a CSR model written by `ticket export` into `scipy.sparse.csr_matrix` with the reference
+reader (benches/ticket_reader.py, written from docs/FORMAT.md), cross-checks its tensors with
+the Python `safetensors` package, runs it on random inputs and asserts (exit status 1 when a
+check fails):
 
-    /work/venv/bin/python benches/read_csr_model.py model.safetensors \
-        --dense runs/lenet/level_12/final.safetensors --report report.json
+- with --dense (the source checkpoint): the CSR logits match the masked dense logits within the
+  tolerance of the value dtype, and the argmax agrees on at least 99% of the inputs;
+- with --report (the JSON of `ticket export --json`): the report's byte counts are the file's
+  (file size, header, every tensor of every layer) and its dense baseline is the size of the
+  checkpoint's weights and biases saved by `safetensors.numpy.save`;
+- with --ticket (the `ticket` binary): `ticket infer --input --output` gives the reader's logits.
+
+Works for any graph (linear, conv2d, pools, flatten) and both format versions.
+
+    python benches/read_csr_model.py model.safetensors --dense final.safetensors \
+        --report report.json --ticket target/release/ticket
 """
 import argparse
+import gzip
 import json
 import os
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
-import scipy.sparse
 from safetensors import safe_open
-from safetensors.numpy import load_file, save
+from safetensors.numpy import load_file, save, save_file
 
-INDEX_DTYPES = {np.dtype("<u2"): "U16", np.dtype("<u4"): "U32"}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ticket_reader  # noqa: E402
 
-
-def values(f, path, name, value_dtype):
-    """The nonzero values as float32. numpy has no bfloat16, so BF16 goes through PyTorch."""
-    if value_dtype == "bf16":
-        with safe_open(path, framework="pt") as pt:
-            return pt.get_tensor(name).float().numpy()
-    return f.get_tensor(name).astype(np.float32)
-
-
-class Model:
-    def __init__(self, path):
-        with safe_open(path, framework="numpy") as f:
-            self.meta = meta = f.metadata()
-            assert meta["format"] == "ticket-csr", meta
-            assert meta["format_version"].split(".")[0] == "1", meta
-            self.layers = []
-            for name in meta["layers"].split(","):
-                indptr = f.get_tensor(f"{name}.weight.indptr")
-                indices = f.get_tensor(f"{name}.weight.indices")
-                vals = values(f, path, f"{name}.weight.values", meta["value_dtype"])
-                rows, cols = f.get_tensor(f"{name}.weight.shape").tolist()
-                bias = f.get_tensor(f"{name}.bias")
-                assert indptr.dtype == np.uint32 and indptr.shape == (rows + 1,)
-                want_index = "U16" if cols <= 65536 else "U32"
-                assert INDEX_DTYPES[indices.dtype] == want_index, (name, indices.dtype)
-                assert indptr[0] == 0 and indptr[-1] == len(indices) == len(vals)
-                assert bias.dtype == np.float32 and bias.shape == (rows,)
-                for r in range(rows):
-                    row = indices[indptr[r]:indptr[r + 1]].astype(np.int64)
-                    assert np.all(np.diff(row) > 0) and (len(row) == 0 or row[-1] < cols)
-                matrix = scipy.sparse.csr_matrix(
-                    (vals, indices, indptr), shape=(rows, cols))
-                self.layers.append((name, matrix, bias))
-                print(f"{name}: {rows}x{cols}, {matrix.nnz} kept, indices {indices.dtype}, "
-                      f"values {meta['value_dtype']}")
-
-    def logits(self, x):
-        """x [batch, inputs] -> logits [batch, outputs]: W x + b per layer, ReLU between."""
-        for i, (_, w, b) in enumerate(self.layers):
-            x = np.asarray(w @ x.T).T + b
-            if i + 1 < len(self.layers):
-                x = np.maximum(x, 0)
-        return x
+# Largest logit difference allowed, relative to max(1, largest |logit|) of the f64 reference:
+# f32 values are the source weights, so only f32 rounding differs; f16 (11-bit
+# significand) and bf16 (8-bit) round every weight once, by up to 2^-11 and 2^-8 relative.
+TOLERANCE = {"f32": 1e-5, "f16": 1e-2, "bf16": 5e-2}
+MIN_ARGMAX_AGREEMENT = 0.99
 
 
-def dense_logits(path, x):
-    t = load_file(path)
-    n = len([k for k in t if k.endswith(".bias")])
-    for i in range(1, n + 1):
-        w = t[f"fc{i}.weight"] * t.get(f"fc{i}.weight_mask", 1)
-        x = x @ w.T + t[f"fc{i}.bias"]
-        if i < n:
-            x = np.maximum(x, 0)
-    return x, {k: v for k, v in t.items() if not k.endswith("_mask")}
+def check(ok, message):
+    if not ok:
+        sys.exit(f"FAILED: {message}")
+
+
+def cross_check_with_safetensors(path, model):
+    """The package's own reader gives the same arrays (BF16 has no numpy type: skipped)."""
+    if model.meta["value_dtype"] == "bf16":
+        return
+    with safe_open(path, framework="numpy") as f:
+        check(f.metadata() == model.meta, "metadata differs from the safetensors package's")
+        for w, matrix in zip(model.graph.weighted, model.weights):
+            name = w["name"]
+            check(np.array_equal(f.get_tensor(f"{name}.weight.indptr"), matrix.indptr),
+                  f"{name}: indptr differs")
+            check(np.array_equal(f.get_tensor(f"{name}.weight.indices"), matrix.indices),
+                  f"{name}: indices differ")
+            check(np.array_equal(f.get_tensor(f"{name}.weight.values").astype(np.float32),
+                                 matrix.data), f"{name}: values differ")
+            check(f.get_tensor(f"{name}.weight.shape").tolist() == w["dims"],
+                  f"{name}: shape differs")
+
+
+def tensor_bytes(path):
+    """Header bytes and bytes per tensor, from the file's safetensors header."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    return 8 + n, {k: v["data_offsets"][1] - v["data_offsets"][0] for k, v in header.items()}
+
+
+def check_report(path, report, dense_path):
+    total = report["total"]
+    size = os.path.getsize(path)
+    header, sizes = tensor_bytes(path)
+    check(total["csr_file_bytes"] == size, f"report says {total['csr_file_bytes']} file bytes, "
+          f"the file has {size}")
+    check(total["header_bytes"] == header, f"report header {total['header_bytes']} != {header}")
+    parts = {"values": "weight.values", "indices": "weight.indices", "indptr": "weight.indptr",
+             "shape": "weight.shape", "bias": "bias"}
+    for layer in report["layers"]:
+        for part, suffix in parts.items():
+            got, want = layer["csr_bytes"][part], sizes[f"{layer['name']}.{suffix}"]
+            check(got == want, f"report {layer['name']} {part} {got} != file {want}")
+    check(total["csr_bytes"]["total"] + header == size, "report's layers + header != file size")
+    print(f"report: CSR file {size} bytes (header {header}) - every tensor matches the file")
+    if dense_path:
+        dense = {k: v for k, v in load_file(dense_path).items() if not k.endswith("_mask")}
+        dense_size = len(save(dense))
+        check(total["dense_file_bytes"] == dense_size,
+              f"report's dense baseline {total['dense_file_bytes']} != {dense_size}")
+        print(f"report: dense f32 file {dense_size} bytes - matches safetensors.numpy.save")
+
+
+DIGITS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "core", "data",
+                      "digits.csv.gz")
+
+
+def inputs_for(graph, n):
+    """Up to n of the embedded digits (pixels / 16) for a 64-input model, else uniform [0, 1)."""
+    if np.prod(graph.input) == 64:
+        with gzip.open(DIGITS, "rt") as f:
+            rows = [line.split(",")[:64] for line, _ in zip(f, range(n))]
+        return (np.array(rows, dtype=np.float32) / 16).reshape([-1] + graph.input)
+    return np.random.default_rng(0).random([n] + graph.input, dtype=np.float32)
+
+
+def ticket_logits(ticket, path, x):
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, out = os.path.join(tmp, "x.safetensors"), os.path.join(tmp, "y.safetensors")
+        save_file({"input": x.reshape(len(x), -1)}, inp)
+        run = subprocess.run([ticket, "infer", path, "--input", inp, "--output", out,
+                              "--threads", "1"], capture_output=True, text=True)
+        check(run.returncode == 0, f"ticket infer failed: {run.stderr.strip()}")
+        return load_file(out)["logits"]
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("model")
     p.add_argument("--dense", help="the source dense checkpoint, to compare logits with")
-    p.add_argument("--report", help="JSON of `ticket export --json`, to check its file sizes")
-    p.add_argument("--inputs", type=int, default=8)
+    p.add_argument("--report", help="JSON of `ticket export --json`, to check its byte counts")
+    p.add_argument("--ticket", help="the ticket binary, to compare `ticket infer` logits with")
+    p.add_argument("--inputs", type=int, default=1797,
+                   help="examples: the embedded digits for 64-input models, else random")
     args = p.parse_args()
-    model = Model(args.model)
-    inputs = int(model.meta["arch"].split("-")[0])
-    x = np.random.default_rng(0).random((args.inputs, inputs), dtype=np.float32)
+    try:
+        model = ticket_reader.load_csr(args.model)
+    except ticket_reader.FormatError as e:
+        sys.exit(f"FAILED: {e}")
+    cross_check_with_safetensors(args.model, model)
+    value_dtype = model.meta["value_dtype"]
+    for w, matrix in zip(model.graph.weighted, model.weights):
+        print(f"{w['name']}: {'x'.join(map(str, w['dims']))} as {matrix.shape[0]}x"
+              f"{matrix.shape[1]}, {matrix.nnz} kept, indices "
+              f"{'U16' if w['cols'] <= ticket_reader.MAX_U16_COLS else 'U32'} (checked), "
+              f"values {value_dtype}")
+    x = inputs_for(model.graph, args.inputs)
     sparse = model.logits(x)
-    np.set_printoptions(precision=4, suppress=True, linewidth=120)
-    print(f"logits of {args.inputs} random inputs in [0, 1) (first 3):\n{sparse[:3]}")
     if args.dense:
-        dense, weights = dense_logits(args.dense, x)
-        diff = np.abs(sparse - dense).max()
-        agree = (sparse.argmax(1) == dense.argmax(1)).mean()
-        print(f"sparse ({model.meta['value_dtype']}) vs masked dense f32: max abs logit difference "
-              f"{diff:.3g}, max |logit| {np.abs(dense).max():.3g}, argmax agreement {agree:.0%}")
+        reference = ticket_reader.load_dense(args.dense).logits(x, np.float64)
+        scale = max(1.0, float(np.abs(reference).max()))
+        diff = float(np.abs(sparse - reference).max())
+        agree = float((sparse.argmax(1) == reference.argmax(1)).mean())
+        tol = TOLERANCE[value_dtype] * scale
+        print(f"sparse ({value_dtype}) vs masked dense: max abs logit difference {diff:.3g} "
+              f"(tolerance {tol:.3g}), argmax agreement {agree:.1%} on {len(x)} inputs")
+        check(diff <= tol, f"logits differ by {diff:.3g} > {tol:.3g}")
+        check(agree >= MIN_ARGMAX_AGREEMENT, f"argmax agreement {agree:.1%} < 99%")
+    if args.ticket:
+        theirs = ticket_logits(args.ticket, args.model, x)
+        reference = model.logits(x, np.float64)
+        scale = max(1.0, float(np.abs(reference).max()))
+        diff = float(np.abs(theirs - reference).max())
+        print(f"ticket infer vs reader: max abs logit difference {diff:.3g} "
+              f"(tolerance {TOLERANCE['f32'] * scale:.3g})")
+        check(diff <= TOLERANCE["f32"] * scale, f"ticket infer logits differ by {diff:.3g}")
     if args.report:
         with open(args.report) as f:
-            report = json.load(f)["total"]
-        size = os.path.getsize(args.model)
-        assert report["csr_file_bytes"] == size, (report["csr_file_bytes"], size)
-        print(f"report: CSR file {size} bytes - matches the file")
-        if args.dense:
-            dense_size = len(save(weights))
-            assert report["dense_file_bytes"] == dense_size, (report["dense_file_bytes"], dense_size)
-            print(f"report: dense f32 file {dense_size} bytes - matches safetensors.numpy.save")
+            check_report(args.model, json.load(f), args.dense)
+    print(f"{args.model}: OK")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Regenerates the seed corpora of the fuzz targets from files ticket itself writes: a small
 # experiment on the embedded digits (dense checkpoints with masks, and one without), its ticket
-# exported with f32, f16 and bf16 values, the shipped recipes, and two Fashion-MNIST examples
-# as IDX files (raw and gzip). Run from anywhere; writes fuzz/seeds/{checkpoint,csr,recipe,idx}.
+# exported with f32, f16 and bf16 values, a tiny conv model (tiny-conv.toml, random weights and
+# masks) as checkpoint and CSR files, the version-1 files of crates/export/tests/fixtures/v1,
+# the shipped recipes and their graphs as JSON, and two Fashion-MNIST examples as IDX files
+# (raw and gzip). Run from anywhere; writes fuzz/seeds/{checkpoint,csr,recipe,graph,idx}.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 cargo build --release --quiet
+cargo build --release --quiet -p ticket-export --example random_checkpoint
 ticket="$root/target/release/ticket"
+random_checkpoint="$root/target/release/examples/random_checkpoint"
 seeds="$root/fuzz/seeds"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-rm -rf "$seeds"/{checkpoint,csr,recipe,idx}
-mkdir -p "$seeds"/{checkpoint,csr,recipe,idx}
+rm -rf "$seeds"/{checkpoint,csr,recipe,graph,idx}
+mkdir -p "$seeds"/{checkpoint,csr,recipe,graph,idx}
 
 # A 64-8-10 network keeps every file a few KB; two levels prune both layers.
 sed -e 's/^layers = .*/layers = [64, 8, 10]/' \
@@ -29,7 +33,27 @@ for dtype in f32 f16 bf16; do
         --out "$seeds/csr/pruned-$dtype.safetensors" > /dev/null
 done
 
-cp models/*.toml "$tmp/tiny.toml" "$seeds/recipe/"
+# Conv: every layer kind and option in 72 weights.
+"$random_checkpoint" fuzz/seeds/tiny-conv.toml "$seeds/checkpoint/conv.safetensors" 0.5 3 > /dev/null
+for dtype in f32 f16 bf16; do
+    "$ticket" export "$seeds/checkpoint/conv.safetensors" --dtype "$dtype" \
+        --out "$seeds/csr/conv-$dtype.safetensors" > /dev/null
+done
+
+# Version 1, as an earlier ticket wrote it.
+v1=crates/export/tests/fixtures/v1
+cp "$v1/dense.safetensors" "$seeds/checkpoint/v1-pruned.safetensors"
+for dtype in f32 f16 bf16; do
+    cp "$v1/csr-$dtype.safetensors" "$seeds/csr/v1-pruned-$dtype.safetensors"
+done
+
+cp models/*.toml fuzz/seeds/tiny-conv.toml "$tmp/tiny.toml" "$seeds/recipe/"
+
+# The graph of every recipe as ticket writes it into `__metadata__["graph"]`.
+for recipe in models/*.toml fuzz/seeds/tiny-conv.toml; do
+    name="$(basename "$recipe" .toml)"
+    "$random_checkpoint" "$recipe" --graph | tr -d '\n' > "$seeds/graph/$name.json"
+done
 
 # IDX: the first two Fashion-MNIST training images and labels, with headers for two examples.
 fmnist=/usr/share/datasets/fashion-mnist
@@ -41,4 +65,4 @@ fmnist=/usr/share/datasets/fashion-mnist
 } > "$seeds/idx/labels-idx1-ubyte"
 gzip -9 -n -c "$seeds/idx/images-idx3-ubyte" > "$seeds/idx/images-idx3-ubyte.gz"
 gzip -9 -n -c "$seeds/idx/labels-idx1-ubyte" > "$seeds/idx/labels-idx1-ubyte.gz"
-ls -l "$seeds"/{checkpoint,csr,recipe,idx}
+ls -l "$seeds"/{checkpoint,csr,recipe,graph,idx}

@@ -1,9 +1,11 @@
 //! Dense checkpoints: an [`Network`] in safetensors with PyTorch names and layout, so PyTorch,
 //! candle or the Python `safetensors` package read them as they are.
 //!
-//! Tensors per layer `fcN`: `fcN.weight` F32 `[out, in]`, `fcN.bias` F32 `[out]`,
-//! `fcN.weight_mask` U8 `[out, in]` (1 = kept). `__metadata__`: `format = ticket-dense`,
-//! `format_version`, `graph`, `activation`, `iteration`, `dataset`, `seed`.
+//! Tensors per weighted layer `<name>`: `<name>.weight` F32 of the full weight shape (`[out, in]`
+//! or `[out, in, kh, kw]`), `<name>.bias` F32 `[out]`, `<name>.weight_mask` U8 of the weight's
+//! shape (1 = kept). `__metadata__`: `format = ticket-dense`, `format_version`, `graph`,
+//! `iteration`, `dataset`, `seed` (version 1: `arch` and `activation` instead of `graph`).
+//! The full specification is docs/FORMAT.md.
 
 use crate::tensor_file::{write_tensors, OwnedTensor, TensorFile};
 use crate::{Error, Graph, LayerParams, Network, Result};
@@ -187,9 +189,17 @@ mod tests {
     fn load_edited(
         edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
     ) -> String {
+        load_edited_from(sample(), edit)
+    }
+
+    /// [`load_edited`] for any network.
+    fn load_edited_from(
+        net: Network,
+        edit: impl FnOnce(&mut Vec<(String, OwnedTensor)>, &mut BTreeMap<String, String>),
+    ) -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.safetensors");
-        save(&path, &sample(), &meta()).unwrap();
+        save(&path, &net, &meta()).unwrap();
         edit_file(&path, edit).unwrap();
         let err = load(&path).unwrap_err().to_string();
         assert!(err.contains("c.safetensors"), "{err}");
@@ -252,6 +262,97 @@ mod tests {
         let back = load(&path).unwrap();
         assert!(!back.has_masks);
         assert_eq!(back.net.kept_weights(), back.net.graph.dense_weights());
+    }
+
+    /// A conv graph: 4-D weights and masks, stored in their PyTorch shape.
+    fn conv_sample() -> Network {
+        let graph = Graph::from_json(
+            r#"{"input":[2,5,5],"layers":[
+              {"op":"conv2d","name":"conv1","in":2,"out":3,"kernel":[3,2],"stride":[2,1],"padding":[1,0]},
+              {"op":"relu"},{"op":"avgpool2d","kernel":[3,4]},{"op":"flatten"},
+              {"op":"linear","name":"fc","in":3,"out":2}]}"#,
+        )
+        .unwrap();
+        let mut net = Network::zeros(&graph);
+        for (l, layer) in net.layers.iter_mut().enumerate() {
+            for (i, (w, m)) in layer.weight.iter_mut().zip(&mut layer.mask).enumerate() {
+                *w = (i as f32 + 1.0) * if l == 0 { 0.25 } else { -1.5 };
+                *m = (i % 4 != 1) as u8;
+            }
+            layer.apply_mask();
+        }
+        net
+    }
+
+    #[test]
+    fn conv_round_trip_keeps_full_weight_shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        save(&path, &conv_sample(), &meta()).unwrap();
+        assert_eq!(load(&path).unwrap().net, conv_sample());
+        let bytes = std::fs::read(&path).unwrap();
+        let file = TensorFile::parse(&bytes, &path).unwrap();
+        assert_eq!(file.meta("format_version").unwrap(), "2");
+        assert_eq!(Graph::from_json(file.meta("graph").unwrap()).unwrap(), conv_sample().graph);
+        assert!(
+            file.metadata().get("arch").is_none() && file.metadata().get("activation").is_none()
+        );
+        // Element [o, c, i, j] of the 3x2x3x2 weight is at (o*2 + c)*6 + i*2 + j, C order.
+        let weight = file.f32("conv1.weight", &[3, 2, 3, 2]).unwrap();
+        assert_eq!(weight[(2 * 2 + 1) * 6 + 2 * 2 + 1], 36.0 * 0.25);
+        assert_eq!(file.u8("conv1.weight_mask", &[3, 2, 3, 2]).unwrap()[1], 0);
+        let err = load_edited_from(conv_sample(), |t, _| {
+            let w = t.iter_mut().find(|(n, _)| n == "conv1.weight").unwrap();
+            w.1.shape = vec![3, 12];
+        });
+        assert!(err.contains("`conv1.weight` has shape [3, 12], expected [3, 2, 3, 2]"), "{err}");
+    }
+
+    #[test]
+    fn version_1_reads_arch_and_refuses_other_activations() {
+        let v1 = |m: &mut BTreeMap<String, String>| {
+            m.remove("graph");
+            m.insert("format_version".into(), "1".into());
+            m.insert("arch".into(), "5-4-3".into());
+            m.insert("activation".into(), "relu".into());
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        save(&path, &sample(), &meta()).unwrap();
+        edit_file(&path, |_, m| v1(m)).unwrap();
+        assert_eq!(load(&path).unwrap().net, sample());
+        let err = load_edited(|_, m| {
+            v1(m);
+            m.insert("activation".into(), "tanh".into());
+        });
+        assert!(err.contains("activation `tanh` is not supported"), "{err}");
+        let err = load_edited(|_, m| {
+            v1(m);
+            m.remove("arch");
+        });
+        assert!(err.contains("no `arch` entry"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_graph_is_refused_naming_the_file_and_the_layer() {
+        let err = load_edited(|_, m| {
+            m.insert(
+                "graph".into(),
+                r#"{"input":[5],"layers":[{"op":"linear","name":"fc1","in":6,"out":4}]}"#.into(),
+            );
+        });
+        assert!(
+            err.contains("metadata `graph`") && err.contains("layer 0 (linear `fc1`)"),
+            "{err}"
+        );
+        let err = load_edited(|_, m| {
+            m.insert("graph".into(), "{\"input\":[5],\"layers\":[{\"op\":\"gelu\n\"}]}".into());
+        });
+        assert!(err.contains("metadata `graph`") && !err.contains('\n'), "{err}");
+        let err = load_edited(|_, m| {
+            m.remove("graph");
+        });
+        assert!(err.contains("no `graph` entry"), "{err}");
     }
 
     #[test]

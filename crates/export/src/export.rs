@@ -142,19 +142,20 @@ fn header_bytes(path: &Path) -> Result<usize> {
     Ok(8 + u64::from_le_bytes(prefix) as usize)
 }
 
-/// `net` as a dense f32 safetensors file without masks or metadata (weights and biases, what
-/// `safetensors.torch.save_file(model.state_dict())` writes): the baseline of the report.
+/// `net` as a dense f32 safetensors file without masks or metadata (weights in their full
+/// PyTorch shape and biases, what `safetensors.torch.save_file(model.state_dict())` writes):
+/// the baseline of the report.
 pub fn dense_f32_file(net: &Network) -> Vec<u8> {
     let to_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = net
         .graph
-        .layer_names()
-        .into_iter()
+        .weighted()
+        .iter()
         .zip(&net.layers)
-        .flat_map(|(name, l)| {
+        .flat_map(|(w, l)| {
             [
-                (format!("{name}.weight"), vec![l.shape.rows, l.shape.cols], to_bytes(&l.weight)),
-                (format!("{name}.bias"), vec![l.shape.rows], to_bytes(&l.bias)),
+                (format!("{}.weight", w.name), w.dims.clone(), to_bytes(&l.weight)),
+                (format!("{}.bias", w.name), vec![l.shape.rows], to_bytes(&l.bias)),
             ]
         })
         .collect();

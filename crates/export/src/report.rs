@@ -36,6 +36,11 @@ impl CsrBytes {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LayerReport {
     pub name: String,
+    /// The layer kind: `linear` or `conv2d`.
+    pub op: String,
+    /// The full weight shape, `[out, in]` or `[out, in, kh, kw]` (the `.weight.shape` tensor).
+    pub dims: Vec<usize>,
+    /// `rows x cols` is the weight as the CSR matrix stores it (`cols = in*kh*kw` for conv2d).
     pub rows: usize,
     pub cols: usize,
     /// `u16` or `u32`.
@@ -123,7 +128,8 @@ impl CompressionReport {
         let layers: Vec<LayerReport> = model
             .layers
             .iter()
-            .map(|layer| {
+            .zip(model.graph.weighted())
+            .map(|(layer, weighted)| {
                 let (rows, cols) = layer.matrix.shape();
                 let nnz = layer.matrix.nnz();
                 let index_dtype = csr_format::index_dtype(cols);
@@ -132,7 +138,7 @@ impl CompressionReport {
                     values: nnz * dtype.bytes(),
                     indices: nnz * index_bytes,
                     indptr: (rows + 1) * 4,
-                    shape: 2 * 8,
+                    shape: weighted.dims.len() * 8,
                     bias: rows * 4,
                     total: 0,
                 };
@@ -144,6 +150,8 @@ impl CompressionReport {
                 let dense_params = rows * cols + rows;
                 LayerReport {
                     name: layer.name.clone(),
+                    op: model.graph.layers()[weighted.index].op().to_string(),
+                    dims: weighted.dims.clone(),
                     rows,
                     cols,
                     index_dtype: if index_bytes == 2 { "u16" } else { "u32" }.to_string(),
@@ -202,8 +210,9 @@ impl fmt::Display for CompressionReport {
         writeln!(f, "{} ({}, values {})", self.output.display(), self.graph, self.value_dtype)?;
         writeln!(
             f,
-            "{:<7}{:>10}{:>5}{:>10}{:>10}{:>9}{:>12}{:>11}{:>10}{:>9}{:>8}{:>7}{:>8}{:>8}{:>7}",
+            "{:<7}{:<7}{:>12}{:>5}{:>10}{:>10}{:>9}{:>12}{:>11}{:>10}{:>9}{:>8}{:>7}{:>8}{:>8}{:>7}",
             "layer",
+            "op",
             "shape",
             "idx",
             "params",
@@ -223,9 +232,10 @@ impl fmt::Display for CompressionReport {
             let b = &l.csr_bytes;
             writeln!(
                 f,
-                "{:<7}{:>10}{:>5}{:>10}{:>10}{:>8.2}%{:>12}{:>11}{:>10}{:>9}{:>8}{:>7}{:>8}{:>7.1}x{:>7}",
+                "{:<7}{:<7}{:>12}{:>5}{:>10}{:>10}{:>8.2}%{:>12}{:>11}{:>10}{:>9}{:>8}{:>7}{:>8}{:>7.1}x{:>7}",
                 l.name,
-                format!("{}x{}", l.rows, l.cols),
+                l.op,
+                l.dims.iter().map(usize::to_string).collect::<Vec<_>>().join("x"),
                 l.index_dtype,
                 l.dense_params,
                 l.kept_params,
@@ -241,11 +251,11 @@ impl fmt::Display for CompressionReport {
                 bits(l.bits_per_kept_weight),
             )?;
         }
-        writeln!(f, "{:<7}{:>67}", "header", t.header_bytes)?;
+        writeln!(f, "{:<7}{:>76}", "header", t.header_bytes)?;
         let b = &t.csr_bytes;
         writeln!(
             f,
-            "{:<7}{:>15}{:>10}{:>10}{:>8.2}%{:>12}{:>11}{:>10}{:>9}{:>8}{:>7}{:>8}{:>7.1}x{:>7}",
+            "{:<7}{:>24}{:>10}{:>10}{:>8.2}%{:>12}{:>11}{:>10}{:>9}{:>8}{:>7}{:>8}{:>7.1}x{:>7}",
             "total",
             "",
             t.dense_params,

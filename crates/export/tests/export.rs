@@ -216,3 +216,78 @@ fn missing_output_directory() {
         "{err}"
     );
 }
+
+/// The graph of the `digits-conv` recipe: two padded 3x3 convolutions with pools, then fc.
+const DIGITS_CONV: &str = r#"{"input":[1,8,8],"layers":[
+  {"op":"conv2d","name":"conv1","in":1,"out":8,"kernel":[3,3],"padding":[1,1]},{"op":"relu"},
+  {"op":"maxpool2d","kernel":[2,2]},
+  {"op":"conv2d","name":"conv2","in":8,"out":16,"kernel":[3,3],"padding":[1,1]},{"op":"relu"},
+  {"op":"maxpool2d","kernel":[2,2]},{"op":"flatten"},
+  {"op":"linear","name":"fc1","in":64,"out":64},{"op":"relu"},
+  {"op":"linear","name":"fc2","in":64,"out":10}]}"#;
+
+/// Bytes of each tensor and of the header, read from the file's own safetensors header.
+fn tensor_sizes(file: &[u8]) -> (usize, std::collections::HashMap<String, usize>) {
+    let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&file[8..8 + n]).unwrap();
+    let sizes = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .map(|(name, t)| {
+            let offsets = &t["data_offsets"];
+            let size = offsets[1].as_u64().unwrap() - offsets[0].as_u64().unwrap();
+            (name.clone(), size as usize)
+        })
+        .collect();
+    (8 + n, sizes)
+}
+
+#[test]
+fn conv_report_names_kind_and_shape_and_counts_the_file_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = random_net(DIGITS_CONV, 0.3, 21);
+    let out = dir.path().join("conv.safetensors");
+    let mut opts = ExportOptions::new(&out);
+    opts.dtype = ValueDtype::F16;
+    let report = export_checkpoint(&net, &opts).unwrap();
+    let file = fs::read(&out).unwrap();
+    let (header, sizes) = tensor_sizes(&file);
+    assert_eq!(report.total.header_bytes, header);
+    assert_eq!(report.total.csr_file_bytes, file.len());
+    let want = [
+        ("conv1", "conv2d", vec![8, 1, 3, 3]),
+        ("conv2", "conv2d", vec![16, 8, 3, 3]),
+        ("fc1", "linear", vec![64, 64]),
+        ("fc2", "linear", vec![10, 64]),
+    ];
+    for (l, (name, op, dims)) in report.layers.iter().zip(&want) {
+        assert_eq!((l.name.as_str(), l.op.as_str(), &l.dims), (*name, *op, dims));
+        assert_eq!((l.rows, l.cols), (dims[0], dims[1..].iter().product()));
+        let b = &l.csr_bytes;
+        assert_eq!(b.values, sizes[&format!("{name}.weight.values")], "{name}");
+        assert_eq!(b.indices, sizes[&format!("{name}.weight.indices")], "{name}");
+        assert_eq!(b.indptr, sizes[&format!("{name}.weight.indptr")], "{name}");
+        assert_eq!(b.shape, sizes[&format!("{name}.weight.shape")], "{name}");
+        assert_eq!(b.bias, sizes[&format!("{name}.bias")], "{name}");
+    }
+    assert_eq!(report.layers[0].csr_bytes.shape, 4 * 8, "a conv shape has four I64 entries");
+    let all: usize = sizes.values().sum();
+    assert_eq!(report.total.csr_bytes.total, all);
+    assert_eq!(header + all, file.len());
+    // The dense baseline holds each weight in its full PyTorch shape.
+    let dense = dense_f32_file(&net);
+    let (dense_header, dense_sizes) = tensor_sizes(&dense);
+    assert_eq!(report.total.dense_file_bytes, dense.len());
+    assert_eq!(dense_header + 4 * net.graph.dense_params(), dense.len());
+    assert_eq!(dense_sizes["conv2.weight"], 4 * 16 * 8 * 3 * 3);
+    let parsed = TensorFile::parse(&dense, std::path::Path::new("dense")).unwrap();
+    assert_eq!(parsed.f32("conv2.weight", &[16, 8, 3, 3]).unwrap(), net.layers[1].weight);
+    let table = report.to_string();
+    assert!(table.contains("conv1  conv2d      8x1x3x3"), "{table}");
+    assert!(table.contains("fc2    linear        10x64"), "{table}");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["layers"][1]["op"], "conv2d");
+    assert_eq!(json["layers"][1]["dims"], serde_json::json!([16, 8, 3, 3]));
+}

@@ -32,11 +32,18 @@ impl Rng {
     }
 }
 
-/// A model of `graph` keeping each weight with probability `density`; pruned weights are 0.0.
+/// A model of `graph` (the MLP shorthand or graph JSON) keeping each weight with probability
+/// `density`; pruned weights are 0.0.
 pub fn random_net(graph: &str, density: f64, seed: u64) -> Network {
-    let graph: Graph = graph.parse().unwrap();
+    let graph: Graph =
+        if graph.starts_with('{') { Graph::from_json(graph) } else { graph.parse() }.unwrap();
+    random_net_of(&graph, density, seed)
+}
+
+/// [`random_net`] for a graph already built.
+pub fn random_net_of(graph: &Graph, density: f64, seed: u64) -> Network {
     let mut rng = Rng(seed);
-    let mut net = Network::zeros(&graph);
+    let mut net = Network::zeros(graph);
     for layer in &mut net.layers {
         for (w, m) in layer.weight.iter_mut().zip(&mut layer.mask) {
             *w = rng.weight();

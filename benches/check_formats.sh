@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The model files ticket writes, read by independent readers: builds ticket, finds a small
+# pruned MLP ticket on the embedded digits (two levels, 100 iterations each) and writes a conv
+# checkpoint (the digits-conv graph with random weights and masks, or trained when
+# TICKET_CONV_TRAINED=1), exports both with f32, f16 and bf16 values, and runs
+# benches/read_dense_checkpoint.py and benches/read_csr_model.py on every file, in a virtual
+# environment with only numpy, scipy and safetensors. The CSR readers assert the logits against
+# the dense checkpoint (per value dtype), the export report's byte counts against the files and
+# `ticket infer --input/--output` against the reference reader (for conv models only when
+# TICKET_CONV_INFER=1). The version-1 fixtures are read too. Exits non-zero on any failure.
+#
+#     benches/check_formats.sh            # or: just check-formats
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+venv="${FORMATS_VENV:-$root/target/formats-venv}"
+out="${FORMATS_OUT:-$root/target/check-formats}"
+
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check numpy scipy safetensors
+py="$venv/bin/python"
+
+cargo build --release --quiet --bin ticket
+cargo build --release --quiet -p ticket-export --example random_checkpoint
+ticket="$root/target/release/ticket"
+random_checkpoint="$root/target/release/examples/random_checkpoint"
+
+rm -rf "$out"
+mkdir -p "$out"
+
+# MLP: a pruned level of a real (short) IMP run.
+"$ticket" find --model digits-mlp --levels 2 --iterations 100 --threads 1 --no-export \
+    --out "$out/mlp" > /dev/null
+mlp_dense="$out/mlp/level_02/final.safetensors"
+
+# Conv: the digits-conv graph (conv2d with padding, maxpool2d, flatten, linear).
+conv_dense="$out/conv.safetensors"
+if [ "${TICKET_CONV_TRAINED:-0}" = 1 ]; then
+    "$ticket" find --model digits-conv --levels 1 --iterations 100 --threads 1 --no-export \
+        --out "$out/conv" > /dev/null
+    cp "$out/conv/level_01/final.safetensors" "$conv_dense"
+else
+    "$random_checkpoint" digits-conv "$conv_dense" 0.3 7
+fi
+
+check() { # NAME DENSE INFER(0/1)
+    local name="$1" dense="$2" infer="$3"
+    "$py" benches/read_dense_checkpoint.py "$dense"
+    for dtype in f32 f16 bf16; do
+        local csr="$out/$name-$dtype.safetensors"
+        "$ticket" export "$dense" --dtype "$dtype" --out "$csr" --force --json > "$csr.json"
+        local args=(--dense "$dense" --report "$csr.json")
+        if [ "$infer" = 1 ]; then args+=(--ticket "$ticket"); fi
+        "$py" benches/read_csr_model.py "$csr" "${args[@]}"
+    done
+}
+check mlp "$mlp_dense" 1
+check conv "$conv_dense" "${TICKET_CONV_INFER:-0}"
+
+# Version 1 (MLP `arch`) files written by an earlier ticket stay readable.
+v1=crates/export/tests/fixtures/v1
+"$py" benches/read_dense_checkpoint.py "$v1/dense.safetensors"
+for dtype in f32 f16 bf16; do
+    "$py" benches/read_csr_model.py "$v1/csr-$dtype.safetensors" --dense "$v1/dense.safetensors" \
+        --ticket "$ticket"
+done
+echo "check-formats: every file read back as documented"
