@@ -249,7 +249,13 @@ impl From<Graph> for GraphJson {
 
 impl Graph {
     /// Checks that the layers chain from `input` to a vector of logits.
-    pub fn new(input: Vec<usize>, layers: Vec<Layer>) -> Result<Graph> {
+    pub fn new(input: Vec<usize>, mut layers: Vec<Layer>) -> Result<Graph> {
+        // Files always carry a pool's stride, so readers never need the default.
+        for layer in &mut layers {
+            if let Layer::Maxpool2d { kernel, stride } | Layer::Avgpool2d { kernel, stride } = layer {
+                stride.get_or_insert(*kernel);
+            }
+        }
         if !(input.len() == 1 || input.len() == 3) || input.contains(&0) {
             return Err(Error::usage(format!(
                 "a model input is [features] or [channels, height, width] with positive sizes, \
