@@ -240,6 +240,9 @@ impl ImpObserver for FindObserver {
             if s.sparse { " [sparse]" } else { "" },
             if resumed { "  [done earlier]" } else { "" }
         ));
+        if let Some(reason) = &s.dense_reason {
+            self.line(format!("  note: {reason}"));
+        }
     }
 
     fn stop_requested(&self) -> bool {

@@ -8,8 +8,11 @@
 //!   state only for kept weights; the cost shrinks with the ticket.
 //!
 //! [`engine_for`] picks the sparse engine below a density threshold chosen by measurement
-//! (`benches/train_step.rs`).
+//! (`benches/train_step.rs`). The sparse engine covers MLPs without dropout (its layers are
+//! linear with ReLU between them); any other model trains dense at every density, and
+//! [`dense_reason`] says why, so the choice is never silent.
 
+use crate::layers::Regularisation;
 use crate::network::{Gradients, LossStats, Workspace};
 use crate::optim::Optimizer;
 use crate::sparse::SparseEngine;
@@ -39,17 +42,37 @@ pub trait Engine: Send {
     fn net(&mut self) -> &Network;
 }
 
-/// The engine for `net`: sparse when fewer than `sparse_below` of its weights are kept.
+/// Why `net` trains dense although it is below `sparse_below` density, if it is: the sparse
+/// engine covers only MLPs trained without dropout.
+pub fn dense_reason(
+    net: &Network,
+    recipe: &TrainRecipe,
+    sparse_below: f64,
+) -> Option<&'static str> {
+    if net.density() >= sparse_below {
+        None
+    } else if !net.graph.is_mlp() {
+        Some("the sparse engine covers MLPs only; this graph trains with the dense engine")
+    } else if recipe.dropout > 0.0 {
+        Some("the sparse engine has no dropout; this run trains with the dense engine")
+    } else {
+        None
+    }
+}
+
+/// The engine for `net`: sparse when fewer than `sparse_below` of its weights are kept and
+/// the sparse engine covers the model ([`dense_reason`]); `seed` keys the dropout stream.
 pub fn engine_for(
     net: Network,
     recipe: &TrainRecipe,
     batch: usize,
     sparse_below: f64,
+    seed: u64,
 ) -> Box<dyn Engine> {
-    if net.density() < sparse_below {
+    if net.density() < sparse_below && dense_reason(&net, recipe, sparse_below).is_none() {
         Box::new(SparseEngine::new(&net, recipe, batch))
     } else {
-        Box::new(DenseEngine::new(net, recipe, batch))
+        Box::new(DenseEngine::with_seed(net, recipe, batch, seed))
     }
 }
 
@@ -63,11 +86,18 @@ pub struct DenseEngine {
 }
 
 impl DenseEngine {
-    pub fn new(mut net: Network, recipe: &TrainRecipe, batch: usize) -> Self {
+    /// Dense training of `net` (any recipe dropout drawn from seed 0's stream).
+    pub fn new(net: Network, recipe: &TrainRecipe, batch: usize) -> Self {
+        Self::with_seed(net, recipe, batch, 0)
+    }
+
+    /// Dense training of `net`; `seed` keys the stream of the recipe's dropout.
+    pub fn with_seed(mut net: Network, recipe: &TrainRecipe, batch: usize, seed: u64) -> Self {
         net.apply_masks();
+        let reg = Regularisation { dropout: recipe.dropout, seed };
         DenseEngine {
-            train: Workspace::new(&net, batch),
-            eval: Workspace::new(&net, EVAL_BATCH),
+            train: Workspace::with_regularisation(&net, batch, Some(reg)),
+            eval: Workspace::new(&net, Workspace::eval_capacity(&net, EVAL_BATCH)),
             grads: Gradients::zeros(&net),
             optimizer: Optimizer::for_net(recipe, &net),
             net,
