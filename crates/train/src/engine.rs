@@ -122,3 +122,76 @@ impl Engine for DenseEngine {
         &self.net
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::init_net;
+    use crate::rng::SeededRng;
+    use crate::trainer::{train, Silent, TrainOptions};
+    use ticket_core::recipe::Init;
+    use ticket_core::{DataSource, Recipe};
+
+    fn conv_recipe(iterations: usize, dropout: f32) -> Recipe {
+        let mut r = Recipe::resolve("digits-conv").unwrap();
+        r.train.iterations = iterations;
+        r.train.eval_every = 50;
+        r.train.dropout = dropout;
+        r
+    }
+
+    /// Conv weights under a mask: after every one of many Adam steps the pruned weights are
+    /// exactly zero and so is their optimizer state; the kept ones move.
+    #[test]
+    fn conv_masks_hold_over_many_steps() {
+        let recipe = conv_recipe(1, 0.0);
+        let splits = DataSource::Digits.load(recipe.train.validation_size).unwrap();
+        let mut net =
+            init_net(&recipe.graph().unwrap(), Init::GlorotNormal, &mut SeededRng::new(3, "init"));
+        let mut rng = SeededRng::new(5, "mask");
+        for layer in &mut net.layers {
+            layer.mask.iter_mut().for_each(|m| *m = (rng.uniform() < 0.5) as u8);
+        }
+        let start = net.clone();
+        let mut engine = DenseEngine::new(net, &recipe.train, 32);
+        let features = splits.train.features;
+        for step in 0..150 {
+            let first = (step * 32) % (splits.train.len() - 32);
+            let x = &splits.train.images[first * features..(first + 32) * features];
+            let labels = &splits.train.labels[first..first + 32];
+            engine.gradients(x, labels, Par::Rayon(2));
+            for (grad, layer) in engine.grads.weight.iter().zip(&engine.net.layers) {
+                assert!(grad.iter().zip(&layer.mask).any(|(&g, &m)| m == 0 && g != 0.0));
+            }
+            engine.update(Par::Rayon(2));
+            assert!(engine.optimizer.pruned_state_is_zero(), "step {step}");
+            for layer in &engine.net.layers {
+                assert!(layer.weight.iter().zip(&layer.mask).all(|(&w, &m)| m == 1 || w == 0.0));
+            }
+        }
+        for (before, after) in start.layers.iter().zip(&engine.net.layers) {
+            let moved = before.weight.iter().zip(&after.weight).filter(|(a, b)| a != b).count();
+            assert!(moved >= before.kept() * 9 / 10, "{moved} of {}", before.kept());
+        }
+    }
+
+    /// The same seed and thread count give bit-identical conv runs, dropout included; another
+    /// seed gives another run.
+    #[test]
+    fn conv_runs_with_dropout_repeat_bit_for_bit() {
+        let recipe = conv_recipe(60, 0.3);
+        let splits = DataSource::Digits.load(recipe.train.validation_size).unwrap();
+        let graph = recipe.graph().unwrap();
+        let run = |seed, par| {
+            let net = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(4, "init"));
+            let opts = TrainOptions::new(seed, par);
+            train(net, &splits, &recipe.train, &opts, &mut Silent).unwrap()
+        };
+        for par in [Par::Seq, Par::Rayon(2)] {
+            let (a, b) = (run(1, par), run(1, par));
+            assert_eq!(a.net, b.net);
+            assert_eq!(a.history, b.history);
+        }
+        assert_ne!(run(1, Par::Seq).net, run(2, Par::Seq).net);
+    }
+}
