@@ -189,8 +189,7 @@ pub fn patches<'a>(g: &Conv2dGeometry, x: &'a [f32], scratch: &'a mut [f32]) -> 
 /// `[batch, out*out_h*out_w]`, `weight` `[out, in*kh*kw]`), examples split over `par`'s threads.
 pub fn conv2d_forward(
     g: &Conv2dGeometry,
-    weight: &[f32],
-    bias: &[f32],
+    (weight, bias): (&[f32], &[f32]),
     input: &[f32],
     output: &mut [f32],
     batch: usize,
@@ -306,7 +305,7 @@ pub(crate) mod tests {
             for par in [Par::Seq, Par::Rayon(2)] {
                 let mut y = vec![f32::NAN; batch * g.output_len()];
                 let mut scratch = ConvScratch::default();
-                conv2d_forward(&g, &weight, &bias, &x, &mut y, batch, par, &mut scratch);
+                conv2d_forward(&g, (&weight, &bias), &x, &mut y, batch, par, &mut scratch);
                 for b in 0..batch {
                     let want =
                         naive_conv2d(&g, &weight, &bias, &x[b * g.input_len()..][..g.input_len()]);

@@ -105,7 +105,7 @@ impl Network {
                     let p = params.next().expect("one LayerParams per weighted layer");
                     let g = Conv2dGeometry::new(layer, input_shape).expect("the graph is checked");
                     let mut scratch = ConvScratch::default();
-                    conv2d_forward(&g, &p.weight, &p.bias, &x, &mut y, batch, par, &mut scratch);
+                    conv2d_forward(&g, (&p.weight, &p.bias), &x, &mut y, batch, par, &mut scratch);
                 }
                 Layer::Maxpool2d { .. } => {
                     let g = PoolGeometry::new(layer, input_shape).expect("the graph is checked");

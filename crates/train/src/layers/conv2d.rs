@@ -18,6 +18,10 @@ pub struct Conv2d {
     tasks: Vec<TaskGrads>,
 }
 
+/// One task's examples (input, output gradient, input gradient) and buffers.
+type TaskWork<'a> =
+    (((&'a [f32], &'a [f32]), Option<&'a mut [f32]>), (&'a mut Vec<f32>, &'a mut TaskGrads));
+
 /// One thread's share of a backward pass.
 #[derive(Clone)]
 struct TaskGrads {
@@ -45,7 +49,7 @@ impl LayerOp for Conv2d {
         par: Par,
     ) {
         let p = params.expect("a conv2d layer has parameters");
-        conv2d_forward(&self.g, &p.weight, &p.bias, input, output, batch, par, &mut self.scratch);
+        conv2d_forward(&self.g, (&p.weight, &p.bias), input, output, batch, par, &mut self.scratch);
     }
 
     fn backward(&mut self, pass: Backward<'_>) {
@@ -65,10 +69,7 @@ impl LayerOp for Conv2d {
         let per_task = pass.batch.div_ceil(tasks).max(1);
         let want_weights = pass.grads.is_some();
         let weight = &p.weight;
-        let run = |(((x, dy), dx), (col, t)): (
-            ((&[f32], &[f32]), Option<&mut [f32]>),
-            (&mut Vec<f32>, &mut TaskGrads),
-        )| {
+        let run = |(((x, dy), dx), (col, t)): TaskWork<'_>| {
             t.weight.fill(0.0);
             t.bias.fill(0.0);
             let mut dx = dx;
