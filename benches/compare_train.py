@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""LeNet-300-100 training speed and accuracy: ticket vs PyTorch, side by side in one run.
+"""LeNet-300-100 or LeNet-5 training speed and accuracy: ticket vs PyTorch, side by side.
 
-Both train the paper recipe (784-300-100-10, ReLU, Glorot-normal init, zero biases, Adam 1.2e-3,
-batch 60) for the same number of iterations on the same Fashion-MNIST split (ticket's fixed
+Both train the same recipe (`--model lenet-300-100`: the paper's 784-300-100-10 MLP;
+`--model lenet-5`: conv 20@5x5, max-pool 2, conv 50@5x5, max-pool 2, fc 500, fc 10; ReLU,
+Glorot-normal init, zero biases, Adam 1.2e-3, batch 60) for the same number of iterations on the same Fashion-MNIST split (ticket's fixed
 55k/5k train/validation split, reproduced here bit for bit, and the 10k test set), evaluate on
 validation and test every 100 iterations, and report training examples/s (evaluation time
 excluded on both sides) and final test accuracy.
@@ -10,6 +11,7 @@ excluded on both sides) and final test accuracy.
     python3 -m venv .venv && .venv/bin/pip install torch numpy
     cargo build --release
     .venv/bin/python benches/compare_train.py --iterations 3000 --threads 2 [--repeat 3]
+    .venv/bin/python benches/compare_train.py --model lenet-5 --iterations 1000 --threads 2
 
 Each side is run --repeat times; medians, min-max and every repeat go to
 benches/results/compare_train-<date>.json.
@@ -72,8 +74,9 @@ def load(data_dir, validation):
 
 def evaluate(model, x, y):
     with torch.no_grad():
-        logits = model(x)
-        return (logits.argmax(1) == y).float().mean().item()
+        correct = sum((model(x[i:i + 1000]).argmax(1) == y[i:i + 1000]).sum().item()
+                      for i in range(0, len(x), 1000))
+        return correct / len(x)
 
 
 def lenet():
@@ -87,10 +90,26 @@ def lenet():
     return model
 
 
-def train_pytorch(data, iterations, eval_every, seed):
+def lenet5():
+    """models/lenet-5.toml in torch.nn: inputs are reshaped to [batch, 1, 28, 28]."""
+    model = nn.Sequential(nn.Unflatten(1, (1, 28, 28)),
+                          nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(20, 50, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
+    for m in model:
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_normal_(m.weight)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+MODELS = {"lenet-300-100": ("LeNet-300-100", lenet), "lenet-5": ("LeNet-5", lenet5)}
+
+
+def train_pytorch(model_name, data, iterations, eval_every, seed):
     (x, y), (xv, yv), (xt, yt) = data
     torch.manual_seed(seed)
-    model = lenet()
+    model = MODELS[model_name][1]()
     opt = torch.optim.Adam(model.parameters(), lr=1.2e-3)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
@@ -114,9 +133,9 @@ def train_pytorch(data, iterations, eval_every, seed):
     return {"examples_per_second": iterations * 60 / train_seconds, "test_accuracy": test_acc}
 
 
-def train_ticket(binary, data_dir, iterations, threads, seed):
+def train_ticket(binary, model_name, data_dir, iterations, threads, seed):
     with tempfile.TemporaryDirectory() as out:
-        cmd = [binary, "train", "--model", "lenet-300-100", "--data", data_dir,
+        cmd = [binary, "train", "--model", model_name, "--data", data_dir,
                "--iterations", str(iterations), "--threads", str(threads), "--seed", str(seed),
                "--out", out, "--json"]
         summary = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -126,6 +145,7 @@ def train_ticket(binary, data_dir, iterations, threads, seed):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=sorted(MODELS), default="lenet-300-100")
     p.add_argument("--iterations", type=int, default=3000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -137,13 +157,13 @@ def main():
     results = bc.Results("compare_train", a.threads, a.ticket)
     data = load(a.data, 5000)
     runs = bc.repeat(a.repeat, lambda r: {
-        "ticket": train_ticket(a.ticket, a.data, a.iterations, a.threads, a.seed),
-        "pytorch": train_pytorch(data, a.iterations, 100, a.seed)})
+        "ticket": train_ticket(a.ticket, a.model, a.data, a.iterations, a.threads, a.seed),
+        "pytorch": train_pytorch(a.model, data, a.iterations, 100, a.seed)})
     summary = {side: {k: bc.spread([r[side][k] for r in runs]) for k in runs[0][side]} for side in ("ticket", "pytorch")}
     speed = lambda side: summary[side]["examples_per_second"]["median"]
     accuracy = lambda side: summary[side]["test_accuracy"]["median"]
     summary["ratio_examples_per_second"] = bc.ratio(speed("ticket"), speed("pytorch"))
-    print(f"LeNet-300-100, Fashion-MNIST, batch 60, Adam, {a.iterations} iterations, "
+    print(f"{MODELS[a.model][0]}, Fashion-MNIST, batch 60, Adam, {a.iterations} iterations, "
           f"{a.threads} threads (torch {torch.__version__}); median of {a.repeat} repeats [min-max]")
     print(f"{'':10} {'train examples/s':>28} {'test accuracy %':>24}")
     for side in ("ticket", "pytorch"):
@@ -151,7 +171,7 @@ def main():
         print(f"{side:10} {bc.fmt_spread(summary[side]['examples_per_second'], 0):>28} {bc.fmt_spread(acc, 2):>24}")
     print(f"ratio ticket/pytorch: {bc.fmt_ratio(summary['ratio_examples_per_second'])} "
           f"examples/s, accuracy difference {100 * (accuracy('ticket') - accuracy('pytorch')):+.2f} pp")
-    results.write({"iterations": a.iterations, "seed": a.seed, "data": a.data, "repeat": a.repeat,
+    results.write({"model": a.model, "iterations": a.iterations, "seed": a.seed, "data": a.data, "repeat": a.repeat,
                    "summary": summary, "repeats": runs})
 
 

@@ -1,6 +1,8 @@
 //! One training step of LeNet-300-100 (batch 60, Adam: forward, backward, update), dense
 //! masked engine vs sparse engine, at the densities of the pruning levels. The crossover
-//! picks `ticket_train::engine::SPARSE_BELOW`.
+//! picks `ticket_train::engine::SPARSE_BELOW`. Then one dense step of LeNet-5 (conv 20@5x5,
+//! pool, conv 50@5x5, pool, fc 500, fc 10), the figure `benches/compare_train.py --model
+//! lenet-5` sets against PyTorch.
 //!
 //! `cargo bench --bench train_step` (or `just bench-train`). Examples/s = 60 / step time.
 
@@ -72,5 +74,28 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+fn bench_lenet5(c: &mut Criterion) {
+    let recipe = Recipe::resolve("lenet-5").unwrap();
+    let batch = recipe.train.batch_size;
+    let net =
+        init_net(&recipe.graph().unwrap(), Init::GlorotNormal, &mut SeededRng::new(0, "init"));
+    let mut rng = SeededRng::new(0, "bench");
+    let x: Vec<f32> = (0..batch * 784).map(|_| rng.uniform() as f32).collect();
+    let labels: Vec<u8> = (0..batch).map(|_| rng.below(10) as u8).collect();
+    let threads = rayon::current_num_threads();
+    let mut group = c.benchmark_group("train_step_lenet5_batch60");
+    group.throughput(Throughput::Elements(batch as u64));
+    for par in [Par::Rayon(threads.max(1)), Par::Seq] {
+        let mut engine = DenseEngine::new(net.clone(), &recipe.train, batch);
+        group.bench_function(format!("dense/{}-thread", par.threads()), |b| {
+            b.iter(|| {
+                engine.gradients(&x, &labels, par);
+                engine.update(par);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_lenet5);
 criterion_main!(benches);

@@ -57,6 +57,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let outcome = train(net, &splits, &recipe.train, &opts, &mut observer)?;
     observer.bar.finish_and_clear();
+    if let Some(reason) = outcome.dense_reason {
+        eprintln!("note: {reason}");
+    }
     write_history(&out, &outcome.history)?;
 
     let summary = json!({
@@ -72,6 +75,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "early_stop": outcome.early_stop,
         "final": outcome.last(),
         "train_examples_per_second": outcome.examples_per_second(),
+        "sparse": outcome.sparse,
+        "dense_reason": outcome.dense_reason,
         "recipe": recipe,
         "version": env!("CARGO_PKG_VERSION"),
     });

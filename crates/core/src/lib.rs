@@ -6,16 +6,20 @@
 //! - [`Network`] and [`checkpoint`]: weights, biases and masks, saved as dense safetensors.
 //! - [`csr_format`]: tensor names and metadata keys of the CSR model format.
 //! - [`tensor_file`]: named tensors in safetensors files, with errors that name the file.
+//! - [`linear`], [`conv`], [`pool`]: the dense forward of each layer kind.
 //! - [`sgemm`]: the one dense matrix product the trainer and the dense inference path call.
 //! - [`atomic`]: writes that are all-or-nothing.
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod conv;
 pub mod csr_format;
 pub mod dataset;
 pub mod error;
 pub mod graph;
+pub mod linear;
 pub mod network;
+pub mod pool;
 pub mod recipe;
 pub mod sgemm;
 pub mod tensor_file;

@@ -1,16 +1,19 @@
-//! The parameters of a multilayer perceptron with a pruning mask per weight matrix.
+//! The parameters of a model graph: weights, biases and a pruning mask per weighted layer, and
+//! the dense forward pass of the whole graph (the reference every other path is compared to).
 //!
-//! Weights are stored PyTorch-style, `[out, in]` row-major, so a layer computes
-//! `y = W x + b`. A mask entry of 1 keeps the weight, 0 prunes it; pruned weights are kept at
+//! Weights are stored PyTorch-style row-major, `[out, in]` or `[out, in, kh, kw]`, so a linear
+//! layer computes `y = W x + b`. A mask entry of 1 keeps the weight, 0 prunes it; pruned weights are kept at
 //! exactly 0.0 by everything that modifies an `Network`.
 
-use crate::sgemm::{sgemm, MatMut, MatRef};
-use crate::{Dataset, Graph, LayerShape, Par};
+use crate::conv::{conv2d_forward, Conv2dGeometry, ConvScratch};
+use crate::linear::{linear_forward, relu_in_place};
+use crate::pool::{avgpool2d_forward, maxpool2d_forward, PoolGeometry};
+use crate::{Dataset, Graph, Layer, LayerShape, Par};
 
 /// Examples evaluated per matrix product; bounds the activation memory of evaluation.
 const EVAL_CHUNK: usize = 1024;
 
-/// One linear layer.
+/// One weighted layer (linear or conv2d), its weight seen as the `[rows, cols]` matrix.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerParams {
     pub shape: LayerShape,
@@ -47,7 +50,7 @@ impl LayerParams {
     }
 }
 
-/// All layers of an MLP, input to output.
+/// A graph and the parameters of its weighted layers, input to output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
     pub graph: Graph,
@@ -77,23 +80,42 @@ impl Network {
         self.layers.iter_mut().for_each(LayerParams::apply_mask);
     }
 
-    /// Logits `[batch, outputs]` for inputs `[batch, inputs]` (row-major): `W x + b` per layer,
-    /// ReLU between layers. Masks are not re-applied: pruned weights are already zero.
+    /// Logits `[batch, outputs]` for inputs `[batch, inputs]` (row-major, each example C-order
+    /// as its input shape): every layer of the graph in turn, ReLU only where the graph has
+    /// one. Masks are not re-applied: pruned weights are already zero.
     pub fn logits(&self, inputs: &[f32], batch: usize, par: Par) -> Vec<f32> {
         assert_eq!(inputs.len(), batch * self.graph.inputs(), "logits: input length");
         let mut x = inputs.to_vec();
-        for (i, layer) in self.layers.iter().enumerate() {
-            let (rows, cols) = (layer.shape.rows, layer.shape.cols);
-            let mut y: Vec<f32> = layer.bias.iter().copied().cycle().take(batch * rows).collect();
-            sgemm(
-                MatMut::row_major(&mut y, batch, rows),
-                MatRef::row_major(&x, batch, cols),
-                MatRef::row_major(&layer.weight, rows, cols).t(),
-                1.0,
-                par,
-            );
-            if i + 1 < self.layers.len() {
-                y.iter_mut().for_each(|v| *v = v.max(0.0));
+        let mut params = self.layers.iter();
+        for (i, layer) in self.graph.layers().iter().enumerate() {
+            let input_shape = self.graph.input_shape_of(i);
+            if let Layer::Relu | Layer::Flatten = layer {
+                if *layer == Layer::Relu {
+                    relu_in_place(&mut x);
+                }
+                continue;
+            }
+            let mut y = vec![0.0f32; batch * self.graph.output_shape(i).iter().product::<usize>()];
+            match layer {
+                Layer::Linear { .. } => {
+                    let p = params.next().expect("one LayerParams per weighted layer");
+                    linear_forward(p.shape, &p.weight, &p.bias, &x, &mut y, batch, par);
+                }
+                Layer::Conv2d { .. } => {
+                    let p = params.next().expect("one LayerParams per weighted layer");
+                    let g = Conv2dGeometry::new(layer, input_shape).expect("the graph is checked");
+                    let mut scratch = ConvScratch::default();
+                    conv2d_forward(&g, (&p.weight, &p.bias), &x, &mut y, batch, par, &mut scratch);
+                }
+                Layer::Maxpool2d { .. } => {
+                    let g = PoolGeometry::new(layer, input_shape).expect("the graph is checked");
+                    maxpool2d_forward(&g, &x, &mut y, None, batch);
+                }
+                Layer::Avgpool2d { .. } => {
+                    let g = PoolGeometry::new(layer, input_shape).expect("the graph is checked");
+                    avgpool2d_forward(&g, &x, &mut y, batch);
+                }
+                Layer::Relu | Layer::Flatten => unreachable!("handled above"),
             }
             x = y;
         }
@@ -186,6 +208,93 @@ mod tests {
                 .collect(),
         };
         assert_eq!(net.accuracy(&data, Par::Seq), 1.0);
+    }
+
+    /// A net with every layer kind (conv with stride 2 and padding 1, a 1x1 conv, both pools,
+    /// flatten, linear, relu) against per-layer direct loops, one example at a time.
+    pub(crate) fn every_kind_graph() -> Graph {
+        let conv = |name: &str, inputs, outputs, k, stride, pad| Layer::Conv2d {
+            name: name.into(),
+            inputs,
+            outputs,
+            kernel: [k, k],
+            stride: [stride, stride],
+            padding: [pad, pad],
+        };
+        Graph::new(
+            vec![2, 9, 9],
+            vec![
+                conv("conv1", 2, 3, 3, 2, 1),
+                Layer::Relu,
+                conv("conv2", 3, 4, 1, 1, 0),
+                Layer::Maxpool2d { kernel: [2, 2], stride: Some([1, 1]) },
+                Layer::Relu,
+                Layer::Avgpool2d { kernel: [2, 2], stride: None },
+                Layer::Flatten,
+                Layer::Linear { name: "fc1".into(), inputs: 16, outputs: 5 },
+                Layer::Relu,
+                Layer::Linear { name: "fc2".into(), inputs: 5, outputs: 3 },
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn logits_of_every_layer_kind_match_direct_loops() {
+        use crate::conv::tests::naive_conv2d;
+        use crate::pool::tests::naive_pool;
+        let graph = every_kind_graph();
+        let mut net = Network::zeros(&graph);
+        for (l, layer) in net.layers.iter_mut().enumerate() {
+            for (i, w) in layer.weight.iter_mut().enumerate() {
+                *w = ((i * 7 + l * 3) % 11) as f32 / 8.0 - 0.6;
+            }
+            for (i, b) in layer.bias.iter_mut().enumerate() {
+                *b = i as f32 * 0.1 - 0.15;
+            }
+        }
+        let batch = 4;
+        let x: Vec<f32> =
+            (0..batch * graph.inputs()).map(|i| ((i * 13) % 9) as f32 / 4.0 - 1.0).collect();
+        for par in [Par::Seq, Par::Rayon(2)] {
+            let got = net.logits(&x, batch, par);
+            for b in 0..batch {
+                let mut a = x[b * graph.inputs()..(b + 1) * graph.inputs()].to_vec();
+                let mut params = net.layers.iter();
+                for (i, layer) in graph.layers().iter().enumerate() {
+                    let shape = graph.input_shape_of(i);
+                    a = match layer {
+                        Layer::Conv2d { .. } => {
+                            let p = params.next().unwrap();
+                            let g = Conv2dGeometry::new(layer, shape).unwrap();
+                            naive_conv2d(&g, &p.weight, &p.bias, &a)
+                        }
+                        Layer::Linear { .. } => {
+                            let p = params.next().unwrap();
+                            naive_linear(p, &a)
+                        }
+                        Layer::Maxpool2d { .. } | Layer::Avgpool2d { .. } => {
+                            let g = PoolGeometry::new(layer, shape).unwrap();
+                            naive_pool(&g, &a, matches!(layer, Layer::Maxpool2d { .. }))
+                        }
+                        Layer::Relu => a.iter().map(|v| v.max(0.0)).collect(),
+                        Layer::Flatten => a,
+                    };
+                }
+                for (g, w) in got[b * 3..(b + 1) * 3].iter().zip(&a) {
+                    assert!((g - w).abs() < 1e-4, "{g} vs {w}");
+                }
+            }
+        }
+    }
+
+    fn naive_linear(l: &LayerParams, a: &[f32]) -> Vec<f32> {
+        (0..l.shape.rows)
+            .map(|r| {
+                (0..l.shape.cols).map(|c| l.weight[r * l.shape.cols + c] * a[c]).sum::<f32>()
+                    + l.bias[r]
+            })
+            .collect()
     }
 
     #[test]

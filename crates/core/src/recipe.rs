@@ -103,6 +103,10 @@ pub struct TrainRecipe {
     /// SGD only: L2 penalty added to the gradient.
     #[serde(default)]
     pub weight_decay: f32,
+    /// Probability of dropping each input of the linear layers after the model's first weighted
+    /// layer, during training only (inverted dropout; 0 = none).
+    #[serde(default)]
+    pub dropout: f32,
 }
 
 /// How pruning picks weights.
@@ -251,7 +255,12 @@ impl Recipe {
         };
         positive("learning_rate", t.learning_rate)?;
         positive("epsilon", t.epsilon)?;
-        for (name, v) in [("beta1", t.beta1), ("beta2", t.beta2), ("momentum", t.momentum)] {
+        for (name, v) in [
+            ("beta1", t.beta1),
+            ("beta2", t.beta2),
+            ("momentum", t.momentum),
+            ("dropout", t.dropout),
+        ] {
             if !(0.0..1.0).contains(&v) {
                 return Err(format!("train.{name} must be in [0, 1), got {v}"));
             }

@@ -8,8 +8,11 @@
 //!   state only for kept weights; the cost shrinks with the ticket.
 //!
 //! [`engine_for`] picks the sparse engine below a density threshold chosen by measurement
-//! (`benches/train_step.rs`).
+//! (`benches/train_step.rs`). The sparse engine covers MLPs without dropout (its layers are
+//! linear with ReLU between them); any other model trains dense at every density, and
+//! [`dense_reason`] says why, so the choice is never silent.
 
+use crate::layers::Regularisation;
 use crate::network::{Gradients, LossStats, Workspace};
 use crate::optim::Optimizer;
 use crate::sparse::SparseEngine;
@@ -39,17 +42,37 @@ pub trait Engine: Send {
     fn net(&mut self) -> &Network;
 }
 
-/// The engine for `net`: sparse when fewer than `sparse_below` of its weights are kept.
+/// Why `net` trains dense although it is below `sparse_below` density, if it is: the sparse
+/// engine covers only MLPs trained without dropout.
+pub fn dense_reason(
+    net: &Network,
+    recipe: &TrainRecipe,
+    sparse_below: f64,
+) -> Option<&'static str> {
+    if net.density() >= sparse_below {
+        None
+    } else if !net.graph.is_mlp() {
+        Some("the sparse engine covers MLPs only; this graph trains with the dense engine")
+    } else if recipe.dropout > 0.0 {
+        Some("the sparse engine has no dropout; this run trains with the dense engine")
+    } else {
+        None
+    }
+}
+
+/// The engine for `net`: sparse when fewer than `sparse_below` of its weights are kept and
+/// the sparse engine covers the model ([`dense_reason`]); `seed` keys the dropout stream.
 pub fn engine_for(
     net: Network,
     recipe: &TrainRecipe,
     batch: usize,
     sparse_below: f64,
+    seed: u64,
 ) -> Box<dyn Engine> {
-    if net.density() < sparse_below {
+    if net.density() < sparse_below && dense_reason(&net, recipe, sparse_below).is_none() {
         Box::new(SparseEngine::new(&net, recipe, batch))
     } else {
-        Box::new(DenseEngine::new(net, recipe, batch))
+        Box::new(DenseEngine::with_seed(net, recipe, batch, seed))
     }
 }
 
@@ -63,11 +86,18 @@ pub struct DenseEngine {
 }
 
 impl DenseEngine {
-    pub fn new(mut net: Network, recipe: &TrainRecipe, batch: usize) -> Self {
+    /// Dense training of `net` (any recipe dropout drawn from seed 0's stream).
+    pub fn new(net: Network, recipe: &TrainRecipe, batch: usize) -> Self {
+        Self::with_seed(net, recipe, batch, 0)
+    }
+
+    /// Dense training of `net`; `seed` keys the stream of the recipe's dropout.
+    pub fn with_seed(mut net: Network, recipe: &TrainRecipe, batch: usize, seed: u64) -> Self {
         net.apply_masks();
+        let reg = Regularisation { dropout: recipe.dropout, seed };
         DenseEngine {
-            train: Workspace::new(&net, batch),
-            eval: Workspace::new(&net, EVAL_BATCH),
+            train: Workspace::with_regularisation(&net, batch, Some(reg)),
+            eval: Workspace::new(&net, Workspace::eval_capacity(&net, EVAL_BATCH)),
             grads: Gradients::zeros(&net),
             optimizer: Optimizer::for_net(recipe, &net),
             net,
@@ -90,5 +120,78 @@ impl Engine for DenseEngine {
 
     fn net(&mut self) -> &Network {
         &self.net
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::init_net;
+    use crate::rng::SeededRng;
+    use crate::trainer::{train, Silent, TrainOptions};
+    use ticket_core::recipe::Init;
+    use ticket_core::{DataSource, Recipe};
+
+    fn conv_recipe(iterations: usize, dropout: f32) -> Recipe {
+        let mut r = Recipe::resolve("digits-conv").unwrap();
+        r.train.iterations = iterations;
+        r.train.eval_every = 50;
+        r.train.dropout = dropout;
+        r
+    }
+
+    /// Conv weights under a mask: after every one of many Adam steps the pruned weights are
+    /// exactly zero and so is their optimizer state; the kept ones move.
+    #[test]
+    fn conv_masks_hold_over_many_steps() {
+        let recipe = conv_recipe(1, 0.0);
+        let splits = DataSource::Digits.load(recipe.train.validation_size).unwrap();
+        let mut net =
+            init_net(&recipe.graph().unwrap(), Init::GlorotNormal, &mut SeededRng::new(3, "init"));
+        let mut rng = SeededRng::new(5, "mask");
+        for layer in &mut net.layers {
+            layer.mask.iter_mut().for_each(|m| *m = (rng.uniform() < 0.5) as u8);
+        }
+        let start = net.clone();
+        let mut engine = DenseEngine::new(net, &recipe.train, 32);
+        let features = splits.train.features;
+        for step in 0..150 {
+            let first = (step * 32) % (splits.train.len() - 32);
+            let x = &splits.train.images[first * features..(first + 32) * features];
+            let labels = &splits.train.labels[first..first + 32];
+            engine.gradients(x, labels, Par::Rayon(2));
+            for (grad, layer) in engine.grads.weight.iter().zip(&engine.net.layers) {
+                assert!(grad.iter().zip(&layer.mask).any(|(&g, &m)| m == 0 && g != 0.0));
+            }
+            engine.update(Par::Rayon(2));
+            assert!(engine.optimizer.pruned_state_is_zero(), "step {step}");
+            for layer in &engine.net.layers {
+                assert!(layer.weight.iter().zip(&layer.mask).all(|(&w, &m)| m == 1 || w == 0.0));
+            }
+        }
+        for (before, after) in start.layers.iter().zip(&engine.net.layers) {
+            let moved = before.weight.iter().zip(&after.weight).filter(|(a, b)| a != b).count();
+            assert!(moved >= before.kept() * 9 / 10, "{moved} of {}", before.kept());
+        }
+    }
+
+    /// The same seed and thread count give bit-identical conv runs, dropout included; another
+    /// seed gives another run.
+    #[test]
+    fn conv_runs_with_dropout_repeat_bit_for_bit() {
+        let recipe = conv_recipe(60, 0.3);
+        let splits = DataSource::Digits.load(recipe.train.validation_size).unwrap();
+        let graph = recipe.graph().unwrap();
+        let run = |seed, par| {
+            let net = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(4, "init"));
+            let opts = TrainOptions::new(seed, par);
+            train(net, &splits, &recipe.train, &opts, &mut Silent).unwrap()
+        };
+        for par in [Par::Seq, Par::Rayon(2)] {
+            let (a, b) = (run(1, par), run(1, par));
+            assert_eq!(a.net, b.net);
+            assert_eq!(a.history, b.history);
+        }
+        assert_ne!(run(1, Par::Seq).net, run(2, Par::Seq).net);
     }
 }

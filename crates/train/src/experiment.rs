@@ -112,6 +112,10 @@ pub struct RunSummary {
     /// Whether the sparse engine trained the run.
     #[serde(default)]
     pub sparse: bool,
+    /// Why the run trained dense although it was below the sparse threshold (see
+    /// [`crate::engine::dense_reason`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense_reason: Option<String>,
     pub train_seconds: f64,
     /// Time spent evaluating on validation and test.
     #[serde(default)]
@@ -138,6 +142,7 @@ impl RunSummary {
                 _ => None,
             },
             sparse: outcome.sparse,
+            dense_reason: outcome.dense_reason.map(str::to_string),
             train_seconds: outcome.train_seconds,
             eval_seconds: outcome.eval_seconds,
             examples_per_second: outcome.examples_per_second(),
@@ -350,6 +355,10 @@ pub(crate) mod tests {
         other.seed = 3;
         let err = Experiment::open_or_create(&exp, other).err().unwrap().to_string();
         assert!(err.contains("seed was 0, now 3"), "{err}");
+        let mut other = spec();
+        other.recipe.train.dropout = 0.5;
+        let err = Experiment::open_or_create(&exp, other).err().unwrap().to_string();
+        assert!(err.contains("recipe.train.dropout was 0.0, now 0.5"), "{err}");
     }
 
     #[test]
@@ -375,6 +384,7 @@ pub(crate) mod tests {
             iterations: 0,
             stopped_early: None,
             sparse: false,
+            dense_reason: None,
             train_seconds: 0.0,
             eval_seconds: 0.0,
             examples_per_second: 0.0,

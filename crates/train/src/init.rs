@@ -1,4 +1,5 @@
-//! Weight initialisation: Glorot (Xavier) normal, as the paper, or Kaiming (He) normal, with
+//! Weight initialisation: Glorot (Xavier) normal, as the paper, or Kaiming (He) normal (fans of
+//! conv weights counted over the kernel, as PyTorch), with
 //! zero biases and full masks, drawn from the run's `init` stream.
 
 use crate::rng::SeededRng;
@@ -8,13 +9,21 @@ use ticket_core::{Graph, Network};
 /// A fresh network for `graph` from `rng`.
 pub fn init_net(graph: &Graph, init: Init, rng: &mut SeededRng) -> Network {
     let mut net = Network::zeros(graph);
-    for layer in &mut net.layers {
-        let std = init_std(init, layer.shape.cols, layer.shape.rows);
+    for (layer, weighted) in net.layers.iter_mut().zip(graph.weighted()) {
+        let (fan_in, fan_out) = fans(&weighted.dims);
+        let std = init_std(init, fan_in, fan_out);
         for w in &mut layer.weight {
             *w = (rng.normal() * std) as f32;
         }
     }
     net
+}
+
+/// Fan-in and fan-out of a weight of shape `[out, in, ...]`, as PyTorch counts them: `in` and
+/// `out` times the receptive field (`kh * kw` for conv2d, 1 for linear).
+pub fn fans(dims: &[usize]) -> (usize, usize) {
+    let receptive: usize = dims[2..].iter().product();
+    (dims[1] * receptive, dims[0] * receptive)
 }
 
 /// Standard deviation of the initial weights of a layer (PyTorch's `xavier_normal_` and

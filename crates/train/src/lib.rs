@@ -1,4 +1,4 @@
-//! ticket-train: forward and backward passes of the MLP, Adam and SGD, the trainer, the
+//! ticket-train: forward and backward passes of model graphs (one module per layer kind), Adam and SGD, the trainer, the
 //! iterative-magnitude-pruning driver that finds winning tickets, and the charts of its reports.
 
 pub mod engine;
@@ -6,6 +6,7 @@ pub mod error;
 pub mod experiment;
 pub mod imp;
 pub mod init;
+pub mod layers;
 pub mod network;
 pub mod optim;
 pub mod plot;

@@ -1,21 +1,33 @@
-//! Forward and backward passes of the MLP on a batch, through the core `sgemm`.
+//! Forward and backward passes of a model graph on a batch, layer by layer through the ops of
+//! [`crate::layers`], and the loss: the mean softmax cross-entropy of the logits.
 //!
-//! Layouts are row-major with one example per row: activations `[batch, width]`, weights
-//! `[out, in]`. A layer computes `Y = X W^T + b`, ReLU on every layer but the last, and the loss
-//! is the mean softmax cross-entropy. Backward computes, per layer, `dW = dZ^T X`,
-//! `db = sum_batch dZ` and, except for the first layer, `dX = dZ W`. Pruned weights are zero in
-//! `W`, so they contribute nothing forward; their gradients are masked by the optimizer.
+//! Layouts are row-major with one example per row (`[batch, values]`, each example C-order).
+//! Backward runs from the logits down to the first weighted layer; no gradient is computed for
+//! the input data. Pruned weights are zero in `W`, so they contribute nothing forward; their
+//! gradients are masked by the optimizer.
 
-use ticket_core::sgemm::{sgemm, MatMut, MatRef};
+use crate::layers::{self, Backward, LayerOp, Mode, ParamGrads, Regularisation};
 use ticket_core::{Dataset, Network, Par};
 
-/// Buffers for one batch size, reused across steps so the hot loop never allocates.
+pub(crate) use crate::layers::relu::relu_backward;
+
+/// Activation values a workspace may hold for evaluation (64 Mi floats, 256 MiB): evaluation
+/// batches of wide conv nets are cut down to fit.
+const MAX_EVAL_VALUES: usize = 1 << 26;
+
+/// Ops and buffers for one batch size, reused across steps so the hot loop never allocates.
 pub struct Workspace {
     capacity: usize,
-    /// Output of each layer (after ReLU for hidden layers, logits for the last).
+    ops: Vec<Box<dyn LayerOp>>,
+    /// Per graph layer, the index of its parameters in `Network::layers` (weighted layers).
+    params: Vec<Option<usize>>,
+    /// Values per example of each layer's output.
+    widths: Vec<usize>,
+    /// Output of each layer.
     acts: Vec<Vec<f32>>,
-    /// Gradient of the loss with respect to each layer's pre-activation.
-    deltas: Vec<Vec<f32>>,
+    /// Gradient of the loss with respect to each layer's output (allocated by the first
+    /// backward pass, so evaluation-only workspaces do not pay for it).
+    grads: Vec<Vec<f32>>,
 }
 
 /// Gradients of every parameter, shaped like the [`Network`].
@@ -60,41 +72,60 @@ impl LossStats {
 }
 
 impl Workspace {
-    /// Buffers for batches of up to `capacity` examples.
+    /// Buffers for batches of up to `capacity` examples, without dropout.
     pub fn new(net: &Network, capacity: usize) -> Self {
-        let widths = net.layers.iter().map(|l| l.shape.rows);
+        Self::with_regularisation(net, capacity, None)
+    }
+
+    /// Buffers for training batches of up to `capacity` examples with the recipe's dropout.
+    pub fn with_regularisation(
+        net: &Network,
+        capacity: usize,
+        reg: Option<Regularisation>,
+    ) -> Self {
+        let graph = &net.graph;
+        let mut params = vec![None; graph.layers().len()];
+        for (k, w) in graph.weighted().iter().enumerate() {
+            params[w.index] = Some(k);
+        }
+        let widths: Vec<usize> =
+            (0..graph.layers().len()).map(|i| graph.output_shape(i).iter().product()).collect();
         Workspace {
             capacity,
-            acts: widths.clone().map(|w| vec![0.0; w * capacity]).collect(),
-            deltas: widths.map(|w| vec![0.0; w * capacity]).collect(),
+            ops: layers::build(graph, capacity, reg),
+            params,
+            acts: widths.iter().map(|w| vec![0.0; w * capacity]).collect(),
+            widths,
+            grads: Vec::new(),
         }
+    }
+
+    /// A capacity for evaluation batches: `wanted`, or fewer where the activations of `net`
+    /// would exceed [`MAX_EVAL_VALUES`].
+    pub fn eval_capacity(net: &Network, wanted: usize) -> usize {
+        let per_example: usize = (0..net.graph.layers().len())
+            .map(|i| net.graph.output_shape(i).iter().product::<usize>())
+            .sum();
+        wanted.min(MAX_EVAL_VALUES / per_example.max(1)).max(1)
     }
 
     /// Runs the batch `x` (`[batch, inputs]`) forward and returns the logits `[batch, outputs]`.
     pub fn forward(&mut self, net: &Network, x: &[f32], batch: usize, par: Par) -> &[f32] {
+        self.run_forward(net, x, batch, Mode::Eval, par);
+        let last = self.acts.len() - 1;
+        &self.acts[last][..batch * net.graph.outputs()]
+    }
+
+    fn run_forward(&mut self, net: &Network, x: &[f32], batch: usize, mode: Mode, par: Par) {
         assert!(batch <= self.capacity, "batch {batch} exceeds workspace {}", self.capacity);
         assert_eq!(x.len(), batch * net.graph.inputs(), "forward: input length");
-        let last = net.layers.len() - 1;
-        for (l, layer) in net.layers.iter().enumerate() {
-            let (rows, cols) = (layer.shape.rows, layer.shape.cols);
-            let (before, rest) = self.acts.split_at_mut(l);
-            let input = if l == 0 { x } else { &before[l - 1][..batch * cols] };
-            let out = &mut rest[0][..batch * rows];
-            for row in out.chunks_exact_mut(rows) {
-                row.copy_from_slice(&layer.bias);
-            }
-            sgemm(
-                MatMut::row_major(out, batch, rows),
-                MatRef::row_major(input, batch, cols),
-                MatRef::row_major(&layer.weight, rows, cols).t(),
-                1.0,
-                par,
-            );
-            if l < last {
-                relu(out);
-            }
+        for i in 0..self.ops.len() {
+            let (before, rest) = self.acts.split_at_mut(i);
+            let input = if i == 0 { x } else { &before[i - 1][..batch * self.widths[i - 1]] };
+            let output = &mut rest[0][..batch * self.widths[i]];
+            let params = self.params[i].map(|k| &net.layers[k]);
+            self.ops[i].forward(params, input, output, batch, mode, par);
         }
-        &self.acts[last][..batch * net.graph.outputs()]
     }
 
     /// Forward, loss, and backward into `grads` (overwritten) for one batch.
@@ -107,40 +138,40 @@ impl Workspace {
         par: Par,
     ) -> LossStats {
         let batch = labels.len();
-        self.forward(net, x, batch, par);
-        let last = net.layers.len() - 1;
+        self.run_forward(net, x, batch, Mode::Train, par);
+        if self.grads.is_empty() {
+            self.grads = self.widths.iter().map(|w| vec![0.0; w * self.capacity]).collect();
+        }
+        let last = self.ops.len() - 1;
         let classes = net.graph.outputs();
         let stats = softmax_cross_entropy(
             &self.acts[last][..batch * classes],
             labels,
             classes,
-            Some(&mut self.deltas[last][..batch * classes]),
+            Some(&mut self.grads[last][..batch * classes]),
         );
-        for l in (0..net.layers.len()).rev() {
-            let layer = &net.layers[l];
-            let (rows, cols) = (layer.shape.rows, layer.shape.cols);
-            let (lower, upper) = self.deltas.split_at_mut(l);
-            let delta = &upper[0][..batch * rows];
-            let input = if l == 0 { x } else { &self.acts[l - 1][..batch * cols] };
-            sgemm(
-                MatMut::row_major(&mut grads.weight[l], rows, cols),
-                MatRef::row_major(delta, batch, rows).t(),
-                MatRef::row_major(input, batch, cols),
-                0.0,
+        let first_weighted = net.graph.weighted()[0].index;
+        let mut weight_grads: Vec<_> = grads.weight.iter_mut().map(Some).collect();
+        let mut bias_grads: Vec<_> = grads.bias.iter_mut().map(Some).collect();
+        for i in (first_weighted..=last).rev() {
+            let (lower, upper) = self.grads.split_at_mut(i);
+            let d_input =
+                (i > first_weighted).then(|| &mut lower[i - 1][..batch * self.widths[i - 1]]);
+            let input = if i == 0 { x } else { &self.acts[i - 1][..batch * self.widths[i - 1]] };
+            let grads = self.params[i].map(|k| ParamGrads {
+                weight: weight_grads[k].take().expect("one weighted layer per index"),
+                bias: bias_grads[k].take().expect("one weighted layer per index"),
+            });
+            self.ops[i].backward(Backward {
+                params: self.params[i].map(|k| &net.layers[k]),
+                input,
+                output: &self.acts[i][..batch * self.widths[i]],
+                d_output: &upper[0][..batch * self.widths[i]],
+                d_input,
+                grads,
+                batch,
                 par,
-            );
-            column_sums(delta, rows, &mut grads.bias[l]);
-            if l > 0 {
-                let below = &mut lower[l - 1][..batch * cols];
-                sgemm(
-                    MatMut::row_major(below, batch, cols),
-                    MatRef::row_major(delta, batch, rows),
-                    MatRef::row_major(&layer.weight, rows, cols),
-                    0.0,
-                    par,
-                );
-                relu_backward(below, &self.acts[l - 1][..batch * cols]);
-            }
+            });
         }
         stats
     }
@@ -189,35 +220,11 @@ pub fn softmax_cross_entropy(
     stats
 }
 
-fn relu(values: &mut [f32]) {
-    for v in values {
-        *v = v.max(0.0);
-    }
-}
-
-/// `grad *= (activation > 0)`: ReLU passes gradient only where it was active.
-pub(crate) fn relu_backward(grad: &mut [f32], activation: &[f32]) {
-    for (g, &a) in grad.iter_mut().zip(activation) {
-        if a <= 0.0 {
-            *g = 0.0;
-        }
-    }
-}
-
-/// `out[j] = sum_b m[b, j]` for a row-major `[batch, cols]` matrix.
-fn column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
-    out.fill(0.0);
-    for row in m.chunks_exact(cols) {
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o += v;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::init::init_net;
+    use crate::layers::Regularisation;
     use crate::rng::SeededRng;
     use ticket_core::recipe::Init;
     use ticket_core::Graph;
@@ -288,6 +295,121 @@ mod tests {
             }
         }
         assert!(checked > 40, "{checked}");
+    }
+
+    /// A small net with every layer kind: conv with stride 2 and padding 1, a 1x1 conv, both
+    /// pools, flatten, linear and relu; a quarter of every layer's weights pruned.
+    fn every_kind(seed: u64) -> (Network, Vec<f32>, Vec<u8>) {
+        let graph = Graph::from_json(
+            r#"{"input": [1, 10, 10], "layers": [
+                {"op": "conv2d", "name": "conv1", "in": 1, "out": 3, "kernel": [3, 3],
+                 "stride": [2, 2], "padding": [1, 1]},
+                {"op": "maxpool2d", "kernel": [2, 2], "stride": [1, 1]},
+                {"op": "relu"},
+                {"op": "conv2d", "name": "conv2", "in": 3, "out": 4, "kernel": [1, 1]},
+                {"op": "relu"},
+                {"op": "avgpool2d", "kernel": [2, 2]},
+                {"op": "flatten"},
+                {"op": "linear", "name": "fc1", "in": 16, "out": 6},
+                {"op": "relu"},
+                {"op": "linear", "name": "fc2", "in": 6, "out": 3}]}"#,
+        )
+        .unwrap();
+        let mut rng = SeededRng::new(seed, "init");
+        let mut net = init_net(&graph, Init::KaimingNormal, &mut rng);
+        for layer in &mut net.layers {
+            for b in &mut layer.bias {
+                *b = (rng.normal() * 0.1) as f32;
+            }
+            for i in (1..layer.mask.len()).step_by(4) {
+                layer.mask[i] = 0;
+            }
+            layer.apply_mask();
+        }
+        let batch = 5;
+        let x: Vec<f32> = (0..batch * graph.inputs()).map(|_| rng.normal() as f32).collect();
+        let labels: Vec<u8> = (0..batch).map(|_| rng.below(3) as u8).collect();
+        (net, x, labels)
+    }
+
+    /// Every analytic gradient (weights and biases of both convs and both linears) against a
+    /// central finite difference of the loss.
+    fn check_gradients(net: &Network, x: &[f32], labels: &[u8], par: Par) -> usize {
+        let mut ws = Workspace::new(net, labels.len());
+        let mut grads = Gradients::zeros(net);
+        ws.backward(net, x, labels, &mut grads, par);
+        let h = 3e-3f32;
+        let numeric = |net: &Network, bump: &dyn Fn(&mut Network, f32)| {
+            let (mut plus, mut minus) = (net.clone(), net.clone());
+            bump(&mut plus, h);
+            bump(&mut minus, -h);
+            (mean_loss(&plus, x, labels) - mean_loss(&minus, x, labels)) / (2.0 * h as f64)
+        };
+        let mut checked = 0;
+        for l in 0..net.layers.len() {
+            for i in 0..net.layers[l].weight.len() {
+                if net.layers[l].mask[i] == 0 {
+                    assert_eq!(net.layers[l].weight[i], 0.0);
+                    continue;
+                }
+                let n = numeric(net, &|n, d| n.layers[l].weight[i] += d);
+                let a = grads.weight[l][i] as f64;
+                assert!((n - a).abs() < 2e-3 * (1.0 + n.abs()), "layer {l} weight {i}: {n} vs {a}");
+                checked += 1;
+            }
+            for i in 0..net.layers[l].bias.len() {
+                let n = numeric(net, &|n, d| n.layers[l].bias[i] += d);
+                let a = grads.bias[l][i] as f64;
+                assert!((n - a).abs() < 2e-3 * (1.0 + n.abs()), "layer {l} bias {i}: {n} vs {a}");
+                checked += 1;
+            }
+        }
+        checked
+    }
+
+    #[test]
+    fn conv_net_gradients_match_finite_differences() {
+        // Finite differences are meaningless where a step of h crosses a kink (a ReLU at 0, a
+        // max-pool changing its winner); this seed's weights and inputs have none within h.
+        let (net, x, labels) = every_kind(22);
+        assert!(!net.graph.is_mlp());
+        let checked = check_gradients(&net, &x, &labels, Par::Seq);
+        assert!(checked > 100, "{checked}");
+        // The same with the batch split over two threads.
+        check_gradients(&net, &x, &labels, Par::Rayon(2));
+        // The workspace's logits are the core's dense forward.
+        let mut ws = Workspace::new(&net, labels.len());
+        let a = ws.forward(&net, &x, labels.len(), Par::Seq).to_vec();
+        let b = net.logits(&x, labels.len(), Par::Seq);
+        assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-5), "{a:?} vs {b:?}");
+    }
+
+    /// Dropout is for training only: evaluation gives the plain logits, training steps with
+    /// the same seed repeat bit for bit and differ from steps without dropout.
+    #[test]
+    fn dropout_acts_in_training_only_and_repeats_for_a_seed() {
+        let graph: Graph = "6-8-8-3".parse().unwrap();
+        let net = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(2, "init"));
+        let x: Vec<f32> = (0..4 * 6).map(|i| (i % 7) as f32 / 3.0 - 1.0).collect();
+        let labels = [0u8, 1, 2, 1];
+        let reg = Some(Regularisation { dropout: 0.5, seed: 9 });
+        let step = |reg| {
+            let mut ws = Workspace::with_regularisation(&net, 4, reg);
+            let mut grads = Gradients::zeros(&net);
+            let stats = ws.backward(&net, &x, &labels, &mut grads, Par::Seq);
+            let eval = ws.forward(&net, &x, 4, Par::Seq).to_vec();
+            (stats.loss_sum, grads, eval)
+        };
+        let (loss_a, grads_a, eval_a) = step(reg);
+        let (loss_b, grads_b, _) = step(reg);
+        let (loss_plain, grads_plain, eval_plain) = step(None);
+        assert_eq!((loss_a, &grads_a), (loss_b, &grads_b));
+        assert_ne!(grads_a, grads_plain);
+        assert_ne!(loss_a, loss_plain);
+        assert_eq!(eval_a, eval_plain);
+        // The first layer's input (the data) is never dropped: its gradient only sees dropout
+        // through the layers above, and fc1's weight gradient is not zeroed column-wise.
+        assert!(grads_a.weight[0].iter().any(|&g| g != 0.0));
     }
 
     #[test]

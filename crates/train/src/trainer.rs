@@ -9,7 +9,7 @@
 //! plateau, or when the mask that pruning would draw stops changing (an early-bird ticket,
 //! You et al. 2020).
 
-use crate::engine::engine_for;
+use crate::engine::{dense_reason, engine_for};
 use crate::network::LossStats;
 use crate::rng::SeededRng;
 use crate::{Error, Result};
@@ -52,7 +52,7 @@ impl std::fmt::Debug for EarlyBird {
 /// What a run does besides the recipe.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
-    /// Seed of the batch order (stream `batches`).
+    /// Seed of the batch order (stream `batches`) and of dropout (stream `dropout`).
     pub seed: u64,
     pub par: Par,
     /// Iterations at which the observer receives a snapshot (0 and the end are always sent).
@@ -147,6 +147,8 @@ pub struct TrainOutcome {
     pub examples_trained: usize,
     /// Whether the sparse engine trained this run.
     pub sparse: bool,
+    /// Why the run trained dense below the sparse threshold, if it did.
+    pub dense_reason: Option<&'static str>,
 }
 
 impl TrainOutcome {
@@ -171,10 +173,11 @@ pub fn train(
     net.apply_masks();
     let batch = recipe.batch_size.min(splits.train.len());
     let features = splits.train.features;
-    let sparse = net.density() < opts.sparse_below;
+    let dense_reason = dense_reason(&net, recipe, opts.sparse_below);
+    let sparse = net.density() < opts.sparse_below && dense_reason.is_none();
     observer.on_snapshot(0, false, &net)?;
     let mut last_good = (0, net.clone());
-    let mut engine = engine_for(net, recipe, batch, opts.sparse_below);
+    let mut engine = engine_for(net, recipe, batch, opts.sparse_below, opts.seed);
     let mut batches = BatchOrder::new(splits.train.len(), opts.seed);
     let mut x = vec![0.0f32; batch * features];
     let mut labels = vec![0u8; batch];
@@ -273,6 +276,7 @@ pub fn train(
         eval_seconds,
         examples_trained,
         sparse,
+        dense_reason,
     })
 }
 

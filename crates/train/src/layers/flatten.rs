@@ -1,0 +1,27 @@
+//! Flatten: `[C, H, W]` to `[C*H*W]` per example. The values are already in C order, so both
+//! passes are copies.
+
+use super::{Backward, LayerOp, Mode};
+use ticket_core::{LayerParams, Par};
+
+pub struct Flatten;
+
+impl LayerOp for Flatten {
+    fn forward(
+        &mut self,
+        _: Option<&LayerParams>,
+        input: &[f32],
+        output: &mut [f32],
+        _: usize,
+        _: Mode,
+        _: Par,
+    ) {
+        output.copy_from_slice(input);
+    }
+
+    fn backward(&mut self, pass: Backward<'_>) {
+        if let Some(d_input) = pass.d_input {
+            d_input.copy_from_slice(pass.d_output);
+        }
+    }
+}
