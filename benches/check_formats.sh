@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # The model files ticket writes, read by independent readers: builds ticket, finds a small
-# pruned MLP ticket on the embedded digits (two levels, 100 iterations each) and writes a conv
-# checkpoint (the digits-conv graph with random weights and masks, or trained when
-# TICKET_CONV_TRAINED=1), exports both with f32, f16 and bf16 values, and runs
+# pruned MLP ticket and a pruned conv ticket (digits-mlp and digits-conv, one or two levels of 100
+# iterations) and a conv checkpoint with random weights and masks, exports each with f32, f16 and
+# bf16 values, and runs
 # benches/read_dense_checkpoint.py and benches/read_csr_model.py on every file, in a virtual
 # environment with only numpy, scipy and safetensors. The CSR readers assert the logits against
 # the dense checkpoint (per value dtype), the export report's byte counts against the files and
-# `ticket infer --input/--output` against the reference reader (for conv models only when
-# TICKET_CONV_INFER=1). The version-1 fixtures are read too. Exits non-zero on any failure.
+# `ticket infer --input/--output` against the reference reader. The version-1 fixtures are read too. Exits non-zero on any failure.
 #
 #     benches/check_formats.sh            # or: just check-formats
 set -euo pipefail
@@ -35,15 +34,13 @@ mkdir -p "$out"
     --out "$out/mlp" > /dev/null
 mlp_dense="$out/mlp/level_02/final.safetensors"
 
-# Conv: the digits-conv graph (conv2d with padding, maxpool2d, flatten, linear).
-conv_dense="$out/conv.safetensors"
-if [ "${TICKET_CONV_TRAINED:-0}" = 1 ]; then
-    "$ticket" find --model digits-conv --levels 1 --iterations 100 --threads 1 --no-export \
-        --out "$out/conv" > /dev/null
-    cp "$out/conv/level_01/final.safetensors" "$conv_dense"
-else
-    "$random_checkpoint" digits-conv "$conv_dense" 0.3 7
-fi
+# Conv: the digits-conv graph (conv2d with padding, maxpool2d, flatten, linear), trained and
+# pruned, and with random weights and masks.
+"$ticket" find --model digits-conv --levels 1 --iterations 100 --threads 1 --no-export \
+    --out "$out/conv" > /dev/null
+conv_dense="$out/conv/level_01/final.safetensors"
+random_dense="$out/random-conv.safetensors"
+"$random_checkpoint" digits-conv "$random_dense" 0.3 7
 
 check() { # NAME DENSE INFER(0/1)
     local name="$1" dense="$2" infer="$3"
@@ -57,7 +54,8 @@ check() { # NAME DENSE INFER(0/1)
     done
 }
 check mlp "$mlp_dense" 1
-check conv "$conv_dense" "${TICKET_CONV_INFER:-0}"
+check conv "$conv_dense" 1
+check random-conv "$random_dense" 1
 
 # Version 1 (MLP `arch`) files written by an earlier ticket stay readable.
 v1=crates/export/tests/fixtures/v1

@@ -348,10 +348,8 @@ fn a_model_wider_than_the_data_is_refused_before_its_dense_copy_is_built() {
 }
 
 /// `ticket infer` runs the valid conv model on the digits and on a batch file, under the same
-/// memory limit as the damaged cases. Conv inference is not in this build yet (the MLP kernels
-/// panic on a conv graph): run with `--ignored`; remove the `ignore` once it is.
+/// memory limit as the damaged cases.
 #[test]
-#[ignore = "needs conv inference in `ticket infer`"]
 fn valid_conv_model_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let model = valid("conv-model.safetensors");

@@ -159,12 +159,6 @@ fn ship_ticket(
         t.file_ratio,
         t.bits_per_kept_weight.unwrap_or(f64::NAN)
     );
-    if !source.net.graph.is_mlp() {
-        // The sparse kernels of ticket-infer run MLPs; conv graphs have no sparse path yet.
-        println!("  inference    skipped: the sparse inference path runs MLPs only");
-        println!("  ticket file  {}", report.output.display());
-        return Ok(());
-    }
     let model = SparseModel::load(&report.output)?;
     let speed = super::infer::bench(&model, &model.to_dense(), &splits.test.images, par)?;
     let us = |path: &str, key: &str| speed[path][key].as_f64().unwrap_or(f64::NAN);

@@ -252,7 +252,8 @@ impl Graph {
     pub fn new(input: Vec<usize>, mut layers: Vec<Layer>) -> Result<Graph> {
         // Files always carry a pool's stride, so readers never need the default.
         for layer in &mut layers {
-            if let Layer::Maxpool2d { kernel, stride } | Layer::Avgpool2d { kernel, stride } = layer {
+            if let Layer::Maxpool2d { kernel, stride } | Layer::Avgpool2d { kernel, stride } = layer
+            {
                 stride.get_or_insert(*kernel);
             }
         }
