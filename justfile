@@ -56,7 +56,7 @@ check-reader-torch: setup
 # The paper's experiment on Fashion-MNIST (3,000 iterations per level instead of 50,000), with
 # the random-reinit control, then its report.
 paper-fmnist:
-    cargo run --release -- find --model lenet-300-100 --dataset fashion-mnist --iterations 3000 --levels 18 --reinit-control --out runs/paper-fmnist --no-export
+    cargo run --release -- find --model lenet-300-100 --dataset fashion-mnist --iterations 3000 --levels 18 --reinit-control --threads 1 --out runs/paper-fmnist --no-export
     cargo run --release -- report runs/paper-fmnist
 
 # The whole IMP protocol timed end to end, ticket vs PyTorch, 3 runs of each, with per-level

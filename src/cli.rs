@@ -73,7 +73,8 @@ pub enum DatasetName {
 /// Training knobs shared by `find` and `train`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Recipe file, or the name of a shipped one (digits-mlp, lenet-300-100).
+    /// Recipe file, or the name of a shipped one (digits-mlp, digits-conv, lenet-300-100,
+    /// lenet-5, conv-2, conv-4, conv-6).
     #[arg(long, value_name = "FILE", default_value = "digits-mlp")]
     pub model: String,
     #[command(flatten)]
@@ -81,6 +82,10 @@ pub struct RunArgs {
     /// Training iterations per run (overrides the recipe).
     #[arg(long, value_name = "N")]
     pub iterations: Option<usize>,
+    /// Evaluate on validation and test every N iterations (overrides the recipe; the early-stop
+    /// iteration is found on this grid, and evaluation of conv nets costs as much as training).
+    #[arg(long, value_name = "N")]
+    pub eval_every: Option<usize>,
     /// Seed of initialisation, batch order and controls; same seed and threads, same result.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

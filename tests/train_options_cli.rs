@@ -120,3 +120,23 @@ fn sparse_below_trains_sparse_levels_near_the_dense_engines_accuracy() {
     }
     assert!((accuracy[0] - accuracy[1]).abs() <= ENGINE_TOLERANCE, "{accuracy:?}");
 }
+
+/// `--eval-every N` replaces the recipe's evaluation interval: the metrics hold one row per N
+/// iterations of the small recipe (300 iterations), from 0 to the end.
+#[test]
+fn eval_every_sets_the_evaluation_grid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train_small(tmp.path(), "run", &["--eval-every", "75"]);
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let iterations: Vec<usize> =
+        csv.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(iterations, [0, 75, 150, 225, 300]);
+    let out = ticket(&[
+        "train",
+        "--eval-every",
+        "0",
+        "--out",
+        &tmp.path().join("x").display().to_string(),
+    ]);
+    assert_clean_failure(&out, "eval_every must be at least 1");
+}

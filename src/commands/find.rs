@@ -167,9 +167,13 @@ fn ship_ticket(
         ("batch 1024", "batch1024_us_per_sample", "us per example"),
     ] {
         let (dense, sparse) = (us("dense", key), us("sparse", key));
+        let verdict = if sparse <= dense {
+            format!("{:.1}x faster", dense / sparse)
+        } else {
+            format!("{:.1}x slower", sparse / dense)
+        };
         println!(
-            "  inference    {label:<10} dense {dense:.3} -> sparse {sparse:.3} {unit} ({:.1}x faster)",
-            dense / sparse
+            "  inference    {label:<10} dense {dense:.3} -> sparse {sparse:.3} {unit} ({verdict})"
         );
     }
     println!("  ticket file  {}", report.output.display());

@@ -49,6 +49,9 @@ impl RunArgs {
         if let Some(n) = self.iterations {
             recipe.train.iterations = n;
         }
+        if let Some(n) = self.eval_every {
+            recipe.train.eval_every = n;
+        }
         recipe.validate().map_err(|problem| anyhow::anyhow!("{}: {problem}", self.model))?;
         Ok(recipe)
     }
