@@ -6,7 +6,7 @@
 //! the input data. Pruned weights are zero in `W`, so they contribute nothing forward; their
 //! gradients are masked by the optimizer.
 
-use crate::layers::{self, Backward, LayerOp, Mode, ParamGrads, Regularisation};
+use crate::layers::{self, Backward, Forward, LayerOp, Mode, ParamGrads, Regularisation};
 use ticket_core::{Dataset, Network, Par};
 
 pub(crate) use crate::layers::relu::relu_backward;
@@ -124,7 +124,7 @@ impl Workspace {
             let input = if i == 0 { x } else { &before[i - 1][..batch * self.widths[i - 1]] };
             let output = &mut rest[0][..batch * self.widths[i]];
             let params = self.params[i].map(|k| &net.layers[k]);
-            self.ops[i].forward(params, input, output, batch, mode, par);
+            self.ops[i].forward(Forward { params, input, output, batch, mode, par });
         }
     }
 

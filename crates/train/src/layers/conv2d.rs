@@ -6,11 +6,11 @@
 //! buffer and the buffers are added in a fixed order, so a run is bit-identical for a given
 //! thread count.
 
-use super::{Backward, LayerOp, Mode};
+use super::{Backward, Forward, LayerOp};
 use rayon::prelude::*;
 use ticket_core::conv::{col2im_add, conv2d_forward, patches, Conv2dGeometry, ConvScratch};
 use ticket_core::sgemm::{sgemm, MatMut, MatRef};
-use ticket_core::{Layer, LayerParams, Par};
+use ticket_core::{Layer, Par};
 
 pub struct Conv2d {
     g: Conv2dGeometry,
@@ -39,15 +39,8 @@ impl Conv2d {
 }
 
 impl LayerOp for Conv2d {
-    fn forward(
-        &mut self,
-        params: Option<&LayerParams>,
-        input: &[f32],
-        output: &mut [f32],
-        batch: usize,
-        _: Mode,
-        par: Par,
-    ) {
+    fn forward(&mut self, pass: Forward<'_>) {
+        let Forward { params, input, output, batch, par, .. } = pass;
         let p = params.expect("a conv2d layer has parameters");
         conv2d_forward(&self.g, (&p.weight, &p.bias), input, output, batch, par, &mut self.scratch);
     }

@@ -1,21 +1,13 @@
 //! Flatten: `[C, H, W]` to `[C*H*W]` per example. The values are already in C order, so both
 //! passes are copies.
 
-use super::{Backward, LayerOp, Mode};
-use ticket_core::{LayerParams, Par};
+use super::{Backward, Forward, LayerOp};
 
 pub struct Flatten;
 
 impl LayerOp for Flatten {
-    fn forward(
-        &mut self,
-        _: Option<&LayerParams>,
-        input: &[f32],
-        output: &mut [f32],
-        _: usize,
-        _: Mode,
-        _: Par,
-    ) {
+    fn forward(&mut self, pass: Forward<'_>) {
+        let Forward { input, output, .. } = pass;
         output.copy_from_slice(input);
     }
 

@@ -3,10 +3,10 @@
 //! `sgemm`.
 
 use super::dropout::Dropout;
-use super::{Backward, LayerOp, Mode};
+use super::{Backward, Forward, LayerOp, Mode};
 use ticket_core::linear::linear_forward;
 use ticket_core::sgemm::{sgemm, MatMut, MatRef};
-use ticket_core::{LayerParams, LayerShape, Par};
+use ticket_core::LayerShape;
 
 pub struct Linear {
     shape: LayerShape,
@@ -20,15 +20,8 @@ impl Linear {
 }
 
 impl LayerOp for Linear {
-    fn forward(
-        &mut self,
-        params: Option<&LayerParams>,
-        input: &[f32],
-        output: &mut [f32],
-        batch: usize,
-        mode: Mode,
-        par: Par,
-    ) {
+    fn forward(&mut self, pass: Forward<'_>) {
+        let Forward { params, input, output, batch, mode, par } = pass;
         let p = params.expect("a linear layer has parameters");
         let input = match (&mut self.dropout, mode) {
             (Some(d), Mode::Train) => d.apply(input),

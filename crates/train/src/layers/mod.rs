@@ -29,6 +29,19 @@ pub struct ParamGrads<'a> {
     pub bias: &'a mut [f32],
 }
 
+/// What a forward pass reads and writes for one layer and batch.
+pub struct Forward<'a> {
+    /// The layer's parameters (weighted layers only).
+    pub params: Option<&'a LayerParams>,
+    /// `[batch, in]`.
+    pub input: &'a [f32],
+    /// Receives `[batch, out]`.
+    pub output: &'a mut [f32],
+    pub batch: usize,
+    pub mode: Mode,
+    pub par: Par,
+}
+
 /// What a backward pass reads and writes for one layer and batch.
 pub struct Backward<'a> {
     /// The layer's parameters (weighted layers only).
@@ -50,15 +63,7 @@ pub struct Backward<'a> {
 /// One layer of a graph, sized for batches up to the capacity it was built for.
 pub trait LayerOp: Send {
     /// `output` (`[batch, out]`) from `input` (`[batch, in]`).
-    fn forward(
-        &mut self,
-        params: Option<&LayerParams>,
-        input: &[f32],
-        output: &mut [f32],
-        batch: usize,
-        mode: Mode,
-        par: Par,
-    );
+    fn forward(&mut self, pass: Forward<'_>);
     /// The gradients of one batch, after [`LayerOp::forward`] on it in [`Mode::Train`].
     fn backward(&mut self, pass: Backward<'_>);
 }

@@ -2,9 +2,9 @@
 //! pooling routes each output's gradient to the input that won its window (the first maximum,
 //! as PyTorch), average pooling spreads it evenly over the window; overlapping windows add up.
 
-use super::{Backward, LayerOp, Mode};
+use super::{Backward, Forward, LayerOp};
 use ticket_core::pool::{avgpool2d_forward, maxpool2d_forward, PoolGeometry};
-use ticket_core::{Layer, LayerParams, Par};
+use ticket_core::Layer;
 
 pub struct MaxPool {
     g: PoolGeometry,
@@ -20,15 +20,8 @@ impl MaxPool {
 }
 
 impl LayerOp for MaxPool {
-    fn forward(
-        &mut self,
-        _: Option<&LayerParams>,
-        input: &[f32],
-        output: &mut [f32],
-        batch: usize,
-        _: Mode,
-        _: Par,
-    ) {
+    fn forward(&mut self, pass: Forward<'_>) {
+        let Forward { input, output, batch, .. } = pass;
         maxpool2d_forward(&self.g, input, output, Some(&mut self.argmax), batch);
     }
 
@@ -59,15 +52,8 @@ impl AvgPool {
 }
 
 impl LayerOp for AvgPool {
-    fn forward(
-        &mut self,
-        _: Option<&LayerParams>,
-        input: &[f32],
-        output: &mut [f32],
-        batch: usize,
-        _: Mode,
-        _: Par,
-    ) {
+    fn forward(&mut self, pass: Forward<'_>) {
+        let Forward { input, output, batch, .. } = pass;
         avgpool2d_forward(&self.g, input, output, batch);
     }
 

@@ -1,21 +1,13 @@
 //! ReLU: `max(x, 0)`; the gradient passes where the output is positive.
 
-use super::{Backward, LayerOp, Mode};
+use super::{Backward, Forward, LayerOp};
 use ticket_core::linear::relu_in_place;
-use ticket_core::{LayerParams, Par};
 
 pub struct Relu;
 
 impl LayerOp for Relu {
-    fn forward(
-        &mut self,
-        _: Option<&LayerParams>,
-        input: &[f32],
-        output: &mut [f32],
-        _: usize,
-        _: Mode,
-        _: Par,
-    ) {
+    fn forward(&mut self, pass: Forward<'_>) {
+        let Forward { input, output, .. } = pass;
         output.copy_from_slice(input);
         relu_in_place(output);
     }
