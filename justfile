@@ -59,6 +59,17 @@ paper-fmnist:
     cargo run --release -- find --model lenet-300-100 --dataset fashion-mnist --iterations 3000 --levels 18 --reinit-control --threads 1 --out runs/paper-fmnist --no-export
     cargo run --release -- report runs/paper-fmnist
 
+# LeNet-5 (Han et al.) on Fashion-MNIST, lottery-ticket style, with random-reinit controls at the
+# levels around Han et al.'s 8% of the weights, then its report.
+paper-lenet5:
+    cargo run --release -- find --model lenet-5 --dataset fashion-mnist --iterations 2000 --eval-every 250 --levels 16 --reinit-control --control-levels 11,12,13,14,15 --threads 2 --out runs/lenet5-fmnist
+    cargo run --release -- report runs/lenet5-fmnist
+
+# Conv-2 (Frankle & Carbin) on Fashion-MNIST: a few levels, with the time each takes.
+conv2-levels:
+    cargo run --release -- find --model conv-2 --dataset fashion-mnist --iterations 500 --eval-every 250 --levels 2 --threads 2 --no-export --out runs/conv2-fmnist
+    cargo run --release -- report runs/conv2-fmnist
+
 # The whole IMP protocol timed end to end, ticket vs PyTorch, 3 runs of each, with per-level
 # accuracy and seconds (dense and sparse levels apart).
 # Results: benches/results/compare_imp-<date>.json.

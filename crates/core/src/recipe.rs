@@ -347,6 +347,37 @@ mod tests {
         assert_eq!(by_name, Recipe::from_file(&root).unwrap());
         let err = Recipe::resolve("no-such-model.toml").unwrap_err().to_string();
         assert!(err.contains("no-such-model.toml"), "{err}");
+        // The error lists every shipped recipe, and each of them resolves by name and builds.
+        for (name, _) in SHIPPED {
+            assert!(err.contains(name), "{err} lacks {name}");
+            let recipe = Recipe::resolve(name).unwrap();
+            assert_eq!(recipe.name, name);
+            recipe.graph().unwrap();
+        }
+    }
+
+    #[test]
+    fn shipped_conv_recipes_have_the_papers_sizes() {
+        // Han et al. 2015, Table 2: LeNet-5 has 430,500 weights (0.5K + 25K + 400K + 5K).
+        let lenet5 = Recipe::resolve("lenet-5").unwrap().graph().unwrap();
+        assert_eq!(lenet5.dense_weights(), 500 + 25_000 + 400_000 + 5_000);
+        // Frankle & Carbin's Conv-2/4/6 on 28x28x1: 3x3 convs with padding 1, a 2x2 pool per
+        // pair, then fc 256-256-10; fc1 takes what the last pool leaves.
+        for (name, convs, fc1_in) in
+            [("conv-2", 2, 64 * 14 * 14), ("conv-4", 4, 128 * 7 * 7), ("conv-6", 6, 256 * 3 * 3)]
+        {
+            let recipe = Recipe::resolve(name).unwrap();
+            let graph = recipe.graph().unwrap();
+            let weighted = graph.weighted();
+            assert_eq!(weighted.len(), convs + 3, "{name}");
+            assert!(weighted[..convs].iter().all(|w| w.dims[2..] == [3, 3]), "{name}");
+            assert_eq!(weighted[convs].dims, [256, fc1_in], "{name}");
+            assert_eq!(weighted[convs + 2].dims, [10, 256], "{name}");
+            let conv_rate = if name == "conv-6" { 0.15 } else { 0.1 };
+            let mut rates = vec![conv_rate; convs];
+            rates.extend([0.2, 0.2, 0.1]);
+            assert_eq!(recipe.prune.layer_rates, rates, "{name}");
+        }
     }
 
     #[test]
