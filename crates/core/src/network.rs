@@ -109,7 +109,7 @@ impl Network {
                 }
                 Layer::Maxpool2d { .. } => {
                     let g = PoolGeometry::new(layer, input_shape).expect("the graph is checked");
-                    maxpool2d_forward(&g, &x, &mut y, None, batch);
+                    maxpool2d_forward(&g, &x, &mut y, None, batch, par);
                 }
                 Layer::Avgpool2d { .. } => {
                     let g = PoolGeometry::new(layer, input_shape).expect("the graph is checked");

@@ -2,7 +2,8 @@
 //! with no padding and floor mode; the stride defaults to the kernel. Activations are C-order
 //! `[C, H, W]` per example, the batch outermost.
 
-use crate::Layer;
+use crate::{Layer, Par};
+use rayon::prelude::*;
 
 /// Sizes of one pooling layer applied to one input shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,29 +64,72 @@ impl PoolGeometry {
     }
 }
 
+/// Reads per batch below which pooling stays on the calling thread (a LeNet-5 batch of 60 is
+/// above it; one example is below).
+const PARALLEL_MIN_READS: usize = 1 << 16;
+
 /// Max pooling of a batch. When `argmax` is given it receives, per output, the index (within
 /// its example) of the input that won: the first maximum in row-major window order, as
-/// PyTorch; a NaN wins over numbers and propagates.
+/// PyTorch; a NaN wins over numbers and propagates. Large batches are split across `par`'s
+/// threads by example.
 pub fn maxpool2d_forward(
     g: &PoolGeometry,
     input: &[f32],
     output: &mut [f32],
-    mut argmax: Option<&mut [u32]>,
+    argmax: Option<&mut [u32]>,
     batch: usize,
+    par: Par,
+) {
+    let (in_len, out_len) = (g.input_len(), g.output_len());
+    let reads = batch * out_len * g.kernel[0] * g.kernel[1];
+    let threads = if reads < PARALLEL_MIN_READS { 1 } else { par.threads().min(batch).max(1) };
+    let per = batch.div_ceil(threads).max(1);
+    let inputs = input[..batch * in_len].chunks(per * in_len);
+    let outputs = output[..batch * out_len].chunks_mut(per * out_len);
+    let run = |(x, y, arg): (&[f32], &mut [f32], Option<&mut [u32]>)| {
+        maxpool_examples(g, x, y, arg);
+    };
+    match argmax {
+        Some(arg) => {
+            let args = arg[..batch * out_len].chunks_mut(per * out_len).map(Some);
+            let work = inputs.zip(outputs).zip(args).map(|((x, y), a)| (x, y, a));
+            run_tasks(work, threads, run);
+        }
+        None => {
+            let work = inputs.zip(outputs).map(|(x, y)| (x, y, None));
+            run_tasks(work, threads, run);
+        }
+    }
+}
+
+/// Runs `f` on every item, on the rayon pool when there is more than one thread.
+fn run_tasks<T: Send>(work: impl Iterator<Item = T>, threads: usize, f: impl Fn(T) + Sync + Send) {
+    if threads > 1 {
+        work.collect::<Vec<_>>().into_par_iter().for_each(f);
+    } else {
+        work.for_each(f);
+    }
+}
+
+/// [`maxpool2d_forward`] on consecutive examples on this thread.
+fn maxpool_examples(
+    g: &PoolGeometry,
+    input: &[f32],
+    output: &mut [f32],
+    mut argmax: Option<&mut [u32]>,
 ) {
     let (in_len, out_len) = (g.input_len(), g.output_len());
     let ([kh, kw], w) = (g.kernel, g.in_size[1]);
-    for b in 0..batch {
-        let x = &input[b * in_len..(b + 1) * in_len];
-        let y = &mut output[b * out_len..(b + 1) * out_len];
+    for (b, (x, y)) in input.chunks_exact(in_len).zip(output.chunks_exact_mut(out_len)).enumerate()
+    {
         let mut arg = argmax.as_deref_mut().map(|a| &mut a[b * out_len..(b + 1) * out_len]);
         g.for_each_window(|o, corner| {
             let (mut best, mut at) = (x[corner], corner);
             for i in 0..kh {
-                for j in 0..kw {
-                    let k = corner + i * w + j;
-                    if x[k] > best || (x[k].is_nan() && !best.is_nan()) {
-                        (best, at) = (x[k], k);
+                let start = corner + i * w;
+                for (j, &v) in x[start..start + kw].iter().enumerate() {
+                    if v > best || (v.is_nan() && !best.is_nan()) {
+                        (best, at) = (v, start + j);
                     }
                 }
             }
@@ -118,6 +162,35 @@ pub fn avgpool2d_forward(g: &PoolGeometry, input: &[f32], output: &mut [f32], ba
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// A batch large enough to be split across threads pools exactly as one thread does,
+    /// and as the definition says.
+    #[test]
+    fn threaded_max_pooling_equals_one_thread_and_the_definition() {
+        let layer = Layer::Maxpool2d { kernel: [2, 2], stride: None };
+        let g = PoolGeometry::new(&layer, &[20, 24, 24]).unwrap();
+        let batch = 61;
+        let x: Vec<f32> =
+            (0..batch * g.input_len()).map(|i| ((i * 7919) % 1013) as f32 - 500.0).collect();
+        assert!(batch * g.output_len() * 4 >= PARALLEL_MIN_READS);
+        let pool = |par| {
+            let mut y = vec![f32::NAN; batch * g.output_len()];
+            let mut arg = vec![0u32; batch * g.output_len()];
+            maxpool2d_forward(&g, &x, &mut y, Some(&mut arg), batch, par);
+            (y, arg)
+        };
+        let (seq, seq_arg) = pool(Par::Seq);
+        let (threaded, threaded_arg) = pool(Par::Rayon(2));
+        assert_eq!(seq, threaded);
+        assert_eq!(seq_arg, threaded_arg);
+        for b in [0, 30, 60] {
+            let xb = &x[b * g.input_len()..(b + 1) * g.input_len()];
+            let yb = &threaded[b * g.output_len()..(b + 1) * g.output_len()];
+            assert_eq!(naive_pool(&g, xb, true), yb);
+            let ab = &threaded_arg[b * g.output_len()..(b + 1) * g.output_len()];
+            assert!(ab.iter().zip(yb).all(|(&a, &v)| xb[a as usize] == v));
+        }
+    }
 
     /// Pooling by its definition with explicit loops over (c, oh, ow, i, j).
     pub(crate) fn naive_pool(g: &PoolGeometry, x: &[f32], max: bool) -> Vec<f32> {
@@ -163,7 +236,7 @@ pub(crate) mod tests {
                 let mut y = vec![f32::NAN; batch * g.output_len()];
                 let mut arg = vec![0u32; batch * g.output_len()];
                 if max {
-                    maxpool2d_forward(&g, &x, &mut y, Some(&mut arg), batch);
+                    maxpool2d_forward(&g, &x, &mut y, Some(&mut arg), batch, Par::Rayon(2));
                 } else {
                     avgpool2d_forward(&g, &x, &mut y, batch);
                 }
@@ -188,7 +261,7 @@ pub(crate) mod tests {
             .unwrap();
         let mut y = [0.0];
         let mut arg = [9u32];
-        maxpool2d_forward(&g, &[1.0, 3.0, 3.0, 2.0], &mut y, Some(&mut arg), 1);
+        maxpool2d_forward(&g, &[1.0, 3.0, 3.0, 2.0], &mut y, Some(&mut arg), 1, Par::Seq);
         assert_eq!((y[0], arg[0]), (3.0, 1));
     }
 }

@@ -21,8 +21,8 @@ impl MaxPool {
 
 impl LayerOp for MaxPool {
     fn forward(&mut self, pass: Forward<'_>) {
-        let Forward { input, output, batch, .. } = pass;
-        maxpool2d_forward(&self.g, input, output, Some(&mut self.argmax), batch);
+        let Forward { input, output, batch, par, .. } = pass;
+        maxpool2d_forward(&self.g, input, output, Some(&mut self.argmax), batch, par);
     }
 
     fn backward(&mut self, pass: Backward<'_>) {
