@@ -119,25 +119,9 @@ fn train_says_why_a_conv_net_trains_dense_below_the_sparse_threshold() {
     assert!(summary["final"]["test_accuracy"].as_f64().unwrap() > 0.5, "{summary}");
 }
 
-/// Fashion-MNIST from the Debian package, or `None` (skipped with a notice) when it is absent
-/// and `TICKET_REQUIRE_FASHION_MNIST` is not set.
-fn fashion_mnist_present() -> bool {
-    let dir = Path::new(ticket_core::dataset::FASHION_MNIST_DIR);
-    let present = dir.join("train-labels-idx1-ubyte.gz").exists();
-    if !present {
-        assert!(
-            std::env::var("TICKET_REQUIRE_FASHION_MNIST").is_err(),
-            "Fashion-MNIST is required but missing from {}",
-            dir.display()
-        );
-        eprintln!("skipping: Fashion-MNIST not installed in {}", dir.display());
-    }
-    present
-}
-
 #[test]
 fn lenet5_finds_a_ticket_on_fashion_mnist() {
-    if !fashion_mnist_present() {
+    if !fashion_mnist_installed() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
