@@ -309,14 +309,7 @@ fn conv_accuracy_on_digits_matches_a_reference_forward_pass() {
 
 #[test]
 fn conv_accuracy_on_fashion_mnist_matches_a_reference_forward_pass() {
-    let dir = Path::new(ticket_core::dataset::FASHION_MNIST_DIR);
-    if !dir.join("t10k-labels-idx1-ubyte.gz").exists() {
-        assert!(
-            std::env::var("TICKET_REQUIRE_FASHION_MNIST").is_err(),
-            "Fashion-MNIST is required but missing from {}",
-            dir.display()
-        );
-        eprintln!("skipping: Fashion-MNIST not installed in {}", dir.display());
+    if !fashion_mnist_installed() {
         return;
     }
     let graph = Graph::from_json(
