@@ -116,8 +116,9 @@ impl Layer {
         }
     }
 
-    /// What this layer makes of an input of shape `input`, or why it cannot take it.
-    fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
+    /// What this layer makes of an input of shape `input`, or why it cannot take it (importers
+    /// follow shapes through a chain as they build it).
+    pub fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
         match *self {
             Layer::Linear { inputs, outputs, .. } => match input {
                 [features] if *features == inputs => Ok(vec![outputs]),

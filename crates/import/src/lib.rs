@@ -1,0 +1,133 @@
+//! ticket-import: models that ticket did not write, as a [`Network`] (graph, weights, biases,
+//! masks) that every other part of ticket takes as it takes its own checkpoints.
+//!
+//! - PyTorch state dicts in safetensors ([`state_dict`]): `nn.Linear` / `nn.Conv2d` weights and
+//!   biases, `torch.nn.utils.prune`'s `weight_orig` + `weight_mask`, or plain weights whose
+//!   zeros are the mask; MLP graphs inferred ([`order`]), conv graphs from a recipe.
+//! - ONNX files ([`onnx`]): a chain of Gemm / MatMul+Add / Conv / Relu / pooling / Flatten /
+//!   Reshape, BatchNormalization folded, Dropout and Identity dropped; zeros are the mask.
+//!
+//! ```no_run
+//! let imported = ticket_import::open("model.onnx".as_ref(), &Default::default()).unwrap();
+//! println!("{} ({:?}), {} weights kept", imported.net.graph, imported.kind, imported.net.kept_weights());
+//! ```
+
+pub mod onnx;
+pub mod order;
+pub mod state_dict;
+
+use std::path::Path;
+use ticket_core::{Error, Graph, Network, Result};
+
+/// What the user may say about a file that the file does not.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// A state dict's module names in network order (`--layers`).
+    pub layers: Option<Vec<String>>,
+    /// The graph of a state dict (a recipe's), needed for conv nets; its weighted layers'
+    /// names are matched to the modules.
+    pub graph: Option<Graph>,
+}
+
+/// What a file turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A dense checkpoint written by ticket itself (not imported: `checkpoint::load` reads it).
+    TicketCheckpoint,
+    /// A safetensors state dict with plain weights (zeros are the mask).
+    StateDict,
+    /// A safetensors state dict with `torch.nn.utils.prune` masks.
+    PrunedStateDict,
+    Onnx,
+}
+
+impl SourceKind {
+    /// The name used in reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::TicketCheckpoint => "ticket-dense",
+            SourceKind::StateDict => "pytorch-state-dict",
+            SourceKind::PrunedStateDict => "pytorch-pruned-state-dict",
+            SourceKind::Onnx => "onnx",
+        }
+    }
+}
+
+/// An imported model.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub net: Network,
+    pub kind: SourceKind,
+    /// What importing assumed, folded or dropped, one line each.
+    pub notes: Vec<String>,
+}
+
+/// Metadata keys that only ticket's own files carry.
+const TICKET_KEYS: [&str; 6] = ["format_version", "graph", "arch", "iteration", "seed", "dataset"];
+
+/// Which kind of file `bytes` hold: ONNX when named `.onnx` (or, unless named
+/// `.safetensors`, when it starts like a protobuf rather than a safetensors header); a ticket
+/// checkpoint when its metadata is ticket's (a `format` of `ticket-*`, or ticket's keys); else
+/// a state dict. A damaged safetensors file fails here with the safetensors problem.
+pub fn detect(bytes: &[u8], path: &Path) -> Result<SourceKind> {
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let looks_safetensors = bytes.len() >= 9 && bytes[8] == b'{';
+    // An ONNX ModelProto starts with field 1 (ir_version, a varint): byte 0x08.
+    let looks_onnx = bytes.first() == Some(&0x08) && !looks_safetensors;
+    match extension.as_deref() {
+        Some("onnx") => return Ok(SourceKind::Onnx),
+        Some("safetensors") => {}
+        _ if looks_onnx => return Ok(SourceKind::Onnx),
+        _ => {}
+    }
+    let file = ticket_core::tensor_file::TensorFile::parse(bytes, path)?;
+    let meta = file.metadata();
+    let ticket = meta.get("format").is_some_and(|f| f.starts_with("ticket"))
+        || TICKET_KEYS.iter().any(|k| meta.contains_key(*k));
+    Ok(if ticket {
+        SourceKind::TicketCheckpoint
+    } else if file.names().iter().any(|n| n.ends_with("weight_mask")) {
+        SourceKind::PrunedStateDict
+    } else {
+        SourceKind::StateDict
+    })
+}
+
+/// Reads and converts the model at `path`.
+pub fn open(path: &Path, opts: &ImportOptions) -> Result<Imported> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    from_bytes(&bytes, path, opts)
+}
+
+/// [`open`] on bytes already in memory; `path` names the file in errors (and `.onnx` says
+/// ONNX).
+pub fn from_bytes(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<Imported> {
+    match detect(bytes, path)? {
+        SourceKind::Onnx => {
+            if opts.layers.is_some() || opts.graph.is_some() {
+                return Err(Error::usage(format!(
+                    "{}: an ONNX file gives its own layers and order; --layers and --model are for state dicts",
+                    path.display()
+                )));
+            }
+            let (net, notes) = onnx::read_onnx(bytes, path)?;
+            Ok(Imported { net, kind: SourceKind::Onnx, notes })
+        }
+        SourceKind::TicketCheckpoint => {
+            let checkpoint = ticket_core::checkpoint::load_bytes(bytes, path)?;
+            Ok(Imported { net: checkpoint.net, kind: SourceKind::TicketCheckpoint, notes: vec![] })
+        }
+        SourceKind::StateDict | SourceKind::PrunedStateDict => {
+            let (net, pruned) = state_dict::read_state_dict(bytes, path, opts)?;
+            let kind = if pruned { SourceKind::PrunedStateDict } else { SourceKind::StateDict };
+            let mut notes = Vec::new();
+            if opts.graph.is_none() {
+                notes.push(format!(
+                    "a state dict records no activations: ReLU assumed between the layers ({})",
+                    net.graph
+                ));
+            }
+            Ok(Imported { net, kind, notes })
+        }
+    }
+}
