@@ -34,9 +34,10 @@ pub enum Command {
         after_help = "Examples:\n  ticket train\n  ticket train --model models/lenet-300-100.toml --dataset fashion-mnist --iterations 3000\n  ticket train --mask runs/lenet/level_05/final.safetensors --out runs/retrain"
     )]
     Train(TrainArgs),
-    /// Convert a masked checkpoint (or a level of an experiment) to CSR safetensors.
+    /// Convert a masked checkpoint (or a level of an experiment), a PyTorch state dict or an
+    /// ONNX model to CSR safetensors, optionally pruning it on the way.
     #[command(
-        after_help = "Examples:\n  ticket export runs/lenet --out lenet.safetensors\n  ticket export runs/lenet --level 12 --dtype f16 --out lenet-f16.safetensors --dataset fashion-mnist\n  ticket export some/checkpoint.safetensors --out sparse.safetensors --json"
+        after_help = "Examples:\n  ticket export runs/lenet --out lenet.safetensors\n  ticket export runs/lenet --level 12 --dtype f16 --out lenet-f16.safetensors --dataset fashion-mnist\n  ticket export some/checkpoint.safetensors --out sparse.safetensors --json\n\nModels from PyTorch (see README, \"Bring your own model\"):\n  ticket export model.onnx --keep 0.1 --dataset fashion-mnist      # prune to 10% on import, accuracy before and after\n  ticket export state_dict.safetensors                             # nn.Linear weights; prune masks or zeros are the mask\n  ticket export state_dict.safetensors --layers input_layer,hidden,head\n  ticket export conv_state_dict.safetensors --model lenet-5        # a conv net's graph comes from a recipe"
     )]
     Export(ExportArgs),
     /// Evaluate, run or benchmark a CSR model on the CPU.
@@ -74,9 +75,13 @@ pub enum DatasetName {
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Recipe file, or the name of a shipped one (digits-mlp, digits-conv, lenet-300-100,
-    /// lenet-5, conv-2, conv-4, conv-6).
+    /// lenet-5, conv-2, conv-4, conv-6), or a model file (.onnx, or a PyTorch state dict in
+    /// .safetensors) whose architecture is trained from a fresh initialisation.
     #[arg(long, value_name = "FILE", default_value = "digits-mlp")]
     pub model: String,
+    /// With a state dict as --model: its modules in network order, e.g. fc1,fc2,out.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub layers: Option<Vec<String>>,
     #[command(flatten)]
     pub data: DataArgs,
     /// Training iterations per run (overrides the recipe).
@@ -168,8 +173,27 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// A masked dense checkpoint (.safetensors) or an experiment directory.
+    /// A masked dense checkpoint (.safetensors), an experiment directory, a PyTorch state dict
+    /// saved with safetensors, or an ONNX model (.onnx).
     pub input: PathBuf,
+    /// State dicts: the modules in network order, e.g. fc1,fc2,out (default: from their
+    /// names, numbers compared as numbers, or the one order in which the shapes chain).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub layers: Option<Vec<String>>,
+    /// State dicts: the recipe (file or shipped name) whose graph the weights belong to, with
+    /// matching layer names; needed for conv nets, whose strides, padding and pooling a state
+    /// dict does not record.
+    #[arg(long, value_name = "RECIPE")]
+    pub model: Option<String>,
+    /// Prune on export to this fraction of the weights kept (one-shot magnitude pruning of
+    /// the trained weights; biases are never pruned). With --dataset/--data the report shows
+    /// the accuracy before and after.
+    #[arg(long, value_name = "FRACTION")]
+    pub keep: Option<f64>,
+    /// With --keep: each layer keeps FRACTION of its weights (layerwise), or one magnitude
+    /// threshold over all layers (global).
+    #[arg(long, value_enum, default_value_t = PruningName::Layerwise, requires = "keep")]
+    pub pruning: PruningName,
     /// Level of the experiment directory to export (default: its chosen ticket).
     #[arg(long, value_name = "N")]
     pub level: Option<usize>,

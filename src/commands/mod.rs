@@ -2,6 +2,7 @@
 
 pub mod export;
 pub mod find;
+pub mod import;
 pub mod infer;
 pub mod observe;
 pub mod report;
@@ -45,7 +46,10 @@ impl DataArgs {
 impl RunArgs {
     /// The recipe with command-line overrides applied.
     pub fn recipe(&self) -> Result<Recipe> {
-        let mut recipe = Recipe::resolve(&self.model)?;
+        let mut recipe = match import::recipe_for(&self.model, &self.layers)? {
+            Some(recipe) => recipe,
+            None => Recipe::resolve(&self.model)?,
+        };
         if let Some(n) = self.iterations {
             recipe.train.iterations = n;
         }

@@ -103,9 +103,11 @@ fn values(file: &TensorFile, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         Dtype::BOOL | Dtype::U8 if name.ends_with("_mask") => {
             data.iter().map(|&b| b as f32).collect()
         }
-        other => return Err(file.error(format!(
+        other => {
+            return Err(file.error(format!(
             "tensor `{name}` has dtype {other:?}; weights and biases must be F32, F64, F16 or BF16"
-        ))),
+        )))
+        }
     };
     Ok((view.shape().to_vec(), v))
 }

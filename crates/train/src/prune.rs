@@ -13,6 +13,7 @@
 
 use crate::rng::SeededRng;
 use crate::{Error, Result};
+use ticket_core::recipe::PruneMethod;
 use ticket_core::Network;
 
 /// Number of weights a layer keeps when it prunes `rate` of `kept` (rounded to nearest).
@@ -49,6 +50,12 @@ pub fn prune_to_counts(net: &mut Network, targets: &[usize]) {
 
 /// Prunes `rate` of all remaining weights with one magnitude threshold across layers.
 pub fn prune_global(net: &mut Network, rate: f32) {
+    let target = keep_after(net.kept_weights(), rate as f64);
+    prune_global_to_count(net, target);
+}
+
+/// Keeps the `target` largest-magnitude kept weights of the whole network (one threshold).
+pub fn prune_global_to_count(net: &mut Network, target: usize) {
     let mut kept: Vec<(usize, usize)> = net
         .layers
         .iter()
@@ -57,7 +64,7 @@ pub fn prune_global(net: &mut Network, rate: f32) {
             (0..layer.mask.len()).filter(move |&i| layer.mask[i] != 0).map(move |i| (l, i))
         })
         .collect();
-    let remove = kept.len() - keep_after(kept.len(), rate as f64);
+    let remove = kept.len().saturating_sub(target);
     let magnitude = |&(l, i): &(usize, usize)| net.layers[l].weight[i].abs();
     kept.sort_by(|a, b| magnitude(a).total_cmp(&magnitude(b)).then(a.cmp(b)));
     let removed: Vec<(usize, usize)> = kept[..remove].to_vec();
@@ -65,6 +72,26 @@ pub fn prune_global(net: &mut Network, rate: f32) {
         net.layers[l].mask[i] = 0;
     }
     net.apply_masks();
+}
+
+/// One-shot magnitude pruning of a trained network to `keep`, the fraction of its weights
+/// kept (of all of them, pruned or not): each layer keeps `keep` of its own weights
+/// (layer-wise; at least one) or one threshold keeps `keep` of all (global). Weights already
+/// pruned stay pruned; biases are never pruned. What `ticket export --keep` does to an
+/// imported model.
+pub fn prune_to_fraction(net: &mut Network, keep: f64, method: PruneMethod) -> Result<()> {
+    if !(keep > 0.0 && keep <= 1.0) {
+        return Err(Error::Mismatch(format!("keep {keep} must be a fraction in (0, 1]")));
+    }
+    let of = |n: usize| ((keep * n as f64).round() as usize).max(1);
+    match method {
+        PruneMethod::Layerwise => {
+            let targets: Vec<usize> = net.layers.iter().map(|l| of(l.mask.len())).collect();
+            prune_to_counts(net, &targets);
+        }
+        PruneMethod::Global => prune_global_to_count(net, of(net.graph.dense_weights())),
+    }
+    Ok(())
 }
 
 /// Per-layer kept counts after `levels` layer-wise levels, applying [`keep_after`] level by
@@ -212,6 +239,41 @@ mod tests {
         assert!(counts[2] as f64 / 1000.0 > counts[0] as f64 / (784.0 * 300.0));
         assert!(one_shot_counts(&sizes, &[0.2, 0.2, 0.1], 0.0).is_err());
         assert!(one_shot_counts(&sizes, &[0.2, 0.2, 0.1], 1.5).is_err());
+    }
+
+    #[test]
+    fn pruning_to_a_fraction_keeps_the_largest_per_layer_or_overall() {
+        let graph: Graph = "40-20-5".parse().unwrap();
+        let dense = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(3, "init"));
+        let mut net = dense.clone();
+        prune_to_fraction(&mut net, 0.25, PruneMethod::Layerwise).unwrap();
+        assert_eq!(net.layers.iter().map(|l| l.kept()).collect::<Vec<_>>(), [200, 25]);
+        for (d, p) in dense.layers.iter().zip(&net.layers) {
+            // Exactly the `kept` largest magnitudes of the layer survive, biases untouched.
+            let mut magnitudes: Vec<f32> = d.weight.iter().map(|w| w.abs()).collect();
+            magnitudes.sort_by(|a, b| b.total_cmp(a));
+            let threshold = magnitudes[p.kept() - 1];
+            for i in 0..d.weight.len() {
+                assert_eq!(p.mask[i] == 1, d.weight[i].abs() >= threshold, "index {i}");
+            }
+            assert_eq!(p.bias, d.bias);
+        }
+        let mut global = dense.clone();
+        prune_to_fraction(&mut global, 0.1, PruneMethod::Global).unwrap();
+        assert_eq!(global.kept_weights(), 90);
+        let mut all: Vec<f32> =
+            dense.layers.iter().flat_map(|l| l.weight.iter().map(|w| w.abs())).collect();
+        all.sort_by(|a, b| b.total_cmp(a));
+        for (d, p) in dense.layers.iter().zip(&global.layers) {
+            for i in 0..d.weight.len() {
+                assert_eq!(p.mask[i] == 1, d.weight[i].abs() >= all[89]);
+            }
+        }
+        // Already pruned weights stay pruned; keep 1.0 changes nothing else.
+        let mut again = net.clone();
+        prune_to_fraction(&mut again, 1.0, PruneMethod::Global).unwrap();
+        assert_eq!(again, net);
+        assert!(prune_to_fraction(&mut again, 0.0, PruneMethod::Layerwise).is_err());
     }
 
     #[test]
