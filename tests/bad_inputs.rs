@@ -1,7 +1,8 @@
 //! Every file of the bad-input corpus (`tests/corpus/`, written by `tests/corpus/generate.rs`)
 //! through the command that reads it: `ticket infer` for CSR models, `ticket infer --input` for
 //! batches of inputs, `ticket export` and `ticket train --mask` for dense checkpoints,
-//! `ticket train --data` for IDX files and `ticket train --model` for recipes. Each must exit
+//! `ticket train --data` for IDX files, `ticket train --model` for recipes and `ticket export`
+//! for ONNX files and PyTorch state dicts. Each must exit
 //! with code 1 (not a panic's 101, not a signal) and print exactly one line,
 //! `error: <the file>: <the problem>`, whose problem contains the text the corpus manifest
 //! (`tests/corpus/expected.tsv`) records for that file: the right refusal, for the right
@@ -127,7 +128,7 @@ fn corpus_is_what_its_generator_writes() {
         generate::corpus().into_iter().map(|f| (f.path, f.bytes)).collect();
     assert_eq!(generated.len(), generate::corpus().len(), "two cases share a file name");
     if std::env::var_os("TICKET_WRITE_CORPUS").is_some() {
-        for kind in ["valid", "csr", "batch", "dense", "dense-values", "idx", "recipe"] {
+        for kind in ["valid", "csr", "batch", "dense", "dense-values", "idx", "recipe", "import"] {
             let _ = std::fs::remove_dir_all(root.join(kind));
         }
         for (path, bytes) in &generated {
@@ -261,6 +262,23 @@ fn checkpoints_with_values_that_cannot_be_exported_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out.safetensors");
     let cases = files("dense-values");
+    let problems = cases.iter().filter_map(|f| {
+        refusal_problem(&["export", s(f), "--out", s(&out)], f, &expected_problem(f))
+    });
+    assert_all_refused(problems.collect(), cases.len());
+    assert!(!out.exists(), "a refused export wrote its output");
+}
+
+/// ONNX files and PyTorch state dicts: the valid ones export, every damaged one is refused.
+#[test]
+fn damaged_imports_are_refused_by_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.safetensors");
+    for valid_file in ["import-model.onnx", "import-state-dict.safetensors"] {
+        assert_accepted(&["export", s(&valid(valid_file)), "--out", s(&out), "--force"]);
+    }
+    std::fs::remove_file(&out).unwrap();
+    let cases = files("import");
     let problems = cases.iter().filter_map(|f| {
         refusal_problem(&["export", s(f), "--out", s(&out)], f, &expected_problem(f))
     });

@@ -17,11 +17,16 @@
 //! - `batch/*.safetensors`: input batches that `ticket infer MODEL --input` refuses;
 //! - `idx/CASE/FILE`: IDX files that replace `FILE` of `valid/idx/` for `ticket train --data`;
 //! - `recipe/*.toml`: recipes that `ticket train --model` refuses;
+//! - `import/*`: ONNX files and PyTorch state dicts that `ticket export` refuses
+//!   (`import_cases.rs`);
 //! - `expected.tsv`: for every damaged file, `path<TAB>text`: the text its error must contain,
 //!   whichever command reads it.
 
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+
+#[path = "import_cases.rs"]
+mod import_cases;
 
 /// One file of the corpus.
 pub struct CorpusFile {
@@ -84,6 +89,9 @@ pub fn corpus() -> Vec<CorpusFile> {
     }
     for (name, text) in recipe_damage() {
         add(format!("recipe/{name}.toml"), text);
+    }
+    for (path, bytes, _) in import_cases::cases() {
+        add(path, bytes);
     }
     let manifest: String = files
         .iter()
@@ -1076,6 +1084,9 @@ fn recipe_damage() -> Vec<(String, Vec<u8>)> {
 /// The text the error for the damaged file `path` (relative to `tests/corpus/`) must contain,
 /// whichever command reads it: the damage named, not just any refusal.
 fn expected_problem(path: &str) -> String {
+    if let Some(problem) = import_cases::expected(path) {
+        return problem;
+    }
     let (kind, file) = path.split_once('/').unwrap();
     let case = file.split(['/', '.']).next().unwrap();
     if let Some(cut) = case.strip_prefix("truncated-at-") {

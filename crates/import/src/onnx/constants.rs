@@ -33,8 +33,15 @@ impl Const {
         let dims = tensor::dims(t)?;
         let values = if tensor::is_float(t) {
             Values::Float(tensor::floats(t)?)
-        } else {
+        } else if tensor::is_int(t) {
             Values::Int(tensor::ints(t)?.into_iter().map(Int::Known).collect())
+        } else {
+            return Err(format!(
+                "tensor `{}` has data type {}, which is not supported (FLOAT, DOUBLE, FLOAT16, \
+                 BFLOAT16 or an integer type)",
+                t.name,
+                super::proto::data_type::name(t.data_type)
+            ));
         };
         Ok(Const { dims, values, origin: t.name.clone() })
     }

@@ -205,7 +205,7 @@ pub mod data_type {
         ];
         match usize::try_from(t).ok().and_then(|i| known.get(i)) {
             Some(name) => name.to_string(),
-            None => format!("data type {t}"),
+            None => t.to_string(),
         }
     }
 }

@@ -156,6 +156,12 @@ pub fn ints(t: &TensorProto) -> Result<Vec<i64>, String> {
     }
 }
 
+/// Whether `t` holds integers (of a type [`ints`] reads).
+pub fn is_int(t: &TensorProto) -> bool {
+    use data_type::*;
+    matches!(t.data_type, INT64 | INT32 | INT16 | INT8 | UINT64 | UINT32 | UINT16 | UINT8 | BOOL)
+}
+
 /// Whether `t` holds floating-point values.
 pub fn is_float(t: &TensorProto) -> bool {
     matches!(
@@ -208,6 +214,7 @@ mod tests {
         assert!(floats(&t).unwrap_err().contains("too many elements"));
         let t = tensor(8, vec![1]);
         assert!(floats(&t).unwrap_err().contains("data type STRING"));
+        assert!(!is_int(&t) && !is_float(&t));
         let mut t = tensor(data_type::FLOAT, vec![1]);
         t.data_location = 1;
         assert!(floats(&t).unwrap_err().contains("in another file"));
