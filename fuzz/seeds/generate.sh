@@ -66,3 +66,12 @@ fmnist=/usr/share/datasets/fashion-mnist
 gzip -9 -n -c "$seeds/idx/images-idx3-ubyte" > "$seeds/idx/images-idx3-ubyte.gz"
 gzip -9 -n -c "$seeds/idx/labels-idx1-ubyte" > "$seeds/idx/labels-idx1-ubyte.gz"
 ls -l "$seeds"/{checkpoint,csr,recipe,graph,idx}
+
+# Import: PyTorch-written single-file ONNX exports and state dicts, and the corpus's valid ones.
+rm -rf "$seeds"/{onnx,state_dict}
+mkdir -p "$seeds"/{onnx,state_dict}
+fixtures=tests/fixtures/import
+cp "$fixtures"/{mlp,conv}-dynamo-false{,-nofold}.onnx "$fixtures/mlp-matmul-gemm.onnx" \
+    tests/corpus/valid/import-model.onnx "$seeds/onnx/"
+cp "$fixtures"/mlp-{pruned,attr}.safetensors tests/corpus/valid/import-state-dict.safetensors \
+    "$seeds/state_dict/"
