@@ -53,6 +53,13 @@ check-reader-torch: setup
     cargo build --release
     .venv/bin/python benches/compare_reader_torch.py crates/export/tests/fixtures/v1/*.safetensors --ticket target/release/ticket
 
+# The PyTorch-written fixtures of the import tests (tests/fixtures/import/): state dicts, ONNX
+# files from both exporters, PyTorch's and ONNX Runtime's logits (the dynamo exporter needs
+# onnxscript).
+import-fixtures: setup
+    .venv/bin/python -c "import onnxscript" 2>/dev/null || .venv/bin/pip install onnxscript
+    .venv/bin/python tests/fixtures/import/make_fixtures.py
+
 # The paper's experiment on Fashion-MNIST (3,000 iterations per level instead of 50,000), with
 # the random-reinit control, then its report.
 paper-fmnist:
