@@ -70,6 +70,9 @@ fn exported_pytorch_models_give_pytorchs_logits() {
         ("conv-dynamo-false-nofold.onnx", "image_input", "conv-dynamo-false-nofold"),
         ("conv-dynamo.onnx", "image_input", "conv-dynamo"),
         ("conv-dynamo-noopt.onnx", "image_input", "conv-dynamo-noopt"),
+        ("gap-dynamo-false.onnx", "image_input", "gap-dynamo-false"),
+        ("gap-dynamo.onnx", "image_input", "gap-dynamo"),
+        ("gap-dynamo-noopt.onnx", "image_input", "gap-dynamo-noopt"),
         ("lenet5-dynamo.onnx", "lenet_input", "lenet5-dynamo"),
     ];
     for (model, input, logits) in cases {

@@ -51,19 +51,30 @@ fn check(file: &str, name: &str, cases: usize) {
     let (mut refused, mut accepted) = (0, 0);
     for case in 0..cases {
         let bytes = mutate(&valid, &mut rng);
-        let result = catch_unwind(AssertUnwindSafe(|| from_bytes(&bytes, path, &ImportOptions::default())));
+        let result =
+            catch_unwind(AssertUnwindSafe(|| from_bytes(&bytes, path, &ImportOptions::default())));
         match result {
             Err(_) => panic!("{file}: mutation {case} panicked"),
             Ok(Err(e)) => {
                 let text = e.to_string();
-                assert!(text.starts_with(&format!("{name}: ")) && !text.contains('\n'), "{file} case {case}: {text}");
+                assert!(
+                    text.starts_with(&format!("{name}: ")) && !text.contains('\n'),
+                    "{file} case {case}: {text}"
+                );
                 refused += 1;
             }
             Ok(Ok(imported)) => {
                 let net = imported.net;
                 for (layer, shape) in net.layers.iter().zip(net.graph.layer_shapes()) {
-                    assert_eq!((layer.weight.len(), layer.mask.len(), layer.bias.len()), (shape.len(), shape.len(), shape.rows));
-                    assert!(layer.weight.iter().zip(&layer.mask).all(|(&w, &m)| m == 1 || w == 0.0));
+                    assert_eq!(
+                        (layer.weight.len(), layer.mask.len(), layer.bias.len()),
+                        (shape.len(), shape.len(), shape.rows)
+                    );
+                    assert!(layer
+                        .weight
+                        .iter()
+                        .zip(&layer.mask)
+                        .all(|(&w, &m)| m == 1 || w == 0.0));
                 }
                 accepted += 1;
             }

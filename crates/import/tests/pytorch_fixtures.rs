@@ -94,7 +94,7 @@ fn a_conv_state_dict_needs_a_graph_and_takes_a_recipes() {
 #[test]
 fn onnx_from_both_exporters_imports() {
     let none = ImportOptions::default();
-    for name in ["mlp", "conv"] {
+    for name in ["mlp", "conv", "gap"] {
         for kind in ["dynamo-false", "dynamo-false-nofold", "dynamo", "dynamo-noopt"] {
             let file = format!("{name}-{kind}.onnx");
             let imported = check(&file, "image_input", &none, SourceKind::Onnx);
@@ -118,6 +118,15 @@ fn onnx_from_both_exporters_imports() {
                 );
                 // fc1 was pruned to half in PyTorch; the zeros are the mask.
                 assert_eq!(imported.net.layers[2].kept(), 64, "{file}");
+            }
+            if name == "gap" {
+                // GlobalAveragePool or ReduceMean: one average over the 4x4 conv output.
+                let pool = &imported.net.graph.layers()[2];
+                assert_eq!(
+                    pool,
+                    &ticket_core::Layer::Avgpool2d { kernel: [4, 4], stride: Some([4, 4]) },
+                    "{file}"
+                );
             }
         }
     }

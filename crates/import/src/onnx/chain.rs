@@ -11,7 +11,8 @@ use ticket_core::{Layer, LayerParams, LayerShape};
 
 /// The ops a chain may hold, for the message that refuses any other.
 pub const SUPPORTED: &str = "Gemm, MatMul, Add (a bias), Conv, Relu, MaxPool, AveragePool, \
-GlobalAveragePool, Flatten, Reshape (to [N, -1]), BatchNormalization, Dropout, Identity";
+GlobalAveragePool, ReduceMean (over H and W), Flatten, Reshape (to [N, -1]), \
+BatchNormalization, Dropout, Identity";
 
 /// What a graph becomes: the input shape of one example, layers, one `LayerParams` per
 /// weighted layer, and what was folded or dropped on the way.
@@ -214,9 +215,10 @@ impl Walker<'_> {
             }
             "Relu" => self.push(Layer::Relu)?,
             "MaxPool" | "AveragePool" => self.pool(node)?,
-            "GlobalAveragePool" => {
-                let [_, h, w] = image(&self.shape)?;
-                self.push(Layer::Avgpool2d { kernel: [h, w], stride: Some([h, w]) })?;
+            "GlobalAveragePool" => self.global_average()?,
+            "ReduceMean" => {
+                let c = consts(self)?;
+                self.reduce_mean(node, &c)?;
             }
             "Flatten" => {
                 if int_attr(node, "axis", 1) != 1 {
@@ -436,6 +438,31 @@ impl Walker<'_> {
             "MaxPool" => Layer::Maxpool2d { kernel, stride },
             _ => Layer::Avgpool2d { kernel, stride },
         })
+    }
+
+    /// The mean over each channel's whole image, `[C, 1, 1]`.
+    fn global_average(&mut self) -> Result<(), String> {
+        let [_, h, w] = image(&self.shape)?;
+        self.push(Layer::Avgpool2d { kernel: [h, w], stride: Some([h, w]) })
+    }
+
+    /// `ReduceMean` over the two spatial axes (what the dynamo exporter writes for
+    /// `AdaptiveAvgPool2d(1)`): a global average, flattened when `keepdims` is 0.
+    fn reduce_mean(&mut self, node: &NodeProto, c: &[Const]) -> Result<(), String> {
+        let axes = match c.first() {
+            Some(axes) => axes.known_ints().ok_or("takes its axes as integers")?,
+            None => ints_attr(node, "axes").unwrap_or_default(),
+        };
+        let mut axes: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
+        axes.sort_unstable();
+        if self.shape.len() != 3 || axes != [2, 3] {
+            return Err(format!("averages over axes {axes:?}; only the spatial axes [2, 3] of an image are supported"));
+        }
+        self.global_average()?;
+        if int_attr(node, "keepdims", 1) == 0 {
+            self.push(Layer::Flatten)?;
+        }
+        Ok(())
     }
 
     fn flatten(&mut self) -> Result<(), String> {
