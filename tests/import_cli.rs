@@ -89,54 +89,78 @@ fn exported_pytorch_models_give_pytorchs_logits() {
     assert_close(&got, &read(&fixture("expected.safetensors"), "conv-state").1, "conv-state");
 }
 
+/// `ticket export mlp-dense.safetensors --out OUT --force` with `extra`, as JSON.
+fn export_json(out_path: &Path, extra: &[&str]) -> serde_json::Value {
+    let source = fixture("mlp-dense.safetensors");
+    let mut args = vec!["export", s(&source), "--out", s(out_path), "--force", "--json"];
+    args.extend_from_slice(extra);
+    let out = ticket(&args);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+/// The magnitude of every weight the exported file at `path` kept is at least that of every
+/// weight it pruned (within each layer, or overall), and kept values are the source's.
+fn assert_largest_kept(path: &Path, per_layer: bool) {
+    let source =
+        ticket_import::open(&fixture("mlp-dense.safetensors"), &Default::default()).unwrap();
+    let exported = ticket_export::read_csr_as_dense(path).unwrap();
+    let mut kept_min = vec![f32::INFINITY; source.net.layers.len()];
+    let mut pruned_max = vec![0.0f32; source.net.layers.len()];
+    for (l, (src, exp)) in source.net.layers.iter().zip(&exported.layers).enumerate() {
+        assert_eq!(src.bias, exp.bias, "biases are never pruned");
+        for (w, e) in src.weight.iter().zip(&exp.weight) {
+            if *e != 0.0 {
+                assert_eq!(w, e);
+                kept_min[l] = kept_min[l].min(w.abs());
+            } else {
+                pruned_max[l] = pruned_max[l].max(w.abs());
+            }
+        }
+    }
+    if per_layer {
+        assert!(
+            kept_min.iter().zip(&pruned_max).all(|(k, p)| k >= p),
+            "{kept_min:?} {pruned_max:?}"
+        );
+    } else {
+        let (k, p) = (
+            kept_min.iter().copied().fold(f32::INFINITY, f32::min),
+            pruned_max.iter().copied().fold(0.0, f32::max),
+        );
+        assert!(k >= p, "{k} < {p}");
+    }
+}
+
+fn kept_weights(json: &serde_json::Value) -> Vec<u64> {
+    json["layers"].as_array().unwrap().iter().map(|l| l["kept_weights"].as_u64().unwrap()).collect()
+}
+
 #[test]
 fn keep_prunes_on_export_and_reports_accuracy_before_and_after() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("k.safetensors");
-    let run = |pruning: &str| {
-        let out = ticket(&[
-            "export",
-            s(&fixture("mlp-dense.safetensors")),
-            "--out",
-            s(&out_path),
-            "--force",
-            "--keep",
-            "0.3",
-            "--pruning",
-            pruning,
-            "--dataset",
-            "digits",
-            "--json",
-        ]);
-        assert!(out.status.success(), "{}", common::stderr(&out));
-        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()
-    };
-    let json = run("layerwise");
+    let json = export_json(&out_path, &["--keep", "0.3", "--dataset", "digits"]);
     assert_eq!(json["import"]["kind"], "pytorch-state-dict");
     assert_eq!(json["pruned_on_export"]["keep"], 0.3);
+    assert_eq!(json["pruned_on_export"]["pruning"], "layerwise");
     let before = json["pruned_on_export"]["accuracy_before"].as_f64().unwrap();
-    let after = json["accuracy"]["exported"].as_f64().unwrap();
     assert!(before > 0.9, "the fixture MLP was trained on digits: {before}");
-    assert!((0.0..=1.0).contains(&after));
-    // Layer-wise: each layer keeps round(0.3 * its weights).
-    let kept: Vec<u64> = json["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["kept_weights"].as_u64().unwrap())
-        .collect();
-    assert_eq!(kept, [614, 154, 48]);
-    let json = run("global");
-    let total: u64 = json["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["kept_weights"].as_u64().unwrap())
-        .sum();
-    assert_eq!(total, 816, "round(0.3 * 2720)");
-    let text = ticket(&[
+    // The accuracy after is the exported file's, as `ticket infer` measures it.
+    let infer = ticket(&["infer", s(&out_path), "--dataset", "digits", "--json"]);
+    let infer: serde_json::Value = serde_json::from_str(&stdout(&infer)).unwrap();
+    let sparse = infer["accuracy"]["sparse"].as_f64().unwrap();
+    assert_eq!(json["accuracy"]["exported"].as_f64().unwrap(), sparse);
+    // Layer-wise: each layer keeps round(0.3 * its weights), the largest.
+    assert_eq!(kept_weights(&json), [614, 154, 48]);
+    assert_largest_kept(&out_path, true);
+    let json = export_json(&out_path, &["--keep", "0.3", "--pruning", "global"]);
+    assert_eq!(kept_weights(&json).iter().sum::<u64>(), 816, "round(0.3 * 2720)");
+    assert_largest_kept(&out_path, false);
+    let source = fixture("mlp-dense.safetensors");
+    let args = [
         "export",
-        s(&fixture("mlp-dense.safetensors")),
+        s(&source),
         "--out",
         s(&out_path),
         "--force",
@@ -144,8 +168,8 @@ fn keep_prunes_on_export_and_reports_accuracy_before_and_after() {
         "0.5",
         "--dataset",
         "digits",
-    ]);
-    let text = stdout(&text);
+    ];
+    let text = stdout(&ticket(&args));
     assert!(
         text.contains("pruned on export to 50.0% of the weights (layerwise): accuracy"),
         "{text}"
@@ -157,47 +181,28 @@ fn keep_prunes_on_export_and_reports_accuracy_before_and_after() {
 fn bad_options_are_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("x.safetensors");
-    let out = ticket(&[
-        "export",
-        s(&fixture("mlp-dense.safetensors")),
-        "--out",
-        s(&out_path),
-        "--keep",
-        "1.5",
-    ]);
-    assert_clean_failure(&out, "--keep 1.5: give the fraction of weights to keep");
-    let out = ticket(&[
-        "export",
-        s(&fixture("mlp-dynamo.onnx")),
-        "--out",
-        s(&out_path),
-        "--layers",
-        "a,b",
-    ]);
-    assert_clean_failure(&out, "--layers and --model are for state dicts");
-    let out = ticket(&[
-        "export",
-        s(&fixture("mlp-attr.safetensors")),
-        "--out",
-        s(&out_path),
-        "--layers",
-        "head,hidden",
-    ]);
-    assert_clean_failure(&out, "module `input_layer` is in the file but not in --layers");
-    let out = ticket(&["export", s(&fixture("conv-state.safetensors")), "--out", s(&out_path)]);
-    assert_clean_failure(
-        &out,
-        "conv-state.safetensors: `conv1.weight` [4, 1, 3, 3] is a conv weight",
-    );
-    let out = ticket(&[
-        "export",
-        s(&fixture("conv-state.safetensors")),
-        "--out",
-        s(&out_path),
-        "--model",
-        "digits-conv",
-    ]);
-    assert_clean_failure(&out, "conv-state.safetensors: tensor `conv1.weight` has shape [4, 1, 3, 3], but the model's layer `conv1` needs");
+    let cases: [(&str, &[&str], &str); 5] = [
+        ("mlp-dense.safetensors", &["--keep", "1.5"], "--keep 1.5: give the fraction of weights to keep"),
+        ("mlp-dynamo.onnx", &["--layers", "a,b"], "--layers and --model are for state dicts"),
+        (
+            "mlp-attr.safetensors",
+            &["--layers", "head,hidden"],
+            "module `input_layer` is in the file but not in --layers",
+        ),
+        ("conv-state.safetensors", &[], "conv-state.safetensors: `conv1.weight` [4, 1, 3, 3] is a conv weight"),
+        (
+            "conv-state.safetensors",
+            &["--model", "digits-conv"],
+            "conv-state.safetensors: tensor `conv1.weight` has shape [4, 1, 3, 3], but the model's \
+             layer `conv1` needs",
+        ),
+    ];
+    for (model, extra, needle) in cases {
+        let source = fixture(model);
+        let mut args = vec!["export", s(&source), "--out", s(&out_path)];
+        args.extend_from_slice(extra);
+        assert_clean_failure(&ticket(&args), needle);
+    }
     assert!(!out_path.exists());
 }
 

@@ -23,13 +23,7 @@ fuzz_target!(|data: &[u8]| {
         Err(err) => return ticket_fuzz::check_error(err),
     };
     let net = checkpoint.net;
-    for (layer, shape) in net.layers.iter().zip(net.graph.layer_shapes()) {
-        assert_eq!(layer.shape, shape);
-        assert_eq!(layer.weight.len(), shape.len());
-        assert_eq!(layer.mask.len(), shape.len());
-        assert_eq!(layer.bias.len(), shape.rows);
-        assert!(layer.mask.iter().all(|&m| m <= 1));
-    }
+    ticket_fuzz::check_network(&net);
     if net.graph.dense_params() > RUN_LIMIT {
         return;
     }
