@@ -237,3 +237,40 @@ fn find_trains_a_ticket_in_an_imported_architecture() {
     let level1 = ticket_core::checkpoint::load(&exp.join("level_01/final.safetensors")).unwrap();
     assert!(level1.net.density() < 0.95, "level 1 is pruned: {}", level1.net.density());
 }
+
+#[test]
+fn find_takes_a_state_dicts_architecture_in_the_order_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("exp");
+    let model = fixture("mlp-attr.safetensors");
+    let out = ticket(&[
+        "find",
+        "--model",
+        s(&model),
+        "--layers",
+        "input_layer,hidden,head",
+        "--iterations",
+        "40",
+        "--eval-every",
+        "20",
+        "--levels",
+        "1",
+        "--no-export",
+        "--out",
+        s(&exp),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let init = ticket_core::checkpoint::load(&exp.join("level_00/init.safetensors")).unwrap();
+    assert_eq!(init.net.graph.layer_names(), ["input_layer", "hidden", "head"]);
+    assert_eq!(init.net.graph.input_shape(), [64]);
+    let out = ticket(&[
+        "find",
+        "--model",
+        s(&model),
+        "--layers",
+        "head,hidden,input_layer",
+        "--out",
+        s(&exp),
+    ]);
+    assert_clean_failure(&out, "its layers do not make a network");
+}

@@ -20,6 +20,7 @@ pub fn open_foreign(
     let bytes = std::fs::read(input).map_err(|e| ticket_core::Error::io(input, e))?;
     let kind = match ticket_import::detect(&bytes, input) {
         Ok(kind) => kind,
+        Err(e) if ticket_import::is_torch_pickle(&bytes) => return Err(e.into()),
         // A damaged safetensors file: the checkpoint reader says what is wrong with it.
         Err(_) => return Ok(None),
     };

@@ -31,6 +31,10 @@ pub fn cases() -> Vec<(String, Vec<u8>, String)> {
     for (name, tensors, problem) in state_dict_damage() {
         out.push((format!("import/{name}.safetensors"), state_dict(&tensors), problem.to_string()));
     }
+    // What torch.save writes (a zip archive), under the name users give it.
+    let mut zip = b"PK\x03\x04".to_vec();
+    zip.extend_from_slice(&[0; 60]);
+    out.push(("import/torch-save.pt".into(), zip, "is a PyTorch pickle (torch.save)".into()));
     out
 }
 
@@ -180,6 +184,13 @@ fn onnx_damage(valid: &ModelProto, bytes: &[u8]) -> Vec<(String, Vec<u8>, &'stat
     edit("op-lstm", "node `relu` (op LSTM) is not supported", &|g| {
         g.node[2].op_type = "LSTM".into()
     });
+    edit(
+        "op-log-softmax",
+        "node `relu` (op LogSoftmax) is not supported: ticket models end in logits",
+        &|g| {
+            g.node[2].op_type = "LogSoftmax".into();
+        },
+    );
     edit("op-custom-domain", "node `relu` (op Relu) is in domain `com.example`", &|g| {
         g.node[2].domain = "com.example".into();
     });

@@ -70,6 +70,14 @@ const TICKET_KEYS: [&str; 6] = ["format_version", "graph", "arch", "iteration", 
 /// checkpoint when its metadata is ticket's (a `format` of `ticket-*`, or ticket's keys); else
 /// a state dict. A damaged safetensors file fails here with the safetensors problem.
 pub fn detect(bytes: &[u8], path: &Path) -> Result<SourceKind> {
+    if is_torch_pickle(bytes) {
+        return Err(Error::invalid(
+            path,
+            "is a PyTorch pickle (torch.save), which ticket does not read (pickles run code): \
+             save the weights with safetensors.torch.save_file(model.state_dict(), \"model.safetensors\") \
+             or export the model with torch.onnx.export",
+        ));
+    }
     let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let looks_safetensors = bytes.len() >= 9 && bytes[8] == b'{';
     // An ONNX ModelProto starts with field 1 (ir_version, a varint): byte 0x08.
@@ -91,6 +99,13 @@ pub fn detect(bytes: &[u8], path: &Path) -> Result<SourceKind> {
     } else {
         SourceKind::StateDict
     })
+}
+
+/// Whether `bytes` are what `torch.save` writes: a zip archive (the default since PyTorch
+/// 1.6) or a bare pickle.
+pub fn is_torch_pickle(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04")
+        || (bytes.len() > 1 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]))
 }
 
 /// Reads and converts the model at `path`.

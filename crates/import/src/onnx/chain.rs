@@ -236,6 +236,13 @@ impl Walker<'_> {
                     return Err("runs in training mode".into());
                 }
             }
+            "Softmax" | "LogSoftmax" => {
+                return Err(format!(
+                    "is not supported: ticket models end in logits (the argmax is the same); \
+                     export the model without its final {}",
+                    node.op_type
+                ))
+            }
             _ => return Err(unsupported()),
         }
         self.activations.insert(output.clone(), self.shape.clone());
