@@ -274,3 +274,18 @@ fn find_takes_a_state_dicts_architecture_in_the_order_given() {
     ]);
     assert_clean_failure(&out, "its layers do not make a network");
 }
+
+#[test]
+fn layerwise_keep_prunes_as_torch_l1_unstructured_does() {
+    // mlp-pruned.safetensors is mlp-dense pruned by prune.l1_unstructured(amount=0.75) per layer.
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("k.safetensors");
+    export_json(&out_path, &["--keep", "0.25"]);
+    let ours = ticket_export::read_csr_as_dense(&out_path).unwrap();
+    let torch =
+        ticket_import::open(&fixture("mlp-pruned.safetensors"), &Default::default()).unwrap();
+    for (l, (a, b)) in ours.layers.iter().zip(&torch.net.layers).enumerate() {
+        let kept: Vec<u8> = a.weight.iter().map(|&w| u8::from(w != 0.0)).collect();
+        assert_eq!(kept, b.mask, "layer {l}: ticket's mask differs from torch.nn.utils.prune's");
+    }
+}
