@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Iterative magnitude pruning: train, prune, reset, retrain; then export the ticket.
     #[command(
-        after_help = "Examples:\n  ticket find\n  ticket find --model models/lenet-300-100.toml --dataset fashion-mnist \\\n      --out runs/lenet --iterations 3000 --reinit-control\n\nRe-running the same command resumes after the last completed level."
+        after_help = "Examples:\n  ticket find\n  ticket find --model models/lenet-300-100.toml --dataset fashion-mnist \\\n      --out runs/lenet --iterations 3000 --reinit-control\n  ticket find --model model.onnx --dataset fashion-mnist    # the file's architecture, fresh weights\n\nRe-running the same command resumes after the last completed level."
     )]
     Find(FindArgs),
     /// Train one network, dense or under the mask of a checkpoint.
@@ -37,7 +37,7 @@ pub enum Command {
     /// Convert a masked checkpoint (or a level of an experiment), a PyTorch state dict or an
     /// ONNX model to CSR safetensors, optionally pruning it on the way.
     #[command(
-        after_help = "Examples:\n  ticket export runs/lenet --out lenet.safetensors\n  ticket export runs/lenet --level 12 --dtype f16 --out lenet-f16.safetensors --dataset fashion-mnist\n  ticket export some/checkpoint.safetensors --out sparse.safetensors --json\n\nModels from PyTorch (see README, \"Bring your own model\"):\n  ticket export model.onnx --keep 0.1 --dataset fashion-mnist      # prune to 10% on import, accuracy before and after\n  ticket export state_dict.safetensors                             # nn.Linear weights; prune masks or zeros are the mask\n  ticket export state_dict.safetensors --layers input_layer,hidden,head\n  ticket export conv_state_dict.safetensors --model lenet-5        # a conv net's graph comes from a recipe"
+        after_help = "Examples:\n  ticket export runs/lenet --out lenet.safetensors\n  ticket export runs/lenet --level 12 --dtype f16 --out lenet-f16.safetensors --dataset fashion-mnist\n  ticket export some/checkpoint.safetensors --out sparse.safetensors --json\n\nModels from PyTorch (README: \"Bring your own model\"); --keep prunes on export:\n  ticket export model.onnx --keep 0.1 --dataset fashion-mnist\n  ticket export state_dict.safetensors --out sparse.safetensors\n  ticket export state_dict.safetensors --layers input_layer,hidden,head\n  ticket export conv_state_dict.safetensors --model lenet-5"
     )]
     Export(ExportArgs),
     /// Evaluate, run or benchmark a CSR model on the CPU.

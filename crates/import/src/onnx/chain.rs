@@ -176,6 +176,9 @@ impl Walker<'_> {
                 self.current
             ));
         }
+        if node.op_type != "Add" && inputs.first() != Some(&self.current.as_str()) {
+            return Err(format!("takes `{}` as its first input, not the last value", inputs[0]));
+        }
         let consts = |w: &mut Self| -> Result<Vec<Const>, String> {
             let names: Vec<&str> =
                 inputs.iter().copied().filter(|n| !w.activations.contains_key(*n)).collect();
