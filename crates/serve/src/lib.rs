@@ -1,0 +1,39 @@
+//! ticket-serve: an HTTP inference server for CSR models that speaks the Open Inference
+//! Protocol (KServe v2 REST, as Triton, KServe and Seldon MLServer do), so that their clients
+//! can call it, with dynamic batching: concurrent requests to one model are merged into one
+//! batched kernel call.
+//!
+//! - [`models::load`]: the models `--model` names, loaded and validated.
+//! - [`Server::bind`] starts a batching thread per model ([`batcher`]) and binds the port;
+//!   [`Server::run`] serves until its shutdown future completes, then drains.
+//! - [`protocol`]: the infer request and response (JSON tensors and binary tensor data);
+//!   [`signature`]: the tensors a model takes and gives; [`metrics`]: `/metrics`.
+//!
+//! ```no_run
+//! # async fn serve() -> ticket_serve::Result<()> {
+//! use ticket_serve::{batcher::BatchPolicy, models, server_config, Server};
+//! let models = models::load(&["lenet=lenet.safetensors".to_string()])?;
+//! let config = server_config("127.0.0.1:8000".parse().unwrap(), BatchPolicy::default());
+//! let server = Server::bind(&config, models).await?;
+//! server.run(ticket_serve::shutdown_signal()).await
+//! # }
+//! ```
+
+pub mod batcher;
+pub mod error;
+pub mod metrics;
+pub mod models;
+pub mod protocol;
+mod server;
+pub mod signature;
+
+pub use error::{Error, ErrorKind, RequestError, Result};
+pub use server::{shutdown_signal, Config, Server};
+
+/// Default `--max-body`: 64 MiB, room for a batch of 1024 LeNet inputs in JSON.
+pub const DEFAULT_MAX_BODY: usize = 64 << 20;
+
+/// A [`Config`] with the default body limit.
+pub fn server_config(addr: std::net::SocketAddr, policy: batcher::BatchPolicy) -> Config {
+    Config { addr, policy, max_body: DEFAULT_MAX_BODY }
+}
