@@ -6,8 +6,8 @@
 //! The thread takes the first waiting request, then every request already queued, up to
 //! `max_batch` examples, and runs them as one batched kernel call. It waits for more, up to
 //! `max_queue_delay` after the first, only while other requests are known to be on their way
-//! (counted from the moment their handler starts parsing until they are queued): a lone
-//! request runs at once on the batch-1 path, with no added delay.
+//! (counted from the moment their handler starts reading them until this thread takes them
+//! from the queue): a lone request runs at once on the batch-1 path, with no added delay.
 
 use crate::metrics::ModelMetrics;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,17 +68,44 @@ pub enum SubmitError {
 /// The handle requests use to reach a model's batching thread.
 pub struct Batcher {
     queue: SyncSender<Job>,
-    /// Requests between the start of parsing and the queue (see the module doc).
+    /// Requests from the start of parsing until the batching thread takes them (see the
+    /// module doc).
     arriving: Arc<AtomicUsize>,
     features: usize,
 }
 
-/// Marks one request as on its way to the queue for as long as it lives.
-pub struct Arrival<'a>(&'a AtomicUsize);
+/// Marks one request as on its way to the queue: counted in `arriving` from its creation
+/// until the batching thread takes the job out of the queue (or until it is dropped, if the
+/// request fails before it is queued).
+pub struct Arrival<'a> {
+    batcher: &'a Batcher,
+}
 
 impl Drop for Arrival<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.batcher.arriving.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Arrival<'_> {
+    /// Queues `batch` examples (`data` `[batch][features]`) and returns where their logits
+    /// will arrive.
+    pub fn submit(
+        self,
+        batch: usize,
+        data: Vec<f32>,
+    ) -> Result<oneshot::Receiver<Reply>, SubmitError> {
+        debug_assert_eq!(data.len(), batch * self.batcher.features);
+        let (reply, answer) = oneshot::channel();
+        match self.batcher.queue.try_send(Job { batch, data, reply }) {
+            Ok(()) => {
+                // The batching thread uncounts it when it takes the job.
+                std::mem::forget(self);
+                Ok(answer)
+            }
+            Err(TrySendError::Full(_)) => Err(SubmitError::Full),
+            Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopped),
+        }
     }
 }
 
@@ -91,36 +118,31 @@ impl Batcher {
         policy: BatchPolicy,
         metrics: ModelMetrics,
     ) -> std::io::Result<(Batcher, JoinHandle<()>)> {
+        let (batcher, worker, jobs) = Batcher::parts(model, policy, metrics);
+        let thread = std::thread::Builder::new()
+            .name(format!("batch-{name}"))
+            .spawn(move || worker.run(jobs))?;
+        Ok((batcher, thread))
+    }
+
+    /// The handle, the worker and its end of the queue, not yet running.
+    fn parts(
+        model: SparseModel,
+        policy: BatchPolicy,
+        metrics: ModelMetrics,
+    ) -> (Batcher, Worker, mpsc::Receiver<Job>) {
         let (queue, jobs) = mpsc::sync_channel(policy.queue_capacity);
         let arriving = Arc::new(AtomicUsize::new(0));
         let features = model.inputs();
         let worker = Worker { model, policy, metrics, arriving: arriving.clone() };
-        let thread = std::thread::Builder::new()
-            .name(format!("batch-{name}"))
-            .spawn(move || worker.run(jobs))?;
-        Ok((Batcher { queue, arriving, features }, thread))
+        (Batcher { queue, arriving, features }, worker, jobs)
     }
 
-    /// Counts a request as arriving until the returned guard is dropped (after `submit`).
+    /// Counts a request as arriving (see [`Arrival`]); call as soon as it starts, queue it
+    /// with [`Arrival::submit`].
     pub fn arrival(&self) -> Arrival<'_> {
         self.arriving.fetch_add(1, Ordering::AcqRel);
-        Arrival(&self.arriving)
-    }
-
-    /// Queues `batch` examples (`data` `[batch][features]`) and returns where their logits
-    /// will arrive.
-    pub fn submit(
-        &self,
-        batch: usize,
-        data: Vec<f32>,
-    ) -> Result<oneshot::Receiver<Reply>, SubmitError> {
-        debug_assert_eq!(data.len(), batch * self.features);
-        let (reply, answer) = oneshot::channel();
-        match self.queue.try_send(Job { batch, data, reply }) {
-            Ok(()) => Ok(answer),
-            Err(TrySendError::Full(_)) => Err(SubmitError::Full),
-            Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopped),
-        }
+        Arrival { batcher: self }
     }
 }
 
@@ -138,11 +160,23 @@ impl Worker {
         let (mut inputs, mut logits) = (Vec::new(), Vec::new());
         let mut next = None;
         loop {
-            let Some(first) = next.take().or_else(|| jobs.recv().ok()) else { return };
+            let Some(first) = next.take().or_else(|| self.take(jobs.recv().ok())) else {
+                return;
+            };
             let mut batch = vec![first];
             next = self.gather(&jobs, &mut batch);
             self.run_batch(batch, &mut inputs, &mut logits, &mut scratch);
         }
+    }
+
+    /// Uncounts a job taken from the queue from the arriving ones.
+    fn taken(&self, job: Job) -> Job {
+        self.arriving.fetch_sub(1, Ordering::AcqRel);
+        job
+    }
+
+    fn take(&self, job: Option<Job>) -> Option<Job> {
+        job.map(|j| self.taken(j))
     }
 
     /// Adds queued jobs to `batch` while they fit; returns a job that did not fit, which
@@ -152,7 +186,7 @@ impl Worker {
         let mut examples: usize = batch.iter().map(|j| j.batch).sum();
         while examples < self.policy.max_batch {
             let job = match jobs.try_recv() {
-                Ok(job) => job,
+                Ok(job) => self.taken(job),
                 Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) => {
                     let now = Instant::now();
@@ -160,7 +194,7 @@ impl Worker {
                         return None;
                     }
                     match jobs.recv_timeout(deadline - now) {
-                        Ok(job) => job,
+                        Ok(job) => self.taken(job),
                         Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
                             return None
                         }
@@ -195,8 +229,7 @@ impl Worker {
             inputs
         };
         logits.resize(examples * classes, 0.0);
-        let outcome =
-            self.model.logits_into(input, examples, logits, scratch, self.policy.par);
+        let outcome = self.model.logits_into(input, examples, logits, scratch, self.policy.par);
         let mut offset = 0;
         for job in batch {
             let reply = match &outcome {

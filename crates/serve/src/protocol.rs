@@ -104,7 +104,7 @@ impl Flatten<'_> {
         let narrowed = v as f32;
         if !narrowed.is_finite() {
             return Err(E::custom(format!(
-                "data value {v} at index {} is not a finite FP32 number",
+                "data value {v:e} at index {} is not a finite FP32 number",
                 self.0.len()
             )));
         }
@@ -169,7 +169,10 @@ pub fn parse_request(
     let header: RequestHeader = serde_json::from_slice(json)
         .map_err(|e| RequestError::bad(format!("request is not a valid infer request: {e}")))?;
     let [input] = <[RequestInput; 1]>::try_from(header.inputs).map_err(|inputs| {
-        RequestError::bad(format!("request has {} inputs; the model takes one, '{INPUT}'", inputs.len()))
+        RequestError::bad(format!(
+            "request has {} inputs; the model takes one, '{INPUT}'",
+            inputs.len()
+        ))
     })?;
     let (batch, data) = check_input(input, &mut binary, signature)?;
     if !binary.is_empty() {
@@ -211,7 +214,9 @@ fn check_input(
 ) -> Result<(usize, Vec<f32>), RequestError> {
     let name = &input.name;
     if name != INPUT {
-        return Err(RequestError::bad(format!("unknown input '{name}'; the model takes '{INPUT}'")));
+        return Err(RequestError::bad(format!(
+            "unknown input '{name}'; the model takes '{INPUT}'"
+        )));
     }
     if input.datatype != "FP32" {
         return Err(RequestError::bad(format!(
@@ -220,18 +225,16 @@ fn check_input(
         )));
     }
     let wanted = || format!("{:?}", signature.input_dims());
-    let shape = input
-        .shape
-        .iter()
-        .map(|&d| usize::try_from(d))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| {
-            RequestError::bad(format!(
-                "input '{name}' has shape {:?}, with a negative dimension; the model takes {}",
-                input.shape,
-                wanted()
-            ))
-        })?;
+    let shape =
+        input.shape.iter().map(|&d| usize::try_from(d)).collect::<Result<Vec<_>, _>>().map_err(
+            |_| {
+                RequestError::bad(format!(
+                    "input '{name}' has shape {:?}, with a negative dimension; the model takes {}",
+                    input.shape,
+                    wanted()
+                ))
+            },
+        )?;
     let Some(batch) = signature.batch_of(&shape) else {
         return Err(RequestError::bad(format!(
             "input '{name}' has shape {shape:?}; the model takes {}",
@@ -239,7 +242,9 @@ fn check_input(
         )));
     };
     if batch == 0 {
-        return Err(RequestError::bad(format!("input '{name}' has shape {shape:?}, an empty batch")));
+        return Err(RequestError::bad(format!(
+            "input '{name}' has shape {shape:?}, an empty batch"
+        )));
     }
     let values = batch.checked_mul(signature.features).ok_or_else(|| {
         RequestError::bad(format!("input '{name}' has shape {shape:?}, too large"))
@@ -366,7 +371,13 @@ pub fn encode_response(
                 OutputTensor::Class => ("class", "INT64", vec![batch], Data::I64(&class)),
             };
             if !o.binary {
-                return ResponseOutput { name, datatype, shape, parameters: None, data: Some(data) };
+                return ResponseOutput {
+                    name,
+                    datatype,
+                    shape,
+                    parameters: None,
+                    data: Some(data),
+                };
             }
             let start = binary.len();
             match data {

@@ -113,9 +113,8 @@ impl Server {
             .map_err(|e| Error::io("serving", e))?;
         // Every connection is closed: dropping the last handles ends the batching threads.
         if Arc::try_unwrap(app).is_ok() {
-            let joined = tokio::task::spawn_blocking(move || {
-                workers.into_iter().all(|w| w.join().is_ok())
-            });
+            let joined =
+                tokio::task::spawn_blocking(move || workers.into_iter().all(|w| w.join().is_ok()));
             if !joined.await.unwrap_or(false) {
                 return Err(Error::Config("a model's batching thread panicked".into()));
             }
@@ -176,8 +175,8 @@ fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
 
 impl IntoResponse for RequestError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.kind.status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         json_response(status, json!({ "error": self.message }))
     }
 }
@@ -322,9 +321,11 @@ async fn answer(
     };
     let header_length = match headers.get(HEADER_LENGTH) {
         None => None,
-        Some(v) => Some(v.to_str().ok().and_then(|v| v.trim().parse::<usize>().ok()).ok_or_else(
-            || RequestError::bad(format!("{HEADER_LENGTH} header {v:?} is not a byte count")),
-        )?),
+        Some(v) => {
+            Some(v.to_str().ok().and_then(|v| v.trim().parse::<usize>().ok()).ok_or_else(|| {
+                RequestError::bad(format!("{HEADER_LENGTH} header {v:?} is not a byte count"))
+            })?)
+        }
     };
     let mut request = protocol::parse_request(&body, header_length, &served.signature)?;
     drop(body);
@@ -335,12 +336,14 @@ async fn answer(
             request.batch
         )));
     }
-    let waiting = served.batcher.submit(request.batch, std::mem::take(&mut request.data));
-    drop(arrival);
+    let waiting = arrival.submit(request.batch, std::mem::take(&mut request.data));
     let reply = waiting.map_err(|e| match e {
         SubmitError::Full => RequestError::new(
             ErrorKind::QueueFull,
-            format!("model '{name}' has {} requests queued; retry later", app.policy.queue_capacity),
+            format!(
+                "model '{name}' has {} requests queued; retry later",
+                app.policy.queue_capacity
+            ),
         ),
         SubmitError::Stopped => {
             RequestError::new(ErrorKind::ShuttingDown, format!("model '{name}' has stopped"))
@@ -350,8 +353,7 @@ async fn answer(
         .await
         .map_err(|_| RequestError::new(ErrorKind::Internal, format!("model '{name}' stopped")))?
         .map_err(|e| RequestError::new(ErrorKind::Internal, format!("model '{name}': {e}")))?;
-    let encoded =
-        protocol::encode_response(name, &request, &logits, served.signature.classes);
+    let encoded = protocol::encode_response(name, &request, &logits, served.signature.classes);
     let mut response = encoded.body.into_response();
     let content_type = match encoded.header_length {
         Some(n) => {
