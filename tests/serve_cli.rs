@@ -287,6 +287,9 @@ fn serves_health_metadata_and_the_reference_logits_in_json_and_binary() {
     assert_eq!(server.get("/v2/models/conv/versions/2").status, 404);
 }
 
+/// Path, body, `Inference-Header-Content-Length`, the status it must get, a part of its error.
+type BadRequest = (&'static str, Vec<u8>, Option<usize>, u16, &'static str);
+
 #[test]
 fn bad_requests_get_a_4xx_with_an_error_and_the_server_stays_up() {
     let dir = tempfile::tempdir().unwrap();
@@ -307,7 +310,7 @@ fn bad_requests_get_a_4xx_with_an_error_and_the_server_stays_up() {
     let mut nan = binary.clone();
     nan[n + 8..n + 12].copy_from_slice(&f32::NAN.to_le_bytes());
     let infer = "/v2/models/m/infer";
-    let cases: Vec<(&str, Vec<u8>, Option<usize>, u16, &str)> = vec![
+    let cases: Vec<BadRequest> = vec![
         (infer, b"{\"inputs\": [".to_vec(), None, 400, "not a valid infer request"),
         (infer, b"\xff\xfe".to_vec(), None, 400, "not a valid infer request"),
         (
