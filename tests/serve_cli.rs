@@ -133,9 +133,14 @@ impl Server {
     }
 
     fn post(&self, path: &str, body: &[u8], header_length: Option<usize>) -> Answer {
+        self.post_raw(path, body, header_length.map(|n| n.to_string()).as_deref())
+    }
+
+    /// [`Server::post`] with the `Inference-Header-Content-Length` header as given.
+    fn post_raw(&self, path: &str, body: &[u8], header_length: Option<&str>) -> Answer {
         let mut request = self.agent.post(&format!("{}{path}", self.base));
         if let Some(n) = header_length {
-            request = request.header("Inference-Header-Content-Length", n.to_string());
+            request = request.header("Inference-Header-Content-Length", n);
         }
         Self::answer(request.send(body).unwrap())
     }
@@ -389,6 +394,38 @@ fn bad_requests_get_a_4xx_with_an_error_and_the_server_stays_up() {
     assert_eq!(count("ticket_request_errors_total{model=\"\",kind=\"unknown_model\"}"), 3);
     assert_eq!(count("ticket_infer_requests_total{model=\"m\"}"), 14);
     assert_eq!(count("ticket_infer_request_duration_seconds_count{model=\"m\"}"), 1);
+}
+
+/// The requests of the bad-input corpus (`tests/corpus/request/`, written by
+/// `tests/corpus/generate.rs`) against its valid MLP: each gets a 400 whose error contains the
+/// text `tests/corpus/expected.tsv` records for it.
+#[test]
+fn the_corpus_of_bad_requests_gets_400s_that_name_each_problem() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let manifest = std::fs::read_to_string(corpus.join("expected.tsv")).unwrap();
+    let cases: Vec<(&str, &str)> = manifest
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(file, _)| file.starts_with("request/"))
+        .collect();
+    assert!(cases.len() >= 20, "{} request cases", cases.len());
+    let model = format!("m={}", corpus.join("valid/model.safetensors").display());
+    let server = Server::start(&["--model", &model]);
+    for (file, needle) in cases {
+        let bytes = std::fs::read(corpus.join(file)).unwrap();
+        let (header_length, body) = if file.ends_with(".bin") {
+            let newline = bytes.iter().position(|&b| b == b'\n').expect("a header length line");
+            (Some(std::str::from_utf8(&bytes[..newline]).unwrap()), &bytes[newline + 1..])
+        } else {
+            (None, &bytes[..])
+        };
+        let answer = server.post_raw("/v2/models/m/infer", body, header_length);
+        let error = answer.error();
+        assert_eq!(answer.status, 400, "{file}: {error}");
+        assert!(error.contains(needle), "{file}: `{error}` does not contain `{needle}`");
+        assert!(!error.contains('\n'), "{file}: {error}");
+    }
+    assert_eq!(server.get("/v2/health/live").status, 200);
 }
 
 #[test]
