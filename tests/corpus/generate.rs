@@ -1411,12 +1411,12 @@ fn request_damage() -> Vec<(String, Vec<u8>, &'static str)> {
         (
             "data-beyond-fp32",
             edited(&|v| v["inputs"][0]["data"][3] = json!(1e39)),
-            "data value 1e39 at index 3 is not a finite FP32 number",
+            "data value 1e+39 at index 3 is not a finite FP32 number",
         ),
         (
             "data-not-numbers",
             edited(&|v| v["inputs"][0]["data"][0] = json!("a")),
-            "expected an array of numbers",
+            "data value at index 0 is not a number",
         ),
         (
             "data-missing",

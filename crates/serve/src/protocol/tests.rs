@@ -120,7 +120,7 @@ fn lies_and_bad_values_are_named() {
         ),
         (
             r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3],"data":[1,"a",3]}]}"#,
-            "expected an array of numbers",
+            "data value at index 1 is not a number",
         ),
         (
             r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3]}]}"#,
@@ -196,4 +196,18 @@ fn responses_in_json_and_binary() {
     let c: Vec<i64> =
         raw[16..].chunks(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
     assert_eq!(c, [0, 1]);
+}
+
+#[test]
+fn json_numbers_are_rounded_once_to_the_nearest_f32() {
+    // 1 + 2^-24 + 2^-60: just above the midpoint between the f32s 1 and 1 + 2^-23, so the
+    // nearest f32 is 1 + 2^-23; rounded to f64 first it would land on the midpoint and then
+    // tie to even, 1.
+    let above_midpoint = "1.000000059604644776257986737988403547205962240695953369140625";
+    let body = format!(
+        r#"{{"inputs":[{{"name":"input","datatype":"FP32","shape":[1,3],"data":[{above_midpoint},-0.5,1e-46]}}]}}"#
+    );
+    let r = parse(&body).unwrap();
+    assert_eq!(r.data, [f32::from_bits(0x3f80_0001), -0.5, 0.0]);
+    assert_eq!((above_midpoint.parse::<f64>().unwrap() as f32), 1.0, "the detour would differ");
 }
