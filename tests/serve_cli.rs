@@ -292,17 +292,23 @@ fn serves_health_metadata_and_the_reference_logits_in_json_and_binary() {
     assert_eq!(server.get("/v2/models/conv/versions/2").status, 404);
 }
 
-/// Path, body, `Inference-Header-Content-Length`, the status it must get, a part of its error.
-type BadRequest = (&'static str, Vec<u8>, Option<usize>, u16, &'static str);
-
-#[test]
-fn bad_requests_get_a_4xx_with_an_error_and_the_server_stays_up() {
+/// `ticket serve` of [`Model::mlp`] as model `m`, with `args`; the directory holds its file.
+fn serve_mlp(args: &[&str]) -> (tempfile::TempDir, Model, Server) {
     let dir = tempfile::tempdir().unwrap();
     let mlp = Model::mlp();
     let path = dir.path().join("m.safetensors");
     mlp.write(&path);
     let spec = format!("m={}", path.display());
-    let server = Server::start(&["--model", &spec, "--max-body", "8000", "--max-batch", "4"]);
+    let server = Server::start(&[&["--model", spec.as_str()], args].concat());
+    (dir, mlp, server)
+}
+
+/// Path, body, `Inference-Header-Content-Length`, the status it must get, a part of its error.
+type BadRequest = (&'static str, Vec<u8>, Option<usize>, u16, &'static str);
+
+#[test]
+fn bad_requests_get_a_4xx_with_an_error_and_the_server_stays_up() {
+    let (_dir, mlp, server) = serve_mlp(&["--max-body", "8000", "--max-batch", "4"]);
     let x = mlp.inputs(1, 0);
     let good =
         json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 64], "data": x}]});
@@ -430,13 +436,7 @@ fn the_corpus_of_bad_requests_gets_400s_that_name_each_problem() {
 
 #[test]
 fn concurrent_requests_each_get_their_own_logits_and_every_example_is_run_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mlp = Model::mlp();
-    let path = dir.path().join("m.safetensors");
-    mlp.write(&path);
-    let spec = format!("m={}", path.display());
-    let server =
-        Server::start(&["--model", &spec, "--max-batch", "16", "--max-queue-delay-us", "2000"]);
+    let (_dir, mlp, server) = serve_mlp(&["--max-batch", "16", "--max-queue-delay-us", "2000"]);
     let (clients, each) = (16, 12);
     std::thread::scope(|s| {
         for c in 0..clients {
@@ -483,13 +483,8 @@ fn half_sent_request(port: u16, body: &[u8]) -> TcpStream {
 
 #[test]
 fn sigterm_answers_the_requests_in_flight_then_exits_0() {
-    let dir = tempfile::tempdir().unwrap();
-    let mlp = Model::mlp();
-    let path = dir.path().join("m.safetensors");
-    mlp.write(&path);
-    let spec = format!("m={}", path.display());
     // A long queue delay: the request below waits in its batch for the half-sent one.
-    let server = Server::start(&["--model", &spec, "--max-queue-delay-us", "1500000"]);
+    let (_dir, mlp, server) = serve_mlp(&["--max-queue-delay-us", "1500000"]);
     let x = mlp.inputs(1, 5);
     let body =
         json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 64], "data": x}]})

@@ -146,21 +146,20 @@ pub async fn shutdown_signal() {
 }
 
 fn routes(app: Arc<App>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
-        .route("/v2/models/{name}", get(model_metadata))
-        .route("/v2/models/{name}/ready", get(model_ready))
-        .route("/v2/models/{name}/config", get(model_config))
-        .route("/v2/models/{name}/infer", post(infer))
-        .route("/v2/models/{name}/versions/{version}", get(model_metadata))
-        .route("/v2/models/{name}/versions/{version}/ready", get(model_ready))
-        .route("/v2/models/{name}/versions/{version}/config", get(model_config))
-        .route("/v2/models/{name}/versions/{version}/infer", post(infer))
-        .route("/metrics", get(metrics_text))
-        .fallback(unknown_endpoint)
-        .with_state(app)
+        .route("/metrics", get(metrics_text));
+    // Every model endpoint with and without its version.
+    for model in ["/v2/models/{name}", "/v2/models/{name}/versions/{version}"] {
+        router = router
+            .route(model, get(model_metadata))
+            .route(&format!("{model}/ready"), get(model_ready))
+            .route(&format!("{model}/config"), get(model_config))
+            .route(&format!("{model}/infer"), post(infer));
+    }
+    router.fallback(unknown_endpoint).with_state(app)
 }
 
 type Params = Path<HashMap<String, String>>;

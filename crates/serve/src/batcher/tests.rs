@@ -60,12 +60,12 @@ fn answer(rx: oneshot::Receiver<Reply>) -> Vec<f32> {
     rx.blocking_recv().expect("an answer").expect("logits")
 }
 
-#[test]
-fn queued_requests_run_as_one_batch_and_each_gets_its_own_logits() {
+/// Queues jobs of `sizes` examples before the worker starts, runs it until the queue is
+/// drained, checks every job's logits and returns (kernel calls, examples).
+fn run_queued(max_batch: usize, sizes: &[usize]) -> (u64, u64) {
     let s = Setup::new();
     let (batcher, worker, jobs) =
-        Batcher::parts(s.model(), Setup::policy(8, 0, 16), s.metrics.model("m"));
-    let sizes = [2, 3, 1];
+        Batcher::parts(s.model(), Setup::policy(max_batch, 0, 16), s.metrics.model("m"));
     let replies: Vec<_> = sizes
         .iter()
         .enumerate()
@@ -73,30 +73,21 @@ fn queued_requests_run_as_one_batch_and_each_gets_its_own_logits() {
         .collect();
     drop(batcher);
     worker.run(jobs);
-    for (j, (rx, &b)) in replies.into_iter().zip(&sizes).enumerate() {
+    for (j, (rx, &b)) in replies.into_iter().zip(sizes).enumerate() {
         s.check(j, b, &answer(rx));
     }
-    assert_eq!(s.batches(), (1, 6));
+    s.batches()
+}
+
+#[test]
+fn queued_requests_run_as_one_batch_and_each_gets_its_own_logits() {
+    assert_eq!(run_queued(8, &[2, 3, 1]), (1, 6));
 }
 
 #[test]
 fn a_batch_stops_at_max_batch_and_the_job_that_does_not_fit_starts_the_next() {
-    let s = Setup::new();
-    let (batcher, worker, jobs) =
-        Batcher::parts(s.model(), Setup::policy(4, 0, 16), s.metrics.model("m"));
-    let sizes = [3, 2, 2];
-    let replies: Vec<_> = sizes
-        .iter()
-        .enumerate()
-        .map(|(j, &b)| batcher.arrival().submit(b, Setup::inputs(j, b)).unwrap())
-        .collect();
-    drop(batcher);
-    worker.run(jobs);
-    for (j, (rx, &b)) in replies.into_iter().zip(&sizes).enumerate() {
-        s.check(j, b, &answer(rx));
-    }
     // [3], then [2, 2].
-    assert_eq!(s.batches(), (2, 7));
+    assert_eq!(run_queued(4, &[3, 2, 2]), (2, 7));
 }
 
 #[test]

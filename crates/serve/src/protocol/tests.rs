@@ -87,59 +87,36 @@ fn binary_tensor_data() {
 
 #[test]
 fn lies_and_bad_values_are_named() {
+    let one = |datatype: &str, shape: &str, data: &str| {
+        format!(
+            r#"{{"inputs":[{{"name":"input","datatype":"{datatype}","shape":{shape},"data":{data}}}]}}"#
+        )
+    };
+    let fp32 = |shape: &str, data: &str| one("FP32", shape, data);
+    let good = fp32("[1,3]", "[1,2,3]");
     let cases = [
-        ("{bad", "not a valid infer request"),
-        (r#"{"inputs":[]}"#, "has 0 inputs"),
+        ("{bad".to_string(), "not a valid infer request"),
+        (r#"{"inputs":[]}"#.to_string(), "has 0 inputs"),
+        (good.replace(r#""name":"input""#, r#""name":"x""#), "unknown input 'x'"),
+        (one("FP64", "[1,3]", "[1,2,3]"), "datatype FP64"),
+        (fp32("[1,4]", "[1,2,3,4]"), "shape [1, 4]; the model takes [-1, 3]"),
+        (fp32("[-1,3]", "[1,2,3]"), "negative dimension"),
+        (fp32("[0,3]", "[]"), "an empty batch"),
+        (fp32("[2,3]", "[1,2,3]"), "(6 values) but its data holds 3"),
+        (fp32("[1,3]", "[1,2,1e39]"), "data value 1e39 at index 2 is not a finite FP32"),
+        (fp32("[1,3]", r#"[1,"a",3]"#), "data value at index 1 is not a number"),
+        (good.replace(r#","data":[1,2,3]"#, ""), "neither data nor binary_data_size"),
+        (good.replace("]}]}", r#"]}],"outputs":[{"name":"probs"}]}"#), "unknown output 'probs'"),
         (
-            r#"{"inputs":[{"name":"x","datatype":"FP32","shape":[1,3],"data":[1,2,3]}]}"#,
-            "unknown input 'x'",
-        ),
-        (
-            r#"{"inputs":[{"name":"input","datatype":"FP64","shape":[1,3],"data":[1,2,3]}]}"#,
-            "datatype FP64",
-        ),
-        (
-            r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}"#,
-            "shape [1, 4]; the model takes [-1, 3]",
-        ),
-        (
-            r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[-1,3],"data":[1,2,3]}]}"#,
-            "negative dimension",
-        ),
-        (
-            r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[0,3],"data":[]}]}"#,
-            "an empty batch",
-        ),
-        (
-            r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[2,3],"data":[1,2,3]}]}"#,
-            "(6 values) but its data holds 3",
-        ),
-        (
-            r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3],"data":[1,2,1e39]}]}"#,
-            "data value 1e39 at index 2 is not a finite FP32",
-        ),
-        (
-            r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3],"data":[1,"a",3]}]}"#,
-            "data value at index 1 is not a number",
-        ),
-        (
-            r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3]}]}"#,
-            "neither data nor binary_data_size",
-        ),
-        (
-            r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3],"data":[1,2,3]}],"outputs":[{"name":"probs"}]}"#,
-            "unknown output 'probs'",
-        ),
-        (
-            r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3],"data":[1,2,3],"parameters":{"binary_data_size":12}}]}"#,
+            good.replace("]}]}", r#"],"parameters":{"binary_data_size":12}}]}"#),
             "both data and binary_data_size",
         ),
         (
-            r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3],"parameters":{"binary_data_size":12}}]}"#,
+            good.replace(r#""data":[1,2,3]"#, r#""parameters":{"binary_data_size":12}"#),
             "only 0 bytes of binary data",
         ),
     ];
-    for (body, needle) in cases {
+    for (body, needle) in &cases {
         let m = message(body);
         assert!(m.contains(needle), "{body}: `{m}` lacks `{needle}`");
         assert!(!m.contains('\n'), "{m}");
