@@ -279,6 +279,10 @@ pub struct ServeArgs {
     /// Largest request body in bytes; beyond that the answer is 413.
     #[arg(long, value_name = "BYTES", default_value_t = ticket_serve::DEFAULT_MAX_BODY)]
     pub max_body: usize,
+    /// After SIGTERM or Ctrl-C, longest wait for the requests in flight, in seconds; past it
+    /// the server stops without them and exits 1.
+    #[arg(long, value_name = "S", default_value_t = ticket_serve::DEFAULT_DRAIN_TIMEOUT.as_secs())]
+    pub drain_timeout_s: u64,
     /// Kernel threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,

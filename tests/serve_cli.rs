@@ -516,6 +516,22 @@ fn sigterm_answers_the_requests_in_flight_then_exits_0() {
 }
 
 #[test]
+fn a_request_that_never_finishes_does_not_hold_the_shutdown_past_the_drain_timeout() {
+    let (_dir, mlp, server) = serve_mlp(&["--drain-timeout-s", "1"]);
+    let x = mlp.inputs(1, 0);
+    let body =
+        json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 64], "data": x}]});
+    let _stuck = half_sent_request(server.port(), body.to_string().as_bytes());
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    server.signal("TERM");
+    let (code, err) = server.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(1), "stderr: {err}");
+    assert!(err.contains("error: requests still in flight 1s after shutdown began"), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
+}
+
+#[test]
 fn ctrl_c_stops_an_idle_server_with_exit_0() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");

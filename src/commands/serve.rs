@@ -33,6 +33,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             par,
         },
         max_body: args.max_body,
+        drain_timeout: Duration::from_secs(args.drain_timeout_s),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -33,7 +33,10 @@ pub use server::{shutdown_signal, Config, Server};
 /// Default `--max-body`: 64 MiB, room for a batch of 1024 LeNet inputs in JSON.
 pub const DEFAULT_MAX_BODY: usize = 64 << 20;
 
-/// A [`Config`] with the default body limit.
+/// Default drain timeout: 30 s, the grace period Kubernetes gives a pod after SIGTERM.
+pub const DEFAULT_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A [`Config`] with the default body limit and drain timeout.
 pub fn server_config(addr: std::net::SocketAddr, policy: batcher::BatchPolicy) -> Config {
-    Config { addr, policy, max_body: DEFAULT_MAX_BODY }
+    Config { addr, policy, max_body: DEFAULT_MAX_BODY, drain_timeout: DEFAULT_DRAIN_TIMEOUT }
 }

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How the server listens and batches.
 #[derive(Clone, Debug)]
@@ -31,6 +31,9 @@ pub struct Config {
     pub policy: BatchPolicy,
     /// Largest request body accepted, in bytes (larger: 413).
     pub max_body: usize,
+    /// Longest wait for the requests in flight once shutdown began (a client that never
+    /// finishes sending must not hold the server forever).
+    pub drain_timeout: Duration,
 }
 
 /// One served model: its signature, the handle of its batching thread and its metrics.
@@ -55,6 +58,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     workers: Vec<JoinHandle<()>>,
+    drain_timeout: Duration,
 }
 
 impl Server {
@@ -85,7 +89,7 @@ impl Server {
             max_body: config.max_body,
             draining: AtomicBool::new(false),
         };
-        Ok(Server { listener, app: Arc::new(app), workers })
+        Ok(Server { listener, app: Arc::new(app), workers, drain_timeout: config.drain_timeout })
     }
 
     /// The address actually bound.
@@ -101,16 +105,32 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting connections, answers the
     /// requests in flight and stops the batching threads.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let Server { listener, app, workers } = self;
+        let Server { listener, app, workers, drain_timeout } = self;
         let router = routes(app.clone());
         let flag = app.clone();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                flag.draining.store(true, Ordering::Release);
-            })
-            .await
-            .map_err(|e| Error::io("serving", e))?;
+        let began = Arc::new(tokio::sync::Notify::new());
+        let begin = began.clone();
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            shutdown.await;
+            flag.draining.store(true, Ordering::Release);
+            begin.notify_one();
+        });
+        let drained = tokio::select! {
+            served = serve => {
+                served.map_err(|e| Error::io("serving", e))?;
+                true
+            }
+            () = async {
+                began.notified().await;
+                tokio::time::sleep(drain_timeout).await;
+            } => false,
+        };
+        if !drained {
+            return Err(Error::Config(format!(
+                "requests still in flight {:?} after shutdown began; stopped without them",
+                drain_timeout
+            )));
+        }
         // Every connection is closed: dropping the last handles ends the batching threads.
         if Arc::try_unwrap(app).is_ok() {
             let joined =
