@@ -22,6 +22,9 @@ pub enum Error {
     /// A setting out of range.
     #[error("{0}")]
     Config(String),
+    /// The server stopped without answering every request, or a model's thread failed.
+    #[error("{0}")]
+    Unclean(String),
 }
 
 impl Error {

@@ -126,7 +126,7 @@ impl Server {
             } => false,
         };
         if !drained {
-            return Err(Error::Config(format!(
+            return Err(Error::Unclean(format!(
                 "requests still in flight {:?} after shutdown began; stopped without them",
                 drain_timeout
             )));
@@ -136,7 +136,7 @@ impl Server {
             let joined =
                 tokio::task::spawn_blocking(move || workers.into_iter().all(|w| w.join().is_ok()));
             if !joined.await.unwrap_or(false) {
-                return Err(Error::Config("a model's batching thread panicked".into()));
+                return Err(Error::Unclean("a model's batching thread panicked".into()));
             }
         }
         Ok(())
