@@ -30,8 +30,9 @@ pub mod signature;
 pub use error::{Error, ErrorKind, RequestError, Result};
 pub use server::{shutdown_signal, Config, Server};
 
-/// Default `--max-body`: 64 MiB, room for a batch of 1024 LeNet inputs in JSON.
-pub const DEFAULT_MAX_BODY: usize = 64 << 20;
+/// Default `--max-body`: 16 MiB, room for a full default batch (64) of 3x64x64 images in JSON
+/// at 20 bytes a number; a bound on what one connection can make the server hold.
+pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 
 /// Default drain timeout: 30 s, the grace period Kubernetes gives a pod after SIGTERM.
 pub const DEFAULT_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
