@@ -108,3 +108,12 @@ bench-compare: setup
 fuzz TARGET *ARGS:
     mkdir -p fuzz/corpus/{{TARGET}}
     cd fuzz && RUSTC_BOOTSTRAP=1 nice -n 19 cargo fuzz run {{TARGET}} corpus/{{TARGET}} seeds/{{TARGET}} -- {{ARGS}}
+
+# `ticket serve` against KServe's Python ModelServer + ONNX Runtime on the same weights, under
+# wrk (Debian package) at concurrency 1, 16 and 64, one run side by side.
+# Results: benches/results/compare_serve-<date>.json.
+bench-serve: setup
+    command -v wrk >/dev/null || (echo "wrk not found: apt-get install wrk" && exit 1)
+    .venv/bin/python -c "import kserve" 2>/dev/null || .venv/bin/pip install kserve
+    cargo build --release
+    .venv/bin/python benches/compare_serve.py --duration 10

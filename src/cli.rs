@@ -45,6 +45,22 @@ pub enum Command {
         after_help = "Examples:\n  ticket infer lenet.safetensors --dataset fashion-mnist\n  ticket infer lenet.safetensors --bench --json\n  ticket infer lenet.safetensors --input batch.safetensors --output logits.safetensors"
     )]
     Infer(InferArgs),
+    /// Serve CSR models over HTTP (Open Inference Protocol: KServe v2 / Triton clients), with
+    /// dynamic batching.
+    #[command(
+        long_about = "Serve CSR models over HTTP with the Open Inference Protocol (KServe v2 REST, as \
+Triton, KServe and Seldon MLServer speak it), so that their clients (e.g. tritonclient[http], \
+JSON or binary tensors) can call them.\n\n\
+Endpoints: GET /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME, /v2/models/NAME/ready, \
+/metrics (Prometheus); POST /v2/models/NAME/infer with input tensor `input` FP32 [batch, *input \
+shape] and outputs `logits` FP32 [batch, classes] and `class` INT64 [batch].\n\n\
+Concurrent requests to one model are merged into one batched kernel call of up to --max-batch \
+examples; a batch waits up to --max-queue-delay-us for more only while more requests are \
+arriving, so a lone request runs at once. A full queue answers 503. SIGTERM or Ctrl-C stops \
+accepting connections, answers the requests in flight and exits 0.",
+        after_help = "Examples:\n  ticket serve --model lenet=lenet.safetensors\n  ticket serve --model models/ --port 8080 --max-batch 128 --max-queue-delay-us 200\n  curl -s localhost:8000/v2/models/lenet\n  curl -s localhost:8000/v2/models/lenet/infer -d '{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,784],\"data\":[...]}]}'"
+    )]
+    Serve(ServeArgs),
     /// Tables and plots (SVG and PNG) of an experiment directory.
     #[command(
         after_help = "Examples:\n  ticket report runs/lenet\n  ticket report runs/lenet --json"
@@ -261,4 +277,40 @@ pub struct ReportArgs {
     /// Levels whose accuracy curves are plotted (default: a spread of levels).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub curves: Option<Vec<usize>>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A model to serve: NAME=PATH, a PATH (served under its file name without
+    /// .safetensors) or a directory (every *.safetensors file in it). Repeatable.
+    #[arg(long = "model", value_name = "NAME=PATH", required = true)]
+    pub models: Vec<String>,
+    /// Address to listen on (0.0.0.0: every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on (0: any free port, printed at start).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Most examples per batched kernel call (and per request).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_batch: usize,
+    /// Longest a batch waits for more requests, in microseconds (only while more are arriving).
+    #[arg(long, value_name = "US", default_value_t = 100)]
+    pub max_queue_delay_us: u64,
+    /// Requests that may wait per model; beyond that the answer is 503.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_queue: usize,
+    /// Largest request body in bytes; beyond that the answer is 413.
+    #[arg(long, value_name = "BYTES", default_value_t = ticket_serve::DEFAULT_MAX_BODY)]
+    pub max_body: usize,
+    /// After SIGTERM or Ctrl-C, longest wait for the requests in flight, in seconds; past it
+    /// the server stops without them and exits 1.
+    #[arg(long, value_name = "S", default_value_t = ticket_serve::DEFAULT_DRAIN_TIMEOUT.as_secs())]
+    pub drain_timeout_s: u64,
+    /// Kernel threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Print the start-up line (address and models) as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

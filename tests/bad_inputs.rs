@@ -128,7 +128,8 @@ fn corpus_is_what_its_generator_writes() {
         generate::corpus().into_iter().map(|f| (f.path, f.bytes)).collect();
     assert_eq!(generated.len(), generate::corpus().len(), "two cases share a file name");
     if std::env::var_os("TICKET_WRITE_CORPUS").is_some() {
-        for kind in ["valid", "csr", "batch", "dense", "dense-values", "idx", "recipe", "import"] {
+        let kinds = ["valid", "csr", "batch", "dense", "dense-values", "idx", "recipe", "import"];
+        for kind in kinds.into_iter().chain(["request"]) {
             let _ = std::fs::remove_dir_all(root.join(kind));
         }
         for (path, bytes) in &generated {

@@ -6,6 +6,7 @@ pub mod import;
 pub mod infer;
 pub mod observe;
 pub mod report;
+pub mod serve;
 pub mod train;
 
 use crate::cli::{DataArgs, DatasetName, RunArgs};

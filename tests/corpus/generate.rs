@@ -19,6 +19,9 @@
 //! - `recipe/*.toml`: recipes that `ticket train --model` refuses;
 //! - `import/*`: ONNX files and PyTorch state dicts that `ticket export` refuses
 //!   (`import_cases.rs`);
+//! - `request/*.json`, `request/*.bin`: infer requests that `ticket serve` answers with 400 when
+//!   serving `valid/model.safetensors`; a `.bin` file's first line is its
+//!   `Inference-Header-Content-Length`, the rest its body (JSON header, then binary tensors);
 //! - `expected.tsv`: for every damaged file, `path<TAB>text`: the text its error must contain,
 //!   whichever command reads it.
 
@@ -92,6 +95,9 @@ pub fn corpus() -> Vec<CorpusFile> {
     }
     for (path, bytes, _) in import_cases::cases() {
         add(path, bytes);
+    }
+    for (name, bytes, _) in request_damage() {
+        add(format!("request/{name}"), bytes);
     }
     let manifest: String = files
         .iter()
@@ -1088,6 +1094,10 @@ fn expected_problem(path: &str) -> String {
         return problem;
     }
     let (kind, file) = path.split_once('/').unwrap();
+    if kind == "request" {
+        let case = request_damage().into_iter().find(|(name, ..)| name == file);
+        return case.expect("a request case").2.to_string();
+    }
     let case = file.split(['/', '.']).next().unwrap();
     if let Some(cut) = case.strip_prefix("truncated-at-") {
         return truncation_problem(kind, cut.parse().unwrap()).to_string();
@@ -1315,4 +1325,163 @@ fn idx_truncation_problem(case: &str, data: usize, header: usize) -> String {
         }
         _ => format!("promises {data} data bytes, found {}", cut - header),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Infer requests (the Open Inference Protocol) for the valid MLP: input FP32 [-1, 64].
+
+/// A JSON infer request whose one input has `shape` and `data`, with `extra` fields merged
+/// into the input.
+fn request(shape: Value, data: Value, extra: Value) -> Value {
+    let mut input = json!({"name": "input", "datatype": "FP32", "shape": shape, "data": data});
+    if let (Some(input), Value::Object(extra)) = (input.as_object_mut(), extra) {
+        input.extend(extra);
+    }
+    json!({"inputs": [input]})
+}
+
+/// A `.bin` request file: header length line, JSON header, `values` as FP32 bytes.
+fn binary_request(header_length: Option<&str>, header: &Value, values: &[f32]) -> Vec<u8> {
+    let header = header.to_string();
+    let length = header_length.map_or(header.len().to_string(), str::to_string);
+    [format!("{length}\n").into_bytes(), header.into_bytes(), f32s(values)].concat()
+}
+
+/// (file name, bytes, the text of the 400 answer) of every damaged request.
+fn request_damage() -> Vec<(String, Vec<u8>, &'static str)> {
+    let example: Vec<f32> = (0..64).map(|i| value(i, 77)).collect();
+    let good = || request(json!([1, 64]), json!(example), json!({}));
+    let edited = |edit: &dyn Fn(&mut Value)| {
+        let mut v = good();
+        edit(&mut v);
+        v.to_string().into_bytes()
+    };
+    let binary_header = |size: usize| {
+        let mut v = good();
+        let input = &mut v["inputs"][0];
+        input.as_object_mut().unwrap().remove("data");
+        input["parameters"] = json!({"binary_data_size": size});
+        v
+    };
+    let with_value = |i: usize, x: f32| {
+        let mut values = example.clone();
+        values[i] = x;
+        binary_request(None, &binary_header(256), &values)
+    };
+    let json_cases: Vec<(&str, Vec<u8>, &'static str)> = vec![
+        ("not-json", b"{\"inputs\": [".to_vec(), "EOF while parsing"),
+        ("not-utf8", b"\xff\xfe{}".to_vec(), "expected value at line 1 column 1"),
+        ("no-inputs", br#"{"inputs": []}"#.to_vec(), "request has 0 inputs"),
+        ("inputs-missing", br#"{"outputs": []}"#.to_vec(), "missing field `inputs`"),
+        (
+            "two-inputs",
+            edited(&|v| {
+                let input = v["inputs"][0].clone();
+                v["inputs"].as_array_mut().unwrap().push(input);
+            }),
+            "request has 2 inputs",
+        ),
+        (
+            "input-unknown-name",
+            edited(&|v| v["inputs"][0]["name"] = json!("x")),
+            "unknown input 'x'",
+        ),
+        (
+            "datatype-fp64",
+            edited(&|v| v["inputs"][0]["datatype"] = json!("FP64")),
+            "has datatype FP64; the model takes FP32",
+        ),
+        (
+            "shape-wrong-features",
+            edited(&|v| v["inputs"][0]["shape"] = json!([1, 63])),
+            "has shape [1, 63]; the model takes [-1, 64]",
+        ),
+        (
+            "shape-negative",
+            edited(&|v| v["inputs"][0]["shape"] = json!([-1, 64])),
+            "with a negative dimension",
+        ),
+        (
+            "shape-empty-batch",
+            edited(&|v| {
+                v["inputs"][0]["shape"] = json!([0, 64]);
+                v["inputs"][0]["data"] = json!([]);
+            }),
+            "an empty batch",
+        ),
+        (
+            "shape-huge-batch",
+            edited(&|v| v["inputs"][0]["shape"] = json!([1u64 << 60, 64])),
+            "too large",
+        ),
+        (
+            "data-fewer-than-shape",
+            edited(&|v| v["inputs"][0]["shape"] = json!([2, 64])),
+            "(128 values) but its data holds 64",
+        ),
+        (
+            "data-beyond-fp32",
+            edited(&|v| v["inputs"][0]["data"][3] = json!(1e39)),
+            "data value 1e+39 at index 3 is not a finite FP32 number",
+        ),
+        (
+            "data-not-numbers",
+            edited(&|v| v["inputs"][0]["data"][0] = json!("a")),
+            "data value at index 0 is not a number",
+        ),
+        (
+            "data-missing",
+            edited(&|v| {
+                v["inputs"][0].as_object_mut().unwrap().remove("data");
+            }),
+            "has neither data nor binary_data_size",
+        ),
+        (
+            "data-and-binary-size",
+            edited(&|v| v["inputs"][0]["parameters"] = json!({"binary_data_size": 256})),
+            "has both data and binary_data_size",
+        ),
+        (
+            "output-unknown",
+            edited(&|v| v["outputs"] = json!([{"name": "probs"}])),
+            "unknown output 'probs'",
+        ),
+    ];
+    let binary_cases: Vec<(&str, Vec<u8>, &'static str)> = vec![
+        (
+            "binary-size-lies",
+            binary_request(None, &binary_header(252), &example[..63]),
+            "(256 bytes of FP32) but binary_data_size 252",
+        ),
+        (
+            "binary-truncated",
+            binary_request(None, &binary_header(256), &example[..63]),
+            "only 252 bytes of binary data follow the header",
+        ),
+        (
+            "binary-trailing-bytes",
+            binary_request(None, &binary_header(256), &[&example[..], &[0.0]].concat()),
+            "4 bytes of binary data follow the inputs that no input claims",
+        ),
+        ("binary-nan", with_value(2, f32::NAN), "value NaN at index 2 is not a finite FP32"),
+        ("binary-infinite", with_value(0, f32::INFINITY), "value inf at index 0 is not a finite"),
+        (
+            "header-length-past-end",
+            binary_request(Some("99999"), &binary_header(256), &example),
+            "Inference-Header-Content-Length is 99999 but the body has only",
+        ),
+        (
+            "header-length-cuts-the-json",
+            binary_request(Some("20"), &binary_header(256), &example),
+            "EOF while parsing",
+        ),
+        (
+            "header-length-not-a-number",
+            binary_request(Some("abc"), &binary_header(256), &example),
+            "is not a byte count",
+        ),
+    ];
+    let json_files = json_cases.into_iter().map(|(n, b, e)| (format!("{n}.json"), b, e));
+    let binary_files = binary_cases.into_iter().map(|(n, b, e)| (format!("{n}.bin"), b, e));
+    json_files.chain(binary_files).collect()
 }
