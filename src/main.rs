@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         cli::Command::Export(args) => commands::export::run(args),
         cli::Command::Infer(args) => commands::infer::run(args),
         cli::Command::Report(args) => commands::report::run(args),
+        cli::Command::Sweep(args) => commands::sweep::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

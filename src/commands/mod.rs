@@ -5,6 +5,7 @@ pub mod find;
 pub mod infer;
 pub mod observe;
 pub mod report;
+pub mod sweep;
 pub mod train;
 
 use crate::cli::{DataArgs, DatasetName, RunArgs};

@@ -225,8 +225,11 @@ pub fn write_plots(
     ];
     let mut files = Vec::new();
     for (file, what, y_label, quantity, scale) in charts {
-        let mut chart =
-            Chart::new(format!("{name} on {dataset}: {what} ({over})"), "Weights remaining (%)", y_label);
+        let mut chart = Chart::new(
+            format!("{name} on {dataset}: {what} ({over})"),
+            "Weights remaining (%)",
+            y_label,
+        );
         chart.x_axis = Axis::Log { reversed: true };
         for (label, pick) in kinds {
             let rows: Vec<(f64, &Stats)> = levels

@@ -344,7 +344,8 @@ impl Sweep {
         );
         let _ = writeln!(out, "case \"$SLURM_ARRAY_TASK_ID\" in");
         for job in &self.jobs {
-            let args: Vec<String> = job.args(s.cpus_per_task).iter().map(|a| shell_quote(a)).collect();
+            let args: Vec<String> =
+                job.args(s.cpus_per_task).iter().map(|a| shell_quote(a)).collect();
             let _ = writeln!(out, "  {}) exec \"$TICKET\" {} ;;", job.index, args.join(" "));
         }
         let _ = writeln!(
@@ -458,9 +459,9 @@ impl FindOptions {
         value("one-shot", self.one_shot.map(|v| v.to_string()));
         value(
             "control-levels",
-            self.control_levels.as_ref().map(|l| {
-                l.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",")
-            }),
+            self.control_levels
+                .as_ref()
+                .map(|l| l.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",")),
         );
         value("early-stop", self.early_stop.map(|v| v.to_string()));
         value("early-bird", self.early_bird.map(|v| v.to_string()));
@@ -616,7 +617,9 @@ mod tests {
         assert!(error("models = [\"digits-mlp\"]\nreplicates = 0").contains("`replicates` is 0"));
         assert!(error("models = [\"digits-mlp\"]\n[find]\nrewnd = 3").contains("rewnd"));
         assert!(error("models = [\"digits-mlp\"]\n[variants.\"a/b\"]").contains("variant name"));
-        assert!(error("models = [\"m\"]\n[slurm]\ntime = \"1\\n#SBATCH --x\"").contains("line break"));
+        assert!(
+            error("models = [\"m\"]\n[slurm]\ntime = \"1\\n#SBATCH --x\"").contains("line break")
+        );
         assert!(error("models = [\"m\"]\n[find]\npruning = \"random\"").contains("random"));
         let path = Path::new("/tmp/s.toml");
         let spec = SweepSpec::from_toml_str("models = [\"no-such-recipe\"]", path).unwrap();
