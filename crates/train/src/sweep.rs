@@ -40,6 +40,10 @@ use std::path::{Path, PathBuf};
 use ticket_core::recipe::one_line;
 use ticket_core::{Error, Recipe};
 
+/// Most jobs a sweep may expand into (a Slurm job array is usually limited to far fewer,
+/// `MaxArraySize`, 1001 by default).
+pub const MAX_JOBS: usize = 100_000;
+
 /// A sweep file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -190,11 +194,11 @@ impl Sweep {
 
     /// Expands `spec`, read from `file` (relative paths in it are relative to its directory).
     pub fn new(file: &Path, spec: SweepSpec) -> Result<Sweep> {
-        let file = std::path::absolute(file).map_err(|e| Error::io(file, e))?;
-        let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let absolute = std::path::absolute(file).map_err(|e| Error::io(file, e))?;
+        let base = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
         let out = match &spec.out {
             Some(out) => base.join(out),
-            None => base.join(file.file_stem().unwrap_or_default()),
+            None => base.join(absolute.file_stem().unwrap_or_default()),
         };
         let variants: Vec<(&str, FindOptions)> = if spec.variants.is_empty() {
             vec![("default", spec.find.clone())]
@@ -208,7 +212,7 @@ impl Sweep {
                 path if path.is_file() => path.display().to_string(),
                 _ => model.clone(),
             };
-            let recipe = Recipe::resolve(&model_arg).map_err(|e| in_file(&file, e))?;
+            let recipe = Recipe::resolve(&model_arg).map_err(|e| in_file(file, e))?;
             for data in &spec.datasets {
                 let (data_flag, data_arg, data_name) = match data.as_str() {
                     "digits" | "fashion-mnist" => ("--dataset", data.clone(), data.clone()),
@@ -226,11 +230,12 @@ impl Sweep {
                         let twin = points.insert(point.clone(), (model, data));
                         if let Some((other_model, other_data)) = twin {
                             return Err(Error::invalid(
-                                &file,
+                                file,
                                 format!(
-                                    "models `{other_model}` and `{model}` with data `{other_data}` \
-                                     and `{data}` both make the experiment `{point}`; give the \
-                                     recipes different names"
+                                    "the grid makes the experiment `{point}` twice (models \
+                                     `{other_model}` and `{model}`, data `{other_data}` and \
+                                     `{data}`): list each model, data set and seed once, and \
+                                     give recipes different names"
                                 ),
                             )
                             .into());
@@ -265,7 +270,7 @@ impl Sweep {
                 }
             }
         }
-        Ok(Sweep { file, spec, out, jobs })
+        Ok(Sweep { file: absolute, spec, out, jobs })
     }
 
     /// Where job logs go: one file per job, appended to by every attempt.
@@ -379,6 +384,16 @@ impl SweepSpec {
         }
         if self.replicates == 0 {
             return Err("`replicates` is 0: give at least 1".into());
+        }
+        let jobs = [self.datasets.len(), self.variants.len().max(1), self.seeds.len()]
+            .iter()
+            .try_fold(self.models.len() * self.replicates.min(MAX_JOBS), |n, &m| n.checked_mul(m))
+            .filter(|&n| n <= MAX_JOBS);
+        if jobs.is_none() {
+            return Err(format!(
+                "the grid has more than {MAX_JOBS} jobs (models x datasets x variants x seeds x \
+                 replicates); split it into several sweeps"
+            ));
         }
         for name in self.variants.keys() {
             let safe = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
