@@ -189,6 +189,11 @@ pub fn aggregate(replicates: &[(usize, Experiment)]) -> Result<Vec<LevelStats>> 
         .collect())
 }
 
+/// One kind of run of a level (the ticket, a control), if run.
+type RunOfLevel = fn(&LevelStats) -> Option<&RunStats>;
+/// One plotted quantity of a run.
+type Quantity = fn(&RunStats) -> &Stats;
+
 /// Writes the figures of the replicates into `DIR/plots/` as SVG and PNG, as the paper's
 /// Figure 3 draws them: the mean at each level with an error bar from the minimum to the
 /// maximum, for the test accuracy at early stop and for the early-stop iteration.
@@ -202,12 +207,12 @@ pub fn write_plots(
     let spec = &replicates.first().map(|(_, e)| &e.file.spec);
     let (name, dataset) = spec.map_or(("", ""), |s| (s.recipe.name.as_str(), s.dataset.as_str()));
     let over = format!("mean and range of {} replicates", replicates.len());
-    let kinds: [(&str, fn(&LevelStats) -> Option<&RunStats>); 3] = [
+    let kinds: [(&str, RunOfLevel); 3] = [
         ("winning ticket", |l| Some(&l.ticket)),
         ("random reinit", |l| l.reinit.as_ref()),
         ("random pruning", |l| l.random_prune.as_ref()),
     ];
-    let charts: [(&str, &str, &str, fn(&RunStats) -> &Stats, f64); 2] = [
+    let charts: [(&str, &str, &str, Quantity, f64); 2] = [
         (
             "accuracy_vs_weights",
             "test accuracy at early stop",

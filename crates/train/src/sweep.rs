@@ -195,9 +195,9 @@ impl Sweep {
     /// Expands `spec`, read from `file` (relative paths in it are relative to its directory).
     pub fn new(file: &Path, spec: SweepSpec) -> Result<Sweep> {
         let absolute = std::path::absolute(file).map_err(|e| Error::io(file, e))?;
-        let base = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let base = lexical(absolute.parent().unwrap_or(Path::new("/")));
         let out = match &spec.out {
-            Some(out) => base.join(out),
+            Some(out) => lexical(&base.join(out)),
             None => base.join(absolute.file_stem().unwrap_or_default()),
         };
         let variants: Vec<(&str, FindOptions)> = if spec.variants.is_empty() {
@@ -208,7 +208,7 @@ impl Sweep {
         let mut jobs = Vec::new();
         let mut points = BTreeMap::new();
         for model in &spec.models {
-            let model_arg = match base.join(model) {
+            let model_arg = match lexical(&base.join(model)) {
                 path if path.is_file() => path.display().to_string(),
                 _ => model.clone(),
             };
@@ -217,7 +217,7 @@ impl Sweep {
                 let (data_flag, data_arg, data_name) = match data.as_str() {
                     "digits" | "fashion-mnist" => ("--dataset", data.clone(), data.clone()),
                     dir => {
-                        let path = base.join(dir);
+                        let path = lexical(&base.join(dir));
                         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
                         ("--data", path.display().to_string(), name.unwrap_or_default())
                     }
@@ -302,11 +302,8 @@ impl Sweep {
         let s = &self.spec.slurm;
         let mut out = String::new();
         let _ = writeln!(out, "#!/bin/bash");
-        let _ = writeln!(
-            out,
-            "# Written by `ticket sweep {} --slurm`: one array task per `ticket find` job.",
-            self.file.display()
-        );
+        let _ = writeln!(out, "# Written by `ticket sweep {} --slurm`:", self.file.display());
+        let _ = writeln!(out, "# one array task per `ticket find` job of the sweep.");
         let _ = writeln!(
             out,
             "# A requeued task runs the same command again, which resumes its experiment."
@@ -536,6 +533,27 @@ pub fn shell_quote(arg: &str) -> String {
     }
 }
 
+/// `path` without `.` and with each `..` removing the component before it, so that the
+/// paths in scripts and listings read plainly (`/a/sweeps/../runs` is `/a/runs`).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn in_file(file: &Path, e: ticket_core::Error) -> ticket_core::Error {
     match e {
         Error::Usage(problem) => Error::invalid(file, problem),
@@ -617,6 +635,13 @@ mod tests {
         let cases = script.lines().filter(|l| l.contains(") exec \"$TICKET\" find")).count();
         assert_eq!(cases, 4);
         assert!(script.contains("  3) exec \"$TICKET\" find"));
+    }
+
+    #[test]
+    fn paths_are_read_plainly() {
+        assert_eq!(lexical(Path::new("/a/sweeps/../runs/./x")), Path::new("/a/runs/x"));
+        assert_eq!(lexical(Path::new("/../a")), Path::new("/a"));
+        assert_eq!(lexical(Path::new("../a/..")), Path::new(".."));
     }
 
     #[test]
