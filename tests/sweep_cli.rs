@@ -303,3 +303,14 @@ fn the_slurm_script_runs_each_task_as_its_job() {
         .unwrap();
     assert_clean_failure(&out, "cannot run `sbatch`");
 }
+
+#[test]
+fn the_example_sweep_of_the_readme_is_its_grid() {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/lenet-fmnist.toml");
+    let listing: Value = serde_json::from_str(&stdout(&sweep(&spec, &["--json"]))).unwrap();
+    let jobs = listing["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2 * 5, "{listing:#}");
+    let rewinds =
+        jobs.iter().filter(|j| j["args"].as_array().unwrap().contains(&"--rewind".into()));
+    assert_eq!(rewinds.count(), 5);
+}

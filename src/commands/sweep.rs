@@ -162,8 +162,11 @@ fn local(sweep: &Sweep, n: usize, threads: Option<usize>, json: bool) -> Result<
                 sweep.log_path(job).display()
             );
         }
-        println!("reports (mean, min and max over the replicates):");
-        for dir in sweep.point_dirs() {
+        let reports: Vec<_> = sweep.point_dirs().into_iter().filter(|d| d.exists()).collect();
+        if !reports.is_empty() {
+            println!("reports (mean, min and max over the replicates):");
+        }
+        for dir in reports {
             println!("  ticket report {}", dir.display());
         }
     }
@@ -200,7 +203,8 @@ fn spawn(exe: &Path, job: &Job, threads: usize, log: &Path) -> Result<Child> {
 fn last_error(log: &Path) -> Option<String> {
     let text = std::fs::read(log).ok()?;
     let text = String::from_utf8_lossy(&text);
-    text.lines().rev().find(|l| l.contains("error:")).map(|l| l.trim().to_string())
+    let line = text.lines().rev().find(|l| l.contains("error:"))?.trim();
+    Some(line.strip_prefix("error: ").unwrap_or(line).to_string())
 }
 
 /// Writes the job-array script; with `--submit`, submits it and records the job id.
