@@ -10,18 +10,23 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `ticket find` of replicate `k` of the small digits recipe, seed 5, into `dir`, with
-/// `extra` flags (2 levels unless they say otherwise).
-fn find_replicate(model: &str, dir: &Path, k: usize, extra: &[&str]) -> PathBuf {
-    let k = k.to_string();
+/// `ticket find` of the small digits recipe into `dir`, one thread, 100 iterations per level,
+/// with `extra` flags (2 levels unless they say otherwise).
+fn small_find(model: &str, dir: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["find", "--model", model, "--out", dir.to_str().unwrap()];
-    args.extend(["--replicate", &k, "--seed", "5", "--threads", "1", "--no-export"]);
-    args.extend(["--iterations", "100", "--eval-every", "50"]);
+    args.extend(["--threads", "1", "--no-export", "--iterations", "100", "--eval-every", "50"]);
     if !extra.contains(&"--levels") {
         args.extend(["--levels", "2"]);
     }
     args.extend_from_slice(extra);
-    let out = ticket(&args);
+    ticket(&args)
+}
+
+/// Replicate `k` of the small digits recipe with seed 5 into `dir` (see [`small_find`]);
+/// returns the replicate's directory.
+fn find_replicate(model: &str, dir: &Path, k: usize, extra: &[&str]) -> PathBuf {
+    let k = k.to_string();
+    let out = small_find(model, dir, &[&["--replicate", &k, "--seed", "5"], extra].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     dir.join(format!("replicate_{k}"))
 }
@@ -41,46 +46,10 @@ fn a_replicate_is_the_experiment_with_a_seed_derived_from_the_seed_and_k() {
 
     // The same replicate again resumes it (nothing trains), and a plain run with the derived
     // seed is the same experiment.
-    let again = ticket(&[
-        "find",
-        "--model",
-        &model,
-        "--out",
-        dir.to_str().unwrap(),
-        "--replicate",
-        "1",
-        "--seed",
-        "5",
-        "--threads",
-        "1",
-        "--no-export",
-        "--levels",
-        "2",
-        "--iterations",
-        "100",
-        "--eval-every",
-        "50",
-    ]);
+    let again = small_find(&model, &dir, &["--replicate", "1", "--seed", "5"]);
     assert!(stderr(&again).matches("[done earlier]").count() == 3, "{}", stderr(&again));
     let plain = tmp.path().join("plain");
-    let out = ticket(&[
-        "find",
-        "--model",
-        &model,
-        "--out",
-        plain.to_str().unwrap(),
-        "--seed",
-        "12773366489153039575",
-        "--threads",
-        "1",
-        "--no-export",
-        "--levels",
-        "2",
-        "--iterations",
-        "100",
-        "--eval-every",
-        "50",
-    ]);
+    let out = small_find(&model, &plain, &["--seed", "12773366489153039575"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(summaries(&plain), summaries(&one));
 }
@@ -162,6 +131,19 @@ fn the_report_of_replicates_gives_n_mean_min_and_max_per_level_and_error_bars() 
     assert_clean_failure(&out, "neither an experiment");
 }
 
+/// Replicate `k` of the sweep's `global` variant, run with `ticket find` by hand under `tmp`;
+/// returns its directory.
+fn global_by_hand(tmp: &Path, k: usize) -> PathBuf {
+    let out = tmp.join("by-hand");
+    let k = k.to_string();
+    let mut args = vec!["find", "--model", "digits-mlp", "--seed", "0", "--replicate", &k];
+    args.extend(["--out", out.to_str().unwrap(), "--iterations", "100", "--eval-every", "50"]);
+    args.extend(["--levels", "2", "--pruning", "global", "--no-export", "--threads", "1"]);
+    let run = ticket(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    out.join(format!("replicate_{k}"))
+}
+
 const SPEC: &str = r#"
 out = "grid"
 models = ["digits-mlp"]
@@ -210,31 +192,8 @@ fn a_local_sweep_runs_every_job_reports_failures_and_resumes() {
     // Each job equals `ticket find` run by hand with the arguments the listing gives.
     let grid = tmp.path().join("grid");
     let job1 = grid.join("digits-mlp-digits-global-s0/replicate_2");
-    let by_hand = tmp.path().join("by-hand");
-    let out = ticket(&[
-        "find",
-        "--model",
-        "digits-mlp",
-        "--seed",
-        "0",
-        "--replicate",
-        "2",
-        "--out",
-        by_hand.to_str().unwrap(),
-        "--iterations",
-        "100",
-        "--eval-every",
-        "50",
-        "--levels",
-        "2",
-        "--pruning",
-        "global",
-        "--no-export",
-        "--threads",
-        "1",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(summaries(&by_hand.join("replicate_2")), summaries(&job1));
+    let by_hand = global_by_hand(tmp.path(), 2);
+    assert_eq!(summaries(&by_hand), summaries(&job1));
 
     // A second run skips the complete jobs and retries the failed ones.
     let again = sweep(&spec, &["--local", "2", "--threads", "1"]);
@@ -266,31 +225,8 @@ fn the_slurm_script_runs_each_task_as_its_job() {
     let st = status(&spec);
     assert_eq!(st["jobs"][0]["state"], "done", "{st:#}");
     assert_eq!(st["jobs"][1]["state"], "not started", "{st:#}");
-    let by_hand = tmp.path().join("by-hand");
-    let out = ticket(&[
-        "find",
-        "--model",
-        "digits-mlp",
-        "--seed",
-        "0",
-        "--replicate",
-        "1",
-        "--out",
-        by_hand.to_str().unwrap(),
-        "--iterations",
-        "100",
-        "--eval-every",
-        "50",
-        "--levels",
-        "2",
-        "--pruning",
-        "global",
-        "--no-export",
-        "--threads",
-        "1",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(summaries(&by_hand.join("replicate_1")), summaries(&dir.join("replicate_1")));
+    let by_hand = global_by_hand(tmp.path(), 1);
+    assert_eq!(summaries(&by_hand), summaries(&dir.join("replicate_1")));
     let out = run("7");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("error: no job 7 in this sweep (0-1)"), "{}", stderr(&out));

@@ -1043,11 +1043,14 @@ layer_rates = [0.2, 0.1]
 levels = 1
 "#;
 
+/// `text` with its first `from` replaced by `to`, as bytes.
+fn edited(text: &str, from: &str, to: &str) -> Vec<u8> {
+    assert!(text.contains(from), "{from}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
 fn recipe_damage() -> Vec<(String, Vec<u8>)> {
-    let edit = |from: &str, to: &str| {
-        assert!(RECIPE.contains(from), "{from}");
-        RECIPE.replacen(from, to, 1).into_bytes()
-    };
+    let edit = |from: &str, to: &str| edited(RECIPE, from, to);
     vec![
         ("empty".into(), vec![]),
         ("not-utf8".into(), b"name = \"\xff\xfe\"\n".to_vec()),
@@ -1096,10 +1099,7 @@ cpus_per_task = 1
 "#;
 
 fn sweep_damage() -> Vec<(String, Vec<u8>)> {
-    let edit = |from: &str, to: &str| {
-        assert!(SWEEP.contains(from), "{from}");
-        SWEEP.replacen(from, to, 1).into_bytes()
-    };
+    let edit = |from: &str, to: &str| edited(SWEEP, from, to);
     vec![
         ("empty".into(), vec![]),
         ("not-utf8".into(), b"models = [\"\xff\xfe\"]\n".to_vec()),
