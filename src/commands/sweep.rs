@@ -220,6 +220,10 @@ fn slurm(sweep: &Sweep, args: &SweepArgs) -> Result<()> {
             .with_context(|| format!("{}: cannot create", dir.display()))?;
     }
     write_atomic(&script, sweep.slurm_script(&exe).as_bytes())?;
+    if !args.submit && args.json {
+        println!("{}", json!({ "script": script, "tasks": sweep.jobs.len() }));
+        return Ok(());
+    }
     if !args.submit {
         println!("wrote {} ({} array tasks)", script.display(), sweep.jobs.len());
         println!("submit it with: sbatch {}", script.display());
