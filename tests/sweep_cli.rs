@@ -144,9 +144,11 @@ fn global_by_hand(tmp: &Path, k: usize) -> PathBuf {
     out.join(format!("replicate_{k}"))
 }
 
+/// Two grid points, one of them on data that is not there: its jobs fail when they run.
 const SPEC: &str = r#"
 out = "grid"
 models = ["digits-mlp"]
+datasets = ["digits", "no-such-idx"]
 replicates = 2
 [find]
 iterations = 100
@@ -154,8 +156,6 @@ eval_every = 50
 levels = 2
 [variants.global]
 pruning = "global"
-[variants.overlong-rewind]
-rewind = 1000
 [slurm]
 time = "00:05:00"
 "#;
@@ -184,10 +184,10 @@ fn a_local_sweep_runs_every_job_reports_failures_and_resumes() {
     for job in [2, 3] {
         assert!(text.contains(&format!("failed: job {job} ")), "{text}");
     }
-    assert!(text.contains("rewind"), "{text}");
+    assert!(text.contains("no-such-idx"), "{text}");
     let after = status(&spec);
     assert_eq!(after["counts"], serde_json::json!({ "done": 2, "failed": 2 }), "{after:#}");
-    assert!(after["jobs"][2]["error"].as_str().unwrap().contains("rewind"));
+    assert!(after["jobs"][2]["error"].as_str().unwrap().contains("no-such-idx"));
 
     // Each job equals `ticket find` run by hand with the arguments the listing gives.
     let grid = tmp.path().join("grid");
@@ -200,6 +200,20 @@ fn a_local_sweep_runs_every_job_reports_failures_and_resumes() {
     assert!(stderr(&again).contains("4 jobs (2 complete already)"), "{}", stderr(&again));
     let report = ticket_ok(&["report", grid.join("digits-mlp-digits-global-s0").to_str().unwrap()]);
     assert!(report.contains("2 replicates of digits-mlp"), "{report}");
+}
+
+#[test]
+fn jobs_that_find_would_refuse_are_refused_before_they_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("sweep.toml");
+    let text = SPEC.replace("[slurm]", "[variants.overlong-rewind]\nrewind = 1000\n[slurm]");
+    std::fs::write(&spec, text).unwrap();
+    for mode in [&["--local", "1"][..], &["--slurm"]] {
+        let out = sweep(&spec, mode);
+        assert_clean_failure(&out, "job 2 (digits-mlp-digits-overlong-rewind-s0/replicate_1)");
+        assert_clean_failure(&out, "rewind_iteration = 1000 is past the end of training");
+    }
+    assert!(!tmp.path().join("grid").exists(), "a refused sweep wrote its directory");
 }
 
 #[test]

@@ -91,7 +91,7 @@ pub fn run(args: FindArgs) -> Result<()> {
 }
 
 /// The recipe with the command line's pruning overrides, validated.
-fn recipe_with_overrides(args: &FindArgs) -> Result<Recipe> {
+pub fn recipe_with_overrides(args: &FindArgs) -> Result<Recipe> {
     let mut recipe = args.run.recipe()?;
     if let Some(levels) = args.levels {
         recipe.prune.levels = levels;

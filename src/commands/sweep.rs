@@ -3,8 +3,9 @@
 //! back from its experiment directory and the queue.
 
 use super::observe::interrupted;
-use crate::cli::SweepArgs;
+use crate::cli::{Cli, SweepArgs};
 use anyhow::{bail, Context, Result};
+use clap::Parser;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,6 +21,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
     if args.status {
         return status(&sweep, args.json);
     }
+    check_jobs(&sweep)?;
     if args.slurm {
         return slurm(&sweep, &args);
     }
@@ -27,6 +29,26 @@ pub fn run(args: SweepArgs) -> Result<()> {
         Some(n) => local(&sweep, n, args.threads, args.json),
         None => list(&sweep, args.json),
     }
+}
+
+/// Refuses a sweep whose jobs `ticket find` would refuse for their options (an unknown
+/// value, a rewind past the end of training): better here than after a wait in the queue.
+fn check_jobs(sweep: &Sweep) -> Result<()> {
+    for job in &sweep.jobs {
+        let argv = std::iter::once("ticket".to_string()).chain(job.args(1));
+        let problem = match crate::cli::Cli::try_parse_from(argv) {
+            Ok(Cli { command: crate::cli::Command::Find(find) }) => {
+                super::find::recipe_with_overrides(&find).err().map(|e| e.to_string())
+            }
+            Ok(_) => Some("not a find command".to_string()),
+            Err(e) => Some(e.to_string().lines().next().unwrap_or_default().to_string()),
+        };
+        if let Some(problem) = problem {
+            let problem = problem.strip_prefix("error: ").unwrap_or(&problem).to_string();
+            bail!("{}: job {} ({}): {problem}", sweep.file.display(), job.index, job.name());
+        }
+    }
+    Ok(())
 }
 
 /// Without a mode: what the sweep would run.
