@@ -119,6 +119,11 @@ fn the_report_of_replicates_gives_n_mean_min_and_max_per_level_and_error_bars() 
     let svg = std::fs::read_to_string(dir.join("plots/accuracy_vs_weights.svg")).unwrap();
     assert_eq!(svg.matches("class=\"error-bar\"").count(), 3 + 2, "{svg}");
     assert!(dir.join("plots/early_stop.png").exists());
+    // Accuracy during training: per plotted level, a bar at each evaluation (50 and 100).
+    let svg = std::fs::read_to_string(dir.join("plots/accuracy_curves.svg")).unwrap();
+    let curves = svg.matches("class=\"series\"").count();
+    assert!(curves >= 1, "{svg}");
+    assert_eq!(svg.matches("class=\"error-bar\"").count(), 2 * curves, "{svg}");
     let text = ticket_ok(&["report", dir.to_str().unwrap()]);
     assert!(text.contains("3 replicates of"), "{text}");
 

@@ -72,7 +72,7 @@ pub fn print_table(exp: &Experiment) -> Result<()> {
 
 /// The report of a directory of replicates: JSON (`replicates` and `levels`) or a table of
 /// `mean [min-max]` cells, and the figures with error bars.
-pub fn report_replicates(dir: &Path, json: bool) -> Result<()> {
+fn report_replicates(dir: &Path, json: bool) -> Result<()> {
     let replicates = open_replicates(dir)?;
     let levels = aggregate(&replicates)?;
     ticket_train::replicates::write_plots(dir, &replicates, &levels)?;
@@ -114,10 +114,7 @@ pub fn report_replicates(dir: &Path, json: bool) -> Result<()> {
 }
 
 /// What `ticket report DIR --json` prints for a directory of replicates.
-pub fn replicates_json(
-    replicates: &[(usize, Experiment)],
-    levels: &[LevelStats],
-) -> serde_json::Value {
+fn replicates_json(replicates: &[(usize, Experiment)], levels: &[LevelStats]) -> serde_json::Value {
     let list: Vec<serde_json::Value> = replicates
         .iter()
         .map(|(k, exp)| json!({ "replicate": k, "seed": exp.file.spec.seed }))

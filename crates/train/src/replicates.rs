@@ -10,8 +10,10 @@
 
 use crate::experiment::{Experiment, RunKind, RunSummary, EXPERIMENT_FILE};
 use crate::plot::{Axis, Chart, ChartFiles, Series, Spread};
+use crate::run_files::read_history;
 use crate::{Error, Result};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Prefix of a replicate's directory name: `replicate_3`.
@@ -195,8 +197,9 @@ type RunOfLevel = fn(&LevelStats) -> Option<&RunStats>;
 type Quantity = fn(&RunStats) -> &Stats;
 
 /// Writes the figures of the replicates into `DIR/plots/` as SVG and PNG, as the paper's
-/// Figure 3 draws them: the mean at each level with an error bar from the minimum to the
-/// maximum, for the test accuracy at early stop and for the early-stop iteration.
+/// Figures 3 and 4 draw them: means with an error bar from the minimum to the maximum, for
+/// the test accuracy at early stop and the early-stop iteration against the weights
+/// remaining, and for the test accuracy over training at a spread of levels.
 pub fn write_plots(
     dir: &Path,
     replicates: &[(usize, Experiment)],
@@ -204,7 +207,7 @@ pub fn write_plots(
 ) -> Result<Vec<ChartFiles>> {
     let plots = dir.join("plots");
     std::fs::create_dir_all(&plots).map_err(|e| ticket_core::Error::io(&plots, e))?;
-    let spec = &replicates.first().map(|(_, e)| &e.file.spec);
+    let spec = replicates.first().map(|(_, exp)| &exp.file.spec);
     let (name, dataset) = spec.map_or(("", ""), |s| (s.recipe.name.as_str(), s.dataset.as_str()));
     let over = format!("mean and range of {} replicates", replicates.len());
     let kinds: [(&str, RunOfLevel); 3] = [
@@ -252,7 +255,53 @@ pub fn write_plots(
         }
         files.push(chart.write(&plots.join(file))?);
     }
+    files.push(curves_chart(replicates, levels)?.write(&plots.join("accuracy_curves"))?);
     Ok(files)
+}
+
+/// The paper's Figure 3 proper: test accuracy over training at a spread of levels, the mean
+/// over the replicates at each evaluation with a min-max error bar.
+fn curves_chart(replicates: &[(usize, Experiment)], levels: &[LevelStats]) -> Result<Chart> {
+    let spec = replicates.first().map(|(_, exp)| &exp.file.spec);
+    let (name, dataset) = spec.map_or(("", ""), |s| (s.recipe.name.as_str(), s.dataset.as_str()));
+    let mut chart = Chart::new(
+        format!(
+            "{name} on {dataset}: test accuracy during training (mean and range of {} replicates)",
+            replicates.len()
+        ),
+        "Training iteration",
+        "Test accuracy (%)",
+    );
+    let deepest = replicates
+        .iter()
+        .map(|(_, exp)| exp.completed(RunKind::Ticket))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .max_by_key(|runs| runs.len())
+        .unwrap_or_default();
+    for level in crate::report::default_curve_levels(&deepest) {
+        let Some(row) = levels.iter().find(|l| l.level == level) else { continue };
+        let mut by_iteration: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        for (_, exp) in replicates {
+            if exp.summary(level, RunKind::Ticket)?.is_none() {
+                continue;
+            }
+            for record in read_history(&exp.run_dir(level, RunKind::Ticket))? {
+                if record.iteration > 0 {
+                    by_iteration.entry(record.iteration).or_default().push(record.test_accuracy);
+                }
+            }
+        }
+        let stats: Vec<(f64, Stats)> = by_iteration
+            .into_iter()
+            .filter_map(|(i, values)| Some((i as f64, Stats::of(&values)?)))
+            .collect();
+        let points = stats.iter().map(|(x, s)| (*x, 100.0 * s.mean)).collect();
+        let bars = stats.iter().map(|(x, s)| (*x, 100.0 * s.min, 100.0 * s.max)).collect();
+        let label = format!("{:.1}%", 100.0 * row.ticket.weights_remaining.mean);
+        chart.series.push(Series::new(label, points).with_spread(Spread::ErrorBars(bars)));
+    }
+    Ok(chart)
 }
 
 #[cfg(test)]
