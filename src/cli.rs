@@ -63,9 +63,15 @@ accepting connections, answers the requests in flight and exits 0.",
     Serve(ServeArgs),
     /// Tables and plots (SVG and PNG) of an experiment directory.
     #[command(
-        after_help = "Examples:\n  ticket report runs/lenet\n  ticket report runs/lenet --json"
+        after_help = "Examples:\n  ticket report runs/lenet\n  ticket report runs/lenet --json\n  ticket report runs/lenet-fmnist-s0        # its replicate_K/ directories: mean, min, max per level\n\nOver replicates, every accuracy, the early-stop iteration and the controls get n, mean, min\nand max per level, and the plots draw the means with min-max error bars."
     )]
     Report(ReportArgs),
+    /// A grid of recipes x data x options x seeds x replicates as independent `find` jobs,
+    /// run here N at a time or as a Slurm job array.
+    #[command(
+        after_help = "Examples:\n  ticket sweep sweep.toml                    # list the jobs\n  ticket sweep sweep.toml --local 2          # run them here, 2 at a time\n  ticket sweep sweep.toml --slurm            # write OUT/slurm/sweep.sbatch (one array task per job)\n  ticket sweep sweep.toml --slurm --submit   # ... and submit it with sbatch\n  ticket sweep sweep.toml --status           # done, running, failed per job\n  ticket report OUT/digits-mlp-digits-default-s0   # mean, min, max over its replicates\n\nsweep.toml:\n  out = \"runs/sweep\"            # relative to the file\n  models = [\"digits-mlp\"]       # shipped recipes or recipe files\n  datasets = [\"digits\"]         # digits, fashion-mnist or an IDX directory\n  seeds = [0]\n  replicates = 3\n  [find]                        # options of every job, named as find's flags\n  iterations = 300\n  levels = 4\n  [variants.reset]              # one experiment per variant, overriding [find]\n  [variants.rewind]\n  rewind = 50\n  reinit_control = true\n  [slurm]\n  time = \"02:00:00\"\n  cpus_per_task = 2\n  mem = \"4G\"\n\nEvery job is a `ticket find` of one replicate directory, which resumes: re-running a sweep,\nor Slurm requeueing a killed or pre-empted task, continues where it stopped."
+    )]
+    Sweep(SweepArgs),
 }
 
 /// Which examples to use.
@@ -155,6 +161,10 @@ pub struct FindArgs {
     /// weights for 3 evaluations in a row: an early-bird ticket (You et al. 2020).
     #[arg(long, value_name = "FRACTION", num_args = 0..=1, default_missing_value = "0.01")]
     pub early_bird: Option<f64>,
+    /// Run replicate K of the experiment in <out>/replicate_K/, seeded with a pure function
+    /// of --seed and K (SplitMix64; see `ticket report` for the statistics over replicates).
+    #[arg(long, value_name = "K")]
+    pub replicate: Option<usize>,
     /// Stop after the experiment; do not export the ticket.
     #[arg(long)]
     pub no_export: bool,
@@ -269,7 +279,8 @@ pub struct InferArgs {
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// Experiment directory written by `ticket find`.
+    /// Experiment directory written by `ticket find`, or a directory of replicates
+    /// (`replicate_K/` experiments written by `ticket find --replicate K`).
     pub dir: PathBuf,
     /// Print the table as JSON instead of text.
     #[arg(long)]
@@ -311,6 +322,33 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Print the start-up line (address and models) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The sweep file (TOML; see the examples below).
+    pub spec: PathBuf,
+    /// Run the jobs on this machine, N at a time, skipping those already complete.
+    #[arg(long, value_name = "N", conflicts_with_all = ["slurm", "status"])]
+    pub local: Option<usize>,
+    /// Threads of each local job (default: the cores divided by N).
+    #[arg(long, value_name = "T", requires = "local")]
+    pub threads: Option<usize>,
+    /// Write an sbatch job-array script, OUT/slurm/sweep.sbatch, with one task per job.
+    #[arg(long, conflicts_with = "status")]
+    pub slurm: bool,
+    /// Submit the script with `sbatch` and remember the job id for --status.
+    #[arg(long, requires = "slurm")]
+    pub submit: bool,
+    /// The ticket binary the script runs (default: this one).
+    #[arg(long, value_name = "PATH", requires = "slurm")]
+    pub ticket_binary: Option<PathBuf>,
+    /// Which jobs are done, running or pending (from `squeue`), failed or not started.
+    #[arg(long)]
+    pub status: bool,
+    /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
 }

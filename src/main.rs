@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         cli::Command::Infer(args) => commands::infer::run(args),
         cli::Command::Report(args) => commands::report::run(args),
         cli::Command::Serve(args) => commands::serve::run(args),
+        cli::Command::Sweep(args) => commands::sweep::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,8 +1,8 @@
 //! Every file of the bad-input corpus (`tests/corpus/`, written by `tests/corpus/generate.rs`)
 //! through the command that reads it: `ticket infer` for CSR models, `ticket infer --input` for
 //! batches of inputs, `ticket export` and `ticket train --mask` for dense checkpoints,
-//! `ticket train --data` for IDX files, `ticket train --model` for recipes and `ticket export`
-//! for ONNX files and PyTorch state dicts. Each must exit
+//! `ticket train --data` for IDX files, `ticket train --model` for recipes, `ticket export`
+//! for ONNX files and PyTorch state dicts and `ticket sweep` for sweep files. Each must exit
 //! with code 1 (not a panic's 101, not a signal) and print exactly one line,
 //! `error: <the file>: <the problem>`, whose problem contains the text the corpus manifest
 //! (`tests/corpus/expected.tsv`) records for that file: the right refusal, for the right
@@ -129,7 +129,7 @@ fn corpus_is_what_its_generator_writes() {
     assert_eq!(generated.len(), generate::corpus().len(), "two cases share a file name");
     if std::env::var_os("TICKET_WRITE_CORPUS").is_some() {
         let kinds = ["valid", "csr", "batch", "dense", "dense-values", "idx", "recipe", "import"];
-        for kind in kinds.into_iter().chain(["request"]) {
+        for kind in kinds.into_iter().chain(["request", "sweep"]) {
             let _ = std::fs::remove_dir_all(root.join(kind));
         }
         for (path, bytes) in &generated {
@@ -336,6 +336,15 @@ fn damaged_recipes_are_refused() {
     let problems = cases.iter().filter_map(|f| {
         refusal_problem(&["train", "--model", s(f), "--out", s(&run)], f, &expected_problem(f))
     });
+    assert_all_refused(problems.collect(), cases.len());
+}
+
+#[test]
+fn damaged_sweep_files_are_refused() {
+    assert_accepted(&["sweep", s(&valid("sweep.toml"))]);
+    let cases = files("sweep");
+    let problems =
+        cases.iter().filter_map(|f| refusal_problem(&["sweep", s(f)], f, &expected_problem(f)));
     assert_all_refused(problems.collect(), cases.len());
 }
 

@@ -8,7 +8,7 @@ use std::fs;
 fn every_command_has_help_with_examples() {
     let top = ticket(&["--help"]);
     assert!(top.status.success());
-    for cmd in ["find", "train", "export", "infer", "report"] {
+    for cmd in ["find", "train", "export", "infer", "report", "sweep"] {
         assert!(stdout(&top).contains(cmd), "top-level help lacks {cmd}");
         let out = ticket(&[cmd, "--help"]);
         assert!(out.status.success(), "{cmd} --help failed");

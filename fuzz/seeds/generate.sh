@@ -4,7 +4,8 @@
 # exported with f32, f16 and bf16 values, a tiny conv model (tiny-conv.toml, random weights and
 # masks) as checkpoint and CSR files, the version-1 files of crates/export/tests/fixtures/v1,
 # the shipped recipes and their graphs as JSON, and two Fashion-MNIST examples as IDX files
-# (raw and gzip). Run from anywhere; writes fuzz/seeds/{checkpoint,csr,recipe,graph,idx}.
+# (raw and gzip), and the example sweep files. Run from anywhere; writes
+# fuzz/seeds/{checkpoint,csr,recipe,graph,idx,sweep}.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -15,8 +16,8 @@ random_checkpoint="$root/target/release/examples/random_checkpoint"
 seeds="$root/fuzz/seeds"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-rm -rf "$seeds"/{checkpoint,csr,recipe,graph,idx}
-mkdir -p "$seeds"/{checkpoint,csr,recipe,graph,idx}
+rm -rf "$seeds"/{checkpoint,csr,recipe,graph,idx,sweep}
+mkdir -p "$seeds"/{checkpoint,csr,recipe,graph,idx,sweep}
 
 # A 64-8-10 network keeps every file a few KB; two levels prune both layers.
 sed -e 's/^layers = .*/layers = [64, 8, 10]/' \
@@ -48,6 +49,7 @@ for dtype in f32 f16 bf16; do
 done
 
 cp models/*.toml fuzz/seeds/tiny-conv.toml "$tmp/tiny.toml" "$seeds/recipe/"
+cp sweeps/*.toml tests/corpus/valid/sweep.toml "$seeds/sweep/"
 
 # The graph of every recipe as ticket writes it into `__metadata__["graph"]`.
 for recipe in models/*.toml fuzz/seeds/tiny-conv.toml; do
@@ -65,7 +67,7 @@ fmnist=/usr/share/datasets/fashion-mnist
 } > "$seeds/idx/labels-idx1-ubyte"
 gzip -9 -n -c "$seeds/idx/images-idx3-ubyte" > "$seeds/idx/images-idx3-ubyte.gz"
 gzip -9 -n -c "$seeds/idx/labels-idx1-ubyte" > "$seeds/idx/labels-idx1-ubyte.gz"
-ls -l "$seeds"/{checkpoint,csr,recipe,graph,idx}
+ls -l "$seeds"/{checkpoint,csr,recipe,graph,idx,sweep}
 
 # Import: PyTorch-written single-file ONNX exports and state dicts, and the corpus's valid ones.
 rm -rf "$seeds"/{onnx,state_dict}

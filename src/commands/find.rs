@@ -16,6 +16,7 @@ use ticket_infer::SparseModel;
 use ticket_train::experiment::TicketChoice;
 use ticket_train::experiment::{Experiment, ExperimentSpec, RunKind, RunRules, RunSummary};
 use ticket_train::imp::{run_imp, ImpEnding, ImpObserver, ImpOutcome, ImpPlan, RunId};
+use ticket_train::replicates::{replicate_dir, replicate_seed};
 use ticket_train::EvalRecord;
 
 /// Accuracy a chosen ticket may lose against the dense network (half a percentage point).
@@ -28,6 +29,10 @@ pub fn run(args: FindArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!("runs/{}-{}-s{}", recipe.name, splits.name, args.run.seed))
     });
+    let (out, seed) = match args.replicate {
+        Some(k) => (replicate_dir(&out, k), replicate_seed(args.run.seed, k)),
+        None => (out, args.run.seed),
+    };
     let plan = ImpPlan {
         levels: recipe.prune.levels,
         reinit_control: args.reinit_control,
@@ -39,7 +44,7 @@ pub fn run(args: FindArgs) -> Result<()> {
     let spec = ExperimentSpec {
         recipe,
         dataset: splits.name.clone(),
-        seed: args.run.seed,
+        seed,
         one_shot: args.one_shot,
         rules: RunRules {
             sparse_below: args.run.sparse_below,
@@ -86,7 +91,7 @@ pub fn run(args: FindArgs) -> Result<()> {
 }
 
 /// The recipe with the command line's pruning overrides, validated.
-fn recipe_with_overrides(args: &FindArgs) -> Result<Recipe> {
+pub fn recipe_with_overrides(args: &FindArgs) -> Result<Recipe> {
     let mut recipe = args.run.recipe()?;
     if let Some(levels) = args.levels {
         recipe.prune.levels = levels;

@@ -7,6 +7,7 @@ pub mod infer;
 pub mod observe;
 pub mod report;
 pub mod serve;
+pub mod sweep;
 pub mod train;
 
 use crate::cli::{DataArgs, DatasetName, RunArgs};

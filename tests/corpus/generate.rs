@@ -22,6 +22,7 @@
 //! - `request/*.json`, `request/*.bin`: infer requests that `ticket serve` answers with 400 when
 //!   serving `valid/model.safetensors`; a `.bin` file's first line is its
 //!   `Inference-Header-Content-Length`, the rest its body (JSON header, then binary tensors);
+//! - `sweep/*.toml`: sweep files that `ticket sweep` refuses;
 //! - `expected.tsv`: for every damaged file, `path<TAB>text`: the text its error must contain,
 //!   whichever command reads it.
 
@@ -61,6 +62,7 @@ pub fn corpus() -> Vec<CorpusFile> {
     add("valid/batch.safetensors".into(), batch.bytes());
     add("valid/empty-batch.safetensors".into(), input_batch(0).bytes());
     add("valid/recipe.toml".into(), RECIPE.as_bytes().to_vec());
+    add("valid/sweep.toml".into(), SWEEP.as_bytes().to_vec());
     let conv_csr = conv_csr_model();
     let conv_dense = conv_dense_checkpoint();
     add("valid/conv-model.safetensors".into(), conv_csr.bytes());
@@ -98,6 +100,9 @@ pub fn corpus() -> Vec<CorpusFile> {
     }
     for (name, bytes, _) in request_damage() {
         add(format!("request/{name}"), bytes);
+    }
+    for (name, text) in sweep_damage() {
+        add(format!("sweep/{name}.toml"), text);
     }
     let manifest: String = files
         .iter()
@@ -1052,11 +1057,14 @@ layer_rates = [0.2, 0.1]
 levels = 1
 "#;
 
+/// `text` with its first `from` replaced by `to`, as bytes.
+fn edited(text: &str, from: &str, to: &str) -> Vec<u8> {
+    assert!(text.contains(from), "{from}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
 fn recipe_damage() -> Vec<(String, Vec<u8>)> {
-    let edit = |from: &str, to: &str| {
-        assert!(RECIPE.contains(from), "{from}");
-        RECIPE.replacen(from, to, 1).into_bytes()
-    };
+    let edit = |from: &str, to: &str| edited(RECIPE, from, to);
     vec![
         ("empty".into(), vec![]),
         ("not-utf8".into(), b"name = \"\xff\xfe\"\n".to_vec()),
@@ -1081,6 +1089,51 @@ fn recipe_damage() -> Vec<(String, Vec<u8>)> {
             "rewind-past-the-end".into(),
             edit("levels = 1", "levels = 1\nreset = \"rewind\"\nrewind_iteration = 3"),
         ),
+    ]
+}
+
+/// The valid sweep file: a shipped recipe, two variants, two replicates.
+const SWEEP: &str = r#"out = "sweep-out"
+models = ["digits-mlp"]
+datasets = ["digits"]
+seeds = [0]
+replicates = 2
+
+[find]
+iterations = 20
+levels = 1
+
+[variants.reset]
+[variants.global]
+pruning = "global"
+
+[slurm]
+time = "00:10:00"
+cpus_per_task = 1
+"#;
+
+fn sweep_damage() -> Vec<(String, Vec<u8>)> {
+    let edit = |from: &str, to: &str| edited(SWEEP, from, to);
+    vec![
+        ("empty".into(), vec![]),
+        ("not-utf8".into(), b"models = [\"\xff\xfe\"]\n".to_vec()),
+        ("not-toml".into(), b"models = [\"digits-mlp\",".to_vec()),
+        ("unknown-key".into(), edit("replicates = 2", "replicats = 2")),
+        ("unknown-find-option".into(), edit("levels = 1", "levles = 1")),
+        ("wrong-type".into(), edit("replicates = 2", "replicates = \"2\"")),
+        ("negative-seed".into(), edit("seeds = [0]", "seeds = [-1]")),
+        ("no-models".into(), edit("[\"digits-mlp\"]", "[]")),
+        ("zero-replicates".into(), edit("replicates = 2", "replicates = 0")),
+        ("too-many-jobs".into(), edit("replicates = 2", "replicates = 100001")),
+        ("unknown-recipe".into(), edit("[\"digits-mlp\"]", "[\"no-such-recipe\"]")),
+        (
+            "one-experiment-twice".into(),
+            edit("[\"digits-mlp\"]", "[\"digits-mlp\", \"models/digits-mlp\"]"),
+        ),
+        ("variant-name-a-path".into(), edit("[variants.global]", "[variants.\"../global\"]")),
+        ("unknown-pruning".into(), edit("\"global\"", "\"random\"")),
+        ("slurm-line-break".into(), edit("\"00:10:00\"", "\"00:10:00\\n#SBATCH --mem=1T\"")),
+        ("zero-cpus".into(), edit("cpus_per_task = 1", "cpus_per_task = 0")),
     ]
 }
 
@@ -1244,6 +1297,24 @@ fn expected_problem(path: &str) -> String {
         ("batch", "features-63") => "`input` has 63 features per example, the model takes 64",
         ("batch", "dtype-f16") => "`input` has dtype F16, expected F32",
         ("batch", "dtype-i32") => "`input` has dtype I32, expected F32",
+        ("sweep", "empty") => "missing field `models`",
+        ("sweep", "not-utf8") => "stream did not contain valid UTF-8",
+        ("sweep", "not-toml") => "unclosed array",
+        ("sweep", "unknown-key") => "unknown field `replicats`",
+        ("sweep", "unknown-find-option") => "unknown field `levles`",
+        ("sweep", "wrong-type") => "invalid type: string \"2\", expected usize",
+        ("sweep", "negative-seed") => "invalid value: integer `-1`, expected u64",
+        ("sweep", "no-models") => "`models` is empty: give at least one",
+        ("sweep", "zero-replicates") => "`replicates` is 0: give at least 1",
+        ("sweep", "too-many-jobs") => "the grid has more than 100000 jobs",
+        ("sweep", "unknown-recipe") => "no recipe file `no-such-recipe`",
+        ("sweep", "one-experiment-twice") => {
+            "the grid makes the experiment `digits-mlp-digits-global-s0` twice"
+        }
+        ("sweep", "variant-name-a-path") => "variant name `../global`: use letters, digits",
+        ("sweep", "unknown-pruning") => "unknown variant `random`",
+        ("sweep", "slurm-line-break") => "`slurm.time` holds a line break or control character",
+        ("sweep", "zero-cpus") => "`slurm.cpus_per_task` is 0: give at least 1",
         ("recipe", "beta-one") => "train.beta1 must be in [0, 1), got 1",
         ("recipe", "empty") => "missing field `name`",
         ("recipe", "infinite-epsilon") => "train.epsilon must be a positive number, got inf",

@@ -307,7 +307,7 @@ impl Recipe {
 }
 
 /// TOML errors span several lines with a caret diagram; the CLI wants one line.
-fn one_line(message: &str) -> String {
+pub fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

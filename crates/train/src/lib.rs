@@ -11,10 +11,12 @@ pub mod network;
 pub mod optim;
 pub mod plot;
 pub mod prune;
+pub mod replicates;
 pub mod report;
 pub mod rng;
 pub mod run_files;
 pub mod sparse;
+pub mod sweep;
 pub mod trainer;
 
 pub use error::{Error, Result};
