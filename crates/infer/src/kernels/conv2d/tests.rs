@@ -7,7 +7,7 @@ use ticket_core::{Graph, Layer};
 
 /// The reference of `fixture` (PyTorch's formula over dense weights, in f64) for each
 /// example of `x` (`[C][H][W][batch]`), in the kernel's layout `[O][OH][OW][batch]`.
-fn reference(
+pub(in crate::kernels) fn reference(
     w: &CsrParts,
     input: Image,
     window: Window,
