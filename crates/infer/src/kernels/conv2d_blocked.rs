@@ -37,7 +37,9 @@
 mod avx2;
 
 use super::conv2d::output_image;
-use super::{split_by_indptr, Activation, Image, Isa, Window, PAR_MIN_WORK};
+#[cfg(doc)]
+use super::PAR_MIN_WORK;
+use super::{split_by_indptr, Activation, Image, Isa, Window};
 use crate::csr::{ColIndex, CsrRef};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -45,6 +47,10 @@ use ticket_core::Par;
 
 /// Floats after the padded input that a block's last, partly used vector may read.
 const SLACK: usize = 8;
+/// Multiply-adds below which a convolution stays on the calling thread. Higher than
+/// [`PAR_MIN_WORK`]: LeNet-5's convolutions at batch 1 (190,000 each) ran slower split over
+/// two threads than on one, waking the other thread cost more than half their work.
+const PAR_MIN_WORK_CONV: usize = 1 << 19;
 
 /// One kept weight: its value and the offset (in pixels of the padded input) of the input
 /// pixel it multiplies, relative to the output pixel.
@@ -136,7 +142,7 @@ impl BlockedConv2d {
         padded: &mut Vec<f32>,
         par: Par,
     ) {
-        self.run_with(Isa::detect(), x, y, batch, act, padded, par);
+        self.run_with(Isa::detect(), x, y, batch, act, padded, par, PAR_MIN_WORK_CONV);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -149,6 +155,7 @@ impl BlockedConv2d {
         act: Activation,
         padded: &mut Vec<f32>,
         par: Par,
+        min_work: usize,
     ) {
         assert_eq!(x.len(), self.input.len() * batch, "conv2d: x length");
         assert_eq!(y.len(), self.output.len() * batch, "conv2d: y length");
@@ -166,7 +173,7 @@ impl BlockedConv2d {
             Isa::Avx2Fma => unsafe { avx2::channels(self, channels, xp, y, batch, relu) },
         };
         let work = self.work().saturating_mul(batch);
-        let chunks = if work >= PAR_MIN_WORK { par.threads().min(self.output.channels) } else { 1 };
+        let chunks = if work >= min_work { par.threads().min(self.output.channels) } else { 1 };
         if chunks <= 1 {
             return run(0..self.output.channels, y);
         }

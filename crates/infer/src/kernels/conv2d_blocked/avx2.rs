@@ -28,28 +28,127 @@ pub(super) unsafe fn channels(
         rows: conv.output.height,
         lanes,
     };
+    let vectors = geometry.row.div_ceil(LANES);
+    let shape = block_shape(geometry.rows, vectors);
     for (o, yo) in channels.zip(y.chunks_exact_mut(conv.output.plane() * lanes)) {
         let (taps, bias) = (conv.taps_of(o), conv.bias[o]);
-        let mut col = 0;
-        while col < geometry.row {
-            let width = (geometry.row - col).min(4 * LANES);
-            let vectors = width.div_ceil(LANES);
-            // SAFETY: width - 8 * (vectors - 1) is in 1..=8.
-            let last = unsafe { first_lanes(width - LANES * (vectors - 1)) };
-            let (x, y) = (xp[col..].as_ptr(), yo[col..].as_mut_ptr());
-            // SAFETY: the columns col..col + width of every output row lie inside yo; what
-            // the blocks read is bounded in `block`.
-            unsafe {
-                match vectors {
-                    1 => column::<8, 1>(taps, x, y, geometry, bias, relu, last),
-                    2 => column::<6, 2>(taps, x, y, geometry, bias, relu, last),
-                    3 => column::<4, 3>(taps, x, y, geometry, bias, relu, last),
-                    _ => column::<3, 4>(taps, x, y, geometry, bias, relu, last),
+        for strip in (0..vectors).step_by(shape.vectors) {
+            let v = shape.vectors.min(vectors - strip);
+            let col = strip * LANES;
+            let width = (geometry.row - col).min(v * LANES);
+            // SAFETY: width - 8 * (v - 1) is in 1..=8.
+            let last = unsafe { first_lanes(width - LANES * (v - 1)) };
+            for oh in (0..geometry.rows).step_by(shape.rows) {
+                let r = shape.rows.min(geometry.rows - oh);
+                // SAFETY: rows oh..oh + r and columns col..col + width of the channel's
+                // output lie inside yo; what the block reads is bounded in `block`.
+                unsafe {
+                    let x = xp.as_ptr().add(oh * geometry.in_row + col);
+                    let y = yo.as_mut_ptr().add(oh * geometry.row + col);
+                    dispatch(r, v, taps, x, y, geometry, bias, relu, last);
                 }
             }
-            col += width;
         }
     }
+}
+
+/// Output rows x vectors of one register block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape {
+    rows: usize,
+    vectors: usize,
+}
+
+/// The widest vector count a block holds.
+const MAX_VECTORS: usize = 4;
+/// The most output rows a block holds.
+const MAX_ROWS: usize = 8;
+
+/// The block shape that covers `rows` output rows of `vectors` vectors at the least cost.
+/// A block of `r x v` accumulators costs per tap about `max(r * v + 2, 8)`: its loads and
+/// FMAs plus the tap's own load and broadcast, and at least the 8 FMAs two pipes need in
+/// flight to hide the 4-cycle latency (fewer accumulators stall). Ragged edges are blocks
+/// of their own, so the cost counts them too.
+fn block_shape(rows: usize, vectors: usize) -> Shape {
+    let cost = |r: usize, v: usize| (r * v + 2).max(8);
+    let total = |shape: Shape| {
+        let (full_rows, rest_rows) = (rows / shape.rows, rows % shape.rows);
+        let (full_vectors, rest_vectors) = (vectors / shape.vectors, vectors % shape.vectors);
+        let strip = |v: usize| {
+            full_rows * cost(shape.rows, v) + cost(rest_rows, v) * (rest_rows > 0) as usize
+        };
+        full_vectors * strip(shape.vectors) + (rest_vectors > 0) as usize * strip(rest_vectors)
+    };
+    let candidates = (1..=MAX_ROWS.min(rows).max(1)).flat_map(|r| {
+        (1..=MAX_VECTORS.min(vectors).max(1)).map(move |v| Shape { rows: r, vectors: v })
+    });
+    candidates
+        .filter(|s| s.rows * s.vectors <= 12)
+        .min_by_key(|&s| (total(s), usize::MAX - s.rows * s.vectors))
+        .expect("a 1 x 1 block always fits")
+}
+
+/// Calls `block::<r, v>` for the run-time `r` (1..=8) and `v` (1..=4).
+///
+/// # Safety
+/// As `block`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dispatch(
+    r: usize,
+    v: usize,
+    taps: &[Tap],
+    x: *const f32,
+    y: *mut f32,
+    g: Rows,
+    bias: f32,
+    relu: bool,
+    last: __m256i,
+) {
+    macro_rules! arms {
+        ($(($r:literal, $v:literal)),*) => {
+            match (r, v) {
+                // SAFETY: forwarded.
+                $(($r, $v) => unsafe { block::<$r, $v>(taps, x, y, g, bias, relu, last) },)*
+                _ => unreachable!("block shapes are at most 8 x 4"),
+            }
+        };
+    }
+    arms!(
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (1, 4),
+        (2, 1),
+        (2, 2),
+        (2, 3),
+        (2, 4),
+        (3, 1),
+        (3, 2),
+        (3, 3),
+        (3, 4),
+        (4, 1),
+        (4, 2),
+        (4, 3),
+        (4, 4),
+        (5, 1),
+        (5, 2),
+        (5, 3),
+        (5, 4),
+        (6, 1),
+        (6, 2),
+        (6, 3),
+        (6, 4),
+        (7, 1),
+        (7, 2),
+        (7, 3),
+        (7, 4),
+        (8, 1),
+        (8, 2),
+        (8, 3),
+        (8, 4)
+    )
 }
 
 /// Row lengths of one call, in floats.
@@ -62,36 +161,6 @@ struct Rows {
     /// Output rows per channel.
     rows: usize,
     lanes: usize,
-}
-
-/// All output rows of one column strip of `V` vectors: blocks of `R` rows, then single rows.
-///
-/// # Safety
-/// As `block`, for every row of the channel.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn column<const R: usize, const V: usize>(
-    taps: &[Tap],
-    x: *const f32,
-    y: *mut f32,
-    g: Rows,
-    bias: f32,
-    relu: bool,
-    last: __m256i,
-) {
-    let mut oh = 0;
-    // SAFETY: forwarded; every block starts at an output row below g.rows.
-    unsafe {
-        while oh + R <= g.rows {
-            block::<R, V>(taps, x.add(oh * g.in_row), y.add(oh * g.row), g, bias, relu, last);
-            oh += R;
-        }
-        while oh < g.rows {
-            block::<1, V>(taps, x.add(oh * g.in_row), y.add(oh * g.row), g, bias, relu, last);
-            oh += 1;
-        }
-    }
 }
 
 /// `R` output rows x `V` vectors from `y`, every tap adding `value * x[offset * lanes ..]`.

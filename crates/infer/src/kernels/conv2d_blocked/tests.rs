@@ -35,7 +35,8 @@ fn run(
     let mut y = vec![f32::NAN; conv.output().len() * batch];
     // Scratch left dirty by a larger call: padding must not rely on a clean buffer.
     let mut padded = vec![f32::NAN; conv.padded_len(batch) + 100];
-    conv.run_with(isa, x, &mut y, batch, act, &mut padded, par);
+    // Threads whenever `par` offers them, however small the layer.
+    conv.run_with(isa, x, &mut y, batch, act, &mut padded, par, 0);
     y
 }
 
