@@ -37,6 +37,7 @@
 mod avx2;
 
 use super::conv2d::output_image;
+use super::pool::{self, Pool};
 #[cfg(doc)]
 use super::PAR_MIN_WORK;
 use super::{split_by_indptr, Activation, Image, Isa, Window};
@@ -51,6 +52,9 @@ const SLACK: usize = 8;
 /// [`PAR_MIN_WORK`]: LeNet-5's convolutions at batch 1 (190,000 each) ran slower split over
 /// two threads than on one, waking the other thread cost more than half their work.
 const PAR_MIN_WORK_CONV: usize = 1 << 19;
+
+/// The pooling [`BlockedConv2d::run_pooled`] fuses.
+pub const POOL_2X2: Window = Window { kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
 
 /// One kept weight: its value and the offset (in pixels of the padded input) of the input
 /// pixel it multiplies, relative to the output pixel.
@@ -142,7 +146,33 @@ impl BlockedConv2d {
         padded: &mut Vec<f32>,
         par: Par,
     ) {
-        self.run_with(Isa::detect(), x, y, batch, act, padded, par, PAR_MIN_WORK_CONV);
+        self.run_with(Isa::detect(), x, y, batch, act, padded, par, PAR_MIN_WORK_CONV, false);
+    }
+
+    /// Whether [`BlockedConv2d::run_pooled`] can follow this layer with a 2x2 max-pool:
+    /// output height and width even.
+    pub fn can_pool(&self) -> bool {
+        self.output.height % 2 == 0 && self.output.width % 2 == 0
+    }
+
+    /// One example through the layer and a 2x2, stride-2 max-pool, fused: `y` `[O][OH / 2]
+    /// [OW / 2]` (overwritten) is `maxpool(act(conv(x, W) + bias))`, each window reduced in
+    /// registers before anything is stored (the pool reads nothing back). Panics unless
+    /// [`BlockedConv2d::can_pool`] and the lengths fit.
+    pub fn run_pooled(
+        &self,
+        x: &[f32],
+        y: &mut [f32],
+        act: Activation,
+        padded: &mut Vec<f32>,
+        par: Par,
+    ) {
+        self.run_with(Isa::detect(), x, y, 1, act, padded, par, PAR_MIN_WORK_CONV, true);
+    }
+
+    /// The output of [`BlockedConv2d::run_pooled`].
+    pub fn pooled_output(&self) -> Image {
+        Image { height: self.output.height / 2, width: self.output.width / 2, ..self.output }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -156,9 +186,16 @@ impl BlockedConv2d {
         padded: &mut Vec<f32>,
         par: Par,
         min_work: usize,
+        pooled: bool,
     ) {
         assert_eq!(x.len(), self.input.len() * batch, "conv2d: x length");
-        assert_eq!(y.len(), self.output.len() * batch, "conv2d: y length");
+        let plane = if pooled {
+            assert!(batch == 1 && self.can_pool(), "conv2d: pooled needs one example, even sizes");
+            self.pooled_output().plane()
+        } else {
+            self.output.plane() * batch
+        };
+        assert_eq!(y.len(), self.output.channels * plane, "conv2d: y length");
         if batch == 0 {
             return;
         }
@@ -166,11 +203,19 @@ impl BlockedConv2d {
         let xp = &padded[..];
         let relu = act == Activation::Relu;
         let run = |channels: Range<usize>, y: &mut [f32]| match isa {
+            Isa::Portable if pooled => {
+                // The convolution, then the pooling kernel: the reference of the fused path.
+                let mut full = vec![0.0; channels.len() * self.output.plane()];
+                let image = Image { channels: channels.len(), ..self.output };
+                self.channels_portable(channels, xp, &mut full, 1, relu);
+                pool::pool2d(Pool::Max, image, POOL_2X2, &full, y, 1);
+            }
             Isa::Portable => self.channels_portable(channels, xp, y, batch, relu),
             // SAFETY: AVX2 and FMA are present (Isa::detect); xp holds the padded input and
-            // its slack (pad), y the channels' outputs (the split below).
+            // its slack (pad), y the channels' outputs (the split below); pooled only for one
+            // example of even sizes (asserted above).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { avx2::channels(self, channels, xp, y, batch, relu) },
+            Isa::Avx2Fma => unsafe { avx2::channels(self, channels, xp, y, batch, relu, pooled) },
         };
         let work = self.work().saturating_mul(batch);
         let chunks = if work >= min_work { par.threads().min(self.output.channels) } else { 1 };
@@ -180,7 +225,7 @@ impl BlockedConv2d {
         let mut parts = Vec::with_capacity(chunks);
         let mut rest = y;
         for channels in split_by_indptr(&self.indptr, chunks) {
-            let (part, tail) = rest.split_at_mut(channels.len() * self.output.plane() * batch);
+            let (part, tail) = rest.split_at_mut(channels.len() * plane);
             parts.push((channels, part));
             rest = tail;
         }

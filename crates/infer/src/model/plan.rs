@@ -9,7 +9,7 @@
 //! ([`BlockedConv2d`]); other convolutions run the general direct kernel.
 
 use super::SparseLayer;
-use crate::kernels::conv2d_blocked::BlockedConv2d;
+use crate::kernels::conv2d_blocked::{BlockedConv2d, POOL_2X2};
 use crate::kernels::pool::{self, Pool};
 use crate::kernels::{Activation, Image, Window};
 use crate::timing::StepClock;
@@ -24,12 +24,14 @@ pub(crate) enum Step {
         layer: usize,
         act: Activation,
     },
-    /// Direct sparse convolution of weighted layer `layer`.
+    /// Direct sparse convolution of weighted layer `layer`; with `max_pool`, followed by a
+    /// 2x2, stride-2 max-pool fused into it.
     Conv2d {
         layer: usize,
         input: Image,
         window: Window,
         act: Activation,
+        max_pool: bool,
     },
     Pool2d {
         pool: Pool,
@@ -88,6 +90,7 @@ impl Plan {
                         input: image(),
                         window,
                         act: Activation::Identity,
+                        max_pool: false,
                     }
                 }
                 Layer::Maxpool2d { kernel, stride } | Layer::Avgpool2d { kernel, stride } => {
@@ -99,6 +102,15 @@ impl Plan {
                     work = work.saturating_add(outputs * kernel[0] * kernel[1]);
                     let window =
                         Window { kernel, stride: stride.unwrap_or(kernel), padding: [0, 0] };
+                    if let Some((Step::Conv2d { layer, max_pool: fused @ false, .. }, n)) =
+                        steps.last_mut()
+                    {
+                        let poolable = blocked[*layer].as_ref().is_some_and(|c| c.can_pool());
+                        if pool == Pool::Max && window == POOL_2X2 && poolable {
+                            (*fused, *n) = (true, outputs);
+                            continue;
+                        }
+                    }
                     Step::Pool2d { pool, input: image(), window }
                 }
                 Layer::Relu => match steps.last_mut() {
@@ -124,6 +136,9 @@ impl Plan {
     /// fused into it), else the op.
     pub(crate) fn step_names(&self, layers: &[SparseLayer]) -> Vec<String> {
         let name = |step: &Step| match *step {
+            Step::Conv2d { layer, max_pool: true, .. } => {
+                format!("{}+maxpool2d", layers[layer].name)
+            }
             Step::Linear { layer, .. } | Step::Conv2d { layer, .. } => layers[layer].name.clone(),
             Step::Pool2d { pool: Pool::Max, .. } => "maxpool2d".into(),
             Step::Pool2d { pool: Pool::Avg, .. } => "avgpool2d".into(),
@@ -206,10 +221,19 @@ impl Plan {
             let dst = &mut dst[..n];
             match *step {
                 Step::Linear { layer, act } => layers[layer].linear(src, dst, t, act),
-                Step::Conv2d { layer, input, window, act } => match &self.blocked[layer] {
-                    Some(conv) => conv.run(src, dst, t, act, padded, par),
-                    None => layers[layer].conv2d(input, window, src, dst, t, act),
-                },
+                Step::Conv2d { layer, input, window, act, max_pool } => {
+                    match (&self.blocked[layer], max_pool) {
+                        (Some(conv), true) if t == 1 => conv.run_pooled(src, dst, act, padded, par),
+                        (Some(conv), true) => {
+                            // Image steps run one example at a time; this is for completeness.
+                            let mut full = vec![0.0; conv.output().len() * t];
+                            conv.run(src, &mut full, t, act, padded, par);
+                            pool::pool2d(Pool::Max, conv.output(), POOL_2X2, &full, dst, t)
+                        }
+                        (Some(conv), false) => conv.run(src, dst, t, act, padded, par),
+                        (None, _) => layers[layer].conv2d(input, window, src, dst, t, act),
+                    }
+                }
                 Step::Pool2d { pool, input, window } => {
                     pool::pool2d(pool, input, window, src, dst, t)
                 }
@@ -277,6 +301,7 @@ mod tests {
                     input,
                     window: Window { kernel: [3, 3], stride: [1, 1], padding: [1, 1] },
                     act: relu,
+                    max_pool: false,
                 },
                 Step::Pool2d {
                     pool: Pool::Avg,
@@ -287,5 +312,37 @@ mod tests {
                 Step::Linear { layer: 1, act: Activation::Identity },
             ]
         );
+    }
+
+    /// A 2x2 max-pool right after a stride-1 conv (its ReLU between them or not) joins the
+    /// conv's step; one that overlaps, follows a strided conv or meets an odd size stays.
+    #[test]
+    fn max_pools_fuse_into_the_conv_before() {
+        let fused = |conv: &str, pool: &str| {
+            let graph = Graph::from_json(&format!(
+                r#"{{"input":[1,6,6],"layers":[{conv},{{"op":"relu"}},{pool},{{"op":"flatten"}}]}}"#
+            ))
+            .unwrap();
+            let steps = steps(&graph);
+            let names = SparseModel::from_net(&Network::zeros(&graph)).step_names();
+            match steps.as_slice() {
+                [Step::Conv2d { max_pool: true, act: Activation::Relu, .. }] => {
+                    assert_eq!(names, ["c+maxpool2d", "transpose"]);
+                    true
+                }
+                [Step::Conv2d { max_pool: false, .. }, Step::Pool2d { .. }] => false,
+                other => panic!("unexpected steps {other:?}"),
+            }
+        };
+        let conv = r#"{"op":"conv2d","name":"c","in":1,"out":3,"kernel":[3,3]}"#;
+        let max2 = r#"{"op":"maxpool2d","kernel":[2,2]}"#;
+        assert!(fused(conv, max2));
+        assert!(!fused(conv, r#"{"op":"maxpool2d","kernel":[2,2],"stride":[1,1]}"#));
+        assert!(!fused(conv, r#"{"op":"avgpool2d","kernel":[2,2]}"#));
+        let odd = r#"{"op":"conv2d","name":"c","in":1,"out":3,"kernel":[2,2]}"#;
+        assert!(!fused(odd, r#"{"op":"maxpool2d","kernel":[1,1]}"#));
+        assert!(!fused(odd, max2), "a 5x5 output");
+        let strided = r#"{"op":"conv2d","name":"c","in":1,"out":3,"kernel":[2,2],"stride":[2,2]}"#;
+        assert!(!fused(strided, r#"{"op":"maxpool2d","kernel":[1,1]}"#));
     }
 }

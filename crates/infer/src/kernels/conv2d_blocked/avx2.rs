@@ -6,11 +6,15 @@ use crate::kernels::avx2::{first_lanes, Lanes, LANES};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-/// See `BlockedConv2d::channels_portable`.
+/// See `BlockedConv2d::channels_portable`. With `pooled` (one example, even output height
+/// and width), each 2x2 window of the output is max-pooled in registers before it is stored,
+/// and `y` holds the pooled channels.
 ///
 /// # Safety
 /// AVX2 and FMA available; `xp` holds at least `conv.padded_len(lanes)` floats,
-/// `y.len() == channels.len() * conv.output.plane() * lanes`, `channels` within the layer.
+/// `y.len() == channels.len() * conv.output.plane() * lanes` (a quarter of that pooled),
+/// `channels` within the layer; pooled only when `lanes == 1` and the output height and
+/// width are even.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn channels(
     conv: &BlockedConv2d,
@@ -19,18 +23,24 @@ pub(super) unsafe fn channels(
     y: &mut [f32],
     lanes: usize,
     relu: bool,
+    pooled: bool,
 ) {
     debug_assert!(xp.len() >= conv.padded_len(lanes));
-    debug_assert_eq!(y.len(), channels.len() * conv.output.plane() * lanes);
+    debug_assert!(
+        !pooled || (lanes == 1 && conv.output.height % 2 == 0 && conv.output.width % 2 == 0)
+    );
     let geometry = Rows {
         row: conv.output.width * lanes,
         in_row: conv.padded.width * lanes,
         rows: conv.output.height,
         lanes,
+        pooled,
     };
+    let plane = if pooled { conv.output.plane() / 4 } else { conv.output.plane() * lanes };
+    debug_assert_eq!(y.len(), channels.len() * plane);
     let vectors = geometry.row.div_ceil(LANES);
-    let shape = block_shape(geometry.rows, vectors);
-    for (o, yo) in channels.zip(y.chunks_exact_mut(conv.output.plane() * lanes)) {
+    let shape = block_shape(geometry.rows, vectors, pooled);
+    for (o, yo) in channels.zip(y.chunks_exact_mut(plane)) {
         let (taps, bias) = (conv.taps_of(o), conv.bias[o]);
         for strip in (0..vectors).step_by(shape.vectors) {
             let v = shape.vectors.min(vectors - strip);
@@ -41,11 +51,16 @@ pub(super) unsafe fn channels(
             for oh in (0..geometry.rows).step_by(shape.rows) {
                 let r = shape.rows.min(geometry.rows - oh);
                 // SAFETY: rows oh..oh + r and columns col..col + width of the channel's
-                // output lie inside yo; what the block reads is bounded in `block`.
+                // output (pooled: halved) lie inside yo; what the block reads is bounded in
+                // `block`.
                 unsafe {
                     let x = xp.as_ptr().add(oh * geometry.in_row + col);
-                    let y = yo.as_mut_ptr().add(oh * geometry.row + col);
-                    dispatch(r, v, taps, x, y, geometry, bias, relu, last);
+                    let y = if pooled {
+                        yo.as_mut_ptr().add(oh / 2 * geometry.row / 2 + col / 2)
+                    } else {
+                        yo.as_mut_ptr().add(oh * geometry.row + col)
+                    };
+                    dispatch(r, v, taps, x, y, geometry, bias, relu, (last, width));
                 }
             }
         }
@@ -64,12 +79,13 @@ const MAX_VECTORS: usize = 4;
 /// The most output rows a block holds.
 const MAX_ROWS: usize = 8;
 
-/// The block shape that covers `rows` output rows of `vectors` vectors at the least cost.
+/// The block shape that covers `rows` output rows of `vectors` vectors at the least cost,
+/// with an even number of rows when the block pools row pairs.
 /// A block of `r x v` accumulators costs per tap about `max(r * v + 2, 8)`: its loads and
 /// FMAs plus the tap's own load and broadcast, and at least the 8 FMAs two pipes need in
 /// flight to hide the 4-cycle latency (fewer accumulators stall). Ragged edges are blocks
 /// of their own, so the cost counts them too.
-fn block_shape(rows: usize, vectors: usize) -> Shape {
+fn block_shape(rows: usize, vectors: usize, pooled: bool) -> Shape {
     let cost = |r: usize, v: usize| (r * v + 2).max(8);
     let total = |shape: Shape| {
         let (full_rows, rest_rows) = (rows / shape.rows, rows % shape.rows);
@@ -83,7 +99,7 @@ fn block_shape(rows: usize, vectors: usize) -> Shape {
         (1..=MAX_VECTORS.min(vectors).max(1)).map(move |v| Shape { rows: r, vectors: v })
     });
     candidates
-        .filter(|s| s.rows * s.vectors <= 12)
+        .filter(|s| s.rows * s.vectors <= 12 && (!pooled || s.rows % 2 == 0))
         .min_by_key(|&s| (total(s), usize::MAX - s.rows * s.vectors))
         .expect("a 1 x 1 block always fits")
 }
@@ -104,7 +120,7 @@ unsafe fn dispatch(
     g: Rows,
     bias: f32,
     relu: bool,
-    last: __m256i,
+    last: (__m256i, usize),
 ) {
     macro_rules! arms {
         ($(($r:literal, $v:literal)),*) => {
@@ -161,17 +177,22 @@ struct Rows {
     /// Output rows per channel.
     rows: usize,
     lanes: usize,
+    /// Max-pool 2x2 windows before storing (one example only).
+    pooled: bool,
 }
 
 /// `R` output rows x `V` vectors from `y`, every tap adding `value * x[offset * lanes ..]`.
-/// The last vector of a row stores only the lanes `last` selects.
+/// The last vector of a row stores only the lanes `last.0` selects; `last.1` is the width of
+/// the block in floats. Pooled, pairs of rows and of columns are reduced by their maximum
+/// and the block stores `R / 2` rows of `width / 2` values.
 ///
 /// # Safety
 /// AVX2 and FMA available. For every tap and `r < R`, the `8 * V` floats from
 /// `x + tap.offset * lanes + r * in_row` are readable: a tap's offset plus the block's last
 /// output row stays within the padded input, and the at most 7 floats a partial vector reads
 /// past the end of an input row are in the next row or the slack. The selected lanes from
-/// `y + r * row` are writable.
+/// `y + r * row` are writable (pooled: `width / 2` values from `y + r / 2 * row / 2`, and
+/// `R` is even).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -182,7 +203,7 @@ unsafe fn block<const R: usize, const V: usize>(
     g: Rows,
     bias: f32,
     relu: bool,
-    last: __m256i,
+    (last, width): (__m256i, usize),
 ) {
     let mut acc = [[_mm256_set1_ps(bias); V]; R];
     let rows: [*const f32; R] = std::array::from_fn(|r| x.wrapping_add(r * g.in_row));
@@ -197,6 +218,10 @@ unsafe fn block<const R: usize, const V: usize>(
         }
     }
     let zero = _mm256_setzero_ps();
+    if g.pooled {
+        // SAFETY: the function's contract.
+        return unsafe { store_pooled(&acc, y, g.row / 2, width / 2, relu) };
+    }
     for (r, a) in acc.iter().enumerate() {
         for (n, &a) in a.iter().enumerate() {
             let a = if relu { _mm256_max_ps(a, zero) } else { a };
@@ -209,6 +234,41 @@ unsafe fn block<const R: usize, const V: usize>(
                     _mm256_storeu_ps(p, a);
                 }
             }
+        }
+    }
+}
+
+/// The 2x2 maxima of `R` rows x `V` vectors (`R` even): `R / 2` rows of `outputs` values,
+/// `row` floats apart, from `y`. The pairs of a row's vectors are split into even and odd
+/// lanes (`shuffle`), reduced, and put back in order (`permute4x64`); ReLU after the maximum
+/// is ReLU before it.
+///
+/// # Safety
+/// AVX2 available; the `outputs` values of each of the `R / 2` rows from `y` writable,
+/// `outputs <= 4 * V`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_pooled<const R: usize, const V: usize>(
+    acc: &[[__m256; V]; R],
+    y: *mut f32,
+    row: usize,
+    outputs: usize,
+    relu: bool,
+) {
+    let zero = _mm256_setzero_ps();
+    for (pair, rows) in acc.chunks_exact(2).enumerate() {
+        let m: [__m256; V] = std::array::from_fn(|n| _mm256_max_ps(rows[0][n], rows[1][n]));
+        for n in (0..V).step_by(2) {
+            let (a, b) = (m[n], m[(n + 1).min(V - 1)]);
+            let even = _mm256_shuffle_ps::<0x88>(a, b);
+            let odd = _mm256_shuffle_ps::<0xDD>(a, b);
+            let max = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(
+                _mm256_max_ps(even, odd),
+            )));
+            let max = if relu { _mm256_max_ps(max, zero) } else { max };
+            let count = (outputs - 4 * n).min(LANES);
+            // SAFETY: the function's contract: 4n + count <= outputs values of this row.
+            unsafe { Lanes::First(first_lanes(count)).store(y.add(pair * row + 4 * n), max) };
         }
     }
 }

@@ -36,7 +36,15 @@ fn run(
     // Scratch left dirty by a larger call: padding must not rely on a clean buffer.
     let mut padded = vec![f32::NAN; conv.padded_len(batch) + 100];
     // Threads whenever `par` offers them, however small the layer.
-    conv.run_with(isa, x, &mut y, batch, act, &mut padded, par, 0);
+    conv.run_with(isa, x, &mut y, batch, act, &mut padded, par, 0, false);
+    y
+}
+
+/// [`BlockedConv2d::run_pooled`] with `isa`, on threads whenever `par` offers them.
+fn run_pooled(conv: &BlockedConv2d, isa: Isa, x: &[f32], act: Activation, par: Par) -> Vec<f32> {
+    let mut y = vec![f32::NAN; conv.pooled_output().len()];
+    let mut padded = vec![f32::NAN; conv.padded_len(1) + 100];
+    conv.run_with(isa, x, &mut y, 1, act, &mut padded, par, 0, true);
     y
 }
 
@@ -101,6 +109,35 @@ proptest! {
                 let from_batch: Vec<f32> = together.iter().skip(b).step_by(batch).copied().collect();
                 prop_assert_eq!(&from_batch, &y, "{:?}: example {}", isa, b);
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Pooling in registers gives exactly the convolution followed by the pooling kernel on
+    /// the same instruction set (a maximum rounds nothing), on one thread or several.
+    #[test]
+    fn fused_max_pool_is_conv_then_pool_bit_for_bit(
+        (input, window, outputs) in geometry(),
+        density in prop_oneof![Just(1.0), 0.0..1.0f64],
+        relu in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Random::new(seed);
+        let cols = input.channels * window.kernel[0] * window.kernel[1];
+        let w = CsrParts::random(outputs, cols, density, &mut rng);
+        let conv = BlockedConv2d::new(w.csr(), &w.bias, input, window).unwrap();
+        prop_assume!(conv.can_pool());
+        let x = rng.vec(input.len(), -1.0, 1.0);
+        let act = if relu { Activation::Relu } else { Activation::Identity };
+        for isa in Isa::available() {
+            let full = run(&conv, isa, &x, 1, act, Par::Seq);
+            let mut want = vec![f32::NAN; conv.pooled_output().len()];
+            pool::pool2d(Pool::Max, conv.output(), POOL_2X2, &full, &mut want, 1);
+            prop_assert_eq!(&run_pooled(&conv, isa, &x, act, Par::Seq), &want, "{:?}", isa);
+            prop_assert_eq!(&run_pooled(&conv, isa, &x, act, Par::Rayon(3)), &want, "{:?}: threads", isa);
         }
     }
 }
