@@ -144,9 +144,10 @@ impl SparseLayer {
             + mapped(self.bias.is_mapped(), self.bias.bytes())
     }
 
-    /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]`, on this thread.
-    fn linear(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation) {
-        with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, batch, act, Par::Seq))
+    /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]`, rows split over
+    /// `par`'s threads when the product is large enough.
+    fn linear(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation, par: Par) {
+        with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, batch, act, par))
     }
 
     /// `y = act(conv(x, W) + b)` for images `x` of shape `input`, on this thread.

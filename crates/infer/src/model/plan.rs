@@ -220,7 +220,7 @@ impl Plan {
             grow(dst, n);
             let dst = &mut dst[..n];
             match *step {
-                Step::Linear { layer, act } => layers[layer].linear(src, dst, t, act),
+                Step::Linear { layer, act } => layers[layer].linear(src, dst, t, act, par),
                 Step::Conv2d { layer, input, window, act, max_pool } => {
                     match (&self.blocked[layer], max_pool) {
                         (Some(conv), true) if t == 1 => conv.run_pooled(src, dst, act, padded, par),

@@ -40,26 +40,28 @@ pub(super) unsafe fn channels(
     debug_assert_eq!(y.len(), channels.len() * plane);
     let vectors = geometry.row.div_ceil(LANES);
     let shape = block_shape(geometry.rows, vectors, pooled);
-    for (o, yo) in channels.zip(y.chunks_exact_mut(plane)) {
-        let (taps, bias) = (conv.taps_of(o), conv.bias[o]);
-        for strip in (0..vectors).step_by(shape.vectors) {
-            let v = shape.vectors.min(vectors - strip);
-            let col = strip * LANES;
-            let width = (geometry.row - col).min(v * LANES);
-            // SAFETY: width - 8 * (v - 1) is in 1..=8.
-            let last = unsafe { first_lanes(width - LANES * (v - 1)) };
-            for oh in (0..geometry.rows).step_by(shape.rows) {
-                let r = shape.rows.min(geometry.rows - oh);
-                // SAFETY: rows oh..oh + r and columns col..col + width of the channel's
-                // output (pooled: halved) lie inside yo; what the block reads is bounded in
-                // `block`.
+    // Output channels innermost: the input rows a block reads (every input channel of them)
+    // stay in the first-level cache while each output channel's taps stream past. With the
+    // channels outermost, Conv-2's conv2 (a 230 KB input) ran 1.3 times slower.
+    let first = channels.start;
+    for strip in (0..vectors).step_by(shape.vectors) {
+        let v = shape.vectors.min(vectors - strip);
+        let col = strip * LANES;
+        let width = (geometry.row - col).min(v * LANES);
+        // SAFETY: width - 8 * (v - 1) is in 1..=8.
+        let last = unsafe { first_lanes(width - LANES * (v - 1)) };
+        for oh in (0..geometry.rows).step_by(shape.rows) {
+            let r = shape.rows.min(geometry.rows - oh);
+            let x = xp[oh * geometry.in_row + col..].as_ptr();
+            let at =
+                if pooled { oh / 2 * geometry.row / 2 + col / 2 } else { oh * geometry.row + col };
+            for o in channels.clone() {
+                let (taps, bias) = (conv.taps_of(o), conv.bias[o]);
+                // SAFETY: rows oh..oh + r and columns col..col + width of channel o's output
+                // (pooled: halved) lie inside its plane of y; what the block reads is
+                // bounded in `block`.
                 unsafe {
-                    let x = xp.as_ptr().add(oh * geometry.in_row + col);
-                    let y = if pooled {
-                        yo.as_mut_ptr().add(oh / 2 * geometry.row / 2 + col / 2)
-                    } else {
-                        yo.as_mut_ptr().add(oh * geometry.row + col)
-                    };
+                    let y = y.as_mut_ptr().add((o - first) * plane + at);
                     dispatch(r, v, taps, x, y, geometry, bias, relu, (last, width));
                 }
             }
