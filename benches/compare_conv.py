@@ -212,9 +212,9 @@ def main():
     ap.add_argument("--budget", type=float, default=0.6, help="seconds per timed measurement (default 0.6)")
     bc.add_repeat_argument(ap)
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
     a.ticket = bc.ticket_binary(a.ticket)
     results = bc.Results("compare_conv", a.threads, a.ticket)
+    torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model = a.model or write_random_ticket(a.net, tmp)
         spec = graph_of(read_meta(model))

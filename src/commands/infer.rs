@@ -208,18 +208,15 @@ pub fn bench(
 /// a batch split over threads add up their threads' time.
 fn step_split(model: &SparseModel, pool: &[f32], par: Par) -> Result<Value> {
     let names = model.step_names();
-    let (features, classes) = (model.inputs(), model.outputs());
+    let features = model.inputs();
     let mut scratch = Scratch::default();
-    let mut out = vec![0.0; BENCH_BATCHES[1] * classes];
     let mut split = vec![Map::new(); names.len()];
     for (entry, name) in split.iter_mut().zip(&names) {
         entry.insert("step".into(), json!(name));
     }
     for batch in std::iter::once(1).chain(BENCH_BATCHES) {
         let us = timing::per_sample_steps(
-            |x, b, clock| {
-                model.logits_timed(x, b, &mut out[..b * classes], &mut scratch, par, clock)
-            },
+            |x, b, clock| model.logits_timed((x, b), &mut scratch, par, clock).map(drop),
             names.len(),
             pool,
             features,

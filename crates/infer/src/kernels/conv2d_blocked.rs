@@ -29,7 +29,8 @@
 //! let window = Window { kernel: [1, 2], stride: [1, 1], padding: [0, 0] };
 //! let conv = BlockedConv2d::new(w, &[0.0], input, window).unwrap();
 //! let (mut y, mut padded) = ([0.0; 2], Vec::new());
-//! conv.run(&[5.0, 3.0, 4.0], &mut y, 1, Activation::Identity, &mut padded, Par::Seq);
+//! let no_pool = (Activation::Identity, false);
+//! conv.run((&[5.0, 3.0, 4.0], &mut y), 1, no_pool, &mut padded, Par::Seq);
 //! assert_eq!(y, [2.0, -1.0]);
 //! ```
 
@@ -134,59 +135,41 @@ impl BlockedConv2d {
     }
 
     /// `y = act(conv(x, W) + bias)` for `x` `[C][H][W][batch]` and `y` `[O][OH][OW][batch]`
-    /// (overwritten). `padded` is scratch for the padded input (grown as needed). Output
-    /// channels are split over `par`'s threads when the work pays for them. Panics when the
-    /// lengths do not fit.
+    /// (overwritten). With `max_pool` (one example, [`BlockedConv2d::can_pool`]), a 2x2,
+    /// stride-2 max-pool follows, fused: `y` is `[O][OH / 2][OW / 2]`, each window reduced in
+    /// registers before anything is stored. `padded` is scratch for the padded input (grown
+    /// as needed). Output channels are split over `par`'s threads when the work pays for
+    /// them. Panics when the lengths do not fit.
     pub fn run(
         &self,
-        x: &[f32],
-        y: &mut [f32],
+        (x, y): (&[f32], &mut [f32]),
         batch: usize,
-        act: Activation,
+        (act, max_pool): (Activation, bool),
         padded: &mut Vec<f32>,
         par: Par,
     ) {
-        self.run_with(Isa::detect(), x, y, batch, act, padded, par, PAR_MIN_WORK_CONV, false);
+        let isa = Isa::detect();
+        self.run_with(isa, (x, y), batch, (act, max_pool), padded, (par, PAR_MIN_WORK_CONV));
     }
 
-    /// Whether [`BlockedConv2d::run_pooled`] can follow this layer with a 2x2 max-pool:
-    /// output height and width even.
+    /// Whether a 2x2 max-pool can be fused into this layer: output height and width even.
     pub fn can_pool(&self) -> bool {
         self.output.height % 2 == 0 && self.output.width % 2 == 0
     }
 
-    /// One example through the layer and a 2x2, stride-2 max-pool, fused: `y` `[O][OH / 2]
-    /// [OW / 2]` (overwritten) is `maxpool(act(conv(x, W) + bias))`, each window reduced in
-    /// registers before anything is stored (the pool reads nothing back). Panics unless
-    /// [`BlockedConv2d::can_pool`] and the lengths fit.
-    pub fn run_pooled(
-        &self,
-        x: &[f32],
-        y: &mut [f32],
-        act: Activation,
-        padded: &mut Vec<f32>,
-        par: Par,
-    ) {
-        self.run_with(Isa::detect(), x, y, 1, act, padded, par, PAR_MIN_WORK_CONV, true);
-    }
-
-    /// The output of [`BlockedConv2d::run_pooled`].
+    /// The output with a fused max-pool.
     pub fn pooled_output(&self) -> Image {
         Image { height: self.output.height / 2, width: self.output.width / 2, ..self.output }
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn run_with(
         &self,
         isa: Isa,
-        x: &[f32],
-        y: &mut [f32],
+        (x, y): (&[f32], &mut [f32]),
         batch: usize,
-        act: Activation,
+        (act, pooled): (Activation, bool),
         padded: &mut Vec<f32>,
-        par: Par,
-        min_work: usize,
-        pooled: bool,
+        (par, min_work): (Par, usize),
     ) {
         assert_eq!(x.len(), self.input.len() * batch, "conv2d: x length");
         let plane = if pooled {

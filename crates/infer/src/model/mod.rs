@@ -313,7 +313,7 @@ impl SparseModel {
         scratch: &mut Scratch,
         par: Par,
     ) -> Result<()> {
-        self.forward(inputs, batch, out, scratch, par, None)
+        self.forward((inputs, batch, out), scratch, par, None)
     }
 
     /// What the steps of the forward pass are, as [`SparseModel::logits_timed`] times them:
@@ -326,26 +326,25 @@ impl SparseModel {
         names
     }
 
-    /// [`SparseModel::logits_into`], adding the time of each step (summed over threads) to
-    /// `clock`, which has one slot per [`SparseModel::step_names`] entry.
+    /// [`SparseModel::logits`] reusing `scratch`, adding the time of each step (summed over
+    /// threads) to `clock`, which has one slot per [`SparseModel::step_names`] entry.
     pub fn logits_timed(
         &self,
-        inputs: &[f32],
-        batch: usize,
-        out: &mut [f32],
+        (inputs, batch): (&[f32], usize),
         scratch: &mut Scratch,
         par: Par,
         clock: &StepClock,
-    ) -> Result<()> {
+    ) -> Result<Vec<f32>> {
         assert_eq!(clock.steps(), self.step_names().len(), "logits_timed: one slot per step");
-        self.forward(inputs, batch, out, scratch, par, Some(clock))
+        let mut out = vec![0.0; batch * self.outputs()];
+        self.forward((inputs, batch, &mut out), scratch, par, Some(clock))?;
+        Ok(out)
     }
 
+    /// The forward pass of `inputs` (`batch` examples) into `out`.
     fn forward(
         &self,
-        inputs: &[f32],
-        batch: usize,
-        out: &mut [f32],
+        (inputs, batch, out): (&[f32], usize, &mut [f32]),
         scratch: &mut Scratch,
         par: Par,
         clock: Option<&StepClock>,

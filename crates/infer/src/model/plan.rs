@@ -222,16 +222,10 @@ impl Plan {
             match *step {
                 Step::Linear { layer, act } => layers[layer].linear(src, dst, t, act, par),
                 Step::Conv2d { layer, input, window, act, max_pool } => {
-                    match (&self.blocked[layer], max_pool) {
-                        (Some(conv), true) if t == 1 => conv.run_pooled(src, dst, act, padded, par),
-                        (Some(conv), true) => {
-                            // Image steps run one example at a time; this is for completeness.
-                            let mut full = vec![0.0; conv.output().len() * t];
-                            conv.run(src, &mut full, t, act, padded, par);
-                            pool::pool2d(Pool::Max, conv.output(), POOL_2X2, &full, dst, t)
-                        }
-                        (Some(conv), false) => conv.run(src, dst, t, act, padded, par),
-                        (None, _) => layers[layer].conv2d(input, window, src, dst, t, act),
+                    match &self.blocked[layer] {
+                        // Image steps run one example at a time, so a fused pool has t = 1.
+                        Some(conv) => conv.run((src, dst), t, (act, max_pool), padded, par),
+                        None => layers[layer].conv2d(input, window, src, dst, t, act),
                     }
                 }
                 Step::Pool2d { pool, input, window } => {

@@ -105,10 +105,8 @@ fn lenet5_and_conv2_tickets_match_reference() {
                     );
                 }
                 let clock = crate::timing::StepClock::new(model.step_names().len());
-                let mut timed = vec![0.0; got.len()];
-                model
-                    .logits_timed(&x, batch, &mut timed, &mut Scratch::default(), par, &clock)
-                    .unwrap();
+                let timed =
+                    model.logits_timed((&x, batch), &mut Scratch::default(), par, &clock).unwrap();
                 assert_eq!(timed, got, "{recipe}: timed");
                 assert!(clock.micros().iter().all(|&us| us >= 0.0));
             }

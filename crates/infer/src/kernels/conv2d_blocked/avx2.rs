@@ -35,6 +35,7 @@ pub(super) unsafe fn channels(
         rows: conv.output.height,
         lanes,
         pooled,
+        relu,
     };
     let plane = if pooled { conv.output.plane() / 4 } else { conv.output.plane() * lanes };
     debug_assert_eq!(y.len(), channels.len() * plane);
@@ -56,14 +57,14 @@ pub(super) unsafe fn channels(
             let at =
                 if pooled { oh / 2 * geometry.row / 2 + col / 2 } else { oh * geometry.row + col };
             for o in channels.clone() {
-                let (taps, bias) = (conv.taps_of(o), conv.bias[o]);
                 // SAFETY: rows oh..oh + r and columns col..col + width of channel o's output
                 // (pooled: halved) lie inside its plane of y; what the block reads is
                 // bounded in `block`.
-                unsafe {
-                    let y = y.as_mut_ptr().add((o - first) * plane + at);
-                    dispatch(r, v, taps, x, y, geometry, bias, relu, (last, width));
-                }
+                let y = unsafe { y.as_mut_ptr().add((o - first) * plane + at) };
+                let target =
+                    Target { taps: conv.taps_of(o), bias: conv.bias[o], x, y, last, width };
+                // SAFETY: as above.
+                unsafe { dispatch(r, v, target, geometry) };
             }
         }
     }
@@ -106,29 +107,31 @@ fn block_shape(rows: usize, vectors: usize, pooled: bool) -> Shape {
         .expect("a 1 x 1 block always fits")
 }
 
+/// One block's work: an output channel's taps and bias, where its rows start in the padded
+/// input (`x`) and the output (`y`), and its width: `width` floats, of which the last vector
+/// holds the lanes `last` selects.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    taps: &'a [Tap],
+    bias: f32,
+    x: *const f32,
+    y: *mut f32,
+    last: __m256i,
+    width: usize,
+}
+
 /// Calls `block::<r, v>` for the run-time `r` (1..=8) and `v` (1..=4).
 ///
 /// # Safety
 /// As `block`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn dispatch(
-    r: usize,
-    v: usize,
-    taps: &[Tap],
-    x: *const f32,
-    y: *mut f32,
-    g: Rows,
-    bias: f32,
-    relu: bool,
-    last: (__m256i, usize),
-) {
+unsafe fn dispatch(r: usize, v: usize, t: Target, g: Rows) {
     macro_rules! arms {
         ($(($r:literal, $v:literal)),*) => {
             match (r, v) {
                 // SAFETY: forwarded.
-                $(($r, $v) => unsafe { block::<$r, $v>(taps, x, y, g, bias, relu, last) },)*
+                $(($r, $v) => unsafe { block::<$r, $v>(t, g) },)*
                 _ => unreachable!("block shapes are at most 8 x 4"),
             }
         };
@@ -181,11 +184,11 @@ struct Rows {
     lanes: usize,
     /// Max-pool 2x2 windows before storing (one example only).
     pooled: bool,
+    relu: bool,
 }
 
-/// `R` output rows x `V` vectors from `y`, every tap adding `value * x[offset * lanes ..]`.
-/// The last vector of a row stores only the lanes `last.0` selects; `last.1` is the width of
-/// the block in floats. Pooled, pairs of rows and of columns are reduced by their maximum
+/// `R` output rows x `V` vectors from `t.y`, every tap adding `value * t.x[offset * lanes ..]`.
+/// The last vector of a row stores only the lanes `t.last` selects. Pooled, pairs of rows and of columns are reduced by their maximum
 /// and the block stores `R / 2` rows of `width / 2` values.
 ///
 /// # Safety
@@ -197,16 +200,9 @@ struct Rows {
 /// `R` is even).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn block<const R: usize, const V: usize>(
-    taps: &[Tap],
-    x: *const f32,
-    y: *mut f32,
-    g: Rows,
-    bias: f32,
-    relu: bool,
-    (last, width): (__m256i, usize),
-) {
+unsafe fn block<const R: usize, const V: usize>(t: Target, g: Rows) {
+    let Target { taps, bias, x, y, last, width } = t;
+    let relu = g.relu;
     let mut acc = [[_mm256_set1_ps(bias); V]; R];
     let rows: [*const f32; R] = std::array::from_fn(|r| x.wrapping_add(r * g.in_row));
     for tap in taps {

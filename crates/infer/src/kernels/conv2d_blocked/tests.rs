@@ -4,8 +4,8 @@
 //! 1 to 70 examples.
 
 use super::*;
-use crate::fixture::{assert_logits_close, CsrParts, Random};
-use crate::kernels::conv2d::tests::reference;
+use crate::fixture::assert_logits_close;
+use crate::kernels::conv2d::tests::{layer_case, random_layer, reference};
 use proptest::prelude::*;
 
 fn geometry() -> impl Strategy<Value = (Image, Window, usize)> {
@@ -36,15 +36,15 @@ fn run(
     // Scratch left dirty by a larger call: padding must not rely on a clean buffer.
     let mut padded = vec![f32::NAN; conv.padded_len(batch) + 100];
     // Threads whenever `par` offers them, however small the layer.
-    conv.run_with(isa, x, &mut y, batch, act, &mut padded, par, 0, false);
+    conv.run_with(isa, (x, &mut y), batch, (act, false), &mut padded, (par, 0));
     y
 }
 
-/// [`BlockedConv2d::run_pooled`] with `isa`, on threads whenever `par` offers them.
+/// One example with the max-pool fused, with `isa`, on threads whenever `par` offers them.
 fn run_pooled(conv: &BlockedConv2d, isa: Isa, x: &[f32], act: Activation, par: Par) -> Vec<f32> {
     let mut y = vec![f32::NAN; conv.pooled_output().len()];
     let mut padded = vec![f32::NAN; conv.padded_len(1) + 100];
-    conv.run_with(isa, x, &mut y, 1, act, &mut padded, par, 0, true);
+    conv.run_with(isa, (x, &mut y), 1, (act, true), &mut padded, (par, 0));
     y
 }
 
@@ -54,15 +54,9 @@ proptest! {
     #[test]
     fn blocked_conv2d_matches_reference_and_portable(
         (input, window, outputs) in geometry(),
-        density in prop_oneof![Just(1.0), Just(0.0), 0.0..1.0f64],
-        batch in prop_oneof![Just(1), 2..12usize, 30..70usize],
-        relu in any::<bool>(),
-        seed in any::<u64>(),
+        (density, batch, relu, seed) in layer_case(),
     ) {
-        let mut rng = Random::new(seed);
-        let cols = input.channels * window.kernel[0] * window.kernel[1];
-        let w = CsrParts::random(outputs, cols, density, &mut rng);
-        let x = rng.vec(input.len() * batch, -1.0, 1.0);
+        let (w, x) = random_layer(input, window, outputs, density, batch, seed);
         let act = if relu { Activation::Relu } else { Activation::Identity };
         let conv = BlockedConv2d::new(w.csr(), &w.bias, input, window).unwrap();
         let want = reference(&w, input, window, &x, batch, relu);
@@ -96,10 +90,7 @@ proptest! {
         batch in 2..20usize,
         seed in any::<u64>(),
     ) {
-        let mut rng = Random::new(seed);
-        let cols = input.channels * window.kernel[0] * window.kernel[1];
-        let w = CsrParts::random(outputs, cols, 0.5, &mut rng);
-        let x = rng.vec(input.len() * batch, -1.0, 1.0);
+        let (w, x) = random_layer(input, window, outputs, 0.5, batch, seed);
         let conv = BlockedConv2d::new(w.csr(), &w.bias, input, window).unwrap();
         for isa in Isa::available() {
             let together = run(&conv, isa, &x, batch, Activation::Relu, Par::Seq);
@@ -125,12 +116,9 @@ proptest! {
         relu in any::<bool>(),
         seed in any::<u64>(),
     ) {
-        let mut rng = Random::new(seed);
-        let cols = input.channels * window.kernel[0] * window.kernel[1];
-        let w = CsrParts::random(outputs, cols, density, &mut rng);
+        let (w, x) = random_layer(input, window, outputs, density, 1, seed);
         let conv = BlockedConv2d::new(w.csr(), &w.bias, input, window).unwrap();
         prop_assume!(conv.can_pool());
-        let x = rng.vec(input.len(), -1.0, 1.0);
         let act = if relu { Activation::Relu } else { Activation::Identity };
         for isa in Isa::available() {
             let full = run(&conv, isa, &x, 1, act, Par::Seq);
