@@ -2,7 +2,7 @@
 //! channel in registers while its taps stream past.
 
 use super::{BlockedConv2d, Tap};
-use crate::kernels::avx2::{first_lanes, Lanes, LANES};
+use crate::kernels::avx2::LANES;
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -35,7 +35,6 @@ pub(super) unsafe fn channels(
         rows: conv.output.height,
         lanes,
         pooled,
-        relu,
     };
     let plane = if pooled { conv.output.plane() / 4 } else { conv.output.plane() * lanes };
     debug_assert_eq!(y.len(), channels.len() * plane);
@@ -49,22 +48,62 @@ pub(super) unsafe fn channels(
         let v = shape.vectors.min(vectors - strip);
         let col = strip * LANES;
         let width = (geometry.row - col).min(v * LANES);
-        // SAFETY: width - 8 * (v - 1) is in 1..=8.
-        let last = unsafe { first_lanes(width - LANES * (v - 1)) };
         for oh in (0..geometry.rows).step_by(shape.rows) {
             let r = shape.rows.min(geometry.rows - oh);
             let x = xp[oh * geometry.in_row + col..].as_ptr();
             let at =
                 if pooled { oh / 2 * geometry.row / 2 + col / 2 } else { oh * geometry.row + col };
             for o in channels.clone() {
+                let (taps, bias) = (conv.taps_of(o), conv.bias[o]);
                 // SAFETY: rows oh..oh + r and columns col..col + width of channel o's output
-                // (pooled: halved) lie inside its plane of y; what the block reads is
-                // bounded in `block`.
+                // (pooled: halved) lie inside its plane of y.
                 let y = unsafe { y.as_mut_ptr().add((o - first) * plane + at) };
-                let target =
-                    Target { taps: conv.taps_of(o), bias: conv.bias[o], x, y, last, width };
-                // SAFETY: as above.
-                unsafe { dispatch(r, v, target, geometry) };
+                /// `block::<r, v>` for the run-time `r` (1..=8) and `v` (1..=4).
+                macro_rules! block_of_shape {
+                    ($(($rows:literal, $vectors:literal)),*) => {
+                        match (r, v) {
+                            // SAFETY: y as above; what the block reads is bounded in `block`.
+                            $(($rows, $vectors) => unsafe {
+                                block::<$rows, $vectors>(taps, x, y, geometry, bias, relu, width)
+                            },)*
+                            _ => unreachable!("block shapes are at most 8 x 4"),
+                        }
+                    };
+                }
+                block_of_shape!(
+                    (1, 1),
+                    (1, 2),
+                    (1, 3),
+                    (1, 4),
+                    (2, 1),
+                    (2, 2),
+                    (2, 3),
+                    (2, 4),
+                    (3, 1),
+                    (3, 2),
+                    (3, 3),
+                    (3, 4),
+                    (4, 1),
+                    (4, 2),
+                    (4, 3),
+                    (4, 4),
+                    (5, 1),
+                    (5, 2),
+                    (5, 3),
+                    (5, 4),
+                    (6, 1),
+                    (6, 2),
+                    (6, 3),
+                    (6, 4),
+                    (7, 1),
+                    (7, 2),
+                    (7, 3),
+                    (7, 4),
+                    (8, 1),
+                    (8, 2),
+                    (8, 3),
+                    (8, 4)
+                );
             }
         }
     }
@@ -107,71 +146,6 @@ fn block_shape(rows: usize, vectors: usize, pooled: bool) -> Shape {
         .expect("a 1 x 1 block always fits")
 }
 
-/// One block's work: an output channel's taps and bias, where its rows start in the padded
-/// input (`x`) and the output (`y`), and its width: `width` floats, of which the last vector
-/// holds the lanes `last` selects.
-#[derive(Clone, Copy)]
-struct Target<'a> {
-    taps: &'a [Tap],
-    bias: f32,
-    x: *const f32,
-    y: *mut f32,
-    last: __m256i,
-    width: usize,
-}
-
-/// Calls `block::<r, v>` for the run-time `r` (1..=8) and `v` (1..=4).
-///
-/// # Safety
-/// As `block`.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dispatch(r: usize, v: usize, t: Target, g: Rows) {
-    macro_rules! arms {
-        ($(($r:literal, $v:literal)),*) => {
-            match (r, v) {
-                // SAFETY: forwarded.
-                $(($r, $v) => unsafe { block::<$r, $v>(t, g) },)*
-                _ => unreachable!("block shapes are at most 8 x 4"),
-            }
-        };
-    }
-    arms!(
-        (1, 1),
-        (1, 2),
-        (1, 3),
-        (1, 4),
-        (2, 1),
-        (2, 2),
-        (2, 3),
-        (2, 4),
-        (3, 1),
-        (3, 2),
-        (3, 3),
-        (3, 4),
-        (4, 1),
-        (4, 2),
-        (4, 3),
-        (4, 4),
-        (5, 1),
-        (5, 2),
-        (5, 3),
-        (5, 4),
-        (6, 1),
-        (6, 2),
-        (6, 3),
-        (6, 4),
-        (7, 1),
-        (7, 2),
-        (7, 3),
-        (7, 4),
-        (8, 1),
-        (8, 2),
-        (8, 3),
-        (8, 4)
-    )
-}
-
 /// Row lengths of one call, in floats.
 #[derive(Clone, Copy)]
 struct Rows {
@@ -184,11 +158,10 @@ struct Rows {
     lanes: usize,
     /// Max-pool 2x2 windows before storing (one example only).
     pooled: bool,
-    relu: bool,
 }
 
-/// `R` output rows x `V` vectors from `t.y`, every tap adding `value * t.x[offset * lanes ..]`.
-/// The last vector of a row stores only the lanes `t.last` selects. Pooled, pairs of rows and of columns are reduced by their maximum
+/// `R` output rows x `V` vectors from `y`, every tap adding `value * x[offset * lanes ..]`.
+/// The block is `width` floats wide; the last vector stores only what lies within it. Pooled, pairs of rows and of columns are reduced by their maximum
 /// and the block stores `R / 2` rows of `width / 2` values.
 ///
 /// # Safety
@@ -200,9 +173,16 @@ struct Rows {
 /// `R` is even).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn block<const R: usize, const V: usize>(t: Target, g: Rows) {
-    let Target { taps, bias, x, y, last, width } = t;
-    let relu = g.relu;
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<const R: usize, const V: usize>(
+    taps: &[Tap],
+    x: *const f32,
+    y: *mut f32,
+    g: Rows,
+    bias: f32,
+    relu: bool,
+    width: usize,
+) {
     let mut acc = [[_mm256_set1_ps(bias); V]; R];
     let rows: [*const f32; R] = std::array::from_fn(|r| x.wrapping_add(r * g.in_row));
     for tap in taps {
@@ -227,7 +207,7 @@ unsafe fn block<const R: usize, const V: usize>(t: Target, g: Rows) {
             unsafe {
                 let p = y.add(r * g.row + n * LANES);
                 if n + 1 == V {
-                    Lanes::First(last).store(p, a);
+                    store_first(p, a, width - LANES * (V - 1));
                 } else {
                     _mm256_storeu_ps(p, a);
                 }
@@ -266,7 +246,36 @@ unsafe fn store_pooled<const R: usize, const V: usize>(
             let max = if relu { _mm256_max_ps(max, zero) } else { max };
             let count = (outputs - 4 * n).min(LANES);
             // SAFETY: the function's contract: 4n + count <= outputs values of this row.
-            unsafe { Lanes::First(first_lanes(count)).store(y.add(pair * row + 4 * n), max) };
+            unsafe { store_first(y.add(pair * row + 4 * n), max, count) };
+        }
+    }
+}
+
+/// The first `count` (1..=8) lanes of `v` to `p`: one store when all 8 are wanted, else 4-,
+/// 2- and 1-float pieces. Masked stores (`vmaskmovps`) are microcoded and slow on AMD cores.
+///
+/// # Safety
+/// AVX available; `count` floats from `p` writable.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_first(p: *mut f32, v: __m256, count: usize) {
+    debug_assert!((1..=LANES).contains(&count));
+    // SAFETY (all stores): they cover exactly the first `count` floats from p.
+    unsafe {
+        if count == LANES {
+            return _mm256_storeu_ps(p, v);
+        }
+        let (mut part, mut at, mut left) = (_mm256_castps256_ps128(v), p, count);
+        if left >= 4 {
+            _mm_storeu_ps(at, part);
+            (part, at, left) = (_mm256_extractf128_ps::<1>(v), at.add(4), left - 4);
+        }
+        if left >= 2 {
+            _mm_store_sd(at.cast(), _mm_castps_pd(part));
+            (part, at, left) = (_mm_movehl_ps(part, part), at.add(2), left - 2);
+        }
+        if left == 1 {
+            _mm_store_ss(at, part);
         }
     }
 }
