@@ -197,7 +197,7 @@ def print_tables(s, macs, layers, peak_note, repeats):
     print("\nticket sparse per step, us per example (first repeat; threads' time added up):")
     print(f"  {'step':<12}{'batch 1':>10}{'batch 64':>10}{'batch 1024':>12}  kept multiply-adds")
     for step in layers:
-        m = macs.get(step["step"], {}).get("kept", "")
+        m = macs.get(step["step"].split("+")[0], {}).get("kept", "")  # `conv1+maxpool2d`: conv1
         print(f"  {step['step']:<12}{step['batch1_us']:>10.3f}{step['batch64_us_per_sample']:>10.3f}"
               f"{step['batch1024_us_per_sample']:>12.3f}  {m}")
 
