@@ -51,7 +51,7 @@ use ticket_core::Par;
 const SLACK: usize = 8;
 /// Multiply-adds below which a convolution stays on the calling thread. Higher than
 /// [`PAR_MIN_WORK`]: LeNet-5's convolutions at batch 1 (190,000 each) ran slower split over
-/// two threads than on one, waking the other thread cost more than half their work.
+/// two threads than on one (measured on a shared machine whose other core was busy).
 const PAR_MIN_WORK_CONV: usize = 1 << 19;
 
 /// The pooling [`BlockedConv2d::run_pooled`] fuses.
