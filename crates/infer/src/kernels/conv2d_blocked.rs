@@ -54,7 +54,7 @@ const SLACK: usize = 8;
 /// two threads than on one (measured on a shared machine whose other core was busy).
 const PAR_MIN_WORK_CONV: usize = 1 << 19;
 
-/// The pooling [`BlockedConv2d::run_pooled`] fuses.
+/// The pooling [`BlockedConv2d::run`] fuses when asked to.
 pub const POOL_2X2: Window = Window { kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
 
 /// One kept weight: its value and the offset (in pixels of the padded input) of the input

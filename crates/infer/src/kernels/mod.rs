@@ -13,7 +13,8 @@
 //! Images are laid out the same way, `[channels][height][width][batch]`: the C-order
 //! flattening of an example is its feature order, so a flatten costs nothing and a linear
 //! layer reads a convolution's output as it is. [`conv2d`] and [`pool`] hold the kernels of
-//! those layer kinds.
+//! those layer kinds; [`conv2d_blocked`] is the fast path of stride-1 convolutions, which
+//! runs one example at a time (CHW) with a 2x2 max-pool optionally fused.
 //!
 //! ```
 //! use ticket_infer::{kernels, Activation, CsrRef};

@@ -6,7 +6,8 @@
 //! the two matches below, and its kernel module under [`crate::kernels`].
 //!
 //! A stride-1 conv2d layer also gets its taps prepared once for the blocked kernel
-//! ([`BlockedConv2d`]); other convolutions run the general direct kernel.
+//! ([`BlockedConv2d`]), and a 2x2 max-pool right after it is fused into its step; other
+//! convolutions run the general direct kernel.
 
 use super::SparseLayer;
 use crate::kernels::conv2d_blocked::{BlockedConv2d, POOL_2X2};
