@@ -77,6 +77,14 @@ conv2-levels:
     cargo run --release -- find --model conv-2 --dataset fashion-mnist --iterations 500 --eval-every 250 --levels 2 --threads 2 --no-export --out runs/conv2-fmnist
     cargo run --release -- report runs/conv2-fmnist
 
+# Sparse conv-net inference, ONNX Runtime and PyTorch dense vs ticket on the same CSR file, after
+# checking their logits agree: random LeNet-5 (Han et al.'s densities) and Conv-2 (~11%) tickets.
+# Results: benches/results/compare_conv-<date>.json.
+bench-conv: setup
+    cargo build --release
+    .venv/bin/python benches/compare_conv.py --net lenet-5 --threads 2 --repeat 3
+    .venv/bin/python benches/compare_conv.py --net conv-2 --threads 2 --repeat 3
+
 # The whole IMP protocol timed end to end, ticket vs PyTorch, 3 runs of each, with per-level
 # accuracy and seconds (dense and sparse levels apart).
 # Results: benches/results/compare_imp-<date>.json.

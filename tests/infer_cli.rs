@@ -381,4 +381,15 @@ fn conv_bench_json_has_both_paths() {
     let report = bench_report(&f);
     let dense_params = f.graph.dense_params() as u64;
     assert_eq!(report["weight_bytes"]["dense"].as_u64().unwrap(), 4 * dense_params);
+    // The per-step split: conv1 with its ReLU and 2x2 max-pool fused, the strided conv2 and
+    // its pool apart, the linear layer, the transposes; a time per batch size for each.
+    let steps = report["sparse"]["layers"].as_array().expect("sparse.layers");
+    let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(names, ["conv1+maxpool2d", "conv2", "avgpool2d", "fc", "transpose"]);
+    for step in steps {
+        for key in ["batch1_us", "batch64_us_per_sample", "batch1024_us_per_sample"] {
+            let v = step[key].as_f64().unwrap_or_else(|| panic!("{}.{key}", step["step"]));
+            assert!(v >= 0.0 && v.is_finite(), "{}.{key} = {v}", step["step"]);
+        }
+    }
 }

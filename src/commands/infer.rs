@@ -16,6 +16,8 @@ use ticket_infer::{batch_file, timing, Scratch, SparseModel};
 const BENCH_BUDGET: Duration = Duration::from_millis(600);
 /// Batch sizes whose time per example `--bench` reports, besides batch 1.
 const BENCH_BATCHES: [usize; 2] = [64, 1024];
+/// Time spent on each batch size of the sparse path's per-layer split.
+const STEP_BUDGET: Duration = Duration::from_millis(300);
 
 pub fn run(args: InferArgs) -> Result<()> {
     let par = super::thread_pool(args.threads)?;
@@ -182,7 +184,12 @@ pub fn bench(
         }
         paths.insert(name.into(), Value::Object(entry));
     }
+    progress.set_message("sparse per layer");
+    let steps = step_split(model, pool, par)?;
     progress.finish_and_clear();
+    if let Some(Value::Object(sparse)) = paths.get_mut("sparse") {
+        sparse.insert("layers".into(), steps);
+    }
     paths.insert(
         "weight_bytes".into(),
         json!({
@@ -194,6 +201,35 @@ pub fn bench(
     );
     paths.insert("threads".into(), json!(par.threads()));
     Ok(paths)
+}
+
+/// Where the sparse path's time goes: microseconds per example of each step (a layer with
+/// its fused ReLU, a pooling, the layout transposes) at each benchmarked batch size. Steps of
+/// a batch split over threads add up their threads' time.
+fn step_split(model: &SparseModel, pool: &[f32], par: Par) -> Result<Value> {
+    let names = model.step_names();
+    let features = model.inputs();
+    let mut scratch = Scratch::default();
+    let mut split = vec![Map::new(); names.len()];
+    for (entry, name) in split.iter_mut().zip(&names) {
+        entry.insert("step".into(), json!(name));
+    }
+    for batch in std::iter::once(1).chain(BENCH_BATCHES) {
+        let us = timing::per_sample_steps(
+            |x, b, clock| model.logits_timed((x, b), &mut scratch, par, clock).map(drop),
+            names.len(),
+            pool,
+            features,
+            batch,
+            STEP_BUDGET,
+        )?;
+        let key =
+            if batch == 1 { "batch1_us".into() } else { format!("batch{batch}_us_per_sample") };
+        for (entry, us) in split.iter_mut().zip(us) {
+            entry.insert(key.clone(), json!(us));
+        }
+    }
+    Ok(Value::Array(split.into_iter().map(Value::Object).collect()))
 }
 
 fn print_bench(bench: &Map<String, Value>) {
@@ -227,4 +263,18 @@ fn print_bench(bench: &Map<String, Value>) {
         bench["threads"],
         get("weight_bytes", "sparse_borrowed_from_file") / 1000.0
     );
+    if let Some(Value::Array(steps)) = bench["sparse"].get("layers") {
+        println!("sparse path per step, us per example (threads' time added up):");
+        println!("  {:<12} {:>10} {:>10} {:>10}", "step", "batch 1", "batch 64", "batch 1024");
+        for step in steps {
+            let us = |key: &str| step[key].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "  {:<12} {:>10.3} {:>10.3} {:>10.3}",
+                step["step"].as_str().unwrap_or("?"),
+                us("batch1_us"),
+                us("batch64_us_per_sample"),
+                us("batch1024_us_per_sample")
+            );
+        }
+    }
 }

@@ -4,8 +4,11 @@
 //!
 //! ```sh
 //! cargo run --release -p ticket-export --example random_checkpoint -- digits-conv out.safetensors 0.3 7
+//! cargo run --release -p ticket-export --example random_checkpoint -- lenet-5 out.safetensors 0.66,0.12,0.08,0.19
 //! cargo run --release -p ticket-export --example random_checkpoint -- digits-conv --graph
 //! ```
+//!
+//! DENSITY is one fraction for every weighted layer or a comma-separated one per layer.
 //!
 //! `--graph` prints the recipe's graph as the files store it (`__metadata__["graph"]`) instead.
 
@@ -26,9 +29,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{}", graph.to_json());
         return Ok(());
     }
-    let density: f64 = rest.first().map_or(Ok(0.3), |d| d.parse())?;
+    let layers = graph.weighted().len();
+    let mut densities: Vec<f64> = match rest.first() {
+        Some(d) => d.split(',').map(str::parse).collect::<Result<_, _>>()?,
+        None => vec![0.3],
+    };
+    if densities.len() == 1 {
+        densities = vec![densities[0]; layers];
+    }
+    if densities.len() != layers {
+        return Err(format!("{} densities for {layers} weighted layers", densities.len()).into());
+    }
     let seed: u64 = rest.get(1).map_or(Ok(1), |s| s.parse())?;
-    let net = common::random_net_of(&graph, density, seed);
+    let net = common::random_net_per_layer(&graph, &densities, seed);
     let meta = CheckpointMeta { iteration: 0, dataset: "digits".into(), seed };
     save(Path::new(out), &net, &meta)?;
     println!("{out}: {graph}, {} of {} weights kept", net.kept_weights(), graph.dense_weights());

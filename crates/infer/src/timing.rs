@@ -4,6 +4,7 @@
 //! kernels themselves.
 
 use crate::Result;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Calls measured at batch 1, at most (the time budget usually ends it first).
@@ -65,6 +66,60 @@ pub fn per_sample(
         times.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
     }
     Ok(quantile(&mut times, 0.5))
+}
+
+/// Time spent in each step of a forward pass, summed over calls and threads: where the time
+/// of a model goes, layer by layer (see `SparseModel::logits_timed`).
+#[derive(Debug)]
+pub struct StepClock {
+    nanos: Vec<AtomicU64>,
+}
+
+impl StepClock {
+    pub fn new(steps: usize) -> Self {
+        StepClock { nanos: (0..steps).map(|_| AtomicU64::new(0)).collect() }
+    }
+
+    pub fn steps(&self) -> usize {
+        self.nanos.len()
+    }
+
+    /// Adds `elapsed` to step `step` (callable from several threads at once).
+    pub fn add(&self, step: usize, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos[step].fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Microseconds per step so far.
+    pub fn micros(&self) -> Vec<f64> {
+        self.nanos.iter().map(|n| n.load(Ordering::Relaxed) as f64 / 1e3).collect()
+    }
+}
+
+/// Microseconds per example of each step of `run` on batches of `batch` examples from
+/// `pool`, over calls repeated for about `budget` (at least 5): `run` times its steps into
+/// the clock it is given, which has `steps` slots. Threads add their times, so at a batch
+/// split over threads the steps sum to the CPU time per example, not the wall time.
+pub fn per_sample_steps(
+    mut run: impl FnMut(&[f32], usize, &StepClock) -> Result<()>,
+    steps: usize,
+    pool: &[f32],
+    features: usize,
+    batch: usize,
+    budget: Duration,
+) -> Result<Vec<f64>> {
+    assert!(pool.len() >= features && batch > 0, "per_sample_steps: empty pool or batch");
+    let inputs: Vec<f32> =
+        pool.chunks_exact(features).cycle().take(batch).flatten().copied().collect();
+    run(&inputs, batch, &StepClock::new(steps))?;
+    let clock = StepClock::new(steps);
+    let (mut calls, start) = (0usize, Instant::now());
+    while calls < 5 || start.elapsed() < budget {
+        run(&inputs, batch, &clock)?;
+        calls += 1;
+    }
+    let examples = (calls * batch) as f64;
+    Ok(clock.micros().into_iter().map(|us| us / examples).collect())
 }
 
 /// The `q` quantile (nearest rank) of `values`.

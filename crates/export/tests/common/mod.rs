@@ -42,9 +42,16 @@ pub fn random_net(graph: &str, density: f64, seed: u64) -> Network {
 
 /// [`random_net`] for a graph already built.
 pub fn random_net_of(graph: &Graph, density: f64, seed: u64) -> Network {
+    random_net_per_layer(graph, &vec![density; graph.weighted().len()], seed)
+}
+
+/// [`random_net_of`] with one density per weighted layer, in graph order (the per-layer
+/// densities of a published ticket, for benchmarks).
+pub fn random_net_per_layer(graph: &Graph, densities: &[f64], seed: u64) -> Network {
     let mut rng = Rng(seed);
     let mut net = Network::zeros(graph);
-    for layer in &mut net.layers {
+    assert_eq!(densities.len(), net.layers.len(), "one density per weighted layer");
+    for (layer, &density) in net.layers.iter_mut().zip(densities) {
         for (w, m) in layer.weight.iter_mut().zip(&mut layer.mask) {
             *w = rng.weight();
             *m = (rng.unit() < density) as u8;

@@ -15,7 +15,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 /// `f32` lanes of one register.
-const LANES: usize = 8;
+pub(super) const LANES: usize = 8;
 /// Registers of accumulators per block of examples (64 examples).
 const BLOCK: usize = 8;
 

@@ -141,4 +141,4 @@ pub(super) fn direct<I: ColIndex>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

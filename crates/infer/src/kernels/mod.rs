@@ -13,7 +13,8 @@
 //! Images are laid out the same way, `[channels][height][width][batch]`: the C-order
 //! flattening of an example is its feature order, so a flatten costs nothing and a linear
 //! layer reads a convolution's output as it is. [`conv2d`] and [`pool`] hold the kernels of
-//! those layer kinds.
+//! those layer kinds; [`conv2d_blocked`] is the fast path of stride-1 convolutions, which
+//! runs one example at a time (CHW) with a 2x2 max-pool optionally fused.
 //!
 //! ```
 //! use ticket_infer::{kernels, Activation, CsrRef};
@@ -29,6 +30,7 @@
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 pub mod conv2d;
+pub mod conv2d_blocked;
 pub mod pool;
 mod portable;
 
@@ -284,14 +286,19 @@ pub(crate) fn spmm_transposed_with<I: ColIndex>(
 /// `chunks` consecutive row ranges covering all rows, each with about the same number of
 /// nonzeros plus rows (a row costs a little even when empty).
 fn split_rows_by_nnz<I: ColIndex>(w: CsrRef<I>, chunks: usize) -> Vec<Range<usize>> {
-    let indptr = w.indptr();
+    split_by_indptr(w.indptr(), chunks)
+}
+
+/// [`split_rows_by_nnz`] for the rows an `indptr` (`rows + 1` offsets) delimits.
+fn split_by_indptr(indptr: &[u32], chunks: usize) -> Vec<Range<usize>> {
+    let rows = indptr.len() - 1;
     let cost = |r: usize| indptr[r] as usize + r;
-    let total = cost(w.rows());
+    let total = cost(rows);
     let mut bounds = vec![0];
     for t in 1..chunks {
         let target = total * t / chunks;
         // The first row boundary whose cost reaches the target (cost grows with r).
-        let (mut lo, mut hi) = (0, w.rows());
+        let (mut lo, mut hi) = (0, rows);
         while lo < hi {
             let mid = (lo + hi) / 2;
             if cost(mid) < target {
@@ -302,7 +309,7 @@ fn split_rows_by_nnz<I: ColIndex>(w: CsrRef<I>, chunks: usize) -> Vec<Range<usiz
         }
         bounds.push(lo.max(*bounds.last().unwrap()));
     }
-    bounds.push(w.rows());
+    bounds.push(rows);
     bounds.windows(2).map(|b| b[0]..b[1]).filter(|r| !r.is_empty()).collect()
 }
 

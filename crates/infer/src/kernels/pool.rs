@@ -3,6 +3,8 @@
 //! window, per channel. Over `[channels][height][width][batch]` activations each window
 //! position is a batch-wide elementwise max or add, which the compiler vectorises; pooling
 //! reads each input a few times and computes almost nothing, so it needs no SIMD of its own.
+//! The rows of a window are combined first, a whole input row at a time, so that a single
+//! example (batch 1) vectorises too.
 //!
 //! ```
 //! use ticket_infer::kernels::{pool, Image, Window};
@@ -16,7 +18,7 @@
 //! ```
 
 use super::conv2d::output_image;
-use super::{Image, Window};
+use super::{Image, Isa, Window};
 
 /// What a pooling window computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +30,33 @@ pub enum Pool {
 /// `y` `[C][OH][OW][batch]` (overwritten) from `x` `[C][H][W][batch]`. Panics when the
 /// lengths do not fit `input` and `window`, or the window has padding.
 pub fn pool2d(pool: Pool, input: Image, window: Window, x: &[f32], y: &mut [f32], batch: usize) {
+    match Isa::detect() {
+        Isa::Portable => pool2d_loops(pool, input, window, x, y, batch),
+        // SAFETY: AVX2 is present (Isa::detect).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { pool2d_avx2(pool, input, window, x, y, batch) },
+    }
+}
+
+/// [`pool2d_loops`] compiled for AVX2, which its loops vectorise to.
+///
+/// # Safety
+/// AVX2 available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pool2d_avx2(
+    pool: Pool,
+    input: Image,
+    window: Window,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+) {
+    pool2d_loops(pool, input, window, x, y, batch)
+}
+
+#[inline(always)]
+fn pool2d_loops(pool: Pool, input: Image, window: Window, x: &[f32], y: &mut [f32], batch: usize) {
     assert_eq!(window.padding, [0, 0], "pool2d: pooling has no padding");
     let output = output_image(input, window, input.channels);
     assert_eq!(x.len(), input.len() * batch, "pool2d: x length");
@@ -37,34 +66,57 @@ pub fn pool2d(pool: Pool, input: Image, window: Window, x: &[f32], y: &mut [f32]
     }
     let [kh, kw] = window.kernel;
     let [sh, sw] = window.stride;
-    let at = |c: usize, h: usize, w: usize| ((c * input.height + h) * input.width + w) * batch;
+    let (row, out_row) = (input.width * batch, output.width * batch);
     let divisor = (kh * kw) as f32;
-    let combine = |a: f32, b: f32| if pool == Pool::Max { a.max(b) } else { a + b };
-    let finish = |a: f32| if pool == Pool::Max { a } else { a / divisor };
-    let mut outputs = y.chunks_exact_mut(batch);
-    for c in 0..output.channels {
+    let combine = |a: &mut [f32], b: &[f32]| match pool {
+        Pool::Max => a.iter_mut().zip(b).for_each(|(a, &b)| *a = a.max(b)),
+        Pool::Avg => a.iter_mut().zip(b).for_each(|(a, &b)| *a += b),
+    };
+    // The window's rows combined first, whole input rows at a time (long contiguous runs that
+    // vectorise at any batch), into `rows` (`[C][OH][W][batch]`), then its columns.
+    let mut rows = Vec::with_capacity(output.channels * output.height * row);
+    for xc in x.chunks_exact(input.plane() * batch) {
         for oh in 0..output.height {
-            for ow in 0..output.width {
-                let yp = outputs.next().expect("y holds every output position");
-                let (h0, w0) = (oh * sh, ow * sw);
-                if batch == 1 {
-                    // One example: a scalar fold, without the batch-wide slices below.
-                    let tap = |i: usize, j: usize| x[at(c, h0 + i, w0 + j)];
-                    let all = (0..kh).flat_map(|i| (0..kw).map(move |j| (i, j)));
-                    yp[0] = finish(all.skip(1).fold(tap(0, 0), |a, (i, j)| combine(a, tap(i, j))));
-                    continue;
-                }
-                yp.copy_from_slice(&x[at(c, h0, w0)..][..batch]);
-                for i in 0..kh {
-                    for j in 0..kw {
-                        if i + j > 0 {
-                            let xs = &x[at(c, h0 + i, w0 + j)..][..batch];
-                            yp.iter_mut().zip(xs).for_each(|(y, &x)| *y = combine(*y, x));
-                        }
-                    }
-                }
-                yp.iter_mut().for_each(|y| *y = finish(*y));
+            let input_row = |i: usize| &xc[(oh * sh + i) * row..][..row];
+            let start = rows.len();
+            rows.extend_from_slice(input_row(0));
+            for i in 1..kh {
+                combine(&mut rows[start..], input_row(i));
             }
+        }
+    }
+    let finish = |y: &mut f32| {
+        if pool == Pool::Avg {
+            *y /= divisor
+        }
+    };
+    if batch == 1 && kw == sw && input.width == output.width * sw {
+        // One example whose windows tile each row exactly: every `kw` consecutive values of
+        // `rows` are one window, across row ends too, so one long loop does all outputs.
+        match (pool, kw) {
+            // The common 2-wide window as pairs, which vectorise.
+            (Pool::Max, 2) => {
+                y.iter_mut().zip(rows.chunks_exact(2)).for_each(|(y, p)| *y = p[0].max(p[1]))
+            }
+            (Pool::Max, _) => y
+                .iter_mut()
+                .zip(rows.chunks_exact(kw))
+                .for_each(|(y, w)| *y = w.iter().copied().fold(w[0], f32::max)),
+            (Pool::Avg, _) => y
+                .iter_mut()
+                .zip(rows.chunks_exact(kw))
+                .for_each(|(y, w)| *y = w.iter().sum::<f32>() / divisor),
+        }
+        return;
+    }
+    for (rr, yr) in rows.chunks_exact(row).zip(y.chunks_exact_mut(out_row)) {
+        for (ow, yp) in yr.chunks_exact_mut(batch).enumerate() {
+            let column = |j: usize| &rr[(ow * sw + j) * batch..][..batch];
+            yp.copy_from_slice(column(0));
+            for j in 1..kw {
+                combine(yp, column(j));
+            }
+            yp.iter_mut().for_each(finish);
         }
     }
 }

@@ -8,7 +8,9 @@
 //! [`TILE`] examples, at least one per thread, and each tile runs the whole network on one
 //! thread: its activations stay in that core's cache and no thread waits for another between
 //! layers. Small products (batch 1 of LeNet) stay on the calling thread: handing work to
-//! another thread costs more than it saves.
+//! another thread costs more than it saves. Within a tile, the convolutions and pools at the
+//! start of an image network run one example at a time (see `plan`), and each example's
+//! result becomes a column of the `[features][batch]` input of the linear layers.
 //!
 //! ```
 //! use ticket_core::{Graph, Network, Par};
@@ -28,12 +30,15 @@ mod plan;
 
 use crate::csr::{compress, CsrRef};
 use crate::kernels::conv2d::Conv2d;
+use crate::kernels::conv2d_blocked::BlockedConv2d;
 use crate::kernels::{self, Activation, Image, Window};
 use crate::slab::Slab;
+use crate::timing::StepClock;
 use crate::transpose::transpose;
 use crate::{Error, Result};
 use plan::Plan;
 use rayon::prelude::*;
+use std::time::{Duration, Instant};
 use ticket_core::csr_format::{self, ValueDtype};
 use ticket_core::network::argmax;
 use ticket_core::{Dataset, Graph, LayerParams, LayerShape, Network, Par};
@@ -141,9 +146,10 @@ impl SparseLayer {
             + mapped(self.bias.is_mapped(), self.bias.bytes())
     }
 
-    /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]`, on this thread.
-    fn linear(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation) {
-        with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, batch, act, Par::Seq))
+    /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]`, rows split over
+    /// `par`'s threads when the product is large enough.
+    fn linear(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation, par: Par) {
+        with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, batch, act, par))
     }
 
     /// `y = act(conv(x, W) + b)` for images `x` of shape `input`, on this thread.
@@ -157,6 +163,11 @@ impl SparseLayer {
         act: Activation,
     ) {
         with_csr!(self, w => Conv2d::new(w, &self.bias, input, window).run(x, y, batch, act))
+    }
+
+    /// This conv2d layer prepared for the blocked kernel, when that kernel covers it.
+    fn blocked_conv2d(&self, input: Image, window: Window) -> Option<BlockedConv2d> {
+        with_csr!(self, w => BlockedConv2d::new(w, &self.bias, input, window))
     }
 
     /// The weight as a dense row-major matrix and the mask of its nonzero pattern.
@@ -173,7 +184,7 @@ impl SparseLayer {
 #[derive(Default)]
 pub struct Scratch {
     input: Vec<f32>,
-    buffers: [Vec<f32>; 2],
+    buffers: plan::Buffers,
 }
 
 /// A sparse model: a graph and its weighted layers as (validated) CSR.
@@ -304,6 +315,42 @@ impl SparseModel {
         scratch: &mut Scratch,
         par: Par,
     ) -> Result<()> {
+        self.forward((inputs, batch, out), scratch, par, None)
+    }
+
+    /// What the steps of the forward pass are, as [`SparseModel::logits_timed`] times them:
+    /// one per layer that is not fused into another (`conv1` includes its ReLU, a flatten is
+    /// no step), then `transpose`, the conversions between the row-major inputs and logits
+    /// and the `[features][batch]` layout inside.
+    pub fn step_names(&self) -> Vec<String> {
+        let mut names = self.plan.step_names(&self.layers);
+        names.push("transpose".into());
+        names
+    }
+
+    /// [`SparseModel::logits`] reusing `scratch`, adding the time of each step (summed over
+    /// threads) to `clock`, which has one slot per [`SparseModel::step_names`] entry.
+    pub fn logits_timed(
+        &self,
+        (inputs, batch): (&[f32], usize),
+        scratch: &mut Scratch,
+        par: Par,
+        clock: &StepClock,
+    ) -> Result<Vec<f32>> {
+        assert_eq!(clock.steps(), self.step_names().len(), "logits_timed: one slot per step");
+        let mut out = vec![0.0; batch * self.outputs()];
+        self.forward((inputs, batch, &mut out), scratch, par, Some(clock))?;
+        Ok(out)
+    }
+
+    /// The forward pass of `inputs` (`batch` examples) into `out`.
+    fn forward(
+        &self,
+        (inputs, batch, out): (&[f32], usize, &mut [f32]),
+        scratch: &mut Scratch,
+        par: Par,
+        clock: Option<&StepClock>,
+    ) -> Result<()> {
         let (features, classes) = (self.inputs(), self.outputs());
         if Some(inputs.len()) != batch.checked_mul(features) {
             return Err(Error::Shape(format!(
@@ -325,11 +372,16 @@ impl SparseModel {
         // only when the batch is worth the threads.
         let work = self.plan.work_per_example().saturating_mul(batch);
         let threads = if work >= kernels::PAR_MIN_WORK { par.threads() } else { 1 };
-        let tile = batch.div_ceil(threads).next_multiple_of(8).min(TILE);
+        let tile = batch
+            .div_ceil(threads)
+            .next_multiple_of(8)
+            .min(std::env::var("TT").map_or(TILE, |v| v.parse().unwrap()));
         let tiles = batch.div_ceil(tile);
         if threads <= 1 || tiles <= 1 {
+            // A single tile may still split its layers over the threads.
+            let par = if tiles <= 1 { par } else { Par::Seq };
             for (x, o) in inputs.chunks(tile * features).zip(out.chunks_mut(tile * classes)) {
-                self.tile(x, x.len() / features, o, scratch);
+                self.tile(x, x.len() / features, o, scratch, par, clock);
             }
             return Ok(());
         }
@@ -337,22 +389,57 @@ impl SparseModel {
             .par_chunks(tile * features)
             .zip(out.par_chunks_mut(tile * classes))
             .with_min_len(tiles.div_ceil(threads))
-            .for_each_init(Scratch::default, |s, (x, o)| self.tile(x, x.len() / features, o, s));
+            .for_each_init(Scratch::default, |s, (x, o)| {
+                self.tile(x, x.len() / features, o, s, Par::Seq, clock)
+            });
         Ok(())
     }
 
-    /// The whole network on `t` examples: `x` `[t][inputs]` to `out` `[t][outputs]`.
-    fn tile(&self, x: &[f32], t: usize, out: &mut [f32], s: &mut Scratch) {
-        if t > 1 {
+    /// The whole network on `t` examples: `x` `[t][inputs]` to `out` `[t][outputs]`. The
+    /// image steps run one example at a time, each example's result becoming a column of the
+    /// `[features][t]` input of the rest.
+    fn tile(
+        &self,
+        x: &[f32],
+        t: usize,
+        out: &mut [f32],
+        s: &mut Scratch,
+        par: Par,
+        clock: Option<&StepClock>,
+    ) {
+        let (plan, layers) = (&self.plan, &self.layers[..]);
+        let images = if t > 1 { plan.image_steps() } else { 0 };
+        let mut transposing = Duration::ZERO;
+        let input = if t == 1 {
+            x
+        } else if images == 0 {
+            let started = Instant::now();
             s.input.resize(x.len(), 0.0);
             transpose(x, t, self.inputs(), &mut s.input);
-        }
-        let input = if t == 1 { x } else { &s.input };
-        let logits = self.plan.run(&self.layers, input, t, &mut s.buffers);
+            transposing += started.elapsed();
+            &s.input
+        } else {
+            let features = plan.outputs_before(images, self.inputs());
+            s.input.resize(features * t, 0.0);
+            for (b, example) in x.chunks_exact(self.inputs()).enumerate() {
+                let image = plan.run(0..images, layers, example, 1, &mut s.buffers, par, clock);
+                let started = Instant::now();
+                for (f, &v) in image.iter().enumerate() {
+                    s.input[f * t + b] = v;
+                }
+                transposing += started.elapsed();
+            }
+            &s.input
+        };
+        let logits = plan.run(images..plan.len(), layers, input, t, &mut s.buffers, par, clock);
+        let started = Instant::now();
         if t == 1 {
             out.copy_from_slice(logits);
         } else {
             transpose(logits, self.outputs(), t, out);
+        }
+        if let Some(clock) = clock {
+            clock.add(clock.steps() - 1, transposing + started.elapsed());
         }
     }
 

@@ -74,6 +74,46 @@ fn lenet_batches_across_tiles_and_threads() {
     }
 }
 
+/// LeNet-5 and Conv-2 at the densities of published tickets, every layer kind of the fast
+/// path at once (blocked convs with the max-pool fused or not, per-example image steps,
+/// tiles, threads), against the f64 reference; the timed forward pass gives the same logits.
+#[test]
+fn lenet5_and_conv2_tickets_match_reference() {
+    for (recipe, densities) in
+        [("lenet-5", vec![0.66, 0.12, 0.08, 0.19]), ("conv-2", vec![0.35, 0.35, 0.11, 0.11, 0.35])]
+    {
+        let graph = ticket_core::Recipe::resolve(recipe).unwrap().graph().unwrap();
+        let layers = random_model(&graph, &densities, 3);
+        let model = SparseModel::from_net(&net_of(&graph, &layers));
+        let mut rng = Random::new(8);
+        for batch in [1, 3, 40] {
+            let x = rng.vec(batch * graph.inputs(), 0.0, 1.0);
+            let want: Vec<f64> = x
+                .chunks_exact(graph.inputs())
+                .flat_map(|e| reference_forward(&graph, &layers, e))
+                .collect();
+            // Conv-2's logits reach hundreds, and f32 sums of thousands of terms round at
+            // that scale: the bound is relative to the largest logit (the dense sgemm path
+            // lands as far from the f64 reference).
+            let scale = 1.0 + want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+            for par in [Par::Seq, Par::Rayon(2)] {
+                let got = model.logits(&x, batch, par).unwrap();
+                for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g as f64 - w).abs() <= 1e-5 * scale,
+                        "{recipe}: logit {i}: {g} vs {w}"
+                    );
+                }
+                let clock = crate::timing::StepClock::new(model.step_names().len());
+                let timed =
+                    model.logits_timed((&x, batch), &mut Scratch::default(), par, &clock).unwrap();
+                assert_eq!(timed, got, "{recipe}: timed");
+                assert!(clock.micros().iter().all(|&us| us >= 0.0));
+            }
+        }
+    }
+}
+
 #[test]
 fn conversions_round_trip_and_count() {
     let graph: Graph = "70000-3-2".parse().unwrap();

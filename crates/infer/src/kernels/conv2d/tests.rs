@@ -7,7 +7,7 @@ use ticket_core::{Graph, Layer};
 
 /// The reference of `fixture` (PyTorch's formula over dense weights, in f64) for each
 /// example of `x` (`[C][H][W][batch]`), in the kernel's layout `[O][OH][OW][batch]`.
-fn reference(
+pub(in crate::kernels) fn reference(
     w: &CsrParts,
     input: Image,
     window: Window,
@@ -37,6 +37,34 @@ fn reference(
     (0..graph.outputs() * batch).map(|i| per_example[i % batch][i / batch]).collect()
 }
 
+/// Density (including all and none), batch (1, a few, several AVX2 blocks), ReLU or not,
+/// and a seed: what a conv test varies besides the geometry.
+pub(in crate::kernels) fn layer_case() -> impl Strategy<Value = (f64, usize, bool, u64)> {
+    (
+        prop_oneof![Just(1.0), Just(0.0), 0.0..1.0f64],
+        prop_oneof![Just(1), 2..12usize, 30..70usize],
+        any::<bool>(),
+        any::<u64>(),
+    )
+}
+
+/// A random CSR weight of `outputs` channels over `input` and `window`, and `batch` inputs in
+/// [-1, 1), from `seed`.
+pub(in crate::kernels) fn random_layer(
+    input: Image,
+    window: Window,
+    outputs: usize,
+    density: f64,
+    batch: usize,
+    seed: u64,
+) -> (CsrParts, Vec<f32>) {
+    let mut rng = Random::new(seed);
+    let cols = input.channels * window.kernel[0] * window.kernel[1];
+    let w = CsrParts::random(outputs, cols, density, &mut rng);
+    let x = rng.vec(input.len() * batch, -1.0, 1.0);
+    (w, x)
+}
+
 fn geometry() -> impl Strategy<Value = (Image, Window, usize)> {
     (
         1usize..4,
@@ -60,15 +88,9 @@ proptest! {
     #[test]
     fn conv2d_matches_dense_reference(
         (input, window, outputs) in geometry(),
-        density in prop_oneof![Just(1.0), Just(0.0), 0.0..1.0f64],
-        batch in prop_oneof![Just(1), 2..12usize, 30..70usize],
-        relu in any::<bool>(),
-        seed in any::<u64>(),
+        (density, batch, relu, seed) in layer_case(),
     ) {
-        let mut rng = Random::new(seed);
-        let cols = input.channels * window.kernel[0] * window.kernel[1];
-        let w = CsrParts::random(outputs, cols, density, &mut rng);
-        let x = rng.vec(input.len() * batch, -1.0, 1.0);
+        let (w, x) = random_layer(input, window, outputs, density, batch, seed);
         let want = reference(&w, input, window, &x, batch, relu);
         let act = if relu { Activation::Relu } else { Activation::Identity };
         let out = output_image(input, window, outputs);

@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Sparse conv-net inference of one CSR model file, side by side in one run: ONNX Runtime (the
+dense weights, zeros included, exported by `torch.onnx.export`), PyTorch dense, and
+`ticket infer --bench --json`, after checking that all three (ticket through
+`ticket infer --input/--output`) give the same logits on the same inputs.
+
+Without --model it writes a random ticket first, with ticket's own tools
+(`random_checkpoint`, then `ticket export`): `--net lenet-5` at Han et al.'s per-layer densities
+(conv1 66%, conv2 12%, fc1 8%, fc2 19%), `--net conv-2` at the densities of 10 rounds of
+Frankle & Carbin's IMP (conv and output layers 0.9^10 = 34.9%, hidden fc 0.8^10 = 10.7%; 11% of
+all weights).
+
+Every figure is each path's own median, measured in this one run (2 threads by default):
+batch 1 is the p50 latency of single calls, batches 64 and 1024 the median microseconds per
+example. PyTorch and ONNX Runtime are called from this Python process (their call overhead is
+in their batch-1 figures, as a Python deployer pays it); ticket times itself inside Rust. The
+fraction of peak divides the kept multiply-adds per example by the time and by the machine's
+peak FMA rate: cores x 2 FMA units x 8 f32 lanes x the clock (lscpu's maximum MHz, else
+/proc/cpuinfo's MHz, which is the nominal clock: with turbo the true fraction is lower).
+
+    just bench-conv                      # both nets, or:
+    cargo build --release
+    /work/venv/bin/python benches/compare_conv.py --net lenet-5 [--threads 2] [--repeat 3]
+    /work/venv/bin/python benches/compare_conv.py --model some.csr.safetensors
+"""
+import argparse
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_common as bc  # noqa: E402
+import ticket_reader  # noqa: E402
+from compare_infer import latency_us, onnx_session, per_sample_us, ticket_logits  # noqa: E402
+from compare_reader_torch import graph_of, load_into, torch_model  # noqa: E402
+
+BATCHES = (64, 1024)
+# Per weighted layer, in graph order.
+DENSITIES = {
+    "lenet-5": "0.66,0.12,0.08,0.19",
+    "conv-2": ",".join(str(round(d, 4)) for d in (0.9**10, 0.9**10, 0.8**10, 0.8**10, 0.9**10)),
+}
+PATHS = ("onnxruntime dense", "pytorch dense", "ticket sparse")
+LOGIT_TOLERANCE = 1e-4
+
+
+def write_random_ticket(net, directory, seed=1):
+    """A random CSR ticket of recipe `net` at DENSITIES[net], written by ticket's tools."""
+    dense = os.path.join(directory, f"{net}.safetensors")
+    csr = os.path.join(directory, f"{net}.csr.safetensors")
+    subprocess.run(["cargo", "run", "--release", "-q", "-p", "ticket-export", "--example", "random_checkpoint",
+                    "--", net, dense, DENSITIES[net], str(seed)], cwd=bc.ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([bc.ticket_binary(), "export", dense, "--out", csr, "--force"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return csr
+
+
+def read_meta(path):
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        return json.loads(f.read(n))["__metadata__"]
+
+
+def multiply_adds(graph, model):
+    """Kept multiply-adds per example, layer by layer: a conv weight once per output pixel."""
+    out = {}
+    for layer, shape in zip(graph.layers, graph.shapes):
+        if layer["op"] in ("linear", "conv2d"):
+            i = [w["name"] for w in graph.weighted].index(layer["name"])
+            pixels = math.prod(shape[1:]) if layer["op"] == "conv2d" else 1
+            out[layer["name"]] = {"kept": int(model.weights[i].nnz) * pixels,
+                                  "dense": graph.weighted[i]["rows"] * graph.weighted[i]["cols"] * pixels}
+    return out
+
+
+def peak_fma_per_us(threads):
+    """f32 multiply-adds per microsecond at peak on `threads` cores (2 FMA units x 8 lanes per
+    core and cycle), and where the clock came from."""
+    info = bc.lscpu()
+    mhz, source = info.get("CPU max MHz"), "lscpu CPU max MHz"
+    if not mhz:
+        try:
+            with open("/proc/cpuinfo") as f:
+                mhz = next(line.split(":")[1] for line in f if line.startswith("cpu MHz"))
+            source = "/proc/cpuinfo cpu MHz (nominal)"
+        except (OSError, StopIteration):
+            return None, "unknown clock"
+    return threads * 2 * 8 * float(mhz), f"{source} = {float(mhz):.0f}"
+
+
+def onnx_bytes(seq, example):
+    """The dense torch model as ONNX with a dynamic batch dimension."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kwargs = dict(input_names=["input"], output_names=["logits"], dynamic_axes={"input": {0: "batch"}},
+                      opset_version=17)
+        try:
+            torch.onnx.export(seq, (example,), buf, dynamo=False, **kwargs)
+        except TypeError:  # a torch without the `dynamo` switch
+            torch.onnx.export(seq, (example,), buf, **kwargs)
+    return buf.getvalue()
+
+
+def check_logits_agree(model_path, seq, onnx_run, ticket, x, tmp):
+    """ticket, PyTorch dense and ONNX Runtime against the reference reader (numpy/scipy)."""
+    ref = ticket_reader.load(model_path).logits(x)
+    with torch.no_grad():
+        torch_logits = seq(torch.from_numpy(x)).numpy()
+    flat = np.ascontiguousarray(x.reshape(len(x), -1))
+    worst = {}
+    for name, got in [("ticket", ticket_logits(ticket, model_path, flat, tmp)),
+                      ("pytorch dense", torch_logits), ("onnxruntime dense", onnx_run(x))]:
+        err = float(np.max(np.abs(got - ref)))
+        if err > LOGIT_TOLERANCE * (1 + float(np.max(np.abs(ref)))):
+            raise SystemExit(f"{model_path}: {name} logits differ from the reference reader's by {err}")
+        worst[name] = err
+    return worst
+
+
+def ticket_bench(ticket, model, threads):
+    out = subprocess.run([ticket, "infer", model, "--bench", "--json", "--threads", str(threads)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def measure_once(ctx, a):
+    """One repeat of every path at batch 1, 64 and 1024."""
+    pool, seq, session = ctx["pool"], ctx["seq"], ctx["session"]
+    examples = [pool[i:i + 1] for i in range(256)]
+    run = {}
+
+    def torch_fn(x):
+        with torch.no_grad():
+            return seq(torch.from_numpy(x))
+
+    for name, fn in [("onnxruntime dense", lambda x: session.run(None, {"input": x})[0]),
+                     ("pytorch dense", torch_fn)]:
+        p50, p99 = latency_us(fn, examples, a.budget)
+        entry = {"batch1_us_p50": p50, "batch1_us_p99": p99}
+        for batch in BATCHES:
+            entry[f"batch{batch}_us_per_sample"] = per_sample_us(fn, pool[:batch], a.budget)
+        run[name] = entry
+    bench = ticket_bench(ctx["ticket"], ctx["model"], a.threads)
+    run["ticket sparse"] = {k: v for k, v in bench["sparse"].items() if k != "layers"}
+    run["ticket dense"] = bench["dense"]
+    run["ticket_layers"] = bench["sparse"]["layers"]
+    return run
+
+
+KEYS = ("batch1_us_p50",) + tuple(f"batch{b}_us_per_sample" for b in BATCHES)
+
+
+def summarize(runs, macs, peak, threads):
+    s = {}
+    for path in PATHS + ("ticket dense",):
+        s[path] = {k: bc.spread([r[path][k] for r in runs]) for k in KEYS}
+    kept = sum(m["kept"] for m in macs.values())
+    for k in KEYS:
+        best = min(PATHS[:2], key=lambda p: s[p][k]["median"])
+        t = s["ticket sparse"][k]["median"]
+        s.setdefault("speedup_vs_faster_anchor", {})[k] = {"anchor": best,
+                                                          "ratio": bc.ratio(s[best][k]["median"], t)}
+        # Batch 1 runs on one core unless a layer is large enough to split.
+        cores = 1 if k.startswith("batch1_") else threads
+        s.setdefault("ticket_fraction_of_peak", {})[k] = (
+            None if peak is None else kept / t / (peak / threads * cores))
+    return s
+
+
+def print_tables(s, macs, layers, peak_note, repeats):
+    label = {"batch1_us_p50": "batch 1 p50 us", "batch64_us_per_sample": "batch 64 us/ex",
+             "batch1024_us_per_sample": "batch 1024 us/ex"}
+    print(f"\nmedian [min-max] of {repeats} repeat(s)")
+    print(f"{'path':<20}" + "".join(f"{label[k]:>30}" for k in KEYS))
+    for path in PATHS + ("ticket dense",):
+        print(f"{path:<20}" + "".join(f"{bc.fmt_spread(s[path][k], 2):>30}" for k in KEYS))
+    sp = s["speedup_vs_faster_anchor"]
+    print(f"{'ticket vs faster':<20}" + "".join(
+        f"{bc.fmt_ratio(sp[k]['ratio']) + ' (' + sp[k]['anchor'].split()[0] + ')':>30}" for k in KEYS))
+    fr = s["ticket_fraction_of_peak"]
+    print(f"{'ticket % of peak':<20}" + "".join(
+        f"{'-' if fr[k] is None else format(100 * fr[k], '.1f') + '%':>30}" for k in KEYS))
+    kept = sum(m["kept"] for m in macs.values())
+    dense = sum(m["dense"] for m in macs.values())
+    print(f"multiply-adds per example: kept {kept} of {dense} ({100 * kept / dense:.1f}%); "
+          f"peak clock: {peak_note} (batch 1 on 1 core, batches on all threads)")
+    print("\nticket sparse per step, us per example (first repeat; threads' time added up):")
+    print(f"  {'step':<12}{'batch 1':>10}{'batch 64':>10}{'batch 1024':>12}  kept multiply-adds")
+    for step in layers:
+        m = macs.get(step["step"].split("+")[0], {}).get("kept", "")  # `conv1+maxpool2d`: conv1
+        print(f"  {step['step']:<12}{step['batch1_us']:>10.3f}{step['batch64_us_per_sample']:>10.3f}"
+              f"{step['batch1024_us_per_sample']:>12.3f}  {m}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", help="CSR model file of a conv net (default: a random ticket of --net)")
+    ap.add_argument("--net", choices=sorted(DENSITIES), default="lenet-5",
+                    help="recipe of the random ticket written without --model (default lenet-5)")
+    ap.add_argument("--threads", type=int, default=2, help="threads of PyTorch, ONNX Runtime and ticket (default 2)")
+    ap.add_argument("--ticket", default=None, help="ticket binary (default: target/release/ticket)")
+    ap.add_argument("--budget", type=float, default=0.6, help="seconds per timed measurement (default 0.6)")
+    bc.add_repeat_argument(ap)
+    a = ap.parse_args()
+    a.ticket = bc.ticket_binary(a.ticket)
+    results = bc.Results("compare_conv", a.threads, a.ticket)
+    torch.set_num_threads(a.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = a.model or write_random_ticket(a.net, tmp)
+        spec = graph_of(read_meta(model))
+        graph = ticket_reader.Graph(spec)
+        seq, names = torch_model(spec)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on its beta CSR tensors
+            load_into(model, seq, names)
+        seq.eval()
+        rng = np.random.default_rng(1)
+        pool = rng.random([max(BATCHES)] + graph.input, dtype=np.float32)
+        session = onnx_session(onnx_bytes(seq, torch.from_numpy(pool[:1])), a.threads)
+        diffs = check_logits_agree(model, seq, lambda x: session.run(None, {"input": x})[0], a.ticket,
+                                   pool[:97], tmp)
+        macs = multiply_adds(graph, ticket_reader.load(model))
+        print(f"model {a.model or 'random ' + a.net + ' ticket at ' + DENSITIES[a.net]}: logits of ticket, "
+              f"PyTorch dense and ONNX Runtime agree with the reference reader (max |diff| "
+              f"{max(diffs.values()):.2e})")
+        bc.print_machine(results.header["machine"])
+        ctx = {"pool": pool, "seq": seq, "session": session, "ticket": a.ticket, "model": model}
+        runs = bc.repeat(a.repeat, lambda r: measure_once(ctx, a))
+    peak, peak_note = peak_fma_per_us(a.threads)
+    summary = summarize(runs, macs, peak, a.threads)
+    print_tables(summary, macs, runs[0]["ticket_layers"], peak_note, a.repeat)
+    results.write({"model": a.model or f"random {a.net} ticket (random_checkpoint {DENSITIES[a.net]}, seed 1)",
+                   "densities": None if a.model else DENSITIES[a.net], "multiply_adds": macs,
+                   "max_logit_diff_vs_reader": diffs, "peak_fma_per_us": peak, "peak_clock": peak_note,
+                   "repeat": a.repeat, "summary": summary, "repeats": runs})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

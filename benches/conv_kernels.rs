@@ -1,0 +1,144 @@
+//! The conv layers of LeNet-5 and Conv-2 alone, one example (batch 1, the layout every conv
+//! runs in), on the calling thread: the blocked kernel at the layer's ticket density (Han et
+//! al.'s for LeNet-5, 10 IMP rounds for Conv-2), the same kernel with every weight kept (the
+//! dense layer through it), and the general direct kernel at the ticket density. A 2x2
+//! max-pool is fused where the recipe has one after the layer.
+//!
+//! Throughput is in kept multiply-adds (criterion's elements); a table at the end gives
+//! G multiply-adds per second and the share of one core's peak at the clock given by
+//! `TICKET_PEAK_GHZ` (2 FMA units x 8 lanes per cycle), if set.
+//!
+//!     cargo bench --bench conv_kernels
+//!     TICKET_PEAK_GHZ=2.45 cargo bench --bench conv_kernels -- lenet5/conv1
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use ticket_core::Par;
+use ticket_infer::fixture::{CsrParts, Random};
+use ticket_infer::kernels::conv2d::Conv2d;
+use ticket_infer::kernels::conv2d_blocked::BlockedConv2d;
+use ticket_infer::kernels::{Activation, Image, Window};
+
+/// One conv layer of a shipped recipe: net, name, input, output channels, kernel, padding,
+/// ticket density, whether a 2x2 max-pool follows.
+struct Layer {
+    net: &'static str,
+    name: &'static str,
+    input: Image,
+    outputs: usize,
+    kernel: usize,
+    padding: usize,
+    density: f64,
+    pooled: bool,
+}
+
+const fn image(channels: usize, size: usize) -> Image {
+    Image { channels, height: size, width: size }
+}
+
+const LAYERS: [Layer; 4] = [
+    Layer {
+        net: "lenet5",
+        name: "conv1",
+        input: image(1, 28),
+        outputs: 20,
+        kernel: 5,
+        padding: 0,
+        density: 0.66,
+        pooled: true,
+    },
+    Layer {
+        net: "lenet5",
+        name: "conv2",
+        input: image(20, 12),
+        outputs: 50,
+        kernel: 5,
+        padding: 0,
+        density: 0.12,
+        pooled: true,
+    },
+    Layer {
+        net: "conv2",
+        name: "conv1",
+        input: image(1, 28),
+        outputs: 64,
+        kernel: 3,
+        padding: 1,
+        density: 0.349,
+        pooled: false,
+    },
+    Layer {
+        net: "conv2",
+        name: "conv2",
+        input: image(64, 28),
+        outputs: 64,
+        kernel: 3,
+        padding: 1,
+        density: 0.349,
+        pooled: true,
+    },
+];
+
+fn main() {
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    let mut rows = Vec::new();
+    for layer in &LAYERS {
+        let window =
+            Window { kernel: [layer.kernel; 2], stride: [1, 1], padding: [layer.padding; 2] };
+        let cols = layer.input.channels * layer.kernel * layer.kernel;
+        let mut rng = Random::new(7);
+        let x = rng.vec(layer.input.len(), 0.0, 1.0);
+        let mut group = c.benchmark_group(format!("{}/{}", layer.net, layer.name));
+        for (variant, density) in [("blocked", layer.density), ("blocked-dense", 1.0)] {
+            let w = CsrParts::random(layer.outputs, cols, density, &mut rng);
+            let conv = BlockedConv2d::new(w.csr(), &w.bias, layer.input, window).unwrap();
+            let out = if layer.pooled { conv.pooled_output() } else { conv.output() };
+            let (mut y, mut padded) = (vec![0.0; out.len()], Vec::new());
+            let work = (w.nnz() * conv.output().plane()) as u64;
+            group.throughput(Throughput::Elements(work));
+            let mut run = || {
+                let how = (Activation::Relu, layer.pooled);
+                conv.run((black_box(&x), &mut y), 1, how, &mut padded, Par::Seq);
+            };
+            group.bench_function(BenchmarkId::from_parameter(variant), |b| b.iter(&mut run));
+            rows.push((format!("{}/{}/{variant}", layer.net, layer.name), work, best_us(run)));
+        }
+        // The general direct kernel has no fused pool: the convolution alone.
+        let w = CsrParts::random(layer.outputs, cols, layer.density, &mut rng);
+        let conv = Conv2d::new(w.csr(), &w.bias, layer.input, window);
+        let mut y = vec![0.0; conv.output().len()];
+        let work = (w.nnz() * conv.output().plane()) as u64;
+        group.throughput(Throughput::Elements(work));
+        let mut run = || conv.run(black_box(&x), &mut y, 1, Activation::Relu);
+        group.bench_function(BenchmarkId::from_parameter("direct"), |b| b.iter(&mut run));
+        rows.push((format!("{}/{}/direct", layer.net, layer.name), work, best_us(run)));
+        group.finish();
+    }
+    let peak_ghz: Option<f64> = std::env::var("TICKET_PEAK_GHZ").ok().and_then(|v| v.parse().ok());
+    println!(
+        "\n{:<28} {:>12} {:>10} {:>12} {:>10}",
+        "layer", "multiply-adds", "best us", "G/s", "of peak"
+    );
+    for (name, work, us) in rows {
+        let rate = work as f64 / us / 1e3;
+        let share =
+            peak_ghz.map_or("-".into(), |ghz| format!("{:.0}%", 100.0 * rate / (16.0 * ghz)));
+        println!("{name:<28} {work:>12} {us:>10.2} {rate:>12.1} {share:>10}");
+    }
+}
+
+/// The fastest of 2,000 calls, in microseconds: the figure least disturbed by other work.
+fn best_us(mut run: impl FnMut()) -> f64 {
+    (0..2000)
+        .map(|_| {
+            let t = Instant::now();
+            run();
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .fold(f64::INFINITY, f64::min)
+}

@@ -1,0 +1,281 @@
+//! Register-blocked direct sparse convolution for stride-1 layers (every conv of the shipped
+//! recipes): the fast path of [`super::conv2d`].
+//!
+//! Each kept weight is turned once, when the model is built, into a *tap*: its value and the
+//! offset of the input pixel it reads relative to the output pixel it writes, in the input
+//! padded with zeros (`c * Hp * Wp + i * Wp + j`). The input is then copied into that padded
+//! layout (zero border plus a few floats of slack), so a tap is the same plain offset for
+//! every output pixel: no bounds, no padding tests, no index decoding in the hot loop.
+//!
+//! Activations are `[channels][height][width][lanes]` with `lanes` examples interleaved (1 at
+//! batch 1: one image in CHW), so an output row is `OW * lanes` contiguous floats and the input
+//! it reads for a tap is as long and contiguous. The kernel keeps a block of `R` output rows x
+//! `V` 8-float vectors of one output channel in registers (8 x 1, 6 x 2, 4 x 3 or 3 x 4: 8 to 12
+//! accumulators, enough to hide the FMA latency on two FMA pipes) and walks that channel's taps:
+//! per tap one broadcast and `R * V` fused multiply-adds straight from the input, with no
+//! load or store of the output in between. Bias, ReLU and the (masked) store end the block.
+//! This is XNNPACK's CHW SpMM (`f32-spmm`, its `MR` pixels per output channel) generalised
+//! from 1x1 to any kernel size by the padded-offset taps; XNNPACK's 2- and 4-output-channel
+//! blocking (`NR`) needs channels with identical sparsity patterns, which magnitude pruning
+//! does not produce, so each channel is its own block here.
+//!
+//! ```
+//! use ticket_infer::kernels::{conv2d_blocked::BlockedConv2d, Activation, Image, Window};
+//! use ticket_infer::CsrRef;
+//! use ticket_core::Par;
+//! // One 1x2 kernel [1, -1] over a 1x3 image: the differences of neighbours.
+//! let w = CsrRef::new(1, 2, &[0, 2], &[0u16, 1], &[1.0, -1.0]).unwrap();
+//! let input = Image { channels: 1, height: 1, width: 3 };
+//! let window = Window { kernel: [1, 2], stride: [1, 1], padding: [0, 0] };
+//! let conv = BlockedConv2d::new(w, &[0.0], input, window).unwrap();
+//! let (mut y, mut padded) = ([0.0; 2], Vec::new());
+//! let no_pool = (Activation::Identity, false);
+//! conv.run((&[5.0, 3.0, 4.0], &mut y), 1, no_pool, &mut padded, Par::Seq);
+//! assert_eq!(y, [2.0, -1.0]);
+//! ```
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+use super::conv2d::output_image;
+use super::pool::{self, Pool};
+#[cfg(doc)]
+use super::PAR_MIN_WORK;
+use super::{split_by_indptr, Activation, Image, Isa, Window};
+use crate::csr::{ColIndex, CsrRef};
+use rayon::prelude::*;
+use std::ops::Range;
+use ticket_core::Par;
+
+/// Floats after the padded input that a block's last, partly used vector may read.
+const SLACK: usize = 8;
+/// Multiply-adds below which a convolution stays on the calling thread. Higher than
+/// [`PAR_MIN_WORK`]: LeNet-5's convolutions at batch 1 (190,000 each) ran slower split over
+/// two threads than on one (measured on a shared machine whose other core was busy).
+const PAR_MIN_WORK_CONV: usize = 1 << 19;
+
+/// The pooling [`BlockedConv2d::run`] fuses when asked to.
+pub const POOL_2X2: Window = Window { kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
+
+/// One kept weight: its value and the offset (in pixels of the padded input) of the input
+/// pixel it multiplies, relative to the output pixel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Tap {
+    pub(crate) offset: u32,
+    pub(crate) value: f32,
+}
+
+/// A stride-1 conv2d layer prepared for the blocked kernel: taps per output channel.
+#[derive(Clone, Debug)]
+pub struct BlockedConv2d {
+    /// Output channel `o` owns `taps[indptr[o]..indptr[o + 1]]`.
+    indptr: Vec<u32>,
+    taps: Vec<Tap>,
+    bias: Vec<f32>,
+    input: Image,
+    padding: [usize; 2],
+    /// The input with its zero border.
+    padded: Image,
+    output: Image,
+}
+
+impl BlockedConv2d {
+    /// The layer with CSR weight `w` (`[out, in * kh * kw]`), or `None` when the blocked
+    /// kernel does not cover it (a stride other than 1, or a padded input too large for
+    /// 32-bit offsets). Panics when `w`, `bias`, `input` and `window` do not fit together.
+    pub fn new<I: ColIndex>(
+        w: CsrRef<I>,
+        bias: &[f32],
+        input: Image,
+        window: Window,
+    ) -> Option<Self> {
+        let [kh, kw] = window.kernel;
+        assert_eq!(w.cols(), input.channels * kh * kw, "conv2d: columns are not in * kh * kw");
+        assert_eq!(bias.len(), w.rows(), "conv2d: one bias per output channel");
+        if window.stride != [1, 1] {
+            return None;
+        }
+        let output = output_image(input, window, w.rows());
+        let [ph, pw] = window.padding;
+        let padded = Image {
+            channels: input.channels,
+            height: input.height + 2 * ph,
+            width: input.width + 2 * pw,
+        };
+        u32::try_from(padded.len().checked_add(SLACK)?).ok()?;
+        let taps = w
+            .indices()
+            .iter()
+            .zip(w.values())
+            .map(|(&col, &value)| {
+                let col = col.to_usize();
+                let (c, i, j) = (col / (kh * kw), col / kw % kh, col % kw);
+                let offset = (c * padded.height + i) * padded.width + j;
+                Tap { offset: offset as u32, value }
+            })
+            .collect();
+        Some(BlockedConv2d {
+            indptr: w.indptr().to_vec(),
+            taps,
+            bias: bias.to_vec(),
+            input,
+            padding: window.padding,
+            padded,
+            output,
+        })
+    }
+
+    pub fn output(&self) -> Image {
+        self.output
+    }
+
+    /// Multiply-adds per example.
+    pub fn work(&self) -> usize {
+        self.taps.len() * self.output.plane()
+    }
+
+    /// `y = act(conv(x, W) + bias)` for `x` `[C][H][W][batch]` and `y` `[O][OH][OW][batch]`
+    /// (overwritten). With `max_pool` (one example, [`BlockedConv2d::can_pool`]), a 2x2,
+    /// stride-2 max-pool follows, fused: `y` is `[O][OH / 2][OW / 2]`, each window reduced in
+    /// registers before anything is stored. `padded` is scratch for the padded input (grown
+    /// as needed). Output channels are split over `par`'s threads when the work pays for
+    /// them. Panics when the lengths do not fit.
+    pub fn run(
+        &self,
+        (x, y): (&[f32], &mut [f32]),
+        batch: usize,
+        (act, max_pool): (Activation, bool),
+        padded: &mut Vec<f32>,
+        par: Par,
+    ) {
+        let isa = Isa::detect();
+        self.run_with(isa, (x, y), batch, (act, max_pool), padded, (par, PAR_MIN_WORK_CONV));
+    }
+
+    /// Whether a 2x2 max-pool can be fused into this layer: output height and width even.
+    pub fn can_pool(&self) -> bool {
+        self.output.height % 2 == 0 && self.output.width % 2 == 0
+    }
+
+    /// The output with a fused max-pool.
+    pub fn pooled_output(&self) -> Image {
+        Image { height: self.output.height / 2, width: self.output.width / 2, ..self.output }
+    }
+
+    pub(crate) fn run_with(
+        &self,
+        isa: Isa,
+        (x, y): (&[f32], &mut [f32]),
+        batch: usize,
+        (act, pooled): (Activation, bool),
+        padded: &mut Vec<f32>,
+        (par, min_work): (Par, usize),
+    ) {
+        assert_eq!(x.len(), self.input.len() * batch, "conv2d: x length");
+        let plane = if pooled {
+            assert!(batch == 1 && self.can_pool(), "conv2d: pooled needs one example, even sizes");
+            self.pooled_output().plane()
+        } else {
+            self.output.plane() * batch
+        };
+        assert_eq!(y.len(), self.output.channels * plane, "conv2d: y length");
+        if batch == 0 {
+            return;
+        }
+        self.pad(x, batch, padded);
+        let xp = &padded[..];
+        let relu = act == Activation::Relu;
+        let run = |channels: Range<usize>, y: &mut [f32]| match isa {
+            Isa::Portable if pooled => {
+                // The convolution, then the pooling kernel: the reference of the fused path.
+                let mut full = vec![0.0; channels.len() * self.output.plane()];
+                let image = Image { channels: channels.len(), ..self.output };
+                self.channels_portable(channels, xp, &mut full, 1, relu);
+                pool::pool2d(Pool::Max, image, POOL_2X2, &full, y, 1);
+            }
+            Isa::Portable => self.channels_portable(channels, xp, y, batch, relu),
+            // SAFETY: AVX2 and FMA are present (Isa::detect); xp holds the padded input and
+            // its slack (pad), y the channels' outputs (the split below); pooled only for one
+            // example of even sizes (asserted above).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { avx2::channels(self, channels, xp, y, batch, relu, pooled) },
+        };
+        let work = self.work().saturating_mul(batch);
+        let chunks = if work >= min_work { par.threads().min(self.output.channels) } else { 1 };
+        if chunks <= 1 {
+            return run(0..self.output.channels, y);
+        }
+        let mut parts = Vec::with_capacity(chunks);
+        let mut rest = y;
+        for channels in split_by_indptr(&self.indptr, chunks) {
+            let (part, tail) = rest.split_at_mut(channels.len() * plane);
+            parts.push((channels, part));
+            rest = tail;
+        }
+        parts.into_par_iter().with_max_len(1).for_each(|(channels, part)| run(channels, part));
+    }
+
+    /// Floats of the padded input of `batch` examples, slack included.
+    fn padded_len(&self, batch: usize) -> usize {
+        self.padded.len() * batch + SLACK
+    }
+
+    /// `x` into `out` as `[C][Hp][Wp][batch]` with a zero border, then the slack (zeros).
+    fn pad(&self, x: &[f32], batch: usize, out: &mut Vec<f32>) {
+        let n = self.padded_len(batch);
+        if out.len() < n {
+            out.resize(n, 0.0);
+        }
+        let out = &mut out[..n];
+        let [ph, pw] = self.padding;
+        if ph == 0 && pw == 0 {
+            out[..x.len()].copy_from_slice(x);
+            out[x.len()..].fill(0.0);
+            return;
+        }
+        out.fill(0.0);
+        let (row, padded_row) = (self.input.width * batch, self.padded.width * batch);
+        for (c, xc) in x.chunks_exact(self.input.plane() * batch).enumerate() {
+            for (h, xr) in xc.chunks_exact(row).enumerate() {
+                let at = ((c * self.padded.height + h + ph) * self.padded.width + pw) * batch;
+                debug_assert!(at + row <= (c + 1) * self.padded.plane() * batch + padded_row);
+                out[at..at + row].copy_from_slice(xr);
+            }
+        }
+    }
+
+    /// The taps of output channel `o`.
+    fn taps_of(&self, o: usize) -> &[Tap] {
+        &self.taps[self.indptr[o] as usize..self.indptr[o + 1] as usize]
+    }
+
+    /// Output channels `channels` into `y`, in plain Rust: the same sums in the same order
+    /// as the SIMD kernel (bias, then the taps in CSR order), with separate multiply and add
+    /// where the SIMD kernel fuses them.
+    fn channels_portable(
+        &self,
+        channels: Range<usize>,
+        xp: &[f32],
+        y: &mut [f32],
+        lanes: usize,
+        relu: bool,
+    ) {
+        let (row, in_row) = (self.output.width * lanes, self.padded.width * lanes);
+        for (o, yo) in channels.zip(y.chunks_exact_mut(self.output.plane() * lanes)) {
+            let taps = self.taps_of(o);
+            for (oh, yr) in yo.chunks_exact_mut(row).enumerate() {
+                let x = &xp[oh * in_row..];
+                for (col, out) in yr.iter_mut().enumerate() {
+                    let mut acc = self.bias[o];
+                    for tap in taps {
+                        acc += tap.value * x[tap.offset as usize * lanes + col];
+                    }
+                    *out = if relu { acc.max(0.0) } else { acc };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

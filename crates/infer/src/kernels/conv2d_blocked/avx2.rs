@@ -1,0 +1,305 @@
+//! The blocked convolution with AVX2 + FMA: `R` output rows x `V` vectors of one output
+//! channel in registers while its taps stream past.
+
+use super::{BlockedConv2d, Tap};
+use crate::kernels::avx2::LANES;
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+/// See `BlockedConv2d::channels_portable`. With `pooled` (one example, even output height
+/// and width), each 2x2 window of the output is max-pooled in registers before it is stored,
+/// and `y` holds the pooled channels.
+///
+/// # Safety
+/// AVX2 and FMA available; `xp` holds at least `conv.padded_len(lanes)` floats,
+/// `y.len() == channels.len() * conv.output.plane() * lanes` (a quarter of that pooled),
+/// `channels` within the layer; pooled only when `lanes == 1` and the output height and
+/// width are even.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn channels(
+    conv: &BlockedConv2d,
+    channels: Range<usize>,
+    xp: &[f32],
+    y: &mut [f32],
+    lanes: usize,
+    relu: bool,
+    pooled: bool,
+) {
+    debug_assert!(xp.len() >= conv.padded_len(lanes));
+    debug_assert!(
+        !pooled || (lanes == 1 && conv.output.height % 2 == 0 && conv.output.width % 2 == 0)
+    );
+    let geometry = Rows {
+        row: conv.output.width * lanes,
+        in_row: conv.padded.width * lanes,
+        rows: conv.output.height,
+        lanes,
+        pooled,
+    };
+    let plane = if pooled { conv.output.plane() / 4 } else { conv.output.plane() * lanes };
+    debug_assert_eq!(y.len(), channels.len() * plane);
+    let vectors = geometry.row.div_ceil(LANES);
+    let shape = block_shape(geometry.rows, vectors, pooled);
+    // Output channels innermost: the input rows a block reads (every input channel of them)
+    // stay in the first-level cache while each output channel's taps stream past. With the
+    // channels outermost, Conv-2's conv2 (a 230 KB input) ran 1.3 times slower.
+    let first = channels.start;
+    for strip in (0..vectors).step_by(shape.vectors) {
+        let v = shape.vectors.min(vectors - strip);
+        let col = strip * LANES;
+        let width = (geometry.row - col).min(v * LANES);
+        for oh in (0..geometry.rows).step_by(shape.rows) {
+            let r = shape.rows.min(geometry.rows - oh);
+            let x = xp[oh * geometry.in_row + col..].as_ptr();
+            let at =
+                if pooled { oh / 2 * geometry.row / 2 + col / 2 } else { oh * geometry.row + col };
+            for o in channels.clone() {
+                let (taps, bias) = (conv.taps_of(o), conv.bias[o]);
+                // SAFETY: rows oh..oh + r and columns col..col + width of channel o's output
+                // (pooled: halved) lie inside its plane of y.
+                let y = unsafe { y.as_mut_ptr().add((o - first) * plane + at) };
+                /// `block::<r, v>` for the run-time `r` (1..=8) and `v` (1..=4).
+                macro_rules! block_of_shape {
+                    ($(($rows:literal, $vectors:literal)),*) => {
+                        match (r, v) {
+                            // SAFETY: y as above; what the block reads is bounded in `block`.
+                            $(($rows, $vectors) => unsafe {
+                                block::<$rows, $vectors>(taps, x, y, geometry, bias, relu, width)
+                            },)*
+                            _ => unreachable!("block shapes are at most 8 x 4"),
+                        }
+                    };
+                }
+                block_of_shape!(
+                    (1, 1),
+                    (1, 2),
+                    (1, 3),
+                    (1, 4),
+                    (2, 1),
+                    (2, 2),
+                    (2, 3),
+                    (2, 4),
+                    (3, 1),
+                    (3, 2),
+                    (3, 3),
+                    (3, 4),
+                    (4, 1),
+                    (4, 2),
+                    (4, 3),
+                    (4, 4),
+                    (5, 1),
+                    (5, 2),
+                    (5, 3),
+                    (5, 4),
+                    (6, 1),
+                    (6, 2),
+                    (6, 3),
+                    (6, 4),
+                    (7, 1),
+                    (7, 2),
+                    (7, 3),
+                    (7, 4),
+                    (8, 1),
+                    (8, 2),
+                    (8, 3),
+                    (8, 4)
+                );
+            }
+        }
+    }
+}
+
+/// Output rows x vectors of one register block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape {
+    rows: usize,
+    vectors: usize,
+}
+
+/// The widest vector count a block holds.
+const MAX_VECTORS: usize = 4;
+/// The most output rows a block holds.
+const MAX_ROWS: usize = 8;
+
+/// The block shape that covers `rows` output rows of `vectors` vectors at the least cost,
+/// with an even number of rows when the block pools row pairs.
+/// A block of `r x v` accumulators costs per tap about `max(r * v + 2, 8)`: its loads and
+/// FMAs plus the tap's own load and broadcast, and at least the 8 FMAs two pipes need in
+/// flight to hide the 4-cycle latency (fewer accumulators stall). Ragged edges are blocks
+/// of their own, so the cost counts them too. Each extra strip a row is cut into adds a
+/// quarter: the blocks then read more, shorter runs of more input rows (Conv-2's conv2, 28
+/// floats a row, ran 691 us in 6 x 2 blocks against 512 us in 2 x 4, which the counts
+/// alone rank the other way).
+fn block_shape(rows: usize, vectors: usize, pooled: bool) -> Shape {
+    let cost = |r: usize, v: usize| (r * v + 2).max(8);
+    let total = |shape: Shape| {
+        let (full_rows, rest_rows) = (rows / shape.rows, rows % shape.rows);
+        let (full_vectors, rest_vectors) = (vectors / shape.vectors, vectors % shape.vectors);
+        let strip = |v: usize| {
+            full_rows * cost(shape.rows, v) + cost(rest_rows, v) * (rest_rows > 0) as usize
+        };
+        let strips = full_vectors + (rest_vectors > 0) as usize;
+        let blocks =
+            full_vectors * strip(shape.vectors) + (rest_vectors > 0) as usize * strip(rest_vectors);
+        blocks * (3 + strips)
+    };
+    let candidates = (1..=MAX_ROWS.min(rows).max(1)).flat_map(|r| {
+        (1..=MAX_VECTORS.min(vectors).max(1)).map(move |v| Shape { rows: r, vectors: v })
+    });
+    candidates
+        .filter(|s| s.rows * s.vectors <= 12 && (!pooled || s.rows % 2 == 0))
+        .min_by_key(|&s| (total(s), usize::MAX - s.rows * s.vectors))
+        .expect("a 1 x 1 block always fits")
+}
+
+/// Row lengths of one call, in floats.
+#[derive(Clone, Copy)]
+struct Rows {
+    /// An output row: `OW * lanes`.
+    row: usize,
+    /// A padded input row: `Wp * lanes`.
+    in_row: usize,
+    /// Output rows per channel.
+    rows: usize,
+    lanes: usize,
+    /// Max-pool 2x2 windows before storing (one example only).
+    pooled: bool,
+}
+
+/// `R` output rows x `V` vectors from `y`, every tap adding `value * x[offset * lanes ..]`.
+/// The block is `width` floats wide; the last vector stores only what lies within it. Pooled, pairs of rows and of columns are reduced by their maximum
+/// and the block stores `R / 2` rows of `width / 2` values.
+///
+/// # Safety
+/// AVX2 and FMA available. For every tap and `r < R`, the `8 * V` floats from
+/// `x + tap.offset * lanes + r * in_row` are readable: a tap's offset plus the block's last
+/// output row stays within the padded input, and the at most 7 floats a partial vector reads
+/// past the end of an input row are in the next row or the slack. The selected lanes from
+/// `y + r * row` are writable (pooled: `width / 2` values from `y + r / 2 * row / 2`, and
+/// `R` is even).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<const R: usize, const V: usize>(
+    taps: &[Tap],
+    x: *const f32,
+    y: *mut f32,
+    g: Rows,
+    bias: f32,
+    relu: bool,
+    width: usize,
+) {
+    let mut acc = [[_mm256_set1_ps(bias); V]; R];
+    let rows: [*const f32; R] = std::array::from_fn(|r| x.wrapping_add(r * g.in_row));
+    for tap in taps {
+        let v = _mm256_set1_ps(tap.value);
+        let at = tap.offset as usize * g.lanes;
+        for (a, row) in acc.iter_mut().zip(rows) {
+            for (n, a) in a.iter_mut().enumerate() {
+                // SAFETY: the function's contract.
+                *a = _mm256_fmadd_ps(v, unsafe { _mm256_loadu_ps(row.add(at + n * LANES)) }, *a);
+            }
+        }
+    }
+    let zero = _mm256_setzero_ps();
+    if g.pooled {
+        // SAFETY: the function's contract.
+        return unsafe { store_pooled(&acc, y, g.row / 2, width / 2, relu) };
+    }
+    for (r, a) in acc.iter().enumerate() {
+        for (n, &a) in a.iter().enumerate() {
+            let a = if relu { _mm256_max_ps(a, zero) } else { a };
+            // SAFETY: the function's contract.
+            unsafe {
+                let p = y.add(r * g.row + n * LANES);
+                if n + 1 == V {
+                    store_first(p, a, width - LANES * (V - 1));
+                } else {
+                    _mm256_storeu_ps(p, a);
+                }
+            }
+        }
+    }
+}
+
+/// The 2x2 maxima of `R` rows x `V` vectors (`R` even): `R / 2` rows of `outputs` values,
+/// `row` floats apart, from `y`. The pairs of a row's vectors are split into even and odd
+/// lanes (`shuffle`), reduced, and put back in order (`permute4x64`); ReLU after the maximum
+/// is ReLU before it.
+///
+/// # Safety
+/// AVX2 available; the `outputs` values of each of the `R / 2` rows from `y` writable,
+/// `outputs <= 4 * V`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_pooled<const R: usize, const V: usize>(
+    acc: &[[__m256; V]; R],
+    y: *mut f32,
+    row: usize,
+    outputs: usize,
+    relu: bool,
+) {
+    let zero = _mm256_setzero_ps();
+    for (pair, rows) in acc.chunks_exact(2).enumerate() {
+        let m: [__m256; V] = std::array::from_fn(|n| _mm256_max_ps(rows[0][n], rows[1][n]));
+        for n in (0..V).step_by(2) {
+            let (a, b) = (m[n], m[(n + 1).min(V - 1)]);
+            let even = _mm256_shuffle_ps::<0x88>(a, b);
+            let odd = _mm256_shuffle_ps::<0xDD>(a, b);
+            let max = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(
+                _mm256_max_ps(even, odd),
+            )));
+            let max = if relu { _mm256_max_ps(max, zero) } else { max };
+            let count = (outputs - 4 * n).min(LANES);
+            // SAFETY: the function's contract: 4n + count <= outputs values of this row.
+            unsafe { store_first(y.add(pair * row + 4 * n), max, count) };
+        }
+    }
+}
+
+/// The first `count` (1..=8) lanes of `v` to `p`: one store when all 8 are wanted, else 4-,
+/// 2- and 1-float pieces. Masked stores (`vmaskmovps`) are microcoded and slow on AMD cores.
+///
+/// # Safety
+/// AVX available; `count` floats from `p` writable.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_first(p: *mut f32, v: __m256, count: usize) {
+    debug_assert!((1..=LANES).contains(&count));
+    // SAFETY (all stores): they cover exactly the first `count` floats from p.
+    unsafe {
+        if count == LANES {
+            return _mm256_storeu_ps(p, v);
+        }
+        let (mut part, mut at, mut left) = (_mm256_castps256_ps128(v), p, count);
+        if left >= 4 {
+            _mm_storeu_ps(at, part);
+            (part, at, left) = (_mm256_extractf128_ps::<1>(v), at.add(4), left - 4);
+        }
+        if left >= 2 {
+            _mm_store_sd(at.cast(), _mm_castps_pd(part));
+            (part, at, left) = (_mm_movehl_ps(part, part), at.add(2), left - 2);
+        }
+        if left == 1 {
+            _mm_store_ss(at, part);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shapes measured fastest at batch 1 (Zen 3, minimum of thousands of calls, against
+    /// the other shapes of 8 to 12 accumulators): LeNet-5's conv1 (24 x 24, pooled) and conv2
+    /// (8 x 8, pooled), Conv-2's conv2 (28 x 28, pooled).
+    #[test]
+    fn block_shapes_of_the_shipped_layers() {
+        let shape = |rows, vectors| Shape { rows, vectors };
+        assert_eq!(block_shape(24, 3, true), shape(4, 3));
+        assert_eq!(block_shape(8, 1, true), shape(8, 1));
+        assert_eq!(block_shape(28, 4, true), shape(2, 4));
+        // Odd sizes pool nothing, but still get even blocks when pooled.
+        assert_eq!(block_shape(6, 1, true).rows % 2, 0);
+    }
+}

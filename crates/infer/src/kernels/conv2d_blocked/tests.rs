@@ -1,0 +1,141 @@
+//! The blocked convolution of every instruction set against the f64 reference of `fixture`
+//! and against each other, over stride-1 geometries whose rows need every register block
+//! (1 to 4 vectors, full and partial, single remainder rows) and batches that interleave
+//! 1 to 70 examples.
+
+use super::*;
+use crate::fixture::assert_logits_close;
+use crate::kernels::conv2d::tests::{layer_case, random_layer, reference};
+use proptest::prelude::*;
+
+fn geometry() -> impl Strategy<Value = (Image, Window, usize)> {
+    (
+        1usize..4,
+        1usize..14,
+        1usize..40,
+        prop_oneof![Just([1, 1]), Just([3, 3]), Just([5, 5]), [1usize..5, 1usize..5]],
+        [0usize..3, 0usize..3],
+        1usize..6,
+    )
+        .prop_filter_map("the window must fit the padded image", |(c, h, w, k, p, o)| {
+            let input = Image { channels: c, height: h, width: w };
+            let fits = (0..2).all(|d| [h, w][d] + 2 * p[d] >= k[d]);
+            fits.then_some((input, Window { kernel: k, stride: [1, 1], padding: p }, o))
+        })
+}
+
+fn run(
+    conv: &BlockedConv2d,
+    isa: Isa,
+    x: &[f32],
+    batch: usize,
+    act: Activation,
+    par: Par,
+) -> Vec<f32> {
+    let mut y = vec![f32::NAN; conv.output().len() * batch];
+    // Scratch left dirty by a larger call: padding must not rely on a clean buffer.
+    let mut padded = vec![f32::NAN; conv.padded_len(batch) + 100];
+    // Threads whenever `par` offers them, however small the layer.
+    conv.run_with(isa, (x, &mut y), batch, (act, false), &mut padded, (par, 0));
+    y
+}
+
+/// One example with the max-pool fused, with `isa`, on threads whenever `par` offers them.
+fn run_pooled(conv: &BlockedConv2d, isa: Isa, x: &[f32], act: Activation, par: Par) -> Vec<f32> {
+    let mut y = vec![f32::NAN; conv.pooled_output().len()];
+    let mut padded = vec![f32::NAN; conv.padded_len(1) + 100];
+    conv.run_with(isa, (x, &mut y), 1, (act, true), &mut padded, (par, 0));
+    y
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn blocked_conv2d_matches_reference_and_portable(
+        (input, window, outputs) in geometry(),
+        (density, batch, relu, seed) in layer_case(),
+    ) {
+        let (w, x) = random_layer(input, window, outputs, density, batch, seed);
+        let act = if relu { Activation::Relu } else { Activation::Identity };
+        let conv = BlockedConv2d::new(w.csr(), &w.bias, input, window).unwrap();
+        let want = reference(&w, input, window, &x, batch, relu);
+        // Sum of |bias| and |w * x| per output: what bounds the rounding of fused against
+        // separate multiply-adds.
+        let mut abs_w = w.clone();
+        abs_w.values.iter_mut().chain(&mut abs_w.bias).for_each(|v| *v = v.abs());
+        let x_abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+        let magnitude = reference(&abs_w, input, window, &x_abs, batch, false);
+        let terms = (w.nnz() + 1) as f64;
+        let portable = run(&conv, Isa::Portable, &x, batch, act, Par::Seq);
+        assert_logits_close(&portable, &want, "portable");
+        for isa in Isa::available() {
+            let got = run(&conv, isa, &x, batch, act, Par::Seq);
+            assert_logits_close(&got, &want, &format!("{isa:?}"));
+            for ((g, p), m) in got.iter().zip(&portable).zip(&magnitude) {
+                let bound = 2.0 * terms * f32::EPSILON as f64 * m;
+                prop_assert!((*g as f64 - *p as f64).abs() <= bound, "{isa:?}: {g} vs portable {p}");
+            }
+            // Channels split over threads compute the same sums.
+            let threaded = run(&conv, isa, &x, batch, act, Par::Rayon(3));
+            prop_assert_eq!(&threaded, &got, "{:?}: threads", isa);
+        }
+    }
+
+    /// Interleaving examples changes only where values sit, not how they are summed: each
+    /// example of a batch equals that example alone, bit for bit, on every instruction set.
+    #[test]
+    fn a_batch_is_its_examples_bit_for_bit(
+        (input, window, outputs) in geometry(),
+        batch in 2..20usize,
+        seed in any::<u64>(),
+    ) {
+        let (w, x) = random_layer(input, window, outputs, 0.5, batch, seed);
+        let conv = BlockedConv2d::new(w.csr(), &w.bias, input, window).unwrap();
+        for isa in Isa::available() {
+            let together = run(&conv, isa, &x, batch, Activation::Relu, Par::Seq);
+            for b in 0..batch {
+                let alone: Vec<f32> = x.iter().skip(b).step_by(batch).copied().collect();
+                let y = run(&conv, isa, &alone, 1, Activation::Relu, Par::Seq);
+                let from_batch: Vec<f32> = together.iter().skip(b).step_by(batch).copied().collect();
+                prop_assert_eq!(&from_batch, &y, "{:?}: example {}", isa, b);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Pooling in registers gives exactly the convolution followed by the pooling kernel on
+    /// the same instruction set (a maximum rounds nothing), on one thread or several.
+    #[test]
+    fn fused_max_pool_is_conv_then_pool_bit_for_bit(
+        (input, window, outputs) in geometry(),
+        density in prop_oneof![Just(1.0), 0.0..1.0f64],
+        relu in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let (w, x) = random_layer(input, window, outputs, density, 1, seed);
+        let conv = BlockedConv2d::new(w.csr(), &w.bias, input, window).unwrap();
+        prop_assume!(conv.can_pool());
+        let act = if relu { Activation::Relu } else { Activation::Identity };
+        for isa in Isa::available() {
+            let full = run(&conv, isa, &x, 1, act, Par::Seq);
+            let mut want = vec![f32::NAN; conv.pooled_output().len()];
+            pool::pool2d(Pool::Max, conv.output(), POOL_2X2, &full, &mut want, 1);
+            prop_assert_eq!(&run_pooled(&conv, isa, &x, act, Par::Seq), &want, "{:?}", isa);
+            prop_assert_eq!(&run_pooled(&conv, isa, &x, act, Par::Rayon(3)), &want, "{:?}: threads", isa);
+        }
+    }
+}
+
+#[test]
+fn strided_layers_are_left_to_the_general_kernel() {
+    let w = CsrRef::new(1, 4, &[0, 1], &[1u16], &[1.0]).unwrap();
+    let input = Image { channels: 1, height: 4, width: 4 };
+    let window = Window { kernel: [2, 2], stride: [2, 1], padding: [0, 0] };
+    assert!(BlockedConv2d::new(w, &[0.0], input, window).is_none());
+    let window = Window { stride: [1, 1], ..window };
+    assert!(BlockedConv2d::new(w, &[0.0], input, window).is_some());
+}
