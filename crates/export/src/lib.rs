@@ -16,6 +16,7 @@ pub mod csr;
 pub mod decode;
 pub mod error;
 pub mod export;
+pub mod quantize;
 pub mod report;
 pub mod source;
 
