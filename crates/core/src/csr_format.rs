@@ -211,7 +211,9 @@ impl FromStr for ValueCodec {
 pub enum IndexCodec {
     #[default]
     Absolute,
-    Gaps { bits: u32 },
+    Gaps {
+        bits: u32,
+    },
 }
 
 impl IndexCodec {

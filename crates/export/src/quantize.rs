@@ -91,7 +91,8 @@ impl<'a> Clusters<'a> {
 
     /// Squared error of values `lo..hi` around `c`.
     fn error(&self, lo: usize, hi: usize, c: f32) -> f64 {
-        let (n, s, q) = ((hi - lo) as f64, self.sum[hi] - self.sum[lo], self.squares[hi] - self.squares[lo]);
+        let (n, s, q) =
+            ((hi - lo) as f64, self.sum[hi] - self.sum[lo], self.squares[hi] - self.squares[lo]);
         let c = c as f64;
         (q - 2.0 * c * s + n * c * c).max(0.0)
     }
@@ -122,7 +123,8 @@ fn lloyd(sorted: &[f32], mut centroids: Vec<f32>, max_iterations: usize) -> (Vec
         }
         next.sort_unstable_by(f32::total_cmp);
         let bounds = clusters.bounds(&next);
-        errors.push((0..next.len()).map(|j| clusters.error(bounds[j], bounds[j + 1], next[j])).sum());
+        errors
+            .push((0..next.len()).map(|j| clusters.error(bounds[j], bounds[j + 1], next[j])).sum());
         centroids = next;
         if !moved {
             break;
@@ -139,7 +141,8 @@ pub fn int8_row(values: &[f32]) -> (f32, Vec<i8>) {
         return (0.0, vec![0; values.len()]);
     }
     let scale = max / 127.0;
-    let q = values.iter().map(|&v| (v / scale).round_ties_even().clamp(-127.0, 127.0) as i8).collect();
+    let q =
+        values.iter().map(|&v| (v / scale).round_ties_even().clamp(-127.0, 127.0) as i8).collect();
     (scale, q)
 }
 
@@ -211,13 +214,17 @@ mod tests {
                 linear_init(&sorted, 1 << bits).iter().map(|&c| c as f64).collect();
             let naive = naive_lloyd(&values, init, MAX_ITERATIONS);
             // The naive run's nonempty clusters are ours, up to f32 rounding of the means.
-            let used: Vec<usize> = values.iter().map(|&v| naive_nearest(&naive, v as f64)).collect();
+            let used: Vec<usize> =
+                values.iter().map(|&v| naive_nearest(&naive, v as f64)).collect();
             let mut naive_kept: Vec<f64> =
                 (0..naive.len()).filter(|j| used.contains(j)).map(|j| naive[j]).collect();
             naive_kept.sort_by(f64::total_cmp);
             assert_eq!(book.centroids.len(), naive_kept.len(), "{bits} bits");
             for (&ours, &theirs) in book.centroids.iter().zip(&naive_kept) {
-                assert!((ours as f64 - theirs).abs() <= 1e-6 * theirs.abs().max(1e-3), "{ours} vs {theirs}");
+                assert!(
+                    (ours as f64 - theirs).abs() <= 1e-6 * theirs.abs().max(1e-3),
+                    "{ours} vs {theirs}"
+                );
             }
             // A fixed point: one more naive step from our centroids does not move them.
             let ours: Vec<f64> = book.centroids.iter().map(|&c| c as f64).collect();
@@ -243,7 +250,8 @@ mod tests {
             assert!(errors.windows(2).all(|w| w[1] <= w[0]), "{bits} bits: {errors:?}");
             assert!(errors.len() < MAX_ITERATIONS, "{bits} bits reached a fixed point");
         }
-        let errors: Vec<f64> = (2..=8).map(|b| squared_error(&values, &kmeans(&values, b))).collect();
+        let errors: Vec<f64> =
+            (2..=8).map(|b| squared_error(&values, &kmeans(&values, b))).collect();
         assert!(errors.windows(2).all(|w| w[1] < w[0]), "{errors:?}");
     }
 
