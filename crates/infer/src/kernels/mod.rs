@@ -28,6 +28,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+pub(crate) mod compressed;
 pub mod conv2d;
 pub mod pool;
 mod portable;
