@@ -83,13 +83,14 @@ pub fn run(args: InferArgs) -> Result<()> {
 fn describe(path: &Path, model: &SparseModel) -> String {
     let dense = model.graph().dense_weights();
     format!(
-        "{}: {}, {} of {} weights kept ({:.2}%), values {}",
+        "{}: {}, {} of {} weights kept ({:.2}%), values {}, indices {}",
         path.display(),
         model.graph(),
         model.nnz(),
         dense,
         100.0 * model.nnz() as f64 / dense as f64,
-        model.value_dtype()
+        model.codecs().0,
+        model.codecs().1
     )
 }
 

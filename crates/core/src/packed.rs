@@ -93,6 +93,20 @@ fn check_length(bytes: &[u8], fields: usize, bits: u32, what: &str) -> Result<()
     Ok(())
 }
 
+/// Checks that a (non-empty) `indptr` starts at 0 and never decreases, so that its spans can
+/// be used to walk the streams.
+pub fn check_indptr(indptr: &[u32]) -> Result<(), String> {
+    match indptr.first() {
+        None => return Err("indptr is empty".to_string()),
+        Some(&start) if start != 0 => return Err(format!("indptr starts at {start}, expected 0")),
+        _ => {}
+    }
+    match indptr.windows(2).position(|w| w[1] < w[0]) {
+        Some(r) => Err(format!("indptr decreases at row {r} ({} then {})", indptr[r], indptr[r + 1])),
+        None => Ok(()),
+    }
+}
+
 /// A validated gap stream: where each row's fields start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GapRows {

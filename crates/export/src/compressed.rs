@@ -239,19 +239,6 @@ pub(crate) fn read_indices(
 
 /// Checks that `indptr` starts at 0 and never decreases, so its spans can be used.
 pub(crate) fn check_indptr(file: &TensorFile, layer: &str, indptr: &[u32]) -> Result<()> {
-    if indptr.first() != Some(&0) {
-        return Err(file
-            .error(format!("layer {layer}: not a valid CSR matrix: indptr does not start at 0"))
-            .into());
-    }
-    if let Some(r) = indptr.windows(2).position(|w| w[1] < w[0]) {
-        return Err(file
-            .error(format!(
-                "layer {layer}: not a valid CSR matrix: indptr decreases at row {r} ({} then {})",
-                indptr[r],
-                indptr[r + 1]
-            ))
-            .into());
-    }
-    Ok(())
+    packed::check_indptr(indptr)
+        .map_err(|e| file.error(format!("layer {layer}: not a valid CSR matrix: {e}")).into())
 }

@@ -179,6 +179,15 @@ impl CompressedWeights {
         values + self.column_bytes()
     }
 
+    /// 2 or 4 for absolute U16 / U32 indices, 0 for gaps.
+    pub(crate) fn index_bytes(&self) -> usize {
+        match self.columns {
+            ColumnStore::U16(_) => 2,
+            ColumnStore::U32(_) => 4,
+            ColumnStore::Gaps { .. } => 0,
+        }
+    }
+
     fn column_bytes(&self) -> usize {
         match &self.columns {
             ColumnStore::U16(i) => i.bytes(),
