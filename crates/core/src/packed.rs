@@ -102,7 +102,9 @@ pub fn check_indptr(indptr: &[u32]) -> Result<(), String> {
         _ => {}
     }
     match indptr.windows(2).position(|w| w[1] < w[0]) {
-        Some(r) => Err(format!("indptr decreases at row {r} ({} then {})", indptr[r], indptr[r + 1])),
+        Some(r) => {
+            Err(format!("indptr decreases at row {r} ({} then {})", indptr[r], indptr[r + 1]))
+        }
         None => Ok(()),
     }
 }

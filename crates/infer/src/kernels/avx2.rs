@@ -15,14 +15,14 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 /// `f32` lanes of one register.
-pub(super) const LANES: usize = 8;
+const LANES: usize = 8;
 /// Registers of accumulators per block of examples (64 examples).
-pub(super) const BLOCK: usize = 8;
+const BLOCK: usize = 8;
 
 /// `-1` in the first `n` lanes (`n <= 8`), for masked loads and stores.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn first_lanes(n: usize) -> __m256i {
+unsafe fn first_lanes(n: usize) -> __m256i {
     const TABLE: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
     // SAFETY: 8 - n is at most 8, so the 8 lanes read lie inside TABLE.
     unsafe { _mm256_loadu_si256(TABLE.as_ptr().add(LANES - n).cast()) }
@@ -31,7 +31,7 @@ pub(super) unsafe fn first_lanes(n: usize) -> __m256i {
 /// Which lanes of a register a block reads and writes: all 8, or only the first few (the
 /// batch's last `< 8` examples, with masked loads and stores that touch nothing beyond).
 #[derive(Clone, Copy)]
-pub(super) enum Lanes {
+enum Lanes {
     All,
     First(__m256i),
 }
@@ -41,7 +41,7 @@ impl Lanes {
     /// AVX2 available; the selected lanes from `p` readable.
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn load(self, p: *const f32) -> __m256 {
+    unsafe fn load(self, p: *const f32) -> __m256 {
         // SAFETY: the caller's contract.
         unsafe {
             match self {
@@ -55,7 +55,7 @@ impl Lanes {
     /// AVX2 available; the selected lanes from `p` writable.
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn store(self, p: *mut f32, v: __m256) {
+    unsafe fn store(self, p: *mut f32, v: __m256) {
         // SAFETY: the caller's contract.
         unsafe {
             match self {
@@ -113,8 +113,6 @@ macro_rules! for_each_block {
         }
     }};
 }
-
-pub(super) use for_each_block;
 
 /// See `portable::spmm_rows`.
 ///

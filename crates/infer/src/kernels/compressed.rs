@@ -2,28 +2,39 @@
 //! f32, int8 with one scale per row, or packed codebook indices (looked up in a table of
 //! `2^N` centroids, padded to 256 so that an index never needs a bounds check); columns as
 //! absolute U16/U32 indices or packed gaps with fillers (`ticket_core::packed`). Nothing is
-//! expanded to f32 ahead of time: each nonzero's column and value are decoded in registers
-//! right before its multiply-add.
+//! expanded ahead of time: a few rows at a time (about [`CHUNK`] nonzeros, 4 KB, in L1) are
+//! decoded with sequential 64-bit bit readers into a per-thread buffer right before the f32
+//! CSR row kernel of the instruction set runs over them.
 //!
-//! Every kernel sums in exactly the order of the f32 CSR kernel of the same instruction set
-//! (`portable::spmm_rows`, `avx2::spmm_rows`), so a compressed layer gives bit for bit the
-//! result of its decoded f32 CSR matrix. Conv layers decode one output channel's row into a
-//! small buffer and run the f32 direct convolution on it (see [`CompressedWeights::conv2d`]).
+//! Since that row kernel is the one the f32 CSR layers use (`portable::spmm_rows`,
+//! `avx2::spmm_rows`), a compressed layer gives bit for bit the result of its decoded f32 CSR
+//! matrix. Conv layers decode one output channel's row and run the f32 direct convolution on
+//! it (see [`CompressedWeights::conv2d`]).
 
 use super::conv2d::Conv2d;
-use super::{Activation, Image, Isa, Window};
+use super::{portable, Activation, Image, Isa, Window};
 use crate::csr::{ColIndex, CsrRef};
 use crate::slab::Slab;
 use std::cell::RefCell;
-use ticket_core::packed::{self, filler};
+use ticket_core::packed::filler;
+
+/// Nonzeros decoded per call of the row kernel (rows are not split).
+pub(crate) const CHUNK: usize = 512;
 
 /// How a compressed layer stores its values.
 pub(crate) enum ValueStore {
     F32(Slab<f32>),
     /// `value = scales[row] * q`.
-    Int8 { q: Slab<i8>, scales: Slab<f32> },
+    Int8 {
+        q: Slab<i8>,
+        scales: Slab<f32>,
+    },
     /// `value = table[code]`, codes packed `bits` to a field.
-    Codebook { bits: u32, codes: Slab<u8>, table: Box<[f32; 256]> },
+    Codebook {
+        bits: u32,
+        codes: Slab<u8>,
+        table: Box<[f32; 256]>,
+    },
 }
 
 /// How a compressed layer stores its column indices.
@@ -32,7 +43,11 @@ pub(crate) enum ColumnStore {
     U32(Slab<u32>),
     /// `starts[r]` is the first gap field of row `r` (derived once when the stream was
     /// checked: `rows + 1` u32, the only array not in the file).
-    Gaps { bits: u32, stream: Slab<u8>, starts: Vec<u32> },
+    Gaps {
+        bits: u32,
+        stream: Slab<u8>,
+        starts: Vec<u32>,
+    },
 }
 
 /// A validated compressed weight: every codebook index below the codebook's length, every
@@ -44,18 +59,63 @@ pub(crate) struct CompressedWeights {
     pub(crate) columns: ColumnStore,
 }
 
-/// The value of nonzero `k` (of row `row`).
+/// A sequential reader of `bits`-bit fields, least significant bit first, from field `at`.
+#[derive(Clone, Copy)]
+struct BitReader<'a> {
+    bytes: &'a [u8],
+    bit: usize,
+    bits: u32,
+}
+
+impl<'a> BitReader<'a> {
+    #[inline(always)]
+    fn new(bytes: &'a [u8], bits: u32, at: usize) -> Self {
+        BitReader { bytes, bit: at * bits as usize, bits }
+    }
+
+    /// The field at the reader (the stream was checked to hold it).
+    #[inline(always)]
+    fn peek(&self) -> u32 {
+        let byte = self.bit >> 3;
+        let word = match self.bytes.get(byte..byte + 8) {
+            Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+            None => self.bytes[byte..].iter().rev().fold(0u64, |w, &b| (w << 8) | b as u64),
+        };
+        (word >> (self.bit & 7)) as u32 & ((1 << self.bits) - 1)
+    }
+
+    /// Moves on by `n` fields.
+    #[inline(always)]
+    fn skip(&mut self, n: usize) {
+        self.bit += n * self.bits as usize;
+    }
+}
+
+/// The values of consecutive nonzeros from `k`, read in order.
 trait Values: Copy {
-    fn get(&self, row: usize, k: usize) -> f32;
+    type Cursor;
+    fn at(&self, k: usize) -> Self::Cursor;
+    /// The value of the cursor's nonzero (in row `row`).
+    fn get(&self, cursor: &Self::Cursor, row: usize) -> f32;
+    /// Moves the cursor on by `n` (0 or 1) nonzeros.
+    fn skip(&self, cursor: &mut Self::Cursor, n: usize);
 }
 
 #[derive(Clone, Copy)]
 struct F32Values<'a>(&'a [f32]);
 
 impl Values for F32Values<'_> {
+    type Cursor = usize;
+    fn at(&self, k: usize) -> usize {
+        k
+    }
     #[inline(always)]
-    fn get(&self, _: usize, k: usize) -> f32 {
+    fn get(&self, &k: &usize, _: usize) -> f32 {
         self.0[k]
+    }
+    #[inline(always)]
+    fn skip(&self, k: &mut usize, n: usize) {
+        *k += n;
     }
 }
 
@@ -66,9 +126,17 @@ struct Int8Values<'a> {
 }
 
 impl Values for Int8Values<'_> {
+    type Cursor = usize;
+    fn at(&self, k: usize) -> usize {
+        k
+    }
     #[inline(always)]
-    fn get(&self, row: usize, k: usize) -> f32 {
+    fn get(&self, &k: &usize, row: usize) -> f32 {
         self.scales[row] * self.q[k] as f32
+    }
+    #[inline(always)]
+    fn skip(&self, k: &mut usize, n: usize) {
+        *k += n;
     }
 }
 
@@ -79,15 +147,26 @@ struct CodebookValues<'a> {
     table: &'a [f32; 256],
 }
 
-impl Values for CodebookValues<'_> {
+impl<'a> Values for CodebookValues<'a> {
+    type Cursor = BitReader<'a>;
+    fn at(&self, k: usize) -> BitReader<'a> {
+        BitReader::new(self.codes, self.bits, k)
+    }
     #[inline(always)]
-    fn get(&self, _: usize, k: usize) -> f32 {
+    fn get(&self, reader: &BitReader<'a>, _: usize) -> f32 {
         // A field is below 2^bits <= 256: the lookup needs no check.
-        self.table[packed::field(self.codes, k, self.bits) as u8 as usize]
+        self.table[reader.peek() as u8 as usize]
+    }
+    #[inline(always)]
+    fn skip(&self, reader: &mut BitReader<'a>, n: usize) {
+        reader.skip(n);
     }
 }
 
-/// Calls `f(k, column)` for each nonzero `k` of row `r`, columns ascending.
+/// Calls `f(column, real)` for each entry of row `r`, in order: `real` is 1 for a nonzero at
+/// `column` and 0 for a gap filler (whose `column` means nothing). Gap rows are decoded
+/// without branches, since fillers fall at random and a mispredicted branch per nonzero
+/// would cost more than the decoding.
 trait Columns: Copy {
     fn for_each(&self, indptr: &[u32], r: usize, f: impl FnMut(usize, usize));
 }
@@ -98,8 +177,8 @@ struct Absolute<'a, I>(&'a [I]);
 impl<I: ColIndex> Columns for Absolute<'_, I> {
     #[inline(always)]
     fn for_each(&self, indptr: &[u32], r: usize, mut f: impl FnMut(usize, usize)) {
-        for k in indptr[r] as usize..indptr[r + 1] as usize {
-            f(k, self.0[k].to_usize());
+        for c in &self.0[indptr[r] as usize..indptr[r + 1] as usize] {
+            f(c.to_usize(), 1);
         }
     }
 }
@@ -113,18 +192,19 @@ struct Gaps<'a> {
 
 impl Columns for Gaps<'_> {
     #[inline(always)]
-    fn for_each(&self, indptr: &[u32], r: usize, mut f: impl FnMut(usize, usize)) {
+    fn for_each(&self, _: &[u32], r: usize, mut f: impl FnMut(usize, usize)) {
         let fill = filler(self.bits) as usize;
-        let (mut k, mut next) = (indptr[r] as usize, 0usize);
-        for i in self.starts[r] as usize..self.starts[r + 1] as usize {
-            let field = packed::field(self.stream, i, self.bits) as usize;
-            if field == fill {
-                next += fill;
-            } else {
-                f(k, next + field);
-                k += 1;
-                next += field + 1;
-            }
+        let (start, end) = (self.starts[r] as usize, self.starts[r + 1] as usize);
+        let mut reader = BitReader::new(self.stream, self.bits, start);
+        let mut next = 0usize;
+        for _ in start..end {
+            let field = reader.peek() as usize;
+            reader.skip(1);
+            let real = (field != fill) as usize;
+            let col = next + field;
+            f(col, real);
+            // An entry moves past its column; a filler moves on by `fill` (= col - next).
+            next = col + real;
         }
     }
 }
@@ -162,9 +242,18 @@ macro_rules! with_streams {
     }};
 }
 
+/// Decoded rows: their CSR `ptr` (from 0), columns and values (`cols` and `vals` only grow;
+/// the first `ptr.last()` entries are the rows').
+#[derive(Default)]
+struct RowBuffer {
+    ptr: Vec<u32>,
+    cols: Vec<u32>,
+    vals: Vec<f32>,
+}
+
 thread_local! {
-    /// One decoded row (columns, values) for the conv path and for densifying.
-    static ROW: RefCell<(Vec<u32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Each thread's decoded rows.
+    static ROWS: RefCell<RowBuffer> = RefCell::new(RowBuffer::default());
 }
 
 impl CompressedWeights {
@@ -216,19 +305,57 @@ impl CompressedWeights {
 
     /// Calls `f(row, column, value)` for every nonzero, rows and columns ascending.
     pub(crate) fn for_each(&self, indptr: &[u32], mut f: impl FnMut(usize, usize, f32)) {
-        with_streams!(self, |v, c| for r in 0..self.rows {
-            c.for_each(indptr, r, |k, col| f(r, col, v.get(r, k)));
+        with_streams!(self, |v, c| {
+            let mut cursor = v.at(0);
+            for r in 0..self.rows {
+                c.for_each(indptr, r, |col, real| {
+                    if real == 1 {
+                        f(r, col, v.get(&cursor, r));
+                        v.skip(&mut cursor, 1);
+                    }
+                });
+            }
         })
     }
 
-    /// Row `r` decoded into `cols` / `vals` (cleared first).
-    fn decode_row(&self, indptr: &[u32], r: usize, cols: &mut Vec<u32>, vals: &mut Vec<f32>) {
-        cols.clear();
-        vals.clear();
-        with_streams!(self, |v, c| c.for_each(indptr, r, |k, col| {
-            cols.push(col as u32);
-            vals.push(v.get(r, k));
-        }))
+    /// Rows from `start` decoded into `buf` until at least `limit` nonzeros (or the last
+    /// row) are in; returns the end of the rows decoded.
+    fn decode_rows(
+        &self,
+        indptr: &[u32],
+        start: usize,
+        limit: usize,
+        buf: &mut RowBuffer,
+    ) -> usize {
+        let base = indptr[start];
+        let rest = &indptr[start + 1..=self.rows];
+        let end = start
+            + 1
+            + rest.partition_point(|&p| ((p - base) as usize) < limit).min(rest.len() - 1);
+        let n = (indptr[end] - base) as usize;
+        buf.ptr.clear();
+        buf.ptr.extend(indptr[start..=end].iter().map(|&p| p - base));
+        if buf.cols.len() < n {
+            buf.cols.resize(n, 0);
+            buf.vals.resize(n, 0.0);
+        }
+        // Locals, not the buffer's fields, so that the loop keeps them in registers.
+        let (cols, vals) = (&mut buf.cols[..n], &mut buf.vals[..n]);
+        with_streams!(self, |v, c| {
+            let mut cursor = v.at(base as usize);
+            let mut i = 0;
+            for r in start..end {
+                c.for_each(indptr, r, |col, real| {
+                    // A filler writes slot i too; the nonzero that follows it (a row never
+                    // ends with one) overwrites it, and the value cursor points at that one.
+                    cols[i] = col as u32;
+                    vals[i] = v.get(&cursor, r);
+                    i += real;
+                    v.skip(&mut cursor, real);
+                });
+            }
+        });
+        end
     }
 
     /// `y = act(W x + bias)` for `x` `[cols][batch]`, `y` `[rows][batch]`, on this thread.
@@ -263,12 +390,27 @@ impl CompressedWeights {
             return;
         }
         let relu = act == Activation::Relu;
-        with_streams!(self, |v, c| match isa {
-            Isa::Portable => portable_rows(v, c, indptr, bias, x, y, batch, relu),
-            // SAFETY: AVX2 and FMA are present (Isa::detect); the streams were validated
-            // (every decoded column below cols) and the lengths asserted above.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { avx2::rows(v, c, indptr, bias, x, y, batch, relu) },
+        ROWS.with_borrow_mut(|buf| {
+            let mut start = 0;
+            while start < self.rows {
+                let end = self.decode_rows(indptr, start, CHUNK, buf);
+                let n = buf.ptr[end - start] as usize;
+                let (cols, vals) = (&buf.cols[..n], &buf.vals[..n]);
+                let w = CsrRef::new_prechecked(end - start, self.cols, &buf.ptr, cols, vals);
+                let (rows, bias) = (0..end - start, Some(&bias[start..end]));
+                let y = &mut y[start * batch..end * batch];
+                match isa {
+                    Isa::Portable => portable::spmm_rows(w, rows, bias, x, y, batch, relu),
+                    // SAFETY: AVX2 and FMA are present (Isa::detect); `w` holds columns the
+                    // loader checked to be below cols, x has cols * batch entries, y has
+                    // rows.len() * batch (asserted above).
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2Fma => unsafe {
+                        super::avx2::spmm_rows(w, rows, bias, x, y, batch, relu)
+                    },
+                }
+                start = end;
+            }
         })
     }
 
@@ -287,138 +429,15 @@ impl CompressedWeights {
         act: Activation,
     ) {
         let plane = y.len() / self.rows.max(1);
-        ROW.with_borrow_mut(|(cols, vals)| {
+        ROWS.with_borrow_mut(|buf| {
             for (r, yr) in y.chunks_exact_mut(plane.max(1)).enumerate().take(self.rows) {
-                self.decode_row(indptr, r, cols, vals);
-                let span = [0, cols.len() as u32];
-                let row = CsrRef::new_prechecked(1, self.cols, &span, &cols[..], &vals[..]);
+                self.decode_rows(indptr, r, 0, buf);
+                let n = buf.ptr[1] as usize;
+                let row =
+                    CsrRef::new_prechecked(1, self.cols, &buf.ptr, &buf.cols[..n], &buf.vals[..n]);
                 Conv2d::new(row, &bias[r..r + 1], input, window).run(x, yr, batch, act);
             }
         })
-    }
-}
-
-/// The portable kernel: each output starts from its bias and adds `value * x` per nonzero,
-/// as `portable::spmm_rows` does.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn portable_rows<V: Values, C: Columns>(
-    v: V,
-    c: C,
-    indptr: &[u32],
-    bias: &[f32],
-    x: &[f32],
-    y: &mut [f32],
-    batch: usize,
-    relu: bool,
-) {
-    for (r, yr) in y.chunks_exact_mut(batch).enumerate() {
-        yr.fill(bias[r]);
-        c.for_each(indptr, r, |k, col| {
-            let w = v.get(r, k);
-            for (yb, xb) in yr.iter_mut().zip(&x[col * batch..(col + 1) * batch]) {
-                *yb += w * xb;
-            }
-        });
-        if relu {
-            yr.iter_mut().for_each(|v| *v = v.max(0.0));
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::super::avx2::{first_lanes, for_each_block, Lanes, BLOCK, LANES};
-    use super::{Columns, Values};
-    use std::arch::x86_64::*;
-
-    /// See `avx2::spmm_rows`: batch 1 in four interleaved scalar sums, wider batches in
-    /// blocks of up to 64 examples held in registers.
-    ///
-    /// # Safety
-    /// AVX2 and FMA available; every column `c` decodes below `x.len() / batch`;
-    /// `y.len() == rows * batch`, `batch > 0`.
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn rows<V: Values, C: Columns>(
-        v: V,
-        c: C,
-        indptr: &[u32],
-        bias: &[f32],
-        x: &[f32],
-        y: &mut [f32],
-        batch: usize,
-        relu: bool,
-    ) {
-        if batch == 1 {
-            for (r, yr) in y.iter_mut().enumerate() {
-                let n = (indptr[r + 1] - indptr[r]) as usize;
-                let full = n / 4 * 4;
-                let (mut acc, mut sum, mut t) = ([0.0f32; 4], 0.0f32, 0usize);
-                c.for_each(indptr, r, |k, col| {
-                    // SAFETY: col < cols = x.len() (validated stream).
-                    let xv = unsafe { *x.get_unchecked(col) };
-                    let w = v.get(r, k);
-                    if t < full {
-                        acc[t % 4] = w.mul_add(xv, acc[t % 4]);
-                    } else {
-                        if t == full {
-                            sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-                        }
-                        sum = w.mul_add(xv, sum);
-                    }
-                    t += 1;
-                });
-                if full == n {
-                    sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-                }
-                sum += bias[r];
-                *yr = if relu { sum.max(0.0) } else { sum };
-            }
-            return;
-        }
-        for (r, yr) in y.chunks_exact_mut(batch).enumerate() {
-            for_each_block!(batch, |j, N, lanes| {
-                // SAFETY: forwarded contract; the lanes of block j lie inside yr and x rows.
-                unsafe { block::<N, V, C>(v, c, indptr, r, x, batch, j, lanes, bias[r], relu, yr) };
-            });
-        }
-    }
-
-    /// Examples `j..j + 8 * N` of row `r` (only the lanes `lanes` selects).
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn block<const N: usize, V: Values, C: Columns>(
-        v: V,
-        c: C,
-        indptr: &[u32],
-        r: usize,
-        x: &[f32],
-        batch: usize,
-        j: usize,
-        lanes: Lanes,
-        bias: f32,
-        relu: bool,
-        yr: &mut [f32],
-    ) {
-        let xp = x.as_ptr();
-        let mut acc = [_mm256_set1_ps(bias); N];
-        c.for_each(indptr, r, |k, col| {
-            // SAFETY: col < cols, so the selected lanes of x[col * batch + j ..] lie in x.
-            unsafe {
-                let w = _mm256_set1_ps(v.get(r, k));
-                let xr = xp.add(col * batch + j);
-                for (n, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_fmadd_ps(w, lanes.load(xr.add(n * LANES)), *a);
-                }
-            }
-        });
-        for (n, a) in acc.iter().enumerate() {
-            let a = if relu { _mm256_max_ps(*a, _mm256_setzero_ps()) } else { *a };
-            // SAFETY: the selected lanes of yr[j + 8n ..] lie inside yr.
-            unsafe { lanes.store(yr.as_mut_ptr().add(j + n * LANES), a) };
-        }
     }
 }
 

@@ -42,7 +42,12 @@ impl Loader<'_, '_> {
         Ok(SparseLayer::compressed(name.to_string(), shape, indptr, weights, bias))
     }
 
-    fn columns(&self, weighted: &Weighted, indptr: &[u32], index: IndexCodec) -> Result<ColumnStore> {
+    fn columns(
+        &self,
+        weighted: &Weighted,
+        indptr: &[u32],
+        index: IndexCodec,
+    ) -> Result<ColumnStore> {
         let (name, shape) = (weighted.name.as_str(), weighted.shape);
         let tensor = csr_format::indices_name(name);
         let view = self.tensors.view(&tensor)?;
@@ -89,7 +94,8 @@ impl Loader<'_, '_> {
         Ok(match value {
             ValueCodec::Float(dtype) => ValueStore::F32(self.values(name, nnz, dtype)?),
             ValueCodec::Int8 => {
-                let q: Slab<i8> = Slab::from_file(self.map, file.bytes(&tensor, Dtype::I8, Some(&[nnz]))?);
+                let q: Slab<i8> =
+                    Slab::from_file(self.map, file.bytes(&tensor, Dtype::I8, Some(&[nnz]))?);
                 let scales_name = csr_format::scales_name(name);
                 let scales: Slab<f32> =
                     Slab::from_file(self.map, file.bytes(&scales_name, Dtype::F32, Some(&[rows]))?);

@@ -71,8 +71,9 @@ impl Loader<'_, '_> {
             .meta(meta::VALUE_DTYPE)?
             .parse()
             .map_err(|e: String| self.error(format!("metadata `value_dtype`: {e}")))?;
-        let index = IndexCodec::from_meta(file.metadata().get(meta::INDEX_BITS).map(String::as_str))
-            .map_err(|e| self.error(e))?;
+        let index =
+            IndexCodec::from_meta(file.metadata().get(meta::INDEX_BITS).map(String::as_str))
+                .map_err(|e| self.error(e))?;
         let value_dtype = match value {
             ValueCodec::Float(dtype) => dtype,
             _ => ValueDtype::F32,

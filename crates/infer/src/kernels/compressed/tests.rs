@@ -12,8 +12,9 @@ use ticket_core::Par;
 fn layouts(w: &CsrParts, rng: &mut Random) -> Vec<(String, CompressedWeights, Vec<f32>)> {
     let nnz = w.nnz();
     let mut out = vec![];
-    let row_of: Vec<usize> =
-        (0..w.rows).flat_map(|r| std::iter::repeat_n(r, (w.indptr[r + 1] - w.indptr[r]) as usize)).collect();
+    let row_of: Vec<usize> = (0..w.rows)
+        .flat_map(|r| std::iter::repeat_n(r, (w.indptr[r + 1] - w.indptr[r]) as usize))
+        .collect();
     for value_kind in ["f32", "int8", "k2", "k5", "k8"] {
         let (values, decoded) = match value_kind {
             "f32" => (ValueStore::F32(w.values.clone().into()), w.values.clone()),
@@ -27,8 +28,9 @@ fn layouts(w: &CsrParts, rng: &mut Random) -> Vec<(String, CompressedWeights, Ve
                 let bits: u32 = k[1..].parse().unwrap();
                 let entries = (1usize << bits) - (bits as usize % 2); // not always full
                 let book = rng.vec(entries, -0.5, 0.5);
-                let codes: Vec<u32> =
-                    (0..nnz).map(|_| (rng.unit() * entries as f64) as u32 % entries as u32).collect();
+                let codes: Vec<u32> = (0..nnz)
+                    .map(|_| (rng.unit() * entries as f64) as u32 % entries as u32)
+                    .collect();
                 let mut table = Box::new([0.0f32; 256]);
                 table[..entries].copy_from_slice(&book);
                 let decoded = codes.iter().map(|&c| book[c as usize]).collect();
@@ -43,7 +45,10 @@ fn layouts(w: &CsrParts, rng: &mut Random) -> Vec<(String, CompressedWeights, Ve
         for bits in [3, 5, 8] {
             let stream = pack(&encode_gaps(&w.indptr, &w.indices, bits), bits);
             let starts = GapRows::check(w.rows, w.cols, &w.indptr, &stream, bits).unwrap().starts;
-            columns.push((format!("gap{bits}"), ColumnStore::Gaps { bits, stream: stream.into(), starts }));
+            columns.push((
+                format!("gap{bits}"),
+                ColumnStore::Gaps { bits, stream: stream.into(), starts },
+            ));
         }
         for (name, columns) in columns {
             let values = match &values {
@@ -51,9 +56,11 @@ fn layouts(w: &CsrParts, rng: &mut Random) -> Vec<(String, CompressedWeights, Ve
                 ValueStore::Int8 { q, scales } => {
                     ValueStore::Int8 { q: q.to_vec().into(), scales: scales.to_vec().into() }
                 }
-                ValueStore::Codebook { bits, codes, table } => {
-                    ValueStore::Codebook { bits: *bits, codes: codes.to_vec().into(), table: table.clone() }
-                }
+                ValueStore::Codebook { bits, codes, table } => ValueStore::Codebook {
+                    bits: *bits,
+                    codes: codes.to_vec().into(),
+                    table: table.clone(),
+                },
             };
             let c = CompressedWeights { rows: w.rows, cols: w.cols, values, columns };
             out.push((format!("{value_kind}+{name}"), c, decoded.clone()));
@@ -79,7 +86,9 @@ fn compressed_products_equal_the_f32_kernels_bit_for_bit() {
             c.for_each(&w.indptr, |r, col, v| seen.push((r, col as u32, v.to_bits())));
             let (indices, values) = (&w.indices, &decoded);
             let want: Vec<(usize, u32, u32)> = (0..rows)
-                .flat_map(|r| f32_csr.row_range(r).map(move |k| (r, indices[k], values[k].to_bits())))
+                .flat_map(|r| {
+                    f32_csr.row_range(r).map(move |k| (r, indices[k], values[k].to_bits()))
+                })
                 .collect();
             assert_eq!(seen, want, "{name}: decoded entries");
             for batch in [1, 3, 8, 13, 32, 70] {
@@ -87,7 +96,17 @@ fn compressed_products_equal_the_f32_kernels_bit_for_bit() {
                 for isa in Isa::available() {
                     for act in [Activation::Identity, Activation::Relu] {
                         let mut want = vec![0.0; rows * batch];
-                        spmm_with(isa, f32_csr, Some(&bias), &x, &mut want, batch, act, Par::Seq, usize::MAX);
+                        spmm_with(
+                            isa,
+                            f32_csr,
+                            Some(&bias),
+                            &x,
+                            &mut want,
+                            batch,
+                            act,
+                            Par::Seq,
+                            usize::MAX,
+                        );
                         let mut got = vec![f32::NAN; rows * batch];
                         c.spmm_with(isa, &w.indptr, &bias, &x, &mut got, batch, act);
                         assert_eq!(bits(&got), bits(&want), "{name} {isa:?} batch {batch} {act:?}");
