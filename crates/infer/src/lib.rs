@@ -24,4 +24,4 @@ pub mod transpose;
 pub use csr::{compress, ColIndex, CsrPattern, CsrRef};
 pub use error::{Error, Result};
 pub use kernels::Activation;
-pub use model::{Scratch, SparseLayer, SparseModel};
+pub use model::{peak_rss_bytes, Scratch, SparseLayer, SparseModel};

@@ -24,7 +24,10 @@
 //! assert_eq!(model.logits(&[1.0, 5.0, 3.0], 1, Par::Seq).unwrap(), [1.0, 6.0]);
 //! ```
 
+mod footprint;
 mod plan;
+
+pub use footprint::peak_rss_bytes;
 
 use crate::csr::{compress, CsrRef};
 use crate::kernels::compressed::CompressedWeights;
