@@ -166,7 +166,8 @@ fn sparse_footprint(model: &SparseModel, load_ms: f64, par: Par) -> Result<Value
     let mut workspace = Map::new();
     for batch in [1, BENCH_BATCHES[0], BENCH_BATCHES[1]] {
         std::hint::black_box(model.logits(&x[..batch * model.inputs()], batch, par)?);
-        workspace.insert(format!("batch{batch}"), json!(model.workspace_bytes(batch, par.threads())));
+        workspace
+            .insert(format!("batch{batch}"), json!(model.workspace_bytes(batch, par.threads())));
     }
     Ok(json!({
         "sparse": {
@@ -267,7 +268,8 @@ fn print_bench(bench: &Map<String, Value>) {
         get("weight_bytes", "sparse_borrowed_from_file") / 1000.0
     );
     if let Some(m) = bench.get("memory") {
-        let kb = |v: &Value| v.as_f64().map_or("-".to_string(), |b| format!("{:.1} KB", b / 1000.0));
+        let kb =
+            |v: &Value| v.as_f64().map_or("-".to_string(), |b| format!("{:.1} KB", b / 1000.0));
         let mb = |v: &Value| v.as_f64().map_or("-".to_string(), |b| format!("{:.1} MB", b / 1e6));
         let (s, d) = (&m["sparse"], &m["dense"]);
         let w = &s["workspace_bytes"];

@@ -41,9 +41,20 @@ fn max_row(indptr: &[u32]) -> usize {
     indptr.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0)
 }
 
-/// The peak resident set size of this process so far, in bytes (`getrusage`'s `ru_maxrss`,
-/// which Linux reports in KiB); `None` where the call fails.
+/// The peak resident set size of this process so far, in bytes: on Linux `VmHWM` of
+/// `/proc/self/status` (the high-water mark of this program's own address space), elsewhere
+/// `getrusage`'s `ru_maxrss`. Linux carries `ru_maxrss` over `exec`, so a process started from
+/// a large one (a Python benchmark driver) would report its parent's peak; `VmHWM` starts
+/// afresh at `exec`. `None` where neither is available.
 pub fn peak_rss_bytes() -> Option<u64> {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"));
+        let kib =
+            line.and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse::<u64>().ok());
+        if let Some(kib) = kib {
+            return Some(kib * 1024);
+        }
+    }
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes one rusage into the pointer it is given and reads nothing.
     let status = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
@@ -51,6 +62,7 @@ pub fn peak_rss_bytes() -> Option<u64> {
         return None;
     }
     // SAFETY: the call succeeded, so the struct is initialised (it was zeroed anyway).
-    let kib = unsafe { usage.assume_init() }.ru_maxrss;
-    u64::try_from(kib).ok().map(|k| k * if cfg!(target_os = "macos") { 1 } else { 1024 })
+    let max = unsafe { usage.assume_init() }.ru_maxrss;
+    // ru_maxrss is in bytes on macOS, in KiB elsewhere.
+    u64::try_from(max).ok().map(|m| if cfg!(target_os = "macos") { m } else { m * 1024 })
 }
