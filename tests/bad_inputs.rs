@@ -364,16 +364,6 @@ fn valid_conv_model_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let model = valid("conv-model.safetensors");
     assert_accepted(&["infer", s(&model)]);
-    for compressed in ["k3-gap4-model.safetensors", "int8-model.safetensors"] {
-        assert_accepted(&[
-            "infer",
-            s(&valid(compressed)),
-            "--input",
-            s(&valid("batch.safetensors")),
-            "--output",
-            s(&tmp.path().join("c.safetensors")),
-        ]);
-    }
     let logits = tmp.path().join("logits.safetensors");
     let batch = valid("batch.safetensors");
     assert_accepted(&["infer", s(&model), "--input", s(&batch), "--output", s(&logits)]);

@@ -6,9 +6,8 @@
 mod common;
 use common::*;
 use safetensors::Dtype;
-use std::collections::BTreeMap;
 use ticket_core::csr_format::{IndexCodec, ValueCodec};
-use ticket_core::tensor_file::{edit_file, OwnedTensor, TensorFile};
+use ticket_core::tensor_file::{edit_file, TensorFile};
 use ticket_core::Network;
 use ticket_export::{read_csr, Codecs, CsrModel, Provenance};
 
@@ -114,9 +113,6 @@ fn check_values(raw: &TensorFile, layer: &str, codec: ValueCodec, kept: &[(usize
     }
 }
 
-type Tensors = Vec<(String, OwnedTensor)>;
-type Metadata = BTreeMap<String, String>;
-
 fn read_edited(codecs: &str, edit: impl FnOnce(&mut Tensors, &mut Metadata)) -> String {
     let net = random_net("20-12-4", 0.5, 9);
     let (value, index) = codecs.split_once('+').unwrap_or((codecs, ""));
@@ -131,10 +127,6 @@ fn read_edited(codecs: &str, edit: impl FnOnce(&mut Tensors, &mut Metadata)) -> 
     let err = read_csr(&path).unwrap_err().to_string();
     assert!(err.contains("m.safetensors: "), "{err}");
     err
-}
-
-fn tensor<'a>(t: &'a mut Tensors, name: &str) -> &'a mut OwnedTensor {
-    &mut t.iter_mut().find(|(n, _)| n == name).unwrap().1
 }
 
 #[test]
