@@ -84,10 +84,12 @@ impl<'a> BitReader<'a> {
         (word >> (self.bit & 7)) as u32 & ((1 << self.bits) - 1)
     }
 
-    /// Moves on by `n` fields.
+    /// Moves on by `n` fields, `n` 0 or 1: a mask rather than a multiply, since this add is
+    /// the loop-carried chain of the value stream.
     #[inline(always)]
     fn skip(&mut self, n: usize) {
-        self.bit += n * self.bits as usize;
+        debug_assert!(n <= 1);
+        self.bit += self.bits as usize & n.wrapping_neg();
     }
 }
 
