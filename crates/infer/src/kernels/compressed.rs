@@ -360,19 +360,8 @@ impl CompressedWeights {
         end
     }
 
-    /// `y = act(W x + bias)` for `x` `[cols][batch]`, `y` `[rows][batch]`, on this thread.
-    pub(crate) fn spmm(
-        &self,
-        indptr: &[u32],
-        bias: &[f32],
-        x: &[f32],
-        y: &mut [f32],
-        batch: usize,
-        act: Activation,
-    ) {
-        self.spmm_with(Isa::detect(), indptr, bias, x, y, batch, act)
-    }
-
+    /// `y = act(W x + bias)` for `x` `[cols][batch]`, `y` `[rows][batch]`, on this thread,
+    /// with the row kernels of `isa`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn spmm_with(
         &self,

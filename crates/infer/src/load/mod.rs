@@ -4,7 +4,9 @@
 //! or `[out, in, kh, kw]`, as the graph makes it) and how layers chain,
 //! dtypes, the CSR structure, and that every value is finite. Arrays whose bytes are aligned
 //! for their type are borrowed from the mapping; the rest is copied, and `f16` / `bf16` values
-//! are decoded to `f32` once, here, with half's bulk conversion.
+//! are decoded to `f32` once, here, with half's bulk conversion. Layers with compressed codecs
+//! (int8, codebook values, gap indices: format 2.1) stay packed as the file holds them
+//! (`compressed`).
 //!
 //! A bad file is an [`Error`] naming the file and the problem, never a panic.
 

@@ -32,7 +32,7 @@ pub use footprint::peak_rss_bytes;
 use crate::csr::{compress, CsrRef};
 use crate::kernels::compressed::CompressedWeights;
 use crate::kernels::conv2d::Conv2d;
-use crate::kernels::{self, Activation, Image, Window};
+use crate::kernels::{self, Activation, Image, Isa, Window};
 use crate::slab::Slab;
 use crate::transpose::transpose;
 use crate::{Error, Result};
@@ -170,7 +170,7 @@ impl SparseLayer {
     /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]`, on this thread.
     fn linear(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation) {
         if let Some(c) = &self.compressed {
-            return c.spmm(&self.indptr, &self.bias, x, y, batch, act);
+            return c.spmm_with(Isa::detect(), &self.indptr, &self.bias, x, y, batch, act);
         }
         with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, batch, act, Par::Seq))
     }
@@ -305,7 +305,8 @@ impl SparseModel {
         self.layers.iter().map(SparseLayer::nnz).sum()
     }
 
-    /// The dtype the file stored the values in (they are held as `f32` in memory).
+    /// The float dtype the file stored the values in (they are held as `f32` in memory);
+    /// `f32` for int8 and codebook values, which [`SparseModel::codecs`] names.
     pub fn value_dtype(&self) -> ValueDtype {
         self.value_dtype
     }
