@@ -110,7 +110,24 @@ bench-compare: setup
     cargo build --release
     .venv/bin/python benches/compare_infer.py --threads 2 --repeat 3
 
-# Fuzz one loader (idx, checkpoint, csr, recipe, graph) until stopped; libFuzzer flags may follow
+# Every compressed codec on the Fashion-MNIST tickets of `just paper-fmnist` (LeNet-300-100) and
+# of the LeNet-5 run in README.md: file bytes, bits per kept weight, accuracy per codec.
+sweep-fmnist LENET="runs/paper-fmnist" LEVEL="16" LENET5="runs/lenet5-fmnist" LEVEL5="16":
+    cargo build --release
+    target/release/ticket export {{LENET}} --level {{LEVEL}} --sweep --dataset fashion-mnist | tee benches/results/export-sweep-lenet300-fmnist-level{{LEVEL}}.txt
+    target/release/ticket export {{LENET5}} --level {{LEVEL5}} --sweep --dataset fashion-mnist | tee benches/results/export-sweep-lenet5-fmnist-level{{LEVEL5}}.txt
+
+# Peak resident memory of one ticket as k4 + 6-bit gaps and as f32 CSR in `ticket infer`,
+# against the same network dense in PyTorch and ONNX Runtime processes, 3 runs of each.
+# Results: benches/results/compare_footprint-<date>.json.
+bench-footprint DIR="runs/paper-fmnist" LEVEL="16": setup
+    cargo build --release
+    mkdir -p target/footprint
+    target/release/ticket export {{DIR}} --level {{LEVEL}} --dtype k4 --index-bits 6 --out target/footprint/k4-gap6.safetensors --force
+    target/release/ticket export {{DIR}} --level {{LEVEL}} --out target/footprint/f32.safetensors --force
+    .venv/bin/python benches/compare_footprint.py target/footprint/k4-gap6.safetensors --also target/footprint/f32.safetensors --threads 2 --repeat 3
+
+# Fuzz one loader (idx, checkpoint, csr, recipe, graph, packed) until stopped; libFuzzer flags may follow
 # (`just fuzz csr -max_total_time=600`). Needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP=1
 # lets a stable toolchain accept cargo-fuzz's sanitizer flags. See fuzz/README.md.
 fuzz TARGET *ARGS:

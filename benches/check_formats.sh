@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The model files ticket writes, read by independent readers: builds ticket, finds a small
 # pruned MLP ticket and a pruned conv ticket (digits-mlp and digits-conv, one or two levels of 100
-# iterations) and a conv checkpoint with random weights and masks, exports each with f32, f16 and
-# bf16 values, and runs
+# iterations) and a conv checkpoint with random weights and masks, exports each with f32, f16,
+# bf16, int8 and k-means codebook values and with absolute and gap-coded indices, and runs
 # benches/read_dense_checkpoint.py and benches/read_csr_model.py on every file, in a virtual
 # environment with only numpy, scipy and safetensors. The CSR readers assert the logits against
 # the dense checkpoint (per value dtype), the export report's byte counts against the files and
@@ -45,9 +45,12 @@ random_dense="$out/random-conv.safetensors"
 check() { # NAME DENSE INFER(0/1)
     local name="$1" dense="$2" infer="$3"
     "$py" benches/read_dense_checkpoint.py "$dense"
-    for dtype in f32 f16 bf16; do
-        local csr="$out/$name-$dtype.safetensors"
-        "$ticket" export "$dense" --dtype "$dtype" --out "$csr" --force --json > "$csr.json"
+    for codecs in f32 f16 bf16 int8 k6 k4:5 k2:8 f32:3 int8:6; do
+        local dtype="${codecs%%:*}" bits=()
+        if [ "$codecs" != "$dtype" ]; then bits=(--index-bits "${codecs#*:}"); fi
+        local csr="$out/$name-${codecs/:/-gap}.safetensors"
+        "$ticket" export "$dense" --dtype "$dtype" "${bits[@]}" --out "$csr" --force --json \
+            > "$csr.json"
         local args=(--dense "$dense" --report "$csr.json")
         if [ "$infer" = 1 ]; then args+=(--ticket "$ticket"); fi
         "$py" benches/read_csr_model.py "$csr" "${args[@]}"

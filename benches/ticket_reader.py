@@ -2,8 +2,9 @@
 """Reference reader of ticket's model files (docs/FORMAT.md), written from that specification
 alone: numpy for everything, scipy.sparse for CSR weights. It reads both formats (`ticket-dense`
 and `ticket-csr`), version 2 (any graph: linear, conv2d, relu, maxpool2d, avgpool2d, flatten)
-and version 1 (MLPs), validates what the specification says a reader must check, and runs the
-forward pass.
+and version 1 (MLPs), the compressed codecs of version 2.1 (int8 and k-means codebook values,
+N-bit gap column indices, decoded from their packed bit streams), validates what the
+specification says a reader must check, and runs the forward pass.
 
     from ticket_reader import load
     model = load("model.safetensors")        # either format, detected from `format`
@@ -20,7 +21,7 @@ import numpy as np
 import scipy.sparse
 
 READ_VERSIONS = {1, 2}
-NUMPY_DTYPES = {"F32": "<f4", "F16": "<f2", "U8": "u1", "U16": "<u2", "U32": "<u4",
+NUMPY_DTYPES = {"F32": "<f4", "F16": "<f2", "U8": "u1", "I8": "i1", "U16": "<u2", "U32": "<u4",
                 "I64": "<i8"}
 VALUE_DTYPES = {"f32": "F32", "f16": "F16", "bf16": "BF16"}
 MAX_U16_COLS = 65536
@@ -206,6 +207,76 @@ def read_graph(f, fmt):
         f.fail(f"metadata `{'graph' if int(major) >= 2 else 'arch'}`: {e!r}")
 
 
+# --- compressed layers (format 2.1) ------------------------------------------------------------
+
+def fields(raw, count, n):
+    """`count` fields of `n` bits from a packed U8 stream, least significant bit first."""
+    bits = np.unpackbits(raw, bitorder="little")[: count * n].reshape(count, n)
+    return bits.astype(np.int64) @ (1 << np.arange(n, dtype=np.int64))
+
+
+def codec_of(f):
+    """(value codec, index bits or None) from `value_dtype` and `index_bits`."""
+    value = f.key("value_dtype")
+    ok = value in VALUE_DTYPES or value == "int8" or (
+        value[:1] == "k" and value[1:].isdigit() and 2 <= int(value[1:]) <= 8)
+    if not ok:
+        f.fail(f"unknown value_dtype `{value}`")
+    bits = f.meta.get("index_bits")
+    if bits is not None and not (bits.isdigit() and 3 <= int(bits) <= 8):
+        f.fail(f"metadata `index_bits` = `{bits}` is not 3..8")
+    return value, None if bits is None else int(bits)
+
+
+def gap_columns(f, name, raw, indptr, n, cols):
+    """Column of every entry from the gap stream of one layer (fillers skipped), checked."""
+    count = len(raw) * 8 // n
+    fld = fields(raw, count, n)
+    fill, out, i = (1 << n) - 1, [], 0
+    for r in range(len(indptr) - 1):
+        nxt, left = 0, int(indptr[r + 1] - indptr[r])
+        while left:
+            if i >= count:
+                f.fail(f"layer {name}: the gap stream ends in row {r} ({left} entries missing)")
+            if fld[i] == fill:
+                nxt += fill
+            else:
+                col = nxt + int(fld[i])
+                if col >= cols:
+                    f.fail(f"layer {name}: row {r} has column {col} >= {cols}")
+                out.append(col)
+                nxt, left = col + 1, left - 1
+            i += 1
+    if len(raw) != (i * n + 7) // 8 or (i * n % 8 and raw[-1] >> (i * n % 8)):
+        f.fail(f"layer {name}: the gap stream does not end after its last row")
+    return np.array(out, dtype=np.int64)
+
+
+def compressed_values(f, name, value, indptr, rows):
+    """The f32 value of every entry under `value` (int8 or kN)."""
+    nnz = int(indptr[-1])
+    if value == "int8":
+        q = f.tensor(f"{name}.weight.values", "I8", [nnz]).astype(np.float32)
+        scales = f.tensor(f"{name}.weight.scales", "F32", [rows])
+        if not np.all(np.isfinite(scales)):
+            f.fail(f"layer {name}: a scale is NaN or infinite")
+        return (np.repeat(scales, np.diff(indptr)) * q).astype(np.float32)
+    n = int(value[1:])
+    book_shape = f.shape_of(f"{name}.weight.codebook")
+    if book_shape is None or len(book_shape) != 1 or not 1 <= book_shape[0] <= 1 << n:
+        f.fail(f"layer {name}: the codebook must be F32 [K] with 1 <= K <= {1 << n}")
+    book = f.tensor(f"{name}.weight.codebook", "F32", book_shape)
+    if not np.all(np.isfinite(book)):
+        f.fail(f"layer {name}: a codebook entry is NaN or infinite")
+    raw = f.tensor(f"{name}.weight.values", "U8", [(nnz * n + 7) // 8])
+    codes = fields(raw, nnz, n)
+    if nnz * n % 8 and raw[-1] >> (nnz * n % 8):
+        f.fail(f"layer {name}: nonzero padding bits after the codebook indices")
+    if np.any(codes >= len(book)):
+        f.fail(f"layer {name}: codebook index {codes.max()} out of range ({len(book)} entries)")
+    return book[codes]
+
+
 # --- the forward pass -------------------------------------------------------------------------
 
 def patches(x, kernel, stride, padding):
@@ -291,9 +362,8 @@ def load_csr(path):
     names = [w["name"] for w in graph.weighted]
     if f.key("layers") != ",".join(names):
         f.fail(f"metadata `layers` = `{f.meta['layers']}` does not match the graph's {names}")
-    value_dtype = VALUE_DTYPES.get(f.key("value_dtype"))
-    if value_dtype is None:
-        f.fail(f"unknown value_dtype `{f.meta['value_dtype']}`")
+    value, index_bits = codec_of(f)
+    value_dtype = VALUE_DTYPES.get(value)
     weights, biases = [], []
     for w in graph.weighted:
         name, rows, cols = w["name"], w["rows"], w["cols"]
@@ -304,9 +374,16 @@ def load_csr(path):
         nnz = int(indptr[-1])
         if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
             f.fail(f"layer {name}: indptr must start at 0 and never decrease")
-        index_dtype = "U16" if cols <= MAX_U16_COLS else "U32"
-        indices = f.tensor(f"{name}.weight.indices", index_dtype, [nnz]).astype(np.int64)
-        values = f.tensor(f"{name}.weight.values", value_dtype, [nnz]).astype(np.float32)
+        if index_bits is None:
+            index_dtype = "U16" if cols <= MAX_U16_COLS else "U32"
+            indices = f.tensor(f"{name}.weight.indices", index_dtype, [nnz]).astype(np.int64)
+        else:
+            raw = f.tensor(f"{name}.weight.indices", "U8", f.shape_of(f"{name}.weight.indices"))
+            indices = gap_columns(f, name, raw, indptr, index_bits, cols)
+        if value_dtype is not None:
+            values = f.tensor(f"{name}.weight.values", value_dtype, [nnz]).astype(np.float32)
+        else:
+            values = compressed_values(f, name, value, indptr, rows)
         row_of = np.repeat(np.arange(rows), np.diff(indptr))
         same_row = row_of[1:] == row_of[:-1]
         if np.any(indices >= cols) or np.any(same_row & (np.diff(indices) <= 0)):

@@ -37,7 +37,7 @@ pub enum Command {
     /// Convert a masked checkpoint (or a level of an experiment), a PyTorch state dict or an
     /// ONNX model to CSR safetensors, optionally pruning it on the way.
     #[command(
-        after_help = "Examples:\n  ticket export runs/lenet --out lenet.safetensors\n  ticket export runs/lenet --level 12 --dtype f16 --out lenet-f16.safetensors --dataset fashion-mnist\n  ticket export some/checkpoint.safetensors --out sparse.safetensors --json\n\nModels from PyTorch (README: \"Bring your own model\"); --keep prunes on export:\n  ticket export model.onnx --keep 0.1 --dataset fashion-mnist\n  ticket export state_dict.safetensors --out sparse.safetensors\n  ticket export state_dict.safetensors --layers input_layer,hidden,head\n  ticket export conv_state_dict.safetensors --model lenet-5"
+        after_help = "Examples:\n  ticket export runs/lenet --out lenet.safetensors\n  ticket export runs/lenet --level 12 --dtype f16 --out lenet-f16.safetensors --dataset fashion-mnist\n  ticket export some/checkpoint.safetensors --out sparse.safetensors --json\n  ticket export runs/lenet --dtype k5 --index-bits 5 --dataset fashion-mnist --out lenet-k5.safetensors\n  ticket export runs/lenet --sweep --dataset fashion-mnist   (compare every codec, write nothing)\n\nModels from PyTorch (README: \"Bring your own model\"); --keep prunes on export:\n  ticket export model.onnx --keep 0.1 --dataset fashion-mnist\n  ticket export state_dict.safetensors --out sparse.safetensors\n  ticket export state_dict.safetensors --layers input_layer,hidden,head\n  ticket export conv_state_dict.safetensors --model lenet-5"
     )]
     Export(ExportArgs),
     /// Evaluate, run or benchmark a CSR model on the CPU.
@@ -226,9 +226,20 @@ pub struct ExportArgs {
     /// Output file (default: <input stem>.csr.safetensors beside the input).
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Type of the stored nonzero values.
-    #[arg(long, value_enum, default_value_t = ValueDtype::F32)]
-    pub dtype: ValueDtype,
+    /// How the kept values are stored: f32, f16, bf16 (floats), int8 (symmetric, one f32
+    /// scale per output row/channel) or k2..k8 (a per-layer k-means codebook of up to 2^N f32
+    /// centroids, N-bit indices into it).
+    #[arg(long, default_value = "f32", value_parser = parse_value_codec, value_name = "DTYPE")]
+    pub dtype: ValueCodec,
+    /// Store each row's column indices as gaps of N bits (3..8; a gap too long for N bits
+    /// takes filler entries) instead of absolute u16/u32 indices.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(3..=8))]
+    pub index_bits: Option<u32>,
+    /// Export with every value codec, absolute and 3..8-bit gap indices, in memory, and print
+    /// a table of file bytes, bits per kept weight and (with --dataset/--data) accuracy, to
+    /// pick a codec; writes no file.
+    #[arg(long, conflicts_with_all = ["out", "force"])]
+    pub sweep: bool,
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
@@ -243,11 +254,10 @@ pub struct ExportArgs {
     pub json: bool,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ValueDtype {
-    F32,
-    F16,
-    Bf16,
+pub use ticket_core::csr_format::ValueCodec;
+
+fn parse_value_codec(text: &str) -> Result<ValueCodec, String> {
+    text.parse()
 }
 
 #[derive(Args, Debug)]
@@ -260,7 +270,9 @@ pub struct InferArgs {
     /// Evaluate accuracy on an IDX directory (overrides --dataset).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Latency at batch 1 (p50/p99) and throughput at batch 64 and 1024, sparse vs dense.
+    /// Latency at batch 1 (p50/p99) and throughput at batch 64 and 1024, sparse vs dense, and
+    /// memory: open + validate time, weight and activation workspace bytes, and the process's
+    /// peak resident set (getrusage) after loading, after the sparse runs and after the dense.
     #[arg(long)]
     pub bench: bool,
     /// Inputs: a safetensors file with tensor `input` F32 [batch, features].

@@ -171,6 +171,16 @@ fn valid_files_are_accepted() {
     let model = valid("model.safetensors");
     let checkpoint = valid("checkpoint.safetensors");
     assert_accepted(&["infer", s(&model)]);
+    for compressed in ["k3-gap4-model.safetensors", "int8-model.safetensors"] {
+        assert_accepted(&[
+            "infer",
+            s(&valid(compressed)),
+            "--input",
+            s(&valid("batch.safetensors")),
+            "--output",
+            s(&tmp.path().join("c.safetensors")),
+        ]);
+    }
     for (batch, examples) in [("batch.safetensors", 3), ("empty-batch.safetensors", 0)] {
         let logits = tmp.path().join("logits.safetensors");
         assert_accepted(&["infer", s(&model), "--input", s(&valid(batch)), "--output", s(&logits)]);

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Regenerates the seed corpora of the fuzz targets from files ticket itself writes: a small
 # experiment on the embedded digits (dense checkpoints with masks, and one without), its ticket
-# exported with f32, f16 and bf16 values, a tiny conv model (tiny-conv.toml, random weights and
+# exported with f32, f16, bf16, int8 and codebook values (gap indices too), a tiny conv model (tiny-conv.toml, random weights and
 # masks) as checkpoint and CSR files, the version-1 files of crates/export/tests/fixtures/v1,
 # the shipped recipes and their graphs as JSON, and two Fashion-MNIST examples as IDX files
 # (raw and gzip), and the example sweep files. Run from anywhere; writes
-# fuzz/seeds/{checkpoint,csr,recipe,graph,idx,sweep}.
+# fuzz/seeds/{checkpoint,csr,recipe,graph,idx,sweep}
+# (fuzz/seeds/packed holds two hand-made streams and is left alone).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -39,6 +40,15 @@ done
 for dtype in f32 f16 bf16; do
     "$ticket" export "$seeds/checkpoint/conv.safetensors" --dtype "$dtype" \
         --out "$seeds/csr/conv-$dtype.safetensors" > /dev/null
+done
+
+# Compressed codecs (format 2.1): codebook and int8 values, gap indices.
+for codecs in k3:4 int8:6 k6:8; do
+    for model in pruned conv; do
+        "$ticket" export "$seeds/checkpoint/$model.safetensors" --dtype "${codecs%%:*}" \
+            --index-bits "${codecs#*:}" \
+            --out "$seeds/csr/$model-${codecs%%:*}-gap${codecs#*:}.safetensors" > /dev/null
+    done
 done
 
 # Version 1, as an earlier ticket wrote it.

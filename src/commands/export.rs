@@ -2,12 +2,16 @@
 //! an ONNX model to CSR safetensors, with the compression report and, given data, the
 //! accuracy before and after; `--keep` prunes on the way.
 
-use crate::cli::{ExportArgs, PruningName, ValueDtype};
+use crate::cli::{ExportArgs, PruningName};
 use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
+use ticket_core::checkpoint;
+use ticket_core::csr_format::IndexCodec;
 use ticket_core::recipe::PruneMethod;
-use ticket_core::{checkpoint, csr_format};
-use ticket_export::{export_checkpoint, resolve_checkpoint, Error, Evaluation, ExportOptions};
+use ticket_export::sweep::{all_codecs, sweep};
+use ticket_export::{
+    export_checkpoint, resolve_checkpoint, Codecs, Error, Evaluation, ExportOptions,
+};
 use ticket_train::prune::prune_to_fraction;
 
 pub fn run(args: ExportArgs) -> Result<()> {
@@ -46,15 +50,24 @@ pub fn run(args: ExportArgs) -> Result<()> {
         };
         prune_to_fraction(&mut source.net, keep, method)?;
     }
+    let eval = splits.as_ref().map(|s| Evaluation { name: &s.name, data: &s.test });
+    if args.sweep {
+        let table = sweep(&source.net, &all_codecs(), eval, par)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&table)?);
+        } else {
+            println!("{}: every codec, in memory (nothing written)\n{table}", input.display());
+        }
+        return Ok(());
+    }
     let mut opts = ExportOptions::new(out);
-    opts.dtype = match args.dtype {
-        ValueDtype::F32 => csr_format::ValueDtype::F32,
-        ValueDtype::F16 => csr_format::ValueDtype::F16,
-        ValueDtype::Bf16 => csr_format::ValueDtype::Bf16,
+    opts.codecs = Codecs {
+        value: args.dtype,
+        index: args.index_bits.map_or(IndexCodec::Absolute, |bits| IndexCodec::Gaps { bits }),
     };
     opts.overwrite = args.force;
     opts.provenance.dataset = source.meta.dataset.clone();
-    opts.eval = splits.as_ref().map(|s| Evaluation { name: &s.name, data: &s.test });
+    opts.eval = eval;
     opts.par = par;
     let report = export_checkpoint(&source.net, &opts).map_err(|e| match e {
         // The weights came from the input: say which file holds them.

@@ -7,10 +7,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 use std::cell::OnceCell;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use ticket_core::network::argmax;
 use ticket_core::{DataSource, Dataset, Network, Par};
-use ticket_infer::{batch_file, timing, Scratch, SparseModel};
+use ticket_infer::{batch_file, peak_rss_bytes, timing, Scratch, SparseModel};
 
 /// Time spent on each of the six `--bench` measurements.
 const BENCH_BUDGET: Duration = Duration::from_millis(600);
@@ -21,7 +21,11 @@ const STEP_BUDGET: Duration = Duration::from_millis(300);
 
 pub fn run(args: InferArgs) -> Result<()> {
     let par = super::thread_pool(args.threads)?;
+    let opened = Instant::now();
     let model = SparseModel::load(&args.model)?;
+    let load_ms = opened.elapsed().as_secs_f64() * 1e3;
+    // Measured before anything else runs, so that the sparse peak holds no dense copy.
+    let sparse_memory = args.bench.then(|| sparse_footprint(&model, load_ms, par)).transpose()?;
     // Built when first needed, after the data was checked against the model: the dense copy
     // of a valid model can be far larger than its file.
     let dense_copy = OnceCell::new();
@@ -68,7 +72,18 @@ pub fn run(args: InferArgs) -> Result<()> {
             Some(data) => data.images.clone(),
             None => synthetic_inputs(1024, model.inputs()),
         };
-        let bench = bench(&model, dense(), &pool, par)?;
+        let built = Instant::now();
+        let dense = dense();
+        let dense_build_ms = built.elapsed().as_secs_f64() * 1e3;
+        let mut bench = bench(&model, dense, &pool, par)?;
+        if let Some(mut memory) = sparse_memory {
+            memory["dense"] = json!({
+                "build_from_sparse_ms": dense_build_ms,
+                "weight_bytes": 4 * model.graph().dense_params(),
+                "peak_rss_bytes_after_dense_runs": peak_rss_bytes(),
+            });
+            bench.insert("memory".into(), memory);
+        }
         if !args.json {
             print_bench(&bench);
         }
@@ -85,13 +100,14 @@ pub fn run(args: InferArgs) -> Result<()> {
 fn describe(path: &Path, model: &SparseModel) -> String {
     let dense = model.graph().dense_weights();
     format!(
-        "{}: {}, {} of {} weights kept ({:.2}%), values {}",
+        "{}: {}, {} of {} weights kept ({:.2}%), values {}, indices {}",
         path.display(),
         model.graph(),
         model.nnz(),
         dense,
         100.0 * model.nnz() as f64 / dense as f64,
-        model.value_dtype()
+        model.codecs().0,
+        model.codecs().1
     )
 }
 
@@ -141,6 +157,30 @@ fn synthetic_inputs(examples: usize, features: usize) -> Vec<f32> {
             ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f32 / (1u64 << 24) as f32
         })
         .collect()
+}
+
+/// The sparse path's memory: open + validate time, weights resident, activation workspace per
+/// batch size, and the process's peak resident set after loading and after running each batch
+/// size once (no dense copy exists yet).
+fn sparse_footprint(model: &SparseModel, load_ms: f64, par: Par) -> Result<Value> {
+    let after_load = peak_rss_bytes();
+    let x = synthetic_inputs(BENCH_BATCHES[1], model.inputs());
+    let mut workspace = Map::new();
+    for batch in [1, BENCH_BATCHES[0], BENCH_BATCHES[1]] {
+        std::hint::black_box(model.logits(&x[..batch * model.inputs()], batch, par)?);
+        workspace
+            .insert(format!("batch{batch}"), json!(model.workspace_bytes(batch, par.threads())));
+    }
+    Ok(json!({
+        "sparse": {
+            "load_ms": load_ms,
+            "weight_bytes": model.weight_bytes(),
+            "file_bytes_mapped": model.mapped_file_bytes(),
+            "workspace_bytes": workspace,
+            "peak_rss_bytes_after_load": after_load,
+            "peak_rss_bytes_after_runs": peak_rss_bytes(),
+        }
+    }))
 }
 
 /// Batch-1 latency and large-batch time per example of both paths, and their weight bytes.
@@ -276,5 +316,29 @@ fn print_bench(bench: &Map<String, Value>) {
                 us("batch1024_us_per_sample")
             );
         }
+    if let Some(m) = bench.get("memory") {
+        let kb =
+            |v: &Value| v.as_f64().map_or("-".to_string(), |b| format!("{:.1} KB", b / 1000.0));
+        let mb = |v: &Value| v.as_f64().map_or("-".to_string(), |b| format!("{:.1} MB", b / 1e6));
+        let (s, d) = (&m["sparse"], &m["dense"]);
+        let w = &s["workspace_bytes"];
+        println!(
+            "memory   sparse: open+validate {:.2} ms, weights {}, workspace {} / {} / {} \
+             (batch 1 / 64 / 1024), peak RSS {} after load, {} after running",
+            s["load_ms"].as_f64().unwrap_or(f64::NAN),
+            kb(&s["weight_bytes"]),
+            kb(&w["batch1"]),
+            kb(&w["batch64"]),
+            kb(&w["batch1024"]),
+            mb(&s["peak_rss_bytes_after_load"]),
+            mb(&s["peak_rss_bytes_after_runs"]),
+        );
+        println!(
+            "memory   dense: built from the sparse model in {:.2} ms, weights {}, peak RSS {} \
+             after its runs",
+            d["build_from_sparse_ms"].as_f64().unwrap_or(f64::NAN),
+            kb(&d["weight_bytes"]),
+            mb(&d["peak_rss_bytes_after_dense_runs"]),
+        );
     }
 }

@@ -77,6 +77,13 @@ pub fn corpus() -> Vec<CorpusFile> {
     for (name, bytes) in graph_damage(&conv_csr, csr_conv_rank_2) {
         add(format!("csr/{name}.safetensors"), bytes);
     }
+    let (codebook, int8) =
+        (compressed_model(&csr, Codec::K3Gap4), compressed_model(&csr, Codec::Int8));
+    add("valid/k3-gap4-model.safetensors".into(), codebook.bytes());
+    add("valid/int8-model.safetensors".into(), int8.bytes());
+    for (name, bytes) in compressed_damage(&codebook, &int8) {
+        add(format!("csr/{name}.safetensors"), bytes);
+    }
     for (name, bytes) in container_damage(&dense).into_iter().chain(dense_damage(&dense)) {
         add(format!("dense/{name}.safetensors"), bytes);
     }
@@ -411,6 +418,149 @@ fn csr_model() -> SafeTensors {
         ]),
         tensors,
     }
+}
+
+/// The compressed codecs of the valid compressed models (format 2.1).
+#[derive(Clone, Copy, PartialEq)]
+enum Codec {
+    /// 3-bit codebook indices (code `i % 8` for nonzero `i`) and 4-bit column gaps.
+    K3Gap4,
+    /// int8 values with one scale per row, absolute U16 indices.
+    Int8,
+}
+
+/// `fields` of `bits` bits packed least significant bit first (docs/FORMAT.md), written out
+/// bit by bit.
+fn pack_bits(fields: &[u32], bits: usize) -> Vec<u8> {
+    let mut out = vec![0u8; (fields.len() * bits).div_ceil(8)];
+    for (i, &f) in fields.iter().enumerate() {
+        for b in 0..bits {
+            if f >> b & 1 == 1 {
+                out[(i * bits + b) / 8] |= 1 << ((i * bits + b) % 8);
+            }
+        }
+    }
+    out
+}
+
+/// The gap fields of columns `cols` of one row: fillers (all ones) while a gap does not fit.
+fn gap_fields(cols: &[usize], bits: usize) -> Vec<u32> {
+    let fill = (1usize << bits) - 1;
+    let (mut out, mut next) = (Vec::new(), 0);
+    for &c in cols {
+        let mut gap = c - next;
+        while gap >= fill {
+            out.push(fill as u32);
+            gap -= fill;
+        }
+        out.push(gap as u32);
+        next = c + 1;
+    }
+    out
+}
+
+/// The valid version-1 CSR model re-encoded as a version-2.1 model with `codec`.
+fn compressed_model(base: &SafeTensors, codec: Codec) -> SafeTensors {
+    let mut f = base.clone();
+    f.meta.remove("arch");
+    f.meta.remove("activation");
+    let graph = json!({"input": [64], "layers": [
+        {"op": "linear", "name": "fc1", "in": 64, "out": 6}, {"op": "relu"},
+        {"op": "linear", "name": "fc2", "in": 6, "out": 10}]});
+    set_meta(&mut f, "graph", &graph.to_string());
+    set_meta(&mut f, "format_version", "2.1");
+    for l in 0..2 {
+        let (rows, cols) = (SIZES[l + 1], SIZES[l]);
+        let name = format!("fc{}", l + 1);
+        let nnz: usize = (0..rows).map(|r| kept_columns(l, r, cols).len()).sum();
+        let values = f.tensor(&format!("{name}.weight.values"));
+        match codec {
+            Codec::K3Gap4 => {
+                let codes: Vec<u32> = (0..nnz as u32).map(|i| i % 8).collect();
+                *values = tensor(&values.name, "U8", &[], pack_bits(&codes, 3));
+                values.shape = vec![values.data.len() as u64];
+                let book: Vec<f32> = (0..8).map(|k| value(k, 20 + l)).collect();
+                f.tensors.push(tensor(
+                    &format!("{name}.weight.codebook"),
+                    "F32",
+                    &[8],
+                    f32s(&book),
+                ));
+                let gaps: Vec<u32> =
+                    (0..rows).flat_map(|r| gap_fields(&kept_columns(l, r, cols), 4)).collect();
+                let stream = pack_bits(&gaps, 4);
+                let ix = f.tensor(&format!("{name}.weight.indices"));
+                *ix = tensor(&ix.name, "U8", &[stream.len() as u64], stream);
+            }
+            Codec::Int8 => {
+                let q: Vec<u8> = (0..nnz).map(|i| (i as i64 % 255 - 127) as i8 as u8).collect();
+                *values = tensor(&values.name, "I8", &[nnz as u64], q);
+                let scales: Vec<f32> = (0..rows).map(|r| 0.001 * (r + 1) as f32).collect();
+                f.tensors.push(tensor(
+                    &format!("{name}.weight.scales"),
+                    "F32",
+                    &[rows as u64],
+                    f32s(&scales),
+                ));
+            }
+        }
+    }
+    match codec {
+        Codec::K3Gap4 => {
+            set_meta(&mut f, "value_dtype", "k3");
+            set_meta(&mut f, "index_bits", "4");
+        }
+        Codec::Int8 => set_meta(&mut f, "value_dtype", "int8"),
+    }
+    f
+}
+
+/// Compressed tensors that lie: codebook indices beyond the codebook, streams too short or too
+/// long, columns past the matrix, NaN scales and centroids, unknown codec metadata.
+fn compressed_damage(codebook: &SafeTensors, int8: &SafeTensors) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    let (book, gaps, codes) = ("fc1.weight.codebook", "fc1.weight.indices", "fc1.weight.values");
+    let mut case = |name: &str, base: &SafeTensors, edit: &dyn Fn(&mut SafeTensors)| {
+        out.push((name.to_string(), base.edited(|f| edit(f))));
+    };
+    case("k3-codebook-index-out-of-range", codebook, &|f| {
+        let t = f.tensor(book);
+        t.data.truncate(4 * 5);
+        t.shape = vec![5];
+    });
+    case("k3-codebook-too-long", codebook, &|f| {
+        let t = f.tensor(book);
+        t.data.extend_from_slice(&f32s(&[0.5]));
+        t.shape = vec![9];
+    });
+    case("k3-codebook-nan", codebook, &|f| set_f32(f, book, 2, f32::NAN));
+    case("k3-codes-short", codebook, &|f| {
+        let t = f.tensor(codes);
+        t.data.pop();
+        t.shape = vec![t.data.len() as u64];
+    });
+    case("gap4-stream-short", codebook, &|f| {
+        let t = f.tensor(gaps);
+        t.data.truncate(t.data.len() / 2);
+        t.shape = vec![t.data.len() as u64];
+    });
+    case("gap4-stream-trailing", codebook, &|f| {
+        let t = f.tensor(gaps);
+        t.data.push(0);
+        t.shape = vec![t.data.len() as u64];
+    });
+    case("gap4-column-out-of-range", codebook, &|f| f.tensor(gaps).data.fill(0xee));
+    case("gap4-indices-u16", codebook, &|f| {
+        let t = f.tensor(gaps);
+        t.data.resize(t.data.len().next_multiple_of(2), 0);
+        t.dtype = "U16".into();
+        t.shape = vec![t.data.len() as u64 / 2];
+    });
+    case("index-bits-unknown", codebook, &|f| set_meta(f, "index_bits", "9"));
+    case("int8-scale-nan", int8, &|f| set_f32(f, "fc2.weight.scales", 4, f32::NAN));
+    case("int8-scales-missing", int8, &|f| f.tensors.retain(|t| t.name != "fc1.weight.scales"));
+    case("value-dtype-k9", int8, &|f| set_meta(f, "value_dtype", "k9"));
+    out
 }
 
 /// How values of one type are read from and written to little-endian bytes.
@@ -1260,6 +1410,30 @@ fn expected_problem(path: &str) -> String {
         ("csr", "values-infinite") => "layer fc1: value 0 is inf",
         ("csr", "values-missing") => "missing tensor `fc1.weight.values`",
         ("csr", "values-nan") => "layer fc1: value 3 is NaN",
+        ("csr", "k3-codebook-index-out-of-range") => {
+            "layer fc1: codebook index 5 of value 5 is out of range (the codebook has 5 entries)"
+        }
+        ("csr", "k3-codebook-too-long") => {
+            "`fc1.weight.codebook` is F32 [9], expected F32 [K] with 1 <= K <= 8"
+        }
+        ("csr", "k3-codebook-nan") => "layer fc1: codebook entry 2 is NaN",
+        ("csr", "k3-codes-short") => {
+            "`fc1.weight.values` is not U8 [48] (128 codebook indices of 3 bits)"
+        }
+        ("csr", "gap4-stream-short") => "layer fc1: gap stream ends in row 3",
+        ("csr", "gap4-stream-trailing") => "layer fc1: the gap stream has",
+        ("csr", "gap4-column-out-of-range") => {
+            "layer fc1: gap stream places row 0 at column 74, but the matrix has 64 columns"
+        }
+        ("csr", "gap4-indices-u16") => {
+            "`fc1.weight.indices` has dtype U16, but the indices are 4-bit gaps"
+        }
+        ("csr", "index-bits-unknown") => "metadata `index_bits` = `9` is not 3..8",
+        ("csr", "int8-scale-nan") => "layer fc2: scale of row 4 is NaN",
+        ("csr", "int8-scales-missing") => "missing tensor `fc1.weight.scales`",
+        ("csr", "value-dtype-k9") => {
+            "unknown value dtype `k9` (expected f32, f16, bf16, int8 or k2..k8)"
+        }
         ("csr", "values-negative-infinite") => "layer fc2: value 5 is -inf",
         ("csr", "v2-conv-weight-rank-2") => "`conv1.weight.shape` has shape [2], expected [4]",
         ("csr", "v2-conv-dims-disagree-with-graph") => {

@@ -8,6 +8,11 @@
 //! `<name>.weight.values` F32 / F16 / BF16 `[nnz]`, `<name>.weight.shape` I64 = the full weight
 //! shape (`[out, in]` or `[out, in, kh, kw]`), `<name>.bias` F32 `[rows]`. Version 2 carries
 //! the model graph in `graph`; version 1 (MLPs) had `arch` and `activation` instead.
+//!
+//! Compressed layers (format version 2.1, [`ValueCodec`] and [`IndexCodec`]): `values` I8
+//! with `<name>.weight.scales` F32 `[rows]` (`int8`), or U8 packed codebook indices with
+//! `<name>.weight.codebook` F32 `[K]` (`k2`..`k8`); `indices` U8 packed gaps when metadata
+//! `index_bits` is present. The bit layout is in [`crate::packed`].
 
 use safetensors::Dtype;
 use std::fmt;
@@ -16,6 +21,10 @@ use std::str::FromStr;
 pub const FORMAT: &str = "ticket-csr";
 /// Major version written.
 pub const FORMAT_VERSION: u32 = 2;
+/// Written instead of [`FORMAT_VERSION`] when a layer uses a compressed codec: readers of
+/// 2.0 accept the major version and then refuse the codec by name (`value_dtype`) or by the
+/// U8 dtype of `indices`.
+pub const FORMAT_VERSION_COMPRESSED: &str = "2.1";
 /// Major versions read: 1 (MLPs, `arch`) and 2 (graphs).
 pub const READ_VERSIONS: [u32; 2] = [1, 2];
 /// Layers with at most this many columns store their column indices as U16.
@@ -29,8 +38,10 @@ pub mod meta {
     pub const GRAPH: &str = "graph";
     /// Names of the weighted layers in order, comma-separated: `fc1,fc2,fc3`.
     pub const LAYERS: &str = "layers";
-    /// `f32`, `f16` or `bf16`.
+    /// `f32`, `f16`, `bf16`, `int8` or `k2`..`k8` (a [`super::ValueCodec`]).
     pub const VALUE_DTYPE: &str = "value_dtype";
+    /// `3`..`8`: column indices are gaps of this many bits (absent: absolute U16/U32).
+    pub const INDEX_BITS: &str = "index_bits";
     /// Kept weights / dense weights, as a decimal fraction.
     pub const DENSITY: &str = "density";
     /// Dense weight + bias count.
@@ -53,6 +64,16 @@ pub fn indices_name(layer: &str) -> String {
 
 pub fn values_name(layer: &str) -> String {
     format!("{layer}.weight.values")
+}
+
+/// One f32 scale per row of an `int8` layer.
+pub fn scales_name(layer: &str) -> String {
+    format!("{layer}.weight.scales")
+}
+
+/// The centroids of a `kN` layer.
+pub fn codebook_name(layer: &str) -> String {
+    format!("{layer}.weight.codebook")
 }
 
 pub fn shape_name(layer: &str) -> String {
@@ -121,6 +142,100 @@ impl FromStr for ValueDtype {
     }
 }
 
+/// How the nonzero values are stored: a float dtype, int8 with one scale per row, or `bits`-bit
+/// indices into a per-layer codebook of at most `2^bits` f32 centroids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueCodec {
+    Float(ValueDtype),
+    Int8,
+    Codebook { bits: u32 },
+}
+
+/// Codebook index widths: `k2`..`k8`.
+pub const CODEBOOK_BITS: std::ops::RangeInclusive<u32> = 2..=8;
+/// Gap widths of `index_bits`.
+pub const GAP_BITS: std::ops::RangeInclusive<u32> = 3..=8;
+
+impl Default for ValueCodec {
+    fn default() -> Self {
+        ValueCodec::Float(ValueDtype::F32)
+    }
+}
+
+impl ValueCodec {
+    /// Whether readers of format 2.0 know this codec.
+    pub fn is_float(self) -> bool {
+        matches!(self, ValueCodec::Float(_))
+    }
+
+    /// Bits one stored value takes in the `values` tensor.
+    pub fn value_bits(self) -> u32 {
+        match self {
+            ValueCodec::Float(d) => 8 * d.bytes() as u32,
+            ValueCodec::Int8 => 8,
+            ValueCodec::Codebook { bits } => bits,
+        }
+    }
+}
+
+impl fmt::Display for ValueCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueCodec::Float(d) => d.fmt(f),
+            ValueCodec::Int8 => f.write_str("int8"),
+            ValueCodec::Codebook { bits } => write!(f, "k{bits}"),
+        }
+    }
+}
+
+impl FromStr for ValueCodec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "int8" {
+            return Ok(ValueCodec::Int8);
+        }
+        if let Some(bits) = s.strip_prefix('k').and_then(|b| b.parse::<u32>().ok()) {
+            if CODEBOOK_BITS.contains(&bits) {
+                return Ok(ValueCodec::Codebook { bits });
+            }
+        }
+        s.parse().map(ValueCodec::Float).map_err(|_| {
+            format!("unknown value dtype `{s}` (expected f32, f16, bf16, int8 or k2..k8)")
+        })
+    }
+}
+
+/// How column indices are stored: absolute U16/U32, or gaps of `bits` bits with fillers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IndexCodec {
+    #[default]
+    Absolute,
+    Gaps {
+        bits: u32,
+    },
+}
+
+impl IndexCodec {
+    /// The codec named by metadata `index_bits` (`None`: the entry is absent).
+    pub fn from_meta(index_bits: Option<&str>) -> Result<Self, String> {
+        let Some(text) = index_bits else { return Ok(IndexCodec::Absolute) };
+        match text.parse::<u32>() {
+            Ok(bits) if GAP_BITS.contains(&bits) => Ok(IndexCodec::Gaps { bits }),
+            _ => Err(format!("metadata `index_bits` = `{text}` is not 3..8")),
+        }
+    }
+}
+
+impl fmt::Display for IndexCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IndexCodec::Absolute => f.write_str("absolute"),
+            IndexCodec::Gaps { bits } => write!(f, "gap{bits}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +253,18 @@ mod tests {
             assert_eq!(d.to_string().parse::<ValueDtype>().unwrap(), d);
         }
         assert!("f64".parse::<ValueDtype>().is_err());
+    }
+
+    #[test]
+    fn value_codec_names() {
+        for name in ["f32", "f16", "bf16", "int8", "k2", "k6", "k8"] {
+            assert_eq!(name.parse::<ValueCodec>().unwrap().to_string(), name);
+        }
+        for bad in ["k1", "k9", "int4", "k", "f64"] {
+            assert!(bad.parse::<ValueCodec>().is_err(), "{bad}");
+        }
+        assert_eq!(IndexCodec::from_meta(Some("5")), Ok(IndexCodec::Gaps { bits: 5 }));
+        assert!(IndexCodec::from_meta(Some("9")).is_err());
+        assert_eq!(IndexCodec::from_meta(None), Ok(IndexCodec::Absolute));
     }
 }

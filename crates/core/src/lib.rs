@@ -5,6 +5,7 @@
 //! - [`dataset`]: the embedded digits, Fashion-MNIST and any IDX data, split deterministically.
 //! - [`Network`] and [`checkpoint`]: weights, biases and masks, saved as dense safetensors.
 //! - [`csr_format`]: tensor names and metadata keys of the CSR model format.
+//! - [`packed`]: the bit streams of compressed CSR layers (codebook indices, column gaps).
 //! - [`tensor_file`]: named tensors in safetensors files, with errors that name the file.
 //! - [`linear`], [`conv`], [`pool`]: the dense forward of each layer kind.
 //! - [`sgemm`]: the one dense matrix product the trainer and the dense inference path call.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod graph;
 pub mod linear;
 pub mod network;
+pub mod packed;
 pub mod pool;
 pub mod recipe;
 pub mod sgemm;

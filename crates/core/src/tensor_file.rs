@@ -63,6 +63,15 @@ pub fn write_tensors(
     tensors: Vec<(String, OwnedTensor)>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
+    write_atomic(path, &serialize_tensors(path, tensors, metadata)?)
+}
+
+/// The bytes of the safetensors file of `tensors` and `metadata` (`path` names it in errors).
+pub fn serialize_tensors(
+    path: &Path,
+    tensors: Vec<(String, OwnedTensor)>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
     let views = tensors
         .iter()
         .map(|(name, t)| {
@@ -72,9 +81,8 @@ pub fn write_tensors(
         })
         .collect::<Result<Vec<_>>>()?;
     let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    let bytes = safetensors::serialize(views, Some(meta))
-        .map_err(|e| Error::invalid(path, format!("cannot serialize: {e}")))?;
-    write_atomic(path, &bytes)
+    safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::invalid(path, format!("cannot serialize: {e}")))
 }
 
 /// Every tensor and the metadata of a safetensors file, to edit.

@@ -16,12 +16,12 @@
 //! assert_eq!(read_csr_as_dense(&path).unwrap(), net);
 //! ```
 
-use crate::codec::{decode_values, encode_indices, encode_values};
+use crate::compressed::{index_tensor, value_tensors, Codecs};
 use crate::{Error, Result};
 use sprs::CsMatI;
 use std::collections::BTreeMap;
 use std::path::Path;
-use ticket_core::csr_format::{self, meta, ValueDtype};
+use ticket_core::csr_format::{self, meta, IndexCodec, ValueDtype};
 use ticket_core::tensor_file::{write_tensors, OwnedTensor};
 use ticket_core::{Graph, LayerParams, Network};
 
@@ -77,43 +77,19 @@ impl CsrModel {
         self.layers.iter().map(|l| l.matrix.nnz()).sum()
     }
 
-    /// The tensors of the format, values stored as `dtype`. Refuses a value that only becomes
-    /// infinite in `dtype` (an f32 weight beyond the f16 range).
-    pub fn tensors(&self, dtype: ValueDtype) -> Result<Vec<(String, OwnedTensor)>> {
-        let mut tensors = Vec::with_capacity(5 * self.layers.len());
+    /// The tensors of the format, values and indices stored with `codecs`. Refuses a value
+    /// that only becomes infinite in a float dtype (an f32 weight beyond the f16 range).
+    pub fn tensors(&self, codecs: Codecs) -> Result<Vec<(String, OwnedTensor)>> {
+        let mut tensors = Vec::with_capacity(6 * self.layers.len());
         for (layer, weighted) in self.layers.iter().zip(self.graph.weighted()) {
-            let (rows, cols) = layer.matrix.shape();
+            let rows = layer.matrix.rows();
             let dims: Vec<i64> = weighted.dims.iter().map(|&d| d as i64).collect();
             let indptr = layer.matrix.indptr().to_proper().into_owned();
-            let values = encode_values(layer.matrix.data(), dtype);
-            if let Some(k) = decode_values(&values, dtype).iter().position(|v| !v.is_finite()) {
-                // The row holding nonzero k: the last one starting at or before k.
-                let row = indptr.partition_point(|&start| start as usize <= k) - 1;
-                let col = layer.matrix.indices()[k];
-                return Err(Error::NotFinite {
-                    layer: layer.name.clone(),
-                    what: format!("weight [{row}, {col}] (index {})", row * cols + col as usize),
-                    value: layer.matrix.data()[k],
-                    why: format!(", which does not fit in {dtype}"),
-                });
-            }
-            let index_dtype = csr_format::index_dtype(cols);
-            let nnz = layer.matrix.nnz();
             let name = &layer.name;
+            tensors.extend(value_tensors(name, &layer.matrix, codecs.value)?);
             tensors.extend([
                 (csr_format::indptr_name(name), OwnedTensor::u32(vec![rows + 1], &indptr)),
-                (
-                    csr_format::indices_name(name),
-                    OwnedTensor::from_le(
-                        index_dtype,
-                        vec![nnz],
-                        encode_indices(layer.matrix.indices(), index_dtype),
-                    ),
-                ),
-                (
-                    csr_format::values_name(name),
-                    OwnedTensor::from_le(dtype.dtype(), vec![nnz], values),
-                ),
+                index_tensor(name, &layer.matrix, codecs.index),
                 (csr_format::shape_name(name), OwnedTensor::i64(vec![dims.len()], &dims)),
                 (csr_format::bias_name(name), OwnedTensor::f32(vec![rows], &layer.bias)),
             ]);
@@ -122,20 +98,28 @@ impl CsrModel {
     }
 
     /// The `__metadata__` of the file.
-    pub fn metadata(&self, dtype: ValueDtype, provenance: &Provenance) -> BTreeMap<String, String> {
+    pub fn metadata(&self, codecs: Codecs, provenance: &Provenance) -> BTreeMap<String, String> {
         let kept = self.kept_weights();
         let biases: usize = self.layers.iter().map(|l| l.bias.len()).sum();
+        let version = if codecs.is_compressed() {
+            csr_format::FORMAT_VERSION_COMPRESSED.to_string()
+        } else {
+            csr_format::FORMAT_VERSION.to_string()
+        };
         let mut m = BTreeMap::from([
             (meta::FORMAT, csr_format::FORMAT.to_string()),
-            (meta::FORMAT_VERSION, csr_format::FORMAT_VERSION.to_string()),
+            (meta::FORMAT_VERSION, version),
             (meta::GRAPH, self.graph.to_json()),
             (meta::LAYERS, self.graph.layer_names().join(",")),
-            (meta::VALUE_DTYPE, dtype.to_string()),
+            (meta::VALUE_DTYPE, codecs.value.to_string()),
             (meta::DENSITY, (kept as f64 / self.graph.dense_weights() as f64).to_string()),
             (meta::DENSE_PARAMS, self.graph.dense_params().to_string()),
             (meta::KEPT_PARAMS, (kept + biases).to_string()),
             (meta::DATASET, provenance.dataset.clone()),
         ]);
+        if let IndexCodec::Gaps { bits } = codecs.index {
+            m.insert(meta::INDEX_BITS, bits.to_string());
+        }
         if let Some(acc) = provenance.source_accuracy {
             m.insert(meta::SOURCE_ACCURACY, acc.to_string());
         }
@@ -143,8 +127,8 @@ impl CsrModel {
     }
 
     /// Writes the CSR file atomically.
-    pub fn write(&self, path: &Path, dtype: ValueDtype, provenance: &Provenance) -> Result<()> {
-        write_tensors(path, self.tensors(dtype)?, &self.metadata(dtype, provenance))?;
+    pub fn write(&self, path: &Path, codecs: Codecs, provenance: &Provenance) -> Result<()> {
+        write_tensors(path, self.tensors(codecs)?, &self.metadata(codecs, provenance))?;
         Ok(())
     }
 }
@@ -156,7 +140,7 @@ pub fn write_csr(
     dtype: ValueDtype,
     provenance: &Provenance,
 ) -> Result<()> {
-    CsrModel::from_net(net)?.write(path, dtype, provenance)
+    CsrModel::from_net(net)?.write(path, Codecs::float(dtype), provenance)
 }
 
 /// The kept weights of `layer`, row by row, columns ascending.

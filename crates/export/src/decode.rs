@@ -2,14 +2,15 @@
 //! and the way to measure the accuracy of exactly what was written. (The sparse inference
 //! loader lives in ticket-infer; this one validates every tensor and then densifies.)
 
-use crate::codec::{decode_indices, decode_values};
+use crate::codec::decode_indices;
+use crate::compressed::{check_indptr, read_indices, read_values, Codecs};
 use crate::csr::{CsrLayer, CsrModel};
 use crate::Result;
 use sprs::CsMatI;
 use std::collections::BTreeMap;
 use std::path::Path;
 use ticket_core::checkpoint::{check_format, read_graph};
-use ticket_core::csr_format::{self, meta, ValueDtype};
+use ticket_core::csr_format::{self, meta, IndexCodec, ValueCodec, ValueDtype};
 use ticket_core::tensor_file::TensorFile;
 use ticket_core::{Error, Network, Weighted};
 
@@ -17,7 +18,10 @@ use ticket_core::{Error, Network, Weighted};
 #[derive(Clone, Debug, PartialEq)]
 pub struct CsrFile {
     pub model: CsrModel,
+    /// The float dtype of the values (f32 for int8 and codebook values, which decode to f32).
     pub value_dtype: ValueDtype,
+    /// How values and indices are stored.
+    pub codecs: Codecs,
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -26,7 +30,12 @@ pub struct CsrFile {
 /// non-decreasing, column indices strictly increasing within each row and in range).
 pub fn read_csr(path: &Path) -> Result<CsrFile> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let file = TensorFile::parse(&bytes, path)?;
+    read_csr_bytes(&bytes, path)
+}
+
+/// [`read_csr`] of a file's bytes already in memory (`path` names it in errors).
+pub fn read_csr_bytes(bytes: &[u8], path: &Path) -> Result<CsrFile> {
+    let file = TensorFile::parse(bytes, path)?;
     let version = check_format(&file, csr_format::FORMAT, &csr_format::READ_VERSIONS)?;
     let graph = read_graph(&file, version)?;
     let names = graph.layer_names();
@@ -36,17 +45,15 @@ pub fn read_csr(path: &Path) -> Result<CsrFile> {
             .error(format!("metadata `layers` = `{listed}` does not match graph {graph}"))
             .into());
     }
-    let value_dtype: ValueDtype = file
-        .meta(meta::VALUE_DTYPE)?
-        .parse()
-        .map_err(|e: String| file.error(format!("metadata `{}`: {e}", meta::VALUE_DTYPE)))?;
-    let layers = graph
-        .weighted()
-        .iter()
-        .map(|w| read_layer(&file, w, value_dtype))
-        .collect::<Result<_>>()?;
+    let codecs = read_codecs(&file)?;
+    let layers =
+        graph.weighted().iter().map(|w| read_layer(&file, w, codecs)).collect::<Result<_>>()?;
     let metadata = file.metadata().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    Ok(CsrFile { model: CsrModel { graph, layers }, value_dtype, metadata })
+    let value_dtype = match codecs.value {
+        ValueCodec::Float(dtype) => dtype,
+        _ => ValueDtype::F32,
+    };
+    Ok(CsrFile { model: CsrModel { graph, layers }, value_dtype, codecs, metadata })
 }
 
 /// Reads a CSR file and densifies it: pruned weights 0.0 with mask 0, stored ones mask 1.
@@ -71,7 +78,18 @@ impl CsrModel {
     }
 }
 
-fn read_layer(file: &TensorFile, weighted: &Weighted, value_dtype: ValueDtype) -> Result<CsrLayer> {
+/// The codecs named by metadata `value_dtype` and `index_bits`.
+pub(crate) fn read_codecs(file: &TensorFile) -> Result<Codecs> {
+    let value: ValueCodec = file
+        .meta(meta::VALUE_DTYPE)?
+        .parse()
+        .map_err(|e: String| file.error(format!("metadata `{}`: {e}", meta::VALUE_DTYPE)))?;
+    let index = IndexCodec::from_meta(file.metadata().get(meta::INDEX_BITS).map(String::as_str))
+        .map_err(|e| file.error(e))?;
+    Ok(Codecs { value, index })
+}
+
+fn read_layer(file: &TensorFile, weighted: &Weighted, codecs: Codecs) -> Result<CsrLayer> {
     let name = weighted.name.clone();
     let (rows, cols) = (weighted.shape.rows, weighted.shape.cols);
     let dims = &weighted.dims;
@@ -90,24 +108,21 @@ fn read_layer(file: &TensorFile, weighted: &Weighted, value_dtype: ValueDtype) -
         file.bytes(&csr_format::indptr_name(&name), safetensors::Dtype::U32, Some(&[rows + 1]))?,
         safetensors::Dtype::U32,
     );
-    let nnz = file.view(&csr_format::values_name(&name))?.shape().iter().product::<usize>();
-    if indptr[0] != 0 || indptr[rows] as usize != nnz {
-        return Err(file
-            .error(format!(
-                "layer {name}: indptr runs from {} to {}, expected 0 to {nnz} (the number of values)",
-                indptr[0], indptr[rows]
-            ))
-            .into());
+    if !matches!(codecs.value, ValueCodec::Codebook { .. }) {
+        // One stored value per kept weight: the values tensor says how many there are.
+        let nnz = file.view(&csr_format::values_name(&name))?.shape().iter().product::<usize>();
+        if indptr[0] != 0 || indptr[rows] as usize != nnz {
+            return Err(file
+                .error(format!(
+                    "layer {name}: indptr runs from {} to {}, expected 0 to {nnz} (the number of values)",
+                    indptr[0], indptr[rows]
+                ))
+                .into());
+        }
     }
-    let index_dtype = csr_format::index_dtype(cols);
-    let indices = decode_indices(
-        file.bytes(&csr_format::indices_name(&name), index_dtype, Some(&[nnz]))?,
-        index_dtype,
-    );
-    let values = decode_values(
-        file.bytes(&csr_format::values_name(&name), value_dtype.dtype(), Some(&[nnz]))?,
-        value_dtype,
-    );
+    check_indptr(file, &name, &indptr)?;
+    let indices = read_indices(file, &name, cols, &indptr, codecs.index)?;
+    let values = read_values(file, &name, &indptr, codecs.value)?;
     let bias = file.f32(&csr_format::bias_name(&name), &[rows])?;
     let matrix = CsMatI::try_new((rows, cols), indptr, indices, values)
         .map_err(|(.., e)| file.error(format!("layer {name}: not a valid CSR matrix: {e}")))?;

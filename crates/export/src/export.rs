@@ -1,15 +1,16 @@
 //! The whole export of one model: refuse what cannot be exported, write the CSR file, read it
 //! back, and measure what it saved and (given data) what it cost in accuracy.
 
+use crate::compressed::Codecs;
 use crate::csr::{CsrModel, Provenance};
-use crate::decode::read_csr;
+use crate::decode::read_csr_bytes;
 use crate::report::{AccuracyReport, CompressionReport};
 use crate::{Error, Result};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use ticket_core::csr_format::ValueDtype;
+use ticket_core::tensor_file::{serialize_tensors, TensorFile};
 use ticket_core::{Dataset, Network, Par};
 
 /// Data to measure accuracy on, and its name (as recorded in checkpoints).
@@ -23,7 +24,8 @@ pub struct Evaluation<'a> {
 #[derive(Clone, Debug)]
 pub struct ExportOptions<'a> {
     pub out: PathBuf,
-    pub dtype: ValueDtype,
+    /// How values and column indices are stored.
+    pub codecs: Codecs,
     /// Replace an existing `out`.
     pub overwrite: bool,
     /// Recorded in the metadata. A measured source accuracy replaces `source_accuracy` when
@@ -40,7 +42,7 @@ impl<'a> ExportOptions<'a> {
     pub fn new(out: impl Into<PathBuf>) -> Self {
         ExportOptions {
             out: out.into(),
-            dtype: ValueDtype::F32,
+            codecs: Codecs::float(ValueDtype::F32),
             overwrite: false,
             provenance: Provenance::default(),
             eval: None,
@@ -68,19 +70,19 @@ pub fn export_checkpoint(net: &Network, opts: &ExportOptions) -> Result<Compress
         }
         None => None,
     };
-    model.write(&opts.out, opts.dtype, &provenance)?;
+    model.write(&opts.out, opts.codecs, &provenance)?;
 
-    let written = read_csr(&opts.out)?;
-    let file_bytes = std::fs::metadata(&opts.out)
-        .map_err(|e| ticket_core::Error::io(&opts.out, e))?
-        .len() as usize;
+    let bytes = std::fs::read(&opts.out).map_err(|e| ticket_core::Error::io(&opts.out, e))?;
+    let written = read_csr_bytes(&bytes, &opts.out)?;
+    let file = TensorFile::parse(&bytes, &opts.out)?;
     let mut report = CompressionReport::new(
         &written.model,
-        written.value_dtype,
+        opts.codecs,
         opts.out.clone(),
-        header_bytes(&opts.out)?,
-        file_bytes,
+        &file,
+        bytes.len(),
         dense_f32_file(net).len(),
+        csr_f32_file_len(&model, &provenance)?,
     );
     if let (Some(eval), Some(source)) = (&opts.eval, source) {
         let exported = written.model.to_dense().accuracy(eval.data, opts.par);
@@ -133,13 +135,12 @@ fn check_fits(net: &Network, eval: &Evaluation) -> Result<()> {
     Ok(())
 }
 
-/// The 8-byte length prefix plus the JSON header it announces.
-fn header_bytes(path: &Path) -> Result<usize> {
-    let mut prefix = [0u8; 8];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut prefix))
-        .map_err(|e| ticket_core::Error::io(path, e))?;
-    Ok(8 + u64::from_le_bytes(prefix) as usize)
+/// Bytes of `model` as a CSR file with f32 values and absolute indices: the baseline the
+/// compressed codecs are compared with.
+pub(crate) fn csr_f32_file_len(model: &CsrModel, provenance: &Provenance) -> Result<usize> {
+    let codecs = Codecs::float(ValueDtype::F32);
+    let tensors = model.tensors(codecs)?;
+    Ok(serialize_tensors(Path::new("f32 CSR"), tensors, &model.metadata(codecs, provenance))?.len())
 }
 
 /// `net` as a dense f32 safetensors file without masks or metadata (weights in their full

@@ -1,5 +1,5 @@
-//! ticket-export: masked dense checkpoints to CSR safetensors (f32/f16/bf16 values, u16/u32
-//! indices) and the compression report.
+//! ticket-export: masked dense checkpoints to CSR safetensors (f32/f16/bf16, int8 or k-means
+//! codebook values; u16/u32 or N-bit gap indices) and the compression report.
 //!
 //! - [`export_checkpoint`]: the whole job (refuse bad weights, write, read back, report).
 //! - [`csr`]: an `Network` as one sprs CSR matrix per layer, and the file writer [`write_csr`].
@@ -8,20 +8,29 @@
 //! - [`report`]: per-layer and whole-file compression, as a table or JSON.
 //! - [`source`]: which checkpoint an input path (file or experiment directory) designates.
 //! - [`codec`]: the little-endian bytes of values and indices in each dtype.
+//! - [`compressed`]: the tensors of each value and index codec, written and read back.
+//! - [`sweep`]: every codec on one model, to pick one.
+//! - [`quantize`]: int8 rows and the k-means codebook.
 //!
 //! The format is specified in docs/FORMAT.md; its names live in `ticket_core::csr_format`.
 
 pub mod codec;
+pub mod compressed;
 pub mod csr;
 pub mod decode;
 pub mod error;
 pub mod export;
+pub mod quantize;
 pub mod report;
 pub mod source;
+pub mod sweep;
 
+pub use compressed::Codecs;
 pub use csr::{write_csr, CsrLayer, CsrMatrix, CsrModel, Provenance};
-pub use decode::{read_csr, read_csr_as_dense, CsrFile};
+pub use decode::{read_csr, read_csr_as_dense, read_csr_bytes, CsrFile};
 pub use error::{Error, Result};
 pub use export::{dense_f32_file, export_checkpoint, Evaluation, ExportOptions};
-pub use report::{AccuracyReport, CompressionReport, CsrBytes, LayerReport, TotalReport};
+pub use report::{
+    AccuracyReport, BitsSplit, CompressionReport, CsrBytes, LayerReport, TotalReport,
+};
 pub use source::resolve_checkpoint;

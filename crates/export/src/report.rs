@@ -1,19 +1,26 @@
 //! The compression report of an export, per layer and in total. Compression is stated three
 //! ways, because each alone misleads: parameters kept / dense parameters, bytes of the CSR file
 //! vs the dense f32 file (headers, indptr and indices included), and bits per kept weight.
+//! Bits per kept weight are split into what the values take, what the column indices take,
+//! and the rest (codebook or scales, indptr, shape, bias, and in the total the header), read
+//! from the sizes of the tensors in the written file.
 //! Printed as a table ([`std::fmt::Display`]) or as JSON (`serde`).
 
+use crate::compressed::Codecs;
 use crate::csr::CsrModel;
 use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
-use ticket_core::csr_format::{self, ValueDtype};
+use ticket_core::csr_format::{self, IndexCodec};
+use ticket_core::tensor_file::TensorFile;
 
 /// Bytes of one layer's tensors in the CSR file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CsrBytes {
     pub values: usize,
     pub indices: usize,
+    /// The codebook (`kN`) or the per-row scales (`int8`); 0 for float values.
+    pub tables: usize,
     pub indptr: usize,
     pub shape: usize,
     pub bias: usize,
@@ -25,6 +32,7 @@ impl CsrBytes {
     fn add(&mut self, other: &CsrBytes) {
         self.values += other.values;
         self.indices += other.indices;
+        self.tables += other.tables;
         self.indptr += other.indptr;
         self.shape += other.shape;
         self.bias += other.bias;
@@ -43,7 +51,7 @@ pub struct LayerReport {
     /// `rows x cols` is the weight as the CSR matrix stores it (`cols = in*kh*kw` for conv2d).
     pub rows: usize,
     pub cols: usize,
-    /// `u16` or `u32`.
+    /// `u16` or `u32` (absolute column indices) or `gapN` (N-bit gaps).
     pub index_dtype: String,
     /// Weights plus biases.
     pub dense_params: usize,
@@ -59,6 +67,28 @@ pub struct LayerReport {
     pub ratio: f64,
     /// `8 * csr_bytes.total / kept_weights`; none for a layer with no kept weight.
     pub bits_per_kept_weight: Option<f64>,
+    pub bits: BitsSplit,
+}
+
+/// Bits per kept weight by what they store (none when nothing is kept).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BitsSplit {
+    /// The values tensor.
+    pub values: Option<f64>,
+    /// The indices tensor.
+    pub indices: Option<f64>,
+    /// Codebook or scales, indptr, shape, bias (and the header, in the total).
+    pub other: Option<f64>,
+}
+
+impl BitsSplit {
+    fn new(b: &CsrBytes, header: usize, weights: usize) -> Self {
+        BitsSplit {
+            values: bits_per(b.values, weights),
+            indices: bits_per(b.indices, weights),
+            other: bits_per(b.tables + b.indptr + b.shape + b.bias + header, weights),
+        }
+    }
 }
 
 /// All layers together, and the whole files.
@@ -85,6 +115,11 @@ pub struct TotalReport {
     pub file_ratio: f64,
     /// `8 * csr_file_bytes / kept_weights`, everything in the file counted.
     pub bits_per_kept_weight: Option<f64>,
+    pub bits: BitsSplit,
+    /// Size of the same model as a CSR file with f32 values and absolute indices.
+    pub csr_f32_file_bytes: usize,
+    /// `csr_f32_file_bytes / csr_file_bytes`.
+    pub ratio_vs_csr_f32: f64,
 }
 
 /// Accuracy on the test split of a data set, before and after export.
@@ -109,22 +144,27 @@ pub struct CompressionReport {
     pub output: PathBuf,
     pub graph: String,
     pub value_dtype: String,
+    /// `absolute` or `gapN`.
+    pub index_codec: String,
     pub layers: Vec<LayerReport>,
     pub total: TotalReport,
     pub accuracy: Option<AccuracyReport>,
 }
 
 impl CompressionReport {
-    /// The report of `model` written with `dtype` into a file of `csr_file_bytes` (of which
-    /// `header_bytes` header), against a dense f32 file of `dense_file_bytes`.
+    /// The report of `model` written with `codecs` into `file` (parsed from the
+    /// `csr_file_bytes` bytes written), against a dense f32 file of `dense_file_bytes` and an
+    /// f32 CSR file of `csr_f32_file_bytes`.
     pub fn new(
         model: &CsrModel,
-        dtype: ValueDtype,
+        codecs: Codecs,
         output: PathBuf,
-        header_bytes: usize,
+        file: &TensorFile,
         csr_file_bytes: usize,
         dense_file_bytes: usize,
+        csr_f32_file_bytes: usize,
     ) -> Self {
+        let size = |name: String| file.view(&name).map_or(0, |v| v.data().len());
         let layers: Vec<LayerReport> = model
             .layers
             .iter()
@@ -132,21 +172,30 @@ impl CompressionReport {
             .map(|(layer, weighted)| {
                 let (rows, cols) = layer.matrix.shape();
                 let nnz = layer.matrix.nnz();
-                let index_dtype = csr_format::index_dtype(cols);
-                let index_bytes = index_dtype.bitsize() / 8;
+                let name = &layer.name;
                 let mut csr_bytes = CsrBytes {
-                    values: nnz * dtype.bytes(),
-                    indices: nnz * index_bytes,
-                    indptr: (rows + 1) * 4,
-                    shape: weighted.dims.len() * 8,
-                    bias: rows * 4,
+                    values: size(csr_format::values_name(name)),
+                    indices: size(csr_format::indices_name(name)),
+                    tables: size(csr_format::scales_name(name))
+                        + size(csr_format::codebook_name(name)),
+                    indptr: size(csr_format::indptr_name(name)),
+                    shape: size(csr_format::shape_name(name)),
+                    bias: size(csr_format::bias_name(name)),
                     total: 0,
                 };
                 csr_bytes.total = csr_bytes.values
                     + csr_bytes.indices
+                    + csr_bytes.tables
                     + csr_bytes.indptr
                     + csr_bytes.shape
                     + csr_bytes.bias;
+                let index_dtype = match codecs.index {
+                    IndexCodec::Absolute if csr_format::index_dtype(cols).bitsize() == 16 => {
+                        "u16".to_string()
+                    }
+                    IndexCodec::Absolute => "u32".to_string(),
+                    gaps => gaps.to_string(),
+                };
                 let dense_params = rows * cols + rows;
                 LayerReport {
                     name: layer.name.clone(),
@@ -154,7 +203,7 @@ impl CompressionReport {
                     dims: weighted.dims.clone(),
                     rows,
                     cols,
-                    index_dtype: if index_bytes == 2 { "u16" } else { "u32" }.to_string(),
+                    index_dtype,
                     dense_params,
                     kept_params: nnz + rows,
                     kept_weights: nnz,
@@ -162,6 +211,7 @@ impl CompressionReport {
                     dense_f32_bytes: 4 * dense_params,
                     ratio: (4 * dense_params) as f64 / csr_bytes.total as f64,
                     bits_per_kept_weight: bits_per(csr_bytes.total, nnz),
+                    bits: BitsSplit::new(&csr_bytes, 0, nnz),
                     csr_bytes,
                 }
             })
@@ -171,6 +221,8 @@ impl CompressionReport {
         let sum = |f: fn(&LayerReport) -> usize| layers.iter().map(f).sum::<usize>();
         let (dense_params, kept_params) = (sum(|l| l.dense_params), sum(|l| l.kept_params));
         let kept_weights = sum(|l| l.kept_weights);
+        let header_bytes = csr_file_bytes - csr_bytes.total;
+        let bits = BitsSplit::new(&csr_bytes, header_bytes, kept_weights);
         let total = TotalReport {
             dense_params,
             kept_params,
@@ -184,11 +236,15 @@ impl CompressionReport {
             dense_file_bytes,
             file_ratio: dense_file_bytes as f64 / csr_file_bytes as f64,
             bits_per_kept_weight: bits_per(csr_file_bytes, kept_weights),
+            bits,
+            csr_f32_file_bytes,
+            ratio_vs_csr_f32: csr_f32_file_bytes as f64 / csr_file_bytes as f64,
         };
         CompressionReport {
             output,
             graph: model.graph.to_string(),
-            value_dtype: dtype.to_string(),
+            value_dtype: codecs.value.to_string(),
+            index_codec: codecs.index.to_string(),
             layers,
             total,
             accuracy: None,
@@ -207,10 +263,17 @@ fn bits(b: Option<f64>) -> String {
 impl fmt::Display for CompressionReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = &self.total;
-        writeln!(f, "{} ({}, values {})", self.output.display(), self.graph, self.value_dtype)?;
         writeln!(
             f,
-            "{:<7}{:<7}{:>12}{:>5}{:>10}{:>10}{:>9}{:>12}{:>11}{:>10}{:>9}{:>8}{:>7}{:>8}{:>8}{:>7}",
+            "{} ({}, values {}, indices {})",
+            self.output.display(),
+            self.graph,
+            self.value_dtype,
+            self.index_codec
+        )?;
+        writeln!(
+            f,
+            "{:<7}{:<7}{:>12}{:>6}{:>10}{:>10}{:>9}{:>12}{:>11}{:>10}{:>9}{:>8}{:>8}{:>7}{:>8}{:>8}{:>7}",
             "layer",
             "op",
             "shape",
@@ -222,6 +285,7 @@ impl fmt::Display for CompressionReport {
             "CSR B",
             "values",
             "indices",
+            "tables",
             "indptr",
             "shape",
             "bias",
@@ -232,7 +296,7 @@ impl fmt::Display for CompressionReport {
             let b = &l.csr_bytes;
             writeln!(
                 f,
-                "{:<7}{:<7}{:>12}{:>5}{:>10}{:>10}{:>8.2}%{:>12}{:>11}{:>10}{:>9}{:>8}{:>7}{:>8}{:>7.1}x{:>7}",
+                "{:<7}{:<7}{:>12}{:>6}{:>10}{:>10}{:>8.2}%{:>12}{:>11}{:>10}{:>9}{:>8}{:>8}{:>7}{:>8}{:>7.1}x{:>7}",
                 l.name,
                 l.op,
                 l.dims.iter().map(usize::to_string).collect::<Vec<_>>().join("x"),
@@ -244,6 +308,7 @@ impl fmt::Display for CompressionReport {
                 b.total,
                 b.values,
                 b.indices,
+                b.tables,
                 b.indptr,
                 b.shape,
                 b.bias,
@@ -251,11 +316,11 @@ impl fmt::Display for CompressionReport {
                 bits(l.bits_per_kept_weight),
             )?;
         }
-        writeln!(f, "{:<7}{:>76}", "header", t.header_bytes)?;
+        writeln!(f, "{:<7}{:>77}", "header", t.header_bytes)?;
         let b = &t.csr_bytes;
         writeln!(
             f,
-            "{:<7}{:>24}{:>10}{:>10}{:>8.2}%{:>12}{:>11}{:>10}{:>9}{:>8}{:>7}{:>8}{:>7.1}x{:>7}",
+            "{:<7}{:>25}{:>10}{:>10}{:>8.2}%{:>12}{:>11}{:>10}{:>9}{:>8}{:>8}{:>7}{:>8}{:>7.1}x{:>7}",
             "total",
             "",
             t.dense_params,
@@ -265,6 +330,7 @@ impl fmt::Display for CompressionReport {
             t.csr_file_bytes,
             b.values,
             b.indices,
+            b.tables,
             b.indptr,
             b.shape,
             b.bias,
@@ -284,7 +350,19 @@ impl fmt::Display for CompressionReport {
             "file bytes: CSR {} vs dense f32 {} ({:.2}x smaller)",
             t.csr_file_bytes, t.dense_file_bytes, t.file_ratio
         )?;
-        write!(f, "bits per kept weight: {} (whole file)", bits(t.bits_per_kept_weight))?;
+        writeln!(
+            f,
+            "file bytes: vs the f32 CSR file {} ({:.2}x smaller)",
+            t.csr_f32_file_bytes, t.ratio_vs_csr_f32
+        )?;
+        write!(
+            f,
+            "bits per kept weight: {} (whole file) = values {} + indices {} + codebook/scales/indptr/shape/bias/header {}",
+            bits(t.bits_per_kept_weight),
+            bits(t.bits.values),
+            bits(t.bits.indices),
+            bits(t.bits.other)
+        )?;
         if let Some(a) = &self.accuracy {
             write!(
                 f,

@@ -3,13 +3,9 @@
 
 mod common;
 use common::*;
-use std::collections::BTreeMap;
 use ticket_core::csr_format::ValueDtype;
 use ticket_core::tensor_file::{edit_file, OwnedTensor};
 use ticket_export::{read_csr, write_csr, Provenance};
-
-type Tensors = Vec<(String, OwnedTensor)>;
-type Metadata = BTreeMap<String, String>;
 
 /// Writes a valid file for a 6-5-4 model, applies `edit`, and returns the read error.
 fn read_edited(edit: impl FnOnce(&mut Tensors, &mut Metadata)) -> String {
@@ -22,10 +18,6 @@ fn read_edited(edit: impl FnOnce(&mut Tensors, &mut Metadata)) -> String {
     let err = read_csr(&path).unwrap_err().to_string();
     assert!(err.contains("m.safetensors: "), "{err}");
     err
-}
-
-fn tensor<'a>(t: &'a mut Tensors, name: &str) -> &'a mut OwnedTensor {
-    &mut t.iter_mut().find(|(n, _)| n == name).unwrap().1
 }
 
 #[test]

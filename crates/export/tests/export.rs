@@ -8,7 +8,8 @@ use ticket_core::csr_format::ValueDtype;
 use ticket_core::tensor_file::TensorFile;
 use ticket_core::{Dataset, Graph, Network};
 use ticket_export::{
-    dense_f32_file, export_checkpoint, read_csr, Error, Evaluation, ExportOptions, Provenance,
+    dense_f32_file, export_checkpoint, read_csr, Codecs, Error, Evaluation, ExportOptions,
+    Provenance,
 };
 
 fn kept(net: &Network, layer: usize) -> usize {
@@ -23,7 +24,7 @@ fn report_bytes_add_up_to_the_file() {
     {
         let out = dir.path().join(format!("m-{dtype}.safetensors"));
         let mut opts = ExportOptions::new(&out);
-        opts.dtype = dtype;
+        opts.codecs = Codecs::float(dtype);
         let report = export_checkpoint(&net, &opts).unwrap();
         let file = fs::read(&out).unwrap();
         let header = 8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
@@ -100,7 +101,7 @@ fn accuracy_is_measured_on_the_written_file() {
     {
         let out = dir.path().join(format!("m-{dtype}.safetensors"));
         let mut opts = ExportOptions::new(&out);
-        opts.dtype = dtype;
+        opts.codecs = Codecs::float(dtype);
         opts.provenance.dataset = "toy".into();
         opts.eval = Some(Evaluation { name: "toy", data: &data });
         let report = export_checkpoint(&net, &opts).unwrap();
@@ -141,7 +142,7 @@ fn data_that_does_not_fit_the_model() {
 fn refused(net: &Network, dtype: ValueDtype) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = ExportOptions::new(dir.path().join("m.safetensors"));
-    opts.dtype = dtype;
+    opts.codecs = Codecs::float(dtype);
     let err = export_checkpoint(net, &opts).unwrap_err();
     assert!(matches!(err, Error::NotFinite { .. }), "{err}");
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "a file was left behind");
@@ -183,7 +184,7 @@ fn weights_beyond_the_f16_range_are_refused_in_f16_only() {
     let dir = tempfile::tempdir().unwrap();
     for dtype in [ValueDtype::F32, ValueDtype::Bf16] {
         let mut opts = ExportOptions::new(dir.path().join(format!("m-{dtype}.safetensors")));
-        opts.dtype = dtype;
+        opts.codecs = Codecs::float(dtype);
         export_checkpoint(&net, &opts).unwrap();
     }
 }
@@ -250,7 +251,7 @@ fn conv_report_names_kind_and_shape_and_counts_the_file_bytes() {
     let net = random_net(DIGITS_CONV, 0.3, 21);
     let out = dir.path().join("conv.safetensors");
     let mut opts = ExportOptions::new(&out);
-    opts.dtype = ValueDtype::F16;
+    opts.codecs = Codecs::float(ValueDtype::F16);
     let report = export_checkpoint(&net, &opts).unwrap();
     let file = fs::read(&out).unwrap();
     let (header, sizes) = tensor_sizes(&file);

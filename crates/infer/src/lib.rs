@@ -5,7 +5,10 @@
 //!   [`SparseModel::logits`] and [`SparseModel::accuracy`] run it; [`SparseModel::to_dense`]
 //!   gives the same network as a dense `ticket_core::Network` (the `sgemm` path).
 //! - [`kernels`]: SpMV, SpMM and the transposed SpMM over plain slices ([`CsrRef`]), reusable
-//!   by the trainer.
+//!   by the trainer; compressed layers (int8 / codebook values, gap indices) are decoded a few
+//!   rows at a time right before those kernels run.
+//! - [`peak_rss_bytes`] and [`SparseModel::workspace_bytes`]: the memory footprint
+//!   `ticket infer --bench` reports.
 //! - [`batch_file`]: a batch of inputs from a safetensors file, logits back to one.
 //! - [`timing`]: latency and throughput of a forward pass, for `ticket infer --bench`.
 
@@ -24,4 +27,4 @@ pub mod transpose;
 pub use csr::{compress, ColIndex, CsrPattern, CsrRef};
 pub use error::{Error, Result};
 pub use kernels::Activation;
-pub use model::{Scratch, SparseLayer, SparseModel};
+pub use model::{peak_rss_bytes, Scratch, SparseLayer, SparseModel};

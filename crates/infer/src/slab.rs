@@ -40,7 +40,7 @@ macro_rules! element {
         }
     )*};
 }
-element!(u16, u32, f32);
+element!(u8, i8, u16, u32, f32);
 
 /// A `[T]` that lives in the file's bytes or in its own allocation.
 pub(crate) enum Slab<T> {

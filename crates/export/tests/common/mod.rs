@@ -1,9 +1,10 @@
 //! Random masked models and an independent reader of the raw CSR tensors.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use ticket_core::csr_format;
-use ticket_core::tensor_file::TensorFile;
+use ticket_core::tensor_file::{OwnedTensor, TensorFile};
 use ticket_core::{Graph, Network};
 
 /// splitmix64: deterministic numbers without a dependency.
@@ -118,4 +119,13 @@ pub fn raw_layers(path: &Path) -> Vec<RawLayer> {
             }
         })
         .collect()
+}
+
+/// The tensors and metadata of a file being edited (`ticket_core::tensor_file::edit_file`).
+pub type Tensors = Vec<(String, OwnedTensor)>;
+pub type Metadata = BTreeMap<String, String>;
+
+/// The tensor `name` of a file being edited.
+pub fn tensor<'a>(t: &'a mut Tensors, name: &str) -> &'a mut OwnedTensor {
+    &mut t.iter_mut().find(|(n, _)| n == name).unwrap().1
 }

@@ -29,6 +29,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+pub(crate) mod compressed;
 pub mod conv2d;
 pub mod conv2d_blocked;
 pub mod pool;

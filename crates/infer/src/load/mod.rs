@@ -4,7 +4,9 @@
 //! or `[out, in, kh, kw]`, as the graph makes it) and how layers chain,
 //! dtypes, the CSR structure, and that every value is finite. Arrays whose bytes are aligned
 //! for their type are borrowed from the mapping; the rest is copied, and `f16` / `bf16` values
-//! are decoded to `f32` once, here, with half's bulk conversion.
+//! are decoded to `f32` once, here, with half's bulk conversion. Layers with compressed codecs
+//! (int8, codebook values, gap indices: format 2.1) stay packed as the file holds them
+//! (`compressed`).
 //!
 //! A bad file is an [`Error`] naming the file and the problem, never a panic.
 
@@ -19,7 +21,7 @@ use safetensors::Dtype;
 use std::path::Path;
 use std::sync::Arc;
 use ticket_core::checkpoint::{check_format, read_graph};
-use ticket_core::csr_format::{self, meta, ValueDtype};
+use ticket_core::csr_format::{self, meta, IndexCodec, ValueCodec, ValueDtype};
 use ticket_core::tensor_file::TensorFile;
 use ticket_core::Weighted;
 
@@ -67,10 +69,17 @@ impl Loader<'_, '_> {
         let file = self.tensors;
         let version = check_format(file, csr_format::FORMAT, &csr_format::READ_VERSIONS)?;
         let graph = read_graph(file, version)?;
-        let value_dtype: ValueDtype = file
+        let value: ValueCodec = file
             .meta(meta::VALUE_DTYPE)?
             .parse()
             .map_err(|e: String| self.error(format!("metadata `value_dtype`: {e}")))?;
+        let index =
+            IndexCodec::from_meta(file.metadata().get(meta::INDEX_BITS).map(String::as_str))
+                .map_err(|e| self.error(e))?;
+        let value_dtype = match value {
+            ValueCodec::Float(dtype) => dtype,
+            _ => ValueDtype::F32,
+        };
         let names: Vec<&str> = file.meta(meta::LAYERS)?.split(',').map(str::trim).collect();
         if names.len() != graph.num_weighted() {
             return Err(self.error(format!(
@@ -95,12 +104,17 @@ impl Loader<'_, '_> {
                     expected.dims
                 )));
             }
-            layers.push(self.layer(expected, value_dtype)?);
+            layers.push(match (value, index) {
+                (ValueCodec::Float(dtype), IndexCodec::Absolute) => self.layer(expected, dtype)?,
+                _ => self.compressed_layer(expected, value, index)?,
+            });
         }
         let borrows = layers.iter().any(|l| l.mapped_bytes() > 0);
         let mapped = if borrows { self.map.len() } else { 0 };
         let dataset = file.metadata().get(meta::DATASET).cloned();
-        Ok(SparseModel::new(graph, layers, value_dtype, mapped, dataset))
+        let mut model = SparseModel::new(graph, layers, value_dtype, mapped, dataset);
+        model.codecs = (value, index);
+        Ok(model)
     }
 
     /// The full weight shape from the layer's I64 shape tensor of `rank` entries.
@@ -226,5 +240,6 @@ where
     Slab::Owned(out)
 }
 
+mod compressed;
 #[cfg(test)]
 mod tests;

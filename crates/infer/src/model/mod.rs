@@ -26,12 +26,16 @@
 //! assert_eq!(model.logits(&[1.0, 5.0, 3.0], 1, Par::Seq).unwrap(), [1.0, 6.0]);
 //! ```
 
+mod footprint;
 mod plan;
 
+pub use footprint::peak_rss_bytes;
+
 use crate::csr::{compress, CsrRef};
+use crate::kernels::compressed::CompressedWeights;
 use crate::kernels::conv2d::Conv2d;
 use crate::kernels::conv2d_blocked::BlockedConv2d;
-use crate::kernels::{self, Activation, Image, Window};
+use crate::kernels::{self, Activation, Image, Isa, Window};
 use crate::slab::Slab;
 use crate::timing::StepClock;
 use crate::transpose::transpose;
@@ -39,7 +43,7 @@ use crate::{Error, Result};
 use plan::Plan;
 use rayon::prelude::*;
 use std::time::{Duration, Instant};
-use ticket_core::csr_format::{self, ValueDtype};
+use ticket_core::csr_format::{self, IndexCodec, ValueCodec, ValueDtype};
 use ticket_core::network::argmax;
 use ticket_core::{Dataset, Graph, LayerParams, LayerShape, Network, Par};
 
@@ -65,6 +69,9 @@ pub struct SparseLayer {
     pub(crate) indices: Indices,
     pub(crate) values: Slab<f32>,
     pub(crate) bias: Slab<f32>,
+    /// Set for a layer stored with a compressed codec (then `indices` and `values` are
+    /// empty and the kernels decode this instead).
+    pub(crate) compressed: Option<CompressedWeights>,
 }
 
 /// Calls `$body` with `$csr` bound to the layer's weight as a `CsrRef` of its index width.
@@ -97,7 +104,21 @@ impl SparseLayer {
         values: Slab<f32>,
         bias: Slab<f32>,
     ) -> Self {
-        SparseLayer { name, shape, indptr, indices, values, bias }
+        SparseLayer { name, shape, indptr, indices, values, bias, compressed: None }
+    }
+
+    /// A layer stored with a compressed codec, validated by the loader.
+    pub(crate) fn compressed(
+        name: String,
+        shape: LayerShape,
+        indptr: Slab<u32>,
+        weights: CompressedWeights,
+        bias: Slab<f32>,
+    ) -> Self {
+        let empty = Indices::U32(Vec::new().into());
+        let mut layer = SparseLayer::new(name, shape, indptr, empty, Vec::new().into(), bias);
+        layer.compressed = Some(weights);
+        layer
     }
 
     pub fn name(&self) -> &str {
@@ -109,15 +130,18 @@ impl SparseLayer {
     }
 
     pub fn nnz(&self) -> usize {
-        self.values.len()
+        self.indptr.last().map_or(0, |&n| n as usize)
     }
 
     pub fn bias(&self) -> &[f32] {
         &self.bias
     }
 
-    /// The index width as stored: 2 (`u16`) or 4 (`u32`) bytes.
+    /// The index width as stored: 2 (`u16`) or 4 (`u32`) bytes, 0 for gap-coded indices.
     pub fn index_bytes(&self) -> usize {
+        if let Some(c) = &self.compressed {
+            return c.index_bytes();
+        }
         match self.indices {
             Indices::U16(_) => 2,
             Indices::U32(_) => 4,
@@ -130,7 +154,8 @@ impl SparseLayer {
             Indices::U16(i) => i.bytes(),
             Indices::U32(i) => i.bytes(),
         };
-        self.indptr.bytes() + indices + self.values.bytes() + self.bias.bytes()
+        let compressed = self.compressed.as_ref().map_or(0, CompressedWeights::bytes);
+        self.indptr.bytes() + indices + self.values.bytes() + self.bias.bytes() + compressed
     }
 
     /// How many of those bytes are borrowed from the mapped file rather than copied.
@@ -144,11 +169,15 @@ impl SparseLayer {
             + indices
             + mapped(self.values.is_mapped(), self.values.bytes())
             + mapped(self.bias.is_mapped(), self.bias.bytes())
+            + self.compressed.as_ref().map_or(0, CompressedWeights::mapped_bytes)
     }
 
     /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]`, rows split over
-    /// `par`'s threads when the product is large enough.
+    /// `par`'s threads when the product is large enough (compressed layers: on this thread).
     fn linear(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation, par: Par) {
+        if let Some(c) = &self.compressed {
+            return c.spmm_with(Isa::detect(), &self.indptr, &self.bias, x, y, batch, act);
+        }
         with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, batch, act, par))
     }
 
@@ -162,6 +191,9 @@ impl SparseLayer {
         batch: usize,
         act: Activation,
     ) {
+        if let Some(c) = &self.compressed {
+            return c.conv2d(&self.indptr, &self.bias, input, window, x, y, batch, act);
+        }
         with_csr!(self, w => Conv2d::new(w, &self.bias, input, window).run(x, y, batch, act))
     }
 
@@ -175,6 +207,14 @@ impl SparseLayer {
         let mut linear = LayerParams::zeros(self.shape);
         linear.mask.fill(0);
         linear.bias.copy_from_slice(&self.bias);
+        if let Some(c) = &self.compressed {
+            let cols = self.shape.cols;
+            c.for_each(&self.indptr, |r, col, v| {
+                linear.weight[r * cols + col] = v;
+                linear.mask[r * cols + col] = 1;
+            });
+            return linear;
+        }
         with_csr!(self, w => w.scatter_into(&mut linear.weight, Some(&mut linear.mask)));
         linear
     }
@@ -193,6 +233,8 @@ pub struct SparseModel {
     pub(crate) layers: Vec<SparseLayer>,
     plan: Plan,
     pub(crate) value_dtype: ValueDtype,
+    /// How the file stores values and indices.
+    pub(crate) codecs: (ValueCodec, IndexCodec),
     /// Bytes of the file kept mapped or in memory (0 when nothing is borrowed from it).
     pub(crate) mapped_file_bytes: usize,
     /// The data set the source was trained on, as the file's metadata records it.
@@ -211,7 +253,8 @@ impl SparseModel {
     ) -> Self {
         debug_assert!(graph.layer_shapes().iter().eq(layers.iter().map(|l| &l.shape)));
         let plan = Plan::new(&graph, &layers);
-        SparseModel { graph, layers, plan, value_dtype, mapped_file_bytes, dataset }
+        let codecs = (ValueCodec::Float(value_dtype), IndexCodec::Absolute);
+        SparseModel { graph, layers, plan, value_dtype, codecs, mapped_file_bytes, dataset }
     }
 
     /// The kept weights of `net` (mask = 1) as CSR, biases dense: the in-memory conversion
@@ -273,9 +316,15 @@ impl SparseModel {
         self.layers.iter().map(SparseLayer::nnz).sum()
     }
 
-    /// The dtype the file stored the values in (they are held as `f32` in memory).
+    /// The float dtype the file stored the values in (they are held as `f32` in memory);
+    /// `f32` for int8 and codebook values, which [`SparseModel::codecs`] names.
     pub fn value_dtype(&self) -> ValueDtype {
         self.value_dtype
+    }
+
+    /// How the file stores values (`f32`...`k8`) and column indices (absolute or gaps).
+    pub fn codecs(&self) -> (ValueCodec, IndexCodec) {
+        self.codecs
     }
 
     /// The data set the model was trained on, when its file records one.

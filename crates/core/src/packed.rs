@@ -1,0 +1,278 @@
+//! The packed bit streams of the compressed CSR codecs (docs/FORMAT.md, "Compressed layers"),
+//! shared by the writer (ticket-export) and the readers (ticket-export, ticket-infer) so the
+//! bit layout exists once.
+//!
+//! A stream of `N`-bit fields (`1 <= N <= 8`) is stored least significant bit first: field
+//! `i` occupies stream bits `i*N .. (i+1)*N`, stream bit `b` is bit `b % 8` of byte `b / 8`,
+//! and the bits after the last field (fewer than 8) are zero.
+//!
+//! Gap-coded column indices: within a row, `next` starts at 0; a field `f < 2^N - 1` is an
+//! entry at column `next + f` (then `next = column + 1`), the all-ones field is a filler that
+//! advances `next` by `2^N - 1` without an entry. A row holds exactly as many entries as its
+//! `indptr` span (fillers are not counted there) and never ends with a filler.
+//!
+//! ```
+//! use ticket_core::packed::{encode_gaps, pack, GapRows};
+//! // One row with columns 0, 1 and 20, in 3-bit fields (fields 0..=6 place, 7 skips 7).
+//! let fields = encode_gaps(&[0, 3], &[0, 1, 20], 3);
+//! assert_eq!(fields, [0, 0, 7, 7, 4]);
+//! let bytes = pack(&fields, 3);
+//! let rows = GapRows::check(1, 21, &[0, 3], &bytes, 3).unwrap();
+//! assert_eq!(rows.columns(&bytes, 0).collect::<Vec<_>>(), [0, 1, 20]);
+//! ```
+
+/// Bytes of a stream of `count` fields of `bits` bits.
+pub fn packed_len(count: usize, bits: u32) -> usize {
+    (count * bits as usize).div_ceil(8)
+}
+
+/// `fields` (each below `2^bits`) packed least significant bit first.
+pub fn pack(fields: &[u32], bits: u32) -> Vec<u8> {
+    debug_assert!((1..=8).contains(&bits));
+    let mut out = vec![0u8; packed_len(fields.len(), bits)];
+    for (i, &f) in fields.iter().enumerate() {
+        debug_assert!(f < 1 << bits, "field {f} does not fit {bits} bits");
+        let bit = i * bits as usize;
+        let word = (f as u16) << (bit % 8);
+        out[bit / 8] |= word as u8;
+        if let Some(next) = out.get_mut(bit / 8 + 1) {
+            *next |= (word >> 8) as u8;
+        }
+    }
+    out
+}
+
+/// Field `i` of a stream of `bits`-bit fields. Panics when the field lies past `bytes`.
+#[inline(always)]
+pub fn field(bytes: &[u8], i: usize, bits: u32) -> u32 {
+    let bit = i * bits as usize;
+    let lo = bytes[bit / 8] as u16;
+    let hi = bytes.get(bit / 8 + 1).map_or(0, |&b| b as u16);
+    (((hi << 8 | lo) >> (bit % 8)) & ((1 << bits) - 1)) as u32
+}
+
+/// The filler field of `bits`-bit gaps: all ones, advancing the column by `2^bits - 1`.
+pub fn filler(bits: u32) -> u32 {
+    (1 << bits) - 1
+}
+
+/// The gap fields of CSR column indices (`indptr` rows, columns strictly increasing within
+/// each row), fillers included.
+pub fn encode_gaps(indptr: &[u32], indices: &[u32], bits: u32) -> Vec<u32> {
+    let fill = filler(bits);
+    let mut fields = Vec::with_capacity(indices.len());
+    for row in indptr.windows(2) {
+        let mut next = 0u32;
+        for &col in &indices[row[0] as usize..row[1] as usize] {
+            let mut gap = col - next;
+            while gap >= fill {
+                fields.push(fill);
+                gap -= fill;
+            }
+            fields.push(gap);
+            next = col + 1;
+        }
+    }
+    fields
+}
+
+/// Checks that the last `bits_used % 8` bits of a stream of `bytes` bytes are zero and that
+/// the stream has exactly the bytes its fields need.
+fn check_length(bytes: &[u8], fields: usize, bits: u32, what: &str) -> Result<(), String> {
+    let want = packed_len(fields, bits);
+    if bytes.len() != want {
+        return Err(format!(
+            "{what} has {} bytes, but {fields} fields of {bits} bits take {want}",
+            bytes.len()
+        ));
+    }
+    let used = fields * bits as usize % 8;
+    if used != 0 && bytes[want - 1] >> used != 0 {
+        return Err(format!("{what} has nonzero padding bits after its last field"));
+    }
+    Ok(())
+}
+
+/// Checks that a (non-empty) `indptr` starts at 0 and never decreases, so that its spans can
+/// be used to walk the streams.
+pub fn check_indptr(indptr: &[u32]) -> Result<(), String> {
+    match indptr.first() {
+        None => return Err("indptr is empty".to_string()),
+        Some(&start) if start != 0 => return Err(format!("indptr starts at {start}, expected 0")),
+        _ => {}
+    }
+    match indptr.windows(2).position(|w| w[1] < w[0]) {
+        Some(r) => {
+            Err(format!("indptr decreases at row {r} ({} then {})", indptr[r], indptr[r + 1]))
+        }
+        None => Ok(()),
+    }
+}
+
+/// A validated gap stream: where each row's fields start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GapRows {
+    /// `rows + 1` field offsets: row `r` is fields `starts[r] .. starts[r + 1]`.
+    pub starts: Vec<u32>,
+    pub bits: u32,
+}
+
+impl GapRows {
+    /// Decodes the structure of a gap stream once: every row finds its `indptr` span of
+    /// entries, every column is below `cols`, no row ends in a filler, and the stream ends
+    /// exactly after the last row (zero padding). `indptr` must already be a valid indptr
+    /// (from 0, non-decreasing, `rows + 1` entries). Returns the first problem found.
+    pub fn check(
+        rows: usize,
+        cols: usize,
+        indptr: &[u32],
+        bytes: &[u8],
+        bits: u32,
+    ) -> Result<GapRows, String> {
+        let total = bytes.len() * 8 / bits as usize;
+        let fill = filler(bits);
+        let mut starts = Vec::with_capacity(rows + 1);
+        let mut i = 0usize;
+        for r in 0..rows {
+            starts.push(u32::try_from(i).map_err(|_| "gap stream too long".to_string())?);
+            let mut next = 0usize;
+            let mut left = (indptr[r + 1] - indptr[r]) as usize;
+            while left > 0 {
+                if i >= total {
+                    return Err(format!(
+                        "gap stream ends in row {r}, {left} of its entries missing \
+                         (the stream is shorter than indptr's nnz)"
+                    ));
+                }
+                let f = field(bytes, i, bits);
+                i += 1;
+                if f == fill {
+                    next += fill as usize;
+                    continue;
+                }
+                let col = next + f as usize;
+                if col >= cols {
+                    return Err(format!(
+                        "gap stream places row {r} at column {col}, but the matrix has {cols} columns"
+                    ));
+                }
+                next = col + 1;
+                left -= 1;
+            }
+        }
+        starts.push(u32::try_from(i).map_err(|_| "gap stream too long".to_string())?);
+        check_length(bytes, i, bits, "the gap stream")?;
+        Ok(GapRows { starts, bits })
+    }
+
+    /// The columns of row `r` of the (checked) stream `bytes`, ascending.
+    pub fn columns<'a>(&self, bytes: &'a [u8], r: usize) -> impl Iterator<Item = u32> + 'a {
+        let (bits, fill) = (self.bits, filler(self.bits));
+        let mut next = 0u32;
+        (self.starts[r] as usize..self.starts[r + 1] as usize).filter_map(move |i| {
+            let f = field(bytes, i, bits);
+            if f == fill {
+                next += fill;
+                None
+            } else {
+                let col = next + f;
+                next = col + 1;
+                Some(col)
+            }
+        })
+    }
+}
+
+/// Checks a stream of `count` codebook indices of `bits` bits: exact length, zero padding,
+/// every index below `entries` (the codebook's length). Returns the first problem found.
+pub fn check_codes(bytes: &[u8], count: usize, bits: u32, entries: usize) -> Result<(), String> {
+    check_length(bytes, count, bits, "the codebook index stream")?;
+    if entries < 1 << bits {
+        if let Some(k) = (0..count).find(|&k| field(bytes, k, bits) as usize >= entries) {
+            return Err(format!(
+                "codebook index {} of value {k} is out of range (the codebook has {entries} entries)",
+                field(bytes, k, bits)
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Columns of every row, decoded with `GapRows`.
+    fn round_trip(cols: usize, rows: &[Vec<u32>], bits: u32) -> Vec<Vec<u32>> {
+        let mut indptr = vec![0u32];
+        let mut indices = vec![];
+        for row in rows {
+            indices.extend_from_slice(row);
+            indptr.push(indices.len() as u32);
+        }
+        let bytes = pack(&encode_gaps(&indptr, &indices, bits), bits);
+        let gaps = GapRows::check(rows.len(), cols, &indptr, &bytes, bits).unwrap();
+        (0..rows.len()).map(|r| gaps.columns(&bytes, r).collect()).collect()
+    }
+
+    #[test]
+    fn fields_pack_and_unpack_at_every_width() {
+        for bits in 1..=8 {
+            let fields: Vec<u32> = (0..37).map(|i| (i * 7 + 3) % (1 << bits)).collect();
+            let bytes = pack(&fields, bits);
+            assert_eq!(bytes.len(), packed_len(37, bits));
+            let back: Vec<u32> = (0..37).map(|i| field(&bytes, i, bits)).collect();
+            assert_eq!(back, fields, "{bits} bits");
+        }
+        // 3-bit fields 5, 2, 7: bits 101 010 111 from the least significant end.
+        assert_eq!(pack(&[5, 2, 7], 3), [0b11_010_101, 0b1]);
+    }
+
+    #[test]
+    fn gaps_round_trip_with_fillers_empty_rows_and_the_last_column() {
+        let cols = 1100;
+        for bits in 3..=8 {
+            let fill = filler(bits);
+            let rows = vec![
+                vec![],
+                vec![cols as u32 - 1],
+                vec![0, 1, 2],
+                vec![fill - 1, fill, 2 * fill, 2 * fill + 1, 3 * fill + fill - 1],
+                vec![],
+                (0..cols as u32).step_by(97).collect(),
+                vec![0, cols as u32 - 1],
+            ];
+            assert_eq!(round_trip(cols, &rows, bits), rows, "{bits} bits");
+        }
+    }
+
+    #[test]
+    fn a_gap_of_exactly_the_filler_needs_one_filler() {
+        // Column 7 in 3 bits: a filler (next = 7) then field 0.
+        assert_eq!(encode_gaps(&[0, 1], &[7], 3), [7, 0]);
+        assert_eq!(encode_gaps(&[0, 1], &[6], 3), [6]);
+        assert_eq!(encode_gaps(&[0, 2], &[0, 14], 3), [0, 7, 6]);
+    }
+
+    #[test]
+    fn corrupt_streams_are_refused() {
+        let bytes = pack(&[0, 0, 7, 7, 4], 3);
+        let short = &bytes[..1];
+        let err = GapRows::check(1, 21, &[0, 3], short, 3).unwrap_err();
+        assert!(err.contains("shorter than indptr's nnz"), "{err}");
+        let err = GapRows::check(1, 20, &[0, 3], &bytes, 3).unwrap_err();
+        assert!(err.contains("column 20, but the matrix has 20 columns"), "{err}");
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(GapRows::check(1, 21, &[0, 3], &long, 3).unwrap_err().contains("bytes"));
+        let mut dirty = bytes.clone();
+        *dirty.last_mut().unwrap() |= 0x80;
+        assert!(GapRows::check(1, 21, &[0, 3], &dirty, 3).unwrap_err().contains("padding"));
+        let codes = pack(&[0, 3, 1], 2);
+        assert!(check_codes(&codes, 3, 2, 4).is_ok());
+        let err = check_codes(&codes, 3, 2, 3).unwrap_err();
+        assert_eq!(err, "codebook index 3 of value 1 is out of range (the codebook has 3 entries)");
+        assert!(check_codes(&codes, 4, 2, 4).is_ok(), "4 fields of 2 bits fit the same byte");
+        assert!(check_codes(&codes, 5, 2, 4).is_err());
+    }
+}

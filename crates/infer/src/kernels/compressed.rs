@@ -1,0 +1,436 @@
+//! Products over compressed layers, decoded on the fly from the file's own bytes: values as
+//! f32, int8 with one scale per row, or packed codebook indices (looked up in a table of
+//! `2^N` centroids, padded to 256 so that an index never needs a bounds check); columns as
+//! absolute U16/U32 indices or packed gaps with fillers (`ticket_core::packed`). Nothing is
+//! expanded ahead of time: a few rows at a time (about [`CHUNK`] nonzeros, 4 KB, in L1) are
+//! decoded with sequential 64-bit bit readers into a per-thread buffer right before the f32
+//! CSR row kernel of the instruction set runs over them.
+//!
+//! Since that row kernel is the one the f32 CSR layers use (`portable::spmm_rows`,
+//! `avx2::spmm_rows`), a compressed layer gives bit for bit the result of its decoded f32 CSR
+//! matrix. Conv layers decode one output channel's row and run the f32 direct convolution on
+//! it (see [`CompressedWeights::conv2d`]).
+
+use super::conv2d::Conv2d;
+use super::{portable, Activation, Image, Isa, Window};
+use crate::csr::{ColIndex, CsrRef};
+use crate::slab::Slab;
+use std::cell::RefCell;
+use ticket_core::packed::filler;
+
+/// Nonzeros decoded per call of the row kernel (rows are not split).
+pub(crate) const CHUNK: usize = 512;
+
+/// How a compressed layer stores its values.
+pub(crate) enum ValueStore {
+    F32(Slab<f32>),
+    /// `value = scales[row] * q`.
+    Int8 {
+        q: Slab<i8>,
+        scales: Slab<f32>,
+    },
+    /// `value = table[code]`, codes packed `bits` to a field.
+    Codebook {
+        bits: u32,
+        codes: Slab<u8>,
+        table: Box<[f32; 256]>,
+    },
+}
+
+/// How a compressed layer stores its column indices.
+pub(crate) enum ColumnStore {
+    U16(Slab<u16>),
+    U32(Slab<u32>),
+    /// `starts[r]` is the first gap field of row `r` (derived once when the stream was
+    /// checked: `rows + 1` u32, the only array not in the file).
+    Gaps {
+        bits: u32,
+        stream: Slab<u8>,
+        starts: Vec<u32>,
+    },
+}
+
+/// A validated compressed weight: every codebook index below the codebook's length, every
+/// decoded column below `cols`, `indptr` spanning the values and the gap rows.
+pub(crate) struct CompressedWeights {
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) values: ValueStore,
+    pub(crate) columns: ColumnStore,
+}
+
+/// A sequential reader of `bits`-bit fields, least significant bit first, from field `at`.
+#[derive(Clone, Copy)]
+struct BitReader<'a> {
+    bytes: &'a [u8],
+    bit: usize,
+    bits: u32,
+}
+
+impl<'a> BitReader<'a> {
+    #[inline(always)]
+    fn new(bytes: &'a [u8], bits: u32, at: usize) -> Self {
+        BitReader { bytes, bit: at * bits as usize, bits }
+    }
+
+    /// The field at the reader (the stream was checked to hold it).
+    #[inline(always)]
+    fn peek(&self) -> u32 {
+        let byte = self.bit >> 3;
+        let word = match self.bytes.get(byte..byte + 8) {
+            Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+            None => self.bytes[byte..].iter().rev().fold(0u64, |w, &b| (w << 8) | b as u64),
+        };
+        (word >> (self.bit & 7)) as u32 & ((1 << self.bits) - 1)
+    }
+
+    /// Moves on by `n` fields, `n` 0 or 1: a mask rather than a multiply, since this add is
+    /// the loop-carried chain of the value stream.
+    #[inline(always)]
+    fn skip(&mut self, n: usize) {
+        debug_assert!(n <= 1);
+        self.bit += self.bits as usize & n.wrapping_neg();
+    }
+}
+
+/// The values of consecutive nonzeros from `k`, read in order.
+trait Values: Copy {
+    type Cursor;
+    fn at(&self, k: usize) -> Self::Cursor;
+    /// The value of the cursor's nonzero (in row `row`).
+    fn get(&self, cursor: &Self::Cursor, row: usize) -> f32;
+    /// Moves the cursor on by `n` (0 or 1) nonzeros.
+    fn skip(&self, cursor: &mut Self::Cursor, n: usize);
+}
+
+#[derive(Clone, Copy)]
+struct F32Values<'a>(&'a [f32]);
+
+impl Values for F32Values<'_> {
+    type Cursor = usize;
+    fn at(&self, k: usize) -> usize {
+        k
+    }
+    #[inline(always)]
+    fn get(&self, &k: &usize, _: usize) -> f32 {
+        self.0[k]
+    }
+    #[inline(always)]
+    fn skip(&self, k: &mut usize, n: usize) {
+        *k += n;
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Int8Values<'a> {
+    q: &'a [i8],
+    scales: &'a [f32],
+}
+
+impl Values for Int8Values<'_> {
+    type Cursor = usize;
+    fn at(&self, k: usize) -> usize {
+        k
+    }
+    #[inline(always)]
+    fn get(&self, &k: &usize, row: usize) -> f32 {
+        self.scales[row] * self.q[k] as f32
+    }
+    #[inline(always)]
+    fn skip(&self, k: &mut usize, n: usize) {
+        *k += n;
+    }
+}
+
+#[derive(Clone, Copy)]
+struct CodebookValues<'a> {
+    codes: &'a [u8],
+    bits: u32,
+    table: &'a [f32; 256],
+}
+
+impl<'a> Values for CodebookValues<'a> {
+    type Cursor = BitReader<'a>;
+    fn at(&self, k: usize) -> BitReader<'a> {
+        BitReader::new(self.codes, self.bits, k)
+    }
+    #[inline(always)]
+    fn get(&self, reader: &BitReader<'a>, _: usize) -> f32 {
+        // A field is below 2^bits <= 256: the lookup needs no check.
+        self.table[reader.peek() as u8 as usize]
+    }
+    #[inline(always)]
+    fn skip(&self, reader: &mut BitReader<'a>, n: usize) {
+        reader.skip(n);
+    }
+}
+
+/// Calls `f(column, real)` for each entry of row `r`, in order: `real` is 1 for a nonzero at
+/// `column` and 0 for a gap filler (whose `column` means nothing). Gap rows are decoded
+/// without branches, since fillers fall at random and a mispredicted branch per nonzero
+/// would cost more than the decoding.
+trait Columns: Copy {
+    fn for_each(&self, indptr: &[u32], r: usize, f: impl FnMut(usize, usize));
+}
+
+#[derive(Clone, Copy)]
+struct Absolute<'a, I>(&'a [I]);
+
+impl<I: ColIndex> Columns for Absolute<'_, I> {
+    #[inline(always)]
+    fn for_each(&self, indptr: &[u32], r: usize, mut f: impl FnMut(usize, usize)) {
+        for c in &self.0[indptr[r] as usize..indptr[r + 1] as usize] {
+            f(c.to_usize(), 1);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Gaps<'a> {
+    stream: &'a [u8],
+    bits: u32,
+    starts: &'a [u32],
+}
+
+impl Columns for Gaps<'_> {
+    #[inline(always)]
+    fn for_each(&self, _: &[u32], r: usize, mut f: impl FnMut(usize, usize)) {
+        let fill = filler(self.bits) as usize;
+        let (start, end) = (self.starts[r] as usize, self.starts[r + 1] as usize);
+        let mut reader = BitReader::new(self.stream, self.bits, start);
+        let mut next = 0usize;
+        for _ in start..end {
+            let field = reader.peek() as usize;
+            reader.skip(1);
+            let real = (field != fill) as usize;
+            let col = next + field;
+            f(col, real);
+            // An entry moves past its column; a filler moves on by `fill` (= col - next).
+            next = col + real;
+        }
+    }
+}
+
+/// Runs `$body` with `$v` and `$c` bound to the layer's value and column decoders.
+macro_rules! with_streams {
+    ($w:expr, |$v:ident, $c:ident| $body:expr) => {{
+        let w = $w;
+        macro_rules! columns {
+            ($vv:expr) => {{
+                let $v = $vv;
+                match &w.columns {
+                    ColumnStore::U16(i) => {
+                        let $c = Absolute(&i[..]);
+                        $body
+                    }
+                    ColumnStore::U32(i) => {
+                        let $c = Absolute(&i[..]);
+                        $body
+                    }
+                    ColumnStore::Gaps { bits, stream, starts } => {
+                        let $c = Gaps { stream, bits: *bits, starts };
+                        $body
+                    }
+                }
+            }};
+        }
+        match &w.values {
+            ValueStore::F32(v) => columns!(F32Values(v)),
+            ValueStore::Int8 { q, scales } => columns!(Int8Values { q, scales }),
+            ValueStore::Codebook { bits, codes, table } => {
+                columns!(CodebookValues { codes, bits: *bits, table })
+            }
+        }
+    }};
+}
+
+/// Decoded rows: their CSR `ptr` (from 0), columns and values (`cols` and `vals` only grow;
+/// the first `ptr.last()` entries are the rows').
+#[derive(Default)]
+struct RowBuffer {
+    ptr: Vec<u32>,
+    cols: Vec<u32>,
+    vals: Vec<f32>,
+}
+
+thread_local! {
+    /// Each thread's decoded rows.
+    static ROWS: RefCell<RowBuffer> = RefCell::new(RowBuffer::default());
+}
+
+impl CompressedWeights {
+    /// Bytes of the arrays the forward pass reads (the file's bytes, plus the padded
+    /// codebook table and the gap row starts).
+    pub(crate) fn bytes(&self) -> usize {
+        let values = match &self.values {
+            ValueStore::F32(v) => v.bytes(),
+            ValueStore::Int8 { q, scales } => q.bytes() + scales.bytes(),
+            ValueStore::Codebook { codes, table, .. } => codes.bytes() + size_of_val(&**table),
+        };
+        values + self.column_bytes()
+    }
+
+    /// 2 or 4 for absolute U16 / U32 indices, 0 for gaps.
+    pub(crate) fn index_bytes(&self) -> usize {
+        match self.columns {
+            ColumnStore::U16(_) => 2,
+            ColumnStore::U32(_) => 4,
+            ColumnStore::Gaps { .. } => 0,
+        }
+    }
+
+    fn column_bytes(&self) -> usize {
+        match &self.columns {
+            ColumnStore::U16(i) => i.bytes(),
+            ColumnStore::U32(i) => i.bytes(),
+            ColumnStore::Gaps { stream, starts, .. } => stream.bytes() + 4 * starts.len(),
+        }
+    }
+
+    /// How many of [`CompressedWeights::bytes`] are borrowed from the mapped file.
+    pub(crate) fn mapped_bytes(&self) -> usize {
+        let m = |mapped: bool, n: usize| if mapped { n } else { 0 };
+        let values = match &self.values {
+            ValueStore::F32(v) => m(v.is_mapped(), v.bytes()),
+            ValueStore::Int8 { q, scales } => {
+                m(q.is_mapped(), q.bytes()) + m(scales.is_mapped(), scales.bytes())
+            }
+            ValueStore::Codebook { codes, .. } => m(codes.is_mapped(), codes.bytes()),
+        };
+        let columns = match &self.columns {
+            ColumnStore::U16(i) => m(i.is_mapped(), i.bytes()),
+            ColumnStore::U32(i) => m(i.is_mapped(), i.bytes()),
+            ColumnStore::Gaps { stream, .. } => m(stream.is_mapped(), stream.bytes()),
+        };
+        values + columns
+    }
+
+    /// Calls `f(row, column, value)` for every nonzero, rows and columns ascending.
+    pub(crate) fn for_each(&self, indptr: &[u32], mut f: impl FnMut(usize, usize, f32)) {
+        with_streams!(self, |v, c| {
+            let mut cursor = v.at(0);
+            for r in 0..self.rows {
+                c.for_each(indptr, r, |col, real| {
+                    if real == 1 {
+                        f(r, col, v.get(&cursor, r));
+                        v.skip(&mut cursor, 1);
+                    }
+                });
+            }
+        })
+    }
+
+    /// Rows from `start` decoded into `buf` until at least `limit` nonzeros (or the last
+    /// row) are in; returns the end of the rows decoded.
+    fn decode_rows(
+        &self,
+        indptr: &[u32],
+        start: usize,
+        limit: usize,
+        buf: &mut RowBuffer,
+    ) -> usize {
+        let base = indptr[start];
+        let rest = &indptr[start + 1..=self.rows];
+        let end = start
+            + 1
+            + rest.partition_point(|&p| ((p - base) as usize) < limit).min(rest.len() - 1);
+        let n = (indptr[end] - base) as usize;
+        buf.ptr.clear();
+        buf.ptr.extend(indptr[start..=end].iter().map(|&p| p - base));
+        if buf.cols.len() < n {
+            buf.cols.resize(n, 0);
+            buf.vals.resize(n, 0.0);
+        }
+        // Locals, not the buffer's fields, so that the loop keeps them in registers.
+        let (cols, vals) = (&mut buf.cols[..n], &mut buf.vals[..n]);
+        with_streams!(self, |v, c| {
+            let mut cursor = v.at(base as usize);
+            let mut i = 0;
+            for r in start..end {
+                c.for_each(indptr, r, |col, real| {
+                    // A filler writes slot i too; the nonzero that follows it (a row never
+                    // ends with one) overwrites it, and the value cursor points at that one.
+                    cols[i] = col as u32;
+                    vals[i] = v.get(&cursor, r);
+                    i += real;
+                    v.skip(&mut cursor, real);
+                });
+            }
+        });
+        end
+    }
+
+    /// `y = act(W x + bias)` for `x` `[cols][batch]`, `y` `[rows][batch]`, on this thread,
+    /// with the row kernels of `isa`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn spmm_with(
+        &self,
+        isa: Isa,
+        indptr: &[u32],
+        bias: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        batch: usize,
+        act: Activation,
+    ) {
+        assert_eq!(x.len(), self.cols * batch, "compressed spmm: x length");
+        assert_eq!(y.len(), self.rows * batch, "compressed spmm: y length");
+        assert_eq!(bias.len(), self.rows, "compressed spmm: bias length");
+        assert_eq!(indptr.len(), self.rows + 1, "compressed spmm: indptr length");
+        if batch == 0 {
+            return;
+        }
+        let relu = act == Activation::Relu;
+        ROWS.with_borrow_mut(|buf| {
+            let mut start = 0;
+            while start < self.rows {
+                let end = self.decode_rows(indptr, start, CHUNK, buf);
+                let n = buf.ptr[end - start] as usize;
+                let (cols, vals) = (&buf.cols[..n], &buf.vals[..n]);
+                let w = CsrRef::new_prechecked(end - start, self.cols, &buf.ptr, cols, vals);
+                let (rows, bias) = (0..end - start, Some(&bias[start..end]));
+                let y = &mut y[start * batch..end * batch];
+                match isa {
+                    Isa::Portable => portable::spmm_rows(w, rows, bias, x, y, batch, relu),
+                    // SAFETY: AVX2 and FMA are present (Isa::detect); `w` holds columns the
+                    // loader checked to be below cols, x has cols * batch entries, y has
+                    // rows.len() * batch (asserted above).
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2Fma => unsafe {
+                        super::avx2::spmm_rows(w, rows, bias, x, y, batch, relu)
+                    },
+                }
+                start = end;
+            }
+        })
+    }
+
+    /// `y = act(conv(x, W) + bias)`: each output channel's row is decoded into a per-thread
+    /// buffer (at most `in * kh * kw` entries) and convolved by the f32 direct kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn conv2d(
+        &self,
+        indptr: &[u32],
+        bias: &[f32],
+        input: Image,
+        window: Window,
+        x: &[f32],
+        y: &mut [f32],
+        batch: usize,
+        act: Activation,
+    ) {
+        let plane = y.len() / self.rows.max(1);
+        ROWS.with_borrow_mut(|buf| {
+            for (r, yr) in y.chunks_exact_mut(plane.max(1)).enumerate().take(self.rows) {
+                self.decode_rows(indptr, r, 0, buf);
+                let n = buf.ptr[1] as usize;
+                let row =
+                    CsrRef::new_prechecked(1, self.cols, &buf.ptr, &buf.cols[..n], &buf.vals[..n]);
+                Conv2d::new(row, &bias[r..r + 1], input, window).run(x, yr, batch, act);
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+//! Every compressed layout (f32 / int8 / codebook values x U16 / U32 / gap columns), every
+//! instruction set and batch shape, against the f32 CSR kernels on the decoded matrix: bit
+//! for bit, since both sum in the same order.
+
+use super::*;
+use crate::fixture::{CsrParts, Random};
+use crate::kernels::spmm_with;
+use ticket_core::packed::{encode_gaps, pack, GapRows};
+use ticket_core::Par;
+
+/// One layout of a random layer: the compressed weights and the f32 values they decode to.
+fn layouts(w: &CsrParts, rng: &mut Random) -> Vec<(String, CompressedWeights, Vec<f32>)> {
+    let nnz = w.nnz();
+    let mut out = vec![];
+    let row_of: Vec<usize> = (0..w.rows)
+        .flat_map(|r| std::iter::repeat_n(r, (w.indptr[r + 1] - w.indptr[r]) as usize))
+        .collect();
+    for value_kind in ["f32", "int8", "k2", "k5", "k8"] {
+        let (values, decoded) = match value_kind {
+            "f32" => (ValueStore::F32(w.values.clone().into()), w.values.clone()),
+            "int8" => {
+                let scales = rng.vec(w.rows, 0.001, 0.02);
+                let q: Vec<i8> = (0..nnz).map(|_| (rng.uniform(-127.0, 127.0)) as i8).collect();
+                let decoded = (0..nnz).map(|k| scales[row_of[k]] * q[k] as f32).collect();
+                (ValueStore::Int8 { q: q.into(), scales: scales.into() }, decoded)
+            }
+            k => {
+                let bits: u32 = k[1..].parse().unwrap();
+                let entries = (1usize << bits) - (bits as usize % 2); // not always full
+                let book = rng.vec(entries, -0.5, 0.5);
+                let codes: Vec<u32> = (0..nnz)
+                    .map(|_| (rng.unit() * entries as f64) as u32 % entries as u32)
+                    .collect();
+                let mut table = Box::new([0.0f32; 256]);
+                table[..entries].copy_from_slice(&book);
+                let decoded = codes.iter().map(|&c| book[c as usize]).collect();
+                let codes = pack(&codes, bits);
+                (ValueStore::Codebook { bits, codes: codes.into(), table }, decoded)
+            }
+        };
+        let mut columns = vec![
+            ("u16".to_string(), ColumnStore::U16(w.indices_u16().into())),
+            ("u32".to_string(), ColumnStore::U32(w.indices.clone().into())),
+        ];
+        for bits in [3, 5, 8] {
+            let stream = pack(&encode_gaps(&w.indptr, &w.indices, bits), bits);
+            let starts = GapRows::check(w.rows, w.cols, &w.indptr, &stream, bits).unwrap().starts;
+            columns.push((
+                format!("gap{bits}"),
+                ColumnStore::Gaps { bits, stream: stream.into(), starts },
+            ));
+        }
+        for (name, columns) in columns {
+            let values = match &values {
+                ValueStore::F32(v) => ValueStore::F32(v.to_vec().into()),
+                ValueStore::Int8 { q, scales } => {
+                    ValueStore::Int8 { q: q.to_vec().into(), scales: scales.to_vec().into() }
+                }
+                ValueStore::Codebook { bits, codes, table } => ValueStore::Codebook {
+                    bits: *bits,
+                    codes: codes.to_vec().into(),
+                    table: table.clone(),
+                },
+            };
+            let c = CompressedWeights { rows: w.rows, cols: w.cols, values, columns };
+            out.push((format!("{value_kind}+{name}"), c, decoded.clone()));
+        }
+    }
+    out
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn compressed_products_equal_the_f32_kernels_bit_for_bit() {
+    let mut rng = Random::new(11);
+    for (rows, cols, density) in [(37, 300, 0.05), (9, 70, 0.6), (5, 1000, 0.01)] {
+        let mut w = CsrParts::random(rows, cols, density, &mut rng);
+        w.clear_rows(|r| r % 4 == 2);
+        let bias = rng.vec(rows, -0.1, 0.1);
+        for (name, c, decoded) in layouts(&w, &mut rng) {
+            let f32_csr = CsrRef::new(rows, cols, &w.indptr, &w.indices, &decoded).unwrap();
+            let mut seen = vec![];
+            c.for_each(&w.indptr, |r, col, v| seen.push((r, col as u32, v.to_bits())));
+            let (indices, values) = (&w.indices, &decoded);
+            let want: Vec<(usize, u32, u32)> = (0..rows)
+                .flat_map(|r| {
+                    f32_csr.row_range(r).map(move |k| (r, indices[k], values[k].to_bits()))
+                })
+                .collect();
+            assert_eq!(seen, want, "{name}: decoded entries");
+            for batch in [1, 3, 8, 13, 32, 70] {
+                let x = rng.vec(cols * batch, -1.0, 1.0);
+                for isa in Isa::available() {
+                    for act in [Activation::Identity, Activation::Relu] {
+                        let mut want = vec![0.0; rows * batch];
+                        spmm_with(
+                            isa,
+                            f32_csr,
+                            Some(&bias),
+                            &x,
+                            &mut want,
+                            batch,
+                            act,
+                            Par::Seq,
+                            usize::MAX,
+                        );
+                        let mut got = vec![f32::NAN; rows * batch];
+                        c.spmm_with(isa, &w.indptr, &bias, &x, &mut got, batch, act);
+                        assert_eq!(bits(&got), bits(&want), "{name} {isa:?} batch {batch} {act:?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn compressed_convolution_equals_the_f32_kernel() {
+    let mut rng = Random::new(3);
+    let input = Image { channels: 3, height: 7, width: 6 };
+    let window = Window { kernel: [3, 3], stride: [1, 2], padding: [1, 0] };
+    let (rows, cols) = (5, 3 * 9);
+    let mut w = CsrParts::random(rows, cols, 0.4, &mut rng);
+    w.clear_rows(|r| r == 3);
+    let bias = rng.vec(rows, -0.1, 0.1);
+    for (name, c, decoded) in layouts(&w, &mut rng) {
+        let f32_csr = CsrRef::new(rows, cols, &w.indptr, &w.indices, &decoded).unwrap();
+        let conv = Conv2d::new(f32_csr, &bias, input, window);
+        for batch in [1, 4, 9] {
+            let x = rng.vec(input.len() * batch, -1.0, 1.0);
+            let mut want = vec![0.0; conv.output().len() * batch];
+            conv.run(&x, &mut want, batch, Activation::Relu);
+            let mut got = vec![f32::NAN; want.len()];
+            c.conv2d(&w.indptr, &bias, input, window, &x, &mut got, batch, Activation::Relu);
+            assert_eq!(bits(&got), bits(&want), "{name} batch {batch}");
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! What a model costs in memory besides time: the bytes of activation buffers a forward pass
+//! holds, and the process's peak resident set (`getrusage`), for `ticket infer --bench`.
+
+use super::{SparseModel, TILE};
+use crate::kernels::compressed::CHUNK;
+use crate::kernels::PAR_MIN_WORK;
+
+impl SparseModel {
+    /// Bytes of the activation buffers a forward pass of `batch` examples on up to `threads`
+    /// threads holds at its peak: per tile in flight (at most one per thread), the transposed
+    /// input (none at batch 1) and two ping-pong buffers as wide as the widest layer output,
+    /// and for a compressed model each thread's buffer of decoded rows. Logits and inputs,
+    /// which the caller owns, are not counted.
+    pub fn workspace_bytes(&self, batch: usize, threads: usize) -> usize {
+        if batch == 0 {
+            return 0;
+        }
+        let work = self.plan.work_per_example().saturating_mul(batch);
+        let threads = if work >= PAR_MIN_WORK { threads.max(1) } else { 1 };
+        let tile = batch.div_ceil(threads).next_multiple_of(8).min(TILE).min(batch);
+        let in_flight = threads.min(batch.div_ceil(tile));
+        let widest = (0..self.graph.layers().len())
+            .map(|i| self.graph.output_shape(i).iter().product::<usize>())
+            .max()
+            .unwrap_or(0);
+        let input = if tile > 1 { self.inputs() } else { 0 };
+        let activations = 4 * tile * (input + 2 * widest);
+        let decoded = if self.layers.iter().any(|l| l.compressed.is_some()) {
+            let longest = self.layers.iter().map(|l| max_row(&l.indptr)).max().unwrap_or(0);
+            // Columns and values (4 bytes each) of a chunk plus one row, and the chunk's ptr.
+            8 * (CHUNK + longest) + 4 * (CHUNK + 2)
+        } else {
+            0
+        };
+        in_flight * (activations + decoded)
+    }
+}
+
+/// The most nonzeros of any row.
+fn max_row(indptr: &[u32]) -> usize {
+    indptr.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0)
+}
+
+/// The peak resident set size of this process so far, in bytes: on Linux `VmHWM` of
+/// `/proc/self/status` (the high-water mark of this program's own address space), elsewhere
+/// `getrusage`'s `ru_maxrss`. Linux carries `ru_maxrss` over `exec`, so a process started from
+/// a large one (a Python benchmark driver) would report its parent's peak; `VmHWM` starts
+/// afresh at `exec`. `None` where neither is available.
+pub fn peak_rss_bytes() -> Option<u64> {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"));
+        let kib =
+            line.and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse::<u64>().ok());
+        if let Some(kib) = kib {
+            return Some(kib * 1024);
+        }
+    }
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one rusage into the pointer it is given and reads nothing.
+    let status = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if status != 0 {
+        return None;
+    }
+    // SAFETY: the call succeeded, so the struct is initialised (it was zeroed anyway).
+    let max = unsafe { usage.assume_init() }.ru_maxrss;
+    // ru_maxrss is in bytes on macOS, in KiB elsewhere.
+    u64::try_from(max).ok().map(|m| if cfg!(target_os = "macos") { m } else { m * 1024 })
+}
