@@ -316,6 +316,7 @@ fn print_bench(bench: &Map<String, Value>) {
                 us("batch1024_us_per_sample")
             );
         }
+    }
     if let Some(m) = bench.get("memory") {
         let kb =
             |v: &Value| v.as_f64().map_or("-".to_string(), |b| format!("{:.1} KB", b / 1000.0));
