@@ -101,3 +101,9 @@ bench-compare: setup
 fuzz TARGET *ARGS:
     mkdir -p fuzz/corpus/{{TARGET}}
     cd fuzz && RUSTC_BOOTSTRAP=1 nice -n 19 cargo fuzz run {{TARGET}} corpus/{{TARGET}} seeds/{{TARGET}} -- {{ARGS}}
+
+# The Python package in a fresh virtual environment, then its tests.
+test-python:
+    rm -rf target/python-venv && python3 -m venv target/python-venv
+    target/python-venv/bin/pip install ./python pytest
+    target/python-venv/bin/python -m pytest -q -rs python/tests
