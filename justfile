@@ -142,3 +142,9 @@ bench-serve: setup
     .venv/bin/python -c "import kserve" 2>/dev/null || .venv/bin/pip install kserve
     cargo build --release
     .venv/bin/python benches/compare_serve.py --duration 10
+
+# The Python package in a fresh virtual environment, then its tests.
+test-python:
+    rm -rf target/python-venv && python3 -m venv target/python-venv
+    target/python-venv/bin/pip install ./python pytest
+    target/python-venv/bin/python -m pytest -q -rs python/tests

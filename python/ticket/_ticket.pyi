@@ -1,0 +1,57 @@
+"""Type stubs of the Rust extension module behind ``ticket``."""
+
+from os import PathLike
+from typing import Any, Literal, Optional, Union
+
+import numpy as np
+import numpy.typing as npt
+
+_Path = Union[str, PathLike[str]]
+
+class TicketError(ValueError):
+    """Bad input: a corrupt or unsupported file, wrong shapes, an unknown option."""
+
+class Model:
+    """A sparse model loaded from a CSR safetensors file written by ``ticket export``."""
+
+    @property
+    def input_shape(self) -> list[int]:
+        """The shape of one example, e.g. ``[784]`` or ``[1, 28, 28]``."""
+    @property
+    def classes(self) -> int:
+        """Logits per example."""
+    @property
+    def info(self) -> dict[str, Any]:
+        """Graph, per-layer shape and density, value dtype, weight and file bytes."""
+    def predict(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Logits ``[batch, classes]`` of ``x`` shaped ``[batch, *input_shape]`` (or
+        ``[batch, features]``); one example shaped ``input_shape`` gives ``[classes]``.
+
+        A C-contiguous float32 array is read in place; other floating-point arrays are
+        converted; integer arrays raise :class:`TicketError`. The GIL is released while the
+        kernels run, so threads may share one model."""
+    def benchmark(self, threads: Optional[int] = None) -> dict[str, Any]:
+        """The figures of ``ticket infer --bench``: batch-1 latency (p50/p99) and time per
+        example at batch 64 and 1024, sparse and dense."""
+
+def load(path: _Path) -> Model:
+    """Loads and validates a CSR safetensors model (``OSError`` if it cannot be read,
+    :class:`TicketError` if it is not a valid model)."""
+
+def export(
+    source: _Path,
+    out: _Path,
+    *,
+    keep: Optional[float] = None,
+    pruning: Literal["layerwise", "global"] = "layerwise",
+    dtype: str = "f32",
+    level: Optional[int] = None,
+    force: bool = False,
+    dataset: Optional[Literal["digits", "fashion-mnist"]] = None,
+    data: Optional[_Path] = None,
+) -> dict[str, Any]:
+    """Exports ``source`` (an experiment directory, a ticket checkpoint, a PyTorch state dict
+    in safetensors, or an ONNX file) to the CSR file ``out``; returns the compression report.
+
+    ``keep`` prunes by magnitude on export (the fraction of weights kept, per layer or
+    ``pruning="global"``); ``dataset``/``data`` measure accuracy before and after."""
