@@ -1,45 +1,10 @@
-//! Models that ticket did not write (PyTorch state dicts, ONNX files) where a command takes a
-//! checkpoint or a recipe: `ticket export model.onnx` and `ticket find --model model.onnx`.
+//! Models that ticket did not write (PyTorch state dicts, ONNX files) as the architecture of
+//! `ticket find --model model.onnx`; exporting them is `ticket_export::open_source`.
 
 use anyhow::Result;
 use std::path::Path;
 use ticket_core::recipe::RecipeLayers;
 use ticket_core::{Graph, Layer, Recipe};
-use ticket_import::{ImportOptions, Imported, SourceKind};
-
-/// The imported model at `input`, or `None` when it is ticket's own (an experiment
-/// directory or a dense checkpoint), which the caller reads as before.
-pub fn open_foreign(
-    input: &Path,
-    layers: &Option<Vec<String>>,
-    model: Option<&str>,
-) -> Result<Option<Imported>> {
-    if input.is_dir() {
-        return Ok(None);
-    }
-    let bytes = std::fs::read(input).map_err(|e| ticket_core::Error::io(input, e))?;
-    let kind = match ticket_import::detect(&bytes, input) {
-        Ok(kind) => kind,
-        Err(e) if ticket_import::is_torch_pickle(&bytes) => return Err(e.into()),
-        // A damaged safetensors file: the checkpoint reader says what is wrong with it.
-        Err(_) => return Ok(None),
-    };
-    if kind == SourceKind::TicketCheckpoint {
-        if layers.is_some() || model.is_some() {
-            anyhow::bail!(
-                "{}: a ticket checkpoint records its graph; --layers and --model are for state dicts",
-                input.display()
-            );
-        }
-        return Ok(None);
-    }
-    let graph = match model {
-        Some(recipe) => Some(Recipe::resolve(recipe)?.graph()?),
-        None => None,
-    };
-    let opts = ImportOptions { layers: layers.clone(), graph };
-    Ok(Some(ticket_import::from_bytes(&bytes, input, &opts)?))
-}
 
 /// A recipe for the architecture of the model file `model` (ONNX or a state dict), with a
 /// fresh initialisation: the training settings of the shipped digits recipe of its kind,
@@ -54,7 +19,7 @@ pub fn recipe_for(model: &str, layers: &Option<Vec<String>>) -> Result<Option<Re
     if !is_model {
         return Ok(None);
     }
-    let Some(imported) = open_foreign(path, layers, None)? else {
+    let Some(imported) = ticket_export::open::open_foreign(path, layers, None)? else {
         anyhow::bail!(
             "{model}: a ticket checkpoint is not an architecture; pass its recipe as --model"
         );

@@ -6,6 +6,8 @@
 //! - [`decode`]: the file back to a dense `Network` ([`read_csr_as_dense`]), for round-trip checks
 //!   and accuracy measurements.
 //! - [`report`]: per-layer and whole-file compression, as a table or JSON.
+//! - [`open`]: any source `ticket export` takes (ticket's files, PyTorch state dicts, ONNX),
+//!   pruned on export when asked.
 //! - [`source`]: which checkpoint an input path (file or experiment directory) designates.
 //! - [`codec`]: the little-endian bytes of values and indices in each dtype.
 //! - [`compressed`]: the tensors of each value and index codec, written and read back.
@@ -20,6 +22,7 @@ pub mod csr;
 pub mod decode;
 pub mod error;
 pub mod export;
+pub mod open;
 pub mod quantize;
 pub mod report;
 pub mod source;
@@ -30,6 +33,7 @@ pub use csr::{write_csr, CsrLayer, CsrMatrix, CsrModel, Provenance};
 pub use decode::{read_csr, read_csr_as_dense, read_csr_bytes, CsrFile};
 pub use error::{Error, Result};
 pub use export::{dense_f32_file, export_checkpoint, Evaluation, ExportOptions};
+pub use open::{open_source, Source, SourceOptions};
 pub use report::{
     AccuracyReport, BitsSplit, CompressionReport, CsrBytes, LayerReport, TotalReport,
 };

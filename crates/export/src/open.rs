@@ -1,0 +1,194 @@
+//! Any model `ticket export` takes (an experiment directory, a ticket checkpoint, a PyTorch
+//! state dict, an ONNX file) as the network to export, pruned by magnitude on the way when
+//! asked. The command line and the Python package both go through [`open_source`], so they
+//! accept the same inputs and report the same things.
+
+use crate::{CompressionReport, Evaluation, Result};
+use serde_json::{json, Value};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use ticket_core::recipe::PruneMethod;
+use ticket_core::{checkpoint, Error, Network, Par, Recipe};
+use ticket_import::{ImportOptions, Imported, SourceKind};
+
+/// How to read a source, and what to do to it before exporting.
+#[derive(Clone, Debug, Default)]
+pub struct SourceOptions {
+    /// The level of an experiment directory (default: its chosen ticket).
+    pub level: Option<usize>,
+    /// A state dict's module names in network order (`--layers`).
+    pub layers: Option<Vec<String>>,
+    /// A recipe (shipped name or file) whose graph a conv state dict takes (`--model`).
+    pub recipe: Option<String>,
+    /// Prune on export: the fraction of weights kept, per layer or with one global threshold.
+    pub keep: Option<(f64, PruneMethod)>,
+}
+
+/// What pruning on export did.
+#[derive(Clone, Debug)]
+pub struct Pruned {
+    pub keep: f64,
+    pub method: PruneMethod,
+    /// Accuracy of the unpruned network on the evaluation data, when there was some.
+    pub accuracy_before: Option<f64>,
+}
+
+/// A source read and ready to export.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The file the network came from (a level's checkpoint for an experiment directory).
+    pub input: PathBuf,
+    pub net: Network,
+    /// The data set the file records ("" when it records none).
+    pub dataset: String,
+    /// False when the file had no masks (every weight is then kept, unless pruned here).
+    pub has_masks: bool,
+    /// How a file ticket did not write was read.
+    pub imported: Option<Imported>,
+    pub pruned: Option<Pruned>,
+}
+
+/// Reads `input` as `opts` say and prunes it when asked (measuring the accuracy before
+/// pruning on `eval`, when given and it fits).
+pub fn open_source(
+    input: &Path,
+    opts: &SourceOptions,
+    eval: Option<Evaluation>,
+    par: Par,
+) -> Result<Source> {
+    let input = crate::resolve_checkpoint(input, opts.level)?;
+    let imported = open_foreign(&input, &opts.layers, opts.recipe.as_deref())?;
+    let mut source = match imported {
+        Some(imported) => Source {
+            input,
+            net: imported.net.clone(),
+            dataset: String::new(),
+            has_masks: true,
+            imported: Some(imported),
+            pruned: None,
+        },
+        None if opts.layers.is_some() || opts.recipe.is_some() => {
+            let problem = "--layers and --model are for state dicts";
+            return Err(Error::usage(format!("{}: {problem}", input.display())).into());
+        }
+        None => {
+            let checkpoint = checkpoint::load(&input)?;
+            Source {
+                input,
+                net: checkpoint.net,
+                dataset: checkpoint.meta.dataset,
+                has_masks: checkpoint.has_masks,
+                imported: None,
+                pruned: None,
+            }
+        }
+    };
+    if let Some((keep, method)) = opts.keep {
+        if !(keep > 0.0 && keep <= 1.0) {
+            let problem = format!("--keep {keep}: give the fraction of weights to keep, in (0, 1]");
+            return Err(Error::usage(problem).into());
+        }
+        let accuracy_before = eval
+            .filter(|e| e.data.features == source.net.graph.inputs())
+            .map(|e| source.net.accuracy(e.data, par));
+        ticket_train::prune::prune_to_fraction(&mut source.net, keep, method)
+            .map_err(|e| Error::usage(e.to_string()))?;
+        source.pruned = Some(Pruned { keep, method, accuracy_before });
+    }
+    Ok(source)
+}
+
+/// The imported model at `input`, or `None` when it is ticket's own (an experiment directory
+/// or a dense checkpoint), which [`checkpoint::load`] reads. `recipe` gives a state dict its
+/// graph.
+pub fn open_foreign(
+    input: &Path,
+    layers: &Option<Vec<String>>,
+    recipe: Option<&str>,
+) -> Result<Option<Imported>> {
+    if input.is_dir() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
+    let kind = match ticket_import::detect(&bytes, input) {
+        Ok(kind) => kind,
+        Err(e) if ticket_import::is_torch_pickle(&bytes) => return Err(e.into()),
+        // A damaged safetensors file: the checkpoint reader says what is wrong with it.
+        Err(_) => return Ok(None),
+    };
+    if kind == SourceKind::TicketCheckpoint {
+        if layers.is_some() || recipe.is_some() {
+            let problem =
+                "a ticket checkpoint records its graph; --layers and --model are for state dicts";
+            return Err(Error::usage(format!("{}: {problem}", input.display())).into());
+        }
+        return Ok(None);
+    }
+    let graph = recipe.map(|r| Recipe::resolve(r)?.graph()).transpose()?;
+    let opts = ImportOptions { layers: layers.clone(), graph };
+    Ok(Some(ticket_import::from_bytes(&bytes, input, &opts)?))
+}
+
+impl Source {
+    /// `report` as JSON, with what was read and done before exporting: `input`,
+    /// `input_has_masks`, `import` (kind, graph, notes) and `pruned_on_export`.
+    pub fn report_json(&self, report: &CompressionReport) -> Value {
+        let mut json = serde_json::to_value(report).expect("the report serialises");
+        json["input"] = self.input.display().to_string().into();
+        json["input_has_masks"] = self.has_masks.into();
+        if let Some(imported) = &self.imported {
+            let graph: Value =
+                serde_json::from_str(&imported.net.graph.to_json()).expect("graphs are JSON");
+            json["import"] =
+                json!({"kind": imported.kind.name(), "graph": graph, "notes": imported.notes});
+        }
+        if let Some(p) = &self.pruned {
+            json["pruned_on_export"] = json!({
+                "keep": p.keep,
+                "pruning": method_name(p.method),
+                "accuracy_before": p.accuracy_before,
+            });
+        }
+        json
+    }
+
+    /// The lines printed above the report: what was imported, notes, what pruning did.
+    pub fn describe(&self, report: &CompressionReport) -> String {
+        let mut text = format!("exported {}\n", self.input.display());
+        if let Some(imported) = &self.imported {
+            let _ = writeln!(text, "imported {} as {}", imported.kind.name(), imported.net.graph);
+            for note in &imported.notes {
+                let _ = writeln!(text, "note: {note}");
+            }
+        }
+        if !self.has_masks {
+            let path = self.input.display();
+            let _ = writeln!(
+                text,
+                "note: {path} has no masks: every weight was exported (density 1.0)"
+            );
+        }
+        if let Some(p) = &self.pruned {
+            let method = method_name(p.method);
+            let _ = write!(
+                text,
+                "pruned on export to {:.1}% of the weights ({method})",
+                100.0 * p.keep
+            );
+            if let (Some(before), Some(after)) = (p.accuracy_before, &report.accuracy) {
+                let (before, data) = (100.0 * before, &after.dataset);
+                let after = 100.0 * after.exported;
+                let _ = write!(text, ": accuracy {before:.2}% before, {after:.2}% after on {data}");
+            }
+            text.push('\n');
+        }
+        text
+    }
+}
+
+fn method_name(method: PruneMethod) -> &'static str {
+    match method {
+        PruneMethod::Layerwise => "layerwise",
+        PruneMethod::Global => "global",
+    }
+}
