@@ -210,7 +210,8 @@ pub struct InferArgs {
     /// Evaluate accuracy on an IDX directory (overrides --dataset).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Latency at batch 1 (p50/p99) and throughput at batch 64 and 1024, sparse vs dense.
+    /// Latency at batch 1 (p50/p99) and throughput at batch 64 and 1024, sparse vs dense,
+    /// then the sparse path's time per step (layer) at each batch size.
     #[arg(long)]
     pub bench: bool,
     /// Inputs: a safetensors file with tensor `input` F32 [batch, features].
