@@ -270,9 +270,10 @@ pub struct InferArgs {
     /// Evaluate accuracy on an IDX directory (overrides --dataset).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Latency at batch 1 (p50/p99) and throughput at batch 64 and 1024, sparse vs dense, and
-    /// memory: open + validate time, weight and activation workspace bytes, and the process's
-    /// peak resident set (getrusage) after loading, after the sparse runs and after the dense.
+    /// Latency at batch 1 (p50/p99) and throughput at batch 64 and 1024, sparse vs dense, the
+    /// sparse path's time per step (layer) at each batch size, and memory: open + validate
+    /// time, weight and activation workspace bytes, and the process's peak resident set
+    /// (getrusage) after loading, after the sparse runs and after the dense.
     #[arg(long)]
     pub bench: bool,
     /// Inputs: a safetensors file with tensor `input` F32 [batch, features].
