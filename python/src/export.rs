@@ -1,30 +1,54 @@
-//! `ticket.export`: the export `ticket export` does, from Python, returning the compression
-//! report as a dict.
+//! `ticket.export`: what `ticket export` does, from Python, returning the compression report
+//! (with what was imported and pruned) as a dict.
 
 use crate::errors;
 use crate::model::json_to_py;
 use pyo3::prelude::*;
 use std::path::PathBuf;
-use ticket_core::{checkpoint, csr_format::ValueDtype, DataSource, Par};
-use ticket_export::{export_checkpoint, resolve_checkpoint, Error, Evaluation, ExportOptions};
+use ticket_core::csr_format::{IndexCodec, ValueCodec, GAP_BITS};
+use ticket_core::recipe::PruneMethod;
+use ticket_core::{DataSource, Par};
+use ticket_export::{
+    export_checkpoint, open_source, Codecs, Error, Evaluation, ExportOptions, SourceOptions,
+};
 
-/// Exports `source` (an experiment directory or a ticket checkpoint) to the CSR file `out` and
-/// returns the compression report.
+/// Exports `source` (an experiment directory, a ticket checkpoint, a PyTorch state dict in
+/// safetensors or an ONNX file) to the CSR file `out` and returns the compression report.
 #[pyfunction]
-#[pyo3(signature = (source, out, *, dtype = "f32", level = None, force = false, dataset = None, data = None))]
+#[pyo3(signature = (
+    source, out, *, keep = None, pruning = "layerwise", dtype = "f32", index_bits = None,
+    level = None, layers = None, model = None, force = false, dataset = None, data = None,
+))]
 #[allow(clippy::too_many_arguments)]
 pub fn export<'py>(
     py: Python<'py>,
     source: PathBuf,
     out: PathBuf,
+    keep: Option<f64>,
+    pruning: &str,
     dtype: &str,
+    index_bits: Option<u32>,
     level: Option<usize>,
+    layers: Option<Vec<String>>,
+    model: Option<String>,
     force: bool,
     dataset: Option<&str>,
     data: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let dtype: ValueDtype =
-        dtype.parse().map_err(|e: String| errors::usage(format!("dtype: {e}")))?;
+    let value: ValueCodec = dtype.parse().map_err(|e: String| errors::usage(format!("dtype: {e}")))?;
+    let index = match index_bits {
+        None => IndexCodec::Absolute,
+        Some(bits) if GAP_BITS.contains(&bits) => IndexCodec::Gaps { bits },
+        Some(bits) => return Err(errors::usage(format!("index_bits: {bits} is not 3..8"))),
+    };
+    let method = match pruning {
+        "layerwise" => PruneMethod::Layerwise,
+        "global" => PruneMethod::Global,
+        other => {
+            let problem = format!("pruning: `{other}` is not `layerwise` or `global`");
+            return Err(errors::usage(problem));
+        }
+    };
     let data = match (data, dataset) {
         (Some(dir), _) => Some(DataSource::Dir(dir)),
         (None, Some("digits")) => Some(DataSource::Digits),
@@ -36,25 +60,27 @@ pub fn export<'py>(
         }
         (None, None) => None,
     };
+    let source_opts =
+        SourceOptions { level, layers, recipe: model, keep: keep.map(|keep| (keep, method)) };
     let report = py.detach(|| -> PyResult<String> {
-        let input = resolve_checkpoint(&source, level).map_err(errors::export)?;
-        let checkpoint = checkpoint::load(&input).map_err(errors::core)?;
         let splits = data.map(|d| d.load(0)).transpose().map_err(errors::core)?;
+        let eval = splits.as_ref().map(|s| Evaluation { name: &s.name, data: &s.test });
+        let par = Par::Rayon(std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let source = open_source(&source, &source_opts, eval, par).map_err(errors::export)?;
         let mut opts = ExportOptions::new(out);
-        opts.dtype = dtype;
+        opts.codecs = Codecs { value, index };
         opts.overwrite = force;
-        opts.provenance.dataset = checkpoint.meta.dataset.clone();
-        opts.eval = splits.as_ref().map(|s| Evaluation { name: &s.name, data: &s.test });
-        opts.par = Par::Rayon(std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let report = export_checkpoint(&checkpoint.net, &opts).map_err(|e| match e {
+        opts.provenance.dataset = source.dataset.clone();
+        opts.eval = eval;
+        opts.par = par;
+        let report = export_checkpoint(&source.net, &opts).map_err(|e| match e {
             // The weights came from the input: say which file holds them.
-            e @ Error::NotFinite { .. } => errors::usage(format!("{}: {e}", input.display())),
+            e @ Error::NotFinite { .. } => {
+                errors::usage(format!("{}: {e}", source.input.display()))
+            }
             e => errors::export(e),
         })?;
-        let mut json = serde_json::to_value(&report).expect("the report serialises");
-        json["input"] = input.display().to_string().into();
-        json["input_has_masks"] = checkpoint.has_masks.into();
-        Ok(json.to_string())
+        Ok(source.report_json(&report).to_string())
     })?;
     json_to_py(py, &report)
 }

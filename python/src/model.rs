@@ -95,7 +95,9 @@ impl Model {
         info.set_item("kept", m.nnz())?;
         info.set_item("weights", m.graph().dense_weights())?;
         info.set_item("density", m.nnz() as f64 / m.graph().dense_weights().max(1) as f64)?;
-        info.set_item("value_dtype", m.value_dtype().to_string())?;
+        let (values, indices) = m.codecs();
+        info.set_item("value_codec", values.to_string())?;
+        info.set_item("index_codec", indices.to_string())?;
         info.set_item("weight_bytes", m.weight_bytes())?;
         info.set_item("file_bytes", std::fs::metadata(&self.path).map(|md| md.len()).ok())?;
         info.set_item("dataset", m.dataset())?;

@@ -21,7 +21,7 @@ def test_report_counts_what_the_checkpoint_keeps(tmp_path, mlp_checkpoint):
 def test_f16_export_rounds_values(tmp_path, mlp_checkpoint):
     f32 = ticket.load(_export(tmp_path, mlp_checkpoint, "f32"))
     f16 = ticket.load(_export(tmp_path, mlp_checkpoint, "f16"))
-    assert f16.info["value_dtype"] == "f16"
+    assert f16.info["value_codec"] == "f16"
     assert f16.info["file_bytes"] < f32.info["file_bytes"]
     x = np.random.default_rng(2).random((8, 64), dtype=np.float32)
     np.testing.assert_allclose(f16.predict(x), f32.predict(x), rtol=1e-2, atol=1e-2)

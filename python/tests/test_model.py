@@ -102,5 +102,5 @@ def test_info_describes_the_file(conv_model):
     assert info["weights"] == 4 * 9 + 6 * 4 * 6 + 24 * 16 + 16 * 10
     assert info["density"] == pytest.approx(info["kept"] / info["weights"])
     assert info["graph"]["input"] == [1, 12, 12]
-    assert info["value_dtype"] == "f32"
+    assert info["value_codec"] == "f32" and info["index_codec"] == "absolute"
     assert info["file_bytes"] == path.stat().st_size
