@@ -7,17 +7,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 use std::cell::OnceCell;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use ticket_core::network::argmax;
 use ticket_core::{DataSource, Dataset, Network, Par};
-use ticket_infer::{batch_file, peak_rss_bytes, timing, Scratch, SparseModel};
-
-/// Time spent on each of the six `--bench` measurements.
-const BENCH_BUDGET: Duration = Duration::from_millis(600);
-/// Batch sizes whose time per example `--bench` reports, besides batch 1.
-const BENCH_BATCHES: [usize; 2] = [64, 1024];
-/// Time spent on each batch size of the sparse path's per-layer split.
-const STEP_BUDGET: Duration = Duration::from_millis(300);
+use ticket_infer::{batch_file, bench, peak_rss_bytes, SparseModel};
 
 pub fn run(args: InferArgs) -> Result<()> {
     let par = super::thread_pool(args.threads)?;
@@ -70,7 +63,7 @@ pub fn run(args: InferArgs) -> Result<()> {
     if args.bench {
         let pool = match &test_set {
             Some(data) => data.images.clone(),
-            None => synthetic_inputs(1024, model.inputs()),
+            None => bench::synthetic_inputs(1024, model.inputs()),
         };
         let built = Instant::now();
         let dense = dense();
@@ -150,23 +143,14 @@ fn evaluate(model: &SparseModel, dense: &Network, data: &Dataset, par: Par) -> R
     }))
 }
 
-/// Deterministic inputs in [0, 1) for benchmarking without a data set.
-fn synthetic_inputs(examples: usize, features: usize) -> Vec<f32> {
-    (0..examples * features)
-        .map(|i| {
-            ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
-}
-
 /// The sparse path's memory: open + validate time, weights resident, activation workspace per
 /// batch size, and the process's peak resident set after loading and after running each batch
 /// size once (no dense copy exists yet).
 fn sparse_footprint(model: &SparseModel, load_ms: f64, par: Par) -> Result<Value> {
     let after_load = peak_rss_bytes();
-    let x = synthetic_inputs(BENCH_BATCHES[1], model.inputs());
+    let x = bench::synthetic_inputs(bench::BATCHES[1], model.inputs());
     let mut workspace = Map::new();
-    for batch in [1, BENCH_BATCHES[0], BENCH_BATCHES[1]] {
+    for batch in std::iter::once(1).chain(bench::BATCHES) {
         std::hint::black_box(model.logits(&x[..batch * model.inputs()], batch, par)?);
         workspace
             .insert(format!("batch{batch}"), json!(model.workspace_bytes(batch, par.threads())));
@@ -183,93 +167,23 @@ fn sparse_footprint(model: &SparseModel, load_ms: f64, par: Par) -> Result<Value
     }))
 }
 
-/// Batch-1 latency and large-batch time per example of both paths, and their weight bytes.
+/// [`bench::bench`] with a progress bar.
 pub fn bench(
     model: &SparseModel,
     dense: &Network,
     pool: &[f32],
     par: Par,
 ) -> Result<Map<String, Value>> {
-    let (features, classes) = (model.inputs(), model.outputs());
-    let progress = ProgressBar::new(2 * (1 + BENCH_BATCHES.len()) as u64).with_style(
+    let progress = ProgressBar::new(bench::MEASUREMENTS as u64).with_style(
         ProgressStyle::with_template("benchmarking {bar:30} {pos}/{len} {msg}")
             .expect("valid template"),
     );
-    let mut scratch = Scratch::default();
-    let mut out = vec![0.0; BENCH_BATCHES[1] * classes];
-    let mut sparse = |x: &[f32], batch: usize| {
-        model.logits_into(x, batch, &mut out[..batch * classes], &mut scratch, par)?;
-        Ok(())
-    };
-    let mut dense_run = |x: &[f32], batch: usize| {
-        std::hint::black_box(dense.logits(x, batch, par));
-        Ok(())
-    };
-    let mut paths = Map::new();
-    for (name, run) in [
-        ("sparse", &mut sparse as &mut dyn FnMut(&[f32], usize) -> ticket_infer::Result<()>),
-        ("dense", &mut dense_run),
-    ] {
-        progress.set_message(format!("{name} batch 1"));
-        let latency = timing::latency(|x| run(x, 1), pool, features, BENCH_BUDGET)?;
+    let figures = bench::bench(model, dense, pool, par, |what| {
+        progress.set_message(what.to_string());
         progress.inc(1);
-        let mut entry = Map::new();
-        entry.insert("batch1_us_p50".into(), json!(latency.p50_us));
-        entry.insert("batch1_us_p99".into(), json!(latency.p99_us));
-        for batch in BENCH_BATCHES {
-            progress.set_message(format!("{name} batch {batch}"));
-            let us = timing::per_sample(&mut *run, pool, features, batch, BENCH_BUDGET)?;
-            entry.insert(format!("batch{batch}_us_per_sample"), json!(us));
-            progress.inc(1);
-        }
-        paths.insert(name.into(), Value::Object(entry));
-    }
-    progress.set_message("sparse per layer");
-    let steps = step_split(model, pool, par)?;
+    });
     progress.finish_and_clear();
-    if let Some(Value::Object(sparse)) = paths.get_mut("sparse") {
-        sparse.insert("layers".into(), steps);
-    }
-    paths.insert(
-        "weight_bytes".into(),
-        json!({
-            "sparse": model.weight_bytes(),
-            "dense": 4 * model.graph().dense_params(),
-            "sparse_borrowed_from_file": model.borrowed_bytes(),
-            "file_mapped": model.mapped_file_bytes(),
-        }),
-    );
-    paths.insert("threads".into(), json!(par.threads()));
-    Ok(paths)
-}
-
-/// Where the sparse path's time goes: microseconds per example of each step (a layer with
-/// its fused ReLU, a pooling, the layout transposes) at each benchmarked batch size. Steps of
-/// a batch split over threads add up their threads' time.
-fn step_split(model: &SparseModel, pool: &[f32], par: Par) -> Result<Value> {
-    let names = model.step_names();
-    let features = model.inputs();
-    let mut scratch = Scratch::default();
-    let mut split = vec![Map::new(); names.len()];
-    for (entry, name) in split.iter_mut().zip(&names) {
-        entry.insert("step".into(), json!(name));
-    }
-    for batch in std::iter::once(1).chain(BENCH_BATCHES) {
-        let us = timing::per_sample_steps(
-            |x, b, clock| model.logits_timed((x, b), &mut scratch, par, clock).map(drop),
-            names.len(),
-            pool,
-            features,
-            batch,
-            STEP_BUDGET,
-        )?;
-        let key =
-            if batch == 1 { "batch1_us".into() } else { format!("batch{batch}_us_per_sample") };
-        for (entry, us) in split.iter_mut().zip(us) {
-            entry.insert(key.clone(), json!(us));
-        }
-    }
-    Ok(Value::Array(split.into_iter().map(Value::Object).collect()))
+    Ok(figures?)
 }
 
 fn print_bench(bench: &Map<String, Value>) {

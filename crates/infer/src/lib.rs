@@ -10,9 +10,11 @@
 //! - [`peak_rss_bytes`] and [`SparseModel::workspace_bytes`]: the memory footprint
 //!   `ticket infer --bench` reports.
 //! - [`batch_file`]: a batch of inputs from a safetensors file, logits back to one.
+//! - [`bench`]: the figures of `ticket infer --bench` (both paths, per-step split, bytes).
 //! - [`timing`]: latency and throughput of a forward pass, for `ticket infer --bench`.
 
 pub mod batch_file;
+pub mod bench;
 pub mod csr;
 pub mod error;
 #[cfg(any(test, feature = "fixture"))]

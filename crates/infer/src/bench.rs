@@ -1,0 +1,112 @@
+//! The figures of `ticket infer --bench`, for every front end (the command line, the Python
+//! package): batch-1 latency (p50/p99) and time per example at batch 64 and 1024 of the
+//! sparse path and of the dense path on the same weights, the sparse path's time per step,
+//! and the bytes the weights take. Keys are stable: scripts and results files read them.
+
+use crate::{timing, Result, Scratch, SparseModel};
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+use ticket_core::{Network, Par};
+
+/// Time spent on each of the six path measurements.
+const BUDGET: Duration = Duration::from_millis(600);
+/// Batch sizes whose time per example is reported, besides batch 1.
+pub const BATCHES: [usize; 2] = [64, 1024];
+/// Time spent on each batch size of the sparse path's per-step split.
+const STEP_BUDGET: Duration = Duration::from_millis(300);
+/// How many times [`bench`] reports progress: one per path and batch size, one for the split.
+pub const MEASUREMENTS: usize = 2 * (1 + BATCHES.len()) + 1;
+
+/// Deterministic inputs in [0, 1) for benchmarking without a data set.
+pub fn synthetic_inputs(examples: usize, features: usize) -> Vec<f32> {
+    (0..examples * features)
+        .map(|i| {
+            ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
+
+/// Batch-1 latency and large-batch time per example of both paths on inputs drawn from
+/// `pool` (examples of `model.inputs()` features), the sparse per-step split, and the weight
+/// bytes. `done` is called with the name of each measurement finished.
+pub fn bench(
+    model: &SparseModel,
+    dense: &Network,
+    pool: &[f32],
+    par: Par,
+    mut done: impl FnMut(&str),
+) -> Result<Map<String, Value>> {
+    let (features, classes) = (model.inputs(), model.outputs());
+    let mut scratch = Scratch::default();
+    let mut out = vec![0.0; BATCHES[1] * classes];
+    let mut sparse = |x: &[f32], batch: usize| {
+        model.logits_into(x, batch, &mut out[..batch * classes], &mut scratch, par)?;
+        Ok(())
+    };
+    let mut dense_run = |x: &[f32], batch: usize| {
+        std::hint::black_box(dense.logits(x, batch, par));
+        Ok(())
+    };
+    let mut paths = Map::new();
+    for (name, run) in [
+        ("sparse", &mut sparse as &mut dyn FnMut(&[f32], usize) -> Result<()>),
+        ("dense", &mut dense_run),
+    ] {
+        let latency = timing::latency(|x| run(x, 1), pool, features, BUDGET)?;
+        done(&format!("{name} batch 1"));
+        let mut entry = Map::new();
+        entry.insert("batch1_us_p50".into(), json!(latency.p50_us));
+        entry.insert("batch1_us_p99".into(), json!(latency.p99_us));
+        for batch in BATCHES {
+            let us = timing::per_sample(&mut *run, pool, features, batch, BUDGET)?;
+            entry.insert(format!("batch{batch}_us_per_sample"), json!(us));
+            done(&format!("{name} batch {batch}"));
+        }
+        paths.insert(name.into(), Value::Object(entry));
+    }
+    let steps = step_split(model, pool, par)?;
+    done("sparse per step");
+    if let Some(Value::Object(sparse)) = paths.get_mut("sparse") {
+        sparse.insert("layers".into(), steps);
+    }
+    paths.insert(
+        "weight_bytes".into(),
+        json!({
+            "sparse": model.weight_bytes(),
+            "dense": 4 * model.graph().dense_params(),
+            "sparse_borrowed_from_file": model.borrowed_bytes(),
+            "file_mapped": model.mapped_file_bytes(),
+        }),
+    );
+    paths.insert("threads".into(), json!(par.threads()));
+    Ok(paths)
+}
+
+/// Where the sparse path's time goes: microseconds per example of each step (a layer with
+/// its fused ReLU, a pooling, the layout transposes) at each benchmarked batch size. Steps of
+/// a batch split over threads add up their threads' time.
+fn step_split(model: &SparseModel, pool: &[f32], par: Par) -> Result<Value> {
+    let names = model.step_names();
+    let features = model.inputs();
+    let mut scratch = Scratch::default();
+    let mut split = vec![Map::new(); names.len()];
+    for (entry, name) in split.iter_mut().zip(&names) {
+        entry.insert("step".into(), json!(name));
+    }
+    for batch in std::iter::once(1).chain(BATCHES) {
+        let us = timing::per_sample_steps(
+            |x, b, clock| model.logits_timed((x, b), &mut scratch, par, clock).map(drop),
+            names.len(),
+            pool,
+            features,
+            batch,
+            STEP_BUDGET,
+        )?;
+        let key =
+            if batch == 1 { "batch1_us".into() } else { format!("batch{batch}_us_per_sample") };
+        for (entry, us) in split.iter_mut().zip(us) {
+            entry.insert(key.clone(), json!(us));
+        }
+    }
+    Ok(Value::Array(split.into_iter().map(Value::Object).collect()))
+}
