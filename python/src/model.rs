@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
 use ticket_core::Par;
-use ticket_infer::SparseModel;
+use ticket_infer::{bench, SparseModel};
 
 /// A sparse model loaded from a CSR safetensors file written by `ticket export`.
 #[pyclass(module = "ticket", frozen)]
@@ -51,6 +51,26 @@ impl Model {
         } else {
             Ok(out.reshape([batch, self.model.outputs()])?.into_any())
         }
+    }
+
+    /// The figures of `ticket infer --bench`: batch-1 latency (p50/p99) and time per example
+    /// at batch 64 and 1024 of the sparse path and of the dense path on the same weights, the
+    /// sparse path's time per step, and weight bytes. Takes a few seconds; the GIL is released.
+    #[pyo3(signature = (threads = None))]
+    fn benchmark<'py>(&self, py: Python<'py>, threads: Option<usize>) -> PyResult<Bound<'py, PyAny>> {
+        let par = match threads {
+            Some(0) => return Err(errors::usage("benchmark: threads must be at least 1")),
+            Some(1) => Par::Seq,
+            Some(n) => Par::Rayon(n),
+            None => self.par,
+        };
+        let figures = py.detach(|| {
+            let pool = bench::synthetic_inputs(1024, self.model.inputs());
+            let dense = self.model.to_dense();
+            bench::bench(&self.model, &dense, &pool, par, |_| {})
+        });
+        let figures = figures.map_err(errors::infer)?;
+        json_to_py(py, &serde_json::Value::Object(figures).to_string())
     }
 
     /// The input shape of one example, e.g. `(784,)` or `(1, 28, 28)`.

@@ -8,6 +8,7 @@
 //! - [`packed`]: the bit streams of compressed CSR layers (codebook indices, column gaps).
 //! - [`tensor_file`]: named tensors in safetensors files, with errors that name the file.
 //! - [`linear`], [`conv`], [`pool`]: the dense forward of each layer kind.
+//! - [`prune`]: magnitude pruning of the masks (layer-wise or global).
 //! - [`sgemm`]: the one dense matrix product the trainer and the dense inference path call.
 //! - [`atomic`]: writes that are all-or-nothing.
 
@@ -22,6 +23,7 @@ pub mod linear;
 pub mod network;
 pub mod packed;
 pub mod pool;
+pub mod prune;
 pub mod recipe;
 pub mod sgemm;
 pub mod tensor_file;

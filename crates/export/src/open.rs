@@ -91,8 +91,7 @@ pub fn open_source(
         let accuracy_before = eval
             .filter(|e| e.data.features == source.net.graph.inputs())
             .map(|e| source.net.accuracy(e.data, par));
-        ticket_train::prune::prune_to_fraction(&mut source.net, keep, method)
-            .map_err(|e| Error::usage(e.to_string()))?;
+        ticket_core::prune::prune_to_fraction(&mut source.net, keep, method)?;
         source.pruned = Some(Pruned { keep, method, accuracy_before });
     }
     Ok(source)

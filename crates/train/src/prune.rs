@@ -1,9 +1,6 @@
-//! Magnitude pruning and the masks of the controls.
+//! Magnitude pruning (from `ticket_core::prune`, re-exported) and the masks of the controls.
 //!
-//! - Layer-wise (the paper): each layer loses `rate` of its *remaining* weights, the ones of
-//!   smallest magnitude, so after `n` levels a layer keeps about `(1 - rate)^n` of its weights.
-//! - Global (open_lth): one magnitude threshold across all layers removes `rate` of all
-//!   remaining weights.
+//! - Layer-wise and global magnitude pruning: [`ticket_core::prune`].
 //! - One-shot: the layer sizes that `n` layer-wise levels would reach, for a real-valued `n`
 //!   chosen so the whole network keeps a target fraction, in a single pruning step.
 //! - Random pruning (control): a uniformly random mask with the same per-layer counts.
@@ -13,86 +10,8 @@
 
 use crate::rng::SeededRng;
 use crate::{Error, Result};
-use ticket_core::recipe::PruneMethod;
+pub use ticket_core::prune::*;
 use ticket_core::Network;
-
-/// Number of weights a layer keeps when it prunes `rate` of `kept` (rounded to nearest).
-pub fn keep_after(kept: usize, rate: f64) -> usize {
-    kept - (rate * kept as f64).round() as usize
-}
-
-/// Prunes each layer `l` by `rates[l]` of its remaining weights, by magnitude of `net`'s
-/// current (trained) weights.
-pub fn prune_layerwise(net: &mut Network, rates: &[f32]) {
-    assert_eq!(rates.len(), net.layers.len(), "one rate per layer");
-    let targets: Vec<usize> =
-        net.layers.iter().zip(rates).map(|(l, &r)| keep_after(l.kept(), r as f64)).collect();
-    prune_to_counts(net, &targets);
-}
-
-/// Keeps the `targets[l]` largest-magnitude kept weights of each layer `l`.
-pub fn prune_to_counts(net: &mut Network, targets: &[usize]) {
-    for (layer, &target) in net.layers.iter_mut().zip(targets) {
-        let mut kept: Vec<usize> = (0..layer.mask.len()).filter(|&i| layer.mask[i] != 0).collect();
-        if target >= kept.len() {
-            continue;
-        }
-        // Smallest magnitude first; position breaks ties.
-        kept.sort_by(|&a, &b| {
-            layer.weight[a].abs().total_cmp(&layer.weight[b].abs()).then(a.cmp(&b))
-        });
-        for &i in &kept[..kept.len() - target] {
-            layer.mask[i] = 0;
-        }
-        layer.apply_mask();
-    }
-}
-
-/// Prunes `rate` of all remaining weights with one magnitude threshold across layers.
-pub fn prune_global(net: &mut Network, rate: f32) {
-    let target = keep_after(net.kept_weights(), rate as f64);
-    prune_global_to_count(net, target);
-}
-
-/// Keeps the `target` largest-magnitude kept weights of the whole network (one threshold).
-pub fn prune_global_to_count(net: &mut Network, target: usize) {
-    let mut kept: Vec<(usize, usize)> = net
-        .layers
-        .iter()
-        .enumerate()
-        .flat_map(|(l, layer)| {
-            (0..layer.mask.len()).filter(move |&i| layer.mask[i] != 0).map(move |i| (l, i))
-        })
-        .collect();
-    let remove = kept.len().saturating_sub(target);
-    let magnitude = |&(l, i): &(usize, usize)| net.layers[l].weight[i].abs();
-    kept.sort_by(|a, b| magnitude(a).total_cmp(&magnitude(b)).then(a.cmp(b)));
-    let removed: Vec<(usize, usize)> = kept[..remove].to_vec();
-    for (l, i) in removed {
-        net.layers[l].mask[i] = 0;
-    }
-    net.apply_masks();
-}
-
-/// One-shot magnitude pruning of a trained network to `keep`, the fraction of its weights
-/// kept (of all of them, pruned or not): each layer keeps `keep` of its own weights
-/// (layer-wise; at least one) or one threshold keeps `keep` of all (global). Weights already
-/// pruned stay pruned; biases are never pruned. What `ticket export --keep` does to an
-/// imported model.
-pub fn prune_to_fraction(net: &mut Network, keep: f64, method: PruneMethod) -> Result<()> {
-    if !(keep > 0.0 && keep <= 1.0) {
-        return Err(Error::Mismatch(format!("keep {keep} must be a fraction in (0, 1]")));
-    }
-    let of = |n: usize| ((keep * n as f64).round() as usize).max(1);
-    match method {
-        PruneMethod::Layerwise => {
-            let targets: Vec<usize> = net.layers.iter().map(|l| of(l.mask.len())).collect();
-            prune_to_counts(net, &targets);
-        }
-        PruneMethod::Global => prune_global_to_count(net, of(net.graph.dense_weights())),
-    }
-    Ok(())
-}
 
 /// Per-layer kept counts after `levels` layer-wise levels, applying [`keep_after`] level by
 /// level from the full layer sizes: the count the paper's arithmetic predicts.
@@ -158,6 +77,7 @@ mod tests {
     use super::*;
     use crate::init::init_net;
     use ticket_core::recipe::Init;
+    use ticket_core::recipe::PruneMethod;
     use ticket_core::Graph;
 
     /// The paper's weights remaining after n rounds of 20% (hidden) / 10% (output) pruning of

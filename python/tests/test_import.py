@@ -1,0 +1,89 @@
+"""ticket.export on files PyTorch wrote (state dicts, both ONNX exporters), then predict:
+the logits PyTorch / ONNX Runtime computed for the same inputs, stored beside the files by
+tests/fixtures/import/make_fixtures.py."""
+
+import numpy as np
+import pytest
+
+import ticket
+from conftest import REPO, read_safetensors
+
+FIXTURES = REPO / "tests/fixtures/import"
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return read_safetensors(FIXTURES / "expected.safetensors")[0]
+
+
+@pytest.mark.parametrize(
+    "name, inputs",
+    [
+        ("mlp-dense.safetensors", "digits_input"),
+        ("mlp-pruned.safetensors", "digits_input"),
+        ("mlp-permanent.safetensors", "digits_input"),
+        ("mlp-dynamo-false.onnx", "digits_input"),
+        ("mlp-dynamo.onnx", "digits_input"),
+        ("conv-dynamo-false.onnx", "image_input"),
+        ("conv-dynamo.onnx", "image_input"),
+    ],
+)
+def test_pytorch_files_give_pytorch_logits(tmp_path, expected, name, inputs):
+    out = tmp_path / "model.csr.safetensors"
+    report = ticket.export(FIXTURES / name, out)
+    assert report["import"]["kind"] in ("onnx", "pytorch-state-dict", "pytorch-pruned-state-dict")
+    got = ticket.load(out).predict(expected[inputs])
+    want = expected[name.rsplit(".", 1)[0]]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_keep_prunes_each_layer_to_the_fraction(tmp_path):
+    report = ticket.export(FIXTURES / "mlp-dense.safetensors", tmp_path / "m.safetensors", keep=0.25)
+    assert report["pruned_on_export"]["keep"] == 0.25
+    for layer in report["layers"]:
+        weights = layer["rows"] * layer["cols"]
+        assert layer["kept_weights"] == round(0.25 * weights)
+
+
+def test_global_pruning_keeps_the_fraction_overall(tmp_path):
+    report = ticket.export(
+        FIXTURES / "mlp-dense.safetensors", tmp_path / "m.safetensors", keep=0.1, pruning="global"
+    )
+    kept = sum(layer["kept_weights"] for layer in report["layers"])
+    weights = sum(layer["rows"] * layer["cols"] for layer in report["layers"])
+    assert kept == round(0.1 * weights)
+    assert report["pruned_on_export"]["pruning"] == "global"
+
+
+def test_codebook_and_gap_codecs(tmp_path, expected):
+    out = tmp_path / "k6.safetensors"
+    ticket.export(FIXTURES / "mlp-pruned.safetensors", out, dtype="k6", index_bits=5)
+    model = ticket.load(out)
+    assert model.info["value_codec"] == "k6"
+    f32 = tmp_path / "f32.safetensors"
+    ticket.export(FIXTURES / "mlp-pruned.safetensors", f32)
+    assert out.stat().st_size < f32.stat().st_size / 2
+    x = expected["digits_input"]
+    # Six-bit shared weights: close to, not equal to, the f32 logits.
+    np.testing.assert_allclose(model.predict(x), ticket.load(f32).predict(x), atol=0.25)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"keep": 1.5}, "--keep 1.5"),
+        ({"keep": 0.5, "pruning": "random"}, "`random` is not"),
+        ({"index_bits": 9}, "not 3..8"),
+        ({"dtype": "k9"}, "dtype"),
+    ],
+)
+def test_bad_import_options(tmp_path, options, message):
+    with pytest.raises(ticket.TicketError, match=message):
+        ticket.export(FIXTURES / "mlp-dense.safetensors", tmp_path / "m.safetensors", **options)
+
+
+def test_unsupported_onnx_names_the_file(tmp_path):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes((FIXTURES / "mlp-dynamo-false.onnx").read_bytes()[:100])
+    with pytest.raises(ticket.TicketError, match="broken.onnx"):
+        ticket.export(bad, tmp_path / "m.safetensors")
