@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
@@ -110,6 +111,10 @@ impl Server {
         let flag = app.clone();
         let began = Arc::new(tokio::sync::Notify::new());
         let begin = began.clone();
+        // Answers are small and wanted at once: no Nagle delay.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
             shutdown.await;
             flag.draining.store(true, Ordering::Release);
