@@ -35,7 +35,8 @@ pub fn export<'py>(
     dataset: Option<&str>,
     data: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let value: ValueCodec = dtype.parse().map_err(|e: String| errors::usage(format!("dtype: {e}")))?;
+    let value: ValueCodec =
+        dtype.parse().map_err(|e: String| errors::usage(format!("dtype: {e}")))?;
     let index = match index_bits {
         None => IndexCodec::Absolute,
         Some(bits) if GAP_BITS.contains(&bits) => IndexCodec::Gaps { bits },

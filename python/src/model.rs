@@ -57,7 +57,11 @@ impl Model {
     /// at batch 64 and 1024 of the sparse path and of the dense path on the same weights, the
     /// sparse path's time per step, and weight bytes. Takes a few seconds; the GIL is released.
     #[pyo3(signature = (threads = None))]
-    fn benchmark<'py>(&self, py: Python<'py>, threads: Option<usize>) -> PyResult<Bound<'py, PyAny>> {
+    fn benchmark<'py>(
+        &self,
+        py: Python<'py>,
+        threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let par = match threads {
             Some(0) => return Err(errors::usage("benchmark: threads must be at least 1")),
             Some(1) => Par::Seq,

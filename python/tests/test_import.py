@@ -57,12 +57,17 @@ def test_global_pruning_keeps_the_fraction_overall(tmp_path):
 
 def test_codebook_and_gap_codecs(tmp_path, expected):
     out = tmp_path / "k6.safetensors"
-    ticket.export(FIXTURES / "mlp-pruned.safetensors", out, dtype="k6", index_bits=5)
+    report = ticket.export(FIXTURES / "mlp-pruned.safetensors", out, dtype="k6", index_bits=5)
     model = ticket.load(out)
-    assert model.info["value_codec"] == "k6"
+    assert model.info["value_codec"] == "k6" and model.info["index_codec"] == "gap5"
     f32 = tmp_path / "f32.safetensors"
     ticket.export(FIXTURES / "mlp-pruned.safetensors", f32)
-    assert out.stat().st_size < f32.stat().st_size / 2
+    total = report["total"]
+    assert total["csr_file_bytes"] == out.stat().st_size
+    assert total["csr_f32_file_bytes"] == f32.stat().st_size
+    # Six bits per value; five per gap, plus any filler entries.
+    assert total["bits"]["values"] == 6.0 and total["bits"]["indices"] >= 5.0
+    assert out.stat().st_size < f32.stat().st_size
     x = expected["digits_input"]
     # Six-bit shared weights: close to, not equal to, the f32 logits.
     np.testing.assert_allclose(model.predict(x), ticket.load(f32).predict(x), atol=0.25)

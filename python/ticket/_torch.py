@@ -29,7 +29,14 @@ def from_torch(module: Any, example_input: Any, out: "str | os.PathLike[str]", *
         with tempfile.TemporaryDirectory(prefix="ticket-") as tmp:
             onnx_path = os.path.join(tmp, "model.onnx")
             with torch.no_grad():
-                torch.onnx.export(module, (example_input,), onnx_path, dynamo=False)
+                # The default exporter (dynamo) needs onnxscript; the TorchScript one does not.
+                try:
+                    import onnxscript  # noqa: F401
+
+                    dynamo = True
+                except ImportError:
+                    dynamo = False
+                torch.onnx.export(module, (example_input,), onnx_path, dynamo=dynamo)
             return export(onnx_path, out, **options)
     finally:
         module.train(was_training)
