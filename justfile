@@ -148,3 +148,9 @@ test-python:
     rm -rf target/python-venv && python3 -m venv target/python-venv
     target/python-venv/bin/pip install ./python pytest
     target/python-venv/bin/python -m pytest -q -rs python/tests
+
+# What the Python binding adds to a batch-1 forward pass, against `ticket infer --bench`.
+# Results: benches/results/compare_python-<date>.json.
+bench-python MODEL: test-python
+    cargo build --release
+    target/python-venv/bin/python benches/compare_python.py {{MODEL}}
