@@ -57,6 +57,10 @@ fn chains(modules: &[&Module]) -> bool {
 /// How many chaining orders to look for before calling the order ambiguous.
 const ENOUGH: usize = 2;
 
+/// Steps the search may take: many layers of equal shapes would otherwise make it try every
+/// permutation. Past it the order is as good as ambiguous.
+const BUDGET: usize = 100_000;
+
 /// The modules in network order, or why it cannot be told.
 pub fn infer_order(modules: &[Module]) -> Result<Vec<Module>, String> {
     let mut by_name: Vec<&Module> = modules.iter().collect();
@@ -67,7 +71,8 @@ pub fn infer_order(modules: &[Module]) -> Result<Vec<Module>, String> {
     let mut found = Vec::new();
     let mut path = Vec::new();
     let mut used = vec![false; by_name.len()];
-    search(&by_name, &mut path, &mut used, &mut found);
+    let mut budget = BUDGET;
+    search(&by_name, &mut path, &mut used, &mut found, &mut budget);
     let listed = || {
         by_name
             .iter()
@@ -75,9 +80,10 @@ pub fn infer_order(modules: &[Module]) -> Result<Vec<Module>, String> {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // An exhausted budget means too many candidates to tell: as ambiguous as two orders.
     match found.as_slice() {
-        [order] => Ok(order.iter().map(|&i| by_name[i].clone()).collect()),
-        [] => Err(format!(
+        [order] if budget > 0 => Ok(order.iter().map(|&i| by_name[i].clone()).collect()),
+        [] if budget > 0 => Err(format!(
             "the shapes of its layers do not chain in any order ({}): out of one layer must be in of the next",
             listed()
         )),
@@ -94,10 +100,12 @@ fn search(
     path: &mut Vec<usize>,
     used: &mut [bool],
     found: &mut Vec<Vec<usize>>,
+    budget: &mut usize,
 ) {
-    if found.len() >= ENOUGH {
+    if found.len() >= ENOUGH || *budget == 0 {
         return;
     }
+    *budget -= 1;
     if path.len() == modules.len() {
         found.push(path.clone());
         return;
@@ -107,7 +115,7 @@ fn search(
         if !used[i] && fits {
             used[i] = true;
             path.push(i);
-            search(modules, path, used, found);
+            search(modules, path, used, found, budget);
             path.pop();
             used[i] = false;
         }
@@ -156,5 +164,10 @@ mod tests {
         assert!(err.contains("pass --layers"), "{err}");
         let broken = [m("a", 8, 4), m("b", 3, 9)];
         assert!(infer_order(&broken).unwrap_err().contains("do not chain"));
+        // Twenty equal layers and one that must come first but sorts last: the search gives
+        // up (ambiguous) instead of trying 20! orders.
+        let mut many: Vec<Module> = (0..20).map(|i| m(&format!("a{i}"), 8, 8)).collect();
+        many.push(m("z", 8, 4));
+        assert!(infer_order(&many).unwrap_err().contains("pass --layers"));
     }
 }

@@ -7,6 +7,7 @@
 use super::constants::{self, attribute, int_attr, ints_attr, Const, Int};
 use super::proto::{data_type, GraphProto, NodeProto};
 use std::collections::{HashMap, HashSet};
+use ticket_core::graph::MAX_PARAMS;
 use ticket_core::{Layer, LayerParams, LayerShape};
 
 /// The ops a chain may hold, for the message that refuses any other.
@@ -128,7 +129,15 @@ fn input_shape(
             _ => Err(format!("{} needs fixed sizes past the batch dimension", at())),
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if !fits(&shape) {
+        return Err(format!("{} has too large a shape {shape:?}", at()));
+    }
     Ok((batch, shape))
+}
+
+/// Whether a value of shape `dims` has at most [`MAX_PARAMS`] elements.
+fn fits(dims: &[usize]) -> bool {
+    dims.iter().try_fold(1usize, |p, &d| p.checked_mul(d)).is_some_and(|n| n <= MAX_PARAMS)
 }
 
 impl Walker<'_> {
@@ -276,7 +285,11 @@ impl Walker<'_> {
     }
 
     fn push(&mut self, layer: Layer) -> Result<(), String> {
-        self.shape = layer.output_shape(&self.shape)?;
+        let shape = layer.output_shape(&self.shape)?;
+        if !fits(&shape) {
+            return Err(format!("has too large an output {shape:?}"));
+        }
+        self.shape = shape;
         self.layers.push(layer);
         Ok(())
     }

@@ -288,14 +288,17 @@ fn reshape_dims(dims: &[usize], shape: &[i64], len: usize) -> Result<Vec<usize>,
             _ => return Err(format!("reshapes to {shape:?}")),
         }
     }
-    let known: usize = out.iter().product();
+    let known = out
+        .iter()
+        .try_fold(1usize, |p, &d| p.checked_mul(d))
+        .ok_or_else(|| format!("reshapes to {shape:?}, too large"))?;
     if let Some(i) = infer {
         if known == 0 || len % known != 0 {
             return Err(format!("cannot reshape {dims:?} to {shape:?}"));
         }
         out[i] = len / known;
     }
-    if out.iter().product::<usize>() != len {
+    if out.iter().try_fold(1usize, |p, &d| p.checked_mul(d)) != Some(len) {
         return Err(format!("cannot reshape {dims:?} to {shape:?}"));
     }
     Ok(out)
@@ -346,5 +349,6 @@ mod tests {
         assert_eq!(reshape_dims(&[2, 6], &[0, -1], 12).unwrap(), [2, 6]);
         assert!(reshape_dims(&[2, 6], &[5, -1], 12).is_err());
         assert!(reshape_dims(&[2, 6], &[-1, -1], 12).is_err());
+        assert!(reshape_dims(&[2, 6], &[i64::MAX, i64::MAX, -1], 12).is_err());
     }
 }
