@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use ticket_core::checkpoint::load_bytes;
 use ticket_core::csr_format::ValueDtype;
 use ticket_core::{Network, Par};
-use ticket_export::{CsrModel, Provenance};
+use ticket_export::{Codecs, CsrModel, Provenance};
 use ticket_infer::SparseModel;
 
 /// Models above this many weights are only loaded, not run (the file holds every weight, so
@@ -36,12 +36,12 @@ fuzz_target!(|data: &[u8]| {
 /// Exports `net` to CSR bytes in memory and loads them with the sparse loader.
 fn round_trip_through_csr(net: &Network) {
     let Ok(csr) = CsrModel::from_net(net) else { return }; // NaN or infinite kept weights
-    let tensors = csr.tensors(ValueDtype::F32).expect("finite f32 values encode");
+    let tensors = csr.tensors(Codecs::float(ValueDtype::F32)).expect("finite f32 values encode");
     let views = tensors.iter().map(|(name, t)| {
         (name.clone(), TensorView::new(t.dtype, t.shape.clone(), &t.data).expect("consistent"))
     });
     let meta: HashMap<String, String> =
-        csr.metadata(ValueDtype::F32, &Provenance::default()).into_iter().collect();
+        csr.metadata(Codecs::float(ValueDtype::F32), &Provenance::default()).into_iter().collect();
     let bytes = safetensors::serialize(views, Some(meta)).expect("serializes");
     let model = SparseModel::from_bytes(bytes, ticket_fuzz::path())
         .unwrap_or_else(|e| panic!("an exported checkpoint does not load: {e}"));
