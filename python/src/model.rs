@@ -37,14 +37,9 @@ impl Model {
         let shape = readonly.shape();
         let (batch, single) = self.batch_of(shape)?;
         let inputs = readonly.as_slice().map_err(|e| errors::usage(format!("predict: {e}")))?;
-        let logits = if batch == 1 {
-            // Batch 1 is too small to be worth a thread hand-off; the GIL stays released only
-            // for the kernels, which is what lets other threads run meanwhile.
-            py.detach(|| self.model.logits(inputs, 1, Par::Seq))
-        } else {
-            py.detach(|| self.model.logits(inputs, batch, self.par))
-        }
-        .map_err(errors::infer)?;
+        // The model splits work over threads only where it pays (as `ticket infer` does).
+        let logits =
+            py.detach(|| self.model.logits(inputs, batch, self.par)).map_err(errors::infer)?;
         let out = PyArray1::from_vec(py, logits);
         if single {
             Ok(out.into_any())
