@@ -3,7 +3,7 @@
 Python against `ticket infer --bench`'s in-process batch-1 p50 on the same CSR file, one run
 side by side, plus Model.benchmark() (the same Rust measurement, called through the binding).
 
-    python benches/compare_python.py MODEL [--repeat 3] [--calls 20000]
+    python benches/compare_python.py MODEL [--threads 1] [--repeat 3] [--calls 20000]
 
 Needs the package installed (`pip install ./python`) in the running interpreter. Results:
 benches/results/compare_python-<date>.json.
@@ -38,19 +38,21 @@ def main():
     p.add_argument("model", help="a CSR safetensors file written by `ticket export`")
     p.add_argument("--calls", type=int, default=20000)
     p.add_argument("--ticket", help="the ticket binary (default: target/release/ticket)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads of both sides (default 1: the binding's cost alone, no thread wake-ups)")
     bc.add_repeat_argument(p)
     a = p.parse_args()
     binary = bc.ticket_binary(a.ticket)
-    results = bc.Results("compare_python", threads=2, ticket=binary)
-    model = ticket.load(a.model)
+    results = bc.Results("compare_python", threads=a.threads, ticket=binary)
+    model = ticket.load(a.model, threads=a.threads)
     x = np.random.default_rng(0).random((1, *model.input_shape), dtype=np.float32)
 
     def once(r):
-        cli = json.loads(subprocess.run([binary, "infer", a.model, "--bench", "--json"],
+        cli = json.loads(subprocess.run([binary, "infer", a.model, "--bench", "--json", "--threads", str(a.threads)],
                                         check=True, capture_output=True, text=True).stdout)
         return {
             "cli_batch1_us_p50": cli["sparse"]["batch1_us_p50"],
-            "binding_benchmark_batch1_us_p50": model.benchmark()["sparse"]["batch1_us_p50"],
+            "binding_benchmark_batch1_us_p50": model.benchmark(threads=a.threads)["sparse"]["batch1_us_p50"],
             "python_predict_batch1_us_p50": python_batch1_us(model, x, a.calls),
         }
 

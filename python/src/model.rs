@@ -18,12 +18,19 @@ pub struct Model {
     par: Par,
 }
 
-/// Loads and validates the CSR safetensors model at `path`.
+/// Loads and validates the CSR safetensors model at `path`; `predict` uses up to `threads`
+/// threads (default: all cores).
 #[pyfunction]
-pub fn load(py: Python<'_>, path: PathBuf) -> PyResult<Model> {
+#[pyo3(signature = (path, *, threads = None))]
+pub fn load(py: Python<'_>, path: PathBuf, threads: Option<usize>) -> PyResult<Model> {
+    let par = match threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    {
+        0 => return Err(errors::usage("load: threads must be at least 1")),
+        1 => Par::Seq,
+        n => Par::Rayon(n),
+    };
     let model = py.detach(|| SparseModel::load(&path)).map_err(errors::infer)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let par = if threads == 1 { Par::Seq } else { Par::Rayon(threads) };
     Ok(Model { model, path, par })
 }
 

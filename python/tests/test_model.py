@@ -104,3 +104,13 @@ def test_info_describes_the_file(conv_model):
     assert info["graph"]["input"] == [1, 12, 12]
     assert info["value_codec"] == "f32" and info["index_codec"] == "absolute"
     assert info["file_bytes"] == path.stat().st_size
+
+
+def test_one_thread_gives_the_same_logits(conv_model):
+    path, x, _ = conv_model
+    batch = np.repeat(x, 50, axis=0)
+    np.testing.assert_array_equal(
+        ticket.load(path, threads=1).predict(batch), ticket.load(path).predict(batch)
+    )
+    with pytest.raises(ticket.TicketError, match="threads"):
+        ticket.load(path, threads=0)

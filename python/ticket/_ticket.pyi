@@ -34,9 +34,10 @@ class Model:
         """The figures of ``ticket infer --bench``: batch-1 latency (p50/p99) and time per
         example at batch 64 and 1024, sparse and dense."""
 
-def load(path: _Path) -> Model:
+def load(path: _Path, *, threads: Optional[int] = None) -> Model:
     """Loads and validates a CSR safetensors model (``OSError`` if it cannot be read,
-    :class:`TicketError` if it is not a valid model)."""
+    :class:`TicketError` if it is not a valid model); ``predict`` uses up to ``threads``
+    threads (default: all cores)."""
 
 def export(
     source: _Path,
