@@ -20,8 +20,12 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 
 /// A digits-sized checkpoint (64 inputs, 10 classes) keeping about a quarter of its weights.
 fn checkpoint(path: &Path) -> Network {
-    let graph: Graph = "64-24-10".parse().unwrap();
-    let mut net = Network::zeros(&graph);
+    checkpoint_of(path, &"64-24-10".parse().unwrap())
+}
+
+/// A checkpoint of `graph` keeping about a quarter of its weights.
+fn checkpoint_of(path: &Path, graph: &Graph) -> Network {
+    let mut net = Network::zeros(graph);
     for (l, layer) in net.layers.iter_mut().enumerate() {
         for (i, w) in layer.weight.iter_mut().enumerate() {
             *w = (((i * 41 + l * 13) % 29) as f32 - 14.0) / 19.0;
@@ -38,9 +42,18 @@ fn checkpoint(path: &Path) -> Network {
 
 #[test]
 fn compressed_exports_run_in_infer_with_the_reported_accuracy() {
+    let conv = ticket_core::Recipe::resolve("digits-conv").unwrap().graph().unwrap();
+    for graph in ["64-24-10".parse().unwrap(), conv] {
+        compressed_export_runs_in_infer(&graph);
+    }
+}
+
+/// Every codec kind exported from a checkpoint of `graph` runs in `ticket infer` (sparse and
+/// dense paths) with the accuracy the export measured on the decoded weights.
+fn compressed_export_runs_in_infer(graph: &Graph) {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("c.safetensors");
-    let net = checkpoint(&source);
+    let net = checkpoint_of(&source, graph);
     for (dtype, bits) in [("k6", Some("5")), ("int8", Some("3")), ("k2", None), ("f16", Some("8"))]
     {
         let out = dir.path().join(format!("{dtype}.safetensors"));

@@ -197,8 +197,12 @@ impl SparseLayer {
         with_csr!(self, w => Conv2d::new(w, &self.bias, input, window).run(x, y, batch, act))
     }
 
-    /// This conv2d layer prepared for the blocked kernel, when that kernel covers it.
+    /// This conv2d layer prepared for the blocked kernel, when that kernel covers it (not a
+    /// compressed layer: its rows are decoded one at a time for the direct kernel).
     fn blocked_conv2d(&self, input: Image, window: Window) -> Option<BlockedConv2d> {
+        if self.compressed.is_some() {
+            return None;
+        }
         with_csr!(self, w => BlockedConv2d::new(w, &self.bias, input, window))
     }
 
