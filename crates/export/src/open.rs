@@ -33,6 +33,14 @@ pub struct Pruned {
     pub accuracy_before: Option<f64>,
 }
 
+/// What importing a file ticket did not write found: its kind, and what was assumed, folded
+/// or dropped (one line each).
+#[derive(Clone, Debug)]
+pub struct ImportInfo {
+    pub kind: SourceKind,
+    pub notes: Vec<String>,
+}
+
 /// A source read and ready to export.
 #[derive(Clone, Debug)]
 pub struct Source {
@@ -44,7 +52,7 @@ pub struct Source {
     /// False when the file had no masks (every weight is then kept, unless pruned here).
     pub has_masks: bool,
     /// How a file ticket did not write was read.
-    pub imported: Option<Imported>,
+    pub import: Option<ImportInfo>,
     pub pruned: Option<Pruned>,
 }
 
@@ -57,14 +65,16 @@ pub fn open_source(
     par: Par,
 ) -> Result<Source> {
     let input = crate::resolve_checkpoint(input, opts.level)?;
-    let imported = open_foreign(&input, &opts.layers, opts.recipe.as_deref())?;
+    // Read once: detecting the kind and reading the model share the bytes.
+    let bytes = std::fs::read(&input).map_err(|e| Error::io(&input, e))?;
+    let imported = import_bytes(&bytes, &input, &opts.layers, opts.recipe.as_deref())?;
     let mut source = match imported {
-        Some(imported) => Source {
+        Some(Imported { net, kind, notes }) => Source {
             input,
-            net: imported.net.clone(),
+            net,
             dataset: String::new(),
             has_masks: true,
-            imported: Some(imported),
+            import: Some(ImportInfo { kind, notes }),
             pruned: None,
         },
         None if opts.layers.is_some() || opts.recipe.is_some() => {
@@ -72,13 +82,13 @@ pub fn open_source(
             return Err(Error::usage(format!("{}: {problem}", input.display())).into());
         }
         None => {
-            let checkpoint = checkpoint::load(&input)?;
+            let checkpoint = checkpoint::load_bytes(&bytes, &input)?;
             Source {
                 input,
                 net: checkpoint.net,
                 dataset: checkpoint.meta.dataset,
                 has_masks: checkpoint.has_masks,
-                imported: None,
+                import: None,
                 pruned: None,
             }
         }
@@ -109,9 +119,19 @@ pub fn open_foreign(
         return Ok(None);
     }
     let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
-    let kind = match ticket_import::detect(&bytes, input) {
+    import_bytes(&bytes, input, layers, recipe)
+}
+
+/// [`open_foreign`] on the bytes of the file `input`, already read.
+fn import_bytes(
+    bytes: &[u8],
+    input: &Path,
+    layers: &Option<Vec<String>>,
+    recipe: Option<&str>,
+) -> Result<Option<Imported>> {
+    let kind = match ticket_import::detect(bytes, input) {
         Ok(kind) => kind,
-        Err(e) if ticket_import::is_torch_pickle(&bytes) => return Err(e.into()),
+        Err(e) if ticket_import::is_torch_pickle(bytes) => return Err(e.into()),
         // A damaged safetensors file: the checkpoint reader says what is wrong with it.
         Err(_) => return Ok(None),
     };
@@ -125,7 +145,7 @@ pub fn open_foreign(
     }
     let graph = recipe.map(|r| Recipe::resolve(r)?.graph()).transpose()?;
     let opts = ImportOptions { layers: layers.clone(), graph };
-    Ok(Some(ticket_import::from_bytes(&bytes, input, &opts)?))
+    Ok(Some(ticket_import::from_bytes(bytes, input, &opts)?))
 }
 
 impl Source {
@@ -135,11 +155,12 @@ impl Source {
         let mut json = serde_json::to_value(report).expect("the report serialises");
         json["input"] = self.input.display().to_string().into();
         json["input_has_masks"] = self.has_masks.into();
-        if let Some(imported) = &self.imported {
+        if let Some(import) = &self.import {
+            // Pruning keeps the graph: this is the imported one.
             let graph: Value =
-                serde_json::from_str(&imported.net.graph.to_json()).expect("graphs are JSON");
+                serde_json::from_str(&self.net.graph.to_json()).expect("graphs are JSON");
             json["import"] =
-                json!({"kind": imported.kind.name(), "graph": graph, "notes": imported.notes});
+                json!({"kind": import.kind.name(), "graph": graph, "notes": import.notes});
         }
         if let Some(p) = &self.pruned {
             json["pruned_on_export"] = json!({
@@ -154,9 +175,9 @@ impl Source {
     /// The lines printed above the report: what was imported, notes, what pruning did.
     pub fn describe(&self, report: &CompressionReport) -> String {
         let mut text = format!("exported {}\n", self.input.display());
-        if let Some(imported) = &self.imported {
-            let _ = writeln!(text, "imported {} as {}", imported.kind.name(), imported.net.graph);
-            for note in &imported.notes {
+        if let Some(import) = &self.import {
+            let _ = writeln!(text, "imported {} as {}", import.kind.name(), self.net.graph);
+            for note in &import.notes {
                 let _ = writeln!(text, "note: {note}");
             }
         }
