@@ -97,7 +97,7 @@ pub enum DatasetName {
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Recipe file, or the name of a shipped one (digits-mlp, digits-conv, lenet-300-100,
-    /// lenet-5, conv-2, conv-4, conv-6), or a model file (.onnx, or a PyTorch state dict in
+    /// lenet-5, conv-2, conv-4, conv-6, alexnet), or a model file (.onnx, or a PyTorch state dict in
     /// .safetensors) whose architecture is trained from a fresh initialisation.
     #[arg(long, value_name = "FILE", default_value = "digits-mlp")]
     pub model: String,

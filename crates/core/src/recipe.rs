@@ -181,7 +181,7 @@ mod defaults {
 }
 
 /// Recipes shipped in `models/`, compiled in so they work from any directory.
-pub const SHIPPED: [(&str, &str); 7] = [
+pub const SHIPPED: [(&str, &str); 8] = [
     ("digits-mlp", include_str!("../../../models/digits-mlp.toml")),
     ("digits-conv", include_str!("../../../models/digits-conv.toml")),
     ("lenet-300-100", include_str!("../../../models/lenet-300-100.toml")),
@@ -189,6 +189,7 @@ pub const SHIPPED: [(&str, &str); 7] = [
     ("conv-2", include_str!("../../../models/conv-2.toml")),
     ("conv-4", include_str!("../../../models/conv-4.toml")),
     ("conv-6", include_str!("../../../models/conv-6.toml")),
+    ("alexnet", include_str!("../../../models/alexnet.toml")),
 ];
 
 impl Recipe {
@@ -377,6 +378,24 @@ mod tests {
             let mut rates = vec![conv_rate; convs];
             rates.extend([0.2, 0.2, 0.1]);
             assert_eq!(recipe.prune.layer_rates, rates, "{name}");
+        }
+    }
+
+    #[test]
+    fn alexnet_has_torchvisions_weights_and_hans_fractions() {
+        // torchvision's AlexNet: 61,100,840 parameters, of which 10,344 are biases.
+        let recipe = Recipe::resolve("alexnet").unwrap();
+        let graph = recipe.graph().unwrap();
+        assert_eq!(graph.dense_weights(), 61_100_840 - 10_344);
+        let fc6 = &graph.weighted()[5];
+        assert_eq!(
+            (fc6.name.as_str(), fc6.dims.as_slice()),
+            ("fc6", [4096, 256 * 6 * 6].as_slice())
+        );
+        // Han et al. 2015, Table 4: the fraction of weights each layer keeps.
+        let kept: Vec<f64> = recipe.prune.layer_rates.iter().map(|&r| 1.0 - f64::from(r)).collect();
+        for (k, want) in kept.iter().zip([0.84, 0.38, 0.35, 0.37, 0.37, 0.09, 0.09, 0.25]) {
+            assert!((k - want).abs() < 1e-6, "{kept:?}");
         }
     }
 
