@@ -123,8 +123,12 @@ def parse_wrk(text):
 
 
 def run_wrk(port, body_path, header_length, concurrency, duration, script):
-    cmd = ["wrk", "-t", str(min(concurrency, 2)), "-c", str(concurrency), "-d", f"{duration}s",
-           "--latency", "-s", str(script), f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer"]
+    """POSTs `body_path` to the model's infer endpoint, or GETs /v2/health/ready when it is None."""
+    cmd = ["wrk", "-t", str(min(concurrency, 2)), "-c", str(concurrency), "-d", f"{duration}s", "--latency"]
+    if body_path is None:
+        cmd.append(f"http://127.0.0.1:{port}/v2/health/ready")
+    else:
+        cmd += ["-s", str(script), f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer"]
     env = dict(os.environ, BODY=str(body_path), HEADER_LENGTH="" if header_length is None else str(header_length))
     text = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     result = parse_wrk(text)
@@ -211,14 +215,20 @@ def main():
     bodies["binary"] = (tmp / "request.bin", n)
 
     in_process = ticket_bench_p50(args.ticket, model, args.threads)
+    serve = [args.ticket, "serve", "--model", f"{MODEL_NAME}={model}", "--threads", str(args.threads)]
+    # (command, tensor formats, concurrencies). `--spin-us 0` shows what the wake-ups cost at
+    # concurrency 1; the health endpoint (no body, no model) is the loopback HTTP floor.
     servers = {
-        "ticket serve": [args.ticket, "serve", "--model", f"{MODEL_NAME}={model}", "--threads", str(args.threads)],
-        "kserve + onnxruntime": [sys.executable, __file__, "--threads", str(args.threads), "--kserve-child", str(onnx_path)],
+        "ticket serve": (serve, ("json", "binary", "health"), CONCURRENCY),
+        "ticket serve --spin-us 0": (serve + ["--spin-us", "0"], ("json", "binary", "health"), (1,)),
+        "kserve + onnxruntime": (
+            [sys.executable, __file__, "--threads", str(args.threads), "--kserve-child", str(onnx_path)],
+            ("json",), CONCURRENCY),
     }
     results, reference = [], None
-    for name, cmd in servers.items():
+    for name, (cmd, formats, concurrencies) in servers.items():
         port = free_port()
-        cmd = cmd + (["--port", str(port)] if name == "ticket serve" else [str(port)])
+        cmd = cmd + (["--port", str(port)] if name.startswith("ticket serve") else [str(port)])
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_ready(port, name)
@@ -226,11 +236,10 @@ def main():
             if reference is None:
                 reference = logits
             np.testing.assert_allclose(logits, reference, rtol=1e-4, atol=1e-5, err_msg=f"{name} logits")
-            formats = ("json", "binary") if name == "ticket serve" else ("json",)
             for fmt in formats:
-                path, header_length = bodies[fmt]
+                path, header_length = bodies.get(fmt, (None, None))
                 run_wrk(port, path, header_length, 16, 2, script)  # warm-up
-                for c in CONCURRENCY:
+                for c in concurrencies:
                     r = run_wrk(port, path, header_length, c, args.duration, script)
                     r.update(server=name, tensors=fmt, concurrency=c)
                     results.append(r)
@@ -239,7 +248,7 @@ def main():
                           flush=True)
         finally:
             code = stop(proc)
-            if name == "ticket serve" and code != 0:
+            if name.startswith("ticket serve") and code != 0:
                 raise SystemExit(f"ticket serve exited {code} on SIGTERM")
 
     def row(server, fmt, c):
@@ -254,7 +263,10 @@ def main():
         }
     batch1 = in_process["sparse"]["batch1_us_p50"]
     summary["in_process_batch1_p50_us"] = batch1
-    summary["c1_p50_minus_in_process_us"] = row("ticket serve", "json", 1)["p50_us"] - batch1
+    for fmt in ("json", "binary"):
+        summary[f"c1_{fmt}_p50_minus_in_process_us"] = row("ticket serve", fmt, 1)["p50_us"] - batch1
+        summary[f"c1_{fmt}_p50_us_without_spinning"] = row("ticket serve --spin-us 0", fmt, 1)["p50_us"]
+    summary["c1_health_p50_us"] = row("ticket serve", "health", 1)["p50_us"]
     print(json.dumps(summary, indent=2))
     report.write({
         "model": args.model or "random LeNet-300-100 ticket (compare_infer.write_random_lenet)",

@@ -321,6 +321,12 @@ pub struct ServeArgs {
     /// Longest a batch waits for more requests, in microseconds (only while more are arriving).
     #[arg(long, value_name = "US", default_value_t = 100)]
     pub max_queue_delay_us: u64,
+    /// How long, in microseconds, the model's thread polls for the next request after a batch,
+    /// and a lone request waits awake for its answer, before parking. Saves the wake-ups that
+    /// dominate a small model's latency at low load, for at most this much CPU time when the
+    /// server goes idle; 0 parks at once.
+    #[arg(long, value_name = "US", default_value_t = ticket_serve::DEFAULT_SPIN.as_micros() as u64)]
+    pub spin_us: u64,
     /// Requests that may wait per model; beyond that the answer is 503.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_queue: usize,

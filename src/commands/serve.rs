@@ -31,6 +31,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             max_queue_delay: Duration::from_micros(args.max_queue_delay_us),
             queue_capacity: args.max_queue,
             par,
+            spin: Duration::from_micros(args.spin_us),
         },
         max_body: args.max_body,
         drain_timeout: Duration::from_secs(args.drain_timeout_s),

@@ -8,6 +8,13 @@
 //! `max_queue_delay` after the first, only while other requests are known to be on their way
 //! (counted from the moment their handler starts reading them until this thread takes them
 //! from the queue): a lone request runs at once on the batch-1 path, with no added delay.
+//!
+//! Waking a parked thread costs tens to hundreds of microseconds (more on a virtual machine
+//! whose idle cores halt), several times a small model's batch-1 forward pass. So both ends
+//! of the queue spin for a while before they park ([`BatchPolicy::spin`]): the thread after
+//! its last batch, waiting for the next request, and a lone request's handler, waiting for
+//! its logits. A client sending one request after another then finds both awake; an idle
+//! server parks after `spin` and costs nothing.
 
 use crate::metrics::ModelMetrics;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,11 +37,14 @@ pub struct BatchPolicy {
     pub queue_capacity: usize,
     /// Threads the kernels may use for a batch.
     pub par: Par,
+    /// How long the batching thread polls for the next request after a batch, and a lone
+    /// request's handler for its answer, before parking (zero: park at once).
+    pub spin: Duration,
 }
 
 impl Default for BatchPolicy {
     /// Triton's usual settings: batches of up to 64, 100 us of waiting, 1024 queued requests,
-    /// the kernels on every core.
+    /// the kernels on every core; 200 us of spinning, a few loopback round trips.
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         BatchPolicy {
@@ -42,9 +52,13 @@ impl Default for BatchPolicy {
             max_queue_delay: Duration::from_micros(100),
             queue_capacity: 1024,
             par: if threads > 1 { Par::Rayon(threads) } else { Par::Seq },
+            spin: DEFAULT_SPIN,
         }
     }
 }
+
+/// Default of [`BatchPolicy::spin`].
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(200);
 
 /// The logits of one job, or why the forward pass failed.
 pub type Reply = Result<Vec<f32>, String>;
@@ -72,6 +86,7 @@ pub struct Batcher {
     /// module doc).
     arriving: Arc<AtomicUsize>,
     features: usize,
+    spin: Duration,
 }
 
 /// Marks one request as on its way to the queue: counted in `arriving` from its creation
@@ -90,22 +105,66 @@ impl Drop for Arrival<'_> {
 impl Arrival<'_> {
     /// Queues `batch` examples (`data` `[batch][features]`) and returns where their logits
     /// will arrive.
-    pub fn submit(
-        self,
-        batch: usize,
-        data: Vec<f32>,
-    ) -> Result<oneshot::Receiver<Reply>, SubmitError> {
+    pub fn submit(self, batch: usize, data: Vec<f32>) -> Result<Answer, SubmitError> {
         debug_assert_eq!(data.len(), batch * self.batcher.features);
-        let (reply, answer) = oneshot::channel();
+        let (reply, receiver) = oneshot::channel();
+        // Alone if no other request is on its way: then nothing else needs this thread while
+        // it waits, and spinning saves a wake-up.
+        let alone = self.batcher.arriving.load(Ordering::Acquire) == 1;
+        let spin = if alone { self.batcher.spin } else { Duration::ZERO };
         match self.batcher.queue.try_send(Job { batch, data, reply }) {
             Ok(()) => {
                 // The batching thread uncounts it when it takes the job.
                 std::mem::forget(self);
-                Ok(answer)
+                Ok(Answer { receiver, spin })
             }
             Err(TrySendError::Full(_)) => Err(SubmitError::Full),
             Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopped),
         }
+    }
+}
+
+/// Where a queued request's logits arrive.
+#[derive(Debug)]
+pub struct Answer {
+    receiver: oneshot::Receiver<Reply>,
+    spin: Duration,
+}
+
+impl Answer {
+    /// The logits, or `None` if the batching thread stopped without answering. Polls for
+    /// `spin` before awaiting (see the module doc).
+    pub async fn get(mut self) -> Option<Reply> {
+        if let Some(reply) = spin_until(self.spin, || match self.receiver.try_recv() {
+            Ok(reply) => Some(Some(reply)),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(None),
+        }) {
+            return reply;
+        }
+        self.receiver.await.ok()
+    }
+}
+
+/// Calls `poll` until it gives a value or `spin` has passed.
+fn spin_until<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+    if spin.is_zero() {
+        return poll();
+    }
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if let Some(value) = poll() {
+                return Some(value);
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= spin {
+            return poll();
+        }
+        // Gives the core away if anything else is runnable on it: spinning must not delay
+        // the threads that produce what it waits for (sched_yield is one syscall).
+        std::thread::yield_now();
     }
 }
 
@@ -135,7 +194,7 @@ impl Batcher {
         let arriving = Arc::new(AtomicUsize::new(0));
         let features = model.inputs();
         let worker = Worker { model, policy, metrics, arriving: arriving.clone() };
-        (Batcher { queue, arriving, features }, worker, jobs)
+        (Batcher { queue, arriving, features, spin: policy.spin }, worker, jobs)
     }
 
     /// Counts a request as arriving (see [`Arrival`]); call as soon as it starts, queue it
@@ -160,7 +219,7 @@ impl Worker {
         let (mut inputs, mut logits) = (Vec::new(), Vec::new());
         let mut next = None;
         loop {
-            let Some(first) = next.take().or_else(|| self.take(jobs.recv().ok())) else {
+            let Some(first) = next.take().or_else(|| self.take(self.next_job(&jobs))) else {
                 return;
             };
             let mut batch = vec![first];
@@ -177,6 +236,16 @@ impl Worker {
 
     fn take(&self, job: Option<Job>) -> Option<Job> {
         job.map(|j| self.taken(j))
+    }
+
+    /// The next job: polled for `spin`, then waited for; `None` once every handle is gone.
+    fn next_job(&self, jobs: &mpsc::Receiver<Job>) -> Option<Job> {
+        let polled = spin_until(self.policy.spin, || match jobs.try_recv() {
+            Ok(job) => Some(Some(job)),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some(None),
+        });
+        polled.unwrap_or_else(|| jobs.recv().ok())
     }
 
     /// Adds queued jobs to `batch` while they fit; returns a job that did not fit, which

@@ -27,6 +27,7 @@ pub mod protocol;
 mod server;
 pub mod signature;
 
+pub use batcher::DEFAULT_SPIN;
 pub use error::{Error, ErrorKind, RequestError, Result};
 pub use server::{shutdown_signal, Config, Server};
 

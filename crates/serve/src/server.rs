@@ -374,8 +374,9 @@ async fn answer(
         }
     })?;
     let logits = reply
+        .get()
         .await
-        .map_err(|_| RequestError::new(ErrorKind::Internal, format!("model '{name}' stopped")))?
+        .ok_or_else(|| RequestError::new(ErrorKind::Internal, format!("model '{name}' stopped")))?
         .map_err(|e| RequestError::new(ErrorKind::Internal, format!("model '{name}': {e}")))?;
     let encoded = protocol::encode_response(name, &request, &logits, served.signature.classes);
     let mut response = encoded.body.into_response();

@@ -22,12 +22,17 @@ impl Setup {
         SparseModel::from_net(&net_of(&self.graph, &self.layers))
     }
 
+    fn spinning(spin: Duration) -> BatchPolicy {
+        BatchPolicy { spin, ..Setup::policy(8, 0, 16) }
+    }
+
     fn policy(max_batch: usize, delay_ms: u64, queue_capacity: usize) -> BatchPolicy {
         BatchPolicy {
             max_batch,
             max_queue_delay: Duration::from_millis(delay_ms),
             queue_capacity,
             par: Par::Seq,
+            spin: Duration::ZERO,
         }
     }
 
@@ -56,8 +61,9 @@ impl Setup {
     }
 }
 
-fn answer(rx: oneshot::Receiver<Reply>) -> Vec<f32> {
-    rx.blocking_recv().expect("an answer").expect("logits")
+fn answer(rx: Answer) -> Vec<f32> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(rx.get()).expect("an answer").expect("logits")
 }
 
 /// Queues jobs of `sizes` examples before the worker starts, runs it until the queue is
@@ -135,4 +141,62 @@ fn a_batch_waits_for_a_request_that_is_still_arriving() {
     assert!(start.elapsed() < Duration::from_secs(10), "waited {:?}", start.elapsed());
     drop(batcher);
     thread.join().unwrap();
+}
+
+#[test]
+fn a_spinning_thread_answers_request_after_request_and_still_stops() {
+    let s = Setup::new();
+    let policy = Setup::spinning(Duration::from_millis(20));
+    let (batcher, thread) = Batcher::spawn("m", s.model(), policy, s.metrics.model("m")).unwrap();
+    for job in 0..20 {
+        let rx = batcher.arrival().submit(1, Setup::inputs(job, 1)).unwrap();
+        assert!(!rx.spin.is_zero(), "a lone request spins");
+        s.check(job, 1, &answer(rx));
+    }
+    // The handle's drop is seen while spinning: the thread ends without parking first.
+    drop(batcher);
+    thread.join().unwrap();
+}
+
+#[test]
+fn only_a_lone_request_spins_for_its_answer() {
+    let s = Setup::new();
+    let policy = Setup::spinning(Duration::from_millis(20));
+    let (batcher, thread) = Batcher::spawn("m", s.model(), policy, s.metrics.model("m")).unwrap();
+    let other = batcher.arrival();
+    let crowded = batcher.arrival().submit(1, Setup::inputs(0, 1)).unwrap();
+    assert!(crowded.spin.is_zero(), "another request is arriving: park, leave the thread free");
+    s.check(0, 1, &answer(crowded));
+    // Once the first is taken, the other is alone.
+    let lone = other.submit(1, Setup::inputs(1, 1)).unwrap();
+    assert!(!lone.spin.is_zero());
+    s.check(1, 1, &answer(lone));
+    drop(batcher);
+    thread.join().unwrap();
+}
+
+#[test]
+fn spin_until_polls_until_a_value_or_the_time_is_up() {
+    let mut polls = 0;
+    assert_eq!(
+        spin_until(Duration::from_secs(5), || {
+            polls += 1;
+            (polls == 100).then_some(7)
+        }),
+        Some(7)
+    );
+    assert_eq!(polls, 100);
+    let spin = Duration::from_millis(5);
+    let start = Instant::now();
+    assert_eq!(spin_until(spin, || None::<()>), None);
+    assert!(start.elapsed() >= spin, "gave up after {:?}", start.elapsed());
+    let mut once = 0;
+    assert_eq!(
+        spin_until(Duration::ZERO, || {
+            once += 1;
+            None::<()>
+        }),
+        None
+    );
+    assert_eq!(once, 1, "zero spin polls once");
 }
