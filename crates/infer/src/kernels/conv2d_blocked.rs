@@ -1,11 +1,19 @@
-//! Register-blocked direct sparse convolution for stride-1 layers (every conv of the shipped
-//! recipes): the fast path of [`super::conv2d`].
+//! Register-blocked direct sparse convolution, any stride and padding: the fast path of
+//! [`super::conv2d`].
 //!
 //! Each kept weight is turned once, when the model is built, into a *tap*: its value and the
 //! offset of the input pixel it reads relative to the output pixel it writes, in the input
 //! padded with zeros (`c * Hp * Wp + i * Wp + j`). The input is then copied into that padded
 //! layout (zero border plus a few floats of slack), so a tap is the same plain offset for
 //! every output pixel: no bounds, no padding tests, no index decoding in the hot loop.
+//!
+//! A strided layer is first made a stride-1 one (space to depth): the padded input is split
+//! into its `sh * sw` stride phases, phase `(a, b)` of channel `c` holding the pixels
+//! `(h * sh + a, w * sw + b)` as its own `ceil(Hp / sh) x ceil(Wp / sw)` channel. Tap
+//! `(c, i, j)` then reads phase `(i % sh, j % sw)` at offset `(i / sh, j / sw)`, and output
+//! pixel `(oh, ow)` reads that phase at `(oh, ow)` plus the offset: neighbouring outputs read
+//! neighbouring inputs again, so the kernel below runs unchanged (AlexNet's conv1, 11 x 11
+//! with stride 4, becomes 48 phase channels and 3 x 3 taps of them).
 //!
 //! Activations are `[channels][height][width][lanes]` with `lanes` examples interleaved (1 at
 //! batch 1: one image in CHW), so an output row is `OW * lanes` contiguous floats and the input
@@ -65,7 +73,7 @@ pub(crate) struct Tap {
     pub(crate) value: f32,
 }
 
-/// A stride-1 conv2d layer prepared for the blocked kernel: taps per output channel.
+/// A conv2d layer prepared for the blocked kernel: taps per output channel.
 #[derive(Clone, Debug)]
 pub struct BlockedConv2d {
     /// Output channel `o` owns `taps[indptr[o]..indptr[o + 1]]`.
@@ -74,15 +82,16 @@ pub struct BlockedConv2d {
     bias: Vec<f32>,
     input: Image,
     padding: [usize; 2],
-    /// The input with its zero border.
+    stride: [usize; 2],
+    /// The input with its zero border, split into stride phases: `C * sh * sw` channels.
     padded: Image,
     output: Image,
 }
 
 impl BlockedConv2d {
     /// The layer with CSR weight `w` (`[out, in * kh * kw]`), or `None` when the blocked
-    /// kernel does not cover it (a stride other than 1, or a padded input too large for
-    /// 32-bit offsets). Panics when `w`, `bias`, `input` and `window` do not fit together.
+    /// kernel does not cover it (a padded input too large for 32-bit offsets). Panics when
+    /// `w`, `bias`, `input` and `window` do not fit together.
     pub fn new<I: ColIndex>(
         w: CsrRef<I>,
         bias: &[f32],
@@ -92,15 +101,13 @@ impl BlockedConv2d {
         let [kh, kw] = window.kernel;
         assert_eq!(w.cols(), input.channels * kh * kw, "conv2d: columns are not in * kh * kw");
         assert_eq!(bias.len(), w.rows(), "conv2d: one bias per output channel");
-        if window.stride != [1, 1] {
-            return None;
-        }
         let output = output_image(input, window, w.rows());
         let [ph, pw] = window.padding;
+        let [sh, sw] = window.stride;
         let padded = Image {
-            channels: input.channels,
-            height: input.height + 2 * ph,
-            width: input.width + 2 * pw,
+            channels: input.channels * sh * sw,
+            height: (input.height + 2 * ph).div_ceil(sh),
+            width: (input.width + 2 * pw).div_ceil(sw),
         };
         u32::try_from(padded.len().checked_add(SLACK)?).ok()?;
         let taps = w
@@ -110,7 +117,8 @@ impl BlockedConv2d {
             .map(|(&col, &value)| {
                 let col = col.to_usize();
                 let (c, i, j) = (col / (kh * kw), col / kw % kh, col % kw);
-                let offset = (c * padded.height + i) * padded.width + j;
+                let phase = (c * sh + i % sh) * sw + j % sw;
+                let offset = (phase * padded.height + i / sh) * padded.width + j / sw;
                 Tap { offset: offset as u32, value }
             })
             .collect();
@@ -120,6 +128,7 @@ impl BlockedConv2d {
             bias: bias.to_vec(),
             input,
             padding: window.padding,
+            stride: window.stride,
             padded,
             output,
         })
@@ -220,26 +229,38 @@ impl BlockedConv2d {
         self.padded.len() * batch + SLACK
     }
 
-    /// `x` into `out` as `[C][Hp][Wp][batch]` with a zero border, then the slack (zeros).
+    /// `x` into `out` as `[C * sh * sw][Hp / sh][Wp / sw][batch]`: with a zero border, split
+    /// into stride phases, then the slack (zeros).
     fn pad(&self, x: &[f32], batch: usize, out: &mut Vec<f32>) {
         let n = self.padded_len(batch);
         if out.len() < n {
             out.resize(n, 0.0);
         }
         let out = &mut out[..n];
-        let [ph, pw] = self.padding;
-        if ph == 0 && pw == 0 {
+        let ([ph, pw], [sh, sw]) = (self.padding, self.stride);
+        if ph == 0 && pw == 0 && sh == 1 && sw == 1 {
             out[..x.len()].copy_from_slice(x);
             out[x.len()..].fill(0.0);
             return;
         }
         out.fill(0.0);
-        let (row, padded_row) = (self.input.width * batch, self.padded.width * batch);
+        let (row, padded) = (self.input.width * batch, self.padded);
+        // Where padded pixel (h, w) of channel c lands, in pixels.
+        let at = |c: usize, h: usize, w: usize| {
+            let phase = (c * sh + h % sh) * sw + w % sw;
+            (phase * padded.height + h / sh) * padded.width + w / sw
+        };
         for (c, xc) in x.chunks_exact(self.input.plane() * batch).enumerate() {
             for (h, xr) in xc.chunks_exact(row).enumerate() {
-                let at = ((c * self.padded.height + h + ph) * self.padded.width + pw) * batch;
-                debug_assert!(at + row <= (c + 1) * self.padded.plane() * batch + padded_row);
-                out[at..at + row].copy_from_slice(xr);
+                if sw == 1 {
+                    let start = at(c, h + ph, pw) * batch;
+                    out[start..start + row].copy_from_slice(xr);
+                    continue;
+                }
+                for (w, xp) in xr.chunks_exact(batch).enumerate() {
+                    let start = at(c, h + ph, w + pw) * batch;
+                    out[start..start + batch].copy_from_slice(xp);
+                }
             }
         }
     }
