@@ -61,6 +61,10 @@ const SLACK: usize = 8;
 /// [`PAR_MIN_WORK`]: LeNet-5's convolutions at batch 1 (190,000 each) ran slower split over
 /// two threads than on one (measured on a shared machine whose other core was busy).
 const PAR_MIN_WORK_CONV: usize = 1 << 19;
+/// Bytes of input rows one register block may read across all its input channels before
+/// they are cut into groups: half the 32 KiB first-level data cache of current x86 cores,
+/// the other half left to the taps streaming past and the outputs.
+const WINDOW_BYTES: usize = 16 << 10;
 
 /// The pooling [`BlockedConv2d::run`] fuses when asked to.
 pub const POOL_2X2: Window = Window { kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
@@ -81,8 +85,11 @@ pub struct BlockedConv2d {
     taps: Vec<Tap>,
     bias: Vec<f32>,
     input: Image,
+    kernel: [usize; 2],
     padding: [usize; 2],
     stride: [usize; 2],
+    /// [`WINDOW_BYTES`], smaller in tests to exercise many groups.
+    window_bytes: usize,
     /// The input with its zero border, split into stride phases: `C * sh * sw` channels.
     padded: Image,
     output: Image,
@@ -127,8 +134,10 @@ impl BlockedConv2d {
             taps,
             bias: bias.to_vec(),
             input,
+            kernel: window.kernel,
             padding: window.padding,
             stride: window.stride,
+            window_bytes: WINDOW_BYTES,
             padded,
             output,
         })
@@ -263,6 +272,35 @@ impl BlockedConv2d {
                 }
             }
         }
+    }
+
+    /// The input channels cut into groups whose rows a block of `rows` output rows, each
+    /// `floats` wide, reads within [`WINDOW_BYTES`] (at least one channel a group).
+    fn channel_groups(&self, rows: usize, floats: usize, lanes: usize) -> Vec<Range<usize>> {
+        let ([kh, kw], [sh, sw]) = (self.kernel, self.stride);
+        let row_bytes = 4 * (floats + (kw - 1) / sw * lanes);
+        let channel_bytes = sh * sw * (rows + (kh - 1) / sh) * row_bytes;
+        let per_group = (self.window_bytes / channel_bytes).max(1);
+        let channels = self.input.channels;
+        (0..channels.max(1)).step_by(per_group).map(|c| c..(c + per_group).min(channels)).collect()
+    }
+
+    /// Per output channel of `channels`, where its taps of each group start in `taps`, and
+    /// where they end: `groups.len() + 1` indices a channel. A tap reads input channel
+    /// `offset / (sh * sw * plane)` of the phase layout, and a channel's taps are in that
+    /// order (CSR order).
+    fn group_bounds(&self, channels: Range<usize>, groups: &[Range<usize>]) -> Vec<u32> {
+        let per_channel = (self.stride[0] * self.stride[1] * self.padded.plane()) as u32;
+        let mut bounds = Vec::with_capacity(channels.len() * (groups.len() + 1));
+        for o in channels {
+            let (start, taps) = (self.indptr[o], self.taps_of(o));
+            for group in groups {
+                let from = group.start as u32 * per_channel;
+                bounds.push(start + taps.partition_point(|t| t.offset < from) as u32);
+            }
+            bounds.push(self.indptr[o + 1]);
+        }
+        bounds
     }
 
     /// The taps of output channel `o`.

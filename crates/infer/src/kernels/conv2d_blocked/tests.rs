@@ -41,6 +41,12 @@ fn run(
     y
 }
 
+/// `conv` with its input channels cut into groups of one: every block parks its sums
+/// between input channels.
+fn one_channel_groups(conv: &BlockedConv2d) -> BlockedConv2d {
+    BlockedConv2d { window_bytes: 1, ..conv.clone() }
+}
+
 /// One example with the max-pool fused, with `isa`, on threads whenever `par` offers them.
 fn run_pooled(conv: &BlockedConv2d, isa: Isa, x: &[f32], act: Activation, par: Par) -> Vec<f32> {
     let mut y = vec![f32::NAN; conv.pooled_output().len()];
@@ -77,9 +83,12 @@ proptest! {
                 let bound = 2.0 * terms * f32::EPSILON as f64 * m;
                 prop_assert!((*g as f64 - *p as f64).abs() <= bound, "{isa:?}: {g} vs portable {p}");
             }
-            // Channels split over threads compute the same sums.
+            // Channels split over threads, and input channels cut into groups, compute the
+            // same sums.
             let threaded = run(&conv, isa, &x, batch, act, Par::Rayon(3));
             prop_assert_eq!(&threaded, &got, "{:?}: threads", isa);
+            let grouped = run(&one_channel_groups(&conv), isa, &x, batch, act, Par::Rayon(3));
+            prop_assert_eq!(&grouped, &got, "{:?}: input channel groups", isa);
         }
     }
 
@@ -127,6 +136,8 @@ proptest! {
             pool::pool2d(Pool::Max, conv.output(), POOL_2X2, &full, &mut want, 1);
             prop_assert_eq!(&run_pooled(&conv, isa, &x, act, Par::Seq), &want, "{:?}", isa);
             prop_assert_eq!(&run_pooled(&conv, isa, &x, act, Par::Rayon(3)), &want, "{:?}: threads", isa);
+            let grouped = one_channel_groups(&conv);
+            prop_assert_eq!(&run_pooled(&grouped, isa, &x, act, Par::Seq), &want, "{:?}: groups", isa);
         }
     }
 }
