@@ -160,6 +160,45 @@ fn wrong_input_length_is_an_error() {
     assert_eq!(err, "7 input values for 2 examples of 4 features");
 }
 
+/// AlexNet's shape at a small scale (an 11 x 11 stride-4 padded conv1, overlapping 3 x 3 / 2
+/// max-pools, 5 x 5 and 3 x 3 padded convs, three linear layers) at Han et al.'s densities,
+/// against the f64 reference: the strided blocked kernel, its split over threads at batch 1
+/// (conv1 has more than the 2^19 multiply-adds that pay for threads) and batches of images
+/// across tiles.
+#[test]
+fn a_small_alexnet_matches_reference() {
+    let graph = Graph::from_json(
+        r#"{"input":[3,67,67],"layers":[
+        {"op":"conv2d","name":"conv1","in":3,"out":8,"kernel":[11,11],"stride":[4,4],"padding":[2,2]},
+        {"op":"relu"},{"op":"maxpool2d","kernel":[3,3],"stride":[2,2]},
+        {"op":"conv2d","name":"conv2","in":8,"out":12,"kernel":[5,5],"padding":[2,2]},
+        {"op":"relu"},{"op":"maxpool2d","kernel":[3,3],"stride":[2,2]},
+        {"op":"conv2d","name":"conv3","in":12,"out":16,"kernel":[3,3],"padding":[1,1]},{"op":"relu"},
+        {"op":"conv2d","name":"conv4","in":16,"out":12,"kernel":[3,3],"padding":[1,1]},{"op":"relu"},
+        {"op":"conv2d","name":"conv5","in":12,"out":12,"kernel":[3,3],"padding":[1,1]},{"op":"relu"},
+        {"op":"maxpool2d","kernel":[3,3],"stride":[2,2]},{"op":"flatten"},
+        {"op":"linear","name":"fc6","in":12,"out":32},{"op":"relu"},
+        {"op":"linear","name":"fc7","in":32,"out":32},{"op":"relu"},
+        {"op":"linear","name":"fc8","in":32,"out":10}]}"#,
+    )
+    .unwrap();
+    let layers = random_model(&graph, &[0.84, 0.38, 0.35, 0.37, 0.37, 0.09, 0.09, 0.25], 4);
+    let model = SparseModel::from_net(&net_of(&graph, &layers));
+    // conv1 alone: about 8 x 363 x 0.84 weights x 16 x 16 pixels = 624,000 multiply-adds.
+    assert!(model.plan.work_per_example() > 1 << 19);
+    let mut rng = Random::new(9);
+    for batch in [1, 3, 17] {
+        let x = rng.vec(batch * graph.inputs(), 0.0, 1.0);
+        let want: Vec<f64> = x
+            .chunks_exact(graph.inputs())
+            .flat_map(|e| reference_forward(&graph, &layers, e))
+            .collect();
+        for par in [Par::Seq, Par::Rayon(2)] {
+            assert_logits_close(&model.logits(&x, batch, par).unwrap(), &want, "small alexnet");
+        }
+    }
+}
+
 /// A random image graph: sometimes a ReLU on the input, then one or two blocks of conv2d (kernels from 1x1 to 4x4, square or
 /// not, stride 1 or 2, padding 0 to 2), maybe a ReLU, maybe a max or average pool (stride
 /// from the kernel or its own), maybe a ReLU after the pool; then flatten, a hidden linear
