@@ -266,9 +266,16 @@ impl BlockedConv2d {
                     out[start..start + row].copy_from_slice(xr);
                     continue;
                 }
-                for (w, xp) in xr.chunks_exact(batch).enumerate() {
-                    let start = at(c, h + ph, w + pw) * batch;
-                    out[start..start + batch].copy_from_slice(xp);
+                // Phase by phase, so that the inner loop divides nothing: padded column
+                // `w` of phase `w % sw` goes to column `w / sw` of that phase.
+                for phase in 0..sw {
+                    let first = pw + (phase + sw - pw % sw) % sw;
+                    let start = at(c, h + ph, first) * batch;
+                    let columns = (first..pw + self.input.width).step_by(sw);
+                    let to = out[start..].chunks_exact_mut(batch);
+                    for (w, to) in columns.zip(to) {
+                        to.copy_from_slice(&xr[(w - pw) * batch..][..batch]);
+                    }
                 }
             }
         }
