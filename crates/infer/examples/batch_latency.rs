@@ -11,7 +11,8 @@ use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::time::Duration;
 use ticket_core::Par;
-use ticket_infer::{bench::synthetic_inputs, timing, Scratch, SparseModel};
+use ticket_infer::bench::{step_split, synthetic_inputs};
+use ticket_infer::{timing, Scratch, SparseModel};
 
 /// Time spent on each measurement.
 const BUDGET: Duration = Duration::from_millis(1500);
@@ -28,7 +29,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (features, classes) = (model.inputs(), model.outputs());
     let largest = batches.iter().copied().chain([8]).max().unwrap_or(8);
     let inputs = synthetic_inputs(largest, features);
-    let names = model.step_names();
     let report = pool.install(|| -> ticket_infer::Result<Value> {
         let mut scratch = Scratch::default();
         let mut out = vec![0.0; largest * classes];
@@ -43,25 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let us = timing::per_sample(&mut run, &inputs, features, batch, BUDGET)?;
             sparse.insert(format!("batch{batch}_us_per_sample"), json!(us));
         }
-        let mut layers: Vec<Map<String, Value>> =
-            names.iter().map(|n| Map::from_iter([("step".into(), json!(n))])).collect();
-        let mut scratch = Scratch::default();
-        for batch in std::iter::once(1).chain(batches.iter().copied()) {
-            let us = timing::per_sample_steps(
-                |x, b, clock| model.logits_timed((x, b), &mut scratch, par, clock).map(drop),
-                names.len(),
-                &inputs,
-                features,
-                batch,
-                BUDGET,
-            )?;
-            let key =
-                if batch == 1 { "batch1_us".into() } else { format!("batch{batch}_us_per_sample") };
-            for (layer, us) in layers.iter_mut().zip(us) {
-                layer.insert(key.clone(), json!(us));
-            }
-        }
-        sparse.insert("layers".into(), json!(layers));
+        sparse.insert("layers".into(), step_split(&model, &inputs, par, &batches)?);
         Ok(json!({ "sparse": sparse, "threads": threads }))
     })?;
     println!("{report}");

@@ -74,15 +74,20 @@ fn lenet_batches_across_tiles_and_threads() {
     }
 }
 
-/// LeNet-5 and Conv-2 at the densities of published tickets, every layer kind of the fast
-/// path at once (blocked convs with the max-pool fused or not, per-example image steps,
-/// tiles, threads), against the f64 reference; the timed forward pass gives the same logits.
+/// LeNet-5, Conv-2 and a small AlexNet at the densities of published tickets (Han et al.'s
+/// for AlexNet), every layer kind of the fast path at once (blocked convs strided or not,
+/// with the max-pool fused or not, overlapping pools, per-example image steps, tiles,
+/// threads; the small AlexNet's conv1, about 8 x 363 x 0.84 weights x 16 x 16 pixels =
+/// 624,000 multiply-adds, splits over threads at batch 1), against the f64 reference; the
+/// timed forward pass gives the same logits.
 #[test]
-fn lenet5_and_conv2_tickets_match_reference() {
-    for (recipe, densities) in
-        [("lenet-5", vec![0.66, 0.12, 0.08, 0.19]), ("conv-2", vec![0.35, 0.35, 0.11, 0.11, 0.35])]
-    {
-        let graph = ticket_core::Recipe::resolve(recipe).unwrap().graph().unwrap();
+fn lenet5_conv2_and_alexnet_tickets_match_reference() {
+    let recipe = |name: &str| ticket_core::Recipe::resolve(name).unwrap().graph().unwrap();
+    for (recipe, graph, densities) in [
+        ("lenet-5", recipe("lenet-5"), vec![0.66, 0.12, 0.08, 0.19]),
+        ("conv-2", recipe("conv-2"), vec![0.35, 0.35, 0.11, 0.11, 0.35]),
+        ("small alexnet", small_alexnet(), vec![0.84, 0.38, 0.35, 0.37, 0.37, 0.09, 0.09, 0.25]),
+    ] {
         let layers = random_model(&graph, &densities, 3);
         let model = SparseModel::from_net(&net_of(&graph, &layers));
         let mut rng = Random::new(8);
@@ -160,14 +165,10 @@ fn wrong_input_length_is_an_error() {
     assert_eq!(err, "7 input values for 2 examples of 4 features");
 }
 
-/// AlexNet's shape at a small scale (an 11 x 11 stride-4 padded conv1, overlapping 3 x 3 / 2
-/// max-pools, 5 x 5 and 3 x 3 padded convs, three linear layers) at Han et al.'s densities,
-/// against the f64 reference: the strided blocked kernel, its split over threads at batch 1
-/// (conv1 has more than the 2^19 multiply-adds that pay for threads) and batches of images
-/// across tiles.
-#[test]
-fn a_small_alexnet_matches_reference() {
-    let graph = Graph::from_json(
+/// AlexNet's shape at a small scale: an 11 x 11 stride-4 padded conv1, overlapping 3 x 3 / 2
+/// max-pools, 5 x 5 and 3 x 3 padded convs, three linear layers.
+fn small_alexnet() -> Graph {
+    Graph::from_json(
         r#"{"input":[3,67,67],"layers":[
         {"op":"conv2d","name":"conv1","in":3,"out":8,"kernel":[11,11],"stride":[4,4],"padding":[2,2]},
         {"op":"relu"},{"op":"maxpool2d","kernel":[3,3],"stride":[2,2]},
@@ -181,22 +182,7 @@ fn a_small_alexnet_matches_reference() {
         {"op":"linear","name":"fc7","in":32,"out":32},{"op":"relu"},
         {"op":"linear","name":"fc8","in":32,"out":10}]}"#,
     )
-    .unwrap();
-    let layers = random_model(&graph, &[0.84, 0.38, 0.35, 0.37, 0.37, 0.09, 0.09, 0.25], 4);
-    let model = SparseModel::from_net(&net_of(&graph, &layers));
-    // conv1 alone: about 8 x 363 x 0.84 weights x 16 x 16 pixels = 624,000 multiply-adds.
-    assert!(model.plan.work_per_example() > 1 << 19);
-    let mut rng = Random::new(9);
-    for batch in [1, 3, 17] {
-        let x = rng.vec(batch * graph.inputs(), 0.0, 1.0);
-        let want: Vec<f64> = x
-            .chunks_exact(graph.inputs())
-            .flat_map(|e| reference_forward(&graph, &layers, e))
-            .collect();
-        for par in [Par::Seq, Par::Rayon(2)] {
-            assert_logits_close(&model.logits(&x, batch, par).unwrap(), &want, "small alexnet");
-        }
-    }
+    .unwrap()
 }
 
 /// A random image graph: sometimes a ReLU on the input, then one or two blocks of conv2d (kernels from 1x1 to 4x4, square or
