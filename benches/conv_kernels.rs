@@ -12,6 +12,7 @@
 //!
 //!     cargo bench --bench conv_kernels
 //!     TICKET_PEAK_GHZ=2.45 cargo bench --bench conv_kernels -- lenet5/conv1
+//!     TICKET_PEAK_GHZ=2.45 cargo bench --bench conv_kernels -- alexnet
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
@@ -110,8 +111,17 @@ fn main() {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
+    // criterion's name filter (its first positional argument) also limits the table: AlexNet's
+    // layers alone take a minute.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-') && a.chars().any(|c| c.is_ascii_alphabetic()));
     let mut rows = Vec::new();
     for layer in &LAYERS {
+        let group = format!("{}/{}", layer.net, layer.name);
+        if filter.as_ref().is_some_and(|f| !group.contains(f.as_str()) && !f.contains(&group)) {
+            continue;
+        }
         let window = Window {
             kernel: [layer.kernel; 2],
             stride: [layer.stride; 2],
@@ -120,7 +130,7 @@ fn main() {
         let cols = layer.input.channels * layer.kernel * layer.kernel;
         let mut rng = Random::new(7);
         let x = rng.vec(layer.input.len(), 0.0, 1.0);
-        let mut group = c.benchmark_group(format!("{}/{}", layer.net, layer.name));
+        let mut group = c.benchmark_group(group);
         let threads = if layer.net == "alexnet" { 2 } else { 1 };
         let variants = [("blocked", layer.density, 1), ("blocked-dense", 1.0, 1)]
             .into_iter()
