@@ -8,11 +8,14 @@ Without --model it writes a random ticket first, with ticket's own tools
 (`random_checkpoint`, then `ticket export`): `--net lenet-5` at Han et al.'s per-layer densities
 (conv1 66%, conv2 12%, fc1 8%, fc2 19%), `--net conv-2` at the densities of 10 rounds of
 Frankle & Carbin's IMP (conv and output layers 0.9^10 = 34.9%, hidden fc 0.8^10 = 10.7%; 11% of
-all weights).
+all weights), `--net alexnet` (torchvision's AlexNet) at Han et al.'s (conv1 84%, conv2 38%,
+conv3 35%, conv4 37%, conv5 37%, fc6 9%, fc7 9%, fc8 25%).
 
 Every figure is each path's own median, measured in this one run (2 threads by default):
-batch 1 is the p50 latency of single calls, batches 64 and 1024 the median microseconds per
-example. PyTorch and ONNX Runtime are called from this Python process (their call overhead is
+batch 1 is the p50 latency of single calls, the other batches (64 and 1024; AlexNet 16, or
+--batches) the median microseconds per example. At batches other than 64 and 1024, ticket is
+timed by the `batch_latency` example of ticket-infer (the sparse path of `--bench` at any batch
+size, without its dense comparison), which this script builds. PyTorch and ONNX Runtime are called from this Python process (their call overhead is
 in their batch-1 figures, as a Python deployer pays it); ticket times itself inside Rust. The
 fraction of peak divides the kept multiply-adds per example by the time and by the machine's
 peak FMA rate: cores x 2 FMA units x 8 f32 lanes x the clock (lscpu's maximum MHz, else
@@ -21,6 +24,7 @@ peak FMA rate: cores x 2 FMA units x 8 f32 lanes x the clock (lscpu's maximum MH
     just bench-conv                      # both nets, or:
     cargo build --release
     /work/venv/bin/python benches/compare_conv.py --net lenet-5 [--threads 2] [--repeat 3]
+    /work/venv/bin/python benches/compare_conv.py --net alexnet        # batch 1 and 16
     /work/venv/bin/python benches/compare_conv.py --model some.csr.safetensors
 """
 import argparse
@@ -43,14 +47,24 @@ import ticket_reader  # noqa: E402
 from compare_infer import latency_us, onnx_session, per_sample_us, ticket_logits  # noqa: E402
 from compare_reader_torch import graph_of, load_into, torch_model  # noqa: E402
 
-BATCHES = (64, 1024)
+# The batch sizes of `ticket infer --bench`, the default besides batch 1.
+BENCH_BATCHES = (64, 1024)
 # Per weighted layer, in graph order.
 DENSITIES = {
     "lenet-5": "0.66,0.12,0.08,0.19",
     "conv-2": ",".join(str(round(d, 4)) for d in (0.9**10, 0.9**10, 0.8**10, 0.8**10, 0.9**10)),
+    "alexnet": "0.84,0.38,0.35,0.37,0.37,0.09,0.09,0.25",
 }
+# Inputs of more values than this (ImageNet-size images: AlexNet's are 600 KB) get a batch of
+# 16 instead of BENCH_BATCHES (1024 would take minutes on the dense paths) and 4 examples
+# whose logits are checked instead of 97.
+LARGE_INPUT = 100_000
+LARGE_BATCHES = (16,)
 PATHS = ("onnxruntime dense", "pytorch dense", "ticket sparse")
 LOGIT_TOLERANCE = 1e-4
+# Kept multiply-adds per example above which ticket's batch-1 pass splits its layers over the
+# threads (the conv kernels' threshold, 2^19, met by every AlexNet layer).
+BATCH1_SPLIT_WORK = 1 << 19
 
 
 def write_random_ticket(net, directory, seed=1):
@@ -127,16 +141,26 @@ def check_logits_agree(model_path, seq, onnx_run, ticket, x, tmp):
     return worst
 
 
-def ticket_bench(ticket, model, threads):
-    out = subprocess.run([ticket, "infer", model, "--bench", "--json", "--threads", str(threads)],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
+def ticket_bench(ticket, model, threads, batches):
+    """`ticket infer --bench --json` at its batch sizes, else the `batch_latency` example at
+    `batches` (no dense path)."""
+    if tuple(batches) == BENCH_BATCHES:
+        cmd = [ticket, "infer", model, "--bench", "--json", "--threads", str(threads)]
+    else:
+        cmd = [batch_latency_binary(), model, str(threads)] + [str(b) for b in batches]
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+
+def batch_latency_binary():
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "ticket-infer", "--example", "batch_latency"],
+                   cwd=bc.ROOT, check=True)
+    return os.path.join(bc.ROOT, "target", "release", "examples", "batch_latency")
 
 
 def measure_once(ctx, a):
-    """One repeat of every path at batch 1, 64 and 1024."""
+    """One repeat of every path at batch 1 and a.batches."""
     pool, seq, session = ctx["pool"], ctx["seq"], ctx["session"]
-    examples = [pool[i:i + 1] for i in range(256)]
+    examples = [pool[i:i + 1] for i in range(min(256, len(pool)))]
     run = {}
 
     def torch_fn(x):
@@ -147,59 +171,70 @@ def measure_once(ctx, a):
                      ("pytorch dense", torch_fn)]:
         p50, p99 = latency_us(fn, examples, a.budget)
         entry = {"batch1_us_p50": p50, "batch1_us_p99": p99}
-        for batch in BATCHES:
+        for batch in a.batches:
             entry[f"batch{batch}_us_per_sample"] = per_sample_us(fn, pool[:batch], a.budget)
         run[name] = entry
-    bench = ticket_bench(ctx["ticket"], ctx["model"], a.threads)
+    bench = ticket_bench(ctx["ticket"], ctx["model"], a.threads, a.batches)
     run["ticket sparse"] = {k: v for k, v in bench["sparse"].items() if k != "layers"}
-    run["ticket dense"] = bench["dense"]
+    if "dense" in bench:
+        run["ticket dense"] = bench["dense"]
     run["ticket_layers"] = bench["sparse"]["layers"]
     return run
 
 
-KEYS = ("batch1_us_p50",) + tuple(f"batch{b}_us_per_sample" for b in BATCHES)
+def keys(batches):
+    return ("batch1_us_p50",) + tuple(f"batch{b}_us_per_sample" for b in batches)
 
 
-def summarize(runs, macs, peak, threads):
+def measured_paths(runs):
+    return PATHS + (("ticket dense",) if "ticket dense" in runs[0] else ())
+
+
+def summarize(runs, macs, peak, threads, batches):
     s = {}
-    for path in PATHS + ("ticket dense",):
-        s[path] = {k: bc.spread([r[path][k] for r in runs]) for k in KEYS}
+    for path in measured_paths(runs):
+        s[path] = {k: bc.spread([r[path][k] for r in runs]) for k in keys(batches)}
     kept = sum(m["kept"] for m in macs.values())
-    for k in KEYS:
+    for k in keys(batches):
         best = min(PATHS[:2], key=lambda p: s[p][k]["median"])
         t = s["ticket sparse"][k]["median"]
         s.setdefault("speedup_vs_faster_anchor", {})[k] = {"anchor": best,
                                                           "ratio": bc.ratio(s[best][k]["median"], t)}
-        # Batch 1 runs on one core unless a layer is large enough to split.
-        cores = 1 if k.startswith("batch1_") else threads
+        # Batch 1 runs on one core unless its layers are large enough to split (AlexNet's).
+        cores = 1 if k.startswith("batch1_") and kept < BATCH1_SPLIT_WORK else threads
         s.setdefault("ticket_fraction_of_peak", {})[k] = (
             None if peak is None else kept / t / (peak / threads * cores))
     return s
 
 
-def print_tables(s, macs, layers, peak_note, repeats):
-    label = {"batch1_us_p50": "batch 1 p50 us", "batch64_us_per_sample": "batch 64 us/ex",
-             "batch1024_us_per_sample": "batch 1024 us/ex"}
+def print_tables(s, macs, layers, peak_note, repeats, batches):
+    label = {"batch1_us_p50": "batch 1 p50 us"} | {f"batch{b}_us_per_sample": f"batch {b} us/ex" for b in batches}
+    ks = keys(batches)
     print(f"\nmedian [min-max] of {repeats} repeat(s)")
-    print(f"{'path':<20}" + "".join(f"{label[k]:>30}" for k in KEYS))
-    for path in PATHS + ("ticket dense",):
-        print(f"{path:<20}" + "".join(f"{bc.fmt_spread(s[path][k], 2):>30}" for k in KEYS))
+    print(f"{'path':<20}" + "".join(f" {label[k]:>31}" for k in ks))
+    for path in [p for p in PATHS + ("ticket dense",) if p in s]:
+        print(f"{path:<20}" + "".join(f" {bc.fmt_spread(s[path][k], 2):>31}" for k in ks))
     sp = s["speedup_vs_faster_anchor"]
     print(f"{'ticket vs faster':<20}" + "".join(
-        f"{bc.fmt_ratio(sp[k]['ratio']) + ' (' + sp[k]['anchor'].split()[0] + ')':>30}" for k in KEYS))
+        f"{bc.fmt_ratio(sp[k]['ratio']) + ' (' + sp[k]['anchor'].split()[0] + ')':>32}" for k in ks))
     fr = s["ticket_fraction_of_peak"]
     print(f"{'ticket % of peak':<20}" + "".join(
-        f"{'-' if fr[k] is None else format(100 * fr[k], '.1f') + '%':>30}" for k in KEYS))
+        f"{'-' if fr[k] is None else format(100 * fr[k], '.1f') + '%':>32}" for k in ks))
     kept = sum(m["kept"] for m in macs.values())
     dense = sum(m["dense"] for m in macs.values())
     print(f"multiply-adds per example: kept {kept} of {dense} ({100 * kept / dense:.1f}%); "
-          f"peak clock: {peak_note} (batch 1 on 1 core, batches on all threads)")
-    print("\nticket sparse per step, us per example (first repeat; threads' time added up):")
-    print(f"  {'step':<12}{'batch 1':>10}{'batch 64':>10}{'batch 1024':>12}  kept multiply-adds")
+          f"peak clock: {peak_note} (batch 1 on {'all threads' if kept >= BATCH1_SPLIT_WORK else '1 core'}, "
+          f"batches on all threads)")
+    print("\nticket sparse per step, us per example (first repeat; threads' time added up), and at batch 1 "
+          "of one core's peak (a layer split over two threads can pass 100%):")
+    print(f"  {'step':<12}{'batch 1':>10}" + "".join(f"{'batch ' + str(b):>12}" for b in batches)
+          + "  kept multiply-adds  batch 1 of 1 core")
+    per_core = s.get("peak_fma_per_us_per_core")
     for step in layers:
         m = macs.get(step["step"].split("+")[0], {}).get("kept", "")  # `conv1+maxpool2d`: conv1
-        print(f"  {step['step']:<12}{step['batch1_us']:>10.3f}{step['batch64_us_per_sample']:>10.3f}"
-              f"{step['batch1024_us_per_sample']:>12.3f}  {m}")
+        share = "" if not m or per_core is None else f"{100 * m / step['batch1_us'] / per_core:.1f}%"
+        print(f"  {step['step']:<12}{step['batch1_us']:>10.3f}"
+              + "".join(f"{step[f'batch{b}_us_per_sample']:>12.3f}" for b in batches) + f"  {m:>18}  {share:>17}")
 
 
 def main():
@@ -210,6 +245,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="threads of PyTorch, ONNX Runtime and ticket (default 2)")
     ap.add_argument("--ticket", default=None, help="ticket binary (default: target/release/ticket)")
     ap.add_argument("--budget", type=float, default=0.6, help="seconds per timed measurement (default 0.6)")
+    ap.add_argument("--batches", type=lambda v: tuple(int(b) for b in v.split(",")), default=None,
+                    help="batch sizes besides 1, comma-separated (default 64,1024; 16 for ImageNet-size inputs)")
     bc.add_repeat_argument(ap)
     a = ap.parse_args()
     a.ticket = bc.ticket_binary(a.ticket)
@@ -219,16 +256,18 @@ def main():
         model = a.model or write_random_ticket(a.net, tmp)
         spec = graph_of(read_meta(model))
         graph = ticket_reader.Graph(spec)
+        large = math.prod(graph.input) > LARGE_INPUT
+        a.batches = a.batches or (LARGE_BATCHES if large else BENCH_BATCHES)
         seq, names = torch_model(spec)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on its beta CSR tensors
             load_into(model, seq, names)
         seq.eval()
         rng = np.random.default_rng(1)
-        pool = rng.random([max(BATCHES)] + graph.input, dtype=np.float32)
+        pool = rng.random([max(a.batches)] + graph.input, dtype=np.float32)
         session = onnx_session(onnx_bytes(seq, torch.from_numpy(pool[:1])), a.threads)
         diffs = check_logits_agree(model, seq, lambda x: session.run(None, {"input": x})[0], a.ticket,
-                                   pool[:97], tmp)
+                                   pool[:4 if large else 97], tmp)
         macs = multiply_adds(graph, ticket_reader.load(model))
         print(f"model {a.model or 'random ' + a.net + ' ticket at ' + DENSITIES[a.net]}: logits of ticket, "
               f"PyTorch dense and ONNX Runtime agree with the reference reader (max |diff| "
@@ -237,8 +276,9 @@ def main():
         ctx = {"pool": pool, "seq": seq, "session": session, "ticket": a.ticket, "model": model}
         runs = bc.repeat(a.repeat, lambda r: measure_once(ctx, a))
     peak, peak_note = peak_fma_per_us(a.threads)
-    summary = summarize(runs, macs, peak, a.threads)
-    print_tables(summary, macs, runs[0]["ticket_layers"], peak_note, a.repeat)
+    summary = summarize(runs, macs, peak, a.threads, a.batches)
+    summary["peak_fma_per_us_per_core"] = None if peak is None else peak / a.threads
+    print_tables(summary, macs, runs[0]["ticket_layers"], peak_note, a.repeat, a.batches)
     results.write({"model": a.model or f"random {a.net} ticket (random_checkpoint {DENSITIES[a.net]}, seed 1)",
                    "densities": None if a.model else DENSITIES[a.net], "multiply_adds": macs,
                    "max_logit_diff_vs_reader": diffs, "peak_fma_per_us": peak, "peak_clock": peak_note,

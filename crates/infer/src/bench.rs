@@ -64,7 +64,7 @@ pub fn bench(
         }
         paths.insert(name.into(), Value::Object(entry));
     }
-    let steps = step_split(model, pool, par)?;
+    let steps = step_split(model, pool, par, &BATCHES)?;
     done("sparse per step");
     if let Some(Value::Object(sparse)) = paths.get_mut("sparse") {
         sparse.insert("layers".into(), steps);
@@ -83,9 +83,10 @@ pub fn bench(
 }
 
 /// Where the sparse path's time goes: microseconds per example of each step (a layer with
-/// its fused ReLU, a pooling, the layout transposes) at each benchmarked batch size. Steps of
-/// a batch split over threads add up their threads' time.
-fn step_split(model: &SparseModel, pool: &[f32], par: Par) -> Result<Value> {
+/// its fused ReLU, a pooling, the layout transposes) at batch 1 and each of `batches`, as the
+/// `sparse.layers` array of [`bench`]. Steps of a batch split over threads add up their
+/// threads' time.
+pub fn step_split(model: &SparseModel, pool: &[f32], par: Par, batches: &[usize]) -> Result<Value> {
     let names = model.step_names();
     let features = model.inputs();
     let mut scratch = Scratch::default();
@@ -93,7 +94,7 @@ fn step_split(model: &SparseModel, pool: &[f32], par: Par) -> Result<Value> {
     for (entry, name) in split.iter_mut().zip(&names) {
         entry.insert("step".into(), json!(name));
     }
-    for batch in std::iter::once(1).chain(BATCHES) {
+    for batch in std::iter::once(1).chain(batches.iter().copied()) {
         let us = timing::per_sample_steps(
             |x, b, clock| model.logits_timed((x, b), &mut scratch, par, clock).map(drop),
             names.len(),

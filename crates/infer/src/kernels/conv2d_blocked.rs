@@ -1,11 +1,19 @@
-//! Register-blocked direct sparse convolution for stride-1 layers (every conv of the shipped
-//! recipes): the fast path of [`super::conv2d`].
+//! Register-blocked direct sparse convolution, any stride and padding: the fast path of
+//! [`super::conv2d`].
 //!
 //! Each kept weight is turned once, when the model is built, into a *tap*: its value and the
 //! offset of the input pixel it reads relative to the output pixel it writes, in the input
 //! padded with zeros (`c * Hp * Wp + i * Wp + j`). The input is then copied into that padded
 //! layout (zero border plus a few floats of slack), so a tap is the same plain offset for
 //! every output pixel: no bounds, no padding tests, no index decoding in the hot loop.
+//!
+//! A strided layer is first made a stride-1 one (space to depth): the padded input is split
+//! into its `sh * sw` stride phases, phase `(a, b)` of channel `c` holding the pixels
+//! `(h * sh + a, w * sw + b)` as its own `ceil(Hp / sh) x ceil(Wp / sw)` channel. Tap
+//! `(c, i, j)` then reads phase `(i % sh, j % sw)` at offset `(i / sh, j / sw)`, and output
+//! pixel `(oh, ow)` reads that phase at `(oh, ow)` plus the offset: neighbouring outputs read
+//! neighbouring inputs again, so the kernel below runs unchanged (AlexNet's conv1, 11 x 11
+//! with stride 4, becomes 48 phase channels and 3 x 3 taps of them).
 //!
 //! Activations are `[channels][height][width][lanes]` with `lanes` examples interleaved (1 at
 //! batch 1: one image in CHW), so an output row is `OW * lanes` contiguous floats and the input
@@ -53,6 +61,10 @@ const SLACK: usize = 8;
 /// [`PAR_MIN_WORK`]: LeNet-5's convolutions at batch 1 (190,000 each) ran slower split over
 /// two threads than on one (measured on a shared machine whose other core was busy).
 const PAR_MIN_WORK_CONV: usize = 1 << 19;
+/// Bytes of input rows one register block may read across all its input channels before
+/// they are cut into groups: half the 32 KiB first-level data cache of current x86 cores,
+/// the other half left to the taps streaming past and the outputs.
+const WINDOW_BYTES: usize = 16 << 10;
 
 /// The pooling [`BlockedConv2d::run`] fuses when asked to.
 pub const POOL_2X2: Window = Window { kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
@@ -65,7 +77,7 @@ pub(crate) struct Tap {
     pub(crate) value: f32,
 }
 
-/// A stride-1 conv2d layer prepared for the blocked kernel: taps per output channel.
+/// A conv2d layer prepared for the blocked kernel: taps per output channel.
 #[derive(Clone, Debug)]
 pub struct BlockedConv2d {
     /// Output channel `o` owns `taps[indptr[o]..indptr[o + 1]]`.
@@ -73,16 +85,20 @@ pub struct BlockedConv2d {
     taps: Vec<Tap>,
     bias: Vec<f32>,
     input: Image,
+    kernel: [usize; 2],
     padding: [usize; 2],
-    /// The input with its zero border.
+    stride: [usize; 2],
+    /// [`WINDOW_BYTES`], smaller in tests to exercise many groups.
+    window_bytes: usize,
+    /// The input with its zero border, split into stride phases: `C * sh * sw` channels.
     padded: Image,
     output: Image,
 }
 
 impl BlockedConv2d {
     /// The layer with CSR weight `w` (`[out, in * kh * kw]`), or `None` when the blocked
-    /// kernel does not cover it (a stride other than 1, or a padded input too large for
-    /// 32-bit offsets). Panics when `w`, `bias`, `input` and `window` do not fit together.
+    /// kernel does not cover it (a padded input too large for 32-bit offsets). Panics when
+    /// `w`, `bias`, `input` and `window` do not fit together.
     pub fn new<I: ColIndex>(
         w: CsrRef<I>,
         bias: &[f32],
@@ -92,15 +108,13 @@ impl BlockedConv2d {
         let [kh, kw] = window.kernel;
         assert_eq!(w.cols(), input.channels * kh * kw, "conv2d: columns are not in * kh * kw");
         assert_eq!(bias.len(), w.rows(), "conv2d: one bias per output channel");
-        if window.stride != [1, 1] {
-            return None;
-        }
         let output = output_image(input, window, w.rows());
         let [ph, pw] = window.padding;
+        let [sh, sw] = window.stride;
         let padded = Image {
-            channels: input.channels,
-            height: input.height + 2 * ph,
-            width: input.width + 2 * pw,
+            channels: input.channels * sh * sw,
+            height: (input.height + 2 * ph).div_ceil(sh),
+            width: (input.width + 2 * pw).div_ceil(sw),
         };
         u32::try_from(padded.len().checked_add(SLACK)?).ok()?;
         let taps = w
@@ -110,7 +124,8 @@ impl BlockedConv2d {
             .map(|(&col, &value)| {
                 let col = col.to_usize();
                 let (c, i, j) = (col / (kh * kw), col / kw % kh, col % kw);
-                let offset = (c * padded.height + i) * padded.width + j;
+                let phase = (c * sh + i % sh) * sw + j % sw;
+                let offset = (phase * padded.height + i / sh) * padded.width + j / sw;
                 Tap { offset: offset as u32, value }
             })
             .collect();
@@ -119,7 +134,10 @@ impl BlockedConv2d {
             taps,
             bias: bias.to_vec(),
             input,
+            kernel: window.kernel,
             padding: window.padding,
+            stride: window.stride,
+            window_bytes: WINDOW_BYTES,
             padded,
             output,
         })
@@ -220,28 +238,76 @@ impl BlockedConv2d {
         self.padded.len() * batch + SLACK
     }
 
-    /// `x` into `out` as `[C][Hp][Wp][batch]` with a zero border, then the slack (zeros).
+    /// `x` into `out` as `[C * sh * sw][Hp / sh][Wp / sw][batch]`: with a zero border, split
+    /// into stride phases, then the slack (zeros).
     fn pad(&self, x: &[f32], batch: usize, out: &mut Vec<f32>) {
         let n = self.padded_len(batch);
         if out.len() < n {
             out.resize(n, 0.0);
         }
         let out = &mut out[..n];
-        let [ph, pw] = self.padding;
-        if ph == 0 && pw == 0 {
+        let ([ph, pw], [sh, sw]) = (self.padding, self.stride);
+        if ph == 0 && pw == 0 && sh == 1 && sw == 1 {
             out[..x.len()].copy_from_slice(x);
             out[x.len()..].fill(0.0);
             return;
         }
         out.fill(0.0);
-        let (row, padded_row) = (self.input.width * batch, self.padded.width * batch);
+        let (row, padded) = (self.input.width * batch, self.padded);
+        // Where padded pixel (h, w) of channel c lands, in pixels.
+        let at = |c: usize, h: usize, w: usize| {
+            let phase = (c * sh + h % sh) * sw + w % sw;
+            (phase * padded.height + h / sh) * padded.width + w / sw
+        };
         for (c, xc) in x.chunks_exact(self.input.plane() * batch).enumerate() {
             for (h, xr) in xc.chunks_exact(row).enumerate() {
-                let at = ((c * self.padded.height + h + ph) * self.padded.width + pw) * batch;
-                debug_assert!(at + row <= (c + 1) * self.padded.plane() * batch + padded_row);
-                out[at..at + row].copy_from_slice(xr);
+                if sw == 1 {
+                    let start = at(c, h + ph, pw) * batch;
+                    out[start..start + row].copy_from_slice(xr);
+                    continue;
+                }
+                // Phase by phase, so that the inner loop divides nothing: padded column
+                // `w` of phase `w % sw` goes to column `w / sw` of that phase.
+                for phase in 0..sw {
+                    let first = pw + (phase + sw - pw % sw) % sw;
+                    let start = at(c, h + ph, first) * batch;
+                    let columns = (first..pw + self.input.width).step_by(sw);
+                    let to = out[start..].chunks_exact_mut(batch);
+                    for (w, to) in columns.zip(to) {
+                        to.copy_from_slice(&xr[(w - pw) * batch..][..batch]);
+                    }
+                }
             }
         }
+    }
+
+    /// The input channels cut into groups whose rows a block of `rows` output rows, each
+    /// `floats` wide, reads within [`WINDOW_BYTES`] (at least one channel a group).
+    fn channel_groups(&self, rows: usize, floats: usize, lanes: usize) -> Vec<Range<usize>> {
+        let ([kh, kw], [sh, sw]) = (self.kernel, self.stride);
+        let row_bytes = 4 * (floats + (kw - 1) / sw * lanes);
+        let channel_bytes = sh * sw * (rows + (kh - 1) / sh) * row_bytes;
+        let per_group = (self.window_bytes / channel_bytes).max(1);
+        let channels = self.input.channels;
+        (0..channels.max(1)).step_by(per_group).map(|c| c..(c + per_group).min(channels)).collect()
+    }
+
+    /// Per output channel of `channels`, where its taps of each group start in `taps`, and
+    /// where they end: `groups.len() + 1` indices a channel. A tap reads input channel
+    /// `offset / (sh * sw * plane)` of the phase layout, and a channel's taps are in that
+    /// order (CSR order).
+    fn group_bounds(&self, channels: Range<usize>, groups: &[Range<usize>]) -> Vec<u32> {
+        let per_channel = (self.stride[0] * self.stride[1] * self.padded.plane()) as u32;
+        let mut bounds = Vec::with_capacity(channels.len() * (groups.len() + 1));
+        for o in channels {
+            let (start, taps) = (self.indptr[o], self.taps_of(o));
+            for group in groups {
+                let from = group.start as u32 * per_channel;
+                bounds.push(start + taps.partition_point(|t| t.offset < from) as u32);
+            }
+            bounds.push(self.indptr[o + 1]);
+        }
+        bounds
     }
 
     /// The taps of output channel `o`.

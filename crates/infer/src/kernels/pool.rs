@@ -72,58 +72,129 @@ fn pool2d_loops(pool: Pool, input: Image, window: Window, x: &[f32], y: &mut [f3
         Pool::Max => a.iter_mut().zip(b).for_each(|(a, &b)| *a = a.max(b)),
         Pool::Avg => a.iter_mut().zip(b).for_each(|(a, &b)| *a += b),
     };
-    // The window's rows combined first, whole input rows at a time (long contiguous runs that
-    // vectorise at any batch), into `rows` (`[C][OH][W][batch]`), then its columns.
-    let mut rows = Vec::with_capacity(output.channels * output.height * row);
-    for xc in x.chunks_exact(input.plane() * batch) {
-        for oh in 0..output.height {
-            let input_row = |i: usize| &xc[(oh * sh + i) * row..][..row];
-            let start = rows.len();
-            rows.extend_from_slice(input_row(0));
-            for i in 1..kh {
-                combine(&mut rows[start..], input_row(i));
-            }
-        }
-    }
+    // Per output row, the window's rows combined first, whole input rows at a time (long
+    // contiguous runs that vectorise at any batch) into `rows` (one `[W][batch]` row, reused:
+    // a buffer of every output row took AlexNet's first pool longer to fault in than to
+    // fill), then its columns.
+    let mut rows = vec![0.0; row];
     let finish = |y: &mut f32| {
         if pool == Pool::Avg {
             *y /= divisor
         }
     };
-    if batch == 1 && kw == sw && input.width == output.width * sw {
-        // One example whose windows tile each row exactly: every `kw` consecutive values of
-        // `rows` are one window, across row ends too, so one long loop does all outputs.
-        match (pool, kw) {
-            // The common 2-wide window as pairs, which vectorise.
-            (Pool::Max, 2) => {
-                y.iter_mut().zip(rows.chunks_exact(2)).for_each(|(y, p)| *y = p[0].max(p[1]))
+    for (xc, yc) in
+        x.chunks_exact(input.plane() * batch).zip(y.chunks_exact_mut(output.plane() * batch))
+    {
+        for (oh, yr) in yc.chunks_exact_mut(out_row).enumerate() {
+            let input_row = |i: usize| &xc[(oh * sh + i) * row..][..row];
+            rows.copy_from_slice(input_row(0));
+            for i in 1..kh {
+                combine(&mut rows, input_row(i));
             }
-            (Pool::Max, _) => y
-                .iter_mut()
-                .zip(rows.chunks_exact(kw))
-                .for_each(|(y, w)| *y = w.iter().copied().fold(w[0], f32::max)),
-            (Pool::Avg, _) => y
-                .iter_mut()
-                .zip(rows.chunks_exact(kw))
-                .for_each(|(y, w)| *y = w.iter().sum::<f32>() / divisor),
+            if batch == 1 {
+                pool_row(pool, &rows, yr, [kw, sw], divisor);
+                continue;
+            }
+            for (ow, yp) in yr.chunks_exact_mut(batch).enumerate() {
+                let column = |j: usize| &rows[(ow * sw + j) * batch..][..batch];
+                yp.copy_from_slice(column(0));
+                for j in 1..kw {
+                    combine(yp, column(j));
+                }
+                yp.iter_mut().for_each(finish);
+            }
         }
-        return;
     }
-    for (rr, yr) in rows.chunks_exact(row).zip(y.chunks_exact_mut(out_row)) {
-        for (ow, yp) in yr.chunks_exact_mut(batch).enumerate() {
-            let column = |j: usize| &rr[(ow * sw + j) * batch..][..batch];
-            yp.copy_from_slice(column(0));
-            for j in 1..kw {
-                combine(yp, column(j));
-            }
-            yp.iter_mut().for_each(finish);
+}
+
+/// One example's output row `y` from its input row `rows` (the window's rows already
+/// combined): windows `kw` wide every `sw` values, reduced value by value (a column of one
+/// example is a single value, too short for the slices of the batched loop).
+#[inline(always)]
+fn pool_row(pool: Pool, rows: &[f32], y: &mut [f32], [kw, sw]: [usize; 2], divisor: f32) {
+    match (pool, kw, sw) {
+        // The common windows as fixed-size arrays, which the compiler unrolls.
+        (Pool::Max, 2, 2) => {
+            y.iter_mut().zip(rows.chunks_exact(2)).for_each(|(y, w)| *y = w[0].max(w[1]))
         }
+        (Pool::Max, 3, 2) => y.iter_mut().enumerate().for_each(|(ow, y)| {
+            let w = &rows[ow * 2..ow * 2 + 3];
+            *y = w[0].max(w[1]).max(w[2])
+        }),
+        (Pool::Max, _, _) => y.iter_mut().enumerate().for_each(|(ow, y)| {
+            let w = &rows[ow * sw..ow * sw + kw];
+            *y = w.iter().copied().fold(w[0], f32::max)
+        }),
+        (Pool::Avg, _, _) => y
+            .iter_mut()
+            .enumerate()
+            .for_each(|(ow, y)| *y = rows[ow * sw..ow * sw + kw].iter().sum::<f32>() / divisor),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Every window of every example reduced straight from `x`, in f64.
+    fn reference(pool: Pool, input: Image, window: Window, x: &[f32], batch: usize) -> Vec<f64> {
+        let output = output_image(input, window, input.channels);
+        let ([kh, kw], [sh, sw]) = (window.kernel, window.stride);
+        let mut y = Vec::with_capacity(output.len() * batch);
+        for c in 0..input.channels {
+            for oh in 0..output.height {
+                for ow in 0..output.width {
+                    for b in 0..batch {
+                        let values =
+                            (0..kh).flat_map(|i| (0..kw).map(move |j| (i, j))).map(|(i, j)| {
+                                let (h, w) = (oh * sh + i, ow * sw + j);
+                                x[((c * input.height + h) * input.width + w) * batch + b] as f64
+                            });
+                        y.push(match pool {
+                            Pool::Max => values.fold(f64::NEG_INFINITY, f64::max),
+                            Pool::Avg => values.sum::<f64>() / (kh * kw) as f64,
+                        });
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    proptest! {
+        /// Overlapping (AlexNet's 3x3 / 2), tiling and gapped windows, one example and several.
+        #[test]
+        fn pooling_matches_the_windows_reduced_one_by_one(
+            (c, h, w) in (1usize..4, 1usize..16, 1usize..30),
+            kernel in prop_oneof![Just([3, 3]), Just([2, 2]), [1usize..5, 1usize..5]],
+            stride in prop_oneof![Just([2, 2]), [1usize..4, 1usize..4]],
+            batch in prop_oneof![Just(1usize), 2..10usize],
+            max in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            prop_assume!(kernel[0] <= h && kernel[1] <= w);
+            let input = Image { channels: c, height: h, width: w };
+            let window = Window { kernel, stride, padding: [0, 0] };
+            let pool = if max { Pool::Max } else { Pool::Avg };
+            let mut state = seed | 1;
+            let x: Vec<f32> = (0..input.len() * batch)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+                })
+                .collect();
+            let want = reference(pool, input, window, &x, batch);
+            let mut y = vec![f32::NAN; want.len()];
+            pool2d(pool, input, window, &x, &mut y, batch);
+            for (g, w) in y.iter().zip(&want) {
+                let bound = if max { 0.0 } else { 1e-6 * (1.0 + w.abs()) };
+                prop_assert!((*g as f64 - w).abs() <= bound, "{pool:?}: {g} vs {w}");
+            }
+        }
+    }
 
     /// Maxima and means of a 1x3x5 image with a 2x2 window and stride [1, 2], written out by
     /// hand: floor mode drops the last column.

@@ -425,10 +425,7 @@ impl SparseModel {
         // only when the batch is worth the threads.
         let work = self.plan.work_per_example().saturating_mul(batch);
         let threads = if work >= kernels::PAR_MIN_WORK { par.threads() } else { 1 };
-        let tile = batch
-            .div_ceil(threads)
-            .next_multiple_of(8)
-            .min(std::env::var("TT").map_or(TILE, |v| v.parse().unwrap()));
+        let tile = batch.div_ceil(threads).next_multiple_of(8).min(TILE);
         let tiles = batch.div_ceil(tile);
         if threads <= 1 || tiles <= 1 {
             // A single tile may still split its layers over the threads.

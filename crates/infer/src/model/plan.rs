@@ -5,9 +5,9 @@
 //! executes them over two ping-pong buffers. A new layer kind is a new [`Step`], its arm in
 //! the two matches below, and its kernel module under [`crate::kernels`].
 //!
-//! A stride-1 conv2d layer also gets its taps prepared once for the blocked kernel
-//! ([`BlockedConv2d`]), and a 2x2 max-pool right after it is fused into its step; other
-//! convolutions run the general direct kernel.
+//! A conv2d layer also gets its taps prepared once for the blocked kernel ([`BlockedConv2d`]),
+//! and a 2x2 max-pool right after it is fused into its step; compressed convolutions run the
+//! general direct kernel.
 
 use super::SparseLayer;
 use crate::kernels::conv2d_blocked::{BlockedConv2d, POOL_2X2};
@@ -309,8 +309,8 @@ mod tests {
         );
     }
 
-    /// A 2x2 max-pool right after a stride-1 conv (its ReLU between them or not) joins the
-    /// conv's step; one that overlaps, follows a strided conv or meets an odd size stays.
+    /// A 2x2 max-pool right after a conv (its ReLU between them or not) joins the conv's
+    /// step; one that overlaps, is an average or meets an odd size stays.
     #[test]
     fn max_pools_fuse_into_the_conv_before() {
         let fused = |conv: &str, pool: &str| {

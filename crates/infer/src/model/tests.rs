@@ -74,15 +74,20 @@ fn lenet_batches_across_tiles_and_threads() {
     }
 }
 
-/// LeNet-5 and Conv-2 at the densities of published tickets, every layer kind of the fast
-/// path at once (blocked convs with the max-pool fused or not, per-example image steps,
-/// tiles, threads), against the f64 reference; the timed forward pass gives the same logits.
+/// LeNet-5, Conv-2 and a small AlexNet at the densities of published tickets (Han et al.'s
+/// for AlexNet), every layer kind of the fast path at once (blocked convs strided or not,
+/// with the max-pool fused or not, overlapping pools, per-example image steps, tiles,
+/// threads; the small AlexNet's conv1, about 8 x 363 x 0.84 weights x 16 x 16 pixels =
+/// 624,000 multiply-adds, splits over threads at batch 1), against the f64 reference; the
+/// timed forward pass gives the same logits.
 #[test]
-fn lenet5_and_conv2_tickets_match_reference() {
-    for (recipe, densities) in
-        [("lenet-5", vec![0.66, 0.12, 0.08, 0.19]), ("conv-2", vec![0.35, 0.35, 0.11, 0.11, 0.35])]
-    {
-        let graph = ticket_core::Recipe::resolve(recipe).unwrap().graph().unwrap();
+fn lenet5_conv2_and_alexnet_tickets_match_reference() {
+    let recipe = |name: &str| ticket_core::Recipe::resolve(name).unwrap().graph().unwrap();
+    for (recipe, graph, densities) in [
+        ("lenet-5", recipe("lenet-5"), vec![0.66, 0.12, 0.08, 0.19]),
+        ("conv-2", recipe("conv-2"), vec![0.35, 0.35, 0.11, 0.11, 0.35]),
+        ("small alexnet", small_alexnet(), vec![0.84, 0.38, 0.35, 0.37, 0.37, 0.09, 0.09, 0.25]),
+    ] {
         let layers = random_model(&graph, &densities, 3);
         let model = SparseModel::from_net(&net_of(&graph, &layers));
         let mut rng = Random::new(8);
@@ -158,6 +163,26 @@ fn wrong_input_length_is_an_error() {
     let model = SparseModel::from_net(&Network::zeros(&graph));
     let err = model.logits(&[0.0; 7], 2, Par::Seq).unwrap_err().to_string();
     assert_eq!(err, "7 input values for 2 examples of 4 features");
+}
+
+/// AlexNet's shape at a small scale: an 11 x 11 stride-4 padded conv1, overlapping 3 x 3 / 2
+/// max-pools, 5 x 5 and 3 x 3 padded convs, three linear layers.
+fn small_alexnet() -> Graph {
+    Graph::from_json(
+        r#"{"input":[3,67,67],"layers":[
+        {"op":"conv2d","name":"conv1","in":3,"out":8,"kernel":[11,11],"stride":[4,4],"padding":[2,2]},
+        {"op":"relu"},{"op":"maxpool2d","kernel":[3,3],"stride":[2,2]},
+        {"op":"conv2d","name":"conv2","in":8,"out":12,"kernel":[5,5],"padding":[2,2]},
+        {"op":"relu"},{"op":"maxpool2d","kernel":[3,3],"stride":[2,2]},
+        {"op":"conv2d","name":"conv3","in":12,"out":16,"kernel":[3,3],"padding":[1,1]},{"op":"relu"},
+        {"op":"conv2d","name":"conv4","in":16,"out":12,"kernel":[3,3],"padding":[1,1]},{"op":"relu"},
+        {"op":"conv2d","name":"conv5","in":12,"out":12,"kernel":[3,3],"padding":[1,1]},{"op":"relu"},
+        {"op":"maxpool2d","kernel":[3,3],"stride":[2,2]},{"op":"flatten"},
+        {"op":"linear","name":"fc6","in":12,"out":32},{"op":"relu"},
+        {"op":"linear","name":"fc7","in":32,"out":32},{"op":"relu"},
+        {"op":"linear","name":"fc8","in":32,"out":10}]}"#,
+    )
+    .unwrap()
 }
 
 /// A random image graph: sometimes a ReLU on the input, then one or two blocks of conv2d (kernels from 1x1 to 4x4, square or

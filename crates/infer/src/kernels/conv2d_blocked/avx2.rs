@@ -40,9 +40,14 @@ pub(super) unsafe fn channels(
     debug_assert_eq!(y.len(), channels.len() * plane);
     let vectors = geometry.row.div_ceil(LANES);
     let shape = block_shape(geometry.rows, vectors, pooled);
-    // Output channels innermost: the input rows a block reads (every input channel of them)
-    // stay in the first-level cache while each output channel's taps stream past. With the
-    // channels outermost, Conv-2's conv2 (a 230 KB input) ran 1.3 times slower.
+    // Output channels innermost: the input rows a block reads stay in the first-level cache
+    // while each output channel's taps stream past. With the channels outermost, Conv-2's
+    // conv2 (a 230 KB input) ran 1.3 times slower. When the rows of every input channel do
+    // not fit that cache, the input channels are cut into groups whose rows do, and each
+    // output channel's sums are parked in `partial` between its groups.
+    let groups = conv.channel_groups(shape.rows, shape.vectors * LANES, lanes);
+    let bounds = conv.group_bounds(channels.clone(), &groups);
+    let mut partial = vec![0.0f32; if groups.len() > 1 { channels.len() * PARTIAL } else { 0 }];
     let first = channels.start;
     for strip in (0..vectors).step_by(shape.vectors) {
         let v = shape.vectors.min(vectors - strip);
@@ -53,60 +58,88 @@ pub(super) unsafe fn channels(
             let x = xp[oh * geometry.in_row + col..].as_ptr();
             let at =
                 if pooled { oh / 2 * geometry.row / 2 + col / 2 } else { oh * geometry.row + col };
-            for o in channels.clone() {
-                let (taps, bias) = (conv.taps_of(o), conv.bias[o]);
-                // SAFETY: rows oh..oh + r and columns col..col + width of channel o's output
-                // (pooled: halved) lie inside its plane of y.
-                let y = unsafe { y.as_mut_ptr().add((o - first) * plane + at) };
-                /// `block::<r, v>` for the run-time `r` (1..=8) and `v` (1..=4).
-                macro_rules! block_of_shape {
+            for g in 0..groups.len() {
+                let (resume, park) = (g > 0, g + 1 < groups.len());
+                for o in channels.clone() {
+                    let i = (o - first) * (groups.len() + 1) + g;
+                    let taps = &conv.taps[bounds[i] as usize..bounds[i + 1] as usize];
+                    let bias = conv.bias[o];
+                    let sums = Sums {
+                        bias,
+                        // An empty slice when there is one group (nothing is parked).
+                        partial: partial.as_mut_ptr().wrapping_add((o - first) * PARTIAL),
+                        resume,
+                        park,
+                    };
+                    // SAFETY: rows oh..oh + r and columns col..col + width of channel o's output
+                    // (pooled: halved) lie inside its plane of y.
+                    let y = unsafe { y.as_mut_ptr().add((o - first) * plane + at) };
+                    /// `block::<r, v>` for the run-time `r` (1..=8) and `v` (1..=4).
+                    macro_rules! block_of_shape {
                     ($(($rows:literal, $vectors:literal)),*) => {
                         match (r, v) {
-                            // SAFETY: y as above; what the block reads is bounded in `block`.
+                            // SAFETY: y as above; what the block reads is bounded in `block`;
+                            // partial holds PARTIAL floats per channel when it is used.
                             $(($rows, $vectors) => unsafe {
-                                block::<$rows, $vectors>(taps, x, y, geometry, bias, relu, width)
+                                block::<$rows, $vectors>(taps, x, y, geometry, sums, relu, width)
                             },)*
                             _ => unreachable!("block shapes are at most 8 x 4"),
                         }
                     };
                 }
-                block_of_shape!(
-                    (1, 1),
-                    (1, 2),
-                    (1, 3),
-                    (1, 4),
-                    (2, 1),
-                    (2, 2),
-                    (2, 3),
-                    (2, 4),
-                    (3, 1),
-                    (3, 2),
-                    (3, 3),
-                    (3, 4),
-                    (4, 1),
-                    (4, 2),
-                    (4, 3),
-                    (4, 4),
-                    (5, 1),
-                    (5, 2),
-                    (5, 3),
-                    (5, 4),
-                    (6, 1),
-                    (6, 2),
-                    (6, 3),
-                    (6, 4),
-                    (7, 1),
-                    (7, 2),
-                    (7, 3),
-                    (7, 4),
-                    (8, 1),
-                    (8, 2),
-                    (8, 3),
-                    (8, 4)
-                );
+                    block_of_shape!(
+                        (1, 1),
+                        (1, 2),
+                        (1, 3),
+                        (1, 4),
+                        (2, 1),
+                        (2, 2),
+                        (2, 3),
+                        (2, 4),
+                        (3, 1),
+                        (3, 2),
+                        (3, 3),
+                        (3, 4),
+                        (4, 1),
+                        (4, 2),
+                        (4, 3),
+                        (4, 4),
+                        (5, 1),
+                        (5, 2),
+                        (5, 3),
+                        (5, 4),
+                        (6, 1),
+                        (6, 2),
+                        (6, 3),
+                        (6, 4),
+                        (7, 1),
+                        (7, 2),
+                        (7, 3),
+                        (7, 4),
+                        (8, 1),
+                        (8, 2),
+                        (8, 3),
+                        (8, 4)
+                    );
+                }
             }
         }
     }
+}
+
+/// Floats of one output channel's parked sums: the largest block, `R * V <= 12` vectors.
+const PARTIAL: usize = 12 * LANES;
+
+/// Where a block's sums start and end when its output channel's taps are split into groups.
+#[derive(Clone, Copy)]
+struct Sums {
+    bias: f32,
+    /// `PARTIAL` floats: the sums parked by the previous group, or for the next one.
+    partial: *mut f32,
+    /// Start from the parked sums instead of the bias.
+    resume: bool,
+    /// Park the sums instead of finishing (ReLU, pooling, store) into `y`.
+    park: bool,
 }
 
 /// Output rows x vectors of one register block.
@@ -166,7 +199,8 @@ struct Rows {
     pooled: bool,
 }
 
-/// `R` output rows x `V` vectors from `y`, every tap adding `value * x[offset * lanes ..]`.
+/// `R` output rows x `V` vectors from the bias (or the sums parked in `sums.partial`), every
+/// tap adding `value * x[offset * lanes ..]`, then stored to `y` (or parked).
 /// The block is `width` floats wide; the last vector stores only what lies within it. Pooled, pairs of rows and of columns are reduced by their maximum
 /// and the block stores `R / 2` rows of `width / 2` values.
 ///
@@ -176,20 +210,28 @@ struct Rows {
 /// output row stays within the padded input, and the at most 7 floats a partial vector reads
 /// past the end of an input row are in the next row or the slack. The selected lanes from
 /// `y + r * row` are writable (pooled: `width / 2` values from `y + r / 2 * row / 2`, and
-/// `R` is even).
+/// `R` is even). With `sums.resume` or `sums.park`, `PARTIAL` floats from `sums.partial`
+/// are readable and writable.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn block<const R: usize, const V: usize>(
     taps: &[Tap],
     x: *const f32,
     y: *mut f32,
     g: Rows,
-    bias: f32,
+    sums: Sums,
     relu: bool,
     width: usize,
 ) {
-    let mut acc = [[_mm256_set1_ps(bias); V]; R];
+    let mut acc = [[_mm256_set1_ps(sums.bias); V]; R];
+    if sums.resume {
+        for (r, a) in acc.iter_mut().enumerate() {
+            for (n, a) in a.iter_mut().enumerate() {
+                // SAFETY: the function's contract: R * V <= 12 vectors of partial.
+                *a = unsafe { _mm256_loadu_ps(sums.partial.add((r * V + n) * LANES)) };
+            }
+        }
+    }
     let rows: [*const f32; R] = std::array::from_fn(|r| x.wrapping_add(r * g.in_row));
     for tap in taps {
         let v = _mm256_set1_ps(tap.value);
@@ -200,6 +242,15 @@ unsafe fn block<const R: usize, const V: usize>(
                 *a = _mm256_fmadd_ps(v, unsafe { _mm256_loadu_ps(row.add(at + n * LANES)) }, *a);
             }
         }
+    }
+    if sums.park {
+        for (r, a) in acc.iter().enumerate() {
+            for (n, &a) in a.iter().enumerate() {
+                // SAFETY: the function's contract: R * V <= 12 vectors of partial.
+                unsafe { _mm256_storeu_ps(sums.partial.add((r * V + n) * LANES), a) };
+            }
+        }
+        return;
     }
     let zero = _mm256_setzero_ps();
     if g.pooled {

@@ -1,7 +1,7 @@
 //! The blocked convolution of every instruction set against the f64 reference of `fixture`
-//! and against each other, over stride-1 geometries whose rows need every register block
-//! (1 to 4 vectors, full and partial, single remainder rows) and batches that interleave
-//! 1 to 70 examples.
+//! and against each other, over geometries whose rows need every register block (1 to 4
+//! vectors, full and partial, single remainder rows), strides 1 to 4 (stride phases that
+//! divide the padded input or not) and batches that interleave 1 to 70 examples.
 
 use super::*;
 use crate::fixture::assert_logits_close;
@@ -15,12 +15,13 @@ fn geometry() -> impl Strategy<Value = (Image, Window, usize)> {
         1usize..40,
         prop_oneof![Just([1, 1]), Just([3, 3]), Just([5, 5]), [1usize..5, 1usize..5]],
         [0usize..3, 0usize..3],
+        prop_oneof![Just([1, 1]), [1usize..5, 1usize..5]],
         1usize..6,
     )
-        .prop_filter_map("the window must fit the padded image", |(c, h, w, k, p, o)| {
+        .prop_filter_map("the window must fit the padded image", |(c, h, w, k, p, s, o)| {
             let input = Image { channels: c, height: h, width: w };
             let fits = (0..2).all(|d| [h, w][d] + 2 * p[d] >= k[d]);
-            fits.then_some((input, Window { kernel: k, stride: [1, 1], padding: p }, o))
+            fits.then_some((input, Window { kernel: k, stride: s, padding: p }, o))
         })
 }
 
@@ -38,6 +39,12 @@ fn run(
     // Threads whenever `par` offers them, however small the layer.
     conv.run_with(isa, (x, &mut y), batch, (act, false), &mut padded, (par, 0));
     y
+}
+
+/// `conv` with its input channels cut into groups of one: every block parks its sums
+/// between input channels.
+fn one_channel_groups(conv: &BlockedConv2d) -> BlockedConv2d {
+    BlockedConv2d { window_bytes: 1, ..conv.clone() }
 }
 
 /// One example with the max-pool fused, with `isa`, on threads whenever `par` offers them.
@@ -76,9 +83,12 @@ proptest! {
                 let bound = 2.0 * terms * f32::EPSILON as f64 * m;
                 prop_assert!((*g as f64 - *p as f64).abs() <= bound, "{isa:?}: {g} vs portable {p}");
             }
-            // Channels split over threads compute the same sums.
+            // Channels split over threads, and input channels cut into groups, compute the
+            // same sums.
             let threaded = run(&conv, isa, &x, batch, act, Par::Rayon(3));
             prop_assert_eq!(&threaded, &got, "{:?}: threads", isa);
+            let grouped = run(&one_channel_groups(&conv), isa, &x, batch, act, Par::Rayon(3));
+            prop_assert_eq!(&grouped, &got, "{:?}: input channel groups", isa);
         }
     }
 
@@ -126,16 +136,33 @@ proptest! {
             pool::pool2d(Pool::Max, conv.output(), POOL_2X2, &full, &mut want, 1);
             prop_assert_eq!(&run_pooled(&conv, isa, &x, act, Par::Seq), &want, "{:?}", isa);
             prop_assert_eq!(&run_pooled(&conv, isa, &x, act, Par::Rayon(3)), &want, "{:?}: threads", isa);
+            let grouped = one_channel_groups(&conv);
+            prop_assert_eq!(&run_pooled(&grouped, isa, &x, act, Par::Seq), &want, "{:?}: groups", isa);
         }
     }
 }
 
 #[test]
-fn strided_layers_are_left_to_the_general_kernel() {
-    let w = CsrRef::new(1, 4, &[0, 1], &[1u16], &[1.0]).unwrap();
+fn inputs_beyond_32_bit_offsets_are_left_to_the_general_kernel() {
+    let w = CsrRef::new(1, 1, &[0, 1], &[0u16], &[1.0]).unwrap();
+    let window = Window { kernel: [1, 1], stride: [1, 1], padding: [0, 0] };
+    let huge = Image { channels: 1, height: 70_000, width: 70_000 };
+    assert!(BlockedConv2d::new(w, &[0.0], huge, window).is_none());
     let input = Image { channels: 1, height: 4, width: 4 };
-    let window = Window { kernel: [2, 2], stride: [2, 1], padding: [0, 0] };
-    assert!(BlockedConv2d::new(w, &[0.0], input, window).is_none());
-    let window = Window { stride: [1, 1], ..window };
     assert!(BlockedConv2d::new(w, &[0.0], input, window).is_some());
+}
+
+/// Stride phases by hand: a 1 x 5 image, kernel [1, 1, 1] with stride 2 and padding 1 sums
+/// the windows (0, x0, x1), (x1, x2, x3), (x3, x4, 0).
+#[test]
+fn a_strided_padded_row_sums_its_windows() {
+    let w = CsrRef::new(1, 3, &[0, 3], &[0u16, 1, 2], &[1.0, 1.0, 1.0]).unwrap();
+    let input = Image { channels: 1, height: 1, width: 5 };
+    let window = Window { kernel: [1, 3], stride: [1, 2], padding: [0, 1] };
+    let conv = BlockedConv2d::new(w, &[0.5], input, window).unwrap();
+    let x = [1.0, 2.0, 4.0, 8.0, 16.0];
+    for isa in Isa::available() {
+        let y = run(&conv, isa, &x, 1, Activation::Identity, Par::Seq);
+        assert_eq!(y, [3.5, 14.5, 24.5], "{isa:?}");
+    }
 }
