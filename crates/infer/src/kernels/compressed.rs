@@ -419,12 +419,11 @@ impl CompressedWeights {
                 }
                 ColumnStore::U32(i) => cols[..n].copy_from_slice(&i[base..base + n]),
                 ColumnStore::Gaps { bits, stream, starts } => {
-                    let unpack = avx2::unpackers(*bits);
                     for r in rows {
                         let (first, fields) =
                             (starts[r] as usize, (starts[r + 1] - starts[r]) as usize);
                         let out = &mut cols[indptr[r] as usize - base..];
-                        let entries = avx2::gap_columns(stream, *bits, &unpack, first, fields, out);
+                        let entries = avx2::gap_columns(stream, *bits, first, fields, out);
                         debug_assert_eq!(entries, span(r).len());
                     }
                 }

@@ -42,6 +42,17 @@ const LEFT_PACK: [u64; 256] = {
     table
 };
 
+/// How many lanes an 8-bit mask sets (a table: `popcnt` is not among the features checked).
+const ENTRIES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut mask = 0;
+    while mask < 256 {
+        table[mask] = (mask as u32).count_ones() as u8;
+        mask += 1;
+    }
+    table
+};
+
 /// How to pull eight consecutive `bits`-bit fields out of 16 bytes whose first field starts
 /// `offset` bits into them.
 #[derive(Clone, Copy)]
@@ -51,21 +62,41 @@ pub(super) struct Unpack {
     mask: __m256i,
 }
 
+/// The byte shuffle and the lane shifts of [`Unpack`] for every width (`bits - 1`) and bit
+/// offset: lane `i` takes the four bytes from the one holding bit `offset + i * bits`
+/// (at most bit 63: byte 7, so the last byte read is 10 of 16) and shifts the field down.
+const UNPACK: [[([u8; 32], [i32; LANES]); 8]; 8] = {
+    let mut table = [[([0u8; 32], [0i32; LANES]); 8]; 8];
+    let mut bits = 1;
+    while bits <= 8 {
+        let mut offset = 0;
+        while offset < 8 {
+            let (shuffle, shift) = &mut table[bits - 1][offset];
+            let mut lane = 0;
+            while lane < LANES {
+                let bit = offset + lane * bits;
+                let mut b = 0;
+                while b < 4 {
+                    shuffle[4 * lane + b] = (bit / 8 + b) as u8;
+                    b += 1;
+                }
+                shift[lane] = (bit % 8) as i32;
+                lane += 1;
+            }
+            offset += 1;
+        }
+        bits += 1;
+    }
+    table
+};
+
 impl Unpack {
     /// # Safety
     /// AVX2 available; `1 <= bits <= 8`, `offset < 8`.
+    #[inline]
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn new(bits: u32, offset: u32) -> Unpack {
-        debug_assert!((1..=8).contains(&bits) && offset < 8);
-        let (mut shuffle, mut shift) = ([0u8; 32], [0i32; LANES]);
-        for lane in 0..LANES {
-            let bit = offset as usize + lane * bits as usize;
-            // The highest byte touched is 7 + 7 * 8 = 63 bits in: byte 7, plus 3 below 16.
-            for b in 0..4 {
-                shuffle[4 * lane + b] = (bit / 8 + b) as u8;
-            }
-            shift[lane] = (bit % 8) as i32;
-        }
+        let (shuffle, shift) = &UNPACK[bits as usize - 1][offset as usize];
         // SAFETY: AVX2 available; the arrays hold 32 bytes each.
         unsafe {
             Unpack {
@@ -98,16 +129,6 @@ impl Unpack {
             _mm256_and_si256(_mm256_srlv_epi32(windows, self.shift), self.mask)
         }
     }
-}
-
-/// The unpackers of `bits`-bit fields for each of the 8 bit offsets a field can start at.
-///
-/// # Safety
-/// AVX2 available; `1 <= bits <= 8`.
-#[target_feature(enable = "avx2")]
-pub(super) unsafe fn unpackers(bits: u32) -> [Unpack; 8] {
-    // SAFETY: the caller's contract; offsets 0..8.
-    std::array::from_fn(|offset| unsafe { Unpack::new(bits, offset as u32) })
 }
 
 /// Values `first..first + n` of a stream of `bits`-bit codebook indices, looked up in
@@ -207,13 +228,13 @@ unsafe fn prefix_sum(v: __m256i) -> __m256i {
 /// `out[..]`; returns how many (the row's entries: the fields less its fillers).
 ///
 /// # Safety
-/// AVX2 available; `unpack` from [`unpackers`] for `bits`; the row was checked by the
-/// loader (`ticket_core::packed::GapRows`); `out` has room for the row's entries plus 8.
+/// AVX2 available; `3 <= bits <= 8`; the row was checked by the loader
+/// (`ticket_core::packed::GapRows`); `out` has room for the row's entries plus 8.
+#[inline]
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn gap_columns(
     stream: &[u8],
     bits: u32,
-    unpack: &[Unpack; 8],
     first: usize,
     fields: usize,
     out: &mut [u32],
@@ -221,7 +242,7 @@ pub(super) unsafe fn gap_columns(
     // SAFETY: AVX2 available; every store of 8 lanes starts at `written`, at most the row's
     // entries, and out has 8 more.
     unsafe {
-        let unpack = &unpack[first * bits as usize % 8];
+        let unpack = Unpack::new(bits, (first * bits as usize % 8) as u32);
         let (fill, one) = (_mm256_set1_epi32(filler(bits) as i32), _mm256_set1_epi32(1));
         let mut byte = first * bits as usize / 8;
         // The column after the last entry decoded, in every lane.
@@ -237,17 +258,11 @@ pub(super) unsafe fn gap_columns(
             let cols = _mm256_sub_epi32(after, one);
             let lanes = (1u32 << valid) - 1;
             let entries = !(_mm256_movemask_ps(_mm256_castsi256_ps(is_fill)) as u32) & lanes;
-            let dst = out.as_mut_ptr().add(written).cast();
-            if entries == lanes {
-                _mm256_storeu_si256(dst, cols);
-            } else {
-                let order = _mm_cvtsi64_si128(LEFT_PACK[entries as usize] as i64);
-                _mm256_storeu_si256(
-                    dst,
-                    _mm256_permutevar8x32_epi32(cols, _mm256_cvtepu8_epi32(order)),
-                );
-            }
-            written += entries.count_ones() as usize;
+            // Always left-packed: whether a group holds a filler is too random to branch on.
+            let order = _mm_cvtsi64_si128(LEFT_PACK[entries as usize] as i64);
+            let packed = _mm256_permutevar8x32_epi32(cols, _mm256_cvtepu8_epi32(order));
+            _mm256_storeu_si256(out.as_mut_ptr().add(written).cast(), packed);
+            written += ENTRIES[entries as usize] as usize;
             next = _mm256_permutevar8x32_epi32(after, _mm256_set1_epi32(valid as i32 - 1));
             byte += bits as usize;
             left -= valid;
