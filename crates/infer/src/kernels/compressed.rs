@@ -406,7 +406,8 @@ impl CompressedWeights {
                 ValueStore::Int8 { q, scales } => {
                     for r in rows.clone() {
                         let k = span(r);
-                        avx2::int8_values(&q[k.clone()], scales[r], &mut vals[k.start - base..]);
+                        let out = &mut vals[k.start - base..];
+                        avx2::int8_values(q, k.start, k.end, scales[r], out);
                     }
                 }
                 ValueStore::Codebook { bits, codes, table } => {

@@ -245,8 +245,9 @@ pub(super) unsafe fn gap_columns(
         let unpack = Unpack::new(bits, (first * bits as usize % 8) as u32);
         let (fill, one) = (_mm256_set1_epi32(filler(bits) as i32), _mm256_set1_epi32(1));
         let mut byte = first * bits as usize / 8;
-        // The column after the last entry decoded, in every lane.
-        let mut next = _mm256_setzero_si256();
+        // The column after the last entry decoded: a scalar, so that the only chain from one
+        // group to the next is one integer add (the group's own sums do not depend on it).
+        let mut next = 0i32;
         let (mut left, mut written) = (fields, 0usize);
         while left > 0 {
             let valid = left.min(LANES);
@@ -254,7 +255,8 @@ pub(super) unsafe fn gap_columns(
             let is_fill = _mm256_cmpeq_epi32(f, fill);
             // An entry moves on by field + 1, a filler by field: field + 1 + (-1 or 0).
             let step = _mm256_add_epi32(_mm256_add_epi32(f, one), is_fill);
-            let after = _mm256_add_epi32(prefix_sum(step), next);
+            let moved = prefix_sum(step);
+            let after = _mm256_add_epi32(moved, _mm256_set1_epi32(next));
             let cols = _mm256_sub_epi32(after, one);
             let lanes = (1u32 << valid) - 1;
             let entries = !(_mm256_movemask_ps(_mm256_castsi256_ps(is_fill)) as u32) & lanes;
@@ -263,7 +265,8 @@ pub(super) unsafe fn gap_columns(
             let packed = _mm256_permutevar8x32_epi32(cols, _mm256_cvtepu8_epi32(order));
             _mm256_storeu_si256(out.as_mut_ptr().add(written).cast(), packed);
             written += ENTRIES[entries as usize] as usize;
-            next = _mm256_permutevar8x32_epi32(after, _mm256_set1_epi32(valid as i32 - 1));
+            let last = _mm256_permutevar8x32_epi32(moved, _mm256_set1_epi32(valid as i32 - 1));
+            next += _mm256_cvtsi256_si32(last);
             byte += bits as usize;
             left -= valid;
         }
@@ -272,24 +275,30 @@ pub(super) unsafe fn gap_columns(
     }
 }
 
-/// `out[i] = scale * q[i]` for one row's int8 values.
+/// `out[i] = scale * q[k + i]` for one row's int8 values, `k..end` of all the layer's `q`.
+/// Whole registers are stored: up to 7 values past the row's, which the next row (decoded
+/// after this one) overwrites or which fall in the buffer's slack.
 ///
 /// # Safety
-/// AVX2 available; `out.len() >= q.len().next_multiple_of(8)`.
+/// AVX2 available; `k <= end <= q.len()`; `out.len() >= (end - k).next_multiple_of(8)`.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn int8_values(q: &[i8], scale: f32, out: &mut [f32]) {
-    assert!(out.len() >= q.len().next_multiple_of(LANES), "int8_values: out too short");
-    // SAFETY: AVX2 available; each 8-byte load lies inside q, each store inside out.
+pub(super) unsafe fn int8_values(q: &[i8], k: usize, end: usize, scale: f32, out: &mut [f32]) {
+    assert!(k <= end && end <= q.len(), "int8_values: row outside q");
+    assert!(out.len() >= (end - k).next_multiple_of(LANES), "int8_values: out too short");
+    // SAFETY: AVX2 available; each 8-byte load lies inside q (checked), each store inside
+    // out (asserted).
     unsafe {
         let s = _mm256_set1_ps(scale);
-        let mut k = 0;
-        while k + LANES <= q.len() {
-            let bytes = _mm_loadl_epi64(q.as_ptr().add(k).cast());
+        let (mut at, mut i) = (k, 0);
+        while at < end && at + LANES <= q.len() {
+            let bytes = _mm_loadl_epi64(q.as_ptr().add(at).cast());
             let v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
-            _mm256_storeu_ps(out.as_mut_ptr().add(k), _mm256_mul_ps(s, v));
-            k += LANES;
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_mul_ps(s, v));
+            at += LANES;
+            i += LANES;
         }
-        for (o, &qi) in out[k..q.len()].iter_mut().zip(&q[k..]) {
+        // The layer's last values, fewer than 8 bytes from the end of q.
+        for (o, &qi) in out[i..].iter_mut().zip(&q[at.min(end)..end]) {
             *o = scale * qi as f32;
         }
     }
