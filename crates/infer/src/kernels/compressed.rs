@@ -335,6 +335,8 @@ impl CompressedWeights {
 
     /// Rows from `start` decoded into `buf` until at least `limit` nonzeros (or the last
     /// row) are in, with the decoders of `isa`; returns the end of the rows decoded.
+    /// Absolute column indices are copied too when `absolute` is set (the AVX2 decoder skips
+    /// them otherwise: a row kernel can read them from the file as they are).
     fn decode_rows(
         &self,
         isa: Isa,
@@ -342,6 +344,7 @@ impl CompressedWeights {
         start: usize,
         limit: usize,
         buf: &mut RowBuffer,
+        absolute: bool,
     ) -> usize {
         let base = indptr[start];
         let rest = &indptr[start + 1..=self.rows];
@@ -359,7 +362,7 @@ impl CompressedWeights {
         match isa {
             // SAFETY: AVX2 is present (Isa::detect); the loader checked the streams.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { self.decode_avx2(indptr, start..end, buf) },
+            Isa::Avx2Fma => unsafe { self.decode_avx2(indptr, start..end, buf, absolute) },
             Isa::Portable => self.decode_scalar(indptr, start..end, buf),
         }
         end
@@ -393,7 +396,13 @@ impl CompressedWeights {
     /// AVX2 available; `buf.cols` and `buf.vals` hold the rows' nonzeros plus [`SLACK`].
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn decode_avx2(&self, indptr: &[u32], rows: Range<usize>, buf: &mut RowBuffer) {
+    unsafe fn decode_avx2(
+        &self,
+        indptr: &[u32],
+        rows: Range<usize>,
+        buf: &mut RowBuffer,
+        absolute: bool,
+    ) {
         let base = indptr[rows.start] as usize;
         let n = indptr[rows.end] as usize - base;
         let (cols, vals) = (&mut buf.cols[..], &mut buf.vals[..]);
@@ -415,6 +424,7 @@ impl CompressedWeights {
                 }
             }
             match &self.columns {
+                ColumnStore::U16(_) | ColumnStore::U32(_) if !absolute => {}
                 ColumnStore::U16(i) => {
                     cols[..n].iter_mut().zip(&i[base..base + n]).for_each(|(c, &i)| *c = i as u32)
                 }
@@ -456,21 +466,28 @@ impl CompressedWeights {
         ROWS.with_borrow_mut(|buf| {
             let mut start = 0;
             while start < self.rows {
-                let end = self.decode_rows(isa, indptr, start, CHUNK, buf);
-                let n = buf.ptr[end - start] as usize;
-                let (cols, vals) = (&buf.cols[..n], &buf.vals[..n]);
-                let w = CsrRef::new_prechecked(end - start, self.cols, &buf.ptr, cols, vals);
+                // Absolute indices are read where the file has them; only gaps are decoded.
+                let end = self.decode_rows(isa, indptr, start, CHUNK, buf, false);
+                let (base, n) = (indptr[start] as usize, buf.ptr[end - start] as usize);
+                let (ptr, vals) = (&buf.ptr[..], &buf.vals[..n]);
                 let (rows, bias) = (0..end - start, Some(&bias[start..end]));
                 let y = &mut y[start * batch..end * batch];
-                match isa {
-                    Isa::Portable => portable::spmm_rows(w, rows, bias, x, y, batch, relu),
-                    // SAFETY: AVX2 and FMA are present (Isa::detect); `w` holds columns the
-                    // loader checked to be below cols, x has cols * batch entries, y has
-                    // rows.len() * batch (asserted above).
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2Fma => unsafe {
-                        super::avx2::spmm_rows(w, rows, bias, x, y, batch, relu)
-                    },
+                let c = self.cols;
+                match &self.columns {
+                    ColumnStore::U16(i) => {
+                        let w =
+                            CsrRef::new_prechecked(rows.len(), c, ptr, &i[base..base + n], vals);
+                        spmm_rows(isa, w, rows, bias, x, y, batch, relu)
+                    }
+                    ColumnStore::U32(i) => {
+                        let w =
+                            CsrRef::new_prechecked(rows.len(), c, ptr, &i[base..base + n], vals);
+                        spmm_rows(isa, w, rows, bias, x, y, batch, relu)
+                    }
+                    ColumnStore::Gaps { .. } => {
+                        let w = CsrRef::new_prechecked(rows.len(), c, ptr, &buf.cols[..n], vals);
+                        spmm_rows(isa, w, rows, bias, x, y, batch, relu)
+                    }
                 }
                 start = end;
             }
@@ -495,13 +512,35 @@ impl CompressedWeights {
         let isa = Isa::detect();
         ROWS.with_borrow_mut(|buf| {
             for (r, yr) in y.chunks_exact_mut(plane.max(1)).enumerate().take(self.rows) {
-                self.decode_rows(isa, indptr, r, 0, buf);
+                self.decode_rows(isa, indptr, r, 0, buf, true);
                 let n = buf.ptr[1] as usize;
                 let row =
                     CsrRef::new_prechecked(1, self.cols, &buf.ptr, &buf.cols[..n], &buf.vals[..n]);
                 Conv2d::new(row, &bias[r..r + 1], input, window).run(x, yr, batch, act);
             }
         })
+    }
+}
+
+/// The f32 CSR row kernel of `isa` over decoded rows.
+#[allow(clippy::too_many_arguments)]
+fn spmm_rows<I: ColIndex>(
+    isa: Isa,
+    w: CsrRef<I>,
+    rows: Range<usize>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    relu: bool,
+) {
+    match isa {
+        Isa::Portable => portable::spmm_rows(w, rows, bias, x, y, batch, relu),
+        // SAFETY: AVX2 and FMA are present (Isa::detect); `w` holds columns the loader
+        // checked to be below cols; the caller asserted x has cols * batch entries and y
+        // rows.len() * batch.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { super::avx2::spmm_rows(w, rows, bias, x, y, batch, relu) },
     }
 }
 

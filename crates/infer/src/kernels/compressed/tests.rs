@@ -150,7 +150,7 @@ fn decoded(
     limit: usize,
 ) -> (usize, Vec<u32>, Vec<u32>, Vec<u32>) {
     let mut buf = RowBuffer::default();
-    let end = c.decode_rows(isa, indptr, start, limit, &mut buf);
+    let end = c.decode_rows(isa, indptr, start, limit, &mut buf, true);
     let n = *buf.ptr.last().unwrap() as usize;
     (end, buf.ptr.clone(), buf.cols[..n].to_vec(), bits(&buf.vals[..n]))
 }
