@@ -103,6 +103,15 @@ bench-sparse-engine: setup
 bench-infer:
     cargo bench --bench infer_kernels
 
+# LeNet-300-100 from files in every codec, decoded on the fly, against its f32 CSR file (batch
+# 1, 64, 1024, one thread): criterion, then the same side by side on a real ticket through
+# `ticket infer --bench` (RUN and LEVEL: an IMP run and its level), 3 runs of each.
+# Results: benches/results/compare_codecs-<date>.json.
+bench-codecs RUN="runs/paper-fmnist" LEVEL="16": setup
+    cargo bench --bench compressed_kernels
+    cargo build --release
+    .venv/bin/python benches/compare_codecs.py {{RUN}} --level {{LEVEL}} --repeat 3
+
 # One CSR model through PyTorch dense, PyTorch CSR, scipy, ONNX Runtime and `ticket infer
 # --bench`, 3 runs of each: batch 1 Python-hosted and kernel-only, batches 64 and 1024.
 # Results: benches/results/compare_infer-<date>.json.

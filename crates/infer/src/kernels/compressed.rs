@@ -3,8 +3,11 @@
 //! `2^N` centroids, padded to 256 so that an index never needs a bounds check); columns as
 //! absolute U16/U32 indices or packed gaps with fillers (`ticket_core::packed`). Nothing is
 //! expanded ahead of time: a few rows at a time (about [`CHUNK`] nonzeros, 4 KB, in L1) are
-//! decoded with sequential 64-bit bit readers into a per-thread buffer right before the f32
-//! CSR row kernel of the instruction set runs over them.
+//! decoded into a per-thread buffer right before the f32 CSR row kernel of the instruction
+//! set runs over them. With AVX2 the decoders take eight fields per register (see [`avx2`]:
+//! shuffle-and-shift unpacking, permute or gather lookups, prefix-summed gaps); elsewhere
+//! sequential 64-bit bit readers decode one field at a time. Absolute indices are not
+//! copied: the row kernel reads them from the file.
 //!
 //! Since that row kernel is the one the f32 CSR layers use (`portable::spmm_rows`,
 //! `avx2::spmm_rows`), a compressed layer gives bit for bit the result of its decoded f32 CSR
@@ -16,10 +19,23 @@ use super::{portable, Activation, Image, Isa, Window};
 use crate::csr::{ColIndex, CsrRef};
 use crate::slab::Slab;
 use std::cell::RefCell;
+use std::ops::Range;
 use ticket_core::packed::filler;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 
 /// Nonzeros decoded per call of the row kernel (rows are not split).
 pub(crate) const CHUNK: usize = 512;
+/// Entries of the row buffer past the decoded rows, which the vector decoders may write.
+const SLACK: usize = 8;
+
+/// Bytes of one thread's row buffer for a layer whose longest row has `longest` nonzeros:
+/// columns and values (4 bytes each) of a chunk plus one row plus [`SLACK`], and the
+/// chunk's ptr.
+pub(crate) fn row_buffer_bytes(longest: usize) -> usize {
+    8 * (CHUNK + longest + SLACK) + 4 * (CHUNK + 2)
+}
 
 /// How a compressed layer stores its values.
 pub(crate) enum ValueStore {
@@ -321,13 +337,17 @@ impl CompressedWeights {
     }
 
     /// Rows from `start` decoded into `buf` until at least `limit` nonzeros (or the last
-    /// row) are in; returns the end of the rows decoded.
+    /// row) are in, with the decoders of `isa`; returns the end of the rows decoded.
+    /// Absolute column indices are copied too when `absolute` is set (the AVX2 decoder skips
+    /// them otherwise: a row kernel can read them from the file as they are).
     fn decode_rows(
         &self,
+        isa: Isa,
         indptr: &[u32],
         start: usize,
         limit: usize,
         buf: &mut RowBuffer,
+        absolute: bool,
     ) -> usize {
         let base = indptr[start];
         let rest = &indptr[start + 1..=self.rows];
@@ -337,16 +357,29 @@ impl CompressedWeights {
         let n = (indptr[end] - base) as usize;
         buf.ptr.clear();
         buf.ptr.extend(indptr[start..=end].iter().map(|&p| p - base));
-        if buf.cols.len() < n {
-            buf.cols.resize(n, 0);
-            buf.vals.resize(n, 0.0);
+        // The vector decoders store whole registers: room for one more past the rows.
+        if buf.cols.len() < n + SLACK {
+            buf.cols.resize(n + SLACK, 0);
+            buf.vals.resize(n + SLACK, 0.0);
         }
+        match isa {
+            // SAFETY: AVX2 is present (Isa::detect); the loader checked the streams.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { self.decode_avx2(indptr, start..end, buf, absolute) },
+            Isa::Portable => self.decode_scalar(indptr, start..end, buf),
+        }
+        end
+    }
+
+    /// [`CompressedWeights::decode_rows`] one nonzero at a time.
+    fn decode_scalar(&self, indptr: &[u32], rows: Range<usize>, buf: &mut RowBuffer) {
+        let base = indptr[rows.start] as usize;
         // Locals, not the buffer's fields, so that the loop keeps them in registers.
-        let (cols, vals) = (&mut buf.cols[..n], &mut buf.vals[..n]);
+        let (cols, vals) = (&mut buf.cols[..], &mut buf.vals[..]);
         with_streams!(self, |v, c| {
-            let mut cursor = v.at(base as usize);
+            let mut cursor = v.at(base);
             let mut i = 0;
-            for r in start..end {
+            for r in rows {
                 c.for_each(indptr, r, |col, real| {
                     // A filler writes slot i too; the nonzero that follows it (a row never
                     // ends with one) overwrites it, and the value cursor points at that one.
@@ -357,7 +390,59 @@ impl CompressedWeights {
                 });
             }
         });
-        end
+    }
+
+    /// [`CompressedWeights::decode_rows`] eight fields at a time (see [`avx2`]): values of
+    /// all the rows in one pass, then columns row by row.
+    ///
+    /// # Safety
+    /// AVX2 available; `buf.cols` and `buf.vals` hold the rows' nonzeros plus [`SLACK`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn decode_avx2(
+        &self,
+        indptr: &[u32],
+        rows: Range<usize>,
+        buf: &mut RowBuffer,
+        absolute: bool,
+    ) {
+        let base = indptr[rows.start] as usize;
+        let n = indptr[rows.end] as usize - base;
+        let (cols, vals) = (&mut buf.cols[..], &mut buf.vals[..]);
+        let span = |r: usize| indptr[r] as usize..indptr[r + 1] as usize;
+        // SAFETY (all calls): AVX2 available; each output slice starts at a row's first slot
+        // and runs to the buffer's end, which holds the rest of the rows plus SLACK.
+        unsafe {
+            match &self.values {
+                ValueStore::F32(v) => vals[..n].copy_from_slice(&v[base..base + n]),
+                ValueStore::Int8 { q, scales } => {
+                    for r in rows.clone() {
+                        let k = span(r);
+                        let out = &mut vals[k.start - base..];
+                        avx2::int8_values(q, k.start, k.end, scales[r], out);
+                    }
+                }
+                ValueStore::Codebook { bits, codes, table } => {
+                    avx2::codebook_values(codes, *bits, table, base, n, vals)
+                }
+            }
+            match &self.columns {
+                ColumnStore::U16(_) | ColumnStore::U32(_) if !absolute => {}
+                ColumnStore::U16(i) => {
+                    cols[..n].iter_mut().zip(&i[base..base + n]).for_each(|(c, &i)| *c = i as u32)
+                }
+                ColumnStore::U32(i) => cols[..n].copy_from_slice(&i[base..base + n]),
+                ColumnStore::Gaps { bits, stream, starts } => {
+                    for r in rows {
+                        let (first, fields) =
+                            (starts[r] as usize, (starts[r + 1] - starts[r]) as usize);
+                        let out = &mut cols[indptr[r] as usize - base..];
+                        let entries = avx2::gap_columns(stream, *bits, first, fields, out);
+                        debug_assert_eq!(entries, span(r).len());
+                    }
+                }
+            }
+        }
     }
 
     /// `y = act(W x + bias)` for `x` `[cols][batch]`, `y` `[rows][batch]`, on this thread,
@@ -384,21 +469,28 @@ impl CompressedWeights {
         ROWS.with_borrow_mut(|buf| {
             let mut start = 0;
             while start < self.rows {
-                let end = self.decode_rows(indptr, start, CHUNK, buf);
-                let n = buf.ptr[end - start] as usize;
-                let (cols, vals) = (&buf.cols[..n], &buf.vals[..n]);
-                let w = CsrRef::new_prechecked(end - start, self.cols, &buf.ptr, cols, vals);
+                // Absolute indices are read where the file has them; only gaps are decoded.
+                let end = self.decode_rows(isa, indptr, start, CHUNK, buf, false);
+                let (base, n) = (indptr[start] as usize, buf.ptr[end - start] as usize);
+                let (ptr, vals) = (&buf.ptr[..], &buf.vals[..n]);
                 let (rows, bias) = (0..end - start, Some(&bias[start..end]));
                 let y = &mut y[start * batch..end * batch];
-                match isa {
-                    Isa::Portable => portable::spmm_rows(w, rows, bias, x, y, batch, relu),
-                    // SAFETY: AVX2 and FMA are present (Isa::detect); `w` holds columns the
-                    // loader checked to be below cols, x has cols * batch entries, y has
-                    // rows.len() * batch (asserted above).
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2Fma => unsafe {
-                        super::avx2::spmm_rows(w, rows, bias, x, y, batch, relu)
-                    },
+                let c = self.cols;
+                match &self.columns {
+                    ColumnStore::U16(i) => {
+                        let w =
+                            CsrRef::new_prechecked(rows.len(), c, ptr, &i[base..base + n], vals);
+                        spmm_rows(isa, w, rows, bias, x, y, batch, relu)
+                    }
+                    ColumnStore::U32(i) => {
+                        let w =
+                            CsrRef::new_prechecked(rows.len(), c, ptr, &i[base..base + n], vals);
+                        spmm_rows(isa, w, rows, bias, x, y, batch, relu)
+                    }
+                    ColumnStore::Gaps { .. } => {
+                        let w = CsrRef::new_prechecked(rows.len(), c, ptr, &buf.cols[..n], vals);
+                        spmm_rows(isa, w, rows, bias, x, y, batch, relu)
+                    }
                 }
                 start = end;
             }
@@ -420,15 +512,38 @@ impl CompressedWeights {
         act: Activation,
     ) {
         let plane = y.len() / self.rows.max(1);
+        let isa = Isa::detect();
         ROWS.with_borrow_mut(|buf| {
             for (r, yr) in y.chunks_exact_mut(plane.max(1)).enumerate().take(self.rows) {
-                self.decode_rows(indptr, r, 0, buf);
+                self.decode_rows(isa, indptr, r, 0, buf, true);
                 let n = buf.ptr[1] as usize;
                 let row =
                     CsrRef::new_prechecked(1, self.cols, &buf.ptr, &buf.cols[..n], &buf.vals[..n]);
                 Conv2d::new(row, &bias[r..r + 1], input, window).run(x, yr, batch, act);
             }
         })
+    }
+}
+
+/// The f32 CSR row kernel of `isa` over decoded rows.
+#[allow(clippy::too_many_arguments)]
+fn spmm_rows<I: ColIndex>(
+    isa: Isa,
+    w: CsrRef<I>,
+    rows: Range<usize>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    relu: bool,
+) {
+    match isa {
+        Isa::Portable => portable::spmm_rows(w, rows, bias, x, y, batch, relu),
+        // SAFETY: AVX2 and FMA are present (Isa::detect); `w` holds columns the loader
+        // checked to be below cols; the caller asserted x has cols * batch entries and y
+        // rows.len() * batch.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { super::avx2::spmm_rows(w, rows, bias, x, y, batch, relu) },
     }
 }
 

@@ -2,7 +2,7 @@
 //! holds, and the process's peak resident set (`getrusage`), for `ticket infer --bench`.
 
 use super::{SparseModel, TILE};
-use crate::kernels::compressed::CHUNK;
+use crate::kernels::compressed::row_buffer_bytes;
 use crate::kernels::PAR_MIN_WORK;
 
 impl SparseModel {
@@ -27,8 +27,7 @@ impl SparseModel {
         let activations = 4 * tile * (input + 2 * widest);
         let decoded = if self.layers.iter().any(|l| l.compressed.is_some()) {
             let longest = self.layers.iter().map(|l| max_row(&l.indptr)).max().unwrap_or(0);
-            // Columns and values (4 bytes each) of a chunk plus one row, and the chunk's ptr.
-            8 * (CHUNK + longest) + 4 * (CHUNK + 2)
+            row_buffer_bytes(longest)
         } else {
             0
         };

@@ -15,7 +15,7 @@ fn layouts(w: &CsrParts, rng: &mut Random) -> Vec<(String, CompressedWeights, Ve
     let row_of: Vec<usize> = (0..w.rows)
         .flat_map(|r| std::iter::repeat_n(r, (w.indptr[r + 1] - w.indptr[r]) as usize))
         .collect();
-    for value_kind in ["f32", "int8", "k2", "k5", "k8"] {
+    for value_kind in ["f32", "int8", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8"] {
         let (values, decoded) = match value_kind {
             "f32" => (ValueStore::F32(w.values.clone().into()), w.values.clone()),
             "int8" => {
@@ -42,7 +42,7 @@ fn layouts(w: &CsrParts, rng: &mut Random) -> Vec<(String, CompressedWeights, Ve
             ("u16".to_string(), ColumnStore::U16(w.indices_u16().into())),
             ("u32".to_string(), ColumnStore::U32(w.indices.clone().into())),
         ];
-        for bits in [3, 5, 8] {
+        for bits in 3..=8 {
             let stream = pack(&encode_gaps(&w.indptr, &w.indices, bits), bits);
             let starts = GapRows::check(w.rows, w.cols, &w.indptr, &stream, bits).unwrap().starts;
             columns.push((
@@ -136,6 +136,46 @@ fn compressed_convolution_equals_the_f32_kernel() {
             let mut got = vec![f32::NAN; want.len()];
             c.conv2d(&w.indptr, &bias, input, window, &x, &mut got, batch, Activation::Relu);
             assert_eq!(bits(&got), bits(&want), "{name} batch {batch}");
+        }
+    }
+}
+
+/// The rows decoded from `start` (up to `limit` nonzeros) with `isa`'s decoders: ptr, columns
+/// and values (as bits).
+fn decoded(
+    c: &CompressedWeights,
+    isa: Isa,
+    indptr: &[u32],
+    start: usize,
+    limit: usize,
+) -> (usize, Vec<u32>, Vec<u32>, Vec<u32>) {
+    let mut buf = RowBuffer::default();
+    let end = c.decode_rows(isa, indptr, start, limit, &mut buf, true);
+    let n = *buf.ptr.last().unwrap() as usize;
+    (end, buf.ptr.clone(), buf.cols[..n].to_vec(), bits(&buf.vals[..n]))
+}
+
+#[test]
+fn vector_decoders_equal_the_scalar_decoder_from_every_row() {
+    let mut rng = Random::new(5);
+    // Long rows with long gaps (fillers at every width), short rows and empty ones, streams
+    // whose end falls inside a 16-byte load.
+    for (rows, cols, density) in [(23, 2000, 0.02), (40, 50, 0.3), (3, 9, 0.5)] {
+        let mut w = CsrParts::random(rows, cols, density, &mut rng);
+        w.clear_rows(|r| r % 5 == 1);
+        for (name, c, want_values) in layouts(&w, &mut rng) {
+            let (_, _, cols_all, vals_all) = decoded(&c, Isa::Portable, &w.indptr, 0, usize::MAX);
+            assert_eq!(cols_all, w.indices, "{name}: scalar columns");
+            assert_eq!(vals_all, bits(&want_values), "{name}: scalar values");
+            for isa in Isa::available() {
+                for start in 0..rows {
+                    for limit in [0, 7, 64] {
+                        let want = decoded(&c, Isa::Portable, &w.indptr, start, limit);
+                        let got = decoded(&c, isa, &w.indptr, start, limit);
+                        assert_eq!(got, want, "{name} {isa:?} from row {start}, limit {limit}");
+                    }
+                }
+            }
         }
     }
 }
