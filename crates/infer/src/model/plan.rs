@@ -8,9 +8,14 @@
 //! A stride-1 conv2d layer also gets its taps prepared once for the blocked kernel
 //! ([`BlockedConv2d`]), and a 2x2 max-pool right after it is fused into its step; other
 //! convolutions run the general direct kernel.
+//!
+//! A linear layer also gets a column-ordered copy of its weight ([`ColumnCopy`]): at batch 1
+//! its step lists the nonzero inputs and, when they meet few enough weights, multiplies only
+//! those (ReLU outputs and raw pixels are often zero); otherwise it runs the CSR product.
 
 use super::SparseLayer;
 use crate::kernels::conv2d_blocked::{BlockedConv2d, POOL_2X2};
+use crate::kernels::csc::ColumnCopy;
 use crate::kernels::pool::{self, Pool};
 use crate::kernels::{Activation, Image, Window};
 use crate::timing::StepClock;
@@ -53,6 +58,8 @@ pub(crate) struct Plan {
     /// Per weighted layer, its blocked convolution when it is a conv2d the blocked kernel
     /// covers.
     blocked: Vec<Option<BlockedConv2d>>,
+    /// Per weighted layer, its column-ordered copy when it is an uncompressed linear layer.
+    columns: Vec<Option<ColumnCopy>>,
 }
 
 /// The buffers a forward pass works in: two ping-pong activation buffers and the padded
@@ -61,6 +68,10 @@ pub(crate) struct Plan {
 pub(crate) struct Buffers {
     ping_pong: [Vec<f32>; 2],
     padded: Vec<f32>,
+    /// The nonzero inputs of a batch-1 linear step.
+    nonzero: Vec<u32>,
+    /// Set: batch-1 linear steps run the CSR product, never the column-ordered copy.
+    pub(crate) csr_only: bool,
 }
 
 impl Plan {
@@ -68,6 +79,7 @@ impl Plan {
     pub(crate) fn new(graph: &Graph, layers: &[SparseLayer]) -> Plan {
         let mut steps: Vec<(Step, usize)> = Vec::new();
         let mut blocked = Vec::with_capacity(layers.len());
+        let mut columns = Vec::with_capacity(layers.len());
         let mut weighted = 0;
         let mut work = 0usize;
         for (i, layer) in graph.layers().iter().enumerate() {
@@ -77,6 +89,7 @@ impl Plan {
                 Layer::Linear { .. } => {
                     work = work.saturating_add(layers[weighted].nnz());
                     blocked.push(None);
+                    columns.push(layers[weighted].column_copy());
                     weighted += 1;
                     Step::Linear { layer: weighted - 1, act: Activation::Identity }
                 }
@@ -85,6 +98,7 @@ impl Plan {
                     work = work.saturating_add(layers[weighted].nnz().saturating_mul(positions));
                     let window = Window { kernel, stride, padding };
                     blocked.push(layers[weighted].blocked_conv2d(image(), window));
+                    columns.push(None);
                     weighted += 1;
                     Step::Conv2d {
                         layer: weighted - 1,
@@ -126,7 +140,12 @@ impl Plan {
             };
             steps.push((step, outputs));
         }
-        Plan { steps, work, blocked }
+        Plan { steps, work, blocked, columns }
+    }
+
+    /// Bytes of the column-ordered copies.
+    pub(crate) fn column_copy_bytes(&self) -> usize {
+        self.columns.iter().flatten().map(ColumnCopy::bytes).sum()
     }
 
     pub(crate) fn work_per_example(&self) -> usize {
@@ -191,7 +210,7 @@ impl Plan {
         par: Par,
         clock: Option<&StepClock>,
     ) -> &'a [f32] {
-        let Buffers { ping_pong: [a, b], padded } = buffers;
+        let Buffers { ping_pong: [a, b], padded, nonzero, csr_only } = buffers;
         // Where the current activations are: None = `input`, Some(false) = a, Some(true) = b.
         let mut at: Option<bool> = None;
         let mut len = input.len();
@@ -221,7 +240,10 @@ impl Plan {
             grow(dst, n);
             let dst = &mut dst[..n];
             match *step {
-                Step::Linear { layer, act } => layers[layer].linear(src, dst, t, act, par),
+                Step::Linear { layer, act } => match (&self.columns[layer], t, *csr_only) {
+                    (Some(copy), 1, false) => linear_batch1(&layers[layer], copy, (src, dst), act, par, nonzero),
+                    _ => layers[layer].linear(src, dst, t, act, par),
+                },
                 Step::Conv2d { layer, input, window, act, max_pool } => {
                     match &self.blocked[layer] {
                         // Image steps run one example at a time, so a fused pool has t = 1.
@@ -245,6 +267,27 @@ impl Plan {
             Some(false) => &a[..len],
             Some(true) => &b[..len],
         }
+    }
+}
+
+/// One example through linear layer `layer`: the column-ordered product over the nonzero
+/// inputs when it meets few enough weights to beat the CSR product (which may split over
+/// `par`'s threads), else the CSR product.
+fn linear_batch1(
+    layer: &SparseLayer,
+    copy: &ColumnCopy,
+    (x, y): (&[f32], &mut [f32]),
+    act: Activation,
+    par: Par,
+    nonzero: &mut Vec<u32>,
+) {
+    let work = copy.nonzero_columns(x, nonzero);
+    let csr_work = layer.nnz() + layer.shape.rows;
+    let csr_threads = if csr_work >= crate::kernels::PAR_MIN_WORK { par.threads() } else { 1 };
+    if copy.pays(work, csr_threads) {
+        copy.spmv(Some(&layer.bias), x, nonzero, y, act);
+    } else {
+        layer.linear(x, y, 1, act, par);
     }
 }
 
@@ -307,6 +350,39 @@ mod tests {
                 Step::Linear { layer: 1, act: Activation::Identity },
             ]
         );
+    }
+
+    /// Batch 1 on inputs with zeros (some columns skipped) against the CSR-only path and the
+    /// batched path (CSR, another summation order) on the same examples: equal within the
+    /// rounding of reordered sums (see `kernels::csc`), whatever the fraction of zeros.
+    #[test]
+    fn batch_one_skipping_zeros_matches_the_csr_paths() {
+        use crate::fixture::{random_model, reference_logits, Random};
+        let graph: Graph = "60-40-30-5".parse().unwrap();
+        let parts = random_model(&graph, &[0.2, 0.3, 1.0], 9);
+        let model = SparseModel::from_net(&crate::fixture::net_of(&graph, &parts));
+        let mut rng = Random::new(4);
+        for zeros in [0.0, 0.5, 0.95, 1.0] {
+            let x: Vec<f32> = (0..8 * 60)
+                .map(|_| if rng.unit() < zeros { 0.0 } else { rng.uniform(-1.0, 1.0) })
+                .collect();
+            let batched = model.logits(&x, 8, Par::Seq).unwrap();
+            let (mut skipping, mut csr) =
+                (crate::Scratch::default(), crate::Scratch::without_zero_skipping());
+            for (b, example) in x.chunks_exact(60).enumerate() {
+                let mut one = [0.0; 5];
+                model.logits_into(example, 1, &mut one, &mut skipping, Par::Seq).unwrap();
+                let mut two = [0.0; 5];
+                model.logits_into(example, 1, &mut two, &mut csr, Par::Seq).unwrap();
+                let want = reference_logits(&parts, example);
+                crate::fixture::assert_logits_close(&one, &want, "zero-skipping batch 1");
+                crate::fixture::assert_logits_close(&two, &want, "csr batch 1");
+                for (o, w) in one.iter().zip(&batched[b * 5..(b + 1) * 5]) {
+                    assert!((o - w).abs() <= 1e-5 * (1.0 + w.abs()), "{zeros}: {o} vs {w}");
+                }
+            }
+        }
+        assert!(model.column_copy_bytes() >= 4 * model.nnz() * 2);
     }
 
     /// A 2x2 max-pool right after a stride-1 conv (its ReLU between them or not) joins the
