@@ -8,24 +8,26 @@
 //! counts the weights they meet, so that the caller can pick this path only when it pays
 //! ([`ColumnCopy::pays`]); [`ColumnCopy::spmv`] then scatters each listed column into `y`.
 //!
-//! Rounding: `y[r]` starts at the bias and adds `W[r, k] * x[k]` (a product, then a sum, no
-//! fused multiply-add) for increasing `k`, exactly what the portable CSR kernel does; the
-//! terms skipped are the `W[r, k] * 0 = ±0` ones, which change no sum. So the result equals
-//! the portable CSR result bit for bit (up to the sign of a zero), for finite weights (an
-//! infinite weight times a zero input is NaN in the CSR product and skipped here). The AVX2
-//! CSR kernel sums in another order (four partial sums, fused multiply-adds, the bias last);
-//! both are within `gamma(n) * (|b| + sum_k |W[r, k] x[k]|)` of the exact value, `n` the
-//! row's kept weights plus one and `gamma(n) = n u / (1 - n u)`, `u = 2^-24`, so they differ
-//! by at most twice that.
+//! Rounding: `y[r]` starts at the bias and adds the terms `W[r, k] * x[k]` for increasing
+//! `k`. The portable version rounds each product, then each sum, exactly as the portable CSR
+//! kernel does; the terms it skips are the `W[r, k] * 0 = ±0` ones, which change no sum. So
+//! it equals the portable CSR result bit for bit (up to the sign of a zero), for finite
+//! weights (an infinite weight times a zero input is NaN in the CSR product and skipped
+//! here). With FMA (AVX2 machines) each term is one fused multiply-add, and the AVX2 CSR
+//! kernel sums in another order (four partial sums, the bias last). Every one of these is
+//! within `gamma(n) * (|b| + sum_k |W[r, k] x[k]|)` of the exact value, `n` the row's kept
+//! weights plus one and `gamma(n) = n u / (1 - n u)`, `u = 2^-24`, so any two differ by at
+//! most twice that; the tests check both bounds.
 
-use super::Activation;
+use super::{Activation, Isa};
 use crate::csr::{ColIndex, CsrRef};
 
 /// The weights a zero-skipping product may meet, relative to the CSR product's, and still be
 /// chosen: scattering into `y` costs a load and a store per weight where the CSR product
-/// keeps its sums in registers, but both are bound by about one weight per cycle, so the
-/// copy is chosen once it skips more than a tenth of the weights.
-const COST_VS_CSR: f32 = 0.9;
+/// keeps its sums in registers, and listing the nonzero inputs costs a pass over `x`. An
+/// estimate (both loops run about one weight per cycle); `ticket infer --bench` reports the
+/// batch-1 latency with and without skipping, which is how to check it on a machine.
+const COST_VS_CSR: f32 = 0.75;
 
 /// A `rows x cols` matrix in column order: column `k` holds `values[colptr[k]..colptr[k+1]]`
 /// at rows `rows_of[..]` (increasing).
@@ -73,6 +75,14 @@ impl ColumnCopy {
         4 * (self.colptr.len() + self.rows_of.len() + self.values.len())
     }
 
+    /// Whether `x` has enough zeros for skipping them to have a chance of paying, judged
+    /// from their count alone (one vectorised pass, no list): columns of average length.
+    pub fn may_pay(&self, x: &[f32], csr_threads: usize) -> bool {
+        let nonzero = x.iter().filter(|&&v| v != 0.0).count();
+        let expected = self.nnz() as f32 * nonzero as f32 / self.cols().max(1) as f32;
+        expected < 1.25 * self.limit(csr_threads)
+    }
+
     /// Fills `list` with the indices of the nonzero entries of `x` (`cols` of them), in
     /// increasing order, and returns how many kept weights those columns hold: the work of
     /// [`ColumnCopy::spmv`]. A NaN input counts as nonzero.
@@ -82,11 +92,12 @@ impl ColumnCopy {
         let (mut n, mut work) = (0usize, 0usize);
         // Branch-free: every index is written, and kept by advancing past it when nonzero
         // (a ReLU output's zeros follow no pattern a branch predictor could learn).
-        for (k, &v) in x.iter().enumerate() {
+        for (k, (&v, ends)) in x.iter().zip(self.colptr.windows(2)).enumerate() {
             let keep = (v != 0.0) as usize;
-            list[n] = k as u32;
+            // SAFETY: n <= k < x.len() = list.len().
+            unsafe { *list.get_unchecked_mut(n) = k as u32 };
             n += keep;
-            work += keep * (self.colptr[k + 1] - self.colptr[k]) as usize;
+            work += keep * (ends[1] - ends[0]) as usize;
         }
         list.truncate(n);
         work
@@ -95,14 +106,31 @@ impl ColumnCopy {
     /// Whether skipping zeros with `work` weights beats the CSR product over all `nnz` kept
     /// weights split over `csr_threads` threads (this product runs on one).
     pub fn pays(&self, work: usize, csr_threads: usize) -> bool {
-        (work as f32) < COST_VS_CSR * self.nnz() as f32 / csr_threads.max(1) as f32
+        (work as f32) < self.limit(csr_threads)
+    }
+
+    /// The most weights a zero-skipping product may meet and still be chosen.
+    fn limit(&self, csr_threads: usize) -> f32 {
+        COST_VS_CSR * self.nnz() as f32 / csr_threads.max(1) as f32
     }
 
     /// `y = act(bias + W x)` reading only the columns `list` names, which must hold every
     /// `k` with `x[k] != 0` ([`ColumnCopy::nonzero_columns`]). Panics when the lengths do not
-    /// fit.
+    /// fit or `list` names a column beyond `x`.
     pub fn spmv(
         &self,
+        bias: Option<&[f32]>,
+        x: &[f32],
+        list: &[u32],
+        y: &mut [f32],
+        act: Activation,
+    ) {
+        self.spmv_with(Isa::detect(), bias, x, list, y, act);
+    }
+
+    pub(crate) fn spmv_with(
+        &self,
+        isa: Isa,
         bias: Option<&[f32]>,
         x: &[f32],
         list: &[u32],
@@ -115,15 +143,39 @@ impl ColumnCopy {
             Some(b) => y.copy_from_slice(b),
             None => y.fill(0.0),
         }
+        match isa {
+            Isa::Portable => self.scatter(x, list, y, |v, xk, acc| acc + v * xk),
+            // SAFETY: FMA is present (Isa::detect).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { self.scatter_fma(x, list, y) },
+        }
+        act.apply(y);
+    }
+
+    /// [`ColumnCopy::scatter`] with fused multiply-adds.
+    ///
+    /// # Safety
+    /// FMA available.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    unsafe fn scatter_fma(&self, x: &[f32], list: &[u32], y: &mut [f32]) {
+        self.scatter(x, list, y, |v, xk, acc| v.mul_add(xk, acc))
+    }
+
+    /// `y[r] = term(W[r, k], x[k], y[r])` for each kept weight of each listed column `k`.
+    #[inline(always)]
+    fn scatter(&self, x: &[f32], list: &[u32], y: &mut [f32], term: impl Fn(f32, f32, f32) -> f32) {
+        assert_eq!(y.len(), self.rows, "csc scatter: y has {} entries", y.len());
         for &k in list {
             let k = k as usize;
             let xk = x[k];
             let (start, end) = (self.colptr[k] as usize, self.colptr[k + 1] as usize);
             for (&r, &v) in self.rows_of[start..end].iter().zip(&self.values[start..end]) {
-                y[r as usize] += v * xk;
+                // SAFETY: every row index was written by `new` below `rows` = y.len().
+                let yr = unsafe { y.get_unchecked_mut(r as usize) };
+                *yr = term(v, xk, *yr);
             }
         }
-        act.apply(y);
     }
 }
 
@@ -142,12 +194,12 @@ mod tests {
         (0..cols).map(|_| if rng.unit() < zeros { 0.0 } else { rng.uniform(-1.0, 1.0) }).collect()
     }
 
-    fn csc_of(w: &CsrParts, x: &[f32], bias: &[f32], act: Activation) -> (Vec<f32>, usize) {
+    fn csc_of(isa: Isa, w: &CsrParts, x: &[f32], b: &[f32], act: Activation) -> (Vec<f32>, usize) {
         let copy = ColumnCopy::new(w.csr());
         let mut list = Vec::new();
         let work = copy.nonzero_columns(x, &mut list);
         let mut y = vec![f32::NAN; w.rows];
-        copy.spmv(Some(bias), x, &list, &mut y, act);
+        copy.spmv_with(isa, Some(b), x, &list, &mut y, act);
         (y, work)
     }
 
@@ -167,16 +219,21 @@ mod tests {
             let bias = rng.vec(rows, -0.5, 0.5);
             for zeros in [0.0, 0.5, 0.9, 1.0] {
                 let x = input(cols, zeros, &mut rng);
-                for act in [Activation::Identity, Activation::Relu] {
-                    let (got, work) = csc_of(&w, &x, &bias, act);
+                for (act, isa) in [Activation::Identity, Activation::Relu]
+                    .into_iter()
+                    .flat_map(|a| Isa::available().into_iter().map(move |i| (a, i)))
+                {
+                    let (got, work) = csc_of(isa, &w, &x, &bias, act);
                     let nonzero = |k: usize| x[k] != 0.0;
                     let want_work = (0..rows * cols)
                         .filter(|&i| dense[i] != 0.0 && nonzero(i % cols))
                         .count();
                     assert!(work <= w.nnz() && work >= want_work, "work {work} vs {want_work}");
-                    assert_eq!(got, csr_of(Isa::Portable, &w, &x, &bias, act), "portable CSR");
-                    for isa in Isa::available() {
-                        let other = csr_of(isa, &w, &x, &bias, act);
+                    if isa == Isa::Portable {
+                        assert_eq!(got, csr_of(isa, &w, &x, &bias, act), "portable CSR");
+                    }
+                    for csr_isa in Isa::available() {
+                        let other = csr_of(csr_isa, &w, &x, &bias, act);
                         for r in 0..rows {
                             let row = &dense[r * cols..(r + 1) * cols];
                             let n = row.iter().filter(|&&v| v != 0.0).count() as f64 + 1.0;
@@ -187,7 +244,7 @@ mod tests {
                                 + row.iter().zip(&x).map(|(&v, &xk)| v as f64 * xk as f64).sum::<f64>();
                             let exact = if act == Activation::Relu { exact.max(0.0) } else { exact };
                             let bound = gamma * mag;
-                            assert!((got[r] as f64 - exact).abs() <= bound, "{isa:?} row {r}");
+                            assert!((got[r] as f64 - exact).abs() <= bound, "{isa:?} {csr_isa:?} row {r}");
                             assert!((got[r] as f64 - other[r] as f64).abs() <= 2.0 * bound);
                         }
                     }
@@ -209,6 +266,8 @@ mod tests {
         assert_eq!(y, [2.5, 18.0]);
         assert_eq!(copy.nonzero_columns(&[0.0, 0.0, 0.0], &mut list), 0);
         assert!(list.is_empty());
-        assert!(copy.pays(0, 1) && copy.pays(3, 1) && !copy.pays(4, 1) && !copy.pays(2, 2));
+        // The limit is 0.75 of the 4 weights, over the CSR product's threads.
+        assert!(copy.pays(0, 1) && copy.pays(2, 1) && !copy.pays(3, 1) && !copy.pays(2, 2));
+        assert!(copy.may_pay(&[0.0, 0.0, 1.0], 1) && !copy.may_pay(&[1.0, 1.0, 1.0], 1));
     }
 }

@@ -281,10 +281,9 @@ fn linear_batch1(
     par: Par,
     nonzero: &mut Vec<u32>,
 ) {
-    let work = copy.nonzero_columns(x, nonzero);
     let csr_work = layer.nnz() + layer.shape.rows;
     let csr_threads = if csr_work >= crate::kernels::PAR_MIN_WORK { par.threads() } else { 1 };
-    if copy.pays(work, csr_threads) {
+    if copy.may_pay(x, csr_threads) && copy.pays(copy.nonzero_columns(x, nonzero), csr_threads) {
         copy.spmv(Some(&layer.bias), x, nonzero, y, act);
     } else {
         layer.linear(x, y, 1, act, par);
