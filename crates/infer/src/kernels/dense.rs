@@ -115,7 +115,13 @@ mod avx2 {
     /// # Safety
     /// AVX2 and FMA available; `w.len() == y.len() * x.len()`, `bias` has `y.len()` values.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gemv(w: &[f32], bias: Option<&[f32]>, x: &[f32], y: &mut [f32], relu: bool) {
+    pub(super) unsafe fn gemv(
+        w: &[f32],
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        relu: bool,
+    ) {
         let cols = x.len();
         let mut r = 0;
         while r + ROWS <= y.len() {
@@ -132,7 +138,13 @@ mod avx2 {
         }
     }
 
-    fn finish<const N: usize>(sums: &[f32; N], r: usize, bias: Option<&[f32]>, relu: bool, y: &mut [f32]) {
+    fn finish<const N: usize>(
+        sums: &[f32; N],
+        r: usize,
+        bias: Option<&[f32]>,
+        relu: bool,
+        y: &mut [f32],
+    ) {
         for (i, &s) in sums.iter().enumerate() {
             let v = s + bias.map_or(0.0, |b| b[r + i]);
             y[r + i] = if relu { v.max(0.0) } else { v };
@@ -218,7 +230,8 @@ mod tests {
     #[test]
     fn every_variant_matches_an_f64_reference_within_the_rounding_bound() {
         let mut rng = Random::new(3);
-        for (rows, cols) in [(1, 1), (3, 5), (4, 16), (9, 37), (300, 784), (10, 100), (0, 4), (2, 0)]
+        for (rows, cols) in
+            [(1, 1), (3, 5), (4, 16), (9, 37), (300, 784), (10, 100), (0, 4), (2, 0)]
         {
             let w = rng.vec(rows * cols, -1.0, 1.0);
             let x = rng.vec(cols, -1.0, 1.0);
@@ -227,17 +240,23 @@ mod tests {
             let gamma = n * U / (1.0 - n * U);
             for act in [Activation::Identity, Activation::Relu] {
                 for isa in Isa::available() {
-                    for (par, min) in [(Par::Seq, PAR_MIN_WORK), (Par::Rayon(2), 0), (Par::Rayon(3), 0)] {
+                    for (par, min) in
+                        [(Par::Seq, PAR_MIN_WORK), (Par::Rayon(2), 0), (Par::Rayon(3), 0)]
+                    {
                         let mut y = vec![f32::NAN; rows];
                         gemv_with(isa, &w, Some(&bias), &x, &mut y, act, par, min);
                         for r in 0..rows {
                             let row = &w[r * cols..(r + 1) * cols];
                             let terms = row.iter().zip(&x).map(|(&a, &b)| a as f64 * b as f64);
                             let exact = bias[r] as f64 + terms.clone().sum::<f64>();
-                            let exact = if act == Activation::Relu { exact.max(0.0) } else { exact };
+                            let exact =
+                                if act == Activation::Relu { exact.max(0.0) } else { exact };
                             let mag = bias[r].abs() as f64 + terms.map(f64::abs).sum::<f64>();
                             let err = (y[r] as f64 - exact).abs();
-                            assert!(err <= gamma * mag, "{isa:?} {par:?} {rows}x{cols} row {r}: {err}");
+                            assert!(
+                                err <= gamma * mag,
+                                "{isa:?} {par:?} {rows}x{cols} row {r}: {err}"
+                            );
                         }
                     }
                 }

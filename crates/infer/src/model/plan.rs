@@ -241,7 +241,9 @@ impl Plan {
             let dst = &mut dst[..n];
             match *step {
                 Step::Linear { layer, act } => match (&self.columns[layer], t, *csr_only) {
-                    (Some(copy), 1, false) => linear_batch1(&layers[layer], copy, (src, dst), act, par, nonzero),
+                    (Some(copy), 1, false) => {
+                        linear_batch1(&layers[layer], copy, (src, dst), act, par, nonzero)
+                    }
                     _ => layers[layer].linear(src, dst, t, act, par),
                 },
                 Step::Conv2d { layer, input, window, act, max_pool } => {
