@@ -28,19 +28,17 @@ pub fn gemv(
     act: Activation,
     par: Par,
 ) {
-    gemv_with(Isa::detect(), weight, bias, x, y, act, par, PAR_MIN_WORK);
+    gemv_with((Isa::detect(), PAR_MIN_WORK), (weight, bias, x), y, act, par);
 }
 
-#[allow(clippy::too_many_arguments)]
+/// [`gemv`] with the instruction set and the work below which it stays on one thread given
+/// (tests force every variant and split).
 pub(crate) fn gemv_with(
-    isa: Isa,
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    x: &[f32],
+    (isa, min_work): (Isa, usize),
+    (weight, bias, x): (&[f32], Option<&[f32]>, &[f32]),
     y: &mut [f32],
     act: Activation,
     par: Par,
-    min_work: usize,
 ) {
     let (rows, cols) = (y.len(), x.len());
     assert_eq!(Some(weight.len()), rows.checked_mul(cols), "gemv: weight is not {rows}x{cols}");
@@ -244,7 +242,7 @@ mod tests {
                         [(Par::Seq, PAR_MIN_WORK), (Par::Rayon(2), 0), (Par::Rayon(3), 0)]
                     {
                         let mut y = vec![f32::NAN; rows];
-                        gemv_with(isa, &w, Some(&bias), &x, &mut y, act, par, min);
+                        gemv_with((isa, min), (&w, Some(&bias), &x), &mut y, act, par);
                         for r in 0..rows {
                             let row = &w[r * cols..(r + 1) * cols];
                             let terms = row.iter().zip(&x).map(|(&a, &b)| a as f64 * b as f64);
