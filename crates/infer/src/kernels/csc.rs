@@ -81,15 +81,16 @@ impl ColumnCopy {
         4 * (self.colptr.len() + self.rows_of.len() + self.values.len())
     }
 
-    /// Whether `x` has enough zeros for skipping them to have a chance of paying, judged
-    /// from every 7th input (all of them below 64) and columns of average length: a check
-    /// that costs far less than the list, so inputs without zeros lose little to it.
-    pub fn may_pay(&self, x: &[f32], csr_threads: usize) -> bool {
+    /// Whether `x` has enough zeros for skipping them to have a chance of paying in a layer
+    /// of `nnz` kept weights, judged from every 7th input (all of them below 64) and columns
+    /// of average length: a check that costs far less than the list, so inputs without zeros
+    /// lose little to it, and that needs no copy (one is built only once it may pay).
+    pub fn may_pay(nnz: usize, x: &[f32], csr_threads: usize) -> bool {
         let stride = if x.len() < 64 { 1 } else { SAMPLE_STRIDE };
         let sampled = x.len().div_ceil(stride).max(1);
         let nonzero = x.iter().step_by(stride).filter(|&&v| v != 0.0).count();
-        let expected = self.nnz() as f32 * nonzero as f32 / sampled as f32;
-        expected < 1.25 * self.limit(csr_threads)
+        let expected = nnz as f32 * nonzero as f32 / sampled as f32;
+        expected < 1.25 * limit(nnz, csr_threads)
     }
 
     /// Fills `list` with the indices of the nonzero entries of `x` (`cols` of them), in
@@ -115,12 +116,7 @@ impl ColumnCopy {
     /// Whether skipping zeros with `work` weights beats the CSR product over all `nnz` kept
     /// weights split over `csr_threads` threads (this product runs on one).
     pub fn pays(&self, work: usize, csr_threads: usize) -> bool {
-        (work as f32) < self.limit(csr_threads)
-    }
-
-    /// The most weights a zero-skipping product may meet and still be chosen.
-    fn limit(&self, csr_threads: usize) -> f32 {
-        COST_VS_CSR * self.nnz() as f32 / csr_threads.max(1) as f32
+        (work as f32) < limit(self.nnz(), csr_threads)
     }
 
     /// `y = act(bias + W x)` reading only the columns `list` names, which must hold every
@@ -186,6 +182,11 @@ impl ColumnCopy {
             }
         }
     }
+}
+
+/// The most weights a zero-skipping product may meet, in a layer of `nnz`, and still be chosen.
+fn limit(nnz: usize, csr_threads: usize) -> f32 {
+    COST_VS_CSR * nnz as f32 / csr_threads.max(1) as f32
 }
 
 #[cfg(test)]
@@ -288,6 +289,7 @@ mod tests {
         assert!(list.is_empty());
         // The limit is 0.4 of the 4 weights, over the CSR product's threads.
         assert!(copy.pays(0, 1) && copy.pays(1, 1) && !copy.pays(2, 1) && !copy.pays(1, 2));
-        assert!(copy.may_pay(&[0.0, 0.0, 1.0], 1) && !copy.may_pay(&[1.0, 1.0, 1.0], 1));
+        let may_pay = |x: &[f32]| ColumnCopy::may_pay(copy.nnz(), x, 1);
+        assert!(may_pay(&[0.0, 0.0, 1.0]) && !may_pay(&[1.0, 1.0, 1.0]));
     }
 }

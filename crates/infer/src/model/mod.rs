@@ -362,7 +362,8 @@ impl SparseModel {
     }
 
     /// Bytes of the column-ordered copies of the linear layers that the batch-1 path uses to
-    /// skip zero inputs (not part of [`SparseModel::weight_bytes`]: they are built at load).
+    /// skip zero inputs (not part of [`SparseModel::weight_bytes`]: a layer's copy is built
+    /// the first time its batch-1 input has enough zeros for it to pay).
     pub fn column_copy_bytes(&self) -> usize {
         self.plan.column_copy_bytes()
     }

@@ -9,9 +9,11 @@
 //! ([`BlockedConv2d`]), and a 2x2 max-pool right after it is fused into its step; other
 //! convolutions run the general direct kernel.
 //!
-//! A linear layer also gets a column-ordered copy of its weight ([`ColumnCopy`]): at batch 1
-//! its step lists the nonzero inputs and, when they meet few enough weights, multiplies only
-//! those (ReLU outputs and raw pixels are often zero); otherwise it runs the CSR product.
+//! A linear layer may also get a column-ordered copy of its weight ([`ColumnCopy`]): at batch
+//! 1 its step samples the input's zeros and, when skipping them may pay, builds the copy (the
+//! first time only), lists the nonzero inputs and, when they meet few enough weights,
+//! multiplies only those (ReLU outputs and raw pixels are often zero); otherwise it runs the
+//! CSR product. Models that never see such inputs never hold the copy.
 
 use super::SparseLayer;
 use crate::kernels::conv2d_blocked::{BlockedConv2d, POOL_2X2};
@@ -19,6 +21,7 @@ use crate::kernels::csc::ColumnCopy;
 use crate::kernels::pool::{self, Pool};
 use crate::kernels::{Activation, Image, Window};
 use crate::timing::StepClock;
+use std::sync::OnceLock;
 use std::time::Instant;
 use ticket_core::{Graph, Layer, Par};
 
@@ -58,8 +61,9 @@ pub(crate) struct Plan {
     /// Per weighted layer, its blocked convolution when it is a conv2d the blocked kernel
     /// covers.
     blocked: Vec<Option<BlockedConv2d>>,
-    /// Per weighted layer, its column-ordered copy when it is an uncompressed linear layer.
-    columns: Vec<Option<ColumnCopy>>,
+    /// Per weighted layer, room for its column-ordered copy when it is an uncompressed linear
+    /// layer (built on first need).
+    columns: Vec<Option<OnceLock<ColumnCopy>>>,
 }
 
 /// The buffers a forward pass works in: two ping-pong activation buffers and the padded
@@ -89,7 +93,7 @@ impl Plan {
                 Layer::Linear { .. } => {
                     work = work.saturating_add(layers[weighted].nnz());
                     blocked.push(None);
-                    columns.push(layers[weighted].column_copy());
+                    columns.push(layers[weighted].compressed.is_none().then(OnceLock::new));
                     weighted += 1;
                     Step::Linear { layer: weighted - 1, act: Activation::Identity }
                 }
@@ -145,7 +149,7 @@ impl Plan {
 
     /// Bytes of the column-ordered copies.
     pub(crate) fn column_copy_bytes(&self) -> usize {
-        self.columns.iter().flatten().map(ColumnCopy::bytes).sum()
+        self.columns.iter().flatten().filter_map(OnceLock::get).map(ColumnCopy::bytes).sum()
     }
 
     pub(crate) fn work_per_example(&self) -> usize {
@@ -274,10 +278,10 @@ impl Plan {
 
 /// One example through linear layer `layer`: the column-ordered product over the nonzero
 /// inputs when it meets few enough weights to beat the CSR product (which may split over
-/// `par`'s threads), else the CSR product.
+/// `par`'s threads), else the CSR product. The copy is built the first time it may pay.
 fn linear_batch1(
     layer: &SparseLayer,
-    copy: &ColumnCopy,
+    copy: &OnceLock<ColumnCopy>,
     (x, y): (&[f32], &mut [f32]),
     act: Activation,
     par: Par,
@@ -285,11 +289,13 @@ fn linear_batch1(
 ) {
     let csr_work = layer.nnz() + layer.shape.rows;
     let csr_threads = if csr_work >= crate::kernels::PAR_MIN_WORK { par.threads() } else { 1 };
-    if copy.may_pay(x, csr_threads) && copy.pays(copy.nonzero_columns(x, nonzero), csr_threads) {
-        copy.spmv(Some(&layer.bias), x, nonzero, y, act);
-    } else {
-        layer.linear(x, y, 1, act, par);
+    if ColumnCopy::may_pay(layer.nnz(), x, csr_threads) {
+        let copy = copy.get_or_init(|| layer.column_copy().expect("an uncompressed layer"));
+        if copy.pays(copy.nonzero_columns(x, nonzero), csr_threads) {
+            return copy.spmv(Some(&layer.bias), x, nonzero, y, act);
+        }
     }
+    layer.linear(x, y, 1, act, par);
 }
 
 /// Makes `buffer` hold at least `n` values (new ones are zero; old ones stay as they are).
@@ -362,6 +368,7 @@ mod tests {
         let graph: Graph = "60-40-30-5".parse().unwrap();
         let parts = random_model(&graph, &[0.2, 0.3, 1.0], 9);
         let model = SparseModel::from_net(&crate::fixture::net_of(&graph, &parts));
+        assert_eq!(model.column_copy_bytes(), 0, "no copy before an input with zeros");
         let mut rng = Random::new(4);
         for zeros in [0.0, 0.5, 0.95, 1.0] {
             let x: Vec<f32> = (0..8 * 60)
@@ -383,7 +390,8 @@ mod tests {
                 }
             }
         }
-        assert!(model.column_copy_bytes() >= 4 * model.nnz() * 2);
+        let first = &parts[0];
+        assert!(model.column_copy_bytes() >= 4 * (first.cols + 1 + 2 * first.nnz()));
     }
 
     /// A 2x2 max-pool right after a stride-1 conv (its ReLU between them or not) joins the
