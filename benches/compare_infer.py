@@ -1,6 +1,13 @@
 #!/usr/bin/env python3
 """Sparse inference of one CSR model file, side by side: PyTorch dense, PyTorch CSR, scipy CSR,
-ONNX Runtime (the same weights as a dense ONNX graph) and `ticket infer --bench --json`.
+ONNX Runtime (the same weights, zeros included, as a dense graph exported with
+`torch.onnx.export`) and `ticket infer --bench --json`.
+
+Every figure is measured on two input sets (--inputs): random values in [0, 1), which have no
+zeros, and the Fashion-MNIST test images (pixels / 255, as ticket reads them; about half of
+the pixels are zero, and so are about half of the ReLU outputs they produce). ticket's batch-1
+path skips zero inputs, which random inputs hide; ticket's row `ticket sparse, no zero
+skipping` is the same path forced to the row-ordered product, for comparison.
 
 Without --model it first writes a random LeNet-300-100 ticket at the paper's per-layer
 densities after 15 pruning rounds (fc1, fc2 at 0.8^15 = 3.5%, fc3 at 0.9^15 = 20.6%; about
@@ -36,8 +43,11 @@ batch) and in-Rust for ticket. Every figure is the median of --repeat runs with 
     just bench-compare                      # or:
     cargo build --release
     .venv/bin/python benches/compare_infer.py [--model FILE] [--threads 2] [--repeat 3]
+        [--inputs random,fashion-mnist] [--fashion-mnist DIR]
 """
+import gzip
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -47,11 +57,9 @@ import time
 import warnings
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import scipy.sparse
 import torch
-from onnx import TensorProto, helper, numpy_helper
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 from scipy.sparse import _sparsetools
@@ -62,6 +70,10 @@ BATCHES = (64, 1024)
 # Python-hosted anchors, in table order, and the ticket paths `ticket infer --bench` times.
 ANCHORS = ("pytorch dense", "pytorch csr", "scipy csr", "onnxruntime dense")
 TICKET_PATHS = ("ticket sparse", "ticket dense")
+# ticket's batch-1 latency with zero skipping off (`batch1_us_p50_csr_only` of --bench).
+TICKET_CSR_ONLY = "ticket sparse, no zero skipping"
+INPUT_SETS = ("random", "fashion-mnist")
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 SUBPROCESS_ROW = "ticket, one process per call"
 # Untimed calls before each batch-1 measurement, to warm caches and wake threads.
 WARMUP_CALLS = 20
@@ -201,26 +213,50 @@ def torch_csr_forward(layers):
 
 
 def onnx_model(layers):
-    """The same weights as a dense ONNX graph: Gemm (B transposed, PyTorch layout) + Relu."""
-    nodes, inits, prev = [], [], "input"
-    for i, (w, b) in enumerate(layers, start=1):
-        inits += [numpy_helper.from_array(w.toarray(), f"fc{i}.weight"), numpy_helper.from_array(b, f"fc{i}.bias")]
-        out = "logits" if i == len(layers) else f"fc{i}"
-        nodes.append(helper.make_node("Gemm", [prev, f"fc{i}.weight", f"fc{i}.bias"], [out], transB=1, name=f"fc{i}"))
-        if i < len(layers):
-            nodes.append(helper.make_node("Relu", [out], [f"relu{i}"], name=f"relu{i}"))
-            out = f"relu{i}"
-        prev = out
-    graph = helper.make_graph(
-        nodes, "ticket",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", layers[0][0].shape[1]])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", layers[-1][0].shape[0]])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    """The same weights (pruned ones as zeros) as a PyTorch module exported with
+    `torch.onnx.export`: Linear + ReLU per layer, a dynamic batch dimension."""
+    mods = []
+    for i, (w, b) in enumerate(layers):
+        lin = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w.toarray()))
+            lin.bias.copy_(torch.from_numpy(b))
+        mods += [lin] + ([torch.nn.ReLU()] if i + 1 < len(layers) else [])
+    module = torch.nn.Sequential(*mods).eval()
+    out = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript exporter: a fixed graph of Gemm + Relu nodes, no tracing of Python.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.zeros(1, layers[0][0].shape[1]),), out, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    return out.getvalue()
+
+
+def read_idx_images(path):
+    """An IDX3 image file (gzipped or not) as float32 [n, rows * cols], pixels / 255."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    magic, n, rows, cols = (int.from_bytes(data[i:i + 4], "big") for i in range(0, 16, 4))
+    if magic != 0x803 or len(data) != 16 + n * rows * cols:
+        raise SystemExit(f"{path}: not an IDX3 image file (magic {magic:#x}, {len(data)} bytes)")
+    return np.frombuffer(data, np.uint8, offset=16).reshape(n, rows * cols).astype(np.float32) / 255.0
+
+
+def input_pool(kind, features, fashion_dir, examples):
+    """`examples` inputs of one input set, float32 [examples, features]."""
+    if kind == "random":
+        return np.random.default_rng(1).random((examples, features), dtype=np.float32)
+    path = next((os.path.join(fashion_dir, f) for f in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")
+                 if os.path.exists(os.path.join(fashion_dir, f))), None)
+    if path is None:
+        raise SystemExit(f"{fashion_dir}: no Fashion-MNIST test images (t10k-images-idx3-ubyte[.gz]); "
+                         "pass --fashion-mnist DIR or --inputs random")
+    images = read_idx_images(path)
+    if images.shape[1] != features:
+        raise SystemExit(f"{path}: {images.shape[1]} pixels per image, but the model takes {features} inputs")
+    return np.ascontiguousarray(images[:examples])
 
 
 def onnx_session(model_bytes, threads, profile_prefix=None):
@@ -364,10 +400,11 @@ def check_logits_agree(model, layers, ticket, onnx_run, x, tmp):
     return worst
 
 
-def measure_once(ctx, a):
-    """One repeat: every anchor Python-hosted and kernel-only, ticket's --bench, and ticket as
-    one process per call."""
-    layers, pool, ticket, model, tmp = ctx["layers"], ctx["pool"], ctx["ticket"], ctx["model"], ctx["tmp"]
+def measure_once(ctx, kind, a):
+    """One repeat on input set `kind`: every anchor Python-hosted and kernel-only, ticket's
+    --bench on the same inputs, and ticket as one process per call."""
+    layers, ticket, model, tmp = ctx["layers"], ctx["ticket"], ctx["model"], ctx["tmp"]
+    pool = ctx["pools"][kind]
     scipy_run, scipy_run1 = scipy_forward(layers)
     tdense, tcsr = torch_dense_forward(layers), torch_csr_forward(layers)
     ort_run = onnx_forward(onnx_session(ctx["onnx"], a.threads))
@@ -391,11 +428,13 @@ def measure_once(ctx, a):
     kernel["onnxruntime dense"], kernel_ops["onnxruntime dense"] = onnx_kernel_us(
         ctx["onnx"], a.threads, rows, a.profile_calls, tmp)
     kernel["scipy csr"], kernel_ops["scipy csr"] = scipy_kernel_us(layers, pool[0], a.scipy_loops)
-    out = subprocess.run([ticket, "infer", model, "--bench", "--json", "--threads", str(a.threads)],
+    data = [] if kind == "random" else ["--bench-data", a.fashion_mnist]
+    out = subprocess.run([ticket, "infer", model, "--bench", "--json", "--threads", str(a.threads)] + data,
                          check=True, capture_output=True, text=True)
     bench = json.loads(out.stdout)
     for path in TICKET_PATHS:
         kernel[path] = bench[path.split()[1]]["batch1_us_p50"]
+    kernel[TICKET_CSR_ONLY] = bench["sparse"].get("batch1_us_p50_csr_only")
     subprocess_us = ticket_subprocess_us(ticket, model, rows, a.subprocess_calls, tmp)
     return {"python_hosted": hosted, "kernel_only_batch1_us": kernel, "kernel_only_breakdown_us": kernel_ops,
             "ticket_bench": bench, "ticket_one_process_per_call_us": subprocess_us}
@@ -410,7 +449,8 @@ def summarize(runs):
         key = path.split()[1]
         hosted[path] = {k: cell(lambda r, key=key, k=k: r["ticket_bench"][key][k]) for k in runs[0]["ticket_bench"][key]
                         if k.startswith("batch")}
-    kernel = {name: cell(lambda r, n=name: r["kernel_only_batch1_us"][n]) for name in ANCHORS + TICKET_PATHS}
+    kernel = {name: cell(lambda r, n=name: r["kernel_only_batch1_us"].get(n))
+              for name in ANCHORS + TICKET_PATHS + (TICKET_CSR_ONLY,)}
     # A kernel-only time above the whole Python-hosted call cannot be the kernel's: the
     # measurement slowed the call down (profiler bookkeeping, or other work on the machine
     # between the two measurements). Such a cell is kept, marked, and left out of the ratios.
@@ -425,7 +465,8 @@ def summarize(runs):
         "batch1_kernel_only_distorted": distorted,
         "batch1_kernel_only_ratio_vs_ticket_sparse": {
             n: None if n in distorted else bc.ratio(kernel[n]["median"], kernel["ticket sparse"]["median"])
-            for n in ANCHORS + ("ticket dense",)},
+            for n in ANCHORS + ("ticket dense", TICKET_CSR_ONLY)},
+        "ticket_input_zero_fraction": runs[0]["ticket_bench"].get("inputs", {}).get("zero_fraction"),
         "batched_us_per_sample": {n: {f"batch{b}": hosted[n][f"batch{b}_us_per_sample"] for b in BATCHES}
                                   for n in ANCHORS + TICKET_PATHS},
         "batched_ratio_vs_ticket_sparse": {
@@ -435,14 +476,17 @@ def summarize(runs):
     }
 
 
-def print_tables(s, repeats):
-    w = 26
+def print_tables(s, repeats, kind):
+    zeros = s.get("ticket_input_zero_fraction")
+    zeros = "" if zeros is None else f", {100 * zeros:.1f}% of the input values zero"
+    print(f"\n=== inputs: {kind}{zeros} ===")
+    w = 33
     print(f"\nbatch 1, microseconds per call, median of {repeats} repeats [min-max]")
     print("  (a) Python-hosted: called from this Python process, interpreter and dispatch included")
     print("  (b) kernel-only: the library's own time per call; ticket timed inside Rust (`infer --bench`)")
     print(f"{'':{w}}{'(a) Python-hosted':>30}{'(b) kernel-only':>30}{'(b) ratio':>11}")
     kernel, ratios = s["batch1_kernel_only_us"], s["batch1_kernel_only_ratio_vs_ticket_sparse"]
-    for n in ANCHORS + TICKET_PATHS:
+    for n in ANCHORS + TICKET_PATHS + (TICKET_CSR_ONLY,):
         hosted = bc.fmt_spread(s["batch1_python_hosted_us_p50"][n]) if n in ANCHORS else "- (no binding)"
         mark = " *" if n in s["batch1_kernel_only_distorted"] else ""
         print(f"{n:{w}}{hosted:>30}{bc.fmt_spread(kernel[n]) + mark:>30}{bc.fmt_ratio(ratios.get(n)):>11}")
@@ -476,8 +520,15 @@ def main():
     ap.add_argument("--scipy-loops", type=int, default=2000, help="csr_matvec calls per timed loop (default 2000)")
     ap.add_argument("--subprocess-calls", type=int, default=20,
                     help="`ticket infer` processes timed per repeat (default 20)")
+    ap.add_argument("--inputs", default=",".join(INPUT_SETS),
+                    help="input sets, comma-separated: random, fashion-mnist (default: both)")
+    ap.add_argument("--fashion-mnist", default=FASHION_MNIST_DIR, metavar="DIR",
+                    help=f"directory of the Fashion-MNIST IDX files (default {FASHION_MNIST_DIR})")
     bc.add_repeat_argument(ap)
     a = ap.parse_args()
+    kinds = [k for k in a.inputs.split(",") if k]
+    if not kinds or any(k not in INPUT_SETS for k in kinds):
+        raise SystemExit(f"--inputs {a.inputs!r}: expected a comma-separated list of {', '.join(INPUT_SETS)}")
     torch.set_num_threads(a.threads)
     a.ticket = bc.ticket_binary(a.ticket)
     results = bc.Results("compare_infer", a.threads, a.ticket)
@@ -486,25 +537,27 @@ def main():
         if not a.model:
             write_random_lenet(model)
         layers = load_layers(model)
-        rng = np.random.default_rng(1)
-        ctx = {"layers": layers, "model": model, "tmp": tmp, "ticket": a.ticket,
-               "pool": rng.random((max(BATCHES), layers[0][0].shape[1]), dtype=np.float32),
-               "onnx": onnx_model(layers)}
-        diff = check_logits_agree(model, layers, ctx["ticket"], onnx_forward(onnx_session(ctx["onnx"], a.threads)),
-                                  ctx["pool"][:257], tmp)
+        features = layers[0][0].shape[1]
+        ctx = {"layers": layers, "model": model, "tmp": tmp, "ticket": a.ticket, "onnx": onnx_model(layers),
+               "pools": {k: input_pool(k, features, a.fashion_mnist, max(BATCHES)) for k in kinds}}
+        ort_run = onnx_forward(onnx_session(ctx["onnx"], a.threads))
+        diff = max(check_logits_agree(model, layers, ctx["ticket"], ort_run, ctx["pools"][k][:257], tmp)
+                   for k in kinds)
         nnz = sum(w.nnz for w, _ in layers)
         print(f"model {a.model or 'random LeNet-300-100 ticket'}: {nnz} nonzeros; logits of ticket, PyTorch dense, "
-              f"PyTorch CSR and ONNX Runtime agree with scipy (max |diff| {diff:.2e})")
+              f"PyTorch CSR and ONNX Runtime agree with scipy on every input set (max |diff| {diff:.2e})")
         bc.print_machine(results.header["machine"])
         print(f"threads: PyTorch {torch.get_num_threads()}, ONNX Runtime {a.threads}, ticket {a.threads}, scipy 1")
-        runs = bc.repeat(a.repeat, lambda r: measure_once(ctx, a))
-    summary = summarize(runs)
-    print_tables(summary, a.repeat)
-    wb = runs[0]["ticket_bench"]["weight_bytes"]
-    print(f"\nweights in memory: ticket sparse {wb['sparse']} B, dense {wb['dense']} B ({wb['dense'] / wb['sparse']:.1f}x)")
+        runs = {k: bc.repeat(a.repeat, lambda r, k=k: measure_once(ctx, k, a), label=f"{k} inputs: ") for k in kinds}
+    summaries = {k: summarize(runs[k]) for k in kinds}
+    for k in kinds:
+        print_tables(summaries[k], a.repeat, k)
+    wb = runs[kinds[0]][0]["ticket_bench"]["weight_bytes"]
+    print(f"\nweights in memory: ticket sparse {wb['sparse']} B (+ {wb.get('sparse_column_copies', 0)} B of "
+          f"column-ordered copies for zero skipping), dense {wb['dense']} B ({wb['dense'] / wb['sparse']:.1f}x)")
     results.write({"model": a.model or "random LeNet-300-100 ticket (write_random_lenet, seed 0)", "nonzeros": nnz,
-                   "max_logit_diff_vs_scipy": diff, "repeat": a.repeat, "summary": summary, "repeats": runs})
-
+                   "max_logit_diff_vs_scipy": diff, "repeat": a.repeat, "inputs": kinds,
+                   "summary": summaries, "repeats": runs})
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -276,6 +276,12 @@ pub struct InferArgs {
     /// (getrusage) after loading, after the sparse runs and after the dense.
     #[arg(long)]
     pub bench: bool,
+    /// Benchmark on the test images of a data set (`digits`, `fashion-mnist` or an IDX
+    /// directory) instead of synthetic inputs, which have no zeros: real pixels and the ReLU
+    /// outputs they produce are partly zero, which the batch-1 sparse path exploits.
+    /// Example: `ticket infer m.safetensors --bench --bench-data fashion-mnist`.
+    #[arg(long, value_name = "DATASET|DIR", requires = "bench")]
+    pub bench_data: Option<String>,
     /// Inputs: a safetensors file with tensor `input` F32 [batch, features].
     #[arg(long, value_name = "FILE", requires = "output")]
     pub input: Option<PathBuf>,

@@ -167,6 +167,39 @@ fn bench_json_has_the_documented_keys() {
     assert_eq!(report["weight_bytes"]["sparse"].as_u64().unwrap(), sparse as u64);
     assert_eq!(report["weight_bytes"]["dense"].as_u64().unwrap(), 4 * (64 * 24 + 24 * 10 + 34));
     assert!(report.get("accuracy").is_none(), "no data set was asked for");
+    // Column-ordered copies (u32 column pointers and row indices, f32 values) are built only
+    // for layers whose input had zeros: never the first (synthetic inputs have none), maybe
+    // a later one (ReLU outputs).
+    let copy = |l: &CsrParts| 4 * (l.cols + 1 + 2 * l.nnz()) as u64;
+    let copies = report["weight_bytes"]["sparse_column_copies"].as_u64().unwrap();
+    let later = &f.layers[1..];
+    let built = (0..1u32 << later.len()).map(|set| {
+        later.iter().enumerate().filter(|(i, _)| set >> i & 1 == 1).map(|(_, l)| copy(l)).sum()
+    });
+    assert!(built.collect::<Vec<u64>>().contains(&copies), "{copies} bytes of copies");
+    assert_eq!(report["inputs"]["source"], "synthetic");
+    let synthetic = ticket_infer::bench::synthetic_inputs(1024, 64);
+    let zeros = synthetic.iter().filter(|&&v| v == 0.0).count() as f64 / synthetic.len() as f64;
+    assert_eq!(report["inputs"]["zero_fraction"].as_f64(), Some(zeros));
+    assert!(report["sparse"]["batch1_us_p50_csr_only"].as_f64().unwrap() > 0.0);
+}
+
+/// `--bench-data digits` benches on the digits test images, and says so with their zeros.
+#[test]
+fn bench_data_runs_on_a_data_sets_test_images() {
+    let f = Fixture::new();
+    let model = f.model();
+    let args = ["infer", s(&model), "--bench", "--bench-data", "digits", "--json"];
+    let report = json(&ticket(&args));
+    let test = DataSource::Digits.load(0).unwrap().test;
+    let zeros = test.images.iter().filter(|&&v| v == 0.0).count() as f64;
+    assert_eq!(report["inputs"]["source"], "digits test");
+    assert_eq!(report["inputs"]["examples"].as_u64(), Some(test.len() as u64));
+    let fraction = report["inputs"]["zero_fraction"].as_f64().unwrap();
+    assert!((fraction - zeros / test.images.len() as f64).abs() < 1e-12, "{fraction}");
+    assert!(fraction > 0.2, "digits images are partly zero: {fraction}");
+    let out = ticket(&["infer", s(&model), "--bench-data", "digits"]);
+    assert!(!out.status.success(), "--bench-data needs --bench");
 }
 
 fn bad_model(

@@ -61,14 +61,22 @@ pub fn run(args: InferArgs) -> Result<()> {
     }
 
     if args.bench {
-        let pool = match &test_set {
-            Some(data) => data.images.clone(),
-            None => bench::synthetic_inputs(1024, model.inputs()),
+        let (pool, inputs) = match (&args.bench_data, &test_set) {
+            (Some(name), _) => {
+                let source = bench_data_source(name);
+                (test_split(&source, &model)?.images, format!("{source} test"))
+            }
+            (None, Some(data)) => {
+                let name = report["dataset"].as_str().unwrap_or("data set");
+                (data.images.clone(), format!("{name} test"))
+            }
+            (None, None) => (bench::synthetic_inputs(1024, model.inputs()), "synthetic".into()),
         };
         let built = Instant::now();
         let dense = dense();
         let dense_build_ms = built.elapsed().as_secs_f64() * 1e3;
         let mut bench = bench(&model, dense, &pool, par)?;
+        bench.insert("inputs".into(), bench::describe_inputs(&inputs, &pool, model.inputs()));
         if let Some(mut memory) = sparse_memory {
             memory["dense"] = json!({
                 "build_from_sparse_ms": dense_build_ms,
@@ -102,6 +110,15 @@ fn describe(path: &Path, model: &SparseModel) -> String {
         model.codecs().0,
         model.codecs().1
     )
+}
+
+/// `--bench-data`: a built-in data set by name, else an IDX directory.
+fn bench_data_source(name: &str) -> DataSource {
+    match name {
+        "digits" => DataSource::Digits,
+        "fashion-mnist" => DataSource::FashionMnist,
+        dir => DataSource::Dir(dir.into()),
+    }
 }
 
 /// The data set the model was trained on when it is a built-in one, else the digits.
@@ -213,9 +230,12 @@ fn print_bench(bench: &Map<String, Value>) {
         get("weight_bytes", "dense") / get("weight_bytes", "sparse")
     );
     println!(
-        "({} threads; sparse weights: {:.1} KB borrowed from the mapped file)",
+        "({} threads; sparse weights: {:.1} KB borrowed from the mapped file; inputs: {}, \
+         {:.1}% zeros)",
         bench["threads"],
-        get("weight_bytes", "sparse_borrowed_from_file") / 1000.0
+        get("weight_bytes", "sparse_borrowed_from_file") / 1000.0,
+        bench["inputs"]["source"].as_str().unwrap_or("?"),
+        100.0 * get("inputs", "zero_fraction")
     );
     if let Some(Value::Array(steps)) = bench["sparse"].get("layers") {
         println!("sparse path per step, us per example (threads' time added up):");

@@ -1,9 +1,12 @@
 //! The figures of `ticket infer --bench`, for every front end (the command line, the Python
 //! package): batch-1 latency (p50/p99) and time per example at batch 64 and 1024 of the
 //! sparse path and of the dense path on the same weights, the sparse path's time per step,
-//! and the bytes the weights take. Keys are stable: scripts and results files read them.
+//! and the bytes the weights take. The sparse batch-1 latency is also measured without
+//! skipping zero inputs (`batch1_us_p50_csr_only`), which shows what real inputs' zeros
+//! bring. The dense path is a fair baseline: at batch 1 a GEMV per layer
+//! ([`kernels::dense::mlp_logits`], MLPs), at larger batches the blocked `gemm`. Keys are stable: scripts and results files read them.
 
-use crate::{timing, Result, Scratch, SparseModel};
+use crate::{kernels, timing, Result, Scratch, SparseModel};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 use ticket_core::{Network, Par};
@@ -14,8 +17,9 @@ const BUDGET: Duration = Duration::from_millis(600);
 pub const BATCHES: [usize; 2] = [64, 1024];
 /// Time spent on each batch size of the sparse path's per-step split.
 const STEP_BUDGET: Duration = Duration::from_millis(300);
-/// How many times [`bench`] reports progress: one per path and batch size, one for the split.
-pub const MEASUREMENTS: usize = 2 * (1 + BATCHES.len()) + 1;
+/// How many times [`bench`] reports progress: one per path and batch size, one for the split,
+/// one for the sparse path without zero skipping at batch 1.
+pub const MEASUREMENTS: usize = 2 * (1 + BATCHES.len()) + 2;
 
 /// Deterministic inputs in [0, 1) for benchmarking without a data set.
 pub fn synthetic_inputs(examples: usize, features: usize) -> Vec<f32> {
@@ -24,6 +28,18 @@ pub fn synthetic_inputs(examples: usize, features: usize) -> Vec<f32> {
             ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f32 / (1u64 << 24) as f32
         })
         .collect()
+}
+
+/// What the benchmark inputs are: their source (`synthetic`, `fashion-mnist test`...), how
+/// many examples, and the fraction of their values that are exactly zero (what the batch-1
+/// sparse path can skip in the first layer).
+pub fn describe_inputs(source: &str, pool: &[f32], features: usize) -> Value {
+    let zeros = pool.iter().filter(|&&v| v == 0.0).count();
+    json!({
+        "source": source,
+        "examples": pool.len() / features.max(1),
+        "zero_fraction": zeros as f64 / pool.len().max(1) as f64,
+    })
 }
 
 /// Batch-1 latency and large-batch time per example of both paths on inputs drawn from
@@ -44,7 +60,13 @@ pub fn bench(
         Ok(())
     };
     let mut dense_run = |x: &[f32], batch: usize| {
-        std::hint::black_box(dense.logits(x, batch, par));
+        match batch {
+            1 => match kernels::dense::mlp_logits(dense, x, par) {
+                Some(logits) => std::hint::black_box(logits),
+                None => std::hint::black_box(dense.logits(x, batch, par)),
+            },
+            _ => std::hint::black_box(dense.logits(x, batch, par)),
+        };
         Ok(())
     };
     let mut paths = Map::new();
@@ -64,6 +86,18 @@ pub fn bench(
         }
         paths.insert(name.into(), Value::Object(entry));
     }
+    let mut csr_scratch = Scratch::without_zero_skipping();
+    let mut csr_out = vec![0.0; classes];
+    let csr_only = timing::latency(
+        |x| model.logits_into(x, 1, &mut csr_out, &mut csr_scratch, par),
+        pool,
+        features,
+        BUDGET,
+    )?;
+    done("sparse batch 1 without zero skipping");
+    if let Some(Value::Object(sparse)) = paths.get_mut("sparse") {
+        sparse.insert("batch1_us_p50_csr_only".into(), json!(csr_only.p50_us));
+    }
     let steps = step_split(model, pool, par, &BATCHES)?;
     done("sparse per step");
     if let Some(Value::Object(sparse)) = paths.get_mut("sparse") {
@@ -73,6 +107,7 @@ pub fn bench(
         "weight_bytes".into(),
         json!({
             "sparse": model.weight_bytes(),
+            "sparse_column_copies": model.column_copy_bytes(),
             "dense": 4 * model.graph().dense_params(),
             "sparse_borrowed_from_file": model.borrowed_bytes(),
             "file_mapped": model.mapped_file_bytes(),

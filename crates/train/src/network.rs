@@ -64,7 +64,7 @@ impl LossStats {
         self.correct as f64 / self.count.max(1) as f64
     }
 
-    fn add(&mut self, other: LossStats) {
+    pub(crate) fn add(&mut self, other: LossStats) {
         self.loss_sum += other.loss_sum;
         self.correct += other.correct;
         self.count += other.count;

@@ -32,6 +32,8 @@ mod avx2;
 pub(crate) mod compressed;
 pub mod conv2d;
 pub mod conv2d_blocked;
+pub mod csc;
+pub mod dense;
 pub mod pool;
 mod portable;
 

@@ -31,7 +31,9 @@ impl SparseModel {
         } else {
             0
         };
-        in_flight * (activations + decoded)
+        // The nonzero inputs a batch-1 linear step lists (4 bytes each).
+        let nonzero = if tile == 1 { 4 * widest.max(self.inputs()) } else { 0 };
+        in_flight * (activations + decoded + nonzero)
     }
 }
 

@@ -35,6 +35,7 @@ use crate::csr::{compress, CsrRef};
 use crate::kernels::compressed::CompressedWeights;
 use crate::kernels::conv2d::Conv2d;
 use crate::kernels::conv2d_blocked::BlockedConv2d;
+use crate::kernels::csc::ColumnCopy;
 use crate::kernels::{self, Activation, Image, Isa, Window};
 use crate::slab::Slab;
 use crate::timing::StepClock;
@@ -206,6 +207,15 @@ impl SparseLayer {
         with_csr!(self, w => BlockedConv2d::new(w, &self.bias, input, window))
     }
 
+    /// The column-ordered copy of the weight for the zero-skipping batch-1 product (not for
+    /// a compressed layer, whose rows are decoded as they run).
+    fn column_copy(&self) -> Option<ColumnCopy> {
+        if self.compressed.is_some() {
+            return None;
+        }
+        with_csr!(self, w => Some(ColumnCopy::new(w)))
+    }
+
     /// The weight as a dense row-major matrix and the mask of its nonzero pattern.
     fn dense(&self) -> LayerParams {
         let mut linear = LayerParams::zeros(self.shape);
@@ -229,6 +239,16 @@ impl SparseLayer {
 pub struct Scratch {
     input: Vec<f32>,
     buffers: plan::Buffers,
+}
+
+impl Scratch {
+    /// Buffers whose forward passes never skip zero inputs: batch 1 always runs the CSR
+    /// product (to measure what skipping zeros brings; results differ only in rounding).
+    pub fn without_zero_skipping() -> Self {
+        let mut scratch = Scratch::default();
+        scratch.buffers.csr_only = true;
+        scratch
+    }
 }
 
 /// A sparse model: a graph and its weighted layers as (validated) CSR.
@@ -339,6 +359,13 @@ impl SparseModel {
     /// Bytes of the arrays the forward pass reads, whether borrowed from the file or owned.
     pub fn weight_bytes(&self) -> usize {
         self.layers.iter().map(SparseLayer::weight_bytes).sum()
+    }
+
+    /// Bytes of the column-ordered copies of the linear layers that the batch-1 path uses to
+    /// skip zero inputs (not part of [`SparseModel::weight_bytes`]: a layer's copy is built
+    /// the first time its batch-1 input has enough zeros for it to pay).
+    pub fn column_copy_bytes(&self) -> usize {
+        self.plan.column_copy_bytes()
     }
 
     /// The part of [`SparseModel::weight_bytes`] borrowed from the mapped file.

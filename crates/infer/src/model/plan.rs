@@ -8,12 +8,20 @@
 //! A conv2d layer also gets its taps prepared once for the blocked kernel ([`BlockedConv2d`]),
 //! and a 2x2 max-pool right after it is fused into its step; compressed convolutions run the
 //! general direct kernel.
+//!
+//! A linear layer may also get a column-ordered copy of its weight ([`ColumnCopy`]): at batch
+//! 1 its step samples the input's zeros and, when skipping them may pay, builds the copy (the
+//! first time only), lists the nonzero inputs and, when they meet few enough weights,
+//! multiplies only those (ReLU outputs and raw pixels are often zero); otherwise it runs the
+//! CSR product. Models that never see such inputs never hold the copy.
 
 use super::SparseLayer;
 use crate::kernels::conv2d_blocked::{BlockedConv2d, POOL_2X2};
+use crate::kernels::csc::ColumnCopy;
 use crate::kernels::pool::{self, Pool};
 use crate::kernels::{Activation, Image, Window};
 use crate::timing::StepClock;
+use std::sync::OnceLock;
 use std::time::Instant;
 use ticket_core::{Graph, Layer, Par};
 
@@ -53,6 +61,9 @@ pub(crate) struct Plan {
     /// Per weighted layer, its blocked convolution when it is a conv2d the blocked kernel
     /// covers.
     blocked: Vec<Option<BlockedConv2d>>,
+    /// Per weighted layer, room for its column-ordered copy when it is an uncompressed linear
+    /// layer (built on first need).
+    columns: Vec<Option<OnceLock<ColumnCopy>>>,
 }
 
 /// The buffers a forward pass works in: two ping-pong activation buffers and the padded
@@ -61,6 +72,10 @@ pub(crate) struct Plan {
 pub(crate) struct Buffers {
     ping_pong: [Vec<f32>; 2],
     padded: Vec<f32>,
+    /// The nonzero inputs of a batch-1 linear step.
+    nonzero: Vec<u32>,
+    /// Set: batch-1 linear steps run the CSR product, never the column-ordered copy.
+    pub(crate) csr_only: bool,
 }
 
 impl Plan {
@@ -68,6 +83,7 @@ impl Plan {
     pub(crate) fn new(graph: &Graph, layers: &[SparseLayer]) -> Plan {
         let mut steps: Vec<(Step, usize)> = Vec::new();
         let mut blocked = Vec::with_capacity(layers.len());
+        let mut columns = Vec::with_capacity(layers.len());
         let mut weighted = 0;
         let mut work = 0usize;
         for (i, layer) in graph.layers().iter().enumerate() {
@@ -77,6 +93,7 @@ impl Plan {
                 Layer::Linear { .. } => {
                     work = work.saturating_add(layers[weighted].nnz());
                     blocked.push(None);
+                    columns.push(layers[weighted].compressed.is_none().then(OnceLock::new));
                     weighted += 1;
                     Step::Linear { layer: weighted - 1, act: Activation::Identity }
                 }
@@ -85,6 +102,7 @@ impl Plan {
                     work = work.saturating_add(layers[weighted].nnz().saturating_mul(positions));
                     let window = Window { kernel, stride, padding };
                     blocked.push(layers[weighted].blocked_conv2d(image(), window));
+                    columns.push(None);
                     weighted += 1;
                     Step::Conv2d {
                         layer: weighted - 1,
@@ -126,7 +144,12 @@ impl Plan {
             };
             steps.push((step, outputs));
         }
-        Plan { steps, work, blocked }
+        Plan { steps, work, blocked, columns }
+    }
+
+    /// Bytes of the column-ordered copies.
+    pub(crate) fn column_copy_bytes(&self) -> usize {
+        self.columns.iter().flatten().filter_map(OnceLock::get).map(ColumnCopy::bytes).sum()
     }
 
     pub(crate) fn work_per_example(&self) -> usize {
@@ -191,7 +214,7 @@ impl Plan {
         par: Par,
         clock: Option<&StepClock>,
     ) -> &'a [f32] {
-        let Buffers { ping_pong: [a, b], padded } = buffers;
+        let Buffers { ping_pong: [a, b], padded, nonzero, csr_only } = buffers;
         // Where the current activations are: None = `input`, Some(false) = a, Some(true) = b.
         let mut at: Option<bool> = None;
         let mut len = input.len();
@@ -221,7 +244,12 @@ impl Plan {
             grow(dst, n);
             let dst = &mut dst[..n];
             match *step {
-                Step::Linear { layer, act } => layers[layer].linear(src, dst, t, act, par),
+                Step::Linear { layer, act } => match (&self.columns[layer], t, *csr_only) {
+                    (Some(copy), 1, false) => {
+                        linear_batch1(&layers[layer], copy, (src, dst), act, par, nonzero)
+                    }
+                    _ => layers[layer].linear(src, dst, t, act, par),
+                },
                 Step::Conv2d { layer, input, window, act, max_pool } => {
                     match &self.blocked[layer] {
                         // Image steps run one example at a time, so a fused pool has t = 1.
@@ -246,6 +274,28 @@ impl Plan {
             Some(true) => &b[..len],
         }
     }
+}
+
+/// One example through linear layer `layer`: the column-ordered product over the nonzero
+/// inputs when it meets few enough weights to beat the CSR product (which may split over
+/// `par`'s threads), else the CSR product. The copy is built the first time it may pay.
+fn linear_batch1(
+    layer: &SparseLayer,
+    copy: &OnceLock<ColumnCopy>,
+    (x, y): (&[f32], &mut [f32]),
+    act: Activation,
+    par: Par,
+    nonzero: &mut Vec<u32>,
+) {
+    let csr_work = layer.nnz() + layer.shape.rows;
+    let csr_threads = if csr_work >= crate::kernels::PAR_MIN_WORK { par.threads() } else { 1 };
+    if ColumnCopy::may_pay(layer.nnz(), x, csr_threads) {
+        let copy = copy.get_or_init(|| layer.column_copy().expect("an uncompressed layer"));
+        if copy.pays(copy.nonzero_columns(x, nonzero), csr_threads) {
+            return copy.spmv(Some(&layer.bias), x, nonzero, y, act);
+        }
+    }
+    layer.linear(x, y, 1, act, par);
 }
 
 /// Makes `buffer` hold at least `n` values (new ones are zero; old ones stay as they are).
@@ -307,6 +357,41 @@ mod tests {
                 Step::Linear { layer: 1, act: Activation::Identity },
             ]
         );
+    }
+
+    /// Batch 1 on inputs with zeros (some columns skipped) against the CSR-only path and the
+    /// batched path (CSR, another summation order) on the same examples: equal within the
+    /// rounding of reordered sums (see `kernels::csc`), whatever the fraction of zeros.
+    #[test]
+    fn batch_one_skipping_zeros_matches_the_csr_paths() {
+        use crate::fixture::{random_model, reference_logits, Random};
+        let graph: Graph = "60-40-30-5".parse().unwrap();
+        let parts = random_model(&graph, &[0.2, 0.3, 1.0], 9);
+        let model = SparseModel::from_net(&crate::fixture::net_of(&graph, &parts));
+        assert_eq!(model.column_copy_bytes(), 0, "no copy before an input with zeros");
+        let mut rng = Random::new(4);
+        for zeros in [0.0, 0.5, 0.95, 1.0] {
+            let x: Vec<f32> = (0..8 * 60)
+                .map(|_| if rng.unit() < zeros { 0.0 } else { rng.uniform(-1.0, 1.0) })
+                .collect();
+            let batched = model.logits(&x, 8, Par::Seq).unwrap();
+            let (mut skipping, mut csr) =
+                (crate::Scratch::default(), crate::Scratch::without_zero_skipping());
+            for (b, example) in x.chunks_exact(60).enumerate() {
+                let mut one = [0.0; 5];
+                model.logits_into(example, 1, &mut one, &mut skipping, Par::Seq).unwrap();
+                let mut two = [0.0; 5];
+                model.logits_into(example, 1, &mut two, &mut csr, Par::Seq).unwrap();
+                let want = reference_logits(&parts, example);
+                crate::fixture::assert_logits_close(&one, &want, "zero-skipping batch 1");
+                crate::fixture::assert_logits_close(&two, &want, "csr batch 1");
+                for (o, w) in one.iter().zip(&batched[b * 5..(b + 1) * 5]) {
+                    assert!((o - w).abs() <= 1e-5 * (1.0 + w.abs()), "{zeros}: {o} vs {w}");
+                }
+            }
+        }
+        let first = &parts[0];
+        assert!(model.column_copy_bytes() >= 4 * (first.cols + 1 + 2 * first.nnz()));
     }
 
     /// A 2x2 max-pool right after a conv (its ReLU between them or not) joins the conv's
