@@ -248,10 +248,14 @@ pub struct ExportArgs {
     /// `ticket export run/ --dtype k4 --dataset fashion-mnist --finetune 2000`.
     #[arg(long, value_name = "ITERATIONS", value_parser = clap::value_parser!(u64).range(1..))]
     pub finetune: Option<u64>,
-    /// Adam's learning rate for --finetune (default 1e-4: about how far a centroid moves per
-    /// step).
+    /// The learning rate of --finetune (default 3e-4; with Adam it is about how far a
+    /// centroid moves per step).
     #[arg(long, value_name = "LR", requires = "finetune")]
     pub finetune_lr: Option<f32>,
+    /// The optimizer of --finetune: adam, or sgd (momentum 0.9, as Deep Compression; its
+    /// step scales with the summed gradient, so it wants a smaller --finetune-lr).
+    #[arg(long, value_name = "NAME", requires = "finetune", value_parser = parse_optimizer)]
+    pub finetune_optimizer: Option<OptimizerKind>,
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
@@ -270,6 +274,16 @@ pub use ticket_core::csr_format::ValueCodec;
 
 fn parse_value_codec(text: &str) -> Result<ValueCodec, String> {
     text.parse()
+}
+
+pub use ticket_core::recipe::Optimizer as OptimizerKind;
+
+fn parse_optimizer(text: &str) -> Result<OptimizerKind, String> {
+    match text {
+        "adam" => Ok(OptimizerKind::Adam),
+        "sgd" => Ok(OptimizerKind::Sgd),
+        other => Err(format!("`{other}` is not adam or sgd")),
+    }
 }
 
 #[derive(Args, Debug)]

@@ -85,7 +85,7 @@ fn what_cannot_be_finetuned_is_refused_before_any_work() {
         args.extend(extra);
         ticket(&args)
     };
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--dtype", "k4", "--finetune", "10"], "--finetune trains on data: pass --dataset"),
         (&["--dtype", "f32", "--finetune", "10", "--dataset", "digits"], "--dtype f32 has none"),
         (&["--dtype", "int8", "--finetune", "10", "--dataset", "digits"], "int8's per-row scales"),
@@ -95,16 +95,59 @@ fn what_cannot_be_finetuned_is_refused_before_any_work() {
             &["--dtype", "k4", "--finetune", "5", "--finetune-lr=-1", "--dataset", "digits"],
             "--finetune-lr must be a positive number",
         ),
-        (&["--dtype", "k4", "--finetune", "5", "--dataset", "digits", "--sweep"], "--sweep"),
     ];
     for (extra, needle) in cases {
-        let result = if extra.contains(&"--sweep") {
-            // --sweep refuses --out, so it goes without.
-            ticket(&[&["export", s(&run)], extra].concat())
-        } else {
-            export(extra)
-        };
-        assert_clean_failure(&result, needle);
+        assert_clean_failure(&export(extra), needle);
         assert!(!out.exists(), "{extra:?} wrote a file");
+    }
+}
+
+/// `--sweep --finetune` fine-tunes every kN codebook once; its rows are what the single
+/// fine-tuned exports write and measure.
+#[test]
+fn sweep_rows_of_finetuned_codebooks_match_finetuned_exports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train_small(tmp.path(), "run", &["--iterations", "100"]).join("final.safetensors");
+    let common = ["--keep", "0.3", "--dataset", "digits", "--finetune", "30", "--json"];
+    let table = json(&ticket(&[&["export", s(&run), "--sweep"], &common[..]].concat()));
+    let tuned = table["finetune"].as_object().unwrap();
+    let names: Vec<&str> = tuned.keys().map(String::as_str).collect();
+    assert_eq!(names, ["k2", "k3", "k4", "k5", "k6", "k7", "k8"]);
+    let plain = json(&ticket(&[
+        "export",
+        s(&run),
+        "--sweep",
+        "--keep",
+        "0.3",
+        "--dataset",
+        "digits",
+        "--json",
+    ]));
+    assert!(plain.get("finetune").is_none());
+    for (dtype, gaps) in [("k3", "6"), ("k5", "4")] {
+        let out = tmp.path().join(format!("{dtype}.safetensors"));
+        let report = json(&ticket(
+            &[
+                &["export", s(&run), "--dtype", dtype, "--index-bits", gaps, "--out", s(&out)],
+                &common[..],
+            ]
+            .concat(),
+        ));
+        let name = format!("{dtype}+gap{gaps}");
+        let row = table["rows"].as_array().unwrap().iter().find(|r| r["codecs"] == name).unwrap();
+        // The sweep's files carry no provenance: same tensors, a shorter header.
+        assert_eq!(row["bits"]["values"], report["total"]["bits"]["values"], "{name}");
+        assert_eq!(row["bits"]["indices"], report["total"]["bits"]["indices"], "{name}");
+        assert_eq!(row["accuracy"], report["accuracy"]["exported"], "{name}");
+        assert_eq!(tuned[dtype], report["finetune"], "{name}");
+        let untuned =
+            plain["rows"].as_array().unwrap().iter().find(|r| r["codecs"] == name).unwrap();
+        assert_eq!(tuned[dtype]["accuracy_before"], untuned["accuracy"], "{name}");
+    }
+    // Float and int8 rows are those of the plain sweep.
+    for (a, b) in table["rows"].as_array().unwrap().iter().zip(plain["rows"].as_array().unwrap()) {
+        if !a["codecs"].as_str().unwrap().starts_with('k') {
+            assert_eq!(a, b);
+        }
     }
 }

@@ -6,6 +6,7 @@ use super::observe::{interrupted, progress_bar};
 use crate::cli::ValueCodec;
 use crate::cli::{ExportArgs, PruningName};
 use anyhow::{anyhow, bail, Result};
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -13,9 +14,9 @@ use ticket_core::csr_format::IndexCodec;
 use ticket_core::recipe::PruneMethod;
 use ticket_core::{Network, Par};
 use ticket_export::finetune::{finetune, FinetuneOptions, FinetuneReport, Finetuned};
-use ticket_export::sweep::{all_codecs, sweep};
+use ticket_export::sweep::{all_codecs, sweep, sweep_replacing};
 use ticket_export::{
-    export_checkpoint, export_replaced, open_source, Codecs, CompressionReport, Error, Evaluation,
+    export_checkpoint, export_replaced, open_source, AccuracyReport, Codecs, Error, Evaluation,
     ExportOptions, SourceOptions,
 };
 
@@ -39,12 +40,41 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let finetune = finetune_options(&args, par)?;
     let source = open_source(&args.input, &source_opts, eval, par)?;
     let input = &source.input;
+    let in_input = |e: Error| match e {
+        // The weights came from the input: say which file holds them.
+        Error::NotFinite { .. } => anyhow!("{}: {e}", input.display()),
+        e => e.into(),
+    };
     if args.sweep {
-        let table = sweep(&source.net, &all_codecs(), eval, par)?;
+        let mut tuned: Vec<(String, FinetuneReport)> = Vec::new();
+        let table = match (&finetune, &splits) {
+            (Some(ft), Some(s)) => {
+                let train = Evaluation { name: &s.name, data: &s.train };
+                sweep_replacing(&source.net, &all_codecs(), eval, par, &mut |value| match value {
+                    ValueCodec::Codebook { bits } => {
+                        let t = run_finetune(&source.net, bits, train, eval, ft)?;
+                        tuned.push((value.to_string(), t.report));
+                        Ok(Some(t.net))
+                    }
+                    _ => Ok(None),
+                })
+            }
+            _ => sweep(&source.net, &all_codecs(), eval, par),
+        }
+        .map_err(in_input)?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&table)?);
+            let mut json = serde_json::to_value(&table)?;
+            if !tuned.is_empty() {
+                json["finetune"] =
+                    serde_json::to_value(tuned.into_iter().collect::<BTreeMap<_, _>>())?;
+            }
+            println!("{}", serde_json::to_string_pretty(&json)?);
         } else {
-            println!("{}: every codec, in memory (nothing written)\n{table}", input.display());
+            println!("{}: every codec, in memory (nothing written)", input.display());
+            for (_, t) in &tuned {
+                println!("{}", describe_finetune(t, None));
+            }
+            println!("{table}");
         }
         return Ok(());
     }
@@ -57,11 +87,6 @@ pub fn run(args: ExportArgs) -> Result<()> {
     opts.provenance.dataset = source.dataset.clone();
     opts.eval = eval;
     opts.par = par;
-    let in_input = |e: Error| match e {
-        // The weights came from the input: say which file holds them.
-        Error::NotFinite { .. } => anyhow!("{}: {e}", input.display()),
-        e => e.into(),
-    };
     let tuned = match (finetune, &splits, args.dtype) {
         (Some(ft), Some(s), ValueCodec::Codebook { bits }) => {
             let train = Evaluation { name: &s.name, data: &s.train };
@@ -83,7 +108,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     } else {
         print!("{}", source.describe(&report));
         if let Some(t) = &tuned {
-            println!("{}", describe_finetune(&t.report, &report));
+            println!("{}", describe_finetune(&t.report, report.accuracy.as_ref()));
         }
         println!("{report}");
     }
@@ -96,15 +121,12 @@ fn finetune_options(args: &ExportArgs, par: Par) -> Result<Option<FinetuneOption
     if args.dataset.is_none() && args.data.is_none() {
         bail!("--finetune trains on data: pass --dataset or --data (its training split is used)");
     }
-    if !matches!(args.dtype, ValueCodec::Codebook { .. }) {
+    if !args.sweep && !matches!(args.dtype, ValueCodec::Codebook { .. }) {
         bail!(
             "--finetune trains the centroids of a k-means codebook, and --dtype {} has none \
              (int8's per-row scales and float values are not fine-tuned): pass --dtype k2..k8",
             args.dtype
         );
-    }
-    if args.sweep {
-        bail!("--finetune applies to one export: drop --sweep, or --finetune to compare codecs");
     }
     let mut opts = FinetuneOptions::new(iterations as usize, par);
     if let Some(lr) = args.finetune_lr {
@@ -112,6 +134,9 @@ fn finetune_options(args: &ExportArgs, par: Par) -> Result<Option<FinetuneOption
             bail!("--finetune-lr must be a positive number, got {lr}");
         }
         opts.learning_rate = lr;
+    }
+    if let Some(optimizer) = args.finetune_optimizer {
+        opts.optimizer = optimizer;
     }
     Ok(Some(opts))
 }
@@ -141,20 +166,22 @@ fn run_finetune(
     result
 }
 
-/// One line: what fine-tuning did to the training loss and the test accuracy.
-fn describe_finetune(ft: &FinetuneReport, report: &CompressionReport) -> String {
+/// One line: what fine-tuning did to the training loss and the test accuracy (after: the
+/// export's `accuracy`, if measured).
+fn describe_finetune(ft: &FinetuneReport, accuracy: Option<&AccuracyReport>) -> String {
     let mut text = format!(
-        "fine-tuned the k{} codebooks: {} Adam steps (lr {}, batch {}) on {} training examples, \
+        "fine-tuned the k{} codebooks: {} {} steps (lr {}, batch {}) on {} training examples, \
          training loss {:.4} -> {:.4}",
         ft.bits,
         ft.iterations,
+        if ft.optimizer == "sgd" { "SGD" } else { "Adam" },
         ft.learning_rate,
         ft.batch_size,
         ft.train_examples,
         ft.train_loss_before,
         ft.train_loss_after
     );
-    if let (Some(before), Some(acc)) = (ft.accuracy_before, &report.accuracy) {
+    if let (Some(before), Some(acc)) = (ft.accuracy_before, accuracy) {
         text += &format!(
             "; {} accuracy {:.2}% with k-means centroids, {:.2}% fine-tuned (f32 ticket {:.2}%)",
             acc.dataset,
@@ -162,6 +189,8 @@ fn describe_finetune(ft: &FinetuneReport, report: &CompressionReport) -> String 
             100.0 * acc.exported,
             100.0 * acc.source
         );
+    } else if let Some(before) = ft.accuracy_before {
+        text += &format!("; test accuracy {:.2}% with k-means centroids", 100.0 * before);
     }
     text
 }
