@@ -75,6 +75,14 @@ pub fn run(args: ExportArgs) -> Result<()> {
                 println!("{}", describe_finetune(t, None));
             }
             println!("{table}");
+            if let (Some(ft), Some(best)) = (&finetune, &table.best) {
+                if best.starts_with('k') {
+                    println!(
+                        "(kN rows fine-tuned: add --finetune {} to that command)",
+                        ft.iterations
+                    );
+                }
+            }
         }
         return Ok(());
     }
