@@ -13,7 +13,8 @@
 //! - [`compressed`]: the tensors of each value and index codec, written and read back.
 //! - [`sweep`]: every codec on one model, to pick one.
 //! - [`quantize`]: int8 rows and the k-means codebook.
-//! - [`finetune`]: the codebook's centroids trained on data, assignments and masks fixed.
+//! - `finetune` (feature `finetune`): the codebooks' centroids trained on data, assignments
+//!   and masks fixed.
 //!
 //! The format is specified in docs/FORMAT.md; its names live in `ticket_core::csr_format`.
 
@@ -23,6 +24,7 @@ pub mod csr;
 pub mod decode;
 pub mod error;
 pub mod export;
+#[cfg(feature = "finetune")]
 pub mod finetune;
 pub mod open;
 pub mod quantize;
