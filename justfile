@@ -126,6 +126,13 @@ sweep-fmnist LENET="runs/paper-fmnist" LEVEL="16" LENET5="runs/lenet5-fmnist" LE
     target/release/ticket export {{LENET}} --level {{LEVEL}} --sweep --dataset fashion-mnist | tee benches/results/export-sweep-lenet300-fmnist-level{{LEVEL}}.txt
     target/release/ticket export {{LENET5}} --level {{LEVEL5}} --sweep --dataset fashion-mnist | tee benches/results/export-sweep-lenet5-fmnist-level{{LEVEL5}}.txt
 
+# The same sweeps with every kN codebook fine-tuned for ITERS steps on the training split
+# (`--finetune`; float and int8 rows unchanged). Results: benches/results/export-sweep-finetune-*.txt.
+sweep-finetune-fmnist ITERS="2000" LENET="runs/paper-fmnist" LEVEL="16" LENET5="runs/lenet5-fmnist" LEVEL5="16":
+    cargo build --release
+    target/release/ticket export {{LENET}} --level {{LEVEL}} --sweep --dataset fashion-mnist --finetune {{ITERS}} | tee benches/results/export-sweep-finetune{{ITERS}}-lenet300-fmnist-level{{LEVEL}}.txt
+    target/release/ticket export {{LENET5}} --level {{LEVEL5}} --sweep --dataset fashion-mnist --finetune {{ITERS}} | tee benches/results/export-sweep-finetune{{ITERS}}-lenet5-fmnist-level{{LEVEL5}}.txt
+
 # Peak resident memory of one ticket as k4 + 6-bit gaps and as f32 CSR in `ticket infer`,
 # against the same network dense in PyTorch and ONNX Runtime processes, 3 runs of each.
 # Results: benches/results/compare_footprint-<date>.json.

@@ -1,15 +1,23 @@
 //! `ticket export`: a masked checkpoint (or a level of an experiment), a PyTorch state dict or
 //! an ONNX model to CSR safetensors, with the compression report and, given data, the
-//! accuracy before and after; `--keep` prunes on the way.
+//! accuracy before and after; `--keep` prunes on the way; `--finetune` trains kN codebooks.
 
+use super::observe::{interrupted, progress_bar};
+use crate::cli::ValueCodec;
 use crate::cli::{ExportArgs, PruningName};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use ticket_core::csr_format::IndexCodec;
 use ticket_core::recipe::PruneMethod;
-use ticket_export::sweep::{all_codecs, sweep};
+use ticket_core::{Network, Par};
+use ticket_export::finetune::{finetune, FinetuneOptions, FinetuneReport, Finetuned};
+use ticket_export::sweep::{all_codecs, sweep, sweep_replacing};
 use ticket_export::{
-    export_checkpoint, open_source, Codecs, Error, Evaluation, ExportOptions, SourceOptions,
+    export_checkpoint, export_replaced, open_source, AccuracyReport, Codecs, Error, Evaluation,
+    ExportOptions, SourceOptions,
 };
 
 pub fn run(args: ExportArgs) -> Result<()> {
@@ -29,14 +37,52 @@ pub fn run(args: ExportArgs) -> Result<()> {
         recipe: args.model.clone(),
         keep: args.keep.map(|keep| (keep, method)),
     };
+    let finetune = finetune_options(&args, par)?;
     let source = open_source(&args.input, &source_opts, eval, par)?;
     let input = &source.input;
+    let in_input = |e: Error| match e {
+        // The weights came from the input: say which file holds them.
+        Error::NotFinite { .. } => anyhow!("{}: {e}", input.display()),
+        e => e.into(),
+    };
     if args.sweep {
-        let table = sweep(&source.net, &all_codecs(), eval, par)?;
+        let mut tuned: Vec<(String, FinetuneReport)> = Vec::new();
+        let table = match (&finetune, &splits) {
+            (Some(ft), Some(s)) => {
+                let train = Evaluation { name: &s.name, data: &s.train };
+                sweep_replacing(&source.net, &all_codecs(), eval, par, &mut |value| match value {
+                    ValueCodec::Codebook { bits } => {
+                        let t = run_finetune(&source.net, bits, train, eval, ft)?;
+                        tuned.push((value.to_string(), t.report));
+                        Ok(Some(t.net))
+                    }
+                    _ => Ok(None),
+                })
+            }
+            _ => sweep(&source.net, &all_codecs(), eval, par),
+        }
+        .map_err(in_input)?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&table)?);
+            let mut json = serde_json::to_value(&table)?;
+            if !tuned.is_empty() {
+                json["finetune"] =
+                    serde_json::to_value(tuned.into_iter().collect::<BTreeMap<_, _>>())?;
+            }
+            println!("{}", serde_json::to_string_pretty(&json)?);
         } else {
-            println!("{}: every codec, in memory (nothing written)\n{table}", input.display());
+            println!("{}: every codec, in memory (nothing written)", input.display());
+            for (_, t) in &tuned {
+                println!("{}", describe_finetune(t, None));
+            }
+            println!("{table}");
+            if let (Some(ft), Some(best)) = (&finetune, &table.best) {
+                if best.starts_with('k') {
+                    println!(
+                        "(kN rows fine-tuned: add --finetune {} to that command)",
+                        ft.iterations
+                    );
+                }
+            }
         }
         return Ok(());
     }
@@ -49,18 +95,112 @@ pub fn run(args: ExportArgs) -> Result<()> {
     opts.provenance.dataset = source.dataset.clone();
     opts.eval = eval;
     opts.par = par;
-    let report = export_checkpoint(&source.net, &opts).map_err(|e| match e {
-        // The weights came from the input: say which file holds them.
-        Error::NotFinite { .. } => anyhow!("{}: {e}", input.display()),
-        e => e.into(),
-    })?;
+    let tuned = match (finetune, &splits, args.dtype) {
+        (Some(ft), Some(s), ValueCodec::Codebook { bits }) => {
+            let train = Evaluation { name: &s.name, data: &s.train };
+            Some(run_finetune(&source.net, bits, train, eval, &ft).map_err(in_input)?)
+        }
+        _ => None,
+    };
+    let report = match &tuned {
+        Some(t) => export_replaced(&source.net, &t.net, &opts),
+        None => export_checkpoint(&source.net, &opts),
+    }
+    .map_err(in_input)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&source.report_json(&report))?);
+        let mut json = source.report_json(&report);
+        if let Some(t) = &tuned {
+            json["finetune"] = serde_json::to_value(&t.report)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!("{}", source.describe(&report));
+        if let Some(t) = &tuned {
+            println!("{}", describe_finetune(&t.report, report.accuracy.as_ref()));
+        }
         println!("{report}");
     }
     Ok(())
+}
+
+/// The fine-tuning asked for, after refusing what cannot be fine-tuned.
+fn finetune_options(args: &ExportArgs, par: Par) -> Result<Option<FinetuneOptions>> {
+    let Some(iterations) = args.finetune else { return Ok(None) };
+    if args.dataset.is_none() && args.data.is_none() {
+        bail!("--finetune trains on data: pass --dataset or --data (its training split is used)");
+    }
+    if !args.sweep && !matches!(args.dtype, ValueCodec::Codebook { .. }) {
+        bail!(
+            "--finetune trains the centroids of a k-means codebook, and --dtype {} has none \
+             (int8's per-row scales and float values are not fine-tuned): pass --dtype k2..k8",
+            args.dtype
+        );
+    }
+    let mut opts = FinetuneOptions::new(iterations as usize, par);
+    if let Some(lr) = args.finetune_lr {
+        if !(lr.is_finite() && lr > 0.0) {
+            bail!("--finetune-lr must be a positive number, got {lr}");
+        }
+        opts.learning_rate = lr;
+    }
+    if let Some(optimizer) = args.finetune_optimizer {
+        opts.optimizer = optimizer;
+    }
+    Ok(Some(opts))
+}
+
+/// Fine-tuning with a progress bar; Ctrl-C stops it before anything is written.
+fn run_finetune(
+    net: &Network,
+    bits: u32,
+    train: Evaluation,
+    eval: Option<Evaluation>,
+    opts: &FinetuneOptions,
+) -> ticket_export::Result<Finetuned> {
+    let stop = interrupted();
+    let bar = progress_bar(opts.iterations, &format!("fine-tune k{bits}"));
+    let result = finetune(net, bits, train, eval, opts, &mut |iteration, loss| {
+        if iteration % 10 == 0 || iteration == opts.iterations {
+            bar.set_position(iteration as u64);
+            bar.set_message(format!("loss {loss:.4}"));
+        }
+        if stop.load(Ordering::Relaxed) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    bar.finish_and_clear();
+    result
+}
+
+/// One line: what fine-tuning did to the training loss and the test accuracy (after: the
+/// export's `accuracy`, if measured).
+fn describe_finetune(ft: &FinetuneReport, accuracy: Option<&AccuracyReport>) -> String {
+    let mut text = format!(
+        "fine-tuned the k{} codebooks: {} {} steps (lr {}, batch {}) on {} training examples, \
+         training loss {:.4} -> {:.4}",
+        ft.bits,
+        ft.iterations,
+        if ft.optimizer == "sgd" { "SGD" } else { "Adam" },
+        ft.learning_rate,
+        ft.batch_size,
+        ft.train_examples,
+        ft.train_loss_before,
+        ft.train_loss_after
+    );
+    if let (Some(before), Some(acc)) = (ft.accuracy_before, accuracy) {
+        text += &format!(
+            "; {} accuracy {:.2}% with k-means centroids, {:.2}% fine-tuned (f32 ticket {:.2}%)",
+            acc.dataset,
+            100.0 * before,
+            100.0 * acc.exported,
+            100.0 * acc.source
+        );
+    } else if let Some(before) = ft.accuracy_before {
+        text += &format!("; test accuracy {:.2}% with k-means centroids", 100.0 * before);
+    }
+    text
 }
 
 /// `<input stem>.csr.safetensors` beside the input.

@@ -15,6 +15,9 @@ pub enum Error {
     /// The output file exists and overwriting was not asked for.
     #[error("{}: already exists (pass --force to overwrite it)", .0.display())]
     OutputExists(PathBuf),
+    /// Fine-tuning was stopped (Ctrl-C) before its last iteration; nothing was written.
+    #[error("interrupted at fine-tuning iteration {iteration}; nothing was written")]
+    Interrupted { iteration: usize },
 }
 
 /// `Result` with [`Error`].

@@ -54,8 +54,24 @@ impl<'a> ExportOptions<'a> {
 /// Exports `net` (its masks decide what is kept) as a CSR file and reports the compression.
 /// Nothing is written when it fails.
 pub fn export_checkpoint(net: &Network, opts: &ExportOptions) -> Result<CompressionReport> {
+    export_replaced(net, net, opts)
+}
+
+/// Exports `written`, the weights of `net` replaced under the same masks (fine-tuned shared
+/// weights), and reports it against `net`: the accuracy change and the baselines are those of
+/// the source ticket.
+pub fn export_replaced(
+    net: &Network,
+    written: &Network,
+    opts: &ExportOptions,
+) -> Result<CompressionReport> {
+    assert!(
+        net.graph == written.graph
+            && net.layers.iter().zip(&written.layers).all(|(a, b)| a.mask == b.mask),
+        "a replacement keeps the graph and the masks"
+    );
     check_output(&opts.out, opts.overwrite)?;
-    let model = CsrModel::from_net(net)?;
+    let model = CsrModel::from_net(written)?;
     let mut provenance = opts.provenance.clone();
     let source = match &opts.eval {
         Some(eval) => {
@@ -116,7 +132,7 @@ fn check_output(out: &Path, overwrite: bool) -> Result<()> {
 }
 
 /// Refuses data whose examples or labels do not fit the model.
-fn check_fits(net: &Network, eval: &Evaluation) -> Result<()> {
+pub(crate) fn check_fits(net: &Network, eval: &Evaluation) -> Result<()> {
     let (inputs, outputs) = (net.graph.inputs(), net.graph.outputs());
     if eval.data.features != inputs {
         return Err(ticket_core::Error::usage(format!(

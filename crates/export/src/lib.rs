@@ -13,6 +13,8 @@
 //! - [`compressed`]: the tensors of each value and index codec, written and read back.
 //! - [`sweep`]: every codec on one model, to pick one.
 //! - [`quantize`]: int8 rows and the k-means codebook.
+//! - `finetune` (feature `finetune`): the codebooks' centroids trained on data, assignments
+//!   and masks fixed.
 //!
 //! The format is specified in docs/FORMAT.md; its names live in `ticket_core::csr_format`.
 
@@ -22,6 +24,8 @@ pub mod csr;
 pub mod decode;
 pub mod error;
 pub mod export;
+#[cfg(feature = "finetune")]
+pub mod finetune;
 pub mod open;
 pub mod quantize;
 pub mod report;
@@ -32,7 +36,7 @@ pub use compressed::Codecs;
 pub use csr::{write_csr, CsrLayer, CsrMatrix, CsrModel, Provenance};
 pub use decode::{read_csr, read_csr_as_dense, read_csr_bytes, CsrFile};
 pub use error::{Error, Result};
-pub use export::{dense_f32_file, export_checkpoint, Evaluation, ExportOptions};
+pub use export::{dense_f32_file, export_checkpoint, export_replaced, Evaluation, ExportOptions};
 pub use open::{open_source, ImportInfo, Source, SourceOptions};
 pub use report::{
     AccuracyReport, BitsSplit, CompressionReport, CsrBytes, LayerReport, TotalReport,

@@ -21,10 +21,19 @@ pub struct Codebook {
 /// fixed point; layers of LeNet reach one in a few dozen).
 const MAX_ITERATIONS: usize = 500;
 
-/// The k-means codebook of `values` with at most `2^bits` centroids.
+/// The k-means codebook of `values` with at most `2^bits` centroids. Values that take at most
+/// `2^bits` distinct values are their own codebook (zero error, which Lloyd from a linear
+/// initialisation may miss): a layer whose weights were already shared, as fine-tuning leaves
+/// them, is stored exactly.
 pub fn kmeans(values: &[f32], bits: u32) -> Codebook {
     let mut sorted: Vec<f32> = values.to_vec();
     sorted.sort_unstable_by(f32::total_cmp);
+    let mut distinct = sorted.clone();
+    distinct.dedup_by(|a, b| a == b);
+    if !distinct.is_empty() && distinct.len() <= 1 << bits {
+        let codes = values.iter().map(|&v| nearest(&distinct, v)).collect();
+        return Codebook { centroids: distinct, codes };
+    }
     let (centroids, _) = lloyd(&sorted, linear_init(&sorted, 1 << bits), MAX_ITERATIONS);
     let clusters = Clusters::new(&sorted);
     let bounds = clusters.bounds(&centroids);
@@ -253,6 +262,20 @@ mod tests {
         let errors: Vec<f64> =
             (2..=8).map(|b| squared_error(&values, &kmeans(&values, b))).collect();
         assert!(errors.windows(2).all(|w| w[1] < w[0]), "{errors:?}");
+    }
+
+    /// Four distinct values and four centroids: linear initialisation would leave a centroid
+    /// empty and merge -1.0 with -0.9; the values themselves are the codebook.
+    #[test]
+    fn already_shared_values_are_their_own_codebook() {
+        let values = [1.0, -0.9, -1.0, 0.9, 1.0, -1.0];
+        let book = kmeans(&values, 2);
+        assert_eq!(book.centroids, [-1.0, -0.9, 0.9, 1.0]);
+        let decoded: Vec<f32> = book.codes.iter().map(|&c| book.centroids[c as usize]).collect();
+        assert_eq!(decoded, values);
+        // One distinct value more than the codebook holds: clustering, with some error.
+        let book = kmeans(&[1.0, -0.9, -1.0, 0.9, 0.1], 2);
+        assert!(squared_error(&[1.0, -0.9, -1.0, 0.9, 0.1], &book) > 0.0);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `ticket export --sweep`: the same model under every value and index codec, encoded in
 //! memory, with file bytes, bits per kept weight (split) and, given data, the accuracy of the
 //! decoded model, so that a user can pick a codec. Accuracy depends only on the value codec,
-//! so it is measured once per value codec.
+//! so it is measured once per value codec. Codebooks may be fine-tuned first
+//! ([`sweep_replacing`]).
 
 use crate::compressed::Codecs;
 use crate::csr::{CsrModel, Provenance};
@@ -79,18 +80,40 @@ pub fn sweep(
     eval: Option<Evaluation>,
     par: Par,
 ) -> Result<Sweep> {
-    let model = CsrModel::from_net(net)?;
+    sweep_replacing(net, codecs, eval, par, &mut |_| Ok(None))
+}
+
+/// [`sweep`] where `replace` may give, once per value codec, other weights under the same
+/// masks to encode with it (fine-tuned codebooks); baselines and the source accuracy stay
+/// those of `net`.
+pub fn sweep_replacing(
+    net: &Network,
+    codecs: &[Codecs],
+    eval: Option<Evaluation>,
+    par: Par,
+    replace: &mut dyn FnMut(ValueCodec) -> Result<Option<Network>>,
+) -> Result<Sweep> {
+    let source_model = CsrModel::from_net(net)?;
     let provenance = Provenance::default();
     let dense_file_bytes = dense_f32_file(net).len();
-    let csr_f32_file_bytes = csr_f32_file_len(&model, &provenance)?;
+    let csr_f32_file_bytes = csr_f32_file_len(&source_model, &provenance)?;
     let source_accuracy = eval.map(|e| {
         let mut masked = net.clone();
         masked.apply_masks();
         masked.accuracy(e.data, par)
     });
     let mut accuracy_of: Vec<(ValueCodec, f64)> = Vec::new();
+    let mut replaced: Vec<(ValueCodec, Option<CsrModel>)> = Vec::new();
     let mut rows = Vec::with_capacity(codecs.len());
     for &c in codecs {
+        if !replaced.iter().any(|(v, _)| *v == c.value) {
+            let model = replace(c.value)?.map(|n| CsrModel::from_net(&n)).transpose()?;
+            replaced.push((c.value, model));
+        }
+        let model = match replaced.iter().find(|(v, _)| *v == c.value) {
+            Some((_, Some(m))) => m,
+            _ => &source_model,
+        };
         let name = PathBuf::from(format!("<{c}>"));
         let bytes = serialize_tensors(&name, model.tensors(c)?, &model.metadata(c, &provenance))?;
         let written = read_csr_bytes(&bytes, &name)?;
@@ -131,8 +154,8 @@ pub fn sweep(
         .min_by_key(|r| r.file_bytes)
         .map(|r| r.codecs.clone());
     Ok(Sweep {
-        graph: model.graph.to_string(),
-        kept_weights: model.kept_weights(),
+        graph: source_model.graph.to_string(),
+        kept_weights: source_model.kept_weights(),
         dense_file_bytes,
         csr_f32_file_bytes,
         dataset: eval.map(|e| e.name.to_string()),

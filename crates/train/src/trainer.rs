@@ -347,7 +347,8 @@ fn check_fits(net: &Network, splits: &Splits) -> Result<()> {
 }
 
 /// Epoch-wise shuffled example order: every example once per epoch, reshuffled each epoch.
-struct BatchOrder {
+/// Also draws the batches of codebook fine-tuning (ticket-export).
+pub struct BatchOrder {
     rng: SeededRng,
     order: Vec<usize>,
     position: usize,
@@ -355,7 +356,8 @@ struct BatchOrder {
 }
 
 impl BatchOrder {
-    fn new(n: usize, seed: u64) -> Self {
+    /// The order of `n` examples for run `seed`.
+    pub fn new(n: usize, seed: u64) -> Self {
         let mut rng = SeededRng::new(seed, "batches");
         let mut order: Vec<usize> = (0..n).collect();
         rng.shuffle(&mut order);
@@ -363,7 +365,7 @@ impl BatchOrder {
     }
 
     /// The next `size` examples; an epoch's last partial batch is completed from the next.
-    fn next_batch(&mut self, size: usize) -> &[usize] {
+    pub fn next_batch(&mut self, size: usize) -> &[usize] {
         self.batch.clear();
         while self.batch.len() < size {
             if self.position == self.order.len() {
