@@ -28,6 +28,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         layers: args.layers.clone(),
         recipe: args.model.clone(),
         keep: args.keep.map(|keep| (keep, method)),
+        keep_layers: args.keep_layers.clone(),
     };
     let source = open_source(&args.input, &source_opts, eval, par)?;
     let input = &source.input;

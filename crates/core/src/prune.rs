@@ -33,11 +33,15 @@ pub fn prune_to_counts(net: &mut Network, targets: &[usize]) {
         if target >= kept.len() {
             continue;
         }
-        // Smallest magnitude first; position breaks ties.
-        kept.sort_by(|&a, &b| {
-            layer.weight[a].abs().total_cmp(&layer.weight[b].abs()).then(a.cmp(&b))
-        });
-        for &i in &kept[..kept.len() - target] {
+        // Smallest magnitude first; position breaks ties. Selecting the pruned ones is
+        // enough (no full sort: AlexNet's fc6 has 38M weights).
+        let remove = kept.len() - target;
+        if target > 0 {
+            kept.select_nth_unstable_by(remove, |&a, &b| {
+                layer.weight[a].abs().total_cmp(&layer.weight[b].abs()).then(a.cmp(&b))
+            });
+        }
+        for &i in &kept[..remove] {
             layer.mask[i] = 0;
         }
         layer.apply_mask();
@@ -87,5 +91,30 @@ pub fn prune_to_fraction(net: &mut Network, keep: f64, method: PruneMethod) -> R
         }
         PruneMethod::Global => prune_global_to_count(net, of(net.graph.dense_weights())),
     }
+    Ok(())
+}
+
+/// Weights a layer of `n` keeps when one-shot pruning keeps the fraction `keep`: `n` minus
+/// `(1 - keep) n` rounded half to even, which is how PyTorch's
+/// `prune.l1_unstructured(amount=1 - keep)` counts, so the two prune the same weights.
+pub fn kept_of_fraction(n: usize, keep: f64) -> usize {
+    n - ((1.0 - keep) * n as f64).round_ties_even() as usize
+}
+
+/// One-shot magnitude pruning of each layer to its own fraction `keeps[l]` of its weights
+/// (Han et al.'s per-layer rates; `None` leaves a layer as it is). Weights already pruned
+/// stay pruned; biases are never pruned.
+pub fn prune_layers_to_fractions(net: &mut Network, keeps: &[Option<f64>]) -> Result<()> {
+    assert_eq!(keeps.len(), net.layers.len(), "one fraction (or none) per layer");
+    if let Some(keep) = keeps.iter().flatten().find(|&&k| !(k > 0.0 && k <= 1.0)) {
+        return Err(Error::usage(format!("keep {keep} must be a fraction in (0, 1]")));
+    }
+    let targets: Vec<usize> = net
+        .layers
+        .iter()
+        .zip(keeps)
+        .map(|(l, keep)| keep.map_or(l.mask.len(), |k| kept_of_fraction(l.mask.len(), k)))
+        .collect();
+    prune_to_counts(net, &targets);
     Ok(())
 }

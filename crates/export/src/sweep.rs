@@ -6,13 +6,15 @@
 use crate::compressed::Codecs;
 use crate::csr::{CsrModel, Provenance};
 use crate::decode::read_csr_bytes;
-use crate::export::{csr_f32_file_len, dense_f32_file, Evaluation};
+use crate::export::{csr_f32_file_len, dense_f32_file_len, Evaluation};
 use crate::report::{BitsSplit, CompressionReport};
 use crate::Result;
 use serde::Serialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use ticket_core::csr_format::{IndexCodec, ValueCodec, ValueDtype, CODEBOOK_BITS, GAP_BITS};
+use ticket_core::csr_format::{
+    IndexCodec, ValueCodec, ValueCodecs, ValueDtype, CODEBOOK_BITS, GAP_BITS,
+};
 use ticket_core::tensor_file::{serialize_tensors, TensorFile};
 use ticket_core::{Network, Par};
 
@@ -68,7 +70,7 @@ pub fn all_codecs() -> Vec<Codecs> {
         .collect();
     values
         .iter()
-        .flat_map(|&value| indices.iter().map(move |&index| Codecs { value, index }))
+        .flat_map(|&value| indices.iter().map(move |&index| Codecs { value: value.into(), index }))
         .collect()
 }
 
@@ -81,14 +83,14 @@ pub fn sweep(
 ) -> Result<Sweep> {
     let model = CsrModel::from_net(net)?;
     let provenance = Provenance::default();
-    let dense_file_bytes = dense_f32_file(net).len();
+    let dense_file_bytes = dense_f32_file_len(net);
     let csr_f32_file_bytes = csr_f32_file_len(&model, &provenance)?;
     let source_accuracy = eval.map(|e| {
         let mut masked = net.clone();
         masked.apply_masks();
         masked.accuracy(e.data, par)
     });
-    let mut accuracy_of: Vec<(ValueCodec, f64)> = Vec::new();
+    let mut accuracy_of: Vec<(ValueCodecs, f64)> = Vec::new();
     let mut rows = Vec::with_capacity(codecs.len());
     for &c in codecs {
         let name = PathBuf::from(format!("<{c}>"));
