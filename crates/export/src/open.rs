@@ -71,8 +71,9 @@ pub fn open_source(
     par: Par,
 ) -> Result<Source> {
     let input = crate::resolve_checkpoint(input, opts.level)?;
-    // Read once: detecting the kind and reading the model share the bytes.
-    let bytes = std::fs::read(&input).map_err(|e| Error::io(&input, e))?;
+    // Read once, through a mapping: detecting the kind and reading the model share the
+    // bytes, and an ONNX model's weights are converted from the mapping without a copy.
+    let bytes = ticket_import::map_file(&input)?;
     let imported = import_bytes(&bytes, &input, &opts.layers, opts.recipe.as_deref())?;
     let mut source = match imported {
         Some(Imported { net, kind, notes }) => Source {
@@ -195,13 +196,13 @@ pub fn open_foreign(
     if input.is_dir() {
         return Ok(None);
     }
-    let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
+    let bytes = ticket_import::map_file(input)?;
     import_bytes(&bytes, input, layers, recipe)
 }
 
-/// [`open_foreign`] on the bytes of the file `input`, already read.
+/// [`open_foreign`] on the file `input`, already mapped.
 fn import_bytes(
-    bytes: &[u8],
+    bytes: &ticket_import::Bytes,
     input: &Path,
     layers: &Option<Vec<String>>,
     recipe: Option<&str>,
@@ -222,7 +223,7 @@ fn import_bytes(
     }
     let graph = recipe.map(|r| Recipe::resolve(r)?.graph()).transpose()?;
     let opts = ImportOptions { layers: layers.clone(), graph };
-    Ok(Some(ticket_import::from_bytes(bytes, input, &opts)?))
+    Ok(Some(ticket_import::from_mapped(bytes.clone(), input, &opts)?))
 }
 
 impl Source {
