@@ -10,12 +10,36 @@ use ticket_core::{Network, Par};
 
 /// Time spent on each of the six path measurements.
 const BUDGET: Duration = Duration::from_millis(600);
-/// Batch sizes whose time per example is reported, besides batch 1.
+/// Batch sizes whose time per example is reported, besides batch 1, for a model cheap enough
+/// (see [`batch_sizes`]).
 pub const BATCHES: [usize; 2] = [64, 1024];
+/// Longest one sparse call at the largest batch size may take by the batch-1 estimate: a
+/// costlier model gets smaller batches (AlexNet: 16 where an MLP gets 64 and 1024), so that
+/// its bench, dense path included, ends in well under a minute.
+const CALL_BUDGET: Duration = Duration::from_millis(100);
 /// Time spent on each batch size of the sparse path's per-step split.
 const STEP_BUDGET: Duration = Duration::from_millis(300);
 /// How many times [`bench`] reports progress: one per path and batch size, one for the split.
 pub const MEASUREMENTS: usize = 2 * (1 + BATCHES.len()) + 1;
+
+/// The batch sizes measured besides 1: each of [`BATCHES`] capped at the largest power of two
+/// whose sparse call, at `batch x` the fastest of three batch-1 calls, fits [`CALL_BUDGET`]
+/// (at least 1, no size twice).
+pub fn batch_sizes(model: &SparseModel, pool: &[f32], par: Par) -> Result<Vec<usize>> {
+    let x = &pool[..model.inputs()];
+    model.logits(x, 1, par)?;
+    let mut fastest = f64::INFINITY;
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        std::hint::black_box(model.logits(x, 1, par)?);
+        fastest = fastest.min(t.elapsed().as_secs_f64());
+    }
+    let fit = (CALL_BUDGET.as_secs_f64() / fastest.max(1e-9)).max(1.0) as usize;
+    let cap = 1usize << fit.ilog2();
+    let mut sizes: Vec<usize> = BATCHES.iter().map(|&b| b.min(cap)).collect();
+    sizes.dedup();
+    Ok(sizes)
+}
 
 /// Deterministic inputs in [0, 1) for benchmarking without a data set.
 pub fn synthetic_inputs(examples: usize, features: usize) -> Vec<f32> {
@@ -28,7 +52,8 @@ pub fn synthetic_inputs(examples: usize, features: usize) -> Vec<f32> {
 
 /// Batch-1 latency and large-batch time per example of both paths on inputs drawn from
 /// `pool` (examples of `model.inputs()` features), the sparse per-step split, and the weight
-/// bytes. `done` is called with the name of each measurement finished.
+/// bytes. `done` is called with the name of each measurement finished. The batch sizes are
+/// [`batch_sizes`]'s, listed under `batches` (keys `batch{N}_us_per_sample`).
 pub fn bench(
     model: &SparseModel,
     dense: &Network,
@@ -37,8 +62,9 @@ pub fn bench(
     mut done: impl FnMut(&str),
 ) -> Result<Map<String, Value>> {
     let (features, classes) = (model.inputs(), model.outputs());
+    let batches = batch_sizes(model, pool, par)?;
     let mut scratch = Scratch::default();
-    let mut out = vec![0.0; BATCHES[1] * classes];
+    let mut out = vec![0.0; batches.iter().max().copied().unwrap_or(1) * classes];
     let mut sparse = |x: &[f32], batch: usize| {
         model.logits_into(x, batch, &mut out[..batch * classes], &mut scratch, par)?;
         Ok(())
@@ -57,14 +83,14 @@ pub fn bench(
         let mut entry = Map::new();
         entry.insert("batch1_us_p50".into(), json!(latency.p50_us));
         entry.insert("batch1_us_p99".into(), json!(latency.p99_us));
-        for batch in BATCHES {
+        for &batch in &batches {
             let us = timing::per_sample(&mut *run, pool, features, batch, BUDGET)?;
             entry.insert(format!("batch{batch}_us_per_sample"), json!(us));
             done(&format!("{name} batch {batch}"));
         }
         paths.insert(name.into(), Value::Object(entry));
     }
-    let steps = step_split(model, pool, par)?;
+    let steps = step_split(model, pool, &batches, par)?;
     done("sparse per step");
     if let Some(Value::Object(sparse)) = paths.get_mut("sparse") {
         sparse.insert("layers".into(), steps);
@@ -79,13 +105,14 @@ pub fn bench(
         }),
     );
     paths.insert("threads".into(), json!(par.threads()));
+    paths.insert("batches".into(), json!(batches));
     Ok(paths)
 }
 
 /// Where the sparse path's time goes: microseconds per example of each step (a layer with
 /// its fused ReLU, a pooling, the layout transposes) at each benchmarked batch size. Steps of
 /// a batch split over threads add up their threads' time.
-fn step_split(model: &SparseModel, pool: &[f32], par: Par) -> Result<Value> {
+fn step_split(model: &SparseModel, pool: &[f32], batches: &[usize], par: Par) -> Result<Value> {
     let names = model.step_names();
     let features = model.inputs();
     let mut scratch = Scratch::default();
@@ -93,7 +120,7 @@ fn step_split(model: &SparseModel, pool: &[f32], par: Par) -> Result<Value> {
     for (entry, name) in split.iter_mut().zip(&names) {
         entry.insert("step".into(), json!(name));
     }
-    for batch in std::iter::once(1).chain(BATCHES) {
+    for batch in std::iter::once(1).chain(batches.iter().copied()) {
         let us = timing::per_sample_steps(
             |x, b, clock| model.logits_timed((x, b), &mut scratch, par, clock).map(drop),
             names.len(),
