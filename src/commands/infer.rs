@@ -223,13 +223,14 @@ fn print_bench(bench: &Map<String, Value>) {
     if let Some(Value::Array(steps)) = bench["sparse"].get("layers") {
         println!("sparse path per step, us per example (threads' time added up):");
         let mut header = format!("  {:<12} {:>10}", "step", "batch 1");
-        batches.iter().for_each(|b| header += &format!(" {:>10}", format!("batch {b}")));
+        let larger: Vec<u64> = batches.iter().copied().filter(|&b| b > 1).collect();
+        larger.iter().for_each(|b| header += &format!(" {:>10}", format!("batch {b}")));
         println!("{header}");
         for step in steps {
             let us = |key: &str| step[key].as_f64().unwrap_or(f64::NAN);
             let mut line =
                 format!("  {:<12} {:>10.3}", step["step"].as_str().unwrap_or("?"), us("batch1_us"));
-            batches.iter().for_each(|&b| line += &format!(" {:>10.3}", us(&key(b))));
+            larger.iter().for_each(|&b| line += &format!(" {:>10.3}", us(&key(b))));
             println!("{line}");
         }
     }

@@ -120,7 +120,7 @@ fn step_split(model: &SparseModel, pool: &[f32], batches: &[usize], par: Par) ->
     for (entry, name) in split.iter_mut().zip(&names) {
         entry.insert("step".into(), json!(name));
     }
-    for batch in std::iter::once(1).chain(batches.iter().copied()) {
+    for batch in std::iter::once(1).chain(batches.iter().copied().filter(|&b| b > 1)) {
         let us = timing::per_sample_steps(
             |x, b, clock| model.logits_timed((x, b), &mut scratch, par, clock).map(drop),
             names.len(),

@@ -126,7 +126,7 @@ mod tests {
         std::fs::write(dir.path().join("m.onnx.data"), [9u8, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
         let mut g = external("m.onnx.data", "1", "8");
         load_external(&mut g, &model, true).unwrap();
-        assert_eq!(g.initializer[0].raw_data, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(g.initializer[0].raw_data[..], [1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(g.initializer[0].data_location, 0);
         let err = load_external(&mut external("m.onnx.data", "4", "8"), &model, false).unwrap_err();
         assert!(err.to_string().contains("lies at bytes 4..12 but the file has 10"), "{err}");
