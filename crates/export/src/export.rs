@@ -149,7 +149,7 @@ pub fn dense_f32_file_len(net: &Network) -> usize {
     let mut tensors: Vec<(String, Vec<usize>)> = net
         .graph
         .weighted()
-        .into_iter()
+        .iter()
         .zip(&net.layers)
         .flat_map(|(w, l)| {
             [

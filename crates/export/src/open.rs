@@ -121,7 +121,7 @@ pub fn open_source(
             }
             let keeps = layer_keeps(&net.graph, &opts.keep_layers, opts.keep.map(|k| k.0))?;
             ticket_core::prune::prune_layers_to_fractions(net, &keeps)?;
-            let names = net.graph.weighted().into_iter().map(|w| w.name.clone());
+            let names = net.graph.weighted().iter().map(|w| w.name.clone());
             let layers = names.zip(&keeps).filter_map(|(n, k)| Some((n, (*k)?))).collect();
             (net.density(), PruneMethod::Layerwise, layers)
         };
