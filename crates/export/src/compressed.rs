@@ -28,7 +28,8 @@ impl Codecs {
 
     /// Whether the file needs format version 2.1.
     pub fn is_compressed(&self) -> bool {
-        !self.value.is_float() || self.index != IndexCodec::Absolute
+        // A per-kind value_dtype is new in 2.1 even when both codecs are floats.
+        !self.value.single().is_some_and(ValueCodec::is_float) || self.index != IndexCodec::Absolute
     }
 }
 
