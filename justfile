@@ -85,6 +85,15 @@ bench-conv: setup
     .venv/bin/python benches/compare_conv.py --net lenet-5 --threads 2 --repeat 3
     .venv/bin/python benches/compare_conv.py --net conv-2 --threads 2 --repeat 3
 
+# torchvision's AlexNet at full scale: exported by PyTorch, pruned to Han et al.'s per-layer
+# fractions, written as f32 / f16 / conv=k8,linear=k5 with 5-bit gaps; file bytes, bits per kept
+# weight, export and inference peak RSS, latency against ONNX Runtime (2 threads), open time.
+# Results: benches/results/alexnet-<date>.json.
+bench-alexnet: setup
+    .venv/bin/python -c "import torchvision, onnxscript" 2>/dev/null || .venv/bin/pip install torchvision onnxscript
+    cargo build --release
+    .venv/bin/python benches/alexnet.py --threads 2
+
 # The whole IMP protocol timed end to end, ticket vs PyTorch, 3 runs of each, with per-level
 # accuracy and seconds (dense and sparse levels apart).
 # Results: benches/results/compare_imp-<date>.json.

@@ -215,13 +215,24 @@ def fields(raw, count, n):
     return bits.astype(np.int64) @ (1 << np.arange(n, dtype=np.int64))
 
 
-def codec_of(f):
-    """(value codec, index bits or None) from `value_dtype` and `index_bits`."""
-    value = f.key("value_dtype")
-    ok = value in VALUE_DTYPES or value == "int8" or (
+def value_codec_ok(value):
+    return value in VALUE_DTYPES or value == "int8" or (
         value[:1] == "k" and value[1:].isdigit() and 2 <= int(value[1:]) <= 8)
-    if not ok:
-        f.fail(f"unknown value_dtype `{value}`")
+
+
+def codec_of(f):
+    """(value codec per layer kind {"conv": .., "linear": ..}, index bits or None) from
+    `value_dtype` (one codec, or `conv=<codec>,linear=<codec>`) and `index_bits`."""
+    text = f.key("value_dtype")
+    if "=" in text:
+        parts = dict(p.partition("=")[::2] for p in text.split(","))
+        value = {"conv": parts.get("conv", ""), "linear": parts.get("linear", "")}
+        if sorted(parts) != ["conv", "linear"]:
+            f.fail(f"unknown value_dtype `{text}`")
+    else:
+        value = {"conv": text, "linear": text}
+    if not all(value_codec_ok(v) for v in value.values()):
+        f.fail(f"unknown value_dtype `{text}`")
     bits = f.meta.get("index_bits")
     if bits is not None and not (bits.isdigit() and 3 <= int(bits) <= 8):
         f.fail(f"metadata `index_bits` = `{bits}` is not 3..8")
@@ -362,11 +373,12 @@ def load_csr(path):
     names = [w["name"] for w in graph.weighted]
     if f.key("layers") != ",".join(names):
         f.fail(f"metadata `layers` = `{f.meta['layers']}` does not match the graph's {names}")
-    value, index_bits = codec_of(f)
-    value_dtype = VALUE_DTYPES.get(value)
+    codecs, index_bits = codec_of(f)
     weights, biases = [], []
     for w in graph.weighted:
         name, rows, cols = w["name"], w["rows"], w["cols"]
+        value = codecs["conv" if len(w["dims"]) == 4 else "linear"]
+        value_dtype = VALUE_DTYPES.get(value)
         shape = f.tensor(f"{name}.weight.shape", "I64", [len(w["dims"])])
         if shape.tolist() != w["dims"]:
             f.fail(f"layer {name}: shape {shape.tolist()} does not match the graph's {w['dims']}")

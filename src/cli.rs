@@ -37,7 +37,7 @@ pub enum Command {
     /// Convert a masked checkpoint (or a level of an experiment), a PyTorch state dict or an
     /// ONNX model to CSR safetensors, optionally pruning it on the way.
     #[command(
-        after_help = "Examples:\n  ticket export runs/lenet --out lenet.safetensors\n  ticket export runs/lenet --level 12 --dtype f16 --out lenet-f16.safetensors --dataset fashion-mnist\n  ticket export some/checkpoint.safetensors --out sparse.safetensors --json\n  ticket export runs/lenet --dtype k5 --index-bits 5 --dataset fashion-mnist --out lenet-k5.safetensors\n  ticket export runs/lenet --sweep --dataset fashion-mnist   (compare every codec, write nothing)\n\nModels from PyTorch (README: \"Bring your own model\"); --keep prunes on export:\n  ticket export model.onnx --keep 0.1 --dataset fashion-mnist\n  ticket export state_dict.safetensors --out sparse.safetensors\n  ticket export state_dict.safetensors --layers input_layer,hidden,head\n  ticket export conv_state_dict.safetensors --model lenet-5"
+        after_help = "Examples:\n  ticket export runs/lenet --out lenet.safetensors\n  ticket export runs/lenet --level 12 --dtype f16 --out lenet-f16.safetensors --dataset fashion-mnist\n  ticket export some/checkpoint.safetensors --out sparse.safetensors --json\n  ticket export runs/lenet --dtype k5 --index-bits 5 --dataset fashion-mnist --out lenet-k5.safetensors\n  ticket export runs/lenet --sweep --dataset fashion-mnist   (compare every codec, write nothing)\n\nModels from PyTorch (README: \"Bring your own model\"); --keep prunes on export:\n  ticket export model.onnx --keep 0.1 --dataset fashion-mnist\n  ticket export state_dict.safetensors --out sparse.safetensors\n  ticket export state_dict.safetensors --layers input_layer,hidden,head\n  ticket export conv_state_dict.safetensors --model lenet-5\n\nAlexNet as Han et al. prune it, with Deep Compression's codecs:\n  ticket export alexnet.onnx --keep-layers conv1=0.84,conv2=0.38,conv3=0.35,conv4=0.37,conv5=0.37,fc6=0.09,fc7=0.09,fc8=0.25 --dtype conv=k8,linear=k5 --index-bits 5"
     )]
     Export(ExportArgs),
     /// Evaluate, run or benchmark a CSR model on the CPU.
@@ -220,6 +220,15 @@ pub struct ExportArgs {
     /// threshold over all layers (global).
     #[arg(long, value_enum, default_value_t = PruningName::Layerwise, requires = "keep")]
     pub pruning: PruningName,
+    /// Prune on export layer by layer, keeping FRACTION of each named layer's weights (Han et
+    /// al.'s per-layer one-shot magnitude pruning), e.g. for torchvision's AlexNet
+    /// conv1=0.84,conv2=0.38,conv3=0.35,conv4=0.37,conv5=0.37,fc6=0.09,fc7=0.09,fc8=0.25.
+    /// A layer is named as the model names it (an ONNX file's weights, e.g. features.0 or
+    /// classifier.1; `ticket export` prints them) or, Han's way, convP / fcP for the conv or
+    /// linear layer at position P (from 1) among the weighted layers. Layers not named keep
+    /// --keep of their weights, or all of them.
+    #[arg(long, value_name = "NAME=FRACTION,...", value_parser = parse_layer_keep, value_delimiter = ',')]
+    pub keep_layers: Vec<(String, f64)>,
     /// Level of the experiment directory to export (default: its chosen ticket).
     #[arg(long, value_name = "N")]
     pub level: Option<usize>,
@@ -228,9 +237,10 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
     /// How the kept values are stored: f32, f16, bf16 (floats), int8 (symmetric, one f32
     /// scale per output row/channel) or k2..k8 (a per-layer k-means codebook of up to 2^N f32
-    /// centroids, N-bit indices into it).
-    #[arg(long, default_value = "f32", value_parser = parse_value_codec, value_name = "DTYPE")]
-    pub dtype: ValueCodec,
+    /// centroids, N-bit indices into it); one for every layer, or one per layer kind, e.g.
+    /// conv=k8,linear=k5 (Deep Compression's AlexNet setting; a kind not named stays f32).
+    #[arg(long, default_value = "f32", value_parser = parse_value_codecs, value_name = "DTYPE")]
+    pub dtype: ValueCodecs,
     /// Store each row's column indices as gaps of N bits (3..8; a gap too long for N bits
     /// takes filler entries) instead of absolute u16/u32 indices.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(3..=8))]
@@ -271,9 +281,9 @@ pub struct ExportArgs {
     pub json: bool,
 }
 
-pub use ticket_core::csr_format::ValueCodec;
+pub use ticket_core::csr_format::ValueCodecs;
 
-fn parse_value_codec(text: &str) -> Result<ValueCodec, String> {
+fn parse_value_codecs(text: &str) -> Result<ValueCodecs, String> {
     text.parse()
 }
 
@@ -285,6 +295,18 @@ fn parse_optimizer(text: &str) -> Result<OptimizerKind, String> {
         "sgd" => Ok(OptimizerKind::Sgd),
         other => Err(format!("`{other}` is not adam or sgd")),
     }
+}
+
+/// One `NAME=FRACTION` of `--keep-layers`.
+fn parse_layer_keep(text: &str) -> Result<(String, f64), String> {
+    let (name, keep) =
+        text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=FRACTION"))?;
+    let keep: f64 =
+        keep.trim().parse().map_err(|_| format!("`{text}`: `{keep}` is not a number"))?;
+    if !(keep > 0.0 && keep <= 1.0) {
+        return Err(format!("`{text}`: give the fraction of weights to keep, in (0, 1]"));
+    }
+    Ok((name.trim().to_string(), keep))
 }
 
 #[derive(Args, Debug)]

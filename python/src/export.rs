@@ -5,7 +5,8 @@ use crate::errors;
 use crate::model::json_to_py;
 use pyo3::prelude::*;
 use std::path::PathBuf;
-use ticket_core::csr_format::{IndexCodec, ValueCodec, GAP_BITS};
+use std::collections::HashMap;
+use ticket_core::csr_format::{IndexCodec, ValueCodecs, GAP_BITS};
 use ticket_core::recipe::PruneMethod;
 use ticket_core::{DataSource, Par};
 use ticket_export::{
@@ -16,7 +17,7 @@ use ticket_export::{
 /// safetensors or an ONNX file) to the CSR file `out` and returns the compression report.
 #[pyfunction]
 #[pyo3(signature = (
-    source, out, *, keep = None, pruning = "layerwise", dtype = "f32", index_bits = None,
+    source, out, *, keep = None, keep_layers = None, pruning = "layerwise", dtype = "f32", index_bits = None,
     level = None, layers = None, model = None, force = false, dataset = None, data = None,
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -25,6 +26,7 @@ pub fn export<'py>(
     source: PathBuf,
     out: PathBuf,
     keep: Option<f64>,
+    keep_layers: Option<HashMap<String, f64>>,
     pruning: &str,
     dtype: &str,
     index_bits: Option<u32>,
@@ -35,7 +37,7 @@ pub fn export<'py>(
     dataset: Option<&str>,
     data: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let value: ValueCodec =
+    let value: ValueCodecs =
         dtype.parse().map_err(|e: String| errors::usage(format!("dtype: {e}")))?;
     let index = match index_bits {
         None => IndexCodec::Absolute,
@@ -61,8 +63,15 @@ pub fn export<'py>(
         }
         (None, None) => None,
     };
-    let source_opts =
-        SourceOptions { level, layers, recipe: model, keep: keep.map(|keep| (keep, method)) };
+    let mut keep_layers: Vec<(String, f64)> = keep_layers.unwrap_or_default().into_iter().collect();
+    keep_layers.sort_by(|a, b| a.0.cmp(&b.0));
+    let source_opts = SourceOptions {
+        level,
+        layers,
+        recipe: model,
+        keep: keep.map(|keep| (keep, method)),
+        keep_layers,
+    };
     let report = py.detach(|| -> PyResult<String> {
         let splits = data.map(|d| d.load(0)).transpose().map_err(errors::core)?;
         let eval = splits.as_ref().map(|s| Evaluation { name: &s.name, data: &s.test });

@@ -3,14 +3,13 @@
 //! accuracy before and after; `--keep` prunes on the way; `--finetune` trains kN codebooks.
 
 use super::observe::{interrupted, progress_bar};
-use crate::cli::ValueCodec;
 use crate::cli::{ExportArgs, PruningName};
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use ticket_core::csr_format::IndexCodec;
+use ticket_core::csr_format::{IndexCodec, ValueCodec};
 use ticket_core::recipe::PruneMethod;
 use ticket_core::{Network, Par};
 use ticket_export::finetune::{finetune, FinetuneOptions, FinetuneReport, Finetuned};
@@ -36,6 +35,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         layers: args.layers.clone(),
         recipe: args.model.clone(),
         keep: args.keep.map(|keep| (keep, method)),
+        keep_layers: args.keep_layers.clone(),
     };
     let finetune = finetune_options(&args, par)?;
     let source = open_source(&args.input, &source_opts, eval, par)?;
@@ -95,8 +95,8 @@ pub fn run(args: ExportArgs) -> Result<()> {
     opts.provenance.dataset = source.dataset.clone();
     opts.eval = eval;
     opts.par = par;
-    let tuned = match (finetune, &splits, args.dtype) {
-        (Some(ft), Some(s), ValueCodec::Codebook { bits }) => {
+    let tuned = match (finetune, &splits, args.dtype.single()) {
+        (Some(ft), Some(s), Some(ValueCodec::Codebook { bits })) => {
             let train = Evaluation { name: &s.name, data: &s.train };
             Some(run_finetune(&source.net, bits, train, eval, &ft).map_err(in_input)?)
         }
@@ -129,10 +129,11 @@ fn finetune_options(args: &ExportArgs, par: Par) -> Result<Option<FinetuneOption
     if args.dataset.is_none() && args.data.is_none() {
         bail!("--finetune trains on data: pass --dataset or --data (its training split is used)");
     }
-    if !args.sweep && !matches!(args.dtype, ValueCodec::Codebook { .. }) {
+    if !args.sweep && !matches!(args.dtype.single(), Some(ValueCodec::Codebook { .. })) {
         bail!(
-            "--finetune trains the centroids of a k-means codebook, and --dtype {} has none \
-             (int8's per-row scales and float values are not fine-tuned): pass --dtype k2..k8",
+            "--finetune trains the centroids of one k-means codebook size for every layer, and \
+             --dtype {} is not that (int8's per-row scales, float values and per-kind codecs \
+             are not fine-tuned): pass --dtype k2..k8",
             args.dtype
         );
     }

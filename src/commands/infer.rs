@@ -165,9 +165,11 @@ fn evaluate(model: &SparseModel, dense: &Network, data: &Dataset, par: Par) -> R
 /// size once (no dense copy exists yet).
 fn sparse_footprint(model: &SparseModel, load_ms: f64, par: Par) -> Result<Value> {
     let after_load = peak_rss_bytes();
-    let x = bench::synthetic_inputs(bench::BATCHES[1], model.inputs());
+    let probe = bench::synthetic_inputs(1, model.inputs());
+    let batches = bench::batch_sizes(model, &probe, par)?;
+    let x = bench::synthetic_inputs(batches.iter().max().copied().unwrap_or(1), model.inputs());
     let mut workspace = Map::new();
-    for batch in std::iter::once(1).chain(bench::BATCHES) {
+    for batch in std::iter::once(1).chain(batches) {
         std::hint::black_box(model.logits(&x[..batch * model.inputs()], batch, par)?);
         workspace
             .insert(format!("batch{batch}"), json!(model.workspace_bytes(batch, par.threads())));
@@ -205,30 +207,31 @@ pub fn bench(
 
 fn print_bench(bench: &Map<String, Value>) {
     let get = |path: &str, key: &str| bench[path][key].as_f64().unwrap_or(f64::NAN);
-    println!(
-        "{:<8} {:>13} {:>13} {:>17} {:>19} {:>12}",
-        "path", "batch 1 p50", "batch 1 p99", "batch 64 /ex", "batch 1024 /ex", "weights"
-    );
+    let batches: Vec<u64> = bench["batches"]
+        .as_array()
+        .map_or(vec![], |b| b.iter().filter_map(Value::as_u64).collect());
+    let key = |b: u64| format!("batch{b}_us_per_sample");
+    let mut header = format!("{:<8} {:>13} {:>13}", "path", "batch 1 p50", "batch 1 p99");
+    batches.iter().for_each(|b| header += &format!(" {:>17}", format!("batch {b} /ex")));
+    println!("{header} {:>12}", "weights");
     for path in ["sparse", "dense"] {
-        println!(
-            "{path:<8} {:>10.2} us {:>10.2} us {:>14.3} us {:>16.3} us {:>9.1} KB",
+        let mut line = format!(
+            "{path:<8} {:>10.2} us {:>10.2} us",
             get(path, "batch1_us_p50"),
-            get(path, "batch1_us_p99"),
-            get(path, "batch64_us_per_sample"),
-            get(path, "batch1024_us_per_sample"),
-            get("weight_bytes", path) / 1000.0
+            get(path, "batch1_us_p99")
         );
+        batches.iter().for_each(|&b| line += &format!(" {:>14.3} us", get(path, &key(b))));
+        println!("{line} {:>9.1} KB", get("weight_bytes", path) / 1000.0);
     }
     let ratio = |key: &str| get("dense", key) / get("sparse", key);
-    println!(
-        "{:<8} {:>12.1}x {:>12.1}x {:>16.1}x {:>18.1}x {:>11.1}x",
+    let mut line = format!(
+        "{:<8} {:>12.1}x {:>12.1}x",
         "speed-up",
         ratio("batch1_us_p50"),
-        ratio("batch1_us_p99"),
-        ratio("batch64_us_per_sample"),
-        ratio("batch1024_us_per_sample"),
-        get("weight_bytes", "dense") / get("weight_bytes", "sparse")
+        ratio("batch1_us_p99")
     );
+    batches.iter().for_each(|&b| line += &format!(" {:>16.1}x", ratio(&key(b))));
+    println!("{line} {:>11.1}x", get("weight_bytes", "dense") / get("weight_bytes", "sparse"));
     println!(
         "({} threads; sparse weights: {:.1} KB borrowed from the mapped file; inputs: {}, \
          {:.1}% zeros)",
@@ -239,16 +242,16 @@ fn print_bench(bench: &Map<String, Value>) {
     );
     if let Some(Value::Array(steps)) = bench["sparse"].get("layers") {
         println!("sparse path per step, us per example (threads' time added up):");
-        println!("  {:<12} {:>10} {:>10} {:>10}", "step", "batch 1", "batch 64", "batch 1024");
+        let mut header = format!("  {:<12} {:>10}", "step", "batch 1");
+        let larger: Vec<u64> = batches.iter().copied().filter(|&b| b > 1).collect();
+        larger.iter().for_each(|b| header += &format!(" {:>10}", format!("batch {b}")));
+        println!("{header}");
         for step in steps {
             let us = |key: &str| step[key].as_f64().unwrap_or(f64::NAN);
-            println!(
-                "  {:<12} {:>10.3} {:>10.3} {:>10.3}",
-                step["step"].as_str().unwrap_or("?"),
-                us("batch1_us"),
-                us("batch64_us_per_sample"),
-                us("batch1024_us_per_sample")
-            );
+            let mut line =
+                format!("  {:<12} {:>10.3}", step["step"].as_str().unwrap_or("?"), us("batch1_us"));
+            larger.iter().for_each(|&b| line += &format!(" {:>10.3}", us(&key(b))));
+            println!("{line}");
         }
     }
     if let Some(m) = bench.get("memory") {

@@ -250,7 +250,9 @@ fn onnx_damage(valid: &ModelProto, bytes: &[u8]) -> Vec<(String, Vec<u8>, &'stat
         },
     );
     edit("weight-nan", "layer fc1: weight [0, 2] (index 2) is NaN", &|g| {
-        g.initializer[0].raw_data[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+        let mut raw = g.initializer[0].raw_data.to_vec();
+        raw[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+        g.initializer[0].raw_data = raw.into();
     });
     out
 }

@@ -206,6 +206,90 @@ impl FromStr for ValueCodec {
     }
 }
 
+/// The value codec of each weighted layer kind: one for every layer (`k5`) or one per kind
+/// (`conv=k8,linear=k5`, Deep Compression's AlexNet setting; a kind not named stays f32). Its
+/// text is what `--dtype` takes and metadata `value_dtype` records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ValueCodecs {
+    pub conv: ValueCodec,
+    pub linear: ValueCodec,
+}
+
+impl ValueCodecs {
+    /// `codec` for every layer.
+    pub fn all(codec: ValueCodec) -> Self {
+        ValueCodecs { conv: codec, linear: codec }
+    }
+
+    /// The codec of a layer whose full weight shape has `rank` dimensions (4 for conv).
+    pub fn for_rank(self, rank: usize) -> ValueCodec {
+        if rank == 4 {
+            self.conv
+        } else {
+            self.linear
+        }
+    }
+
+    /// Whether readers of format 2.0 know every codec.
+    pub fn is_float(self) -> bool {
+        self.conv.is_float() && self.linear.is_float()
+    }
+
+    /// The one codec of every layer, when there is one.
+    pub fn single(self) -> Option<ValueCodec> {
+        (self.conv == self.linear).then_some(self.linear)
+    }
+}
+
+impl From<ValueCodec> for ValueCodecs {
+    fn from(codec: ValueCodec) -> Self {
+        ValueCodecs::all(codec)
+    }
+}
+
+impl fmt::Display for ValueCodecs {
+    /// `k5` when every kind shares a codec, else `conv=k8,linear=k5`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.single() {
+            Some(codec) => codec.fmt(f),
+            None => write!(f, "conv={},linear={}", self.conv, self.linear),
+        }
+    }
+}
+
+impl FromStr for ValueCodecs {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if !s.contains('=') {
+            return s.parse().map(ValueCodecs::all);
+        }
+        let mut codecs = ValueCodecs::default();
+        let mut seen = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            let (kind, codec) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` in `{s}` is not KIND=DTYPE"))?;
+            let codec: ValueCodec = codec.trim().parse().map_err(|e| format!("`{part}`: {e}"))?;
+            let slot = match kind.trim() {
+                "conv" => &mut codecs.conv,
+                "linear" => &mut codecs.linear,
+                other => {
+                    return Err(format!(
+                        "`{part}`: unknown layer kind `{other}` (expected conv or linear)"
+                    ))
+                }
+            };
+            if seen.contains(&kind.trim()) {
+                return Err(format!("`{s}` names layer kind `{}` twice", kind.trim()));
+            }
+            seen.push(kind.trim());
+            *slot = codec;
+        }
+        Ok(codecs)
+    }
+}
+
 /// How column indices are stored: absolute U16/U32, or gaps of `bits` bits with fillers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum IndexCodec {

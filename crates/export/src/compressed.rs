@@ -8,26 +8,28 @@ use crate::quantize::{int8_row, kmeans};
 use crate::{Error, Result};
 use safetensors::Dtype;
 use std::fmt;
-use ticket_core::csr_format::{self, IndexCodec, ValueCodec};
+use ticket_core::csr_format::{self, IndexCodec, ValueCodec, ValueCodecs};
 use ticket_core::packed::{self, check_codes, encode_gaps, pack, GapRows};
 use ticket_core::tensor_file::{OwnedTensor, TensorFile};
 
 /// How a file stores values and column indices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Codecs {
-    pub value: ValueCodec,
+    /// Per layer kind (`conv=k8,linear=k5`) or one for all.
+    pub value: ValueCodecs,
     pub index: IndexCodec,
 }
 
 impl Codecs {
     /// Float values of `dtype` and absolute indices: what format 2.0 readers know.
     pub fn float(dtype: csr_format::ValueDtype) -> Self {
-        Codecs { value: ValueCodec::Float(dtype), index: IndexCodec::Absolute }
+        Codecs { value: ValueCodec::Float(dtype).into(), index: IndexCodec::Absolute }
     }
 
     /// Whether the file needs format version 2.1.
     pub fn is_compressed(&self) -> bool {
-        !self.value.is_float() || self.index != IndexCodec::Absolute
+        // A per-kind value_dtype is new in 2.1 even when both codecs are floats.
+        !self.value.single().is_some_and(ValueCodec::is_float) || self.index != IndexCodec::Absolute
     }
 }
 

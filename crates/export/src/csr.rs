@@ -86,7 +86,7 @@ impl CsrModel {
             let dims: Vec<i64> = weighted.dims.iter().map(|&d| d as i64).collect();
             let indptr = layer.matrix.indptr().to_proper().into_owned();
             let name = &layer.name;
-            tensors.extend(value_tensors(name, &layer.matrix, codecs.value)?);
+            tensors.extend(value_tensors(name, &layer.matrix, codecs.value.for_rank(dims.len()))?);
             tensors.extend([
                 (csr_format::indptr_name(name), OwnedTensor::u32(vec![rows + 1], &indptr)),
                 index_tensor(name, &layer.matrix, codecs.index),

@@ -10,7 +10,7 @@ use sprs::CsMatI;
 use std::collections::BTreeMap;
 use std::path::Path;
 use ticket_core::checkpoint::{check_format, read_graph};
-use ticket_core::csr_format::{self, meta, IndexCodec, ValueCodec, ValueDtype};
+use ticket_core::csr_format::{self, meta, IndexCodec, ValueCodec, ValueCodecs, ValueDtype};
 use ticket_core::tensor_file::TensorFile;
 use ticket_core::{Error, Network, Weighted};
 
@@ -49,7 +49,7 @@ pub fn read_csr_bytes(bytes: &[u8], path: &Path) -> Result<CsrFile> {
     let layers =
         graph.weighted().iter().map(|w| read_layer(&file, w, codecs)).collect::<Result<_>>()?;
     let metadata = file.metadata().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let value_dtype = match codecs.value {
+    let value_dtype = match codecs.value.single().unwrap_or_default() {
         ValueCodec::Float(dtype) => dtype,
         _ => ValueDtype::F32,
     };
@@ -80,7 +80,7 @@ impl CsrModel {
 
 /// The codecs named by metadata `value_dtype` and `index_bits`.
 pub(crate) fn read_codecs(file: &TensorFile) -> Result<Codecs> {
-    let value: ValueCodec = file
+    let value: ValueCodecs = file
         .meta(meta::VALUE_DTYPE)?
         .parse()
         .map_err(|e: String| file.error(format!("metadata `{}`: {e}", meta::VALUE_DTYPE)))?;
@@ -108,7 +108,8 @@ fn read_layer(file: &TensorFile, weighted: &Weighted, codecs: Codecs) -> Result<
         file.bytes(&csr_format::indptr_name(&name), safetensors::Dtype::U32, Some(&[rows + 1]))?,
         safetensors::Dtype::U32,
     );
-    if !matches!(codecs.value, ValueCodec::Codebook { .. }) {
+    let value_codec = codecs.value.for_rank(dims.len());
+    if !matches!(value_codec, ValueCodec::Codebook { .. }) {
         // One stored value per kept weight: the values tensor says how many there are.
         let nnz = file.view(&csr_format::values_name(&name))?.shape().iter().product::<usize>();
         if indptr[0] != 0 || indptr[rows] as usize != nnz {
@@ -122,7 +123,7 @@ fn read_layer(file: &TensorFile, weighted: &Weighted, codecs: Codecs) -> Result<
     }
     check_indptr(file, &name, &indptr)?;
     let indices = read_indices(file, &name, cols, &indptr, codecs.index)?;
-    let values = read_values(file, &name, &indptr, codecs.value)?;
+    let values = read_values(file, &name, &indptr, value_codec)?;
     let bias = file.f32(&csr_format::bias_name(&name), &[rows])?;
     let matrix = CsMatI::try_new((rows, cols), indptr, indices, values)
         .map_err(|(.., e)| file.error(format!("layer {name}: not a valid CSR matrix: {e}")))?;

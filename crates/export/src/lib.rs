@@ -36,7 +36,10 @@ pub use compressed::Codecs;
 pub use csr::{write_csr, CsrLayer, CsrMatrix, CsrModel, Provenance};
 pub use decode::{read_csr, read_csr_as_dense, read_csr_bytes, CsrFile};
 pub use error::{Error, Result};
-pub use export::{dense_f32_file, export_checkpoint, export_replaced, Evaluation, ExportOptions};
+pub use export::{
+    dense_f32_file, dense_f32_file_len, export_checkpoint, export_replaced, Evaluation,
+    ExportOptions,
+};
 pub use open::{open_source, ImportInfo, Source, SourceOptions};
 pub use report::{
     AccuracyReport, BitsSplit, CompressionReport, CsrBytes, LayerReport, TotalReport,

@@ -22,13 +22,19 @@ pub struct SourceOptions {
     pub recipe: Option<String>,
     /// Prune on export: the fraction of weights kept, per layer or with one global threshold.
     pub keep: Option<(f64, PruneMethod)>,
+    /// Prune on export, layer by layer: `(layer, fraction kept)` (`--keep-layers`); layers
+    /// not named keep `keep` (layer-wise) or every weight. See [`layer_keeps`] for the names.
+    pub keep_layers: Vec<(String, f64)>,
 }
 
 /// What pruning on export did.
 #[derive(Clone, Debug)]
 pub struct Pruned {
+    /// `--keep`, or with `--keep-layers` the fraction of all weights kept afterwards.
     pub keep: f64,
     pub method: PruneMethod,
+    /// Each layer's fraction kept, when `--keep-layers` set them: `(layer, fraction)`.
+    pub layers: Vec<(String, f64)>,
     /// Accuracy of the unpruned network on the evaluation data, when there was some.
     pub accuracy_before: Option<f64>,
 }
@@ -65,8 +71,9 @@ pub fn open_source(
     par: Par,
 ) -> Result<Source> {
     let input = crate::resolve_checkpoint(input, opts.level)?;
-    // Read once: detecting the kind and reading the model share the bytes.
-    let bytes = std::fs::read(&input).map_err(|e| Error::io(&input, e))?;
+    // Read once, through a mapping: detecting the kind and reading the model share the
+    // bytes, and an ONNX model's weights are converted from the mapping without a copy.
+    let bytes = ticket_import::map_file(&input)?;
     let imported = import_bytes(&bytes, &input, &opts.layers, opts.recipe.as_deref())?;
     let mut source = match imported {
         Some(Imported { net, kind, notes }) => Source {
@@ -93,18 +100,89 @@ pub fn open_source(
             }
         }
     };
-    if let Some((keep, method)) = opts.keep {
-        if !(keep > 0.0 && keep <= 1.0) {
+    if opts.keep.is_some() || !opts.keep_layers.is_empty() {
+        if let Some((keep, _)) = opts.keep.filter(|&(k, _)| !(k > 0.0 && k <= 1.0)) {
             let problem = format!("--keep {keep}: give the fraction of weights to keep, in (0, 1]");
             return Err(Error::usage(problem).into());
         }
         let accuracy_before = eval
             .filter(|e| e.data.features == source.net.graph.inputs())
             .map(|e| source.net.accuracy(e.data, par));
-        ticket_core::prune::prune_to_fraction(&mut source.net, keep, method)?;
-        source.pruned = Some(Pruned { keep, method, accuracy_before });
+        let net = &mut source.net;
+        let (keep, method, layers) = if opts.keep_layers.is_empty() {
+            let (keep, method) = opts.keep.expect("checked above");
+            ticket_core::prune::prune_to_fraction(net, keep, method)?;
+            (keep, method, Vec::new())
+        } else {
+            if let Some((_, PruneMethod::Global)) = opts.keep {
+                let problem =
+                    "--keep-layers sets each layer's fraction: it takes --pruning layerwise";
+                return Err(Error::usage(problem).into());
+            }
+            let keeps = layer_keeps(&net.graph, &opts.keep_layers, opts.keep.map(|k| k.0))?;
+            ticket_core::prune::prune_layers_to_fractions(net, &keeps)?;
+            let names = net.graph.weighted().iter().map(|w| w.name.clone());
+            let layers = names.zip(&keeps).filter_map(|(n, k)| Some((n, (*k)?))).collect();
+            (net.density(), PruneMethod::Layerwise, layers)
+        };
+        source.pruned = Some(Pruned { keep, method, layers, accuracy_before });
     }
     Ok(source)
+}
+
+/// Each weighted layer's fraction kept from `--keep-layers` entries `(name, fraction)`, or
+/// `default` (`--keep`) for a layer not named. A layer is named as its graph names it (an
+/// ONNX file's initializer, e.g. `features.0`) or, when that name is not taken, Han et al.'s
+/// way: `conv<p>` or `fc<p>` for the conv or linear layer at position `p` (from 1) among the
+/// weighted layers, so AlexNet's are conv1..conv5, fc6..fc8.
+pub fn layer_keeps(
+    graph: &ticket_core::Graph,
+    entries: &[(String, f64)],
+    default: Option<f64>,
+) -> Result<Vec<Option<f64>>> {
+    let weighted = graph.weighted();
+    let real: Vec<&str> = weighted.iter().map(|w| w.name.as_str()).collect();
+    let alias =
+        |p: usize, dims: usize| format!("{}{}", if dims == 4 { "conv" } else { "fc" }, p + 1);
+    let aliases: Vec<String> =
+        weighted.iter().enumerate().map(|(p, w)| alias(p, w.dims.len())).collect();
+    let mut keeps = vec![default; weighted.len()];
+    let mut named = vec![false; weighted.len()];
+    for (name, keep) in entries {
+        let found = real.iter().position(|r| r == name).or_else(|| {
+            aliases.iter().position(|a| a == name).filter(|_| !real.contains(&name.as_str()))
+        });
+        let Some(l) = found else {
+            let valid: Vec<String> = real
+                .iter()
+                .zip(&aliases)
+                .map(|(r, a)| {
+                    if r == a || real.contains(&a.as_str()) {
+                        r.to_string()
+                    } else {
+                        format!("{r} ({a})")
+                    }
+                })
+                .collect();
+            let problem = format!(
+                "--keep-layers: the model has no layer `{name}`; its layers are {}",
+                valid.join(", ")
+            );
+            return Err(Error::usage(problem).into());
+        };
+        if !(*keep > 0.0 && *keep <= 1.0) {
+            let problem = format!(
+                "--keep-layers {name}={keep}: give the fraction of weights to keep, in (0, 1]"
+            );
+            return Err(Error::usage(problem).into());
+        }
+        if std::mem::replace(&mut named[l], true) {
+            let problem = format!("--keep-layers names layer {} twice", real[l]);
+            return Err(Error::usage(problem).into());
+        }
+        keeps[l] = Some(*keep);
+    }
+    Ok(keeps)
 }
 
 /// The imported model at `input`, or `None` when it is ticket's own (an experiment directory
@@ -118,13 +196,13 @@ pub fn open_foreign(
     if input.is_dir() {
         return Ok(None);
     }
-    let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
+    let bytes = ticket_import::map_file(input)?;
     import_bytes(&bytes, input, layers, recipe)
 }
 
-/// [`open_foreign`] on the bytes of the file `input`, already read.
+/// [`open_foreign`] on the file `input`, already mapped.
 fn import_bytes(
-    bytes: &[u8],
+    bytes: &ticket_import::Bytes,
     input: &Path,
     layers: &Option<Vec<String>>,
     recipe: Option<&str>,
@@ -145,7 +223,7 @@ fn import_bytes(
     }
     let graph = recipe.map(|r| Recipe::resolve(r)?.graph()).transpose()?;
     let opts = ImportOptions { layers: layers.clone(), graph };
-    Ok(Some(ticket_import::from_bytes(bytes, input, &opts)?))
+    Ok(Some(ticket_import::from_mapped(bytes.clone(), input, &opts)?))
 }
 
 impl Source {
@@ -163,9 +241,12 @@ impl Source {
                 json!({"kind": import.kind.name(), "graph": graph, "notes": import.notes});
         }
         if let Some(p) = &self.pruned {
+            let layers: serde_json::Map<String, Value> =
+                p.layers.iter().map(|(n, k)| (n.clone(), (*k).into())).collect();
             json["pruned_on_export"] = json!({
                 "keep": p.keep,
                 "pruning": method_name(p.method),
+                "layers": layers,
                 "accuracy_before": p.accuracy_before,
             });
         }
@@ -195,6 +276,11 @@ impl Source {
                 "pruned on export to {:.1}% of the weights ({method})",
                 100.0 * p.keep
             );
+            if !p.layers.is_empty() {
+                let each: Vec<String> =
+                    p.layers.iter().map(|(n, k)| format!("{n} {:.1}%", 100.0 * k)).collect();
+                let _ = write!(text, ", layers kept {}", each.join(", "));
+            }
             if let (Some(before), Some(after)) = (p.accuracy_before, &report.accuracy) {
                 let (before, data) = (100.0 * before, &after.dataset);
                 let after = 100.0 * after.exported;

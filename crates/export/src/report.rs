@@ -51,6 +51,8 @@ pub struct LayerReport {
     /// `rows x cols` is the weight as the CSR matrix stores it (`cols = in*kh*kw` for conv2d).
     pub rows: usize,
     pub cols: usize,
+    /// How the values are stored: `f32`, `f16`, `bf16`, `int8` or `kN`.
+    pub value_dtype: String,
     /// `u16` or `u32` (absolute column indices) or `gapN` (N-bit gaps).
     pub index_dtype: String,
     /// Weights plus biases.
@@ -203,6 +205,7 @@ impl CompressionReport {
                     dims: weighted.dims.clone(),
                     rows,
                     cols,
+                    value_dtype: codecs.value.for_rank(weighted.dims.len()).to_string(),
                     index_dtype,
                     dense_params,
                     kept_params: nnz + rows,
@@ -273,11 +276,11 @@ impl fmt::Display for CompressionReport {
         )?;
         writeln!(
             f,
-            "{:<7}{:<7}{:>12}{:>6}{:>10}{:>10}{:>9}{:>12}{:>11}{:>10}{:>9}{:>8}{:>8}{:>7}{:>8}{:>8}{:>7}",
+            "{:<7}{:<7}{:>12}{:>11}{:>10}{:>10}{:>9}{:>12}{:>11}{:>10}{:>9}{:>8}{:>8}{:>7}{:>8}{:>8}{:>7}",
             "layer",
             "op",
             "shape",
-            "idx",
+            "codec",
             "params",
             "kept par",
             "density",
@@ -296,11 +299,11 @@ impl fmt::Display for CompressionReport {
             let b = &l.csr_bytes;
             writeln!(
                 f,
-                "{:<7}{:<7}{:>12}{:>6}{:>10}{:>10}{:>8.2}%{:>12}{:>11}{:>10}{:>9}{:>8}{:>8}{:>7}{:>8}{:>7.1}x{:>7}",
+                "{:<7}{:<7}{:>12}{:>11}{:>10}{:>10}{:>8.2}%{:>12}{:>11}{:>10}{:>9}{:>8}{:>8}{:>7}{:>8}{:>7.1}x{:>7}",
                 l.name,
                 l.op,
                 l.dims.iter().map(usize::to_string).collect::<Vec<_>>().join("x"),
-                l.index_dtype,
+                format!("{}/{}", l.value_dtype, l.index_dtype),
                 l.dense_params,
                 l.kept_params,
                 100.0 * l.density,
@@ -316,11 +319,11 @@ impl fmt::Display for CompressionReport {
                 bits(l.bits_per_kept_weight),
             )?;
         }
-        writeln!(f, "{:<7}{:>77}", "header", t.header_bytes)?;
+        writeln!(f, "{:<7}{:>82}", "header", t.header_bytes)?;
         let b = &t.csr_bytes;
         writeln!(
             f,
-            "{:<7}{:>25}{:>10}{:>10}{:>8.2}%{:>12}{:>11}{:>10}{:>9}{:>8}{:>8}{:>7}{:>8}{:>7.1}x{:>7}",
+            "{:<7}{:>30}{:>10}{:>10}{:>8.2}%{:>12}{:>11}{:>10}{:>9}{:>8}{:>8}{:>7}{:>8}{:>7.1}x{:>7}",
             "total",
             "",
             t.dense_params,

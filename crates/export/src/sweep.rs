@@ -7,13 +7,15 @@
 use crate::compressed::Codecs;
 use crate::csr::{CsrModel, Provenance};
 use crate::decode::read_csr_bytes;
-use crate::export::{csr_f32_file_len, dense_f32_file, Evaluation};
+use crate::export::{csr_f32_file_len, dense_f32_file_len, Evaluation};
 use crate::report::{BitsSplit, CompressionReport};
 use crate::Result;
 use serde::Serialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use ticket_core::csr_format::{IndexCodec, ValueCodec, ValueDtype, CODEBOOK_BITS, GAP_BITS};
+use ticket_core::csr_format::{
+    IndexCodec, ValueCodec, ValueCodecs, ValueDtype, CODEBOOK_BITS, GAP_BITS,
+};
 use ticket_core::tensor_file::{serialize_tensors, TensorFile};
 use ticket_core::{Network, Par};
 
@@ -69,7 +71,7 @@ pub fn all_codecs() -> Vec<Codecs> {
         .collect();
     values
         .iter()
-        .flat_map(|&value| indices.iter().map(move |&index| Codecs { value, index }))
+        .flat_map(|&value| indices.iter().map(move |&index| Codecs { value: value.into(), index }))
         .collect()
 }
 
@@ -95,19 +97,24 @@ pub fn sweep_replacing(
 ) -> Result<Sweep> {
     let source_model = CsrModel::from_net(net)?;
     let provenance = Provenance::default();
-    let dense_file_bytes = dense_f32_file(net).len();
+    let dense_file_bytes = dense_f32_file_len(net);
     let csr_f32_file_bytes = csr_f32_file_len(&source_model, &provenance)?;
     let source_accuracy = eval.map(|e| {
         let mut masked = net.clone();
         masked.apply_masks();
         masked.accuracy(e.data, par)
     });
-    let mut accuracy_of: Vec<(ValueCodec, f64)> = Vec::new();
-    let mut replaced: Vec<(ValueCodec, Option<CsrModel>)> = Vec::new();
+    let mut accuracy_of: Vec<(ValueCodecs, f64)> = Vec::new();
+    let mut replaced: Vec<(ValueCodecs, Option<CsrModel>)> = Vec::new();
     let mut rows = Vec::with_capacity(codecs.len());
     for &c in codecs {
         if !replaced.iter().any(|(v, _)| *v == c.value) {
-            let model = replace(c.value)?.map(|n| CsrModel::from_net(&n)).transpose()?;
+            // Sweeps use one codec for every layer; only such a codec can be fine-tuned.
+            let net = match c.value.single() {
+                Some(value) => replace(value)?,
+                None => None,
+            };
+            let model = net.map(|n| CsrModel::from_net(&n)).transpose()?;
             replaced.push((c.value, model));
         }
         let model = match replaced.iter().find(|(v, _)| *v == c.value) {

@@ -108,15 +108,38 @@ pub fn is_torch_pickle(bytes: &[u8]) -> bool {
         || (bytes.len() > 1 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]))
 }
 
-/// Reads and converts the model at `path`.
+/// Reads and converts the model at `path` (through a memory map: see [`from_mapped`]).
 pub fn open(path: &Path, opts: &ImportOptions) -> Result<Imported> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    from_bytes(&bytes, path, opts)
+    from_mapped(map_file(path)?, path, opts)
+}
+
+pub use prost::bytes::Bytes;
+
+/// The file at `path`, mapped read-only, for [`from_mapped`].
+pub fn map_file(path: &Path) -> Result<Bytes> {
+    onnx::mapped::map(path).map_err(|e| Error::io(path, e))
+}
+
+/// [`from_bytes`] on the mapping [`map_file`] made of `path`: an ONNX model's weights are
+/// converted straight from the mapping and their pages released one by one, so a large
+/// model is not held as file, protobuf and network at once.
+pub fn from_mapped(bytes: Bytes, path: &Path, opts: &ImportOptions) -> Result<Imported> {
+    convert(&bytes.clone(), path, opts, || onnx::decode(bytes, path, true))
 }
 
 /// [`open`] on bytes already in memory; `path` names the file in errors (and `.onnx` says
 /// ONNX).
 pub fn from_bytes(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<Imported> {
+    convert(bytes, path, opts, || onnx::read_onnx(bytes, path))
+}
+
+/// The model in `bytes`, of the kind [`detect`] finds; `read_onnx` converts an ONNX file.
+fn convert(
+    bytes: &[u8],
+    path: &Path,
+    opts: &ImportOptions,
+    read_onnx: impl FnOnce() -> Result<(Network, Vec<String>)>,
+) -> Result<Imported> {
     match detect(bytes, path)? {
         SourceKind::Onnx => {
             if opts.layers.is_some() || opts.graph.is_some() {
@@ -125,7 +148,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<Imp
                     path.display()
                 )));
             }
-            let (net, notes) = onnx::read_onnx(bytes, path)?;
+            let (net, notes) = read_onnx()?;
             Ok(Imported { net, kind: SourceKind::Onnx, notes })
         }
         SourceKind::TicketCheckpoint => {

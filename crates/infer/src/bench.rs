@@ -13,13 +13,40 @@ use ticket_core::{Network, Par};
 
 /// Time spent on each of the six path measurements.
 const BUDGET: Duration = Duration::from_millis(600);
-/// Batch sizes whose time per example is reported, besides batch 1.
+/// Batch sizes whose time per example is reported, besides batch 1, for a model cheap enough
+/// (see [`batch_sizes`]).
 pub const BATCHES: [usize; 2] = [64, 1024];
+/// Longest one sparse call at the largest batch size may take by the batch-1 estimate: a
+/// costlier model gets smaller batches (AlexNet: 16 where an MLP gets 64 and 1024), so that
+/// its bench, dense path included, ends in well under a minute.
+const CALL_BUDGET: Duration = Duration::from_millis(100);
 /// Time spent on each batch size of the sparse path's per-step split.
 const STEP_BUDGET: Duration = Duration::from_millis(300);
 /// How many times [`bench`] reports progress: one per path and batch size, one for the split,
 /// one for the sparse path without zero skipping at batch 1.
 pub const MEASUREMENTS: usize = 2 * (1 + BATCHES.len()) + 2;
+
+/// The batch sizes measured besides 1: each of [`BATCHES`] capped at the largest power of two
+/// whose sparse call, at `batch x` the fastest of up to three batch-1 calls, fits [`CALL_BUDGET`]
+/// (at least 1, no size twice).
+pub fn batch_sizes(model: &SparseModel, pool: &[f32], par: Par) -> Result<Vec<usize>> {
+    let x = &pool[..model.inputs()];
+    model.logits(x, 1, par)?;
+    let mut fastest = f64::INFINITY;
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        std::hint::black_box(model.logits(x, 1, par)?);
+        fastest = fastest.min(t.elapsed().as_secs_f64());
+        if fastest > CALL_BUDGET.as_secs_f64() {
+            break; // Too slow for any batch above 1 already.
+        }
+    }
+    let fit = (CALL_BUDGET.as_secs_f64() / fastest.max(1e-9)).max(1.0) as usize;
+    let cap = 1usize << fit.ilog2();
+    let mut sizes: Vec<usize> = BATCHES.iter().map(|&b| b.min(cap)).collect();
+    sizes.dedup();
+    Ok(sizes)
+}
 
 /// Deterministic inputs in [0, 1) for benchmarking without a data set.
 pub fn synthetic_inputs(examples: usize, features: usize) -> Vec<f32> {
@@ -44,7 +71,8 @@ pub fn describe_inputs(source: &str, pool: &[f32], features: usize) -> Value {
 
 /// Batch-1 latency and large-batch time per example of both paths on inputs drawn from
 /// `pool` (examples of `model.inputs()` features), the sparse per-step split, and the weight
-/// bytes. `done` is called with the name of each measurement finished.
+/// bytes. `done` is called with the name of each measurement finished. The batch sizes are
+/// [`batch_sizes`]'s, listed under `batches` (keys `batch{N}_us_per_sample`).
 pub fn bench(
     model: &SparseModel,
     dense: &Network,
@@ -53,8 +81,9 @@ pub fn bench(
     mut done: impl FnMut(&str),
 ) -> Result<Map<String, Value>> {
     let (features, classes) = (model.inputs(), model.outputs());
+    let batches = batch_sizes(model, pool, par)?;
     let mut scratch = Scratch::default();
-    let mut out = vec![0.0; BATCHES[1] * classes];
+    let mut out = vec![0.0; batches.iter().max().copied().unwrap_or(1) * classes];
     let mut sparse = |x: &[f32], batch: usize| {
         model.logits_into(x, batch, &mut out[..batch * classes], &mut scratch, par)?;
         Ok(())
@@ -79,7 +108,7 @@ pub fn bench(
         let mut entry = Map::new();
         entry.insert("batch1_us_p50".into(), json!(latency.p50_us));
         entry.insert("batch1_us_p99".into(), json!(latency.p99_us));
-        for batch in BATCHES {
+        for &batch in &batches {
             let us = timing::per_sample(&mut *run, pool, features, batch, BUDGET)?;
             entry.insert(format!("batch{batch}_us_per_sample"), json!(us));
             done(&format!("{name} batch {batch}"));
@@ -98,7 +127,7 @@ pub fn bench(
     if let Some(Value::Object(sparse)) = paths.get_mut("sparse") {
         sparse.insert("batch1_us_p50_csr_only".into(), json!(csr_only.p50_us));
     }
-    let steps = step_split(model, pool, par, &BATCHES)?;
+    let steps = step_split(model, pool, par, &batches)?;
     done("sparse per step");
     if let Some(Value::Object(sparse)) = paths.get_mut("sparse") {
         sparse.insert("layers".into(), steps);
@@ -114,6 +143,7 @@ pub fn bench(
         }),
     );
     paths.insert("threads".into(), json!(par.threads()));
+    paths.insert("batches".into(), json!(batches));
     Ok(paths)
 }
 
@@ -129,7 +159,7 @@ pub fn step_split(model: &SparseModel, pool: &[f32], par: Par, batches: &[usize]
     for (entry, name) in split.iter_mut().zip(&names) {
         entry.insert("step".into(), json!(name));
     }
-    for batch in std::iter::once(1).chain(batches.iter().copied()) {
+    for batch in std::iter::once(1).chain(batches.iter().copied().filter(|&b| b > 1)) {
         let us = timing::per_sample_steps(
             |x, b, clock| model.logits_timed((x, b), &mut scratch, par, clock).map(drop),
             names.len(),

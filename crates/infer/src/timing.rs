@@ -9,8 +9,22 @@ use std::time::{Duration, Instant};
 
 /// Calls measured at batch 1, at most (the time budget usually ends it first).
 const MAX_SINGLE_CALLS: usize = 200_000;
-/// Untimed calls before measuring, to warm caches and wake threads.
+/// Untimed calls before measuring, to warm caches and wake threads (fewer when they would
+/// take more than a quarter of the budget: a large model is warm after one call).
 const WARMUP_CALLS: usize = 20;
+/// Timed calls of a batch at least, unless one call takes more than a fifth of the budget
+/// (then [`MIN_SLOW_CALLS`]), so that a slow model's bench still ends.
+const MIN_CALLS: usize = 5;
+const MIN_SLOW_CALLS: usize = 2;
+
+/// The least number of timed calls when one call took `first`.
+fn min_calls(first: Duration, budget: Duration) -> usize {
+    if first * 5 > budget {
+        MIN_SLOW_CALLS
+    } else {
+        MIN_CALLS
+    }
+}
 
 /// Batch-1 latency in microseconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -29,8 +43,12 @@ pub fn latency(
 ) -> Result<Latency> {
     let examples: Vec<&[f32]> = pool.chunks_exact(features).collect();
     assert!(!examples.is_empty(), "latency: empty pool");
+    let warmup = Instant::now();
     for x in examples.iter().cycle().take(WARMUP_CALLS) {
         run(x)?;
+        if warmup.elapsed() * 4 > budget {
+            break;
+        }
     }
     let mut times = Vec::new();
     let start = Instant::now();
@@ -46,7 +64,7 @@ pub fn latency(
 }
 
 /// Median microseconds per example of calls of `run` on a batch of `batch` examples taken
-/// from `pool` (cycled when it is smaller), repeated for about `budget` (at least 5 calls).
+/// from `pool` (cycled when it is smaller), repeated for about `budget` (at least [`min_calls`]).
 pub fn per_sample(
     mut run: impl FnMut(&[f32], usize) -> Result<()>,
     pool: &[f32],
@@ -57,10 +75,12 @@ pub fn per_sample(
     assert!(pool.len() >= features && batch > 0, "per_sample: empty pool or batch");
     let inputs: Vec<f32> =
         pool.chunks_exact(features).cycle().take(batch).flatten().copied().collect();
+    let first = Instant::now();
     run(&inputs, batch)?;
+    let least = min_calls(first.elapsed(), budget);
     let mut times = Vec::new();
     let start = Instant::now();
-    while times.len() < 5 || start.elapsed() < budget {
+    while times.len() < least || start.elapsed() < budget {
         let t = Instant::now();
         run(&inputs, batch)?;
         times.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
@@ -97,7 +117,7 @@ impl StepClock {
 }
 
 /// Microseconds per example of each step of `run` on batches of `batch` examples from
-/// `pool`, over calls repeated for about `budget` (at least 5): `run` times its steps into
+/// `pool`, over calls repeated for about `budget` (at least [`min_calls`]): `run` times its steps into
 /// the clock it is given, which has `steps` slots. Threads add their times, so at a batch
 /// split over threads the steps sum to the CPU time per example, not the wall time.
 pub fn per_sample_steps(
@@ -111,10 +131,12 @@ pub fn per_sample_steps(
     assert!(pool.len() >= features && batch > 0, "per_sample_steps: empty pool or batch");
     let inputs: Vec<f32> =
         pool.chunks_exact(features).cycle().take(batch).flatten().copied().collect();
+    let first = Instant::now();
     run(&inputs, batch, &StepClock::new(steps))?;
+    let least = min_calls(first.elapsed(), budget);
     let clock = StepClock::new(steps);
     let (mut calls, start) = (0usize, Instant::now());
-    while calls < 5 || start.elapsed() < budget {
+    while calls < least || start.elapsed() < budget {
         run(&inputs, batch, &clock)?;
         calls += 1;
     }

@@ -40,10 +40,14 @@ struct Walker<'g> {
     fresh: bool,
     notes: Vec<String>,
     names: HashSet<String>,
+    /// The initializers' `raw_data` is a file mapping whose pages go back once converted.
+    release_pages: bool,
 }
 
-/// Converts `graph` or says which node (or input) stops it.
-pub fn chain(graph: &GraphProto) -> Result<Chain, String> {
+/// Converts `graph` or says which node (or input) stops it. With `release_pages` the
+/// initializers' `raw_data` must be slices of a file mapping ([`super::mapped`]): each one's
+/// pages are released once converted.
+pub fn chain(graph: &GraphProto, release_pages: bool) -> Result<Chain, String> {
     if !graph.sparse_initializer.is_empty() {
         return Err("has sparse initializers, which are not supported".into());
     }
@@ -71,6 +75,7 @@ pub fn chain(graph: &GraphProto) -> Result<Chain, String> {
         fresh: false,
         notes: Vec::new(),
         names: HashSet::new(),
+        release_pages,
     };
     for (i, node) in graph.node.iter().enumerate() {
         w.node(node)
@@ -197,7 +202,7 @@ impl Walker<'_> {
         match node.op_type.as_str() {
             "Gemm" => {
                 let c = consts(self)?;
-                self.gemm(node, &inputs, &c)?;
+                self.gemm(node, &inputs, c)?;
             }
             "MatMul" => {
                 let c = consts(self)?;
@@ -215,7 +220,7 @@ impl Walker<'_> {
             }
             "Conv" => {
                 let c = consts(self)?;
-                self.conv(node, &c)?;
+                self.conv(node, c)?;
             }
             "BatchNormalization" => {
                 let c = consts(self)?;
@@ -279,8 +284,11 @@ impl Walker<'_> {
             return Ok(c.clone());
         }
         let t = self.initializers.get(name).ok_or_else(|| format!("`{name}` is not a constant"))?;
+        // Not cached: a weight is read once, and a cached copy would double it in memory.
         let c = Const::from_tensor(t)?;
-        self.consts.insert(name.to_string(), c.clone());
+        if self.release_pages {
+            super::mapped::release(&t.raw_data);
+        }
         Ok(c)
     }
 
@@ -338,7 +346,7 @@ impl Walker<'_> {
         self.fresh = true;
     }
 
-    fn gemm(&mut self, node: &NodeProto, inputs: &[&str], c: &[Const]) -> Result<(), String> {
+    fn gemm(&mut self, node: &NodeProto, inputs: &[&str], c: Vec<Const>) -> Result<(), String> {
         if inputs.first() != Some(&self.current.as_str()) || !(1..=2).contains(&c.len()) {
             return Err("must take the last value as A and constants as B (and C)".into());
         }
@@ -347,21 +355,22 @@ impl Walker<'_> {
         }
         let alpha = attribute(node, "alpha").map_or(1.0, |a| a.f);
         let beta = attribute(node, "beta").map_or(1.0, |a| a.f);
-        let b = &c[0];
-        let [r, k] = matrix(b)?;
-        let (out, inputs, weight) = if int_attr(node, "transB", 0) != 0 {
-            (r, k, floats(b)?.to_vec())
+        let [r, k] = matrix(&c[0])?;
+        let trans_b = int_attr(node, "transB", 0) != 0;
+        let out = if trans_b { r } else { k };
+        let bias = c.get(1).map(|bias| broadcast_bias(bias, out, false)).transpose()?;
+        let b = c.into_iter().next().expect("checked above");
+        let origin = b.origin.clone();
+        let (inputs, mut weight) = if trans_b {
+            (k, into_floats(b)?)
         } else {
-            (k, r, constants::transposed(floats(b)?, r, k))
+            (r, constants::transposed(floats(&b)?, r, k))
         };
-        let weight = weight.into_iter().map(|w| alpha * w).collect();
-        let bias = match c.get(1) {
-            Some(bias) => {
-                Some(broadcast_bias(bias, out, false)?.into_iter().map(|v| beta * v).collect())
-            }
-            None => None,
-        };
-        self.linear(&b.origin, out, inputs, weight, bias)
+        if alpha != 1.0 {
+            weight.iter_mut().for_each(|w| *w *= alpha);
+        }
+        let bias = bias.map(|b| b.into_iter().map(|v| beta * v).collect());
+        self.linear(&origin, out, inputs, weight, bias)
     }
 
     fn add_bias(&mut self, c: &[Const]) -> Result<(), String> {
@@ -378,7 +387,7 @@ impl Walker<'_> {
         Ok(())
     }
 
-    fn conv(&mut self, node: &NodeProto, c: &[Const]) -> Result<(), String> {
+    fn conv(&mut self, node: &NodeProto, c: Vec<Const>) -> Result<(), String> {
         let w = c.first().ok_or("has no weight")?;
         let [out, inputs, kh, kw] = w.dims[..] else {
             return Err(format!("has a weight of shape {:?}, expected [out, in, kh, kw]", w.dims));
@@ -408,8 +417,9 @@ impl Walker<'_> {
             None => None,
         };
         let name = self.layer_name(&w.origin, "conv");
+        let weight = into_floats(c.into_iter().next().expect("checked above"))?;
         self.push(Layer::Conv2d { name, inputs, outputs: out, kernel: [kh, kw], stride, padding })?;
-        self.weighted(LayerShape { rows: out, cols: inputs * kh * kw }, floats(w)?.to_vec(), bias);
+        self.weighted(LayerShape { rows: out, cols: inputs * kh * kw }, weight, bias);
         Ok(())
     }
 
@@ -537,6 +547,16 @@ fn show(values: &[Int]) -> String {
         })
         .collect();
     format!("[{}]", v.join(", "))
+}
+
+/// The weights `c` holds, moved out of it.
+fn into_floats(c: Const) -> Result<Vec<f32>, String> {
+    match c.values {
+        constants::Values::Float(v) => Ok(v),
+        constants::Values::Int(_) => {
+            Err(format!("`{}` holds integers where weights belong", c.origin))
+        }
+    }
 }
 
 fn floats(c: &Const) -> Result<&[f32], String> {

@@ -1,18 +1,22 @@
 //! External data: PyTorch's dynamo exporter writes weights to `<model>.onnx.data` beside the
 //! model by default, and each initializer names its `location`, `offset` and `length`. The
-//! bytes are read into the tensor's `raw_data`, so the rest of the import sees one file. A
+//! file is mapped and each tensor's `raw_data` becomes a slice of it (read into memory
+//! instead when the model itself was given as bytes), so the rest of the import sees one
+//! file. A
 //! location must be a file name in the model's directory (no path, no `..`); ranges must lie
 //! inside the file.
 
 use super::proto::{GraphProto, TensorProto};
+use prost::bytes::Bytes;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use ticket_core::{Error, Result};
 
 /// Replaces every initializer's external data by its bytes; `model` is the ONNX file's path.
-pub fn load_external(graph: &mut GraphProto, model: &Path) -> Result<()> {
+/// With `map` the data files are mapped (see [`super::mapped`]), else read.
+pub fn load_external(graph: &mut GraphProto, model: &Path, map: bool) -> Result<()> {
     let dir = model.parent().unwrap_or(Path::new("."));
-    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut files: HashMap<String, Bytes> = HashMap::new();
     for t in &mut graph.initializer {
         if t.data_location != 1 && t.external_data.is_empty() {
             continue;
@@ -42,7 +46,9 @@ pub fn load_external(graph: &mut GraphProto, model: &Path) -> Result<()> {
             )
         })?;
         if !files.contains_key(&location) {
-            let bytes = std::fs::read(&path).map_err(|e| {
+            let read =
+                if map { super::mapped::map(&path) } else { std::fs::read(&path).map(Bytes::from) };
+            let bytes = read.map_err(|e| {
                 Error::invalid(
                     model,
                     format!(
@@ -74,7 +80,7 @@ pub fn load_external(graph: &mut GraphProto, model: &Path) -> Result<()> {
                 )
             })?;
         *t = TensorProto {
-            raw_data: bytes[range].to_vec(),
+            raw_data: bytes.slice(range),
             external_data: vec![],
             data_location: 0,
             ..std::mem::take(t)
@@ -119,14 +125,16 @@ mod tests {
         let model = dir.path().join("m.onnx");
         std::fs::write(dir.path().join("m.onnx.data"), [9u8, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
         let mut g = external("m.onnx.data", "1", "8");
-        load_external(&mut g, &model).unwrap();
-        assert_eq!(g.initializer[0].raw_data, [1, 2, 3, 4, 5, 6, 7, 8]);
+        load_external(&mut g, &model, true).unwrap();
+        assert_eq!(g.initializer[0].raw_data[..], [1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(g.initializer[0].data_location, 0);
-        let err = load_external(&mut external("m.onnx.data", "4", "8"), &model).unwrap_err();
+        let err = load_external(&mut external("m.onnx.data", "4", "8"), &model, false).unwrap_err();
         assert!(err.to_string().contains("lies at bytes 4..12 but the file has 10"), "{err}");
-        let err = load_external(&mut external("../m.onnx.data", "0", "8"), &model).unwrap_err();
+        let err =
+            load_external(&mut external("../m.onnx.data", "0", "8"), &model, false).unwrap_err();
         assert!(err.to_string().contains("not a file name beside the model"), "{err}");
-        let err = load_external(&mut external("missing.data", "0", "8"), &model).unwrap_err();
+        let err =
+            load_external(&mut external("missing.data", "0", "8"), &model, false).unwrap_err();
         assert!(err.to_string().contains("cannot be read"), "{err}");
     }
 }

@@ -143,8 +143,9 @@ pub struct TensorProto {
     pub int64_data: Vec<i64>,
     #[prost(string, tag = "8")]
     pub name: String,
-    #[prost(bytes = "vec", tag = "9")]
-    pub raw_data: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "9")]
+    /// Decoded from a `Bytes` buffer (a mapped file), this borrows the buffer: no copy.
+    pub raw_data: prost::bytes::Bytes,
     /// Where external data lives: `location`, `offset`, `length`.
     #[prost(message, repeated, tag = "13")]
     pub external_data: Vec<StringStringEntryProto>,

@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn sizes_that_lie_and_other_types_are_refused() {
         let mut t = tensor(data_type::FLOAT, vec![3, 2]);
-        t.raw_data = vec![0; 20];
+        t.raw_data = vec![0; 20].into();
         assert!(floats(&t)
             .unwrap_err()
             .contains("holds 20 bytes, but its dims [3, 2] of FLOAT need 24"));

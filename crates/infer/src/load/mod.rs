@@ -21,7 +21,7 @@ use safetensors::Dtype;
 use std::path::Path;
 use std::sync::Arc;
 use ticket_core::checkpoint::{check_format, read_graph};
-use ticket_core::csr_format::{self, meta, IndexCodec, ValueCodec, ValueDtype};
+use ticket_core::csr_format::{self, meta, IndexCodec, ValueCodec, ValueCodecs, ValueDtype};
 use ticket_core::tensor_file::TensorFile;
 use ticket_core::Weighted;
 
@@ -69,14 +69,14 @@ impl Loader<'_, '_> {
         let file = self.tensors;
         let version = check_format(file, csr_format::FORMAT, &csr_format::READ_VERSIONS)?;
         let graph = read_graph(file, version)?;
-        let value: ValueCodec = file
+        let value: ValueCodecs = file
             .meta(meta::VALUE_DTYPE)?
             .parse()
             .map_err(|e: String| self.error(format!("metadata `value_dtype`: {e}")))?;
         let index =
             IndexCodec::from_meta(file.metadata().get(meta::INDEX_BITS).map(String::as_str))
                 .map_err(|e| self.error(e))?;
-        let value_dtype = match value {
+        let value_dtype = match value.single().unwrap_or_default() {
             ValueCodec::Float(dtype) => dtype,
             _ => ValueDtype::F32,
         };
@@ -104,9 +104,9 @@ impl Loader<'_, '_> {
                     expected.dims
                 )));
             }
-            layers.push(match (value, index) {
+            layers.push(match (value.for_rank(dims.len()), index) {
                 (ValueCodec::Float(dtype), IndexCodec::Absolute) => self.layer(expected, dtype)?,
-                _ => self.compressed_layer(expected, value, index)?,
+                (value, _) => self.compressed_layer(expected, value, index)?,
             });
         }
         let borrows = layers.iter().any(|l| l.mapped_bytes() > 0);
