@@ -143,6 +143,11 @@ impl BlockedConv2d {
         })
     }
 
+    /// Bytes of the prepared taps, output-channel offsets and bias.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of_val(self.taps.as_slice()) + 4 * self.indptr.len() + 4 * self.bias.len()
+    }
+
     pub fn output(&self) -> Image {
         self.output
     }

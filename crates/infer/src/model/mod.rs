@@ -198,13 +198,26 @@ impl SparseLayer {
         with_csr!(self, w => Conv2d::new(w, &self.bias, input, window).run(x, y, batch, act))
     }
 
-    /// This conv2d layer prepared for the blocked kernel, when that kernel covers it (not a
-    /// compressed layer: its rows are decoded one at a time for the direct kernel).
+    /// This conv2d layer prepared for the blocked kernel, when that kernel covers it. The
+    /// kernel runs from taps (value and input offset) made once here whatever the file's
+    /// codec, so a compressed conv layer is decoded for them: conv weights are a small share
+    /// of a model's, and decoding each row for every output pixel costs far more.
     fn blocked_conv2d(&self, input: Image, window: Window) -> Option<BlockedConv2d> {
-        if self.compressed.is_some() {
-            return None;
+        let Some(c) = &self.compressed else {
+            return with_csr!(self, w => BlockedConv2d::new(w, &self.bias, input, window));
+        };
+        let (rows, cols) = (self.shape.rows, self.shape.cols);
+        let (mut indptr, mut indices, mut values) = (vec![0u32; rows + 1], Vec::new(), Vec::new());
+        c.for_each(&self.indptr, |r, col, v| {
+            indptr[r + 1] += 1;
+            indices.push(col as u32);
+            values.push(v);
+        });
+        for r in 0..rows {
+            indptr[r + 1] += indptr[r];
         }
-        with_csr!(self, w => BlockedConv2d::new(w, &self.bias, input, window))
+        let w = CsrRef::new(rows, cols, &indptr, &indices, &values).ok()?;
+        BlockedConv2d::new(w, &self.bias, input, window)
     }
 
     /// The column-ordered copy of the weight for the zero-skipping batch-1 product (not for
@@ -366,6 +379,12 @@ impl SparseModel {
     /// the first time its batch-1 input has enough zeros for it to pay).
     pub fn column_copy_bytes(&self) -> usize {
         self.plan.column_copy_bytes()
+    }
+
+    /// Bytes of the conv layers' taps prepared for the blocked kernel (a value and an input
+    /// offset per kept weight, made at load; not part of [`SparseModel::weight_bytes`]).
+    pub fn conv_tap_bytes(&self) -> usize {
+        self.plan.conv_tap_bytes()
     }
 
     /// The part of [`SparseModel::weight_bytes`] borrowed from the mapped file.

@@ -6,8 +6,7 @@
 //! the two matches below, and its kernel module under [`crate::kernels`].
 //!
 //! A conv2d layer also gets its taps prepared once for the blocked kernel ([`BlockedConv2d`]),
-//! and a 2x2 max-pool right after it is fused into its step; compressed convolutions run the
-//! general direct kernel.
+//! compressed ones decoded for it, and a 2x2 max-pool right after it is fused into its step.
 //!
 //! A linear layer may also get a column-ordered copy of its weight ([`ColumnCopy`]): at batch
 //! 1 its step samples the input's zeros and, when skipping them may pay, builds the copy (the
@@ -148,6 +147,10 @@ impl Plan {
     }
 
     /// Bytes of the column-ordered copies.
+    pub(crate) fn conv_tap_bytes(&self) -> usize {
+        self.blocked.iter().flatten().map(BlockedConv2d::bytes).sum()
+    }
+
     pub(crate) fn column_copy_bytes(&self) -> usize {
         self.columns.iter().flatten().filter_map(OnceLock::get).map(ColumnCopy::bytes).sum()
     }
