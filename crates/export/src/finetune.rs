@@ -420,7 +420,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let mut export = ExportOptions::new(dir.path().join("k2.safetensors"));
             export.codecs = Codecs {
-                value: ValueCodec::Codebook { bits: 2 },
+                value: ValueCodec::Codebook { bits: 2 }.into(),
                 index: IndexCodec::Gaps { bits: 4 },
             };
             export.eval = Some(test);
