@@ -487,13 +487,13 @@ def print_tables(s, repeats, kind):
     print(f"{'':{w}}{'(a) Python-hosted':>30}{'(b) kernel-only':>30}{'(b) ratio':>11}")
     kernel, ratios = s["batch1_kernel_only_us"], s["batch1_kernel_only_ratio_vs_ticket_sparse"]
     for n in ANCHORS + TICKET_PATHS + (TICKET_CSR_ONLY,):
-        hosted = bc.fmt_spread(s["batch1_python_hosted_us_p50"][n]) if n in ANCHORS else "- (no binding)"
+        hosted = bc.fmt_spread(s["batch1_python_hosted_us_p50"][n]) if n in ANCHORS else "- (compare_python.py)"
         mark = " *" if n in s["batch1_kernel_only_distorted"] else ""
         print(f"{n:{w}}{hosted:>30}{bc.fmt_spread(kernel[n]) + mark:>30}{bc.fmt_ratio(ratios.get(n)):>11}")
     print(f"{SUBPROCESS_ROW:{w}}{bc.fmt_spread(s['batch1_ticket_one_process_per_call_us'], 0):>30}")
-    print("  ratio: the row's kernel-only median / ticket sparse's. ticket has no Python binding yet, so its\n"
-          "  Python-hosted cell is empty; the last row is the cheapest route from Python that exists (spawn,\n"
-          "  map and validate the model, one example, write and read back the logits), not an in-process call.\n"
+    print("  ratio: the row's kernel-only median / ticket sparse's. ticket's Python-hosted calls (the `ticket`\n"
+          "  package) are timed by benches/compare_python.py; the last row spawns the CLI per call (map and\n"
+          "  validate the model, one example, write and read back the logits), not an in-process call.\n"
           "  Kernel-only: PyTorch = torch.profiler self CPU of the aten ops of a call (profiler bookkeeping\n"
           "  included); ONNX Runtime = profiling JSON node kernel durations of a run; scipy = csr_matvec per\n"
           "  layer in a tight loop minus the same loop on zero rows (bias and ReLU not included).")

@@ -85,10 +85,14 @@ fn what_cannot_be_finetuned_is_refused_before_any_work() {
         args.extend(extra);
         ticket(&args)
     };
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--dtype", "k4", "--finetune", "10"], "--finetune trains on data: pass --dataset"),
         (&["--dtype", "f32", "--finetune", "10", "--dataset", "digits"], "--dtype f32 has none"),
         (&["--dtype", "int8", "--finetune", "10", "--dataset", "digits"], "int8's per-row scales"),
+        (
+            &["--dtype", "conv=k8,linear=k5", "--finetune", "10", "--dataset", "digits"],
+            "gives each layer kind its own",
+        ),
         (&["--dtype", "k4", "--finetune", "0", "--dataset", "digits"], "0 is not in 1.."),
         (&["--dtype", "k4", "--finetune-lr", "0.1", "--dataset", "digits"], "required arguments"),
         (

@@ -97,6 +97,7 @@ impl Model {
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = &self.model;
         let graph = json_to_py(py, &m.graph().to_json())?;
+        let (values, indices) = m.codecs();
         let layers = m
             .layers()
             .iter()
@@ -109,6 +110,7 @@ impl Model {
                 d.set_item("kept", layer.nnz())?;
                 d.set_item("weights", dense)?;
                 d.set_item("density", layer.nnz() as f64 / dense.max(1) as f64)?;
+                d.set_item("value_codec", values.for_rank(w.dims.len()).to_string())?;
                 Ok(d)
             })
             .collect::<PyResult<Vec<_>>>()?;
@@ -121,7 +123,6 @@ impl Model {
         info.set_item("kept", m.nnz())?;
         info.set_item("weights", m.graph().dense_weights())?;
         info.set_item("density", m.nnz() as f64 / m.graph().dense_weights().max(1) as f64)?;
-        let (values, indices) = m.codecs();
         info.set_item("value_codec", values.to_string())?;
         info.set_item("index_codec", indices.to_string())?;
         info.set_item("weight_bytes", m.weight_bytes())?;

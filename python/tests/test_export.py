@@ -37,6 +37,22 @@ def test_export_with_data_measures_accuracy(tmp_path, mlp_checkpoint):
     assert accuracy["exported"] == accuracy["source"]
 
 
+def test_keep_layers_keeps_each_layers_largest_weights(tmp_path, mlp_checkpoint):
+    report = ticket.export(mlp_checkpoint, tmp_path / "m.safetensors", keep_layers={"fc1": 0.5})
+    tensors, _ = read_safetensors(mlp_checkpoint)
+    fc1 = report["layers"][0]
+    # Half of the weights fc1's mask kept, by magnitude (rounded as torch's l1_unstructured
+    # rounds the amount pruned: half to even); fc2 keeps its mask as it is.
+    dense = int(tensors["fc1.weight_mask"].size)
+    assert fc1["kept_weights"] == dense - round(0.5 * dense)
+    assert report["layers"][1]["kept_weights"] == int(tensors["fc2.weight_mask"].sum())
+
+
+def test_dtype_per_layer_kind(tmp_path, mlp_checkpoint):
+    model = ticket.load(_export(tmp_path, mlp_checkpoint, "conv=k8,linear=k4"))
+    assert [layer["value_codec"] for layer in model.info["layers"]] == ["k4", "k4"]
+
+
 def _export(tmp_path, checkpoint, dtype):
     out = tmp_path / f"m-{dtype}.safetensors"
     ticket.export(checkpoint, out, dtype=dtype)

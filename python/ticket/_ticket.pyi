@@ -22,7 +22,7 @@ class Model:
         """Logits per example."""
     @property
     def info(self) -> dict[str, Any]:
-        """Graph, per-layer shape and density, value dtype, weight and file bytes."""
+        """Graph, per-layer shape, density and value codec, value dtype, weight and file bytes."""
     def predict(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Logits ``[batch, classes]`` of ``x`` shaped ``[batch, *input_shape]`` (or
         ``[batch, features]``); one example shaped ``input_shape`` gives ``[classes]``.
@@ -44,6 +44,7 @@ def export(
     out: _Path,
     *,
     keep: Optional[float] = None,
+    keep_layers: Optional[dict[str, float]] = None,
     pruning: Literal["layerwise", "global"] = "layerwise",
     dtype: str = "f32",
     level: Optional[int] = None,
@@ -55,4 +56,7 @@ def export(
     in safetensors, or an ONNX file) to the CSR file ``out``; returns the compression report.
 
     ``keep`` prunes by magnitude on export (the fraction of weights kept, per layer or
-    ``pruning="global"``); ``dataset``/``data`` measure accuracy before and after."""
+    ``pruning="global"``); ``keep_layers`` gives named layers their own fraction
+    (``{"conv1": 0.84, "fc6": 0.09}``: the file's layer names or Han's ``convP``/``fcP``);
+    ``dtype`` is one codec or one per layer kind (``"conv=k8,linear=k5"``);
+    ``dataset``/``data`` measure accuracy before and after."""

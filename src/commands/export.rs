@@ -129,11 +129,17 @@ fn finetune_options(args: &ExportArgs, par: Par) -> Result<Option<FinetuneOption
     if args.dataset.is_none() && args.data.is_none() {
         bail!("--finetune trains on data: pass --dataset or --data (its training split is used)");
     }
+    if !args.sweep && args.dtype.single().is_none() {
+        bail!(
+            "--finetune trains one codebook size for every layer, and --dtype {} gives each layer \
+             kind its own: pass a single --dtype k2..k8",
+            args.dtype
+        );
+    }
     if !args.sweep && !matches!(args.dtype.single(), Some(ValueCodec::Codebook { .. })) {
         bail!(
-            "--finetune trains the centroids of one k-means codebook size for every layer, and \
-             --dtype {} is not that (int8's per-row scales, float values and per-kind codecs \
-             are not fine-tuned): pass --dtype k2..k8",
+            "--finetune trains the centroids of a k-means codebook, and --dtype {} has none \
+             (int8's per-row scales and float values are not fine-tuned): pass --dtype k2..k8",
             args.dtype
         );
     }
