@@ -4,8 +4,8 @@
 use crate::errors;
 use crate::model::json_to_py;
 use pyo3::prelude::*;
-use std::path::PathBuf;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use ticket_core::csr_format::{IndexCodec, ValueCodecs, GAP_BITS};
 use ticket_core::recipe::PruneMethod;
 use ticket_core::{DataSource, Par};
