@@ -377,17 +377,27 @@ pub struct ServeArgs {
     #[arg(long, value_name = "US", default_value_t = 100)]
     pub max_queue_delay_us: u64,
     /// How long, in microseconds, the model's thread polls for the next request after a batch,
-    /// and a lone request waits awake for its answer, before parking. Saves the wake-ups that
+    /// a lone request waits awake for its answer, and (with one --http-threads) the HTTP
+    /// thread polls the sockets after a request, before they sleep. Saves the wake-ups that
     /// dominate a small model's latency at low load, for at most this much CPU time when the
-    /// server goes idle; 0 parks at once.
+    /// server goes idle; 0 sleeps at once.
     #[arg(long, value_name = "US", default_value_t = ticket_serve::DEFAULT_SPIN.as_micros() as u64)]
     pub spin_us: u64,
+    /// Threads that read, parse and answer HTTP requests (the forward passes run on the
+    /// kernels' threads). One keeps the lowest latency: it can poll the sockets between
+    /// requests (--spin-us); more parse JSON bodies in parallel under heavy load.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub http_threads: usize,
     /// Requests that may wait per model; beyond that the answer is 503.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_queue: usize,
     /// Largest request body in bytes; beyond that the answer is 413.
     #[arg(long, value_name = "BYTES", default_value_t = ticket_serve::DEFAULT_MAX_BODY)]
     pub max_body: usize,
+    /// Most client connections open at once; further ones wait in the listen backlog until
+    /// one closes (each holds a task and buffers: this bounds the memory clients can take).
+    #[arg(long, value_name = "N", default_value_t = ticket_serve::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// After SIGTERM or Ctrl-C, longest wait for the requests in flight, in seconds; past it
     /// the server stops without them and exits 1.
     #[arg(long, value_name = "S", default_value_t = ticket_serve::DEFAULT_DRAIN_TIMEOUT.as_secs())]

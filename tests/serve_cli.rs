@@ -168,6 +168,22 @@ impl Server {
         String::from_utf8(self.get("/metrics").body).unwrap()
     }
 
+    /// The value of the sample `name{labels}` in `/metrics`.
+    fn metric(&self, sample: &str) -> f64 {
+        let metrics = self.metrics();
+        let value = metrics.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '));
+        value.unwrap_or_else(|| panic!("no {sample} in {metrics}")).parse().unwrap()
+    }
+
+    /// Polls `/metrics` until `sample` has `value` (within a minute).
+    fn await_metric(&self, sample: &str, value: f64) {
+        let start = Instant::now();
+        while self.metric(sample) != value {
+            assert!(start.elapsed() < Duration::from_secs(60), "{sample} never became {value}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     fn signal(&self, name: &str) {
         let status =
             Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status();
@@ -460,12 +476,112 @@ fn concurrent_requests_each_get_their_own_logits_and_every_example_is_run_once()
         }
     });
     let examples: usize = (0..clients * each).map(|seed| 1 + seed % 3).sum();
-    let metrics = server.metrics();
-    let sum = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("ticket_batch_size_sum{model=\"m\"} "))
-        .unwrap_or_else(|| panic!("{metrics}"));
-    assert_eq!(sum.parse::<f64>().unwrap() as usize, examples, "{metrics}");
+    assert_eq!(server.metric("ticket_batch_size_sum{model=\"m\"}") as usize, examples);
+    assert_eq!(server.metric("ticket_queued_requests{model=\"m\"}"), 0.0);
+}
+
+/// A conv model whose batches take long: 48x48 images through four 3x3 convolutions of up
+/// to 32 channels (about 48 M multiply-adds an example).
+const SLOW: &str = r#"{"input":[1,48,48],"layers":[
+  {"op":"conv2d","name":"c1","in":1,"out":8,"kernel":[3,3],"stride":[1,1],"padding":[1,1]},
+  {"op":"relu"},
+  {"op":"conv2d","name":"c2","in":8,"out":32,"kernel":[3,3],"stride":[1,1],"padding":[1,1]},
+  {"op":"relu"},
+  {"op":"conv2d","name":"c3","in":32,"out":32,"kernel":[3,3],"stride":[1,1],"padding":[1,1]},
+  {"op":"relu"},
+  {"op":"conv2d","name":"c4","in":32,"out":32,"kernel":[3,3],"stride":[1,1],"padding":[1,1]},
+  {"op":"relu"},{"op":"avgpool2d","kernel":[8,8]},{"op":"flatten"},
+  {"op":"linear","name":"fc","in":1152,"out":10}]}"#;
+
+#[test]
+fn a_full_queue_answers_503_with_an_error_and_the_queued_requests_their_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = Graph::from_json(SLOW).unwrap();
+    let slow = Model { layers: random_model(&graph, &[1.0, 1.0, 1.0, 1.0, 1.0], 6), graph };
+    let path = dir.path().join("slow.safetensors");
+    slow.write(&path);
+    let spec = format!("slow={}", path.display());
+    // A queue of one request behind a batch of 256 examples (seconds of one kernel thread).
+    let args = ["--model", &spec, "--max-queue", "1", "--max-batch", "256", "--threads", "1"];
+    let server = Server::start(&args);
+    let infer = |batch: usize, seed: usize| {
+        let x = slow.inputs(batch, seed);
+        let (body, n) = binary_request(&[batch, 1, 48, 48], &x, true);
+        let answer = server.post("/v2/models/slow/infer", &body, Some(n));
+        (x, answer, Instant::now())
+    };
+    let check = |x: &[f32], answer: &Answer, examples: &[usize], what: &str| {
+        assert_eq!(answer.status, 200, "{what}: {}", String::from_utf8_lossy(&answer.body));
+        let logits = f32s(&answer.body[answer.header_length.unwrap()..][..x.len() / 2304 * 40]);
+        for &e in examples {
+            let want = slow.reference(&x[e * 2304..(e + 1) * 2304]);
+            assert_close(&logits[e * 10..(e + 1) * 10], &want, &format!("{what} example {e}"));
+        }
+    };
+    std::thread::scope(|s| {
+        let big = s.spawn(|| infer(256, 0));
+        // Its batch has begun (the histogram counts a batch as it starts): the model's thread
+        // is busy for as long as the batch runs.
+        server.await_metric("ticket_batch_size_count{model=\"slow\"}", 1.0);
+        let queued = s.spawn(|| infer(1, 1));
+        server.await_metric("ticket_queued_requests{model=\"slow\"}", 1.0);
+        let (_, refused, refused_at) = infer(1, 2);
+        assert_eq!(refused.status, 503, "{}", String::from_utf8_lossy(&refused.body));
+        let error = refused.error();
+        assert!(error.contains("model 'slow' has 1 requests queued; retry later"), "{error}");
+        assert_eq!(
+            server.metric("ticket_request_errors_total{model=\"slow\",kind=\"queue_full\"}"),
+            1.0
+        );
+        let (x, answer, big_done) = big.join().unwrap();
+        assert!(big_done > refused_at, "the big batch ended before the queue was full");
+        check(&x, &answer, &[0, 255], "the big batch");
+        let (x, answer, _) = queued.join().unwrap();
+        check(&x, &answer, &[0], "the queued request");
+    });
+    assert_eq!(server.metric("ticket_queued_requests{model=\"slow\"}"), 0.0);
+    assert_eq!(server.metric("ticket_infer_requests_total{model=\"slow\"}"), 3.0);
+}
+
+/// Reads from `stream` until the end of a response's head; `None` if nothing came in time.
+fn response_head(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            Ok(_) => break,
+            Err(e) if head.is_empty() && e.kind() == std::io::ErrorKind::WouldBlock => return None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    Some(String::from_utf8(head).unwrap())
+}
+
+#[test]
+fn connections_past_max_connections_wait_until_one_closes() {
+    let (_dir, _mlp, server) = serve_mlp(&["--max-connections", "1"]);
+    let request = b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let connect = || {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        stream.write_all(request).unwrap();
+        stream
+    };
+    // The first connection is accepted, answered and kept open.
+    let mut first = connect();
+    let head = response_head(&mut first, Duration::from_secs(10)).expect("an answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The second waits in the backlog, unanswered, while the first is open...
+    let mut second = connect();
+    assert_eq!(response_head(&mut second, Duration::from_millis(500)), None);
+    first.write_all(request).unwrap();
+    let head = response_head(&mut first, Duration::from_secs(10)).expect("an answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // ... and is served once it closes.
+    drop(first);
+    let head = response_head(&mut second, Duration::from_secs(10)).expect("an answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }
 
 /// Writes the head of an infer request and half its body: the server is then reading it.

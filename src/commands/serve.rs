@@ -34,13 +34,21 @@ pub fn run(args: ServeArgs) -> Result<()> {
             spin: Duration::from_micros(args.spin_us),
         },
         max_body: args.max_body,
+        max_connections: args.max_connections,
+        keep_awake: if args.http_threads == 1 {
+            Duration::from_micros(args.spin_us)
+        } else {
+            Duration::ZERO
+        },
         drain_timeout: Duration::from_secs(args.drain_timeout_s),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("http")
-        .build()
-        .context("starting the async runtime")?;
+    // One HTTP thread by default: then it can keep polling the sockets between requests
+    // (see ticket_serve::awake); with several, an idle one would sleep in epoll and take the
+    // next request's wake-up anyway.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(args.http_threads);
+    let runtime =
+        builder.enable_all().thread_name("http").build().context("starting the async runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(&config, models).await?;
         let addr = server.local_addr()?;

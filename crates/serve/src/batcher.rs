@@ -17,6 +17,7 @@
 //! server parks after `spin` and costs nothing.
 
 use crate::metrics::ModelMetrics;
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
@@ -87,6 +88,8 @@ pub struct Batcher {
     arriving: Arc<AtomicUsize>,
     features: usize,
     spin: Duration,
+    /// Requests in the queue (a metric).
+    queued: Gauge,
 }
 
 /// Marks one request as on its way to the queue: counted in `arriving` from its creation
@@ -112,15 +115,19 @@ impl Arrival<'_> {
         // it waits, and spinning saves a wake-up.
         let alone = self.batcher.arriving.load(Ordering::Acquire) == 1;
         let spin = if alone { self.batcher.spin } else { Duration::ZERO };
-        match self.batcher.queue.try_send(Job { batch, data, reply }) {
+        // Counted before it is sent: the batching thread may take it at once.
+        self.batcher.queued.inc();
+        let refused = match self.batcher.queue.try_send(Job { batch, data, reply }) {
             Ok(()) => {
                 // The batching thread uncounts it when it takes the job.
                 std::mem::forget(self);
-                Ok(Answer { receiver, spin })
+                return Ok(Answer { receiver, spin });
             }
-            Err(TrySendError::Full(_)) => Err(SubmitError::Full),
-            Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopped),
-        }
+            Err(TrySendError::Full(_)) => SubmitError::Full,
+            Err(TrySendError::Disconnected(_)) => SubmitError::Stopped,
+        };
+        self.batcher.queued.dec();
+        Err(refused)
     }
 }
 
@@ -193,8 +200,9 @@ impl Batcher {
         let (queue, jobs) = mpsc::sync_channel(policy.queue_capacity);
         let arriving = Arc::new(AtomicUsize::new(0));
         let features = model.inputs();
+        let queued = metrics.queued.clone();
         let worker = Worker { model, policy, metrics, arriving: arriving.clone() };
-        (Batcher { queue, arriving, features, spin: policy.spin }, worker, jobs)
+        (Batcher { queue, arriving, features, spin: policy.spin, queued }, worker, jobs)
     }
 
     /// Counts a request as arriving (see [`Arrival`]); call as soon as it starts, queue it
@@ -231,6 +239,7 @@ impl Worker {
     /// Uncounts a job taken from the queue from the arriving ones.
     fn taken(&self, job: Job) -> Job {
         self.arriving.fetch_sub(1, Ordering::AcqRel);
+        self.metrics.queued.dec();
         job
     }
 

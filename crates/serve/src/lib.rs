@@ -19,7 +19,9 @@
 //! # }
 //! ```
 
+pub mod awake;
 pub mod batcher;
+pub mod connections;
 pub mod error;
 pub mod metrics;
 pub mod models;
@@ -38,7 +40,20 @@ pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 /// Default drain timeout: 30 s, the grace period Kubernetes gives a pod after SIGTERM.
 pub const DEFAULT_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A [`Config`] with the default body limit and drain timeout.
+/// Default `--max-connections`: far more than the clients a 2-64 core server batches for, and
+/// a bound on the tasks and buffers they hold (well under the usual 1024 open files limit
+/// with the models and the listener).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+
+/// A [`Config`] with the default body limit, connection limit and drain timeout, and no
+/// keep-awake spinning (it suits a runtime of one worker only; `ticket serve` sets it).
 pub fn server_config(addr: std::net::SocketAddr, policy: batcher::BatchPolicy) -> Config {
-    Config { addr, policy, max_body: DEFAULT_MAX_BODY, drain_timeout: DEFAULT_DRAIN_TIMEOUT }
+    Config {
+        addr,
+        policy,
+        max_body: DEFAULT_MAX_BODY,
+        max_connections: DEFAULT_MAX_CONNECTIONS,
+        keep_awake: std::time::Duration::ZERO,
+        drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+    }
 }

@@ -1,10 +1,11 @@
-//! `GET /metrics`: requests, errors by kind, request latency and batch sizes, per model, in
-//! the Prometheus (OpenMetrics) text format.
+//! `GET /metrics`: requests, errors by kind, request latency, batch sizes and queued requests,
+//! per model, in the Prometheus (OpenMetrics) text format.
 
 use crate::error::ErrorKind;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
@@ -31,6 +32,7 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     latency: Family<ModelLabel, Histogram, fn() -> Histogram>,
     batch_size: Family<ModelLabel, Histogram, fn() -> Histogram>,
+    queued: Family<ModelLabel, Gauge>,
 }
 
 /// The metrics of one model, looked up once.
@@ -41,6 +43,8 @@ pub struct ModelMetrics {
     pub latency: Histogram,
     /// Examples per kernel call.
     pub batch_size: Histogram,
+    /// Requests in the model's queue, not yet taken by its batching thread.
+    pub queued: Gauge,
 }
 
 fn latency_buckets() -> Histogram {
@@ -66,6 +70,7 @@ impl Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         let latency = Family::new_with_constructor(latency_buckets as fn() -> Histogram);
         let batch_size = Family::new_with_constructor(batch_buckets as fn() -> Histogram);
+        let queued = Family::<ModelLabel, Gauge>::default();
         registry.register("infer_requests", "Infer requests received", requests.clone());
         registry.register(
             "request_errors",
@@ -79,7 +84,12 @@ impl Metrics {
             latency.clone(),
         );
         registry.register("batch_size", "Examples per kernel call", batch_size.clone());
-        Metrics { registry, requests, errors, latency, batch_size }
+        registry.register(
+            "queued_requests",
+            "Infer requests waiting in the model's queue",
+            queued.clone(),
+        );
+        Metrics { registry, requests, errors, latency, batch_size, queued }
     }
 
     /// The handles of `model`'s metrics (which then appear in the output, at zero).
@@ -89,6 +99,7 @@ impl Metrics {
             requests: self.requests.get_or_create(&label).clone(),
             latency: self.latency.get_or_create(&label).clone(),
             batch_size: self.batch_size.get_or_create(&label).clone(),
+            queued: self.queued.get_or_create(&label).clone(),
         }
     }
 

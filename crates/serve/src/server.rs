@@ -2,7 +2,9 @@
 //! here and handed to its model's batching thread, and a graceful shutdown that answers every
 //! request in flight before it returns.
 
+use crate::awake::KeepAwake;
 use crate::batcher::{BatchPolicy, Batcher, SubmitError};
+use crate::connections::LimitedListener;
 use crate::error::{Error, ErrorKind, RequestError, Result};
 use crate::metrics::{self, Metrics, ModelMetrics};
 use crate::models::NamedModel;
@@ -13,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
+use axum::serve::Listener;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
@@ -32,6 +34,12 @@ pub struct Config {
     pub policy: BatchPolicy,
     /// Largest request body accepted, in bytes (larger: 413).
     pub max_body: usize,
+    /// Most connections open at once; further ones wait to be accepted.
+    pub max_connections: usize,
+    /// How long a task keeps an async worker polling the sockets after each request (zero:
+    /// never; see [`crate::awake`]). Worth it on a runtime of one worker only: with more, an
+    /// idle one sleeps in the I/O driver and takes the next request's wake-up anyway.
+    pub keep_awake: Duration,
     /// Longest wait for the requests in flight once shutdown began (a client that never
     /// finishes sending must not hold the server forever).
     pub drain_timeout: Duration,
@@ -52,11 +60,13 @@ struct App {
     max_body: usize,
     /// Set once shutdown has begun: `/v2/health/ready` then answers 503.
     draining: AtomicBool,
+    /// Touched by every request, keeps a worker polling the sockets for `keep_awake`.
+    awake: KeepAwake,
 }
 
 /// A bound server, its models loaded and their batching threads running.
 pub struct Server {
-    listener: tokio::net::TcpListener,
+    listener: LimitedListener,
     app: Arc<App>,
     workers: Vec<JoinHandle<()>>,
     drain_timeout: Duration,
@@ -80,22 +90,27 @@ impl Server {
             workers.push(worker);
             served.insert(name, Served { signature, batcher, metrics: model_metrics });
         }
+        if config.max_connections == 0 {
+            return Err(Error::Config("--max-connections must be at least 1".into()));
+        }
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|e| Error::io(format!("binding {}", config.addr), e))?;
+        let listener = LimitedListener::new(listener, config.max_connections);
         let app = App {
             models: served,
             metrics,
             policy: config.policy,
             max_body: config.max_body,
             draining: AtomicBool::new(false),
+            awake: KeepAwake::new(config.keep_awake),
         };
         Ok(Server { listener, app: Arc::new(app), workers, drain_timeout: config.drain_timeout })
     }
 
     /// The address actually bound.
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        self.listener.local_addr().map_err(|e| Error::io("reading the bound address", e))
+        Listener::local_addr(&self.listener).map_err(|e| Error::io("reading the bound address", e))
     }
 
     /// The names of the served models, sorted.
@@ -108,13 +123,11 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let Server { listener, app, workers, drain_timeout } = self;
         let router = routes(app.clone());
+        let spinner = app.clone();
+        let spinning = tokio::spawn(async move { spinner.awake.run().await });
         let flag = app.clone();
         let began = Arc::new(tokio::sync::Notify::new());
         let begin = began.clone();
-        // Answers are small and wanted at once: no Nagle delay.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
             shutdown.await;
             flag.draining.store(true, Ordering::Release);
@@ -130,6 +143,9 @@ impl Server {
                 tokio::time::sleep(drain_timeout).await;
             } => false,
         };
+        // The spinning task holds the app too: it must be gone before the app is unwrapped.
+        spinning.abort();
+        let _ = spinning.await;
         if !drained {
             return Err(Error::Unclean(format!(
                 "requests still in flight {:?} after shutdown began; stopped without them",
@@ -184,7 +200,23 @@ fn routes(app: Arc<App>) -> Router {
             .route(&format!("{model}/config"), get(model_config))
             .route(&format!("{model}/infer"), post(infer));
     }
-    router.fallback(unknown_endpoint).with_state(app)
+    router
+        .fallback(unknown_endpoint)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), keep_awake))
+        .with_state(app)
+}
+
+/// Keeps a worker polling the sockets while each request is served and for the spin after
+/// it (see [`crate::awake`]).
+async fn keep_awake(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    app.awake.touch();
+    let response = next.run(request).await;
+    app.awake.touch();
+    response
 }
 
 type Params = Path<HashMap<String, String>>;
