@@ -8,7 +8,9 @@ Without --model it writes the random LeNet-300-100 ticket of compare_infer.py (t
 level-15 densities). The ONNX model is the CSR file's dense weights (Gemm + Relu), built by
 compare_infer.py's exporter, and both servers' logits are checked against each other before
 anything is timed. Also measured: `ticket infer --bench`'s in-process batch-1 p50, the figure
-the served batch-1 latency is compared with, and ticket with binary tensors.
+the served batch-1 latency is compared with, ticket with binary tensors, with two HTTP
+threads (`--http-threads 2`: parsing in parallel, but no thread kept polling the sockets) and
+without spinning (`--spin-us 0`, concurrency 1 only).
 
     cargo build --release
     sudo apt-get install wrk        # Debian's wrk
@@ -218,8 +220,10 @@ def main():
     serve = [args.ticket, "serve", "--model", f"{MODEL_NAME}={model}", "--threads", str(args.threads)]
     # (command, tensor formats, concurrencies). `--spin-us 0` shows what the wake-ups cost at
     # concurrency 1; the health endpoint (no body, no model) is the loopback HTTP floor.
+    # `--http-threads 2` parses on two threads but cannot keep one polling the sockets.
     servers = {
         "ticket serve": (serve, ("json", "binary", "health"), CONCURRENCY),
+        "ticket serve --http-threads 2": (serve + ["--http-threads", "2"], ("json", "binary", "health"), CONCURRENCY),
         "ticket serve --spin-us 0": (serve + ["--spin-us", "0"], ("json", "binary", "health"), (1,)),
         "kserve + onnxruntime": (
             [sys.executable, __file__, "--threads", str(args.threads), "--kserve-child", str(onnx_path)],
@@ -243,7 +247,7 @@ def main():
                     r = run_wrk(port, path, header_length, c, args.duration, script)
                     r.update(server=name, tensors=fmt, concurrency=c)
                     results.append(r)
-                    print(f"{name:22} {fmt:6} c={c:<3} {r['requests_per_s']:10.0f} req/s  "
+                    print(f"{name:29} {fmt:6} c={c:<3} {r['requests_per_s']:10.0f} req/s  "
                           f"p50 {r['p50_us']:8.0f} us  p99 {r['p99_us']:8.0f} us  non-2xx {r['non_2xx']}",
                           flush=True)
         finally:
@@ -266,7 +270,13 @@ def main():
     for fmt in ("json", "binary"):
         summary[f"c1_{fmt}_p50_minus_in_process_us"] = row("ticket serve", fmt, 1)["p50_us"] - batch1
         summary[f"c1_{fmt}_p50_us_without_spinning"] = row("ticket serve --spin-us 0", fmt, 1)["p50_us"]
+        summary[f"c1_{fmt}_p50_us_two_http_threads"] = row("ticket serve --http-threads 2", fmt, 1)["p50_us"]
+        summary[f"c64_{fmt}_requests_per_s"] = {
+            "one_http_thread": row("ticket serve", fmt, 64)["requests_per_s"],
+            "two_http_threads": row("ticket serve --http-threads 2", fmt, 64)["requests_per_s"],
+        }
     summary["c1_health_p50_us"] = row("ticket serve", "health", 1)["p50_us"]
+    summary["c1_health_p50_us_two_http_threads"] = row("ticket serve --http-threads 2", "health", 1)["p50_us"]
     print(json.dumps(summary, indent=2))
     report.write({
         "model": args.model or "random LeNet-300-100 ticket (compare_infer.write_random_lenet)",

@@ -543,6 +543,34 @@ fn a_full_queue_answers_503_with_an_error_and_the_queued_requests_their_logits()
     assert_eq!(server.metric("ticket_infer_requests_total{model=\"slow\"}"), 3.0);
 }
 
+/// CPU time (user + system) the process `pid` has used, in clock ticks, from /proc.
+#[cfg(target_os = "linux")]
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which is in parentheses): utime and stime are the
+    // 14th and 15th of the line.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_server_stops_spinning_and_uses_no_cpu() {
+    // A long spin, so that spinning would show in the CPU time if it did not stop.
+    let (_dir, mlp, server) = serve_mlp(&["--spin-us", "20000"]);
+    let x = mlp.inputs(1, 0);
+    for _ in 0..20 {
+        let answer = server.infer_json("m", &[1, 64], &x, json!([{"name": "logits"}]));
+        assert_close(&floats(&answer.json()["outputs"][0]["data"]), &mlp.reference(&x), "answer");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let before = cpu_ticks(server.child.id());
+    std::thread::sleep(Duration::from_millis(1000));
+    let used = cpu_ticks(server.child.id()) - before;
+    // A thread still spinning would use about 100 ticks of the second (at 100 a second).
+    assert!(used <= 5, "{used} clock ticks of CPU time in a second of idleness");
+}
+
 /// Reads from `stream` until the end of a response's head; `None` if nothing came in time.
 fn response_head(stream: &mut TcpStream, wait: Duration) -> Option<String> {
     stream.set_read_timeout(Some(wait)).unwrap();

@@ -60,7 +60,7 @@ struct App {
     max_body: usize,
     /// Set once shutdown has begun: `/v2/health/ready` then answers 503.
     draining: AtomicBool,
-    /// Touched by every request, keeps a worker polling the sockets for `keep_awake`.
+    /// Keeps a worker polling the sockets for `keep_awake` around lone requests.
     awake: KeepAwake,
 }
 
@@ -206,17 +206,14 @@ fn routes(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Keeps a worker polling the sockets while each request is served and for the spin after
-/// it (see [`crate::awake`]).
+/// Counts each request as served, for the spinning worker (see [`crate::awake`]).
 async fn keep_awake(
     State(app): State<Arc<App>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    app.awake.touch();
-    let response = next.run(request).await;
-    app.awake.touch();
-    response
+    let _serving = app.awake.serving();
+    next.run(request).await
 }
 
 type Params = Path<HashMap<String, String>>;

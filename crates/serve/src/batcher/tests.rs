@@ -105,8 +105,11 @@ fn a_full_queue_refuses_at_once_and_forgets_the_arrival() {
     let b = batcher.arrival().submit(1, Setup::inputs(1, 1)).unwrap();
     assert_eq!(batcher.arrival().submit(1, Setup::inputs(2, 1)).unwrap_err(), SubmitError::Full);
     assert_eq!(batcher.arriving.load(Ordering::Acquire), 2, "the two queued jobs only");
+    let queued = s.metrics.model("m").queued;
+    assert_eq!(queued.get(), 2, "the refused job is not counted as queued");
     drop(batcher);
     worker.run(jobs);
+    assert_eq!(queued.get(), 0);
     s.check(0, 1, &answer(a));
     s.check(1, 1, &answer(b));
 }
