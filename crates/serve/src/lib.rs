@@ -8,6 +8,8 @@
 //!   [`Server::run`] serves until its shutdown future completes, then drains.
 //! - [`protocol`]: the infer request and response (JSON tensors and binary tensor data);
 //!   [`signature`]: the tensors a model takes and gives; [`metrics`]: `/metrics`.
+//! - [`awake`]: an HTTP worker kept polling the sockets between lone requests;
+//!   [`connections`]: the bound on open connections.
 //!
 //! ```no_run
 //! # async fn serve() -> ticket_serve::Result<()> {
