@@ -1,4 +1,4 @@
-//! Keeps one async worker awake for a while after each request, so that the next request's
+//! Keeps one async worker awake for a while after a lone request, so that the next request's
 //! socket readiness is found by a worker polling for it rather than by waking one parked in
 //! `epoll_wait` (150-600 us on a virtual machine whose idle cores halt, far more than a small
 //! model's forward pass).
