@@ -77,6 +77,56 @@ pub(crate) struct Tap {
     pub(crate) value: f32,
 }
 
+/// How a layer's work is divided among threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Each thread all output rows of a share of the output channels (balanced by kept
+    /// weights): each reads the whole input and its own channels' taps.
+    Channels,
+    /// Each thread all output channels over a band of output rows: each reads only the
+    /// input rows its band needs (plus the kernel's overlap), and every tap.
+    Rows,
+}
+
+impl Split {
+    /// The split for a layer with `output`: by rows when every thread's band keeps at
+    /// least [`MIN_BAND_ROWS`] output rows, else by channels.
+    fn for_output(output: Image) -> Split {
+        if output.height >= 2 * MIN_BAND_ROWS {
+            Split::Rows
+        } else {
+            Split::Channels
+        }
+    }
+}
+
+/// Output rows below which a band of a row split is too thin to pay for every tap it reads.
+const MIN_BAND_ROWS: usize = 8;
+
+/// `rows` output rows cut into at most `parts` bands of nearly equal height, each bound a
+/// multiple of `align` (2 when a fused pool reduces row pairs) except the last.
+fn split_rows(rows: usize, parts: usize, align: usize) -> Vec<Range<usize>> {
+    let units = rows.div_ceil(align);
+    let parts = parts.clamp(1, units.max(1));
+    (0..parts)
+        .map(|p| (units * p / parts * align).min(rows)..(units * (p + 1) / parts * align).min(rows))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Where a call's output goes: channel `o`'s `plane` floats start at `y + o * plane`.
+/// Threads of one call write disjoint parts of it through copies of this.
+#[derive(Clone, Copy)]
+struct Output {
+    y: *mut f32,
+    plane: usize,
+}
+
+// SAFETY: an Output is only handed to the threads of one call, which write disjoint blocks
+// of the output it points to while that call holds the output's `&mut` borrow.
+unsafe impl Send for Output {}
+unsafe impl Sync for Output {}
+
 /// A conv2d layer prepared for the blocked kernel: taps per output channel.
 #[derive(Clone, Debug)]
 pub struct BlockedConv2d {
@@ -90,6 +140,8 @@ pub struct BlockedConv2d {
     stride: [usize; 2],
     /// [`WINDOW_BYTES`], smaller in tests to exercise many groups.
     window_bytes: usize,
+    /// How a call that uses several threads divides the layer among them.
+    split: Split,
     /// The input with its zero border, split into stride phases: `C * sh * sw` channels.
     padded: Image,
     output: Image,
@@ -138,6 +190,7 @@ impl BlockedConv2d {
             padding: window.padding,
             stride: window.stride,
             window_bytes: WINDOW_BYTES,
+            split: Split::for_output(output),
             padded,
             output,
         })
@@ -175,6 +228,17 @@ impl BlockedConv2d {
         self.run_with(isa, (x, y), batch, (act, max_pool), padded, (par, PAR_MIN_WORK_CONV));
     }
 
+    /// How calls on several threads divide this layer ([`Split::Rows`] for layers of at least
+    /// 16 output rows, else [`Split::Channels`]).
+    pub fn split(&self) -> Split {
+        self.split
+    }
+
+    /// This layer dividing its work among threads by `split`.
+    pub fn with_split(self, split: Split) -> Self {
+        BlockedConv2d { split, ..self }
+    }
+
     /// Whether a 2x2 max-pool can be fused into this layer: output height and width even.
     pub fn can_pool(&self) -> bool {
         self.output.height % 2 == 0 && self.output.width % 2 == 0
@@ -208,34 +272,37 @@ impl BlockedConv2d {
         self.pad(x, batch, padded);
         let xp = &padded[..];
         let relu = act == Activation::Relu;
-        let run = |channels: Range<usize>, y: &mut [f32]| match isa {
-            Isa::Portable if pooled => {
-                // The convolution, then the pooling kernel: the reference of the fused path.
-                let mut full = vec![0.0; channels.len() * self.output.plane()];
-                let image = Image { channels: channels.len(), ..self.output };
-                self.channels_portable(channels, xp, &mut full, 1, relu);
-                pool::pool2d(Pool::Max, image, POOL_2X2, &full, y, 1);
-            }
-            Isa::Portable => self.channels_portable(channels, xp, y, batch, relu),
+        let out = Output { y: y.as_mut_ptr(), plane };
+        // Writes output channels `channels` x output rows `rows` (before pooling) of `out`.
+        let run = |channels: Range<usize>, rows: Range<usize>, out: Output| match isa {
+            Isa::Portable => self.channels_portable((channels, rows), xp, out, batch, relu, pooled),
             // SAFETY: AVX2 and FMA are present (Isa::detect); xp holds the padded input and
-            // its slack (pad), y the channels' outputs (the split below); pooled only for one
-            // example of even sizes (asserted above).
+            // its slack (pad), out the whole output, whose parts the calls below write are
+            // disjoint; pooled only for one example of even sizes (asserted above), with
+            // even row bounds (split_rows).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { avx2::channels(self, channels, xp, y, batch, relu, pooled) },
+            Isa::Avx2Fma => unsafe {
+                avx2::channels(self, (channels, rows), xp, out, batch, relu, pooled)
+            },
         };
+        let (all_channels, all_rows) = (0..self.output.channels, 0..self.output.height);
         let work = self.work().saturating_mul(batch);
-        let chunks = if work >= min_work { par.threads().min(self.output.channels) } else { 1 };
-        if chunks <= 1 {
-            return run(0..self.output.channels, y);
+        let threads = if work >= min_work { par.threads() } else { 1 };
+        let parts: Vec<(Range<usize>, Range<usize>)> = match self.split {
+            _ if threads <= 1 => vec![(all_channels, all_rows)],
+            Split::Channels => split_by_indptr(&self.indptr, threads.min(self.output.channels))
+                .into_iter()
+                .map(|channels| (channels, all_rows.clone()))
+                .collect(),
+            Split::Rows => split_rows(self.output.height, threads, if pooled { 2 } else { 1 })
+                .into_iter()
+                .map(|rows| (all_channels.clone(), rows))
+                .collect(),
+        };
+        if let [(channels, rows)] = &parts[..] {
+            return run(channels.clone(), rows.clone(), out);
         }
-        let mut parts = Vec::with_capacity(chunks);
-        let mut rest = y;
-        for channels in split_by_indptr(&self.indptr, chunks) {
-            let (part, tail) = rest.split_at_mut(channels.len() * plane);
-            parts.push((channels, part));
-            rest = tail;
-        }
-        parts.into_par_iter().with_max_len(1).for_each(|(channels, part)| run(channels, part));
+        parts.into_par_iter().with_max_len(1).for_each(|(channels, rows)| run(channels, rows, out));
     }
 
     /// Floats of the padded input of `batch` examples, slack included.
@@ -320,21 +387,25 @@ impl BlockedConv2d {
         &self.taps[self.indptr[o] as usize..self.indptr[o + 1] as usize]
     }
 
-    /// Output channels `channels` into `y`, in plain Rust: the same sums in the same order
-    /// as the SIMD kernel (bias, then the taps in CSR order), with separate multiply and add
-    /// where the SIMD kernel fuses them.
+    /// Output channels `channels` x output rows `rows` into `out`, in plain Rust: the same
+    /// sums in the same order as the SIMD kernel (bias, then the taps in CSR order), with
+    /// separate multiply and add where the SIMD kernel fuses them. Pooled (one example, even
+    /// `rows` bounds), the rows are convolved into a buffer, then the pooling kernel writes
+    /// their pooled rows: the reference of the fused path.
     fn channels_portable(
         &self,
-        channels: Range<usize>,
+        (channels, rows): (Range<usize>, Range<usize>),
         xp: &[f32],
-        y: &mut [f32],
+        out: Output,
         lanes: usize,
         relu: bool,
+        pooled: bool,
     ) {
         let (row, in_row) = (self.output.width * lanes, self.padded.width * lanes);
-        for (o, yo) in channels.zip(y.chunks_exact_mut(self.output.plane() * lanes)) {
+        let mut band = vec![0.0; rows.len() * row];
+        for o in channels {
             let taps = self.taps_of(o);
-            for (oh, yr) in yo.chunks_exact_mut(row).enumerate() {
+            for (oh, yr) in rows.clone().zip(band.chunks_exact_mut(row)) {
                 let x = &xp[oh * in_row..];
                 for (col, out) in yr.iter_mut().enumerate() {
                     let mut acc = self.bias[o];
@@ -343,6 +414,22 @@ impl BlockedConv2d {
                     }
                     *out = if relu { acc.max(0.0) } else { acc };
                 }
+            }
+            let (values, at) = if pooled {
+                (band.len() / 4, rows.start / 2 * row / 2)
+            } else {
+                (band.len(), rows.start * row)
+            };
+            // SAFETY: rows `rows` of channel o (pooled: rows `rows / 2` of the pooled
+            // plane) lie inside its plane of the output, and no other thread of this call
+            // writes them (run_with's split).
+            let y =
+                unsafe { std::slice::from_raw_parts_mut(out.y.add(o * out.plane + at), values) };
+            if pooled {
+                let image = Image { channels: 1, height: rows.len(), ..self.output };
+                pool::pool2d(Pool::Max, image, POOL_2X2, &band, y, 1);
+            } else {
+                y.copy_from_slice(&band);
             }
         }
     }

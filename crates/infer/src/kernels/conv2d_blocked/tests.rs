@@ -55,6 +55,9 @@ fn run_pooled(conv: &BlockedConv2d, isa: Isa, x: &[f32], act: Activation, par: P
     y
 }
 
+/// Both ways of dividing a layer among threads.
+const SPLITS: [Split; 2] = [Split::Channels, Split::Rows];
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
@@ -83,10 +86,12 @@ proptest! {
                 let bound = 2.0 * terms * f32::EPSILON as f64 * m;
                 prop_assert!((*g as f64 - *p as f64).abs() <= bound, "{isa:?}: {g} vs portable {p}");
             }
-            // Channels split over threads, and input channels cut into groups, compute the
-            // same sums.
-            let threaded = run(&conv, isa, &x, batch, act, Par::Rayon(3));
-            prop_assert_eq!(&threaded, &got, "{:?}: threads", isa);
+            // Channels or rows split over threads, and input channels cut into groups,
+            // compute the same sums.
+            for split in SPLITS {
+                let threaded = run(&conv.clone().with_split(split), isa, &x, batch, act, Par::Rayon(3));
+                prop_assert_eq!(&threaded, &got, "{:?}: threads, {:?}", isa, split);
+            }
             let grouped = run(&one_channel_groups(&conv), isa, &x, batch, act, Par::Rayon(3));
             prop_assert_eq!(&grouped, &got, "{:?}: input channel groups", isa);
         }
@@ -135,7 +140,11 @@ proptest! {
             let mut want = vec![f32::NAN; conv.pooled_output().len()];
             pool::pool2d(Pool::Max, conv.output(), POOL_2X2, &full, &mut want, 1);
             prop_assert_eq!(&run_pooled(&conv, isa, &x, act, Par::Seq), &want, "{:?}", isa);
-            prop_assert_eq!(&run_pooled(&conv, isa, &x, act, Par::Rayon(3)), &want, "{:?}: threads", isa);
+            for split in SPLITS {
+                let split_conv = conv.clone().with_split(split);
+                let threaded = run_pooled(&split_conv, isa, &x, act, Par::Rayon(3));
+                prop_assert_eq!(&threaded, &want, "{:?}: threads, {:?}", isa, split);
+            }
             let grouped = one_channel_groups(&conv);
             prop_assert_eq!(&run_pooled(&grouped, isa, &x, act, Par::Seq), &want, "{:?}: groups", isa);
         }
@@ -164,5 +173,27 @@ fn a_strided_padded_row_sums_its_windows() {
     for isa in Isa::available() {
         let y = run(&conv, isa, &x, 1, Activation::Identity, Par::Seq);
         assert_eq!(y, [3.5, 14.5, 24.5], "{isa:?}");
+    }
+}
+
+/// Row bands: cover the rows once, in order, nearly equal, aligned to row pairs when asked.
+#[test]
+fn row_bands_cover_the_rows_in_aligned_pieces() {
+    assert_eq!(split_rows(13, 2, 1), [0..6, 6..13]);
+    assert_eq!(split_rows(28, 2, 2), [0..14, 14..28]);
+    assert_eq!(split_rows(26, 2, 2), [0..12, 12..26]);
+    assert_eq!(split_rows(3, 8, 1), [0..1, 1..2, 2..3]);
+    assert_eq!(split_rows(2, 3, 2), [0..2]);
+    for rows in 1..40 {
+        for parts in 1..5 {
+            for align in [1, 2] {
+                let bands = split_rows(rows, parts, align);
+                assert_eq!(bands.first().unwrap().start, 0);
+                assert_eq!(bands.last().unwrap().end, rows);
+                assert!(bands.windows(2).all(|b| b[0].end == b[1].start));
+                assert!(bands.iter().all(|b| b.start % align == 0));
+                assert!(bands.len() <= parts);
+            }
+        }
     }
 }
