@@ -46,6 +46,7 @@
 mod avx2;
 
 use super::conv2d::output_image;
+use super::conv2d_dense::{DenseConv, Geometry};
 use super::pool::{self, Pool};
 #[cfg(doc)]
 use super::PAR_MIN_WORK;
@@ -65,6 +66,18 @@ const PAR_MIN_WORK_CONV: usize = 1 << 19;
 /// they are cut into groups: half the 32 KiB first-level data cache of current x86 cores,
 /// the other half left to the taps streaming past and the outputs.
 const WINDOW_BYTES: usize = 16 << 10;
+
+/// Share of kept weights from which a layer runs the dense path (im2col and a dense matrix
+/// product) instead of the sparse kernel. One thread, fastest calls on a shared machine:
+/// the sparse kernel ran AlexNet's layers at 19-22 G multiply-adds/s whatever their
+/// density, the dense path at 24 G/s (conv1, whose 1.1 M-float im2col matrix costs) to
+/// 43 G/s (conv3), so the dense path pays from about 85% on conv1-like layers and
+/// 50% on conv3-like ones; conv1 at 84% ran 3.0 ms dense against 3.1 ms sparse.
+const DENSE_MIN_DENSITY: f64 = 0.75;
+/// Dense multiply-adds per example below which a layer stays on the sparse kernel: the
+/// dense product's packing and im2col cost more than they save on small layers (Conv-2's
+/// conv1, 0.45 M, ran 21 us dense against 12 us sparse at 35%).
+const DENSE_MIN_WORK: usize = 1 << 22;
 
 /// The pooling [`BlockedConv2d::run`] fuses when asked to.
 pub const POOL_2X2: Window = Window { kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
@@ -89,10 +102,16 @@ pub enum Split {
 }
 
 impl Split {
-    /// The split for a layer with `output`: by rows when every thread's band keeps at
-    /// least [`MIN_BAND_ROWS`] output rows, else by channels.
-    fn for_output(output: Image) -> Split {
-        if output.height >= 2 * MIN_BAND_ROWS {
+    /// The split that keeps each of `threads` threads' working set smallest: by channels a
+    /// thread reads the whole padded input and `1 / threads` of the taps, by rows about
+    /// `1 / threads` of the input and every tap. Rows only when every band keeps at least
+    /// [`MIN_BAND_ROWS`] output rows. AlexNet's conv1 (a 0.6 MB phase-split input, 0.16 MB of
+    /// taps) splits by rows, its conv2-5 (0.1-0.25 MB inputs, 0.9-2.6 MB of taps) by channels.
+    fn cheaper(input_bytes: usize, tap_bytes: usize, rows: usize, threads: usize) -> Split {
+        let threads = threads.max(1);
+        let by_channels = input_bytes + tap_bytes / threads;
+        let by_rows = input_bytes / threads + tap_bytes;
+        if rows >= threads * MIN_BAND_ROWS && by_rows < by_channels {
             Split::Rows
         } else {
             Split::Channels
@@ -140,8 +159,11 @@ pub struct BlockedConv2d {
     stride: [usize; 2],
     /// [`WINDOW_BYTES`], smaller in tests to exercise many groups.
     window_bytes: usize,
-    /// How a call that uses several threads divides the layer among them.
-    split: Split,
+    /// How a call that uses several threads divides the layer among them; `None`: the
+    /// cheaper by [`Split::cheaper`].
+    split: Option<Split>,
+    /// The dense path (im2col and a dense product) when the layer is barely pruned.
+    dense: Option<DenseConv>,
     /// The input with its zero border, split into stride phases: `C * sh * sw` channels.
     padded: Image,
     output: Image,
@@ -157,6 +179,18 @@ impl BlockedConv2d {
         input: Image,
         window: Window,
     ) -> Option<Self> {
+        Self::with_dense_from(w, bias, input, window, DENSE_MIN_DENSITY)
+    }
+
+    /// [`BlockedConv2d::new`] running the dense path from `min_density` kept weights on
+    /// instead of [`DENSE_MIN_DENSITY`] (0: always, whatever the size; above 1: never).
+    pub fn with_dense_from<I: ColIndex>(
+        w: CsrRef<I>,
+        bias: &[f32],
+        input: Image,
+        window: Window,
+        min_density: f64,
+    ) -> Option<Self> {
         let [kh, kw] = window.kernel;
         assert_eq!(w.cols(), input.channels * kh * kw, "conv2d: columns are not in * kh * kw");
         assert_eq!(bias.len(), w.rows(), "conv2d: one bias per output channel");
@@ -169,18 +203,22 @@ impl BlockedConv2d {
             width: (input.width + 2 * pw).div_ceil(sw),
         };
         u32::try_from(padded.len().checked_add(SLACK)?).ok()?;
+        // Where weight column (c, i, j) reads the padded, stride-phased input.
+        let offset = |col: usize| {
+            let (c, i, j) = (col / (kh * kw), col / kw % kh, col % kw);
+            let phase = (c * sh + i % sh) * sw + j % sw;
+            ((phase * padded.height + i / sh) * padded.width + j / sw) as u32
+        };
         let taps = w
             .indices()
             .iter()
             .zip(w.values())
-            .map(|(&col, &value)| {
-                let col = col.to_usize();
-                let (c, i, j) = (col / (kh * kw), col / kw % kh, col % kw);
-                let phase = (c * sh + i % sh) * sw + j % sw;
-                let offset = (phase * padded.height + i / sh) * padded.width + j / sw;
-                Tap { offset: offset as u32, value }
-            })
+            .map(|(&col, &value)| Tap { offset: offset(col.to_usize()), value })
             .collect();
+        let density = w.nnz() as f64 / (w.rows() * w.cols()).max(1) as f64;
+        let dense_work = w.rows() * w.cols() * output.plane();
+        let big = dense_work >= DENSE_MIN_WORK || min_density <= 0.0;
+        let dense = (big && density >= min_density).then(|| DenseConv::new(w, offset));
         Some(BlockedConv2d {
             indptr: w.indptr().to_vec(),
             taps,
@@ -190,15 +228,27 @@ impl BlockedConv2d {
             padding: window.padding,
             stride: window.stride,
             window_bytes: WINDOW_BYTES,
-            split: Split::for_output(output),
+            split: None,
+            dense,
             padded,
             output,
         })
     }
 
-    /// Bytes of the prepared taps, output-channel offsets and bias.
+    /// Bytes of the prepared taps, output-channel offsets and bias, and of the dense weight
+    /// when the layer runs the dense path.
     pub fn bytes(&self) -> usize {
-        std::mem::size_of_val(self.taps.as_slice()) + 4 * self.indptr.len() + 4 * self.bias.len()
+        std::mem::size_of_val(self.taps.as_slice())
+            + 4 * self.indptr.len()
+            + 4 * self.bias.len()
+            + self.dense.as_ref().map_or(0, DenseConv::bytes)
+    }
+
+    /// Whether the layer runs the dense path (im2col and a dense matrix product): when at
+    /// least [`DENSE_MIN_DENSITY`] of its weights are kept and it has [`DENSE_MIN_WORK`]
+    /// dense multiply-adds.
+    pub fn is_dense(&self) -> bool {
+        self.dense.is_some()
     }
 
     pub fn output(&self) -> Image {
@@ -228,15 +278,18 @@ impl BlockedConv2d {
         self.run_with(isa, (x, y), batch, (act, max_pool), padded, (par, PAR_MIN_WORK_CONV));
     }
 
-    /// How calls on several threads divide this layer ([`Split::Rows`] for layers of at least
-    /// 16 output rows, else [`Split::Channels`]).
-    pub fn split(&self) -> Split {
-        self.split
+    /// How a call on `threads` threads divides this layer.
+    pub fn split(&self, threads: usize) -> Split {
+        let input_bytes = 4 * self.padded.len();
+        let tap_bytes = std::mem::size_of_val(self.taps.as_slice());
+        let cheaper = || Split::cheaper(input_bytes, tap_bytes, self.output.height, threads);
+        self.split.unwrap_or_else(cheaper)
     }
 
-    /// This layer dividing its work among threads by `split`.
+    /// This layer dividing its work among threads by `split`, whatever [`Split::cheaper`]
+    /// says.
     pub fn with_split(self, split: Split) -> Self {
-        BlockedConv2d { split, ..self }
+        BlockedConv2d { split: Some(split), ..self }
     }
 
     /// Whether a 2x2 max-pool can be fused into this layer: output height and width even.
@@ -270,8 +323,14 @@ impl BlockedConv2d {
             return;
         }
         self.pad(x, batch, padded);
-        let xp = &padded[..];
         let relu = act == Activation::Relu;
+        let work = self.work().saturating_mul(batch);
+        let threads = if work >= min_work { par.threads() } else { 1 };
+        if let Some(dense) = &self.dense {
+            let par = if threads > 1 { par } else { Par::Seq };
+            return self.run_dense(dense, (y, batch), relu, pooled, padded, par);
+        }
+        let xp = &padded[..];
         let out = Output { y: y.as_mut_ptr(), plane };
         // Writes output channels `channels` x output rows `rows` (before pooling) of `out`.
         let run = |channels: Range<usize>, rows: Range<usize>, out: Output| match isa {
@@ -286,9 +345,7 @@ impl BlockedConv2d {
             },
         };
         let (all_channels, all_rows) = (0..self.output.channels, 0..self.output.height);
-        let work = self.work().saturating_mul(batch);
-        let threads = if work >= min_work { par.threads() } else { 1 };
-        let parts: Vec<(Range<usize>, Range<usize>)> = match self.split {
+        let parts: Vec<(Range<usize>, Range<usize>)> = match self.split(threads) {
             _ if threads <= 1 => vec![(all_channels, all_rows)],
             Split::Channels => split_by_indptr(&self.indptr, threads.min(self.output.channels))
                 .into_iter()
@@ -303,6 +360,38 @@ impl BlockedConv2d {
             return run(channels.clone(), rows.clone(), out);
         }
         parts.into_par_iter().with_max_len(1).for_each(|(channels, rows)| run(channels, rows, out));
+    }
+
+    /// The dense path on the padded input at the start of `scratch`, which also holds the
+    /// im2col matrix (and the output before a fused pool).
+    fn run_dense(
+        &self,
+        dense: &DenseConv,
+        (y, batch): (&mut [f32], usize),
+        relu: bool,
+        pooled: bool,
+        scratch: &mut Vec<f32>,
+        par: Par,
+    ) {
+        let g = Geometry {
+            out_rows: self.output.height,
+            out_width: self.output.width,
+            in_width: self.padded.width,
+        };
+        let (inputs, cols) = (self.padded_len(batch), dense.cols_len(g, batch));
+        let full = if pooled { self.output.len() } else { 0 };
+        if scratch.len() < inputs + cols + full {
+            scratch.resize(inputs + cols + full, 0.0);
+        }
+        let (xp, rest) = scratch.split_at_mut(inputs);
+        let (cols, rest) = rest.split_at_mut(cols);
+        if pooled {
+            let full = &mut rest[..full];
+            dense.run(xp, cols, full, &self.bias, (g, batch), relu, par);
+            pool::pool2d(Pool::Max, self.output, POOL_2X2, full, y, 1);
+        } else {
+            dense.run(xp, cols, y, &self.bias, (g, batch), relu, par);
+        }
     }
 
     /// Floats of the padded input of `batch` examples, slack included.
