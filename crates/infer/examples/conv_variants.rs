@@ -8,9 +8,11 @@
 //! peak FMA rate of the cores it used (2 FMA units x 8 lanes per cycle), counting the
 //! multiply-adds the variant does (all of them on the dense path).
 //!
-//!     cargo run --release -p ticket-infer --features fixture --example conv_variants -- [FILTER] [ROUNDS]
+//!     cargo run --release -p ticket-infer --features fixture --example conv_variants -- \
+//!         [LAYER-FILTER] [ROUNDS] [VARIANT-FILTER]
 //!     TICKET_PEAK_GHZ=2.45 cargo run --release -p ticket-infer --features fixture \
 //!         --example conv_variants -- alexnet/conv3 20
+//!     cargo run --release -p ticket-infer --features fixture --example conv_variants -- "" 20 "1 thread"
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -37,6 +39,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let filter = args.first().cloned().unwrap_or_default();
     let rounds: usize = args.get(1).map_or(5, |r| r.parse().expect("ROUNDS: a number"));
+    let only = args.get(2).cloned().unwrap_or_default();
     let peak_ghz: Option<f64> = std::env::var("TICKET_PEAK_GHZ").ok().and_then(|g| g.parse().ok());
     let two = Par::Rayon(2);
     for (name, input, outputs, [k, s, p], density, pooled) in layers {
@@ -70,7 +73,10 @@ fn main() {
         let calls = (WORK_PER_ROUND / sparse.work() as f64).ceil() as usize;
         let mut times = vec![Vec::new(); variants.len()];
         for _ in 0..rounds {
-            for ((_, conv, par), times) in variants.iter().zip(&mut times) {
+            for ((variant, conv, par), times) in variants.iter().zip(&mut times) {
+                if !variant.contains(only.as_str()) {
+                    continue;
+                }
                 for _ in 0..calls {
                     let started = Instant::now();
                     let how = (Activation::Relu, pooled);
@@ -86,6 +92,9 @@ fn main() {
             dense_work / 1e6
         );
         for ((variant, conv, par), times) in variants.iter().zip(&mut times) {
+            if times.is_empty() {
+                continue;
+            }
             times.sort_by(f64::total_cmp);
             let (fastest, median) = (times[0], times[times.len() / 2]);
             let work = if conv.is_dense() { dense_work } else { sparse.work() as f64 };

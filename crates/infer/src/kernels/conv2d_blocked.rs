@@ -378,7 +378,7 @@ impl BlockedConv2d {
             out_width: self.output.width,
             in_width: self.padded.width,
         };
-        let (inputs, cols) = (self.padded_len(batch), dense.cols_len(g, batch));
+        let (inputs, cols) = (self.padded_len(batch), dense.scratch_len(g, batch, par.threads()));
         let full = if pooled { self.output.len() } else { 0 };
         if scratch.len() < inputs + cols + full {
             scratch.resize(inputs + cols + full, 0.0);

@@ -228,8 +228,11 @@ proptest! {
         let x_abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();
         let magnitude = reference(&abs_w, input, window, &x_abs, batch, false);
         let terms = (w.cols + 1) as f64;
-        for par in [Par::Seq, Par::Rayon(3)] {
-            let got = run(&conv, Isa::detect(), &x, batch, act, par);
+        // Bands of one output row each, split over the threads in runs.
+        let mut banded = conv.clone();
+        banded.dense.as_mut().unwrap().band_bytes = 1;
+        for (conv, par) in [(&conv, Par::Seq), (&conv, Par::Rayon(3)), (&banded, Par::Rayon(3))] {
+            let got = run(conv, Isa::detect(), &x, batch, act, par);
             for ((g, r), m) in got.iter().zip(&want).zip(&magnitude) {
                 let bound = 2.0 * terms * f32::EPSILON as f64 * m + f32::MIN_POSITIVE as f64;
                 prop_assert!((*g as f64 - r).abs() <= bound, "{par:?}: {g} vs reference {r}");
@@ -237,7 +240,7 @@ proptest! {
             if batch == 1 && conv.can_pool() {
                 let mut pooled_want = vec![f32::NAN; conv.pooled_output().len()];
                 pool::pool2d(Pool::Max, conv.output(), POOL_2X2, &got, &mut pooled_want, 1);
-                let pooled = run_pooled(&conv, Isa::detect(), &x, act, par);
+                let pooled = run_pooled(conv, Isa::detect(), &x, act, par);
                 prop_assert_eq!(pooled, pooled_want, "{:?}: pooled", par);
             }
         }
