@@ -60,6 +60,15 @@ fn run_pooled(conv: &BlockedConv2d, isa: Isa, x: &[f32], act: Activation, par: P
     y
 }
 
+/// The sum of |bias| and |w * x| of each output: what bounds the rounding of any order or
+/// fusion of its multiply-adds.
+fn magnitude(w: &CsrParts, input: Image, window: Window, x: &[f32], batch: usize) -> Vec<f64> {
+    let mut abs_w = w.clone();
+    abs_w.values.iter_mut().chain(&mut abs_w.bias).for_each(|v| *v = v.abs());
+    let x_abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+    reference(&abs_w, input, window, &x_abs, batch, false)
+}
+
 /// Both ways of dividing a layer among threads.
 const SPLITS: [Split; 2] = [Split::Channels, Split::Rows];
 
@@ -75,12 +84,8 @@ proptest! {
         let act = if relu { Activation::Relu } else { Activation::Identity };
         let conv = sparse_kernel(&w, input, window);
         let want = reference(&w, input, window, &x, batch, relu);
-        // Sum of |bias| and |w * x| per output: what bounds the rounding of fused against
-        // separate multiply-adds.
-        let mut abs_w = w.clone();
-        abs_w.values.iter_mut().chain(&mut abs_w.bias).for_each(|v| *v = v.abs());
-        let x_abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();
-        let magnitude = reference(&abs_w, input, window, &x_abs, batch, false);
+        // What bounds the rounding of fused against separate multiply-adds.
+        let magnitude = magnitude(&w, input, window, &x, batch);
         let terms = (w.nnz() + 1) as f64;
         let portable = run(&conv, Isa::Portable, &x, batch, act, Par::Seq);
         assert_logits_close(&portable, &want, "portable");
@@ -223,10 +228,7 @@ proptest! {
         let sparse = BlockedConv2d::with_dense_from(w.csr(), &w.bias, input, window, kept + 1e-9);
         prop_assert!(!sparse.unwrap().is_dense());
         let want = reference(&w, input, window, &x, batch, relu);
-        let mut abs_w = w.clone();
-        abs_w.values.iter_mut().chain(&mut abs_w.bias).for_each(|v| *v = v.abs());
-        let x_abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();
-        let magnitude = reference(&abs_w, input, window, &x_abs, batch, false);
+        let magnitude = magnitude(&w, input, window, &x, batch);
         let terms = (w.cols + 1) as f64;
         // Bands of one output row each, split over the threads in runs.
         let mut banded = conv.clone();
