@@ -72,7 +72,8 @@ const WINDOW_BYTES: usize = 16 << 10;
 /// the sparse kernel ran AlexNet's layers at 19-22 G multiply-adds/s whatever their
 /// density, the dense path at 24 G/s (conv1, whose 1.1 M-float im2col matrix costs) to
 /// 43 G/s (conv3), so the dense path pays from about 85% on conv1-like layers and
-/// 50% on conv3-like ones; conv1 at 84% ran 3.0 ms dense against 3.1 ms sparse.
+/// 50% on conv3-like ones; conv1 at 84% ran 2.5 ms dense against 2.8 ms sparse
+/// (`examples/conv_variants.rs`).
 const DENSE_MIN_DENSITY: f64 = 0.75;
 /// Dense multiply-adds per example below which a layer stays on the sparse kernel: the
 /// dense product's packing and im2col cost more than they save on small layers (Conv-2's
