@@ -227,8 +227,9 @@ def print_tables(s, macs, layers, peak_note, repeats, batches):
     print(f"multiply-adds per example: kept {kept} of {dense} ({100 * kept / dense:.1f}%); "
           f"peak clock: {peak_note} (batch 1 on {'all threads' if kept >= BATCH1_SPLIT_WORK else '1 core'}, "
           f"batches on all threads)")
-    print("\nticket sparse per step, us per example (first repeat; threads' time added up), and at batch 1 "
-          "of one core's peak (a layer split over two threads can pass 100%):")
+    print("\nticket sparse per step, us per example (first repeat; mean wall time of a step at batch 1, "
+          "threads' time added up at larger batches), and at batch 1 of one core's peak (a layer split "
+          "over two threads can pass 100%):")
     print(f"  {'step':<12}{'batch 1':>10}" + "".join(f"{'batch ' + str(b):>12}" for b in batches)
           + "  kept multiply-adds  batch 1 of 1 core")
     per_core = s.get("peak_fma_per_us_per_core")

@@ -4,7 +4,9 @@
 //! with every weight kept (the dense layer through it), and the general direct kernel at the
 //! ticket density (stride-1 layers only: on AlexNet's stride-4 conv1 it takes seconds). A 2x2
 //! max-pool is fused where the recipe has one after the layer. AlexNet's layers also run
-//! split over two threads (`blocked-2-threads`), as its batch-1 forward pass runs them.
+//! split over two threads (`blocked-2-threads`; by output channels or rows, as the layer's
+//! working-set model picks for its batch-1 forward pass). `examples/conv_variants.rs` of
+//! ticket-infer times the thread splits and the dense path of the same layers in alternation.
 //!
 //! Throughput is in kept multiply-adds (criterion's elements); a table at the end gives
 //! G multiply-adds per second and the share of the peak of the cores used at the clock given by
@@ -138,7 +140,12 @@ fn main() {
         for (variant, density, threads) in variants {
             let par = if threads > 1 { Par::Rayon(threads) } else { Par::Seq };
             let w = CsrParts::random(layer.outputs, cols, density, &mut rng);
-            let conv = BlockedConv2d::new(w.csr(), &w.bias, layer.input, window).unwrap();
+            // The sparse kernel however dense the layer (`new` would take the dense path for
+            // AlexNet's conv1 and the kept-dense variants).
+            let sparse = f64::INFINITY;
+            let conv =
+                BlockedConv2d::with_dense_from(w.csr(), &w.bias, layer.input, window, sparse)
+                    .unwrap();
             let out = if layer.pooled { conv.pooled_output() } else { conv.output() };
             let (mut y, mut padded) = (vec![0.0; out.len()], Vec::new());
             let work = (w.nnz() * conv.output().plane()) as u64;

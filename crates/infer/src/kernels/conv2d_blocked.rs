@@ -46,6 +46,7 @@
 mod avx2;
 
 use super::conv2d::output_image;
+use super::conv2d_dense::{DenseConv, Geometry};
 use super::pool::{self, Pool};
 #[cfg(doc)]
 use super::PAR_MIN_WORK;
@@ -66,6 +67,19 @@ const PAR_MIN_WORK_CONV: usize = 1 << 19;
 /// the other half left to the taps streaming past and the outputs.
 const WINDOW_BYTES: usize = 16 << 10;
 
+/// Share of kept weights from which a layer runs the dense path (im2col and a dense matrix
+/// product) instead of the sparse kernel. One thread, fastest calls on a shared machine:
+/// the sparse kernel ran AlexNet's layers at 19-22 G multiply-adds/s whatever their
+/// density, the dense path at 24 G/s (conv1, whose 1.1 M-float im2col matrix costs) to
+/// 43 G/s (conv3), so the dense path pays from about 85% on conv1-like layers and
+/// 50% on conv3-like ones; conv1 at 84% ran 2.5 ms dense against 2.8 ms sparse
+/// (`examples/conv_variants.rs`).
+const DENSE_MIN_DENSITY: f64 = 0.75;
+/// Dense multiply-adds per example below which a layer stays on the sparse kernel: the
+/// dense product's packing and im2col cost more than they save on small layers (Conv-2's
+/// conv1, 0.45 M, ran 21 us dense against 12 us sparse at 35%).
+const DENSE_MIN_WORK: usize = 1 << 22;
+
 /// The pooling [`BlockedConv2d::run`] fuses when asked to.
 pub const POOL_2X2: Window = Window { kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
 
@@ -76,6 +90,62 @@ pub(crate) struct Tap {
     pub(crate) offset: u32,
     pub(crate) value: f32,
 }
+
+/// How a layer's work is divided among threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Each thread all output rows of a share of the output channels (balanced by kept
+    /// weights): each reads the whole input and its own channels' taps.
+    Channels,
+    /// Each thread all output channels over a band of output rows: each reads only the
+    /// input rows its band needs (plus the kernel's overlap), and every tap.
+    Rows,
+}
+
+impl Split {
+    /// The split that keeps each of `threads` threads' working set smallest: by channels a
+    /// thread reads the whole padded input and `1 / threads` of the taps, by rows about
+    /// `1 / threads` of the input and every tap. Rows only when every band keeps at least
+    /// [`MIN_BAND_ROWS`] output rows. AlexNet's conv1 (a 0.6 MB phase-split input, 0.16 MB of
+    /// taps) splits by rows, its conv2-5 (0.1-0.25 MB inputs, 0.9-2.6 MB of taps) by channels.
+    fn cheaper(input_bytes: usize, tap_bytes: usize, rows: usize, threads: usize) -> Split {
+        let threads = threads.max(1);
+        let by_channels = input_bytes + tap_bytes / threads;
+        let by_rows = input_bytes / threads + tap_bytes;
+        if rows >= threads * MIN_BAND_ROWS && by_rows < by_channels {
+            Split::Rows
+        } else {
+            Split::Channels
+        }
+    }
+}
+
+/// Output rows below which a band of a row split is too thin to pay for every tap it reads.
+const MIN_BAND_ROWS: usize = 8;
+
+/// `rows` output rows cut into at most `parts` bands of nearly equal height, each bound a
+/// multiple of `align` (2 when a fused pool reduces row pairs) except the last.
+fn split_rows(rows: usize, parts: usize, align: usize) -> Vec<Range<usize>> {
+    let units = rows.div_ceil(align);
+    let parts = parts.clamp(1, units.max(1));
+    (0..parts)
+        .map(|p| (units * p / parts * align).min(rows)..(units * (p + 1) / parts * align).min(rows))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Where a call's output goes: channel `o`'s `plane` floats start at `y + o * plane`.
+/// Threads of one call write disjoint parts of it through copies of this.
+#[derive(Clone, Copy)]
+struct Output {
+    y: *mut f32,
+    plane: usize,
+}
+
+// SAFETY: an Output is only handed to the threads of one call, which write disjoint blocks
+// of the output it points to while that call holds the output's `&mut` borrow.
+unsafe impl Send for Output {}
+unsafe impl Sync for Output {}
 
 /// A conv2d layer prepared for the blocked kernel: taps per output channel.
 #[derive(Clone, Debug)]
@@ -90,6 +160,11 @@ pub struct BlockedConv2d {
     stride: [usize; 2],
     /// [`WINDOW_BYTES`], smaller in tests to exercise many groups.
     window_bytes: usize,
+    /// How a call that uses several threads divides the layer among them; `None`: the
+    /// cheaper by [`Split::cheaper`].
+    split: Option<Split>,
+    /// The dense path (im2col and a dense product) when the layer is barely pruned.
+    dense: Option<DenseConv>,
     /// The input with its zero border, split into stride phases: `C * sh * sw` channels.
     padded: Image,
     output: Image,
@@ -105,6 +180,18 @@ impl BlockedConv2d {
         input: Image,
         window: Window,
     ) -> Option<Self> {
+        Self::with_dense_from(w, bias, input, window, DENSE_MIN_DENSITY)
+    }
+
+    /// [`BlockedConv2d::new`] running the dense path from `min_density` kept weights on
+    /// instead of [`DENSE_MIN_DENSITY`] (0: always, whatever the size; above 1: never).
+    pub fn with_dense_from<I: ColIndex>(
+        w: CsrRef<I>,
+        bias: &[f32],
+        input: Image,
+        window: Window,
+        min_density: f64,
+    ) -> Option<Self> {
         let [kh, kw] = window.kernel;
         assert_eq!(w.cols(), input.channels * kh * kw, "conv2d: columns are not in * kh * kw");
         assert_eq!(bias.len(), w.rows(), "conv2d: one bias per output channel");
@@ -117,18 +204,22 @@ impl BlockedConv2d {
             width: (input.width + 2 * pw).div_ceil(sw),
         };
         u32::try_from(padded.len().checked_add(SLACK)?).ok()?;
+        // Where weight column (c, i, j) reads the padded, stride-phased input.
+        let offset = |col: usize| {
+            let (c, i, j) = (col / (kh * kw), col / kw % kh, col % kw);
+            let phase = (c * sh + i % sh) * sw + j % sw;
+            ((phase * padded.height + i / sh) * padded.width + j / sw) as u32
+        };
         let taps = w
             .indices()
             .iter()
             .zip(w.values())
-            .map(|(&col, &value)| {
-                let col = col.to_usize();
-                let (c, i, j) = (col / (kh * kw), col / kw % kh, col % kw);
-                let phase = (c * sh + i % sh) * sw + j % sw;
-                let offset = (phase * padded.height + i / sh) * padded.width + j / sw;
-                Tap { offset: offset as u32, value }
-            })
+            .map(|(&col, &value)| Tap { offset: offset(col.to_usize()), value })
             .collect();
+        let density = w.nnz() as f64 / (w.rows() * w.cols()).max(1) as f64;
+        let dense_work = w.rows() * w.cols() * output.plane();
+        let big = dense_work >= DENSE_MIN_WORK || min_density <= 0.0;
+        let dense = (big && density >= min_density).then(|| DenseConv::new(w, offset));
         Some(BlockedConv2d {
             indptr: w.indptr().to_vec(),
             taps,
@@ -138,14 +229,27 @@ impl BlockedConv2d {
             padding: window.padding,
             stride: window.stride,
             window_bytes: WINDOW_BYTES,
+            split: None,
+            dense,
             padded,
             output,
         })
     }
 
-    /// Bytes of the prepared taps, output-channel offsets and bias.
+    /// Bytes of the prepared taps, output-channel offsets and bias, and of the dense weight
+    /// when the layer runs the dense path.
     pub fn bytes(&self) -> usize {
-        std::mem::size_of_val(self.taps.as_slice()) + 4 * self.indptr.len() + 4 * self.bias.len()
+        std::mem::size_of_val(self.taps.as_slice())
+            + 4 * self.indptr.len()
+            + 4 * self.bias.len()
+            + self.dense.as_ref().map_or(0, DenseConv::bytes)
+    }
+
+    /// Whether the layer runs the dense path (im2col and a dense matrix product): when at
+    /// least [`DENSE_MIN_DENSITY`] of its weights are kept and it has [`DENSE_MIN_WORK`]
+    /// dense multiply-adds.
+    pub fn is_dense(&self) -> bool {
+        self.dense.is_some()
     }
 
     pub fn output(&self) -> Image {
@@ -173,6 +277,20 @@ impl BlockedConv2d {
     ) {
         let isa = Isa::detect();
         self.run_with(isa, (x, y), batch, (act, max_pool), padded, (par, PAR_MIN_WORK_CONV));
+    }
+
+    /// How a call on `threads` threads divides this layer.
+    pub fn split(&self, threads: usize) -> Split {
+        let input_bytes = 4 * self.padded.len();
+        let tap_bytes = std::mem::size_of_val(self.taps.as_slice());
+        let cheaper = || Split::cheaper(input_bytes, tap_bytes, self.output.height, threads);
+        self.split.unwrap_or_else(cheaper)
+    }
+
+    /// This layer dividing its work among threads by `split`, whatever [`Split::cheaper`]
+    /// says.
+    pub fn with_split(self, split: Split) -> Self {
+        BlockedConv2d { split: Some(split), ..self }
     }
 
     /// Whether a 2x2 max-pool can be fused into this layer: output height and width even.
@@ -206,36 +324,75 @@ impl BlockedConv2d {
             return;
         }
         self.pad(x, batch, padded);
-        let xp = &padded[..];
         let relu = act == Activation::Relu;
-        let run = |channels: Range<usize>, y: &mut [f32]| match isa {
-            Isa::Portable if pooled => {
-                // The convolution, then the pooling kernel: the reference of the fused path.
-                let mut full = vec![0.0; channels.len() * self.output.plane()];
-                let image = Image { channels: channels.len(), ..self.output };
-                self.channels_portable(channels, xp, &mut full, 1, relu);
-                pool::pool2d(Pool::Max, image, POOL_2X2, &full, y, 1);
-            }
-            Isa::Portable => self.channels_portable(channels, xp, y, batch, relu),
-            // SAFETY: AVX2 and FMA are present (Isa::detect); xp holds the padded input and
-            // its slack (pad), y the channels' outputs (the split below); pooled only for one
-            // example of even sizes (asserted above).
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { avx2::channels(self, channels, xp, y, batch, relu, pooled) },
-        };
         let work = self.work().saturating_mul(batch);
-        let chunks = if work >= min_work { par.threads().min(self.output.channels) } else { 1 };
-        if chunks <= 1 {
-            return run(0..self.output.channels, y);
+        let threads = if work >= min_work { par.threads() } else { 1 };
+        if let Some(dense) = &self.dense {
+            let par = if threads > 1 { par } else { Par::Seq };
+            return self.run_dense(dense, (y, batch), relu, pooled, padded, par);
         }
-        let mut parts = Vec::with_capacity(chunks);
-        let mut rest = y;
-        for channels in split_by_indptr(&self.indptr, chunks) {
-            let (part, tail) = rest.split_at_mut(channels.len() * plane);
-            parts.push((channels, part));
-            rest = tail;
+        let xp = &padded[..];
+        let out = Output { y: y.as_mut_ptr(), plane };
+        // Writes output channels `channels` x output rows `rows` (before pooling) of `out`.
+        let run = |channels: Range<usize>, rows: Range<usize>, out: Output| match isa {
+            Isa::Portable => self.channels_portable((channels, rows), xp, out, batch, relu, pooled),
+            // SAFETY: AVX2 and FMA are present (Isa::detect); xp holds the padded input and
+            // its slack (pad), out the whole output, whose parts the calls below write are
+            // disjoint; pooled only for one example of even sizes (asserted above), with
+            // even row bounds (split_rows).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe {
+                avx2::channels(self, (channels, rows), xp, out, batch, relu, pooled)
+            },
+        };
+        let (all_channels, all_rows) = (0..self.output.channels, 0..self.output.height);
+        let parts: Vec<(Range<usize>, Range<usize>)> = match self.split(threads) {
+            _ if threads <= 1 => vec![(all_channels, all_rows)],
+            Split::Channels => split_by_indptr(&self.indptr, threads.min(self.output.channels))
+                .into_iter()
+                .map(|channels| (channels, all_rows.clone()))
+                .collect(),
+            Split::Rows => split_rows(self.output.height, threads, if pooled { 2 } else { 1 })
+                .into_iter()
+                .map(|rows| (all_channels.clone(), rows))
+                .collect(),
+        };
+        if let [(channels, rows)] = &parts[..] {
+            return run(channels.clone(), rows.clone(), out);
         }
-        parts.into_par_iter().with_max_len(1).for_each(|(channels, part)| run(channels, part));
+        parts.into_par_iter().with_max_len(1).for_each(|(channels, rows)| run(channels, rows, out));
+    }
+
+    /// The dense path on the padded input at the start of `scratch`, which also holds the
+    /// im2col matrix (and the output before a fused pool).
+    fn run_dense(
+        &self,
+        dense: &DenseConv,
+        (y, batch): (&mut [f32], usize),
+        relu: bool,
+        pooled: bool,
+        scratch: &mut Vec<f32>,
+        par: Par,
+    ) {
+        let g = Geometry {
+            out_rows: self.output.height,
+            out_width: self.output.width,
+            in_width: self.padded.width,
+        };
+        let (inputs, cols) = (self.padded_len(batch), dense.scratch_len(g, batch, par.threads()));
+        let full = if pooled { self.output.len() } else { 0 };
+        if scratch.len() < inputs + cols + full {
+            scratch.resize(inputs + cols + full, 0.0);
+        }
+        let (xp, rest) = scratch.split_at_mut(inputs);
+        let (cols, rest) = rest.split_at_mut(cols);
+        if pooled {
+            let full = &mut rest[..full];
+            dense.run(xp, cols, full, &self.bias, (g, batch), relu, par);
+            pool::pool2d(Pool::Max, self.output, POOL_2X2, full, y, 1);
+        } else {
+            dense.run(xp, cols, y, &self.bias, (g, batch), relu, par);
+        }
     }
 
     /// Floats of the padded input of `batch` examples, slack included.
@@ -320,21 +477,25 @@ impl BlockedConv2d {
         &self.taps[self.indptr[o] as usize..self.indptr[o + 1] as usize]
     }
 
-    /// Output channels `channels` into `y`, in plain Rust: the same sums in the same order
-    /// as the SIMD kernel (bias, then the taps in CSR order), with separate multiply and add
-    /// where the SIMD kernel fuses them.
+    /// Output channels `channels` x output rows `rows` into `out`, in plain Rust: the same
+    /// sums in the same order as the SIMD kernel (bias, then the taps in CSR order), with
+    /// separate multiply and add where the SIMD kernel fuses them. Pooled (one example, even
+    /// `rows` bounds), the rows are convolved into a buffer, then the pooling kernel writes
+    /// their pooled rows: the reference of the fused path.
     fn channels_portable(
         &self,
-        channels: Range<usize>,
+        (channels, rows): (Range<usize>, Range<usize>),
         xp: &[f32],
-        y: &mut [f32],
+        out: Output,
         lanes: usize,
         relu: bool,
+        pooled: bool,
     ) {
         let (row, in_row) = (self.output.width * lanes, self.padded.width * lanes);
-        for (o, yo) in channels.zip(y.chunks_exact_mut(self.output.plane() * lanes)) {
+        let mut band = vec![0.0; rows.len() * row];
+        for o in channels {
             let taps = self.taps_of(o);
-            for (oh, yr) in yo.chunks_exact_mut(row).enumerate() {
+            for (oh, yr) in rows.clone().zip(band.chunks_exact_mut(row)) {
                 let x = &xp[oh * in_row..];
                 for (col, out) in yr.iter_mut().enumerate() {
                     let mut acc = self.bias[o];
@@ -343,6 +504,22 @@ impl BlockedConv2d {
                     }
                     *out = if relu { acc.max(0.0) } else { acc };
                 }
+            }
+            let (values, at) = if pooled {
+                (band.len() / 4, rows.start / 2 * row / 2)
+            } else {
+                (band.len(), rows.start * row)
+            };
+            // SAFETY: rows `rows` of channel o (pooled: rows `rows / 2` of the pooled
+            // plane) lie inside its plane of the output, and no other thread of this call
+            // writes them (run_with's split).
+            let y =
+                unsafe { std::slice::from_raw_parts_mut(out.y.add(o * out.plane + at), values) };
+            if pooled {
+                let image = Image { channels: 1, height: rows.len(), ..self.output };
+                pool::pool2d(Pool::Max, image, POOL_2X2, &band, y, 1);
+            } else {
+                y.copy_from_slice(&band);
             }
         }
     }

@@ -32,6 +32,7 @@ mod avx2;
 pub(crate) mod compressed;
 pub mod conv2d;
 pub mod conv2d_blocked;
+mod conv2d_dense;
 pub mod csc;
 pub mod dense;
 pub mod pool;

@@ -1,43 +1,50 @@
 //! The blocked convolution with AVX2 + FMA: `R` output rows x `V` vectors of one output
 //! channel in registers while its taps stream past.
 
-use super::{BlockedConv2d, Tap};
+use super::{BlockedConv2d, Output, Tap};
 use crate::kernels::avx2::LANES;
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-/// See `BlockedConv2d::channels_portable`. With `pooled` (one example, even output height
-/// and width), each 2x2 window of the output is max-pooled in registers before it is stored,
-/// and `y` holds the pooled channels.
+/// See `BlockedConv2d::channels_portable`: output channels `channels` x output rows `rows`.
+/// With `pooled` (one example, even output height and width), each 2x2 window of the output
+/// is max-pooled in registers before it is stored, and `out` holds the pooled channels.
 ///
 /// # Safety
-/// AVX2 and FMA available; `xp` holds at least `conv.padded_len(lanes)` floats,
-/// `y.len() == channels.len() * conv.output.plane() * lanes` (a quarter of that pooled),
-/// `channels` within the layer; pooled only when `lanes == 1` and the output height and
-/// width are even.
+/// AVX2 and FMA available; `xp` holds at least `conv.padded_len(lanes)` floats, `out` the
+/// layer's whole output (`out.plane` floats a channel: `conv.output.plane() * lanes`, a
+/// quarter of that pooled), of which no other thread writes these channels' rows `rows`;
+/// `channels` and `rows` within the layer; pooled only when `lanes == 1`, the output height
+/// and width are even and so are the bounds of `rows`.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn channels(
     conv: &BlockedConv2d,
-    channels: Range<usize>,
+    (channels, rows): (Range<usize>, Range<usize>),
     xp: &[f32],
-    y: &mut [f32],
+    out: Output,
     lanes: usize,
     relu: bool,
     pooled: bool,
 ) {
     debug_assert!(xp.len() >= conv.padded_len(lanes));
     debug_assert!(
-        !pooled || (lanes == 1 && conv.output.height % 2 == 0 && conv.output.width % 2 == 0)
+        !pooled
+            || (lanes == 1
+                && conv.output.height % 2 == 0
+                && conv.output.width % 2 == 0
+                && rows.start % 2 == 0
+                && rows.end % 2 == 0)
     );
+    debug_assert!(channels.end <= conv.output.channels && rows.end <= conv.output.height);
     let geometry = Rows {
         row: conv.output.width * lanes,
         in_row: conv.padded.width * lanes,
-        rows: conv.output.height,
+        rows: rows.len(),
         lanes,
         pooled,
     };
-    let plane = if pooled { conv.output.plane() / 4 } else { conv.output.plane() * lanes };
-    debug_assert_eq!(y.len(), channels.len() * plane);
+    let plane = out.plane;
+    debug_assert_eq!(plane, conv.output.plane() * lanes / if pooled { 4 } else { 1 });
     let vectors = geometry.row.div_ceil(LANES);
     let shape = block_shape(geometry.rows, vectors, pooled);
     // Output channels innermost: the input rows a block reads stay in the first-level cache
@@ -53,8 +60,8 @@ pub(super) unsafe fn channels(
         let v = shape.vectors.min(vectors - strip);
         let col = strip * LANES;
         let width = (geometry.row - col).min(v * LANES);
-        for oh in (0..geometry.rows).step_by(shape.rows) {
-            let r = shape.rows.min(geometry.rows - oh);
+        for oh in rows.clone().step_by(shape.rows) {
+            let r = shape.rows.min(rows.end - oh);
             let x = xp[oh * geometry.in_row + col..].as_ptr();
             let at =
                 if pooled { oh / 2 * geometry.row / 2 + col / 2 } else { oh * geometry.row + col };
@@ -72,8 +79,8 @@ pub(super) unsafe fn channels(
                         park,
                     };
                     // SAFETY: rows oh..oh + r and columns col..col + width of channel o's output
-                    // (pooled: halved) lie inside its plane of y.
-                    let y = unsafe { y.as_mut_ptr().add((o - first) * plane + at) };
+                    // (pooled: halved) lie inside its plane of out, and are this call's.
+                    let y = unsafe { out.y.add(o * plane + at) };
                     /// `block::<r, v>` for the run-time `r` (1..=8) and `v` (1..=4).
                     macro_rules! block_of_shape {
                     ($(($rows:literal, $vectors:literal)),*) => {
