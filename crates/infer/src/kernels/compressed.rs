@@ -25,16 +25,20 @@ use ticket_core::packed::filler;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 
-/// Nonzeros decoded per call of the row kernel (rows are not split).
+/// Nonzeros decoded per call of the row kernel over one tile (rows are not split).
 pub(crate) const CHUNK: usize = 512;
+/// Nonzeros decoded at once when the rows then run over several tiles: 64 KB of columns and
+/// values, in the second-level cache, which covers a whole LeNet-300-100 layer, so each
+/// tile's input is swept once per layer as with f32 weights.
+pub(crate) const TILED_CHUNK: usize = 8192;
 /// Entries of the row buffer past the decoded rows, which the vector decoders may write.
 const SLACK: usize = 8;
 
-/// Bytes of one thread's row buffer for a layer whose longest row has `longest` nonzeros:
-/// columns and values (4 bytes each) of a chunk plus one row plus [`SLACK`], and the
-/// chunk's ptr.
-pub(crate) fn row_buffer_bytes(longest: usize) -> usize {
-    8 * (CHUNK + longest + SLACK) + 4 * (CHUNK + 2)
+/// Bytes of one thread's row buffer for a layer whose longest row has `longest` nonzeros,
+/// decoded `chunk` nonzeros at a time: columns and values (4 bytes each) of a chunk plus one
+/// row plus [`SLACK`], and the chunk's ptr.
+pub(crate) fn row_buffer_bytes(longest: usize, chunk: usize) -> usize {
+    8 * (chunk + longest + SLACK) + 4 * (chunk + 2)
 }
 
 /// How a compressed layer stores its values.
@@ -445,8 +449,10 @@ impl CompressedWeights {
         }
     }
 
-    /// `y = act(W x + bias)` for `x` `[cols][batch]`, `y` `[rows][batch]`, on this thread,
-    /// with the row kernels of `isa`.
+    /// `y = act(W x + bias)` for `x` `[cols][batch]`, `y` `[rows][batch]`, both laid out in
+    /// tiles of `tile` examples (see [`super::tiles`]), on this thread, with the row kernels
+    /// of `isa`. Each chunk of rows is decoded once and run over every tile before the next
+    /// is decoded, so a batch of many tiles pays for decoding the layer once.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn spmm_with(
         &self,
@@ -455,7 +461,7 @@ impl CompressedWeights {
         bias: &[f32],
         x: &[f32],
         y: &mut [f32],
-        batch: usize,
+        (batch, tile): (usize, usize),
         act: Activation,
     ) {
         assert_eq!(x.len(), self.cols * batch, "compressed spmm: x length");
@@ -466,30 +472,52 @@ impl CompressedWeights {
             return;
         }
         let relu = act == Activation::Relu;
+        let chunk = if batch > tile { TILED_CHUNK } else { CHUNK };
+        let (rows, cols) = (self.rows, self.cols);
         ROWS.with_borrow_mut(|buf| {
             let mut start = 0;
-            while start < self.rows {
+            while start < rows {
                 // Absolute indices are read where the file has them; only gaps are decoded.
-                let end = self.decode_rows(isa, indptr, start, CHUNK, buf, false);
+                let end = self.decode_rows(isa, indptr, start, chunk, buf, false);
                 let (base, n) = (indptr[start] as usize, buf.ptr[end - start] as usize);
                 let (ptr, vals) = (&buf.ptr[..], &buf.vals[..n]);
-                let (rows, bias) = (0..end - start, Some(&bias[start..end]));
-                let y = &mut y[start * batch..end * batch];
-                let c = self.cols;
-                match &self.columns {
-                    ColumnStore::U16(i) => {
-                        let w =
-                            CsrRef::new_prechecked(rows.len(), c, ptr, &i[base..base + n], vals);
-                        spmm_rows(isa, w, rows, bias, x, y, batch, relu)
-                    }
-                    ColumnStore::U32(i) => {
-                        let w =
-                            CsrRef::new_prechecked(rows.len(), c, ptr, &i[base..base + n], vals);
-                        spmm_rows(isa, w, rows, bias, x, y, batch, relu)
-                    }
-                    ColumnStore::Gaps { .. } => {
-                        let w = CsrRef::new_prechecked(rows.len(), c, ptr, &buf.cols[..n], vals);
-                        spmm_rows(isa, w, rows, bias, x, y, batch, relu)
+                let bias = Some(&bias[start..end]);
+                for examples in super::tiles(batch, tile) {
+                    let t = examples.len();
+                    let x = &x[examples.start * cols..examples.end * cols];
+                    let y = &mut y[examples.start * rows..examples.end * rows];
+                    let (y, local) = (&mut y[start * t..end * t], 0..end - start);
+                    match &self.columns {
+                        ColumnStore::U16(i) => {
+                            let w = CsrRef::new_prechecked(
+                                local.len(),
+                                cols,
+                                ptr,
+                                &i[base..][..n],
+                                vals,
+                            );
+                            spmm_rows(isa, w, local, bias, x, y, t, relu)
+                        }
+                        ColumnStore::U32(i) => {
+                            let w = CsrRef::new_prechecked(
+                                local.len(),
+                                cols,
+                                ptr,
+                                &i[base..][..n],
+                                vals,
+                            );
+                            spmm_rows(isa, w, local, bias, x, y, t, relu)
+                        }
+                        ColumnStore::Gaps { .. } => {
+                            let w = CsrRef::new_prechecked(
+                                local.len(),
+                                cols,
+                                ptr,
+                                &buf.cols[..n],
+                                vals,
+                            );
+                            spmm_rows(isa, w, local, bias, x, y, t, relu)
+                        }
                     }
                 }
                 start = end;
@@ -548,4 +576,4 @@ fn spmm_rows<I: ColIndex>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

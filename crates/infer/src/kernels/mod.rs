@@ -112,6 +112,15 @@ impl Window {
     }
 }
 
+/// The tiles of a batch of `batch` examples laid out in tiles of `tile` (the last one may be
+/// shorter): tile `i` holds examples `i * tile..` as its own `[features][len]` block, blocks
+/// one after another, so one thread can run a layer over several tiles while each tile's
+/// activations stay contiguous. A batch of at most `tile` examples is one plain block.
+pub(crate) fn tiles(batch: usize, tile: usize) -> impl Iterator<Item = Range<usize>> {
+    let tile = tile.max(1);
+    (0..batch.div_ceil(tile)).map(move |i| i * tile..((i + 1) * tile).min(batch))
+}
+
 /// Multiply-adds below which a product runs on the calling thread: waking rayon workers and
 /// joining them costs a few microseconds, more than such a product takes on one core.
 pub const PAR_MIN_WORK: usize = 1 << 15;

@@ -173,13 +173,28 @@ impl SparseLayer {
             + self.compressed.as_ref().map_or(0, CompressedWeights::mapped_bytes)
     }
 
-    /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]`, rows split over
-    /// `par`'s threads when the product is large enough (compressed layers: on this thread).
-    fn linear(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation, par: Par) {
+    /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]` laid out in tiles of
+    /// `tile` examples ([`kernels::tiles`]), rows split over `par`'s threads when the product
+    /// is large enough (compressed layers: on this thread, each chunk of rows decoded once
+    /// for all the tiles).
+    fn linear(
+        &self,
+        x: &[f32],
+        y: &mut [f32],
+        (batch, tile): (usize, usize),
+        act: Activation,
+        par: Par,
+    ) {
         if let Some(c) = &self.compressed {
-            return c.spmm_with(Isa::detect(), &self.indptr, &self.bias, x, y, batch, act);
+            let isa = Isa::detect();
+            return c.spmm_with(isa, &self.indptr, &self.bias, x, y, (batch, tile), act);
         }
-        with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, batch, act, par))
+        let (rows, cols) = (self.shape.rows, self.shape.cols);
+        for examples in kernels::tiles(batch, tile) {
+            let (t, x) = (examples.len(), &x[examples.start * cols..examples.end * cols]);
+            let y = &mut y[examples.start * rows..examples.end * rows];
+            with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, t, act, par))
+        }
     }
 
     /// `y = act(conv(x, W) + b)` for images `x` of shape `input`, on this thread.
@@ -467,11 +482,7 @@ impl SparseModel {
         if batch == 0 {
             return Ok(());
         }
-        // One tile per thread at least (tiles a multiple of 8 examples, the AVX2 width), and
-        // only when the batch is worth the threads.
-        let work = self.plan.work_per_example().saturating_mul(batch);
-        let threads = if work >= kernels::PAR_MIN_WORK { par.threads() } else { 1 };
-        let tile = batch.div_ceil(threads).next_multiple_of(8).min(TILE);
+        let (tile, threads) = self.span(batch, par.threads());
         let tiles = batch.div_ceil(tile);
         if threads <= 1 || tiles <= 1 {
             // A single tile may still split its layers over the threads.
@@ -491,9 +502,21 @@ impl SparseModel {
         Ok(())
     }
 
+    /// How many examples one thread runs through the network at once, at most, and on how
+    /// many threads, for a batch of `batch` on up to `threads`: one span per thread at least
+    /// (a multiple of 8 examples, the AVX2 width), threads only when the batch is worth them,
+    /// and spans of one [`TILE`], or of several for a model whose linear layers decode
+    /// compressed weights (see `Plan::span`).
+    fn span(&self, batch: usize, threads: usize) -> (usize, usize) {
+        let work = self.plan.work_per_example().saturating_mul(batch);
+        let threads = if work >= kernels::PAR_MIN_WORK { threads.max(1) } else { 1 };
+        (batch.div_ceil(threads).next_multiple_of(8).min(self.plan.span()), threads)
+    }
+
     /// The whole network on `t` examples: `x` `[t][inputs]` to `out` `[t][outputs]`. The
     /// image steps run one example at a time, each example's result becoming a column of the
-    /// `[features][t]` input of the rest.
+    /// `[features][t]` input of the rest. Inside, the `t` examples are laid out in tiles of
+    /// [`TILE`] ([`kernels::tiles`]; one plain block when `t <= TILE`).
     fn tile(
         &self,
         x: &[f32],
@@ -510,20 +533,30 @@ impl SparseModel {
             x
         } else if images == 0 {
             let started = Instant::now();
+            let features = self.inputs();
             s.input.resize(x.len(), 0.0);
-            transpose(x, t, self.inputs(), &mut s.input);
+            for e in kernels::tiles(t, TILE) {
+                let part = e.start * features..e.end * features;
+                transpose(&x[part.clone()], e.len(), features, &mut s.input[part]);
+            }
             transposing += started.elapsed();
             &s.input
         } else {
             let features = plan.outputs_before(images, self.inputs());
             s.input.resize(features * t, 0.0);
-            for (b, example) in x.chunks_exact(self.inputs()).enumerate() {
-                let image = plan.run(0..images, layers, example, 1, &mut s.buffers, par, clock);
-                let started = Instant::now();
-                for (f, &v) in image.iter().enumerate() {
-                    s.input[f * t + b] = v;
+            for e in kernels::tiles(t, TILE) {
+                let tile = &mut s.input[e.start * features..e.end * features];
+                for (b, example) in x[e.start * self.inputs()..e.end * self.inputs()]
+                    .chunks_exact(self.inputs())
+                    .enumerate()
+                {
+                    let image = plan.run(0..images, layers, example, 1, &mut s.buffers, par, clock);
+                    let started = Instant::now();
+                    for (f, &v) in image.iter().enumerate() {
+                        tile[f * e.len() + b] = v;
+                    }
+                    transposing += started.elapsed();
                 }
-                transposing += started.elapsed();
             }
             &s.input
         };
@@ -532,7 +565,11 @@ impl SparseModel {
         if t == 1 {
             out.copy_from_slice(logits);
         } else {
-            transpose(logits, self.outputs(), t, out);
+            let classes = self.outputs();
+            for e in kernels::tiles(t, TILE) {
+                let part = e.start * classes..e.end * classes;
+                transpose(&logits[part.clone()], classes, e.len(), &mut out[part]);
+            }
         }
         if let Some(clock) = clock {
             clock.add(clock.steps() - 1, transposing + started.elapsed());

@@ -13,8 +13,14 @@
 //! first time only), lists the nonzero inputs and, when they meet few enough weights,
 //! multiplies only those (ReLU outputs and raw pixels are often zero); otherwise it runs the
 //! CSR product. Models that never see such inputs never hold the copy.
+//!
+//! When the linear layers decode compressed weights and nothing but linear layers and ReLUs
+//! follows the image steps, a thread runs spans of [`TILES_PER_SPAN`] tiles layer by layer
+//! rather than one tile through the network: each chunk of a layer's rows is decoded once
+//! for all those tiles (decoding a LeNet-300-100 layer costs about as much as running it
+//! over one tile of 32 examples).
 
-use super::SparseLayer;
+use super::{SparseLayer, TILE};
 use crate::kernels::conv2d_blocked::{BlockedConv2d, POOL_2X2};
 use crate::kernels::csc::ColumnCopy;
 use crate::kernels::pool::{self, Pool};
@@ -50,6 +56,11 @@ pub(crate) enum Step {
     Relu,
 }
 
+/// Tiles of [`TILE`] examples a thread runs layer by layer when the linear layers are
+/// compressed: 512 examples, whose activations (LeNet-300-100: 2.2 MB with the input) stay
+/// in the last-level cache while the decoding is paid once per 512 examples.
+pub(crate) const TILES_PER_SPAN: usize = 16;
+
 /// The steps of a graph and what they cost.
 #[derive(Clone, Debug)]
 pub(crate) struct Plan {
@@ -57,6 +68,9 @@ pub(crate) struct Plan {
     steps: Vec<(Step, usize)>,
     /// Multiply-adds per example, roughly: what decides whether a batch is worth threads.
     work: usize,
+    /// Examples a thread runs through the steps at once, at most: one tile, or
+    /// [`TILES_PER_SPAN`] of them when the linear layers are compressed (see the module).
+    span: usize,
     /// Per weighted layer, its blocked convolution when it is a conv2d the blocked kernel
     /// covers.
     blocked: Vec<Option<BlockedConv2d>>,
@@ -143,7 +157,21 @@ impl Plan {
             };
             steps.push((step, outputs));
         }
-        Plan { steps, work, blocked, columns }
+        let mut plan = Plan { steps, work, blocked, columns, span: TILE };
+        let rest = &plan.steps[plan.image_steps()..];
+        let linear_only = rest.iter().all(|(s, _)| matches!(s, Step::Linear { .. } | Step::Relu));
+        let compressed = rest.iter().any(
+            |(s, _)| matches!(s, Step::Linear { layer, .. } if layers[*layer].compressed.is_some()),
+        );
+        if linear_only && compressed {
+            plan.span = TILE * TILES_PER_SPAN;
+        }
+        plan
+    }
+
+    /// Examples a thread runs through the steps at once, at most.
+    pub(crate) fn span(&self) -> usize {
+        self.span
     }
 
     /// Bytes of the column-ordered copies.
@@ -200,8 +228,10 @@ impl Plan {
     }
 
     /// The steps `range` of the forward pass of `t` examples from their input `input`
-    /// (`[features][t]`); returns their output (the logits after the last step,
-    /// `[classes][t]`) in one of `buffers`. A layer may split its work over `par`'s threads;
+    /// (`[features][t]` in tiles of [`TILE`], see [`crate::kernels::tiles`]); returns their
+    /// output (the logits after the last step, `[classes][t]`, tiled alike) in one of
+    /// `buffers`. More than a tile runs only through linear steps and ReLUs (see
+    /// [`Plan::span`]). A layer may split its work over `par`'s threads;
     /// with a `clock`, each step's time is added to it. The image steps
     /// run at `t = 1` in a batch too: one image (CHW) keeps a convolution's input and output
     /// in the first-level cache (LeNet-5's conv2 reads 11 KB per example, 360 KB for 32
@@ -251,9 +281,10 @@ impl Plan {
                     (Some(copy), 1, false) => {
                         linear_batch1(&layers[layer], copy, (src, dst), act, par, nonzero)
                     }
-                    _ => layers[layer].linear(src, dst, t, act, par),
+                    _ => layers[layer].linear(src, dst, (t, TILE), act, par),
                 },
                 Step::Conv2d { layer, input, window, act, max_pool } => {
+                    debug_assert!(t <= TILE, "a convolution runs over one tile");
                     match &self.blocked[layer] {
                         // Image steps run one example at a time, so a fused pool has t = 1.
                         Some(conv) => conv.run((src, dst), t, (act, max_pool), padded, par),
@@ -261,6 +292,7 @@ impl Plan {
                     }
                 }
                 Step::Pool2d { pool, input, window } => {
+                    debug_assert!(t <= TILE, "a pooling runs over one tile");
                     pool::pool2d(pool, input, window, src, dst, t)
                 }
                 Step::Relu => unreachable!("handled in place above"),
@@ -298,7 +330,7 @@ fn linear_batch1(
             return copy.spmv(Some(&layer.bias), x, nonzero, y, act);
         }
     }
-    layer.linear(x, y, 1, act, par);
+    layer.linear(x, y, (1, TILE), act, par);
 }
 
 /// Makes `buffer` hold at least `n` values (new ones are zero; old ones stay as they are).

@@ -74,6 +74,48 @@ fn lenet_batches_across_tiles_and_threads() {
     }
 }
 
+/// A model whose linear layers are compressed runs spans of several tiles layer by layer,
+/// each chunk of rows decoded once for all of them: its logits are bit for bit those of the
+/// f32 model of the decoded weights, at one example, one tile, several tiles and more than a
+/// span (a short last tile each time), on one thread and two.
+#[test]
+fn compressed_linear_layers_over_spans_equal_the_f32_model() {
+    use crate::kernels::compressed::tests::layouts;
+    let graph: Graph = "200-120-40-10".parse().unwrap();
+    let layers = random_model(&graph, &[0.05, 0.1, 0.3], 4);
+    let mut rng = Random::new(8);
+    for codec in ["k6+gap5", "int8+u16", "k3+gap8", "f32+u32"] {
+        let (mut compressed, mut decoded) = (vec![], vec![]);
+        for (w, weighted) in layers.iter().zip(graph.weighted()) {
+            let mut all = layouts(w, &mut rng);
+            let (_, c, values) = all.swap_remove(all.iter().position(|l| l.0 == codec).unwrap());
+            let (indptr, bias) = (w.indptr.clone().into(), w.bias.clone().into());
+            compressed.push(SparseLayer::compressed(
+                weighted.name.clone(),
+                weighted.shape,
+                indptr,
+                c,
+                bias,
+            ));
+            decoded.push(CsrParts { values, ..w.clone() });
+        }
+        let model = SparseModel::new(graph.clone(), compressed, ValueDtype::F32, 0, None);
+        assert_eq!(model.plan.span(), TILE * plan::TILES_PER_SPAN, "{codec}");
+        let f32_model = SparseModel::from_net(&net_of(&graph, &decoded));
+        for batch in [1, 32, 75, 600] {
+            let x = rng.vec(batch * 200, -1.0, 1.0);
+            for par in [Par::Seq, Par::Rayon(2)] {
+                let mut want = vec![0.0; batch * 10];
+                let mut scratch = Scratch::without_zero_skipping();
+                f32_model.logits_into(&x, batch, &mut want, &mut scratch, par).unwrap();
+                let got = model.logits(&x, batch, par).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{codec} batch {batch} {par:?}");
+            }
+        }
+    }
+}
+
 /// LeNet-5, Conv-2 and a small AlexNet at the densities of published tickets (Han et al.'s
 /// for AlexNet), every layer kind of the fast path at once (blocked convs strided or not,
 /// with the max-pool fused or not, overlapping pools, per-example image steps, tiles,
