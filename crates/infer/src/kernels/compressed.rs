@@ -4,9 +4,11 @@
 //! absolute U16/U32 indices or packed gaps with fillers (`ticket_core::packed`). Nothing is
 //! expanded ahead of time: a few rows at a time (about [`CHUNK`] nonzeros, 4 KB, in L1) are
 //! decoded into a per-thread buffer right before the f32 CSR row kernel of the instruction
-//! set runs over them. With AVX2 the decoders take eight fields per register (see [`avx2`]:
-//! shuffle-and-shift unpacking, permute or gather lookups, prefix-summed gaps); elsewhere
-//! sequential 64-bit bit readers decode one field at a time. Absolute indices are not
+//! set runs over them, on every tile of the batch in turn (with several tiles, chunks of up
+//! to [`TILED_CHUNK`] nonzeros: the decoding is paid once per batch, not once per tile).
+//! With AVX2 the decoders take eight fields per register (see [`avx2`]: shuffle-and-shift
+//! unpacking, permute or gather lookups, prefix-summed gaps); elsewhere sequential 64-bit bit
+//! readers decode one field at a time. Absolute indices are not
 //! copied: the row kernel reads them from the file.
 //!
 //! Since that row kernel is the one the f32 CSR layers use (`portable::spmm_rows`,
