@@ -17,7 +17,7 @@
 //! it (see [`CompressedWeights::conv2d`]).
 
 use super::conv2d::Conv2d;
-use super::{portable, Activation, Image, Isa, Window};
+use super::{portable, Activation, Image, Isa, TiledInput, Window};
 use crate::csr::{ColIndex, CsrRef};
 use crate::slab::Slab;
 use std::cell::RefCell;
@@ -461,7 +461,7 @@ impl CompressedWeights {
         isa: Isa,
         indptr: &[u32],
         bias: &[f32],
-        x: &[f32],
+        mut x: TiledInput,
         y: &mut [f32],
         (batch, tile): (usize, usize),
         act: Activation,
@@ -486,8 +486,8 @@ impl CompressedWeights {
                 let bias = Some(&bias[start..end]);
                 for examples in super::tiles(batch, tile) {
                     let t = examples.len();
-                    let x = &x[examples.start * cols..examples.end * cols];
                     let y = &mut y[examples.start * rows..examples.end * rows];
+                    let x = x.tile(examples, cols);
                     let (y, local) = (&mut y[start * t..end * t], 0..end - start);
                     match &self.columns {
                         ColumnStore::U16(i) => {

@@ -38,7 +38,7 @@ use crate::kernels::compressed::CompressedWeights;
 use crate::kernels::conv2d::Conv2d;
 use crate::kernels::conv2d_blocked::BlockedConv2d;
 use crate::kernels::csc::ColumnCopy;
-use crate::kernels::{self, Activation, Image, Isa, Window};
+use crate::kernels::{self, Activation, Image, Isa, TiledInput, Window};
 use crate::slab::Slab;
 use crate::timing::StepClock;
 use crate::transpose::transpose;
@@ -181,7 +181,7 @@ impl SparseLayer {
     /// for all the tiles).
     fn linear(
         &self,
-        x: &[f32],
+        mut x: TiledInput,
         y: &mut [f32],
         (batch, tile): (usize, usize),
         act: Activation,
@@ -193,8 +193,8 @@ impl SparseLayer {
         }
         let (rows, cols) = (self.shape.rows, self.shape.cols);
         for examples in kernels::tiles(batch, tile) {
-            let (t, x) = (examples.len(), &x[examples.start * cols..examples.end * cols]);
-            let y = &mut y[examples.start * rows..examples.end * rows];
+            let (t, y) = (examples.len(), &mut y[examples.start * rows..examples.end * rows]);
+            let x = x.tile(examples, cols);
             with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, t, act, par))
         }
     }
@@ -531,8 +531,13 @@ impl SparseModel {
         let (plan, layers) = (&self.plan, &self.layers[..]);
         let images = if t > 1 { plan.image_steps() } else { 0 };
         let mut transposing = Duration::ZERO;
-        let input = if t == 1 {
-            x
+        // A span's first linear layer transposes each tile as it reaches it (its time counts
+        // in that layer's).
+        let lazily = t > TILE && images == 0 && plan.starts_with_linear();
+        let (input, scratch) = if t == 1 {
+            (x, None)
+        } else if lazily {
+            (x, Some(&mut s.input))
         } else if images == 0 {
             let started = Instant::now();
             let features = self.inputs();
@@ -542,7 +547,7 @@ impl SparseModel {
                 transpose(&x[part.clone()], e.len(), features, &mut s.input[part]);
             }
             transposing += started.elapsed();
-            &s.input
+            (&s.input[..], None)
         } else {
             let features = plan.outputs_before(images, self.inputs());
             s.input.resize(features * t, 0.0);
@@ -552,6 +557,7 @@ impl SparseModel {
                     .chunks_exact(self.inputs())
                     .enumerate()
                 {
+                    let example = (example, None);
                     let image = plan.run(0..images, layers, example, 1, &mut s.buffers, par, clock);
                     let started = Instant::now();
                     for (f, &v) in image.iter().enumerate() {
@@ -560,9 +566,10 @@ impl SparseModel {
                     transposing += started.elapsed();
                 }
             }
-            &s.input
+            (&s.input[..], None)
         };
-        let logits = plan.run(images..plan.len(), layers, input, t, &mut s.buffers, par, clock);
+        let buffers = &mut s.buffers;
+        let logits = plan.run(images..plan.len(), layers, (input, scratch), t, buffers, par, clock);
         let started = Instant::now();
         if t == 1 {
             out.copy_from_slice(logits);

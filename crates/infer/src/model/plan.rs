@@ -24,7 +24,7 @@ use super::{SparseLayer, TILE};
 use crate::kernels::conv2d_blocked::{BlockedConv2d, POOL_2X2};
 use crate::kernels::csc::ColumnCopy;
 use crate::kernels::pool::{self, Pool};
-use crate::kernels::{Activation, Image, Window};
+use crate::kernels::{Activation, Image, TiledInput, Window};
 use crate::timing::StepClock;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -175,6 +175,11 @@ impl Plan {
         self.span
     }
 
+    /// Whether the first step is a linear layer (which can take row-major input).
+    pub(crate) fn starts_with_linear(&self) -> bool {
+        matches!(self.steps.first(), Some((Step::Linear { .. }, _)))
+    }
+
     /// Bytes of the column-ordered copies.
     pub(crate) fn conv_tap_bytes(&self) -> usize {
         self.blocked.iter().flatten().map(BlockedConv2d::bytes).sum()
@@ -229,10 +234,11 @@ impl Plan {
     }
 
     /// The steps `range` of the forward pass of `t` examples from their input `input`
-    /// (`[features][t]` in tiles of [`TILE`], see [`crate::kernels::tiles`]); returns their
-    /// output (the logits after the last step, `[classes][t]`, tiled alike) in one of
-    /// `buffers`. More than a tile runs only through linear steps and ReLUs (see
-    /// [`Plan::span`]). A layer may split its work over `par`'s threads;
+    /// (`[features][t]` in tiles of [`TILE`], see [`crate::kernels::tiles`]; or, with a
+    /// scratch buffer beside it, row-major `[t][features]` for a first step that is linear,
+    /// which transposes each tile into the buffer as it reaches it); returns their output (the
+    /// logits after the last step, `[classes][t]`, tiled) in one of `buffers`. More than a
+    /// tile runs only through linear steps and ReLUs (see [`Plan::span`]). A layer may split its work over `par`'s threads;
     /// with a `clock`, each step's time is added to it. The image steps
     /// run at `t = 1` in a batch too: one image (CHW) keeps a convolution's input and output
     /// in the first-level cache (LeNet-5's conv2 reads 11 KB per example, 360 KB for 32
@@ -242,7 +248,7 @@ impl Plan {
         &self,
         range: std::ops::Range<usize>,
         layers: &[SparseLayer],
-        input: &'a [f32],
+        (input, mut row_major): (&'a [f32], Option<&mut Vec<f32>>),
         t: usize,
         buffers: &'a mut Buffers,
         par: Par,
@@ -256,6 +262,10 @@ impl Plan {
             self.steps.iter().enumerate().take(range.end).skip(range.start)
         {
             let started = clock.map(|_| Instant::now());
+            debug_assert!(
+                row_major.is_none() || matches!(step, Step::Linear { .. }),
+                "a row-major input goes to a linear step"
+            );
             if let Step::Relu = step {
                 if at.is_none() {
                     grow(a, len);
@@ -282,7 +292,13 @@ impl Plan {
                     (Some(copy), 1, false) => {
                         linear_batch1(&layers[layer], copy, (src, dst), act, par, nonzero)
                     }
-                    _ => layers[layer].linear(src, dst, (t, TILE), act, par),
+                    _ => {
+                        let src = match row_major.take() {
+                            Some(scratch) => TiledInput::RowMajor { x: src, scratch },
+                            None => TiledInput::Tiled(src),
+                        };
+                        layers[layer].linear(src, dst, (t, TILE), act, par)
+                    }
                 },
                 Step::Conv2d { layer, input, window, act, max_pool } => {
                     debug_assert!(t <= TILE, "a convolution runs over one tile");
@@ -331,7 +347,7 @@ fn linear_batch1(
             return copy.spmv(Some(&layer.bias), x, nonzero, y, act);
         }
     }
-    layer.linear(x, y, (1, TILE), act, par);
+    layer.linear(TiledInput::Tiled(x), y, (1, TILE), act, par);
 }
 
 /// Makes `buffer` hold at least `n` values (new ones are zero; old ones stay as they are).

@@ -103,7 +103,15 @@ fn compressed_products_equal_the_f32_kernels_bit_for_bit() {
                     for act in [Activation::Identity, Activation::Relu] {
                         let want = f32_tiles(isa, f32_csr, &bias, &x, (batch, tile), act);
                         let mut got = vec![f32::NAN; rows * batch];
-                        c.spmm_with(isa, &w.indptr, &bias, &x, &mut got, (batch, tile), act);
+                        c.spmm_with(
+                            isa,
+                            &w.indptr,
+                            &bias,
+                            TiledInput::Tiled(&x),
+                            &mut got,
+                            (batch, tile),
+                            act,
+                        );
                         let what = format!("{name} {isa:?} batch {batch} tile {tile} {act:?}");
                         assert_eq!(bits(&got), bits(&want), "{what}");
                     }
@@ -150,7 +158,15 @@ fn tiled_products_over_several_chunks_equal_the_f32_kernels() {
         for isa in Isa::available() {
             let want = f32_tiles(isa, f32_csr, &bias, &x, (batch, tile), Activation::Relu);
             let mut got = vec![f32::NAN; rows * batch];
-            c.spmm_with(isa, &w.indptr, &bias, &x, &mut got, (batch, tile), Activation::Relu);
+            c.spmm_with(
+                isa,
+                &w.indptr,
+                &bias,
+                TiledInput::Tiled(&x),
+                &mut got,
+                (batch, tile),
+                Activation::Relu,
+            );
             assert_eq!(bits(&got), bits(&want), "{name} {isa:?}");
         }
     }
