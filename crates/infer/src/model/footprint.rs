@@ -22,8 +22,15 @@ impl SparseModel {
             .map(|i| self.graph.output_shape(i).iter().product::<usize>())
             .max()
             .unwrap_or(0);
-        let input = if tile > 1 { self.inputs() } else { 0 };
-        let activations = 4 * tile * (input + 2 * widest);
+        // The transposed input: none at batch 1, one tile of it where a span's first linear
+        // layer transposes tile by tile.
+        let lazily = tile > TILE && self.plan.image_steps() == 0 && self.plan.starts_with_linear();
+        let input = match tile {
+            1 => 0,
+            _ if lazily => TILE * self.inputs(),
+            _ => tile * self.inputs(),
+        };
+        let activations = 4 * (input + tile * 2 * widest);
         let decoded = if self.layers.iter().any(|l| l.compressed.is_some()) {
             let longest = self.layers.iter().map(|l| max_row(&l.indptr)).max().unwrap_or(0);
             row_buffer_bytes(longest, if tile > TILE { TILED_CHUNK } else { CHUNK })
