@@ -489,37 +489,16 @@ impl CompressedWeights {
                     let y = &mut y[examples.start * rows..examples.end * rows];
                     let x = x.tile(examples, cols);
                     let (y, local) = (&mut y[start * t..end * t], 0..end - start);
+                    macro_rules! run {
+                        ($indices:expr) => {{
+                            let w = CsrRef::new_prechecked(local.len(), cols, ptr, $indices, vals);
+                            spmm_rows(isa, w, local, bias, x, y, t, relu)
+                        }};
+                    }
                     match &self.columns {
-                        ColumnStore::U16(i) => {
-                            let w = CsrRef::new_prechecked(
-                                local.len(),
-                                cols,
-                                ptr,
-                                &i[base..][..n],
-                                vals,
-                            );
-                            spmm_rows(isa, w, local, bias, x, y, t, relu)
-                        }
-                        ColumnStore::U32(i) => {
-                            let w = CsrRef::new_prechecked(
-                                local.len(),
-                                cols,
-                                ptr,
-                                &i[base..][..n],
-                                vals,
-                            );
-                            spmm_rows(isa, w, local, bias, x, y, t, relu)
-                        }
-                        ColumnStore::Gaps { .. } => {
-                            let w = CsrRef::new_prechecked(
-                                local.len(),
-                                cols,
-                                ptr,
-                                &buf.cols[..n],
-                                vals,
-                            );
-                            spmm_rows(isa, w, local, bias, x, y, t, relu)
-                        }
+                        ColumnStore::U16(i) => run!(&i[base..][..n]),
+                        ColumnStore::U32(i) => run!(&i[base..][..n]),
+                        ColumnStore::Gaps { .. } => run!(&buf.cols[..n]),
                     }
                 }
                 start = end;

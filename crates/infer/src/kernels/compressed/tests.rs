@@ -99,44 +99,37 @@ fn compressed_products_equal_the_f32_kernels_bit_for_bit() {
                 [(1, 1), (3, 3), (8, 8), (13, 13), (32, 32), (70, 70), (13, 8), (70, 32)]
             {
                 let x = rng.vec(cols * batch, -1.0, 1.0);
-                for isa in Isa::available() {
-                    for act in [Activation::Identity, Activation::Relu] {
-                        let want = f32_tiles(isa, f32_csr, &bias, &x, (batch, tile), act);
-                        let mut got = vec![f32::NAN; rows * batch];
-                        c.spmm_with(
-                            isa,
-                            &w.indptr,
-                            &bias,
-                            TiledInput::Tiled(&x),
-                            &mut got,
-                            (batch, tile),
-                            act,
-                        );
-                        let what = format!("{name} {isa:?} batch {batch} tile {tile} {act:?}");
-                        assert_eq!(bits(&got), bits(&want), "{what}");
-                    }
+                for act in [Activation::Identity, Activation::Relu] {
+                    let what = format!("{name} batch {batch} tile {tile} {act:?}");
+                    assert_tiles_equal(&c, (f32_csr, &bias), &x, (batch, tile), act, &what);
                 }
             }
         }
     }
 }
 
-/// The f32 CSR kernel run over each tile of a batch laid out in tiles.
-fn f32_tiles(
-    isa: Isa,
-    w: CsrRef<u32>,
-    bias: &[f32],
+/// `c`'s product over a batch laid out in tiles against the f32 CSR kernel `w` (`c`
+/// decoded) run over each tile, bit for bit, with every instruction set.
+fn assert_tiles_equal(
+    c: &CompressedWeights,
+    (w, bias): (CsrRef<u32>, &[f32]),
     x: &[f32],
     (batch, tile): (usize, usize),
     act: Activation,
-) -> Vec<f32> {
+    what: &str,
+) {
     let (rows, cols) = (w.rows(), w.cols());
-    let mut y = vec![0.0; rows * batch];
-    for e in crate::kernels::tiles(batch, tile) {
-        let (xt, yt) = (&x[e.start * cols..e.end * cols], &mut y[e.start * rows..e.end * rows]);
-        spmm_with(isa, w, Some(bias), xt, yt, e.len(), act, Par::Seq, usize::MAX);
+    for isa in Isa::available() {
+        let mut want = vec![0.0; rows * batch];
+        for e in crate::kernels::tiles(batch, tile) {
+            let xt = &x[e.start * cols..e.end * cols];
+            let yt = &mut want[e.start * rows..e.end * rows];
+            spmm_with(isa, w, Some(bias), xt, yt, e.len(), act, Par::Seq, usize::MAX);
+        }
+        let mut got = vec![f32::NAN; rows * batch];
+        c.spmm_with(isa, w.indptr(), bias, TiledInput::Tiled(x), &mut got, (batch, tile), act);
+        assert_eq!(bits(&got), bits(&want), "{what} {isa:?}");
     }
-    y
 }
 
 /// A layer of more nonzeros than one chunk decoded for several tiles: chunks of rows follow
@@ -155,20 +148,7 @@ fn tiled_products_over_several_chunks_equal_the_f32_kernels() {
             continue;
         }
         let f32_csr = CsrRef::new(rows, cols, &w.indptr, &w.indices, &decoded).unwrap();
-        for isa in Isa::available() {
-            let want = f32_tiles(isa, f32_csr, &bias, &x, (batch, tile), Activation::Relu);
-            let mut got = vec![f32::NAN; rows * batch];
-            c.spmm_with(
-                isa,
-                &w.indptr,
-                &bias,
-                TiledInput::Tiled(&x),
-                &mut got,
-                (batch, tile),
-                Activation::Relu,
-            );
-            assert_eq!(bits(&got), bits(&want), "{name} {isa:?}");
-        }
+        assert_tiles_equal(&c, (f32_csr, &bias), &x, (batch, tile), Activation::Relu, &name);
     }
 }
 
