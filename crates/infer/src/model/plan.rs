@@ -266,6 +266,10 @@ impl Plan {
                 row_major.is_none() || matches!(step, Step::Linear { .. }),
                 "a row-major input goes to a linear step"
             );
+            debug_assert!(
+                t <= TILE || matches!(step, Step::Linear { .. } | Step::Relu),
+                "only linear steps and ReLUs run over more than a tile"
+            );
             if let Step::Relu = step {
                 if at.is_none() {
                     grow(a, len);
@@ -301,7 +305,6 @@ impl Plan {
                     }
                 },
                 Step::Conv2d { layer, input, window, act, max_pool } => {
-                    debug_assert!(t <= TILE, "a convolution runs over one tile");
                     match &self.blocked[layer] {
                         // Image steps run one example at a time, so a fused pool has t = 1.
                         Some(conv) => conv.run((src, dst), t, (act, max_pool), padded, par),
@@ -309,7 +312,6 @@ impl Plan {
                     }
                 }
                 Step::Pool2d { pool, input, window } => {
-                    debug_assert!(t <= TILE, "a pooling runs over one tile");
                     pool::pool2d(pool, input, window, src, dst, t)
                 }
                 Step::Relu => unreachable!("handled in place above"),
