@@ -4,9 +4,11 @@
 //! absolute U16/U32 indices or packed gaps with fillers (`ticket_core::packed`). Nothing is
 //! expanded ahead of time: a few rows at a time (about [`CHUNK`] nonzeros, 4 KB, in L1) are
 //! decoded into a per-thread buffer right before the f32 CSR row kernel of the instruction
-//! set runs over them. With AVX2 the decoders take eight fields per register (see [`avx2`]:
-//! shuffle-and-shift unpacking, permute or gather lookups, prefix-summed gaps); elsewhere
-//! sequential 64-bit bit readers decode one field at a time. Absolute indices are not
+//! set runs over them, on every tile of the batch in turn (with several tiles, chunks of up
+//! to [`TILED_CHUNK`] nonzeros: the decoding is paid once per batch, not once per tile).
+//! With AVX2 the decoders take eight fields per register (see [`avx2`]: shuffle-and-shift
+//! unpacking, permute or gather lookups, prefix-summed gaps); elsewhere sequential 64-bit bit
+//! readers decode one field at a time. Absolute indices are not
 //! copied: the row kernel reads them from the file.
 //!
 //! Since that row kernel is the one the f32 CSR layers use (`portable::spmm_rows`,
@@ -15,7 +17,7 @@
 //! it (see [`CompressedWeights::conv2d`]).
 
 use super::conv2d::Conv2d;
-use super::{portable, Activation, Image, Isa, Window};
+use super::{portable, Activation, Image, Isa, TiledInput, Window};
 use crate::csr::{ColIndex, CsrRef};
 use crate::slab::Slab;
 use std::cell::RefCell;
@@ -25,16 +27,20 @@ use ticket_core::packed::filler;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 
-/// Nonzeros decoded per call of the row kernel (rows are not split).
+/// Nonzeros decoded per call of the row kernel over one tile (rows are not split).
 pub(crate) const CHUNK: usize = 512;
+/// Nonzeros decoded at once when the rows then run over several tiles: 64 KB of columns and
+/// values, in the second-level cache, which covers a whole LeNet-300-100 layer, so each
+/// tile's input is swept once per layer as with f32 weights.
+pub(crate) const TILED_CHUNK: usize = 8192;
 /// Entries of the row buffer past the decoded rows, which the vector decoders may write.
 const SLACK: usize = 8;
 
-/// Bytes of one thread's row buffer for a layer whose longest row has `longest` nonzeros:
-/// columns and values (4 bytes each) of a chunk plus one row plus [`SLACK`], and the
-/// chunk's ptr.
-pub(crate) fn row_buffer_bytes(longest: usize) -> usize {
-    8 * (CHUNK + longest + SLACK) + 4 * (CHUNK + 2)
+/// Bytes of one thread's row buffer for a layer whose longest row has `longest` nonzeros,
+/// decoded `chunk` nonzeros at a time: columns and values (4 bytes each) of a chunk plus one
+/// row plus [`SLACK`], and the chunk's ptr.
+pub(crate) fn row_buffer_bytes(longest: usize, chunk: usize) -> usize {
+    8 * (chunk + longest + SLACK) + 4 * (chunk + 2)
 }
 
 /// How a compressed layer stores its values.
@@ -445,17 +451,19 @@ impl CompressedWeights {
         }
     }
 
-    /// `y = act(W x + bias)` for `x` `[cols][batch]`, `y` `[rows][batch]`, on this thread,
-    /// with the row kernels of `isa`.
+    /// `y = act(W x + bias)` for `x` `[cols][batch]`, `y` `[rows][batch]`, both laid out in
+    /// tiles of `tile` examples (see [`super::tiles`]), on this thread, with the row kernels
+    /// of `isa`. Each chunk of rows is decoded once and run over every tile before the next
+    /// is decoded, so a batch of many tiles pays for decoding the layer once.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn spmm_with(
         &self,
         isa: Isa,
         indptr: &[u32],
         bias: &[f32],
-        x: &[f32],
+        mut x: TiledInput,
         y: &mut [f32],
-        batch: usize,
+        (batch, tile): (usize, usize),
         act: Activation,
     ) {
         assert_eq!(x.len(), self.cols * batch, "compressed spmm: x length");
@@ -466,30 +474,31 @@ impl CompressedWeights {
             return;
         }
         let relu = act == Activation::Relu;
+        let chunk = if batch > tile { TILED_CHUNK } else { CHUNK };
+        let (rows, cols) = (self.rows, self.cols);
         ROWS.with_borrow_mut(|buf| {
             let mut start = 0;
-            while start < self.rows {
+            while start < rows {
                 // Absolute indices are read where the file has them; only gaps are decoded.
-                let end = self.decode_rows(isa, indptr, start, CHUNK, buf, false);
+                let end = self.decode_rows(isa, indptr, start, chunk, buf, false);
                 let (base, n) = (indptr[start] as usize, buf.ptr[end - start] as usize);
                 let (ptr, vals) = (&buf.ptr[..], &buf.vals[..n]);
-                let (rows, bias) = (0..end - start, Some(&bias[start..end]));
-                let y = &mut y[start * batch..end * batch];
-                let c = self.cols;
-                match &self.columns {
-                    ColumnStore::U16(i) => {
-                        let w =
-                            CsrRef::new_prechecked(rows.len(), c, ptr, &i[base..base + n], vals);
-                        spmm_rows(isa, w, rows, bias, x, y, batch, relu)
+                let bias = Some(&bias[start..end]);
+                for examples in super::tiles(batch, tile) {
+                    let t = examples.len();
+                    let y = &mut y[examples.start * rows..examples.end * rows];
+                    let x = x.tile(examples, cols);
+                    let (y, local) = (&mut y[start * t..end * t], 0..end - start);
+                    macro_rules! run {
+                        ($indices:expr) => {{
+                            let w = CsrRef::new_prechecked(local.len(), cols, ptr, $indices, vals);
+                            spmm_rows(isa, w, local, bias, x, y, t, relu)
+                        }};
                     }
-                    ColumnStore::U32(i) => {
-                        let w =
-                            CsrRef::new_prechecked(rows.len(), c, ptr, &i[base..base + n], vals);
-                        spmm_rows(isa, w, rows, bias, x, y, batch, relu)
-                    }
-                    ColumnStore::Gaps { .. } => {
-                        let w = CsrRef::new_prechecked(rows.len(), c, ptr, &buf.cols[..n], vals);
-                        spmm_rows(isa, w, rows, bias, x, y, batch, relu)
+                    match &self.columns {
+                        ColumnStore::U16(i) => run!(&i[base..][..n]),
+                        ColumnStore::U32(i) => run!(&i[base..][..n]),
+                        ColumnStore::Gaps { .. } => run!(&buf.cols[..n]),
                     }
                 }
                 start = end;
@@ -548,4 +557,4 @@ fn spmm_rows<I: ColIndex>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -113,6 +113,50 @@ impl Window {
     }
 }
 
+/// The tiles of a batch of `batch` examples laid out in tiles of `tile` (the last one may be
+/// shorter): tile `i` holds examples `i * tile..` as its own `[features][len]` block, blocks
+/// one after another, so one thread can run a layer over several tiles while each tile's
+/// activations stay contiguous. A batch of at most `tile` examples is one plain block.
+pub(crate) fn tiles(batch: usize, tile: usize) -> impl Iterator<Item = Range<usize>> {
+    let tile = tile.max(1);
+    (0..batch.div_ceil(tile)).map(move |i| i * tile..((i + 1) * tile).min(batch))
+}
+
+/// The input of a product over a batch laid out in [`tiles`].
+pub(crate) enum TiledInput<'a> {
+    /// Already laid out in tiles.
+    Tiled(&'a [f32]),
+    /// Row-major examples (`[batch][features]`): each tile is transposed into `scratch` when
+    /// its turn comes, so it is read while still in the cache (a whole span transposed ahead
+    /// would have gone out to memory and come back).
+    RowMajor { x: &'a [f32], scratch: &'a mut Vec<f32> },
+}
+
+impl TiledInput<'_> {
+    /// Values in all tiles.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            TiledInput::Tiled(x) | TiledInput::RowMajor { x, .. } => x.len(),
+        }
+    }
+
+    /// The `[features][len]` block of the tile of `examples`.
+    pub(crate) fn tile(&mut self, examples: Range<usize>, features: usize) -> &[f32] {
+        let part = examples.start * features..examples.end * features;
+        match self {
+            TiledInput::Tiled(x) => &x[part],
+            TiledInput::RowMajor { x, scratch } => {
+                let n = part.len();
+                if scratch.len() < n {
+                    scratch.resize(n, 0.0);
+                }
+                crate::transpose::transpose(&x[part], examples.len(), features, &mut scratch[..n]);
+                &scratch[..n]
+            }
+        }
+    }
+}
+
 /// Multiply-adds below which a product runs on the calling thread: waking rayon workers and
 /// joining them costs a few microseconds, more than such a product takes on one core.
 pub const PAR_MIN_WORK: usize = 1 << 15;

@@ -2,12 +2,12 @@
 //! holds, and the process's peak resident set (`getrusage`), for `ticket infer --bench`.
 
 use super::{SparseModel, TILE};
-use crate::kernels::compressed::row_buffer_bytes;
-use crate::kernels::PAR_MIN_WORK;
+use crate::kernels::compressed::{row_buffer_bytes, CHUNK, TILED_CHUNK};
 
 impl SparseModel {
     /// Bytes of the activation buffers a forward pass of `batch` examples on up to `threads`
-    /// threads holds at its peak: per tile in flight (at most one per thread), the transposed
+    /// threads holds at its peak: per span of examples in flight (a tile, or several tiles for
+    /// a model with compressed linear layers; at most one per thread), the transposed
     /// input (none at batch 1) and two ping-pong buffers as wide as the widest layer output,
     /// and for a compressed model each thread's buffer of decoded rows. Logits and inputs,
     /// which the caller owns, are not counted.
@@ -15,19 +15,25 @@ impl SparseModel {
         if batch == 0 {
             return 0;
         }
-        let work = self.plan.work_per_example().saturating_mul(batch);
-        let threads = if work >= PAR_MIN_WORK { threads.max(1) } else { 1 };
-        let tile = batch.div_ceil(threads).next_multiple_of(8).min(TILE).min(batch);
+        let (tile, threads) = self.span(batch, threads);
+        let tile = tile.min(batch);
         let in_flight = threads.min(batch.div_ceil(tile));
         let widest = (0..self.graph.layers().len())
             .map(|i| self.graph.output_shape(i).iter().product::<usize>())
             .max()
             .unwrap_or(0);
-        let input = if tile > 1 { self.inputs() } else { 0 };
-        let activations = 4 * tile * (input + 2 * widest);
+        // The transposed input: none at batch 1, one tile of it where a span's first linear
+        // layer transposes tile by tile.
+        let lazily = tile > TILE && self.plan.image_steps() == 0 && self.plan.starts_with_linear();
+        let input = match tile {
+            1 => 0,
+            _ if lazily => TILE * self.inputs(),
+            _ => tile * self.inputs(),
+        };
+        let activations = 4 * (input + tile * 2 * widest);
         let decoded = if self.layers.iter().any(|l| l.compressed.is_some()) {
             let longest = self.layers.iter().map(|l| max_row(&l.indptr)).max().unwrap_or(0);
-            row_buffer_bytes(longest)
+            row_buffer_bytes(longest, if tile > TILE { TILED_CHUNK } else { CHUNK })
         } else {
             0
         };

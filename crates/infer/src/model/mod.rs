@@ -8,7 +8,9 @@
 //! [`TILE`] examples, at least one per thread, and each tile runs the whole network on one
 //! thread: its activations stay in that core's cache and no thread waits for another between
 //! layers. Small products (batch 1 of LeNet) stay on the calling thread: handing work to
-//! another thread costs more than it saves. Within a tile, the convolutions and pools at the
+//! another thread costs more than it saves. A model whose linear layers are compressed runs
+//! spans of several tiles layer by layer instead, so that each chunk of a layer's rows is
+//! decoded once for all of them (see `plan`). Within a tile, the convolutions and pools at the
 //! start of an image network run one example at a time (see `plan`), and each example's
 //! result becomes a column of the `[features][batch]` input of the linear layers.
 //!
@@ -36,7 +38,7 @@ use crate::kernels::compressed::CompressedWeights;
 use crate::kernels::conv2d::Conv2d;
 use crate::kernels::conv2d_blocked::BlockedConv2d;
 use crate::kernels::csc::ColumnCopy;
-use crate::kernels::{self, Activation, Image, Isa, Window};
+use crate::kernels::{self, Activation, Image, Isa, TiledInput, Window};
 use crate::slab::Slab;
 use crate::timing::StepClock;
 use crate::transpose::transpose;
@@ -173,13 +175,28 @@ impl SparseLayer {
             + self.compressed.as_ref().map_or(0, CompressedWeights::mapped_bytes)
     }
 
-    /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]`, rows split over
-    /// `par`'s threads when the product is large enough (compressed layers: on this thread).
-    fn linear(&self, x: &[f32], y: &mut [f32], batch: usize, act: Activation, par: Par) {
+    /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]` laid out in tiles of
+    /// `tile` examples ([`kernels::tiles`]), rows split over `par`'s threads when the product
+    /// is large enough (compressed layers: on this thread, each chunk of rows decoded once
+    /// for all the tiles).
+    fn linear(
+        &self,
+        mut x: TiledInput,
+        y: &mut [f32],
+        (batch, tile): (usize, usize),
+        act: Activation,
+        par: Par,
+    ) {
         if let Some(c) = &self.compressed {
-            return c.spmm_with(Isa::detect(), &self.indptr, &self.bias, x, y, batch, act);
+            let isa = Isa::detect();
+            return c.spmm_with(isa, &self.indptr, &self.bias, x, y, (batch, tile), act);
         }
-        with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, batch, act, par))
+        let (rows, cols) = (self.shape.rows, self.shape.cols);
+        for examples in kernels::tiles(batch, tile) {
+            let (t, y) = (examples.len(), &mut y[examples.start * rows..examples.end * rows]);
+            let x = x.tile(examples, cols);
+            with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, t, act, par))
+        }
     }
 
     /// `y = act(conv(x, W) + b)` for images `x` of shape `input`, on this thread.
@@ -467,11 +484,7 @@ impl SparseModel {
         if batch == 0 {
             return Ok(());
         }
-        // One tile per thread at least (tiles a multiple of 8 examples, the AVX2 width), and
-        // only when the batch is worth the threads.
-        let work = self.plan.work_per_example().saturating_mul(batch);
-        let threads = if work >= kernels::PAR_MIN_WORK { par.threads() } else { 1 };
-        let tile = batch.div_ceil(threads).next_multiple_of(8).min(TILE);
+        let (tile, threads) = self.span(batch, par.threads());
         let tiles = batch.div_ceil(tile);
         if threads <= 1 || tiles <= 1 {
             // A single tile may still split its layers over the threads.
@@ -491,9 +504,21 @@ impl SparseModel {
         Ok(())
     }
 
+    /// How many examples one thread runs through the network at once, at most, and on how
+    /// many threads, for a batch of `batch` on up to `threads`: one span per thread at least
+    /// (a multiple of 8 examples, the AVX2 width), threads only when the batch is worth them,
+    /// and spans of one [`TILE`], or of several for a model whose linear layers decode
+    /// compressed weights (see `Plan::span`).
+    fn span(&self, batch: usize, threads: usize) -> (usize, usize) {
+        let work = self.plan.work_per_example().saturating_mul(batch);
+        let threads = if work >= kernels::PAR_MIN_WORK { threads.max(1) } else { 1 };
+        (batch.div_ceil(threads).next_multiple_of(8).min(self.plan.span()), threads)
+    }
+
     /// The whole network on `t` examples: `x` `[t][inputs]` to `out` `[t][outputs]`. The
     /// image steps run one example at a time, each example's result becoming a column of the
-    /// `[features][t]` input of the rest.
+    /// `[features][t]` input of the rest. Inside, the `t` examples are laid out in tiles of
+    /// [`TILE`] ([`kernels::tiles`]; one plain block when `t <= TILE`).
     fn tile(
         &self,
         x: &[f32],
@@ -506,33 +531,54 @@ impl SparseModel {
         let (plan, layers) = (&self.plan, &self.layers[..]);
         let images = if t > 1 { plan.image_steps() } else { 0 };
         let mut transposing = Duration::ZERO;
-        let input = if t == 1 {
-            x
+        // A span's first linear layer transposes each tile as it reaches it (its time counts
+        // in that layer's).
+        let lazily = t > TILE && images == 0 && plan.starts_with_linear();
+        let (input, scratch) = if t == 1 {
+            (x, None)
+        } else if lazily {
+            (x, Some(&mut s.input))
         } else if images == 0 {
             let started = Instant::now();
+            let features = self.inputs();
             s.input.resize(x.len(), 0.0);
-            transpose(x, t, self.inputs(), &mut s.input);
+            for e in kernels::tiles(t, TILE) {
+                let part = e.start * features..e.end * features;
+                transpose(&x[part.clone()], e.len(), features, &mut s.input[part]);
+            }
             transposing += started.elapsed();
-            &s.input
+            (&s.input[..], None)
         } else {
             let features = plan.outputs_before(images, self.inputs());
             s.input.resize(features * t, 0.0);
-            for (b, example) in x.chunks_exact(self.inputs()).enumerate() {
-                let image = plan.run(0..images, layers, example, 1, &mut s.buffers, par, clock);
-                let started = Instant::now();
-                for (f, &v) in image.iter().enumerate() {
-                    s.input[f * t + b] = v;
+            for e in kernels::tiles(t, TILE) {
+                let tile = &mut s.input[e.start * features..e.end * features];
+                for (b, example) in x[e.start * self.inputs()..e.end * self.inputs()]
+                    .chunks_exact(self.inputs())
+                    .enumerate()
+                {
+                    let example = (example, None);
+                    let image = plan.run(0..images, layers, example, 1, &mut s.buffers, par, clock);
+                    let started = Instant::now();
+                    for (f, &v) in image.iter().enumerate() {
+                        tile[f * e.len() + b] = v;
+                    }
+                    transposing += started.elapsed();
                 }
-                transposing += started.elapsed();
             }
-            &s.input
+            (&s.input[..], None)
         };
-        let logits = plan.run(images..plan.len(), layers, input, t, &mut s.buffers, par, clock);
+        let buffers = &mut s.buffers;
+        let logits = plan.run(images..plan.len(), layers, (input, scratch), t, buffers, par, clock);
         let started = Instant::now();
         if t == 1 {
             out.copy_from_slice(logits);
         } else {
-            transpose(logits, self.outputs(), t, out);
+            let classes = self.outputs();
+            for e in kernels::tiles(t, TILE) {
+                let part = e.start * classes..e.end * classes;
+                transpose(&logits[part.clone()], classes, e.len(), &mut out[part]);
+            }
         }
         if let Some(clock) = clock {
             clock.add(clock.steps() - 1, transposing + started.elapsed());

@@ -74,6 +74,62 @@ fn lenet_batches_across_tiles_and_threads() {
     }
 }
 
+/// A model whose linear layers are compressed runs spans of several tiles layer by layer,
+/// each chunk of rows decoded once for all of them: its logits are bit for bit those of the
+/// f32 model of the decoded weights, at one example, one tile, several tiles and more than a
+/// span (a short last tile each time), on one thread and two, for an MLP and for a conv net
+/// (whose image steps run one example at a time into the tiles of the linear layers' input).
+#[test]
+fn compressed_linear_layers_over_spans_equal_the_f32_model() {
+    let conv = Graph::from_json(
+        r#"{"input":[2,6,6],"layers":[
+        {"op":"conv2d","name":"conv1","in":2,"out":4,"kernel":[3,3],"padding":[1,1]},
+        {"op":"relu"},{"op":"maxpool2d","kernel":[2,2]},{"op":"flatten"},
+        {"op":"linear","name":"fc1","in":36,"out":50},{"op":"relu"},
+        {"op":"linear","name":"fc2","in":50,"out":10}]}"#,
+    )
+    .unwrap();
+    compressed_over_spans(&"200-120-40-10".parse().unwrap(), &[0.05, 0.1, 0.3]);
+    compressed_over_spans(&conv, &[0.5, 0.2, 0.3]);
+}
+
+fn compressed_over_spans(graph: &Graph, densities: &[f64]) {
+    use crate::kernels::compressed::tests::layouts;
+    let graph = graph.clone();
+    let layers = random_model(&graph, densities, 4);
+    let mut rng = Random::new(8);
+    for codec in ["k6+gap5", "int8+u16", "k3+gap8", "f32+u32"] {
+        let (mut compressed, mut decoded) = (vec![], vec![]);
+        for (w, weighted) in layers.iter().zip(graph.weighted()) {
+            let mut all = layouts(w, &mut rng);
+            let (_, c, values) = all.swap_remove(all.iter().position(|l| l.0 == codec).unwrap());
+            let (indptr, bias) = (w.indptr.clone().into(), w.bias.clone().into());
+            compressed.push(SparseLayer::compressed(
+                weighted.name.clone(),
+                weighted.shape,
+                indptr,
+                c,
+                bias,
+            ));
+            decoded.push(CsrParts { values, ..w.clone() });
+        }
+        let model = SparseModel::new(graph.clone(), compressed, ValueDtype::F32, 0, None);
+        assert_eq!(model.plan.span(), TILE * plan::TILES_PER_SPAN, "{codec}");
+        let f32_model = SparseModel::from_net(&net_of(&graph, &decoded));
+        for batch in [1, 32, 75, 600] {
+            let x = rng.vec(batch * graph.inputs(), -1.0, 1.0);
+            for par in [Par::Seq, Par::Rayon(2)] {
+                let mut want = vec![0.0; batch * 10];
+                let mut scratch = Scratch::without_zero_skipping();
+                f32_model.logits_into(&x, batch, &mut want, &mut scratch, par).unwrap();
+                let got = model.logits(&x, batch, par).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{codec} batch {batch} {par:?}");
+            }
+        }
+    }
+}
+
 /// LeNet-5, Conv-2 and a small AlexNet at the densities of published tickets (Han et al.'s
 /// for AlexNet), every layer kind of the fast path at once (blocked convs strided or not,
 /// with the max-pool fused or not, overlapping pools, per-example image steps, tiles,

@@ -9,7 +9,10 @@ use ticket_core::packed::{encode_gaps, pack, GapRows};
 use ticket_core::Par;
 
 /// One layout of a random layer: the compressed weights and the f32 values they decode to.
-fn layouts(w: &CsrParts, rng: &mut Random) -> Vec<(String, CompressedWeights, Vec<f32>)> {
+pub(crate) fn layouts(
+    w: &CsrParts,
+    rng: &mut Random,
+) -> Vec<(String, CompressedWeights, Vec<f32>)> {
     let nnz = w.nnz();
     let mut out = vec![];
     let row_of: Vec<usize> = (0..w.rows)
@@ -91,29 +94,61 @@ fn compressed_products_equal_the_f32_kernels_bit_for_bit() {
                 })
                 .collect();
             assert_eq!(seen, want, "{name}: decoded entries");
-            for batch in [1, 3, 8, 13, 32, 70] {
+            // One plain block, and batches laid out in tiles of 8 or 32 (the last shorter).
+            for (batch, tile) in
+                [(1, 1), (3, 3), (8, 8), (13, 13), (32, 32), (70, 70), (13, 8), (70, 32)]
+            {
                 let x = rng.vec(cols * batch, -1.0, 1.0);
-                for isa in Isa::available() {
-                    for act in [Activation::Identity, Activation::Relu] {
-                        let mut want = vec![0.0; rows * batch];
-                        spmm_with(
-                            isa,
-                            f32_csr,
-                            Some(&bias),
-                            &x,
-                            &mut want,
-                            batch,
-                            act,
-                            Par::Seq,
-                            usize::MAX,
-                        );
-                        let mut got = vec![f32::NAN; rows * batch];
-                        c.spmm_with(isa, &w.indptr, &bias, &x, &mut got, batch, act);
-                        assert_eq!(bits(&got), bits(&want), "{name} {isa:?} batch {batch} {act:?}");
-                    }
+                for act in [Activation::Identity, Activation::Relu] {
+                    let what = format!("{name} batch {batch} tile {tile} {act:?}");
+                    assert_tiles_equal(&c, (f32_csr, &bias), &x, (batch, tile), act, &what);
                 }
             }
         }
+    }
+}
+
+/// `c`'s product over a batch laid out in tiles against the f32 CSR kernel `w` (`c`
+/// decoded) run over each tile, bit for bit, with every instruction set.
+fn assert_tiles_equal(
+    c: &CompressedWeights,
+    (w, bias): (CsrRef<u32>, &[f32]),
+    x: &[f32],
+    (batch, tile): (usize, usize),
+    act: Activation,
+    what: &str,
+) {
+    let (rows, cols) = (w.rows(), w.cols());
+    for isa in Isa::available() {
+        let mut want = vec![0.0; rows * batch];
+        for e in crate::kernels::tiles(batch, tile) {
+            let xt = &x[e.start * cols..e.end * cols];
+            let yt = &mut want[e.start * rows..e.end * rows];
+            spmm_with(isa, w, Some(bias), xt, yt, e.len(), act, Par::Seq, usize::MAX);
+        }
+        let mut got = vec![f32::NAN; rows * batch];
+        c.spmm_with(isa, w.indptr(), bias, TiledInput::Tiled(x), &mut got, (batch, tile), act);
+        assert_eq!(bits(&got), bits(&want), "{what} {isa:?}");
+    }
+}
+
+/// A layer of more nonzeros than one chunk decoded for several tiles: chunks of rows follow
+/// one another, each over every tile.
+#[test]
+fn tiled_products_over_several_chunks_equal_the_f32_kernels() {
+    let mut rng = Random::new(17);
+    let (rows, cols) = (90, 1500);
+    let w = CsrParts::random(rows, cols, 0.15, &mut rng);
+    assert!(w.nnz() > 2 * TILED_CHUNK, "{} nonzeros", w.nnz());
+    let bias = rng.vec(rows, -0.1, 0.1);
+    let (batch, tile) = (40, 16);
+    let x = rng.vec(cols * batch, -1.0, 1.0);
+    for (name, c, decoded) in layouts(&w, &mut rng) {
+        if !["f32+u16", "int8+gap4", "k4+u32", "k6+gap5", "k8+gap8"].contains(&name.as_str()) {
+            continue;
+        }
+        let f32_csr = CsrRef::new(rows, cols, &w.indptr, &w.indices, &decoded).unwrap();
+        assert_tiles_equal(&c, (f32_csr, &bias), &x, (batch, tile), Activation::Relu, &name);
     }
 }
 
