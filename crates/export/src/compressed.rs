@@ -79,7 +79,8 @@ impl FromStr for IndexRequest {
 
 /// Per layer kind, the gap width of 3..8 bits whose streams take the fewest bytes for the
 /// kept weights (masks) of `net`, computed exactly from a histogram of each layer's gaps
-/// (fillers included; the narrowest width wins a tie). A kind without layers stays absolute.
+/// (fillers included; the narrowest width wins a tie). A kind without layers takes the other
+/// kind's width, so that an MLP's file names one width (`index_bits = 4`).
 pub fn smallest_index_codecs(net: &Network) -> IndexCodecs {
     let mut bytes = [[0usize; 9]; 2];
     let mut present = [false; 2];
@@ -99,12 +100,10 @@ pub fn smallest_index_codecs(net: &Network) -> IndexCodecs {
             bytes[kind][bits as usize] += packed::packed_len(gap_fields(&counts, bits), bits);
         }
     }
-    let best = |kind: usize| match present[kind] {
-        false => IndexCodec::Absolute,
-        true => {
-            let bits = GAP_BITS.min_by_key(|&b| bytes[kind][b as usize]).expect("widths");
-            IndexCodec::Gaps { bits }
-        }
+    let best = |kind: usize| {
+        let kind = if present[kind] { kind } else { 1 - kind };
+        let bits = GAP_BITS.min_by_key(|&b| bytes[kind][b as usize]).expect("widths");
+        IndexCodec::Gaps { bits }
     };
     IndexCodecs { linear: best(0), conv: best(1) }
 }
