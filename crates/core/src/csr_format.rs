@@ -207,23 +207,22 @@ impl FromStr for ValueCodec {
     }
 }
 
-/// The value codec of each weighted layer kind: one for every layer (`k5`) or one per kind
-/// (`conv=k8,linear=k5`, Deep Compression's AlexNet setting; a kind not named stays f32). Its
-/// text is what `--dtype` takes and metadata `value_dtype` records.
+/// One setting per weighted layer kind: a layer whose full weight shape has 4 dimensions is
+/// `conv`, any other `linear`. [`ValueCodecs`] and [`IndexCodecs`] are the two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct ValueCodecs {
-    pub conv: ValueCodec,
-    pub linear: ValueCodec,
+pub struct PerKind<T> {
+    pub conv: T,
+    pub linear: T,
 }
 
-impl ValueCodecs {
-    /// `codec` for every layer.
-    pub fn all(codec: ValueCodec) -> Self {
-        ValueCodecs { conv: codec, linear: codec }
+impl<T: Copy + PartialEq> PerKind<T> {
+    /// `value` for every layer.
+    pub fn all(value: T) -> Self {
+        PerKind { conv: value, linear: value }
     }
 
-    /// The codec of a layer whose full weight shape has `rank` dimensions (4 for conv).
-    pub fn for_rank(self, rank: usize) -> ValueCodec {
+    /// The setting of a layer whose full weight shape has `rank` dimensions (4 for conv).
+    pub fn for_rank(self, rank: usize) -> T {
         if rank == 4 {
             self.conv
         } else {
@@ -231,30 +230,37 @@ impl ValueCodecs {
         }
     }
 
-    /// Whether readers of format 2.0 know every codec.
-    pub fn is_float(self) -> bool {
-        self.conv.is_float() && self.linear.is_float()
-    }
-
-    /// The one codec of every layer, when there is one.
-    pub fn single(self) -> Option<ValueCodec> {
+    /// The one setting of every layer, when there is one.
+    pub fn single(self) -> Option<T> {
         (self.conv == self.linear).then_some(self.linear)
     }
 }
 
-impl From<ValueCodec> for ValueCodecs {
-    fn from(codec: ValueCodec) -> Self {
-        ValueCodecs::all(codec)
+impl<T: Copy + PartialEq> From<T> for PerKind<T> {
+    fn from(value: T) -> Self {
+        PerKind::all(value)
     }
 }
 
-impl fmt::Display for ValueCodecs {
-    /// `k5` when every kind shares a codec, else `conv=k8,linear=k5`.
+impl<T: Copy + PartialEq + fmt::Display> fmt::Display for PerKind<T> {
+    /// `k5` / `gap5` when every kind shares a setting, else `conv=k8,linear=k5`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.single() {
-            Some(codec) => codec.fmt(f),
+            Some(value) => value.fmt(f),
             None => write!(f, "conv={},linear={}", self.conv, self.linear),
         }
+    }
+}
+
+/// The value codec of each weighted layer kind: one for every layer (`k5`) or one per kind
+/// (`conv=k8,linear=k5`, Deep Compression's AlexNet setting; a kind not named stays f32). Its
+/// text is what `--dtype` takes and metadata `value_dtype` records.
+pub type ValueCodecs = PerKind<ValueCodec>;
+
+impl ValueCodecs {
+    /// Whether readers of format 2.0 know every codec.
+    pub fn is_float(self) -> bool {
+        self.conv.is_float() && self.linear.is_float()
     }
 }
 
@@ -337,32 +343,9 @@ impl fmt::Display for IndexCodec {
 /// layer (`5`) or one per kind (`conv=3,linear=5`: conv layers at 35-84% density have gaps
 /// of 1-3, which 3 or 4 bits hold; a kind not named keeps absolute indices). Its text is what
 /// `--index-bits` takes and metadata `index_bits` records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct IndexCodecs {
-    pub conv: IndexCodec,
-    pub linear: IndexCodec,
-}
+pub type IndexCodecs = PerKind<IndexCodec>;
 
 impl IndexCodecs {
-    /// `codec` for every layer.
-    pub fn all(codec: IndexCodec) -> Self {
-        IndexCodecs { conv: codec, linear: codec }
-    }
-
-    /// The codec of a layer whose full weight shape has `rank` dimensions (4 for conv).
-    pub fn for_rank(self, rank: usize) -> IndexCodec {
-        if rank == 4 {
-            self.conv
-        } else {
-            self.linear
-        }
-    }
-
-    /// The one codec of every layer, when there is one.
-    pub fn single(self) -> Option<IndexCodec> {
-        (self.conv == self.linear).then_some(self.linear)
-    }
-
     /// Whether every layer stores absolute indices (what format 2.0 readers know).
     pub fn is_absolute(self) -> bool {
         self == IndexCodecs::default()
@@ -391,22 +374,6 @@ impl IndexCodecs {
             (Some(c), Some(l)) => Some(format!("conv={c},linear={l}")),
             (Some(c), None) => Some(format!("conv={c}")),
             (None, Some(l)) => Some(format!("linear={l}")),
-        }
-    }
-}
-
-impl From<IndexCodec> for IndexCodecs {
-    fn from(codec: IndexCodec) -> Self {
-        IndexCodecs::all(codec)
-    }
-}
-
-impl fmt::Display for IndexCodecs {
-    /// `gap5` or `absolute` when every kind shares a codec, else `conv=gap3,linear=gap5`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.single() {
-            Some(codec) => codec.fmt(f),
-            None => write!(f, "conv={},linear={}", self.conv, self.linear),
         }
     }
 }
