@@ -72,6 +72,7 @@ impl FromStr for IndexRequest {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim() {
             "auto" => Ok(IndexRequest::Smallest),
+            text if text.contains('=') => s.parse().map(IndexRequest::Codecs),
             _ => s.parse().map(IndexRequest::Codecs).map_err(|e| format!("{e} (or auto)")),
         }
     }
