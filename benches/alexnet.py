@@ -2,9 +2,11 @@
 """AlexNet at full scale, in one run: torchvision's `alexnet()` (random initialisation; no
 ImageNet here, so no accuracy) exported by `torch.onnx.export` as a new user would, pruned on
 export to Han et al.'s per-layer fractions (conv1 84%, conv2 38%, conv3 35%, conv4 37%, conv5
-37%, fc6 9%, fc7 9%, fc8 25%) and written three ways: f32, f16, and Deep Compression's codecs
-(`--dtype conv=k8,linear=k5 --index-bits 5`). Reports, as a table for the README and as JSON
-in benches/results/alexnet-<UTC time>.json:
+37%, fc6 9%, fc7 9%, fc8 25%) and written four ways: f32 and f16 with absolute indices, f16
+with relative indices, and Deep Compression's codecs (`--dtype conv=k8,linear=k5`); the last
+two store gaps of the width per layer kind that gives the fewest bytes (`--index-bits auto`;
+the table names the widths chosen, e.g. conv=gap3,linear=gap4). Reports, as a table for the
+README and as JSON in benches/results/alexnet-<UTC time>.json:
 
 - parameters kept against the dense model, file bytes of each file against the dense f32
   file, bits per kept weight split into values / indices / the rest;
@@ -34,7 +36,8 @@ HAN_KEEP = "conv1=0.84,conv2=0.38,conv3=0.35,conv4=0.37,conv5=0.37,fc6=0.09,fc7=
 CODECS = {
     "f32": ["--dtype", "f32"],
     "f16": ["--dtype", "f16"],
-    "conv=k8,linear=k5+gap5": ["--dtype", "conv=k8,linear=k5", "--index-bits", "5"],
+    "f16+gaps": ["--dtype", "f16", "--index-bits", "auto"],
+    "conv=k8,linear=k5+gaps": ["--dtype", "conv=k8,linear=k5", "--index-bits", "auto"],
 }
 HWM = "\nprint(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')))"
 # argv: threads, model, repetitions. Prints JSON latencies (ms), then VmHWM.
@@ -105,6 +108,7 @@ def main():
                 [ticket, "infer", out, "--bench", "--json", "--threads", str(a.threads)])
             bench = json.loads(bench_out)
             files[name] = {"export": {"wall_s": wall, "peak_rss_bytes": rss}, "report": report["total"],
+                           "index_codec": report["index_codec"],
                            "layers": report["layers"], "bench": bench, "infer_process_peak_rss_bytes": infer_rss}
         ort_out, _, ort_rss = timed_rss([sys.executable, "-c", ORT_RUN, str(a.threads), onnx_path, str(a.ort_reps)])
         ort = json.loads(ort_out.splitlines()[0])
@@ -115,7 +119,7 @@ def main():
           f"{dense_bytes / 1e6:.1f} MB; {a.threads} threads")
     print(f"parameters kept: {total['kept_params']} of {total['dense_params']} "
           f"({total['dense_params'] / total['kept_params']:.1f}x fewer)")
-    head = (f"{'file':<24}{'bytes':>12}{'vs dense':>10}{'bits/w':>8}{'values':>8}{'indices':>8}{'other':>7}"
+    head = (f"{'file':<24}{'index codec':<22}{'bytes':>12}{'vs dense':>10}{'bits/w':>8}{'values':>8}{'indices':>8}{'other':>7}"
             f"{'b1 ms':>8}{'bN ms/ex':>10}{'N':>4}{'peak RSS MB':>13}{'open ms':>9}{'export s':>10}{'export MB':>11}")
     print(head)
     for name, f in files.items():
@@ -126,12 +130,13 @@ def main():
         big = max(batches) if batches else None
         sparse = bench["sparse"]
         memory = b.get("memory", bench.get("memory", {}))["sparse"]
-        print(f"{name:<24}{t['csr_file_bytes']:>12}{t['file_ratio']:>9.1f}x{t['bits_per_kept_weight']:>8.1f}"
+        index = f["index_codec"].replace("absolute", "u16/u32")
+        print(f"{name:<24}{index:<22}{t['csr_file_bytes']:>12}{t['file_ratio']:>9.1f}x{t['bits_per_kept_weight']:>8.1f}"
               f"{bits['values']:>8.1f}{bits['indices']:>8.1f}{bits['other']:>7.1f}"
               f"{sparse['batch1_us_p50'] / 1e3:>8.2f}{sparse.get(f'batch{big}_us_per_sample', float('nan')) / 1e3:>10.2f}"
               f"{big or '-':>4}{memory['peak_rss_bytes_after_runs'] / 1e6:>13.1f}{memory['load_ms']:>9.1f}"
               f"{f['export']['wall_s']:>10.1f}{f['export']['peak_rss_bytes'] / 1e6:>11.1f}")
-    print(f"{'ONNX Runtime dense':<24}{dense_bytes:>12}{1.0:>9.1f}x{'':>31}{ort['batch1_ms']:>8.2f}"
+    print(f"{'ONNX Runtime dense':<46}{dense_bytes:>12}{1.0:>9.1f}x{'':>31}{ort['batch1_ms']:>8.2f}"
           f"{ort['batch16_ms'] / 16:>10.2f}{16:>4}{ort['peak_rss_bytes'] / 1e6:>13.1f}{ort['load_ms']:>9.1f}")
     print("peak RSS: ticket's process after its sparse runs (VmHWM, before --bench builds the dense "
           "network it compares with); ONNX Runtime's whole process")

@@ -2,7 +2,8 @@
 # The model files ticket writes, read by independent readers: builds ticket, finds a small
 # pruned MLP ticket and a pruned conv ticket (digits-mlp and digits-conv, one or two levels of 100
 # iterations) and a conv checkpoint with random weights and masks, exports each with f32, f16,
-# bf16, int8 and k-means codebook values and with absolute and gap-coded indices, and runs
+# bf16, int8 and k-means codebook values and with absolute and gap-coded indices (one width,
+# one per layer kind and auto), and runs
 # benches/read_dense_checkpoint.py and benches/read_csr_model.py on every file, in a virtual
 # environment with only numpy, scipy and safetensors. The CSR readers assert the logits against
 # the dense checkpoint (per value dtype), the export report's byte counts against the files and
@@ -45,7 +46,8 @@ random_dense="$out/random-conv.safetensors"
 check() { # NAME DENSE INFER(0/1)
     local name="$1" dense="$2" infer="$3"
     "$py" benches/read_dense_checkpoint.py "$dense"
-    for codecs in f32 f16 bf16 int8 k6 k4:5 k2:8 f32:3 int8:6; do
+    for codecs in f32 f16 bf16 int8 k6 k4:5 k2:8 f32:3 int8:6 f16:conv=3,linear=5 \
+        conv=k6,linear=k4:auto; do
         local dtype="${codecs%%:*}" bits=()
         if [ "$codecs" != "$dtype" ]; then bits=(--index-bits "${codecs#*:}"); fi
         local csr="$out/$name-${codecs/:/-gap}.safetensors"

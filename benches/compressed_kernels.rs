@@ -45,7 +45,7 @@ fn codecs(value: &str, gaps: Option<u32>) -> Codecs {
         Err(_) => value.parse().expect("a value codec"),
     };
     let index = gaps.map_or(IndexCodec::Absolute, |bits| IndexCodec::Gaps { bits });
-    Codecs { value: value.into(), index }
+    Codecs { value: value.into(), index: index.into() }
 }
 
 fn main() {

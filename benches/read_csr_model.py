@@ -121,26 +121,40 @@ def ticket_logits(ticket, path, x):
         return load_file(out)["logits"]
 
 
+def layer_codec(value_dtype, w):
+    """The value codec of layer `w` under `value_dtype` (one codec, or one per layer kind)."""
+    if "=" not in value_dtype:
+        return value_dtype
+    kinds = dict(part.split("=", 1) for part in value_dtype.split(","))
+    return kinds["conv" if len(w["dims"]) == 4 else "linear"]
+
+
 def check_quantized(model, dense, value_dtype):
-    """Lossy values: the same kept positions, each value what its codec promises."""
+    """Lossy values: the same kept positions, each value what its codec promises (a float
+    layer of a per-kind file: its rounding, as the tolerance of the whole-model check)."""
     for w, matrix, source in zip(model.graph.weighted, model.weights, dense.weights):
         name, coo = w["name"], matrix.tocoo()
+        codec = layer_codec(value_dtype, w)
         mask = np.zeros(source.shape, dtype=bool)
         mask[coo.row, coo.col] = True
         check(not np.any(source[~mask]), f"{name}: a weight outside the stored entries is kept")
         kept = source[coo.row, coo.col].astype(np.float64)
         got = coo.data.astype(np.float64)
-        if value_dtype == "int8":
+        if codec in TOLERANCE:
+            scale = np.maximum(np.abs(kept), 1e-30)
+            check(np.all(np.abs(got - kept) <= TOLERANCE[codec] * scale + 1e-12),
+                  f"{name}: a {codec} value is further from its weight than {codec} rounds")
+        elif codec == "int8":
             step = np.abs(source).max(axis=1, initial=0) / 127
             check(np.all(np.abs(got - kept) <= step[coo.row] * 0.5 * (1 + 1e-5) + 1e-12),
                   f"{name}: an int8 value is more than half a step from its weight")
         else:
             book = np.unique(coo.data).astype(np.float64)
-            check(len(book) <= 1 << int(value_dtype[1:]), f"{name}: more than 2^N distinct values")
+            check(len(book) <= 1 << int(codec[1:]), f"{name}: more than 2^N distinct values")
             nearest = np.abs(kept[:, None] - book[None, :]).min(axis=1)
             check(np.allclose(np.abs(got - kept), nearest, rtol=0, atol=1e-7),
                   f"{name}: a value is not the centroid nearest its weight")
-        print(f"{name}: {value_dtype} values match their weights as specified ({len(got)} kept)")
+        print(f"{name}: {codec} values match their weights as specified ({len(got)} kept)")
 
 
 def main():

@@ -221,7 +221,7 @@ def value_codec_ok(value):
 
 
 def codec_of(f):
-    """(value codec per layer kind {"conv": .., "linear": ..}, index bits or None) from
+    """(value codec per layer kind {"conv": .., "linear": ..}, index bits per layer kind) from
     `value_dtype` (one codec, or `conv=<codec>,linear=<codec>`) and `index_bits`."""
     text = f.key("value_dtype")
     if "=" in text:
@@ -233,10 +233,28 @@ def codec_of(f):
         value = {"conv": text, "linear": text}
     if not all(value_codec_ok(v) for v in value.values()):
         f.fail(f"unknown value_dtype `{text}`")
-    bits = f.meta.get("index_bits")
-    if bits is not None and not (bits.isdigit() and 3 <= int(bits) <= 8):
-        f.fail(f"metadata `index_bits` = `{bits}` is not 3..8")
-    return value, None if bits is None else int(bits)
+    return value, index_bits_of(f)
+
+
+def index_bits_of(f):
+    """Gap width per layer kind {"conv": N or None, "linear": ..} from `index_bits`: absent
+    (None: absolute indices), one width `N`, or `conv=N,linear=M` (a kind not named is None)."""
+    text = f.meta.get("index_bits")
+    if text is None:
+        return {"conv": None, "linear": None}
+    parts = [p.strip().partition("=") for p in text.split(",")]
+    if "=" not in text:
+        bits = {"conv": text.strip(), "linear": text.strip()}
+    else:
+        kinds = [k.strip() for k, _, _ in parts]
+        if any(k not in ("conv", "linear") for k in kinds) or len(set(kinds)) != len(kinds):
+            f.fail(f"metadata `index_bits` = `{text}` names an unknown or repeated layer kind")
+        bits = {"conv": None, "linear": None}
+        bits.update({k.strip(): v.strip() for k, _, v in parts})
+    for b in bits.values():
+        if b is not None and not (b.isdigit() and 3 <= int(b) <= 8):
+            f.fail(f"metadata `index_bits` = `{text}` is not 3..8")
+    return {k: None if b is None else int(b) for k, b in bits.items()}
 
 
 def gap_columns(f, name, raw, indptr, n, cols):
@@ -377,7 +395,8 @@ def load_csr(path):
     weights, biases = [], []
     for w in graph.weighted:
         name, rows, cols = w["name"], w["rows"], w["cols"]
-        value = codecs["conv" if len(w["dims"]) == 4 else "linear"]
+        kind = "conv" if len(w["dims"]) == 4 else "linear"
+        value, gap_bits = codecs[kind], index_bits[kind]
         value_dtype = VALUE_DTYPES.get(value)
         shape = f.tensor(f"{name}.weight.shape", "I64", [len(w["dims"])])
         if shape.tolist() != w["dims"]:
@@ -386,12 +405,12 @@ def load_csr(path):
         nnz = int(indptr[-1])
         if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
             f.fail(f"layer {name}: indptr must start at 0 and never decrease")
-        if index_bits is None:
+        if gap_bits is None:
             index_dtype = "U16" if cols <= MAX_U16_COLS else "U32"
             indices = f.tensor(f"{name}.weight.indices", index_dtype, [nnz]).astype(np.int64)
         else:
             raw = f.tensor(f"{name}.weight.indices", "U8", f.shape_of(f"{name}.weight.indices"))
-            indices = gap_columns(f, name, raw, indptr, index_bits, cols)
+            indices = gap_columns(f, name, raw, indptr, gap_bits, cols)
         if value_dtype is not None:
             values = f.tensor(f"{name}.weight.values", value_dtype, [nnz]).astype(np.float32)
         else:

@@ -242,9 +242,11 @@ pub struct ExportArgs {
     #[arg(long, default_value = "f32", value_parser = parse_value_codecs, value_name = "DTYPE")]
     pub dtype: ValueCodecs,
     /// Store each row's column indices as gaps of N bits (3..8; a gap too long for N bits
-    /// takes filler entries) instead of absolute u16/u32 indices.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(3..=8))]
-    pub index_bits: Option<u32>,
+    /// takes filler entries) instead of absolute u16/u32 indices: one width for every layer,
+    /// one per layer kind, e.g. conv=4,linear=5 (a kind not named stays absolute), or auto
+    /// (per kind the width giving the fewest bytes, computed exactly from the kept weights).
+    #[arg(long, value_name = "N|conv=N,linear=M|auto", value_parser = parse_index_request)]
+    pub index_bits: Option<IndexRequest>,
     /// Export with every value codec, absolute and 3..8-bit gap indices, in memory, and print
     /// a table of file bytes, bits per kept weight and (with --dataset/--data) accuracy, to
     /// pick a codec; writes no file.
@@ -284,6 +286,12 @@ pub struct ExportArgs {
 pub use ticket_core::csr_format::ValueCodecs;
 
 fn parse_value_codecs(text: &str) -> Result<ValueCodecs, String> {
+    text.parse()
+}
+
+pub use ticket_export::IndexRequest;
+
+fn parse_index_request(text: &str) -> Result<IndexRequest, String> {
     text.parse()
 }
 

@@ -2,7 +2,9 @@
 //! `make_fixtures.py alexnet` with both PyTorch exporters): imported and run, it gives ONNX
 //! Runtime's logits; `--keep-layers` prunes exactly the weights
 //! `torch.nn.utils.prune.l1_unstructured` prunes at the same fractions; `--dtype
-//! conv=k8,linear=f16` stores each layer kind in its codec; bad specs are clear errors.
+//! conv=k8,linear=f16` stores each layer kind in its codec, `--index-bits conv=N,linear=M`
+//! and `auto` each kind's column indices in gaps of its width (`auto`: the fewest bytes, checked
+//! against every width exported); bad specs are clear errors.
 
 mod common;
 
@@ -127,6 +129,56 @@ fn dtype_per_layer_kind_stores_each_kind_in_its_codec() {
     assert_close(&infer(dir.path(), &csr), &want, 1e-4, "mixed codecs");
 }
 
+/// The layer kinds' index codecs a report names, in layer order.
+fn index_codecs(report: &serde_json::Value) -> Vec<String> {
+    let layers = report["layers"].as_array().unwrap();
+    layers.iter().map(|l| l["index_dtype"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn index_bits_per_layer_kind_decode_to_the_f32_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = ["--keep-layers", KEEP_LAYERS];
+    let (f32_file, _) = export(dir.path(), "dynamo", "absolute", &keep);
+    let want = ticket_export::read_csr_as_dense(&f32_file).unwrap();
+    let want_logits = infer(dir.path(), &f32_file);
+    let mut extra = keep.to_vec();
+    extra.extend(["--index-bits", "conv=3,linear=5"]);
+    let (csr, report) = export(dir.path(), "dynamo", "per-kind", &extra);
+    assert_eq!(report["index_codec"], "conv=gap3,linear=gap5");
+    assert_eq!(index_codecs(&report), ["gap3", "gap3", "gap3", "gap5", "gap5", "gap5"]);
+    let bytes = std::fs::read(&csr).unwrap();
+    let file = TensorFile::parse(&bytes, &csr).unwrap();
+    assert_eq!(file.meta("index_bits").unwrap(), "conv=3,linear=5");
+    assert_eq!(file.meta("format_version").unwrap(), "2.1");
+    // The same weights at the same positions, and ticket infer gives the f32 file's logits.
+    assert_eq!(ticket_export::read_csr_as_dense(&csr).unwrap(), want);
+    assert_eq!(infer(dir.path(), &csr), want_logits);
+
+    // auto: per kind no width of 3..8 gives fewer index bytes.
+    extra.truncate(2);
+    extra.extend(["--index-bits", "auto"]);
+    let (auto, report) = export(dir.path(), "dynamo", "auto", &extra);
+    assert_eq!(ticket_export::read_csr_as_dense(&auto).unwrap(), want);
+    let index_bytes = |report: &serde_json::Value, conv: bool| -> u64 {
+        let layers = report["layers"].as_array().unwrap();
+        let kind = layers.iter().filter(|l| (l["op"] == "conv2d") == conv);
+        kind.map(|l| l["csr_bytes"]["indices"].as_u64().unwrap()).sum()
+    };
+    let chosen = index_codecs(&report);
+    for bits in 3..=8 {
+        let width = bits.to_string();
+        let (_, fixed) =
+            export(dir.path(), "dynamo", &width, &[keep[0], keep[1], "--index-bits", &width]);
+        for conv in [true, false] {
+            assert!(
+                index_bytes(&report, conv) <= index_bytes(&fixed, conv),
+                "{chosen:?} vs {bits}"
+            );
+        }
+    }
+}
+
 #[test]
 fn bad_specs_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -136,6 +188,9 @@ fn bad_specs_are_clear_errors() {
         |flag: &str, value: &str| ticket(&["export", s(&source), "--out", s(&out), flag, value]);
     assert_clean_failure(&run("--dtype", "conv=k9"), "`conv=k9`: unknown value dtype `k9`");
     assert_clean_failure(&run("--dtype", "pool=k4"), "unknown layer kind `pool`");
+    assert_clean_failure(&run("--index-bits", "conv=9"), "`conv=9`: `9` is not 3..8");
+    assert_clean_failure(&run("--index-bits", "pool=4"), "unknown layer kind `pool`");
+    assert_clean_failure(&run("--index-bits", "conv=3,conv=4"), "names layer kind `conv` twice");
     assert_clean_failure(&run("--keep-layers", "fc6=1.5"), "in (0, 1]");
     let unknown = run("--keep-layers", "foo=0.5");
     assert_clean_failure(&unknown, "the model has no layer `foo`");

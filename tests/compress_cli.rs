@@ -124,7 +124,7 @@ fn bad_codec_flags_are_refused() {
         stderr(&o)
     );
     let o = ticket(&["export", s(&source), "--index-bits", "2", "--out", s(&out)]);
-    assert!(!o.status.success() && stderr(&o).contains("2 is not in 3..=8"), "{}", stderr(&o));
+    assert!(!o.status.success() && stderr(&o).contains("`2` is not 3..8"), "{}", stderr(&o));
     assert!(!out.exists());
 }
 

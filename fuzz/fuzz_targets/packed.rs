@@ -3,11 +3,14 @@
 //! kept weights, the rest is the stream. A gap stream that is accepted decodes to strictly
 //! increasing columns below `cols`, exactly `indptr`'s count per row, and encodes back to the
 //! same bytes; a codebook index stream that is accepted holds only indices below the
-//! codebook's length. Anything else is refused with a message, never a panic.
+//! codebook's length. Anything else is refused with a message, never a panic. The bulk
+//! unpacking the checks use gives every field as `field` reads it, and the bytes read as an
+//! `index_bits` metadata entry either are refused or round-trip through their text.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ticket_core::packed::{check_codes, check_indptr, encode_gaps, field, pack, GapRows};
+use ticket_core::csr_format::IndexCodecs;
+use ticket_core::packed::{check_codes, check_indptr, encode_gaps, field, pack, unpack, GapRows};
 
 fuzz_target!(|data: &[u8]| {
     let [bits, rows, cols_lo, cols_hi, entries, rest @ ..] = data else { return };
@@ -38,5 +41,13 @@ fuzz_target!(|data: &[u8]| {
     let book = 1 + *entries as usize % (1 << bits);
     if check_codes(stream, count, bits, book).is_ok() {
         assert!((0..count).all(|k| (field(stream, k, bits) as usize) < book));
+    }
+    let all = stream.len() * 8 / bits as usize;
+    let unpacked = unpack(stream, all, bits);
+    assert!((0..all).all(|i| unpacked[i] as u32 == field(stream, i, bits)));
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(codecs) = IndexCodecs::from_meta(Some(text)) {
+            assert_eq!(IndexCodecs::from_meta(codecs.to_meta().as_deref()), Ok(codecs));
+        }
     }
 });

@@ -6,12 +6,21 @@ use crate::model::json_to_py;
 use pyo3::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use ticket_core::csr_format::{IndexCodec, ValueCodecs, GAP_BITS};
+use ticket_core::csr_format::ValueCodecs;
 use ticket_core::recipe::PruneMethod;
 use ticket_core::{DataSource, Par};
 use ticket_export::{
-    export_checkpoint, open_source, Codecs, Error, Evaluation, ExportOptions, SourceOptions,
+    export_checkpoint, open_source, Codecs, Error, Evaluation, ExportOptions, IndexRequest,
+    SourceOptions,
 };
+
+/// `index_bits=`: a width (`5`) or the text `--index-bits` takes (`"conv=4,linear=5"`,
+/// `"auto"`).
+#[derive(FromPyObject)]
+pub enum IndexBitsArg {
+    Bits(u32),
+    Text(String),
+}
 
 /// Exports `source` (an experiment directory, a ticket checkpoint, a PyTorch state dict in
 /// safetensors or an ONNX file) to the CSR file `out` and returns the compression report.
@@ -29,7 +38,7 @@ pub fn export<'py>(
     keep_layers: Option<HashMap<String, f64>>,
     pruning: &str,
     dtype: &str,
-    index_bits: Option<u32>,
+    index_bits: Option<IndexBitsArg>,
     level: Option<usize>,
     layers: Option<Vec<String>>,
     model: Option<String>,
@@ -39,11 +48,14 @@ pub fn export<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let value: ValueCodecs =
         dtype.parse().map_err(|e: String| errors::usage(format!("dtype: {e}")))?;
-    let index = match index_bits {
-        None => IndexCodec::Absolute,
-        Some(bits) if GAP_BITS.contains(&bits) => IndexCodec::Gaps { bits },
-        Some(bits) => return Err(errors::usage(format!("index_bits: {bits} is not 3..8"))),
-    };
+    let index: Option<IndexRequest> = index_bits
+        .map(|arg| match arg {
+            IndexBitsArg::Bits(bits) => bits.to_string(),
+            IndexBitsArg::Text(text) => text,
+        })
+        .map(|text| text.parse())
+        .transpose()
+        .map_err(|e: String| errors::usage(format!("index_bits: {e}")))?;
     let method = match pruning {
         "layerwise" => PruneMethod::Layerwise,
         "global" => PruneMethod::Global,
@@ -78,6 +90,7 @@ pub fn export<'py>(
         let par = Par::Rayon(std::thread::available_parallelism().map_or(1, |n| n.get()));
         let source = open_source(&source, &source_opts, eval, par).map_err(errors::export)?;
         let mut opts = ExportOptions::new(out);
+        let index = index.map_or_else(Default::default, |r| r.resolve(&source.net));
         opts.codecs = Codecs { value, index };
         opts.overwrite = force;
         opts.provenance.dataset = source.dataset.clone();

@@ -111,6 +111,7 @@ impl Model {
                 d.set_item("weights", dense)?;
                 d.set_item("density", layer.nnz() as f64 / dense.max(1) as f64)?;
                 d.set_item("value_codec", values.for_rank(w.dims.len()).to_string())?;
+                d.set_item("index_codec", indices.for_rank(w.dims.len()).to_string())?;
                 Ok(d)
             })
             .collect::<PyResult<Vec<_>>>()?;

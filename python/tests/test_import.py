@@ -73,12 +73,37 @@ def test_codebook_and_gap_codecs(tmp_path, expected):
     np.testing.assert_allclose(model.predict(x), ticket.load(f32).predict(x), atol=0.25)
 
 
+def test_index_bits_per_layer_kind_and_auto(tmp_path, expected):
+    source = FIXTURES / "mlp-pruned.safetensors"
+    f32 = ticket.load(ticket.export(source, tmp_path / "f32.safetensors")["output"])
+    x = expected["digits_input"]
+    widths = {}
+    for bits in range(3, 9):
+        report = ticket.export(source, tmp_path / f"{bits}.safetensors", index_bits=bits)
+        widths[bits] = sum(layer["csr_bytes"]["indices"] for layer in report["layers"])
+    out = tmp_path / "auto.safetensors"
+    report = ticket.export(source, out, index_bits="auto")
+    auto = ticket.load(out)
+    # An MLP has only linear layers: auto picks their narrowest cheapest width.
+    best = min(widths, key=lambda b: (widths[b], b))
+    assert auto.info["index_codec"] == f"gap{best}"
+    layers = len(auto.info["layers"])
+    assert [layer["index_codec"] for layer in auto.info["layers"]] == [f"gap{best}"] * layers
+    np.testing.assert_array_equal(auto.predict(x), f32.predict(x))
+    per_kind = ticket.export(source, tmp_path / "k.safetensors", index_bits="linear=6")
+    per_kind = ticket.load(per_kind["output"])
+    assert [layer["index_codec"] for layer in per_kind.info["layers"]] == ["gap6"] * layers
+    np.testing.assert_array_equal(per_kind.predict(x), f32.predict(x))
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
         ({"keep": 1.5}, "--keep 1.5"),
         ({"keep": 0.5, "pruning": "random"}, "`random` is not"),
         ({"index_bits": 9}, "not 3..8"),
+        ({"index_bits": "pool=4"}, "unknown layer kind `pool`"),
+        ({"index_bits": "conv=3,conv=4"}, "twice"),
         ({"dtype": "k9"}, "dtype"),
     ],
 )

@@ -47,6 +47,7 @@ def export(
     keep_layers: Optional[dict[str, float]] = None,
     pruning: Literal["layerwise", "global"] = "layerwise",
     dtype: str = "f32",
+    index_bits: Optional[Union[int, str]] = None,
     level: Optional[int] = None,
     force: bool = False,
     dataset: Optional[Literal["digits", "fashion-mnist"]] = None,
@@ -58,5 +59,7 @@ def export(
     ``keep`` prunes by magnitude on export (the fraction of weights kept, per layer or
     ``pruning="global"``); ``keep_layers`` gives named layers their own fraction
     (``{"conv1": 0.84, "fc6": 0.09}``: the file's layer names or Han's ``convP``/``fcP``);
-    ``dtype`` is one codec or one per layer kind (``"conv=k8,linear=k5"``);
+    ``dtype`` is one codec or one per layer kind (``"conv=k8,linear=k5"``); ``index_bits``
+    stores column indices as gaps of that many bits (3..8), one width per kind
+    (``"conv=4,linear=5"``) or ``"auto"`` (per kind the width giving the fewest bytes);
     ``dataset``/``data`` measure accuracy before and after."""

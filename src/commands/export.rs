@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use ticket_core::csr_format::{IndexCodec, ValueCodec};
+use ticket_core::csr_format::ValueCodec;
 use ticket_core::recipe::PruneMethod;
 use ticket_core::{Network, Par};
 use ticket_export::finetune::{finetune, FinetuneOptions, FinetuneReport, Finetuned};
@@ -89,7 +89,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let mut opts = ExportOptions::new(args.out.clone().unwrap_or_else(|| default_out(input)));
     opts.codecs = Codecs {
         value: args.dtype,
-        index: args.index_bits.map_or(IndexCodec::Absolute, |bits| IndexCodec::Gaps { bits }),
+        index: args.index_bits.map_or_else(Default::default, |r| r.resolve(&source.net)),
     };
     opts.overwrite = args.force;
     opts.provenance.dataset = source.dataset.clone();

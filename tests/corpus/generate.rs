@@ -557,6 +557,11 @@ fn compressed_damage(codebook: &SafeTensors, int8: &SafeTensors) -> Vec<(String,
         t.shape = vec![t.data.len() as u64 / 2];
     });
     case("index-bits-unknown", codebook, &|f| set_meta(f, "index_bits", "9"));
+    case("index-bits-conv-9", codebook, &|f| set_meta(f, "index_bits", "conv=9,linear=4"));
+    case("index-bits-kind-pool", codebook, &|f| set_meta(f, "index_bits", "pool=4"));
+    case("index-bits-kind-twice", codebook, &|f| set_meta(f, "index_bits", "linear=4,linear=5"));
+    // The gap width named for conv layers only: this MLP's U8 streams are then not absolute.
+    case("index-bits-other-kind", codebook, &|f| set_meta(f, "index_bits", "conv=4"));
     case("int8-scale-nan", int8, &|f| set_f32(f, "fc2.weight.scales", 4, f32::NAN));
     case("int8-scales-missing", int8, &|f| f.tensors.retain(|t| t.name != "fc1.weight.scales"));
     case("value-dtype-k9", int8, &|f| set_meta(f, "value_dtype", "k9"));
@@ -1429,6 +1434,14 @@ fn expected_problem(path: &str) -> String {
             "`fc1.weight.indices` has dtype U16, but the indices are 4-bit gaps"
         }
         ("csr", "index-bits-unknown") => "metadata `index_bits` = `9` is not 3..8",
+        ("csr", "index-bits-conv-9") => "metadata `index_bits`: `conv=9`: `9` is not 3..8",
+        ("csr", "index-bits-kind-pool") => {
+            "`pool=4`: unknown layer kind `pool` (expected conv or linear)"
+        }
+        ("csr", "index-bits-kind-twice") => "`linear=4,linear=5` names layer kind `linear` twice",
+        ("csr", "index-bits-other-kind") => {
+            "`fc1.weight.indices` has dtype U8, but the indices are absolute"
+        }
         ("csr", "int8-scale-nan") => "layer fc2: scale of row 4 is NaN",
         ("csr", "int8-scales-missing") => "missing tensor `fc1.weight.scales`",
         ("csr", "value-dtype-k9") => {

@@ -12,7 +12,7 @@
 //! Compressed layers (format version 2.1, [`ValueCodec`] and [`IndexCodec`]): `values` I8
 //! with `<name>.weight.scales` F32 `[rows]` (`int8`), or U8 packed codebook indices with
 //! `<name>.weight.codebook` F32 `[K]` (`k2`..`k8`); `indices` U8 packed gaps when metadata
-//! `index_bits` is present. The bit layout is in [`crate::packed`].
+//! `index_bits` names a width for the layer's kind ([`IndexCodecs`]). The bit layout is in [`crate::packed`].
 
 use safetensors::Dtype;
 use std::fmt;
@@ -40,7 +40,8 @@ pub mod meta {
     pub const LAYERS: &str = "layers";
     /// `f32`, `f16`, `bf16`, `int8` or `k2`..`k8` (a [`super::ValueCodec`]).
     pub const VALUE_DTYPE: &str = "value_dtype";
-    /// `3`..`8`: column indices are gaps of this many bits (absent: absolute U16/U32).
+    /// `3`..`8`: column indices are gaps of this many bits (absent: absolute U16/U32), or one
+    /// width per layer kind, `conv=3,linear=5` (a [`super::IndexCodecs`]).
     pub const INDEX_BITS: &str = "index_bits";
     /// Kept weights / dense weights, as a decimal fraction.
     pub const DENSITY: &str = "density";
@@ -206,23 +207,22 @@ impl FromStr for ValueCodec {
     }
 }
 
-/// The value codec of each weighted layer kind: one for every layer (`k5`) or one per kind
-/// (`conv=k8,linear=k5`, Deep Compression's AlexNet setting; a kind not named stays f32). Its
-/// text is what `--dtype` takes and metadata `value_dtype` records.
+/// One setting per weighted layer kind: a layer whose full weight shape has 4 dimensions is
+/// `conv`, any other `linear`. [`ValueCodecs`] and [`IndexCodecs`] are the two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct ValueCodecs {
-    pub conv: ValueCodec,
-    pub linear: ValueCodec,
+pub struct PerKind<T> {
+    pub conv: T,
+    pub linear: T,
 }
 
-impl ValueCodecs {
-    /// `codec` for every layer.
-    pub fn all(codec: ValueCodec) -> Self {
-        ValueCodecs { conv: codec, linear: codec }
+impl<T: Copy + PartialEq> PerKind<T> {
+    /// `value` for every layer.
+    pub fn all(value: T) -> Self {
+        PerKind { conv: value, linear: value }
     }
 
-    /// The codec of a layer whose full weight shape has `rank` dimensions (4 for conv).
-    pub fn for_rank(self, rank: usize) -> ValueCodec {
+    /// The setting of a layer whose full weight shape has `rank` dimensions (4 for conv).
+    pub fn for_rank(self, rank: usize) -> T {
         if rank == 4 {
             self.conv
         } else {
@@ -230,30 +230,37 @@ impl ValueCodecs {
         }
     }
 
-    /// Whether readers of format 2.0 know every codec.
-    pub fn is_float(self) -> bool {
-        self.conv.is_float() && self.linear.is_float()
-    }
-
-    /// The one codec of every layer, when there is one.
-    pub fn single(self) -> Option<ValueCodec> {
+    /// The one setting of every layer, when there is one.
+    pub fn single(self) -> Option<T> {
         (self.conv == self.linear).then_some(self.linear)
     }
 }
 
-impl From<ValueCodec> for ValueCodecs {
-    fn from(codec: ValueCodec) -> Self {
-        ValueCodecs::all(codec)
+impl<T: Copy + PartialEq> From<T> for PerKind<T> {
+    fn from(value: T) -> Self {
+        PerKind::all(value)
     }
 }
 
-impl fmt::Display for ValueCodecs {
-    /// `k5` when every kind shares a codec, else `conv=k8,linear=k5`.
+impl<T: Copy + PartialEq + fmt::Display> fmt::Display for PerKind<T> {
+    /// `k5` / `gap5` when every kind shares a setting, else `conv=k8,linear=k5`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.single() {
-            Some(codec) => codec.fmt(f),
+            Some(value) => value.fmt(f),
             None => write!(f, "conv={},linear={}", self.conv, self.linear),
         }
+    }
+}
+
+/// The value codec of each weighted layer kind: one for every layer (`k5`) or one per kind
+/// (`conv=k8,linear=k5`, Deep Compression's AlexNet setting; a kind not named stays f32). Its
+/// text is what `--dtype` takes and metadata `value_dtype` records.
+pub type ValueCodecs = PerKind<ValueCodec>;
+
+impl ValueCodecs {
+    /// Whether readers of format 2.0 know every codec.
+    pub fn is_float(self) -> bool {
+        self.conv.is_float() && self.linear.is_float()
     }
 }
 
@@ -261,33 +268,46 @@ impl FromStr for ValueCodecs {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        if !s.contains('=') {
-            return s.parse().map(ValueCodecs::all);
-        }
-        let mut codecs = ValueCodecs::default();
-        let mut seen = Vec::new();
-        for part in s.split(',').map(str::trim) {
-            let (kind, codec) = part
-                .split_once('=')
-                .ok_or_else(|| format!("`{part}` in `{s}` is not KIND=DTYPE"))?;
-            let codec: ValueCodec = codec.trim().parse().map_err(|e| format!("`{part}`: {e}"))?;
-            let slot = match kind.trim() {
-                "conv" => &mut codecs.conv,
-                "linear" => &mut codecs.linear,
-                other => {
-                    return Err(format!(
-                        "`{part}`: unknown layer kind `{other}` (expected conv or linear)"
-                    ))
-                }
-            };
-            if seen.contains(&kind.trim()) {
-                return Err(format!("`{s}` names layer kind `{}` twice", kind.trim()));
-            }
-            seen.push(kind.trim());
-            *slot = codec;
-        }
-        Ok(codecs)
+        let (conv, linear) = parse_per_kind(s, ValueCodec::default(), |codec| codec.parse())?;
+        Ok(ValueCodecs { conv, linear })
     }
+}
+
+/// `one` for both layer kinds, or `conv=<one>,linear=<one>` (a kind not named is `default`),
+/// the text of `--dtype`, `--index-bits` and their metadata entries. Each part is parsed by
+/// `parse`; an unknown or repeated kind is refused. Returns (conv, linear).
+fn parse_per_kind<T: Copy>(
+    s: &str,
+    default: T,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<(T, T), String> {
+    if !s.contains('=') {
+        let one = parse(s.trim())?;
+        return Ok((one, one));
+    }
+    let (mut conv, mut linear) = (default, default);
+    let mut seen = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let (kind, value) =
+            part.split_once('=').ok_or_else(|| format!("`{part}` in `{s}` is not KIND=VALUE"))?;
+        let kind = kind.trim();
+        let value = parse(value.trim()).map_err(|e| format!("`{part}`: {e}"))?;
+        let slot = match kind {
+            "conv" => &mut conv,
+            "linear" => &mut linear,
+            other => {
+                return Err(format!(
+                    "`{part}`: unknown layer kind `{other}` (expected conv or linear)"
+                ))
+            }
+        };
+        if seen.contains(&kind) {
+            return Err(format!("`{s}` names layer kind `{kind}` twice"));
+        }
+        seen.push(kind);
+        *slot = value;
+    }
+    Ok((conv, linear))
 }
 
 /// How column indices are stored: absolute U16/U32, or gaps of `bits` bits with fillers.
@@ -301,12 +321,11 @@ pub enum IndexCodec {
 }
 
 impl IndexCodec {
-    /// The codec named by metadata `index_bits` (`None`: the entry is absent).
-    pub fn from_meta(index_bits: Option<&str>) -> Result<Self, String> {
-        let Some(text) = index_bits else { return Ok(IndexCodec::Absolute) };
+    /// The gap codec of one `index_bits` width, `3`..`8`.
+    fn parse_bits(text: &str) -> Result<Self, String> {
         match text.parse::<u32>() {
             Ok(bits) if GAP_BITS.contains(&bits) => Ok(IndexCodec::Gaps { bits }),
-            _ => Err(format!("metadata `index_bits` = `{text}` is not 3..8")),
+            _ => Err(format!("`{text}` is not 3..8")),
         }
     }
 }
@@ -317,6 +336,55 @@ impl fmt::Display for IndexCodec {
             IndexCodec::Absolute => f.write_str("absolute"),
             IndexCodec::Gaps { bits } => write!(f, "gap{bits}"),
         }
+    }
+}
+
+/// The index codec of each weighted layer kind, parallel to [`ValueCodecs`]: one for every
+/// layer (`5`) or one per kind (`conv=3,linear=5`: conv layers at 35-84% density have gaps
+/// of 1-3, which 3 or 4 bits hold; a kind not named keeps absolute indices). Its text is what
+/// `--index-bits` takes and metadata `index_bits` records.
+pub type IndexCodecs = PerKind<IndexCodec>;
+
+impl IndexCodecs {
+    /// Whether every layer stores absolute indices (what format 2.0 readers know).
+    pub fn is_absolute(self) -> bool {
+        self == IndexCodecs::default()
+    }
+
+    /// The codecs named by metadata `index_bits` (`None`: the entry is absent, every layer
+    /// absolute).
+    pub fn from_meta(index_bits: Option<&str>) -> Result<Self, String> {
+        let Some(text) = index_bits else { return Ok(IndexCodecs::default()) };
+        text.parse().map_err(|e| match text.contains('=') {
+            true => format!("metadata `{}`: {e}", meta::INDEX_BITS),
+            false => format!("metadata `{}` = {e}", meta::INDEX_BITS),
+        })
+    }
+
+    /// The text of metadata `index_bits`: `5`, `conv=3,linear=5` or `conv=4` (linear
+    /// absolute); `None` when every layer is absolute (the entry is left out).
+    pub fn to_meta(self) -> Option<String> {
+        let bits = |codec| match codec {
+            IndexCodec::Absolute => None,
+            IndexCodec::Gaps { bits } => Some(bits),
+        };
+        match (bits(self.conv), bits(self.linear)) {
+            (None, None) => None,
+            (Some(c), Some(l)) if c == l => Some(c.to_string()),
+            (Some(c), Some(l)) => Some(format!("conv={c},linear={l}")),
+            (Some(c), None) => Some(format!("conv={c}")),
+            (None, Some(l)) => Some(format!("linear={l}")),
+        }
+    }
+}
+
+impl FromStr for IndexCodecs {
+    type Err = String;
+
+    /// `N` (3..8) for every layer, or `conv=N,linear=M` (a kind not named stays absolute).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (conv, linear) = parse_per_kind(s, IndexCodec::Absolute, IndexCodec::parse_bits)?;
+        Ok(IndexCodecs { conv, linear })
     }
 }
 
@@ -347,8 +415,40 @@ mod tests {
         for bad in ["k1", "k9", "int4", "k", "f64"] {
             assert!(bad.parse::<ValueCodec>().is_err(), "{bad}");
         }
-        assert_eq!(IndexCodec::from_meta(Some("5")), Ok(IndexCodec::Gaps { bits: 5 }));
-        assert!(IndexCodec::from_meta(Some("9")).is_err());
-        assert_eq!(IndexCodec::from_meta(None), Ok(IndexCodec::Absolute));
+    }
+
+    #[test]
+    fn index_codecs_read_one_width_or_one_per_kind() {
+        let gaps = |bits| IndexCodec::Gaps { bits };
+        assert_eq!(IndexCodecs::from_meta(Some("5")), Ok(IndexCodecs::all(gaps(5))));
+        assert_eq!(IndexCodecs::from_meta(None), Ok(IndexCodecs::default()));
+        let per_kind = IndexCodecs { conv: gaps(3), linear: gaps(5) };
+        assert_eq!(IndexCodecs::from_meta(Some("conv=3,linear=5")), Ok(per_kind));
+        assert_eq!(IndexCodecs::from_meta(Some(" linear=5 , conv=3")), Ok(per_kind));
+        let conv_only = IndexCodecs { conv: gaps(4), linear: IndexCodec::Absolute };
+        assert_eq!(IndexCodecs::from_meta(Some("conv=4")), Ok(conv_only));
+        for codecs in [per_kind, conv_only, IndexCodecs::all(gaps(8)), IndexCodecs::default()] {
+            assert_eq!(IndexCodecs::from_meta(codecs.to_meta().as_deref()), Ok(codecs));
+        }
+        assert_eq!(per_kind.to_string(), "conv=gap3,linear=gap5");
+        assert_eq!(per_kind.for_rank(4), gaps(3));
+        assert_eq!(per_kind.for_rank(2), gaps(5));
+        let err = |text| IndexCodecs::from_meta(Some(text)).unwrap_err();
+        assert_eq!(err("9"), "metadata `index_bits` = `9` is not 3..8");
+        assert_eq!(err("conv=9"), "metadata `index_bits`: `conv=9`: `9` is not 3..8");
+        assert!(err("pool=4").contains("unknown layer kind `pool`"), "{}", err("pool=4"));
+        assert!(err("conv=3,conv=4").contains("names layer kind `conv` twice"));
+        assert!(err("conv").contains("not 3..8"));
+    }
+
+    #[test]
+    fn value_codecs_read_one_codec_or_one_per_kind() {
+        let per_kind: ValueCodecs = "conv=k8,linear=k5".parse().unwrap();
+        assert_eq!(per_kind.conv, ValueCodec::Codebook { bits: 8 });
+        assert_eq!(per_kind.to_string(), "conv=k8,linear=k5");
+        let conv_only: ValueCodecs = "conv=f16".parse().unwrap();
+        assert_eq!(conv_only.linear, ValueCodec::default());
+        assert!("pool=k4".parse::<ValueCodecs>().unwrap_err().contains("unknown layer kind"));
+        assert!("conv=k4,conv=k5".parse::<ValueCodecs>().unwrap_err().contains("twice"));
     }
 }

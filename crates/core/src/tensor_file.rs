@@ -15,11 +15,12 @@
 //! assert_eq!(file.meta("format").unwrap(), "demo");
 //! ```
 
-use crate::atomic::write_atomic;
+use crate::atomic::write_atomic_with;
 use crate::{Error, Result};
-use safetensors::tensor::TensorView;
+use safetensors::tensor::{Metadata, TensorInfo, TensorView};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A tensor that owns its little-endian bytes, ready to be written.
@@ -57,13 +58,100 @@ impl OwnedTensor {
     }
 }
 
-/// Serializes `tensors` with `metadata` and writes the file atomically.
+/// Serializes `tensors` with `metadata` and writes the file atomically, streaming: the
+/// header, then each tensor's bytes straight into the temporary file, so the file is never
+/// held in memory a second time (a 244 MB model is written with no 244 MB buffer).
 pub fn write_tensors(
     path: &Path,
     tensors: Vec<(String, OwnedTensor)>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
-    write_atomic(path, &serialize_tensors(path, tensors, metadata)?)
+    let layout: Vec<TensorLayout> = tensors
+        .iter()
+        .map(|(name, t)| TensorLayout {
+            name: name.clone(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+        })
+        .collect();
+    for ((name, t), l) in tensors.iter().zip(&layout) {
+        if t.data.len() != l.bytes() {
+            let problem = format!("tensor {name}: {} bytes for shape {:?}", t.data.len(), t.shape);
+            return Err(Error::invalid(path, problem));
+        }
+    }
+    let (header, order) = file_header(path, &layout, metadata)?;
+    write_atomic_with(path, |file| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&header)?;
+        for i in order {
+            out.write_all(&tensors[i].1.data)?;
+        }
+        out.flush()
+    })
+}
+
+/// A tensor's name, dtype and shape: all a safetensors header says of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorLayout {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+}
+
+impl TensorLayout {
+    /// Bytes of its data.
+    pub fn bytes(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.dtype.bitsize() / 8
+    }
+}
+
+/// The header safetensors writes for tensors of `layout` with `metadata` (the 8-byte length,
+/// then the JSON padded to a multiple of 8) and the order in which their data follows it
+/// (descending dtype, then name, as `safetensors::serialize` orders them), computed without
+/// any data: [`write_tensors`] streams the data after it, and the length of a file not
+/// written is `header.len()` plus the data bytes ([`file_len`]).
+pub fn file_header(
+    path: &Path,
+    layout: &[TensorLayout],
+    metadata: &BTreeMap<String, String>,
+) -> Result<(Vec<u8>, Vec<usize>)> {
+    let mut order: Vec<usize> = (0..layout.len()).collect();
+    order.sort_by(|&a, &b| {
+        layout[b].dtype.cmp(&layout[a].dtype).then_with(|| layout[a].name.cmp(&layout[b].name))
+    });
+    let mut offset = 0;
+    let infos = order
+        .iter()
+        .map(|&i| {
+            let t = &layout[i];
+            let (start, end) = (offset, offset + t.bytes());
+            offset = end;
+            let info =
+                TensorInfo { dtype: t.dtype, shape: t.shape.clone(), data_offsets: (start, end) };
+            (t.name.clone(), info)
+        })
+        .collect();
+    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let cannot = |e: &dyn std::fmt::Display| Error::invalid(path, format!("cannot serialize: {e}"));
+    let header = Metadata::new(Some(meta), infos).map_err(|e| cannot(&e))?;
+    let header = serde_json::to_string(&header).map_err(|e| cannot(&e))?;
+    let mut json = header.into_bytes();
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend(json);
+    Ok((out, order))
+}
+
+/// The length of the safetensors file of tensors of `layout` with `metadata`, from its
+/// header alone.
+pub fn file_len(
+    path: &Path,
+    layout: &[TensorLayout],
+    metadata: &BTreeMap<String, String>,
+) -> Result<usize> {
+    let data: usize = layout.iter().map(TensorLayout::bytes).sum();
+    Ok(file_header(path, layout, metadata)?.0.len() + data)
 }
 
 /// The bytes of the safetensors file of `tensors` and `metadata` (`path` names it in errors).
@@ -205,5 +293,49 @@ impl<'a> TensorFile<'a> {
     /// An error about this file.
     pub fn error(&self, problem: impl Into<String>) -> Error {
         Error::invalid(&self.path, problem)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tensors of every dtype the formats use, named so that dtype and name orders differ.
+    fn mixed() -> Vec<(String, OwnedTensor)> {
+        vec![
+            ("b.indices".into(), OwnedTensor::u16(vec![3], &[1, 2, 3])),
+            ("a.values".into(), OwnedTensor::f32(vec![2, 2], &[1.0, -2.0, 3.5, 0.0])),
+            ("c.shape".into(), OwnedTensor::i64(vec![2], &[7, 9])),
+            ("a.codes".into(), OwnedTensor::u8(vec![5], &[9, 8, 7, 6, 5])),
+            ("z.indptr".into(), OwnedTensor::u32(vec![4], &[0, 1, 1, 3])),
+            ("half".into(), OwnedTensor::from_le(Dtype::F16, vec![1], [0x00, 0x3c])),
+            ("empty".into(), OwnedTensor::f32(vec![0], &[])),
+        ]
+    }
+
+    #[test]
+    fn the_streamed_file_is_what_safetensors_serializes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.safetensors");
+        for meta in [BTreeMap::new(), BTreeMap::from([("format".into(), "x".repeat(13))])] {
+            write_tensors(&path, mixed(), &meta).unwrap();
+            let want = serialize_tensors(&path, mixed(), &meta).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), want);
+            let layout: Vec<TensorLayout> = mixed()
+                .into_iter()
+                .map(|(name, t)| TensorLayout { name, dtype: t.dtype, shape: t.shape })
+                .collect();
+            assert_eq!(file_len(&path, &layout, &meta).unwrap(), want.len());
+        }
+    }
+
+    #[test]
+    fn a_tensor_whose_bytes_do_not_fit_its_shape_is_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.safetensors");
+        let bad = OwnedTensor { dtype: Dtype::F32, shape: vec![3], data: vec![0; 8] };
+        let err = write_tensors(&path, vec![("w".into(), bad)], &BTreeMap::new()).unwrap_err();
+        assert!(err.to_string().contains("tensor w: 8 bytes for shape [3]"), "{err}");
+        assert!(!path.exists());
     }
 }

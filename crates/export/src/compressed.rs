@@ -8,39 +8,105 @@ use crate::quantize::{int8_row, kmeans};
 use crate::{Error, Result};
 use safetensors::Dtype;
 use std::fmt;
-use ticket_core::csr_format::{self, IndexCodec, ValueCodec, ValueCodecs};
-use ticket_core::packed::{self, check_codes, encode_gaps, pack, GapRows};
+use std::str::FromStr;
+use ticket_core::csr_format::{self, IndexCodec, IndexCodecs, ValueCodec, ValueCodecs, GAP_BITS};
+use ticket_core::packed::{self, check_codes, encode_gaps, gap_fields, pack, GapRows};
 use ticket_core::tensor_file::{OwnedTensor, TensorFile};
+use ticket_core::Network;
 
 /// How a file stores values and column indices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Codecs {
     /// Per layer kind (`conv=k8,linear=k5`) or one for all.
     pub value: ValueCodecs,
-    pub index: IndexCodec,
+    /// Per layer kind (`conv=4,linear=5`) or one for all.
+    pub index: IndexCodecs,
 }
 
 impl Codecs {
     /// Float values of `dtype` and absolute indices: what format 2.0 readers know.
     pub fn float(dtype: csr_format::ValueDtype) -> Self {
-        Codecs { value: ValueCodec::Float(dtype).into(), index: IndexCodec::Absolute }
+        Codecs { value: ValueCodec::Float(dtype).into(), index: IndexCodecs::default() }
     }
 
     /// Whether the file needs format version 2.1.
     pub fn is_compressed(&self) -> bool {
         // A per-kind value_dtype is new in 2.1 even when both codecs are floats.
-        !self.value.single().is_some_and(ValueCodec::is_float) || self.index != IndexCodec::Absolute
+        !self.value.single().is_some_and(ValueCodec::is_float) || !self.index.is_absolute()
     }
 }
 
 impl fmt::Display for Codecs {
-    /// `k6+gap5`, `f32` (absolute indices are the default and not named).
+    /// `k6+gap5`, `f32`, `conv=k8,linear=k5+conv=gap4,linear=gap5` (absolute indices are
+    /// the default and not named).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.index {
-            IndexCodec::Absolute => write!(f, "{}", self.value),
-            index => write!(f, "{}+{index}", self.value),
+        match self.index.is_absolute() {
+            true => write!(f, "{}", self.value),
+            false => write!(f, "{}+{}", self.value, self.index),
         }
     }
+}
+
+/// What `--index-bits` asks for: these index codecs, or `auto`, per layer kind the gap width
+/// (3..8) that gives the fewest index bytes ([`smallest_index_codecs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexRequest {
+    Codecs(IndexCodecs),
+    Smallest,
+}
+
+impl IndexRequest {
+    /// The codecs to write `net` with.
+    pub fn resolve(self, net: &Network) -> IndexCodecs {
+        match self {
+            IndexRequest::Codecs(codecs) => codecs,
+            IndexRequest::Smallest => smallest_index_codecs(net),
+        }
+    }
+}
+
+impl FromStr for IndexRequest {
+    type Err = String;
+
+    /// `auto`, `N` (3..8) or `conv=N,linear=M`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(IndexRequest::Smallest),
+            text if text.contains('=') => s.parse().map(IndexRequest::Codecs),
+            _ => s.parse().map(IndexRequest::Codecs).map_err(|e| format!("{e} (or auto)")),
+        }
+    }
+}
+
+/// Per layer kind, the gap width of 3..8 bits whose streams take the fewest bytes for the
+/// kept weights (masks) of `net`, computed exactly from a histogram of each layer's gaps
+/// (fillers included; the narrowest width wins a tie). A kind without layers takes the other
+/// kind's width, so that an MLP's file names one width (`index_bits = 4`).
+pub fn smallest_index_codecs(net: &Network) -> IndexCodecs {
+    let mut bytes = [[0usize; 9]; 2];
+    let mut present = [false; 2];
+    for (layer, weighted) in net.layers.iter().zip(net.graph.weighted()) {
+        let kind = usize::from(weighted.dims.len() == 4);
+        present[kind] = true;
+        let cols = layer.shape.cols;
+        let mut counts = vec![0usize; cols];
+        for row in layer.mask.chunks_exact(cols) {
+            let mut next = 0;
+            for (col, _) in row.iter().enumerate().filter(|(_, &m)| m != 0) {
+                counts[col - next] += 1;
+                next = col + 1;
+            }
+        }
+        for bits in GAP_BITS {
+            bytes[kind][bits as usize] += packed::packed_len(gap_fields(&counts, bits), bits);
+        }
+    }
+    let best = |kind: usize| {
+        let kind = if present[kind] { kind } else { 1 - kind };
+        let bits = GAP_BITS.min_by_key(|&b| bytes[kind][b as usize]).expect("widths");
+        IndexCodec::Gaps { bits }
+    };
+    IndexCodecs { linear: best(0), conv: best(1) }
 }
 
 /// The values tensor of `layer` in `codec`, and its scales or codebook.

@@ -21,8 +21,8 @@ use crate::{Error, Result};
 use sprs::CsMatI;
 use std::collections::BTreeMap;
 use std::path::Path;
-use ticket_core::csr_format::{self, meta, IndexCodec, ValueDtype};
-use ticket_core::tensor_file::{write_tensors, OwnedTensor};
+use ticket_core::csr_format::{self, meta, ValueDtype};
+use ticket_core::tensor_file::{write_tensors, OwnedTensor, TensorLayout};
 use ticket_core::{Graph, LayerParams, Network};
 
 /// A layer's weights in CSR form. Column indices are u32 in memory: sprs needs the column
@@ -89,12 +89,36 @@ impl CsrModel {
             tensors.extend(value_tensors(name, &layer.matrix, codecs.value.for_rank(dims.len()))?);
             tensors.extend([
                 (csr_format::indptr_name(name), OwnedTensor::u32(vec![rows + 1], &indptr)),
-                index_tensor(name, &layer.matrix, codecs.index),
+                index_tensor(name, &layer.matrix, codecs.index.for_rank(dims.len())),
                 (csr_format::shape_name(name), OwnedTensor::i64(vec![dims.len()], &dims)),
                 (csr_format::bias_name(name), OwnedTensor::f32(vec![rows], &layer.bias)),
             ]);
         }
         Ok(tensors)
+    }
+
+    /// The names, dtypes and shapes of the tensors [`CsrModel::tensors`] makes with f32
+    /// values and absolute indices, without encoding any: the baseline file's length is
+    /// computed from them.
+    pub fn f32_layout(&self) -> Vec<TensorLayout> {
+        let mut layout = Vec::with_capacity(5 * self.layers.len());
+        for (layer, weighted) in self.layers.iter().zip(self.graph.weighted()) {
+            let (rows, nnz, name) = (layer.matrix.rows(), layer.matrix.nnz(), &layer.name);
+            let index = csr_format::index_dtype(layer.matrix.cols());
+            let tensor = |name: String, dtype, shape| TensorLayout { name, dtype, shape };
+            layout.extend([
+                tensor(csr_format::values_name(name), ValueDtype::F32.dtype(), vec![nnz]),
+                tensor(csr_format::indptr_name(name), safetensors::Dtype::U32, vec![rows + 1]),
+                tensor(csr_format::indices_name(name), index, vec![nnz]),
+                tensor(
+                    csr_format::shape_name(name),
+                    safetensors::Dtype::I64,
+                    vec![weighted.dims.len()],
+                ),
+                tensor(csr_format::bias_name(name), safetensors::Dtype::F32, vec![rows]),
+            ]);
+        }
+        layout
     }
 
     /// The `__metadata__` of the file.
@@ -117,8 +141,8 @@ impl CsrModel {
             (meta::KEPT_PARAMS, (kept + biases).to_string()),
             (meta::DATASET, provenance.dataset.clone()),
         ]);
-        if let IndexCodec::Gaps { bits } = codecs.index {
-            m.insert(meta::INDEX_BITS, bits.to_string());
+        if let Some(bits) = codecs.index.to_meta() {
+            m.insert(meta::INDEX_BITS, bits);
         }
         if let Some(acc) = provenance.source_accuracy {
             m.insert(meta::SOURCE_ACCURACY, acc.to_string());

@@ -10,7 +10,7 @@ use sprs::CsMatI;
 use std::collections::BTreeMap;
 use std::path::Path;
 use ticket_core::checkpoint::{check_format, read_graph};
-use ticket_core::csr_format::{self, meta, IndexCodec, ValueCodec, ValueCodecs, ValueDtype};
+use ticket_core::csr_format::{self, meta, IndexCodecs, ValueCodec, ValueCodecs, ValueDtype};
 use ticket_core::tensor_file::TensorFile;
 use ticket_core::{Error, Network, Weighted};
 
@@ -84,7 +84,7 @@ pub(crate) fn read_codecs(file: &TensorFile) -> Result<Codecs> {
         .meta(meta::VALUE_DTYPE)?
         .parse()
         .map_err(|e: String| file.error(format!("metadata `{}`: {e}", meta::VALUE_DTYPE)))?;
-    let index = IndexCodec::from_meta(file.metadata().get(meta::INDEX_BITS).map(String::as_str))
+    let index = IndexCodecs::from_meta(file.metadata().get(meta::INDEX_BITS).map(String::as_str))
         .map_err(|e| file.error(e))?;
     Ok(Codecs { value, index })
 }
@@ -122,7 +122,7 @@ fn read_layer(file: &TensorFile, weighted: &Weighted, codecs: Codecs) -> Result<
         }
     }
     check_indptr(file, &name, &indptr)?;
-    let indices = read_indices(file, &name, cols, &indptr, codecs.index)?;
+    let indices = read_indices(file, &name, cols, &indptr, codecs.index.for_rank(dims.len()))?;
     let values = read_values(file, &name, &indptr, value_codec)?;
     let bias = file.f32(&csr_format::bias_name(&name), &[rows])?;
     let matrix = CsMatI::try_new((rows, cols), indptr, indices, values)

@@ -10,7 +10,7 @@ use safetensors::tensor::{Metadata, TensorInfo, TensorView};
 use safetensors::Dtype;
 use std::path::{Path, PathBuf};
 use ticket_core::csr_format::ValueDtype;
-use ticket_core::tensor_file::{serialize_tensors, TensorFile};
+use ticket_core::tensor_file::{file_len, TensorFile};
 use ticket_core::{Dataset, Network, Par};
 
 /// Data to measure accuracy on, and its name (as recorded in checkpoints).
@@ -86,7 +86,11 @@ pub fn export_replaced(
         }
         None => None,
     };
+    let csr_f32_bytes = csr_f32_file_len(&model, &provenance)?;
     model.write(&opts.out, opts.codecs, &provenance)?;
+    // The report is made from the file as read back: the model it was written from goes
+    // first, so the two are never in memory at once beside the network.
+    drop(model);
 
     let bytes = std::fs::read(&opts.out).map_err(|e| ticket_core::Error::io(&opts.out, e))?;
     let written = read_csr_bytes(&bytes, &opts.out)?;
@@ -98,7 +102,7 @@ pub fn export_replaced(
         &file,
         bytes.len(),
         dense_f32_file_len(net),
-        csr_f32_file_len(&model, &provenance)?,
+        csr_f32_bytes,
     );
     if let (Some(eval), Some(source)) = (&opts.eval, source) {
         let exported = written.model.to_dense().accuracy(eval.data, opts.par);
@@ -152,11 +156,10 @@ pub(crate) fn check_fits(net: &Network, eval: &Evaluation) -> Result<()> {
 }
 
 /// Bytes of `model` as a CSR file with f32 values and absolute indices: the baseline the
-/// compressed codecs are compared with.
+/// compressed codecs are compared with, from its header alone (not encoded in memory).
 pub(crate) fn csr_f32_file_len(model: &CsrModel, provenance: &Provenance) -> Result<usize> {
-    let codecs = Codecs::float(ValueDtype::F32);
-    let tensors = model.tensors(codecs)?;
-    Ok(serialize_tensors(Path::new("f32 CSR"), tensors, &model.metadata(codecs, provenance))?.len())
+    let metadata = model.metadata(Codecs::float(ValueDtype::F32), provenance);
+    Ok(file_len(Path::new("f32 CSR"), &model.f32_layout(), &metadata)?)
 }
 
 /// The length of [`dense_f32_file`] of `net`, from its header alone: a 244 MB AlexNet is not

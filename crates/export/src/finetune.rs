@@ -421,7 +421,7 @@ mod tests {
             let mut export = ExportOptions::new(dir.path().join("k2.safetensors"));
             export.codecs = Codecs {
                 value: ValueCodec::Codebook { bits: 2 }.into(),
-                index: IndexCodec::Gaps { bits: 4 },
+                index: IndexCodec::Gaps { bits: 4 }.into(),
             };
             export.eval = Some(test);
             let report = export_replaced(&net, &tuned.net, &export).unwrap();

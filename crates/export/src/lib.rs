@@ -32,7 +32,7 @@ pub mod report;
 pub mod source;
 pub mod sweep;
 
-pub use compressed::Codecs;
+pub use compressed::{smallest_index_codecs, Codecs, IndexRequest};
 pub use csr::{write_csr, CsrLayer, CsrMatrix, CsrModel, Provenance};
 pub use decode::{read_csr, read_csr_as_dense, read_csr_bytes, CsrFile};
 pub use error::{Error, Result};

@@ -191,7 +191,7 @@ impl CompressionReport {
                     + csr_bytes.indptr
                     + csr_bytes.shape
                     + csr_bytes.bias;
-                let index_dtype = match codecs.index {
+                let index_dtype = match codecs.index.for_rank(weighted.dims.len()) {
                     IndexCodec::Absolute if csr_format::index_dtype(cols).bitsize() == 16 => {
                         "u16".to_string()
                     }

@@ -71,7 +71,9 @@ pub fn all_codecs() -> Vec<Codecs> {
         .collect();
     values
         .iter()
-        .flat_map(|&value| indices.iter().map(move |&index| Codecs { value: value.into(), index }))
+        .flat_map(|&value| {
+            indices.iter().map(move |&index| Codecs { value: value.into(), index: index.into() })
+        })
         .collect()
 }
 

@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use safetensors::Dtype;
-use ticket_core::csr_format::{IndexCodec, ValueCodec};
+use ticket_core::csr_format::{IndexCodec, IndexCodecs, ValueCodec};
 use ticket_core::tensor_file::{edit_file, TensorFile};
 use ticket_core::Network;
 use ticket_export::{read_csr, Codecs, CsrModel, Provenance};
@@ -45,17 +45,18 @@ fn every_codec_keeps_the_masks_and_decodes_as_specified() {
     fc1.weight[35] = 0.75;
     fc1.apply_mask();
     for value in ["int8", "k2", "k3", "k5", "k8", "f16"] {
-        for index in [None, Some(3), Some(4), Some(6), Some(8)] {
-            let codecs = Codecs {
-                value: value.parse().unwrap(),
-                index: index.map_or(IndexCodec::Absolute, |bits| IndexCodec::Gaps { bits }),
+        for index in ["", "3", "4", "6", "8", "conv=3,linear=5", "conv=4", "linear=6"] {
+            let index: IndexCodecs = match index {
+                "" => IndexCodecs::default(),
+                text => text.parse().unwrap(),
             };
+            let codecs = Codecs { value: value.parse().unwrap(), index };
             let (_dir, path) = write(&net, codecs);
             let file = read_csr(&path).unwrap();
             assert_eq!(file.codecs, codecs);
             assert_eq!(
                 file.metadata["format_version"],
-                if value == "f16" && index.is_none() { "2" } else { "2.1" }
+                if value == "f16" && index.is_absolute() { "2" } else { "2.1" }
             );
             let decoded = file.model.to_dense();
             let bytes = std::fs::read(&path).unwrap();
@@ -120,7 +121,8 @@ fn read_edited(codecs: &str, edit: impl FnOnce(&mut Tensors, &mut Metadata)) -> 
         value: value.parse().unwrap(),
         index: index
             .strip_prefix("gap")
-            .map_or(IndexCodec::Absolute, |b| IndexCodec::Gaps { bits: b.parse().unwrap() }),
+            .map_or(IndexCodec::Absolute, |b| IndexCodec::Gaps { bits: b.parse().unwrap() })
+            .into(),
     };
     let (_dir, path) = write(&net, codecs);
     edit_file(&path, edit).unwrap();

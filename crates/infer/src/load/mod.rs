@@ -17,11 +17,14 @@ use crate::{Error, Result};
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use memmap2::Mmap;
+use rayon::prelude::*;
 use safetensors::Dtype;
 use std::path::Path;
 use std::sync::Arc;
 use ticket_core::checkpoint::{check_format, read_graph};
-use ticket_core::csr_format::{self, meta, IndexCodec, ValueCodec, ValueCodecs, ValueDtype};
+use ticket_core::csr_format::{
+    self, meta, IndexCodec, IndexCodecs, ValueCodec, ValueCodecs, ValueDtype,
+};
 use ticket_core::tensor_file::TensorFile;
 use ticket_core::Weighted;
 
@@ -74,7 +77,7 @@ impl Loader<'_, '_> {
             .parse()
             .map_err(|e: String| self.error(format!("metadata `value_dtype`: {e}")))?;
         let index =
-            IndexCodec::from_meta(file.metadata().get(meta::INDEX_BITS).map(String::as_str))
+            IndexCodecs::from_meta(file.metadata().get(meta::INDEX_BITS).map(String::as_str))
                 .map_err(|e| self.error(e))?;
         let value_dtype = match value.single().unwrap_or_default() {
             ValueCodec::Float(dtype) => dtype,
@@ -89,26 +92,33 @@ impl Loader<'_, '_> {
                 graph.num_weighted()
             )));
         }
-        let mut layers: Vec<SparseLayer> = Vec::with_capacity(names.len());
-        for (name, expected) in names.iter().zip(graph.weighted()) {
-            if *name != expected.name {
-                return Err(self.error(format!(
-                    "metadata `layers` names `{name}` where the graph has `{}`",
-                    expected.name
-                )));
-            }
-            let dims = self.dims(name, expected.dims.len())?;
-            if dims != expected.dims {
-                return Err(self.error(format!(
-                    "layer {name} has weight shape {dims:?} but graph {graph} makes it {:?}",
-                    expected.dims
-                )));
-            }
-            layers.push(match (value.for_rank(dims.len()), index) {
-                (ValueCodec::Float(dtype), IndexCodec::Absolute) => self.layer(expected, dtype)?,
-                (value, _) => self.compressed_layer(expected, value, index)?,
-            });
-        }
+        // Layers are validated on the thread pool at once (AlexNet's fc6 alone is half the
+        // work); the first bad layer in file order is the one reported.
+        let weighted = graph.weighted();
+        let layers: Vec<Result<SparseLayer>> = names
+            .par_iter()
+            .zip(weighted.par_iter())
+            .map(|(name, expected)| {
+                if *name != expected.name {
+                    return Err(self.error(format!(
+                        "metadata `layers` names `{name}` where the graph has `{}`",
+                        expected.name
+                    )));
+                }
+                let dims = self.dims(name, expected.dims.len())?;
+                if dims != expected.dims {
+                    return Err(self.error(format!(
+                        "layer {name} has weight shape {dims:?} but graph {graph} makes it {:?}",
+                        expected.dims
+                    )));
+                }
+                match (value.for_rank(dims.len()), index.for_rank(dims.len())) {
+                    (ValueCodec::Float(dtype), IndexCodec::Absolute) => self.layer(expected, dtype),
+                    (value, index) => self.compressed_layer(expected, value, index),
+                }
+            })
+            .collect();
+        let layers = layers.into_iter().collect::<Result<Vec<SparseLayer>>>()?;
         let borrows = layers.iter().any(|l| l.mapped_bytes() > 0);
         let mapped = if borrows { self.map.len() } else { 0 };
         let dataset = file.metadata().get(meta::DATASET).cloned();

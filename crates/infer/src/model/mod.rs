@@ -46,7 +46,7 @@ use crate::{Error, Result};
 use plan::Plan;
 use rayon::prelude::*;
 use std::time::{Duration, Instant};
-use ticket_core::csr_format::{self, IndexCodec, ValueCodec, ValueCodecs, ValueDtype};
+use ticket_core::csr_format::{self, IndexCodecs, ValueCodec, ValueCodecs, ValueDtype};
 use ticket_core::network::argmax;
 use ticket_core::{Dataset, Graph, LayerParams, LayerShape, Network, Par};
 
@@ -288,7 +288,7 @@ pub struct SparseModel {
     plan: Plan,
     pub(crate) value_dtype: ValueDtype,
     /// How the file stores values and indices.
-    pub(crate) codecs: (ValueCodecs, IndexCodec),
+    pub(crate) codecs: (ValueCodecs, IndexCodecs),
     /// Bytes of the file kept mapped or in memory (0 when nothing is borrowed from it).
     pub(crate) mapped_file_bytes: usize,
     /// The data set the source was trained on, as the file's metadata records it.
@@ -307,7 +307,7 @@ impl SparseModel {
     ) -> Self {
         debug_assert!(graph.layer_shapes().iter().eq(layers.iter().map(|l| &l.shape)));
         let plan = Plan::new(&graph, &layers);
-        let codecs = (ValueCodec::Float(value_dtype).into(), IndexCodec::Absolute);
+        let codecs = (ValueCodec::Float(value_dtype).into(), IndexCodecs::default());
         SparseModel { graph, layers, plan, value_dtype, codecs, mapped_file_bytes, dataset }
     }
 
@@ -377,7 +377,7 @@ impl SparseModel {
     }
 
     /// How the file stores values (`f32`...`k8`) and column indices (absolute or gaps).
-    pub fn codecs(&self) -> (ValueCodecs, IndexCodec) {
+    pub fn codecs(&self) -> (ValueCodecs, IndexCodecs) {
         self.codecs
     }
 
