@@ -486,8 +486,16 @@ impl SparseModel {
         }
         let (tile, threads) = self.span(batch, par.threads());
         let tiles = batch.div_ceil(tile);
+        if tiles <= 1 && threads > 1 {
+            // A single tile may still split its layers over the threads: keep them polling
+            // for the splits rather than sleeping between layers.
+            let work = self.plan.work_per_example();
+            crate::awake_pool::with_workers_awake(work, || {
+                self.tile(inputs, batch, out, scratch, par, clock)
+            });
+            return Ok(());
+        }
         if threads <= 1 || tiles <= 1 {
-            // A single tile may still split its layers over the threads.
             let par = if tiles <= 1 { par } else { Par::Seq };
             for (x, o) in inputs.chunks(tile * features).zip(out.chunks_mut(tile * classes)) {
                 self.tile(x, x.len() / features, o, scratch, par, clock);

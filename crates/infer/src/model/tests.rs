@@ -348,3 +348,27 @@ proptest! {
         prop_assert_eq!(model.to_dense(), net);
     }
 }
+
+/// A batch-1 pass run on a pool's worker keeps the pool's other worker polling for the layer
+/// splits (`awake_pool`): the same logits as on one thread, and every pass ends.
+#[test]
+fn batch1_passes_on_a_pool_worker_match_one_thread_and_finish() {
+    let graph = ticket_core::Recipe::resolve("conv-2").unwrap().graph().unwrap();
+    let layers = random_model(&graph, &[0.35, 0.35, 0.11, 0.11, 0.35], 3);
+    let model = SparseModel::from_net(&net_of(&graph, &layers));
+    let x = Random::new(8).vec(graph.inputs(), 0.0, 1.0);
+    let want = model.logits(&x, 1, Par::Seq).unwrap();
+    let (send, passes) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let got: Vec<Vec<f32>> =
+            pool.install(|| (0..50).map(|_| model.logits(&x, 1, Par::Rayon(2)).unwrap()).collect());
+        send.send(got).unwrap();
+    });
+    let got = passes
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("50 batch-1 passes on a pool worker did not finish in 5 minutes");
+    for (i, logits) in got.iter().enumerate() {
+        assert_eq!(logits, &want, "pass {i}");
+    }
+}
