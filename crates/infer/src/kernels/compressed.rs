@@ -17,7 +17,7 @@
 //! it (see [`CompressedWeights::conv2d`]).
 
 use super::conv2d::Conv2d;
-use super::{portable, Activation, Image, Isa, TiledInput, Window};
+use super::{Activation, Image, Isa, TiledInput, Window};
 use crate::csr::{ColIndex, CsrRef};
 use crate::slab::Slab;
 use std::cell::RefCell;
@@ -492,7 +492,7 @@ impl CompressedWeights {
                     macro_rules! run {
                         ($indices:expr) => {{
                             let w = CsrRef::new_prechecked(local.len(), cols, ptr, $indices, vals);
-                            spmm_rows(isa, w, local, bias, x, y, t, relu)
+                            super::spmm_rows(isa, w, local, bias, x, y, t, relu)
                         }};
                     }
                     match &self.columns {
@@ -531,28 +531,6 @@ impl CompressedWeights {
                 Conv2d::new(row, &bias[r..r + 1], input, window).run(x, yr, batch, act);
             }
         })
-    }
-}
-
-/// The f32 CSR row kernel of `isa` over decoded rows.
-#[allow(clippy::too_many_arguments)]
-fn spmm_rows<I: ColIndex>(
-    isa: Isa,
-    w: CsrRef<I>,
-    rows: Range<usize>,
-    bias: Option<&[f32]>,
-    x: &[f32],
-    y: &mut [f32],
-    batch: usize,
-    relu: bool,
-) {
-    match isa {
-        Isa::Portable => portable::spmm_rows(w, rows, bias, x, y, batch, relu),
-        // SAFETY: AVX2 and FMA are present (Isa::detect); `w` holds columns the loader
-        // checked to be below cols; the caller asserted x has cols * batch entries and y
-        // rows.len() * batch.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { super::avx2::spmm_rows(w, rows, bias, x, y, batch, relu) },
     }
 }
 

@@ -238,6 +238,40 @@ fn check_lengths(what: &str, x: usize, x_want: Option<usize>, y: usize, y_want: 
     assert_eq!(y, yw, "{what}: y has {y} entries, expected {yw}");
 }
 
+/// Rows `rows` of `act(bias + W x)` into `y` through `isa`'s CSR row kernel, the one every
+/// f32 and decoded compressed layer runs. Panics when `x` or `y` does not fit `w`, `rows`
+/// and `batch`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn spmm_rows<I: ColIndex>(
+    isa: Isa,
+    w: CsrRef<I>,
+    rows: Range<usize>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    relu: bool,
+) {
+    assert!(rows.end <= w.rows(), "spmm_rows: rows {rows:?} of {}", w.rows());
+    assert!(
+        Some(x.len()) == w.cols().checked_mul(batch)
+            && Some(y.len()) == rows.len().checked_mul(batch),
+        "spmm_rows: x has {} and y {} entries for {} rows x {} columns x batch {batch}",
+        x.len(),
+        y.len(),
+        rows.len(),
+        w.cols()
+    );
+    match isa {
+        Isa::Portable => portable::spmm_rows(w, rows, bias, x, y, batch, relu),
+        // SAFETY: AVX2 and FMA are present (Isa::detect); `w` is a validated CsrRef (indptr
+        // within indices, every column index below cols); x has cols * batch entries, y
+        // rows.len() * batch and rows lie within w (asserted above).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { avx2::spmm_rows(w, rows, bias, x, y, batch, relu) },
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn spmm_with<I: ColIndex>(
     isa: Isa,
@@ -264,14 +298,7 @@ pub(crate) fn spmm_with<I: ColIndex>(
         return;
     }
     let relu = act == Activation::Relu;
-    let run = |rows: Range<usize>, y: &mut [f32]| match isa {
-        Isa::Portable => portable::spmm_rows(w, rows, bias, x, y, batch, relu),
-        // SAFETY: AVX2 and FMA are present (Isa::detect); `w` is a validated CsrRef (indptr
-        // within indices, every column index below cols), x has cols * batch entries and y
-        // has rows.len() * batch (checked above and by the split).
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { avx2::spmm_rows(w, rows, bias, x, y, batch, relu) },
-    };
+    let run = |rows: Range<usize>, y: &mut [f32]| spmm_rows(isa, w, rows, bias, x, y, batch, relu);
     let work = (w.nnz() + w.rows()).saturating_mul(batch);
     let chunks = if work >= min_work { par.threads().min(w.rows()) } else { 1 };
     if chunks <= 1 {

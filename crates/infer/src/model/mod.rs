@@ -495,7 +495,8 @@ impl SparseModel {
             });
             return Ok(());
         }
-        if threads <= 1 || tiles <= 1 {
+        if threads <= 1 {
+            // One tile keeps `par` for its layers; several run one after the other.
             let par = if tiles <= 1 { par } else { Par::Seq };
             for (x, o) in inputs.chunks(tile * features).zip(out.chunks_mut(tile * classes)) {
                 self.tile(x, x.len() / features, o, scratch, par, clock);
