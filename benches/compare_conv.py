@@ -18,8 +18,10 @@ timed by the `batch_latency` example of ticket-infer (the sparse path of `--benc
 size, without its dense comparison), which this script builds. PyTorch and ONNX Runtime are called from this Python process (their call overhead is
 in their batch-1 figures, as a Python deployer pays it); ticket times itself inside Rust. The
 fraction of peak divides the kept multiply-adds per example by the time and by the machine's
-peak FMA rate: cores x 2 FMA units x 8 f32 lanes x the clock (lscpu's maximum MHz, else
-/proc/cpuinfo's MHz, which is the nominal clock: with turbo the true fraction is lower).
+peak FMA rate as ticket measures it in each repeat (chains of fused multiply-adds on one
+thread and on all at once, before and after its timings: `peak` of `ticket infer --bench`).
+The lowest "cores reached" of those measurements is printed: below the thread count, the
+virtual CPUs shared a core while the repeat ran.
 
     just bench-conv                      # both nets, or:
     cargo build --release
@@ -96,9 +98,24 @@ def multiply_adds(graph, model):
     return out
 
 
+def measured_peak(runs, threads):
+    """(multiply-adds per microsecond on all threads, the same per core, a note) from the peak
+    rates ticket measured in the repeats (the best of them), else the nominal peak."""
+    peaks = [r["ticket_peak"] for r in runs if r.get("ticket_peak")]
+    if not peaks:
+        peak, note = peak_fma_per_us(threads)
+        return peak, None if peak is None else peak / threads, note
+    best = lambda key: max(max(p[key]) for p in peaks)
+    cores = min(min(p["cores_reached"]) for p in peaks)
+    return (best("all_threads_macs_per_us"), best("one_thread_macs_per_us"),
+            f"measured by ticket ({peaks[0]['isa']}): {best('one_thread_macs_per_us') / 1e3:.1f} multiply-adds/ns "
+            f"on 1 thread, {best('all_threads_macs_per_us') / 1e3:.1f} on {threads}; cores reached at least "
+            f"{cores:.2f} of {threads} across the repeats")
+
+
 def peak_fma_per_us(threads):
     """f32 multiply-adds per microsecond at peak on `threads` cores (2 FMA units x 8 lanes per
-    core and cycle), and where the clock came from."""
+    core and cycle) from the clock, and where the clock came from."""
     info = bc.lscpu()
     mhz, source = info.get("CPU max MHz"), "lscpu CPU max MHz"
     if not mhz:
@@ -181,6 +198,7 @@ def measure_once(ctx, a):
     if "dense" in bench:
         run["ticket dense"] = bench["dense"]
     run["ticket_layers"] = bench["sparse"]["layers"]
+    run["ticket_peak"] = bench.get("peak")
     return run
 
 
@@ -192,7 +210,7 @@ def measured_paths(runs):
     return PATHS + (("ticket dense",) if "ticket dense" in runs[0] else ())
 
 
-def summarize(runs, macs, peak, threads, batches):
+def summarize(runs, macs, peak, per_core, threads, batches):
     s = {}
     for path in measured_paths(runs):
         s[path] = {k: bc.spread([r[path][k] for r in runs]) for k in keys(batches)}
@@ -203,9 +221,9 @@ def summarize(runs, macs, peak, threads, batches):
         s.setdefault("speedup_vs_faster_anchor", {})[k] = {"anchor": best,
                                                           "ratio": bc.ratio(s[best][k]["median"], t)}
         # Batch 1 runs on one core unless its layers are large enough to split (AlexNet's).
-        cores = 1 if k.startswith("batch1_") and kept < BATCH1_SPLIT_WORK else threads
-        s.setdefault("ticket_fraction_of_peak", {})[k] = (
-            None if peak is None else kept / t / (peak / threads * cores))
+        one_core = k.startswith("batch1_") and kept < BATCH1_SPLIT_WORK
+        rate = per_core if one_core else peak
+        s.setdefault("ticket_fraction_of_peak", {})[k] = None if rate is None else kept / t / rate
     return s
 
 
@@ -225,7 +243,7 @@ def print_tables(s, macs, layers, peak_note, repeats, batches):
     kept = sum(m["kept"] for m in macs.values())
     dense = sum(m["dense"] for m in macs.values())
     print(f"multiply-adds per example: kept {kept} of {dense} ({100 * kept / dense:.1f}%); "
-          f"peak clock: {peak_note} (batch 1 on {'all threads' if kept >= BATCH1_SPLIT_WORK else '1 core'}, "
+          f"peak: {peak_note} (batch 1 on {'all threads' if kept >= BATCH1_SPLIT_WORK else '1 core'}, "
           f"batches on all threads)")
     print("\nticket sparse per step, us per example (first repeat; mean wall time of a step at batch 1, "
           "threads' time added up at larger batches), and at batch 1 of one core's peak (a layer split "
@@ -278,13 +296,13 @@ def main():
         bc.print_machine(results.header["machine"])
         ctx = {"pool": pool, "seq": seq, "session": session, "ticket": a.ticket, "model": model}
         runs = bc.repeat(a.repeat, lambda r: measure_once(ctx, a))
-    peak, peak_note = peak_fma_per_us(a.threads)
-    summary = summarize(runs, macs, peak, a.threads, a.batches)
-    summary["peak_fma_per_us_per_core"] = None if peak is None else peak / a.threads
+    peak, per_core, peak_note = measured_peak(runs, a.threads)
+    summary = summarize(runs, macs, peak, per_core, a.threads, a.batches)
+    summary["peak_fma_per_us_per_core"] = per_core
     print_tables(summary, macs, runs[0]["ticket_layers"], peak_note, a.repeat, a.batches)
     results.write({"model": a.model or f"random {a.net} ticket (random_checkpoint {DENSITIES[a.net]}, seed 1)",
                    "densities": None if a.model else DENSITIES[a.net], "multiply_adds": macs,
-                   "max_logit_diff_vs_reader": diffs, "peak_fma_per_us": peak, "peak_clock": peak_note,
+                   "max_logit_diff_vs_reader": diffs, "peak_fma_per_us": peak, "peak_note": peak_note,
                    "repeat": a.repeat, "summary": summary, "repeats": runs})
 
 

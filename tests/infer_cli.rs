@@ -182,6 +182,25 @@ fn bench_json_has_the_documented_keys() {
     let zeros = synthetic.iter().filter(|&&v| v == 0.0).count() as f64 / synthetic.len() as f64;
     assert_eq!(report["inputs"]["zero_fraction"].as_f64(), Some(zeros));
     assert!(report["sparse"]["batch1_us_p50_csr_only"].as_f64().unwrap() > 0.0);
+    // The measured peak, before and after, and the sparse path's share of it: an MLP's kept
+    // multiply-adds per example are its nonzeros.
+    let peak = &report["peak"];
+    let rates = |key: &str| -> Vec<f64> {
+        peak[key].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+    };
+    let (one, all) = (rates("one_thread_macs_per_us"), rates("all_threads_macs_per_us"));
+    assert!(one.iter().chain(&all).all(|&r| r > 0.0 && r.is_finite()), "{peak}");
+    assert_eq!(peak["threads"], 2);
+    for (i, cores) in rates("cores_reached").iter().enumerate() {
+        assert!((cores - all[i] / one[i]).abs() < 1e-9, "{peak}");
+    }
+    let best = all[0].max(all[1]);
+    for (key, time) in [("batch1", "batch1_us_p50"), ("batch64", "batch64_us_per_sample")] {
+        let us = report["sparse"][time].as_f64().unwrap();
+        let fraction = report["sparse"]["fraction_of_peak"][key].as_f64().unwrap();
+        let want = nnz as f64 / us / best;
+        assert!((fraction - want).abs() <= 1e-12 * want.max(1.0), "{key}: {fraction} vs {want}");
+    }
 }
 
 /// `--bench-data digits` benches on the digits test images, and says so with their zeros.

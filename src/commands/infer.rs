@@ -240,6 +240,36 @@ fn print_bench(bench: &Map<String, Value>) {
         bench["inputs"]["source"].as_str().unwrap_or("?"),
         100.0 * get("inputs", "zero_fraction")
     );
+    if let Some(peak) = bench.get("peak") {
+        let pair = |key: &str| {
+            let v = |i: usize| peak[key][i].as_f64().unwrap_or(f64::NAN);
+            (v(0), v(1))
+        };
+        let ((one, _), (all, all_after), (cores, cores_after)) = (
+            pair("one_thread_macs_per_us"),
+            pair("all_threads_macs_per_us"),
+            pair("cores_reached"),
+        );
+        let fraction = &bench["sparse"]["fraction_of_peak"];
+        println!(
+            "peak ({}, measured): {:.1} multiply-adds/ns on 1 thread, {:.1} / {:.1} on {} \
+             ({:.2} / {:.2} cores' worth, before / after the timings)",
+            peak["isa"].as_str().unwrap_or("?"),
+            one / 1e3,
+            all / 1e3,
+            all_after / 1e3,
+            peak["threads"],
+            cores,
+            cores_after,
+        );
+        let share = |b: u64| {
+            let f = fraction[format!("batch{b}")].as_f64().unwrap_or(f64::NAN);
+            format!("{:.1}% at batch {b}", 100.0 * f)
+        };
+        let shares: Vec<String> =
+            std::iter::once(1).chain(batches.iter().copied()).map(share).collect();
+        println!("sparse path: {} of that peak (kept multiply-adds)", shares.join(", "));
+    }
     if let Some(Value::Array(steps)) = bench["sparse"].get("layers") {
         println!("sparse path per step, us per example (threads' time added up):");
         let mut header = format!("  {:<12} {:>10}", "step", "batch 1");

@@ -1,7 +1,7 @@
 //! The sparse path of `ticket infer --bench` at batch sizes of one's choosing: batch-1
 //! latency (p50/p99), microseconds per example at each other batch size, and the time per
 //! step at each, as JSON with the keys of `--bench` (`batch1_us_p50`,
-//! `batch16_us_per_sample`, `layers`). For models too large for the bench's batches of 64
+//! `batch16_us_per_sample`, `layers`, `peak`). For models too large for the bench's batches of 64
 //! and 1024 with its dense comparison (AlexNet: `benches/compare_conv.py --net alexnet`).
 //!
 //!     cargo run --release -p ticket-infer --example batch_latency -- MODEL [THREADS] [BATCH...]
@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::time::Duration;
 use ticket_core::Par;
-use ticket_infer::bench::{step_split, synthetic_inputs};
+use ticket_infer::bench::{peak_json, step_split, synthetic_inputs};
 use ticket_infer::{timing, Scratch, SparseModel};
 
 /// Time spent on each measurement.
@@ -29,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (features, classes) = (model.inputs(), model.outputs());
     let largest = batches.iter().copied().chain([8]).max().unwrap_or(8);
     let inputs = synthetic_inputs(largest, features);
+    let before = ticket_infer::kernels::peak::measure(threads);
     let report = pool.install(|| -> ticket_infer::Result<Value> {
         let mut scratch = Scratch::default();
         let mut out = vec![0.0; largest * classes];
@@ -44,7 +45,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sparse.insert(format!("batch{batch}_us_per_sample"), json!(us));
         }
         sparse.insert("layers".into(), step_split(&model, &inputs, par, &batches)?);
-        Ok(json!({ "sparse": sparse, "threads": threads }))
+        let after = ticket_infer::kernels::peak::measure(threads);
+        let peak = peak_json(&before, &after);
+        Ok(json!({ "sparse": sparse, "threads": threads, "peak": peak }))
     })?;
     println!("{report}");
     Ok(())

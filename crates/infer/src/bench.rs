@@ -6,6 +6,7 @@
 //! bring. The dense path is a fair baseline: at batch 1 a GEMV per layer
 //! ([`kernels::dense::mlp_logits`], MLPs), at larger batches the blocked `gemm`. Keys are stable: scripts and results files read them.
 
+use crate::kernels::peak::PeakRate;
 use crate::{kernels, timing, Result, Scratch, SparseModel};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
@@ -23,8 +24,9 @@ const CALL_BUDGET: Duration = Duration::from_millis(100);
 /// Time spent on each batch size of the sparse path's per-step split.
 const STEP_BUDGET: Duration = Duration::from_millis(300);
 /// How many times [`bench`] reports progress: one per path and batch size, one for the split,
-/// one for the sparse path without zero skipping at batch 1.
-pub const MEASUREMENTS: usize = 2 * (1 + BATCHES.len()) + 2;
+/// one for the sparse path without zero skipping at batch 1, and the machine's peak rate
+/// before and after.
+pub const MEASUREMENTS: usize = 2 * (1 + BATCHES.len()) + 4;
 
 /// The batch sizes measured besides 1: each of [`BATCHES`] capped at the largest power of two
 /// whose sparse call, at `batch x` the fastest of up to three batch-1 calls, fits [`CALL_BUDGET`]
@@ -81,6 +83,8 @@ pub fn bench(
     mut done: impl FnMut(&str),
 ) -> Result<Map<String, Value>> {
     let (features, classes) = (model.inputs(), model.outputs());
+    let peak_before = kernels::peak::measure(par.threads());
+    done("peak multiply-add rate");
     let batches = batch_sizes(model, pool, par)?;
     let mut scratch = Scratch::default();
     let mut out = vec![0.0; batches.iter().max().copied().unwrap_or(1) * classes];
@@ -143,9 +147,51 @@ pub fn bench(
             "file_mapped": model.mapped_file_bytes(),
         }),
     );
+    let peak_after = kernels::peak::measure(par.threads());
+    done("peak multiply-add rate again");
+    let fraction = fraction_of_peak(model, &paths["sparse"], &batches, &peak_before, &peak_after);
+    if let Some(Value::Object(sparse)) = paths.get_mut("sparse") {
+        sparse.insert("fraction_of_peak".into(), fraction);
+    }
+    paths.insert("peak".into(), peak_json(&peak_before, &peak_after));
     paths.insert("threads".into(), json!(par.threads()));
     paths.insert("batches".into(), json!(batches));
     Ok(paths)
+}
+
+/// The measured peak rates as `peak` of [`bench`]: multiply-adds per microsecond on one
+/// thread and on all, before and after the timings, and how many cores' worth the threads
+/// reached (below the thread count: cores were shared, and the timings may be too).
+pub fn peak_json(before: &PeakRate, after: &PeakRate) -> Value {
+    json!({
+        "isa": before.isa,
+        "threads": before.threads,
+        "one_thread_macs_per_us": [before.one_thread, after.one_thread],
+        "all_threads_macs_per_us": [before.all_threads, after.all_threads],
+        "cores_reached": [before.scaling(), after.scaling()],
+    })
+}
+
+/// The sparse path's kept multiply-adds per microsecond at batch 1 and each of `batches`, as
+/// a fraction of the better of the two peak rates of all threads.
+fn fraction_of_peak(
+    model: &SparseModel,
+    sparse: &Value,
+    batches: &[usize],
+    before: &PeakRate,
+    after: &PeakRate,
+) -> Value {
+    let peak = before.all_threads.max(after.all_threads);
+    let macs = model.multiply_adds_per_example() as f64;
+    let mut out = Map::new();
+    let keys = std::iter::once(("batch1".to_string(), "batch1_us_p50".to_string()))
+        .chain(batches.iter().map(|b| (format!("batch{b}"), format!("batch{b}_us_per_sample"))));
+    for (name, key) in keys {
+        if let Some(us) = sparse[&key].as_f64() {
+            out.insert(name, json!(macs / us / peak));
+        }
+    }
+    Value::Object(out)
 }
 
 /// Where the sparse path's time goes: microseconds per example of each step (a layer with

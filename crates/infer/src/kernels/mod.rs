@@ -35,6 +35,7 @@ pub mod conv2d_blocked;
 mod conv2d_dense;
 pub mod csc;
 pub mod dense;
+pub mod peak;
 pub mod pool;
 mod portable;
 
@@ -217,6 +218,24 @@ impl Isa {
             return Isa::Avx2Fma;
         }
         Isa::Portable
+    }
+
+    /// The name reports give the instruction set.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => "avx2+fma",
+        }
+    }
+
+    /// f32 lanes of one vector register.
+    pub(crate) fn lanes(self) -> usize {
+        match self {
+            Isa::Portable => 1,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => 8,
+        }
     }
 
     /// Every instruction set this CPU can run, for tests that compare them.

@@ -594,6 +594,13 @@ impl SparseModel {
         }
     }
 
+    /// Multiply-adds of the kept weights per example: a linear layer's kept weights, a conv
+    /// layer's times its output positions (taps that fall on padding included). What a
+    /// fraction of the peak multiply-add rate ([`crate::kernels::peak`]) is computed from.
+    pub fn multiply_adds_per_example(&self) -> usize {
+        self.plan.multiply_adds_per_example()
+    }
+
     /// Fraction of `data` whose largest logit is the label.
     pub fn accuracy(&self, data: &Dataset, par: Par) -> Result<f64> {
         let mut correct = 0usize;

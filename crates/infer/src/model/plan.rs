@@ -69,6 +69,9 @@ pub(crate) struct Plan {
     steps: Vec<(Step, usize)>,
     /// Multiply-adds per example, roughly: what decides whether a batch is worth threads.
     work: usize,
+    /// Kept weights times the positions each meets, per example (see
+    /// `SparseModel::multiply_adds_per_example`).
+    multiply_adds: usize,
     /// Examples a thread runs through the steps at once, at most: one tile, or
     /// [`TILES_PER_SPAN`] of them when the linear layers are compressed (see the module).
     span: usize,
@@ -100,12 +103,14 @@ impl Plan {
         let mut columns = Vec::with_capacity(layers.len());
         let mut weighted = 0;
         let mut work = 0usize;
+        let mut multiply_adds = 0usize;
         for (i, layer) in graph.layers().iter().enumerate() {
             let image = || Image::from_dims(graph.input_shape_of(i)).expect("graph checked: image");
             let outputs: usize = graph.output_shape(i).iter().product();
             let step = match *layer {
                 Layer::Linear { .. } => {
                     work = work.saturating_add(layers[weighted].nnz());
+                    multiply_adds = multiply_adds.saturating_add(layers[weighted].nnz());
                     blocked.push(None);
                     columns.push(layers[weighted].compressed.is_none().then(OnceLock::new));
                     weighted += 1;
@@ -113,7 +118,9 @@ impl Plan {
                 }
                 Layer::Conv2d { kernel, stride, padding, .. } => {
                     let positions: usize = graph.output_shape(i)[1..].iter().product();
-                    work = work.saturating_add(layers[weighted].nnz().saturating_mul(positions));
+                    let taps = layers[weighted].nnz().saturating_mul(positions);
+                    work = work.saturating_add(taps);
+                    multiply_adds = multiply_adds.saturating_add(taps);
                     let window = Window { kernel, stride, padding };
                     blocked.push(layers[weighted].blocked_conv2d(image(), window));
                     columns.push(None);
@@ -158,7 +165,7 @@ impl Plan {
             };
             steps.push((step, outputs));
         }
-        let mut plan = Plan { steps, work, blocked, columns, span: TILE };
+        let mut plan = Plan { steps, work, multiply_adds, blocked, columns, span: TILE };
         let rest = &plan.steps[plan.image_steps()..];
         let linear_only = rest.iter().all(|(s, _)| matches!(s, Step::Linear { .. } | Step::Relu));
         let compressed = rest.iter().any(
@@ -191,6 +198,10 @@ impl Plan {
 
     pub(crate) fn work_per_example(&self) -> usize {
         self.work
+    }
+
+    pub(crate) fn multiply_adds_per_example(&self) -> usize {
+        self.multiply_adds
     }
 
     /// What each step is, in order: the layer name of a linear or conv2d step (with the ReLU
