@@ -4,8 +4,9 @@
 //! all alike: the sparse kernel on one thread, on two split by output channels and by output
 //! rows, the dense path (im2col + sgemm) on one and two threads, and what the model would
 //! choose on two (`auto`: the density and working-set cost models). Prints per variant the
-//! fastest and the median call and, with `TICKET_PEAK_GHZ`, the fastest call's share of the
-//! peak FMA rate of the cores it used (2 FMA units x 8 lanes per cycle), counting the
+//! fastest and the median call and the fastest call's share of the peak multiply-add rate
+//! of the threads it used, as `kernels::peak` measures it at the start (or, with
+//! `TICKET_PEAK_GHZ`, 2 FMA units x 8 lanes per cycle at that clock), counting the
 //! multiply-adds the variant does (all of them on the dense path).
 //!
 //!     cargo run --release -p ticket-infer --features fixture --example conv_variants -- \
@@ -41,6 +42,21 @@ fn main() {
     let rounds: usize = args.get(1).map_or(5, |r| r.parse().expect("ROUNDS: a number"));
     let only = args.get(2).cloned().unwrap_or_default();
     let peak_ghz: Option<f64> = std::env::var("TICKET_PEAK_GHZ").ok().and_then(|g| g.parse().ok());
+    let measured = ticket_infer::kernels::peak::measure(2);
+    // Multiply-adds per microsecond of `threads` threads.
+    let peak = |threads: usize| match (peak_ghz, threads) {
+        (Some(ghz), t) => t as f64 * 16.0 * ghz * 1e3,
+        (None, 1) => measured.one_thread,
+        (None, _) => measured.all_threads,
+    };
+    println!(
+        "peak ({}): {:.1} multiply-adds/ns on 1 thread, {:.1} on 2 ({:.2} cores' worth){}",
+        measured.isa,
+        measured.one_thread / 1e3,
+        measured.all_threads / 1e3,
+        measured.scaling(),
+        peak_ghz.map_or(String::new(), |g| format!("; shares below use {g} GHz instead"))
+    );
     let two = Par::Rayon(2);
     for (name, input, outputs, [k, s, p], density, pooled) in layers {
         if !name.contains(&filter) {
@@ -98,10 +114,7 @@ fn main() {
             times.sort_by(f64::total_cmp);
             let (fastest, median) = (times[0], times[times.len() / 2]);
             let work = if conv.is_dense() { dense_work } else { sparse.work() as f64 };
-            let share = peak_ghz.map_or(String::new(), |ghz| {
-                let peak = par.threads() as f64 * 16.0 * ghz * 1e3; // multiply-adds per us
-                format!("  {:5.1}% of peak", 100.0 * work / fastest / peak)
-            });
+            let share = format!("  {:5.1}% of peak", 100.0 * work / fastest / peak(par.threads()));
             println!("  {variant:<22} fastest {fastest:>9.1} us  median {median:>9.1} us{share}");
         }
     }

@@ -20,6 +20,7 @@ use super::conv2d::Conv2d;
 use super::{Activation, Image, Isa, TiledInput, Window};
 use crate::csr::{ColIndex, CsrRef};
 use crate::slab::Slab;
+use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
 use ticket_core::packed::filler;
@@ -342,21 +343,21 @@ impl CompressedWeights {
         })
     }
 
-    /// Rows from `start` decoded into `buf` until at least `limit` nonzeros (or the last
-    /// row) are in, with the decoders of `isa`; returns the end of the rows decoded.
+    /// Rows from `start` decoded into `buf` until at least `limit` nonzeros are in or row
+    /// `until` is reached, with the decoders of `isa`; returns the end of the rows decoded.
     /// Absolute column indices are copied too when `absolute` is set (the AVX2 decoder skips
     /// them otherwise: a row kernel can read them from the file as they are).
     fn decode_rows(
         &self,
         isa: Isa,
         indptr: &[u32],
-        start: usize,
+        (start, until): (usize, usize),
         limit: usize,
         buf: &mut RowBuffer,
         absolute: bool,
     ) -> usize {
         let base = indptr[start];
-        let rest = &indptr[start + 1..=self.rows];
+        let rest = &indptr[start + 1..=until];
         let end = start
             + 1
             + rest.partition_point(|&p| ((p - base) as usize) < limit).min(rest.len() - 1);
@@ -461,7 +462,7 @@ impl CompressedWeights {
         isa: Isa,
         indptr: &[u32],
         bias: &[f32],
-        mut x: TiledInput,
+        x: TiledInput,
         y: &mut [f32],
         (batch, tile): (usize, usize),
         act: Activation,
@@ -470,29 +471,82 @@ impl CompressedWeights {
         assert_eq!(y.len(), self.rows * batch, "compressed spmm: y length");
         assert_eq!(bias.len(), self.rows, "compressed spmm: bias length");
         assert_eq!(indptr.len(), self.rows + 1, "compressed spmm: indptr length");
+        self.rows_with(isa, indptr, bias, 0..self.rows, x, y, (batch, tile), act);
+    }
+
+    /// [`CompressedWeights::spmm_with`] for a batch of one tile (`x` `[cols][batch]`), its
+    /// rows split over `threads` threads in parts of equal nonzeros, each thread decoding its
+    /// own: at batch 1 a large layer's decoding is the cost, and one core would do it all.
+    /// Each row is computed as on one thread, so the result is the same bit for bit.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn spmm_split(
+        &self,
+        isa: Isa,
+        indptr: &[u32],
+        bias: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        batch: usize,
+        act: Activation,
+        threads: usize,
+    ) {
+        assert_eq!(x.len(), self.cols * batch, "compressed spmm: x length");
+        assert_eq!(y.len(), self.rows * batch, "compressed spmm: y length");
+        assert_eq!(bias.len(), self.rows, "compressed spmm: bias length");
+        assert_eq!(indptr.len(), self.rows + 1, "compressed spmm: indptr length");
+        let mut parts = Vec::with_capacity(threads);
+        let mut rest = y;
+        for rows in super::split_by_indptr(indptr, threads.clamp(1, self.rows.max(1))) {
+            let (part, tail) = rest.split_at_mut(rows.len() * batch);
+            parts.push((rows, part));
+            rest = tail;
+        }
+        parts.into_par_iter().with_max_len(1).for_each(|(rows, part)| {
+            let x = TiledInput::Tiled(x);
+            self.rows_with(isa, indptr, bias, rows, x, part, (batch, batch), act)
+        });
+    }
+
+    /// Rows `rows` of the product into `y`, which holds just those rows (`[rows.len()][t]`
+    /// per tile of `t` examples).
+    #[allow(clippy::too_many_arguments)]
+    fn rows_with(
+        &self,
+        isa: Isa,
+        indptr: &[u32],
+        bias: &[f32],
+        rows: Range<usize>,
+        mut x: TiledInput,
+        y: &mut [f32],
+        (batch, tile): (usize, usize),
+        act: Activation,
+    ) {
         if batch == 0 {
             return;
         }
         let relu = act == Activation::Relu;
         let chunk = if batch > tile { TILED_CHUNK } else { CHUNK };
-        let (rows, cols) = (self.rows, self.cols);
+        let (height, cols) = (rows.len(), self.cols);
         ROWS.with_borrow_mut(|buf| {
-            let mut start = 0;
-            while start < rows {
+            let mut start = rows.start;
+            while start < rows.end {
                 // Absolute indices are read where the file has them; only gaps are decoded.
-                let end = self.decode_rows(isa, indptr, start, chunk, buf, false);
+                let end = self.decode_rows(isa, indptr, (start, rows.end), chunk, buf, false);
                 let (base, n) = (indptr[start] as usize, buf.ptr[end - start] as usize);
                 let (ptr, vals) = (&buf.ptr[..], &buf.vals[..n]);
                 let bias = Some(&bias[start..end]);
+                let local = (start - rows.start)..(end - rows.start);
                 for examples in super::tiles(batch, tile) {
                     let t = examples.len();
-                    let y = &mut y[examples.start * rows..examples.end * rows];
+                    let y = &mut y[examples.start * height..examples.end * height];
                     let x = x.tile(examples, cols);
-                    let (y, local) = (&mut y[start * t..end * t], 0..end - start);
+                    let y = &mut y[local.start * t..local.end * t];
+                    let chunk_rows = 0..end - start;
                     macro_rules! run {
                         ($indices:expr) => {{
-                            let w = CsrRef::new_prechecked(local.len(), cols, ptr, $indices, vals);
-                            super::spmm_rows(isa, w, local, bias, x, y, t, relu)
+                            let w =
+                                CsrRef::new_prechecked(chunk_rows.len(), cols, ptr, $indices, vals);
+                            super::spmm_rows(isa, w, chunk_rows, bias, x, y, t, relu)
                         }};
                     }
                     match &self.columns {
@@ -524,7 +578,7 @@ impl CompressedWeights {
         let isa = Isa::detect();
         ROWS.with_borrow_mut(|buf| {
             for (r, yr) in y.chunks_exact_mut(plane.max(1)).enumerate().take(self.rows) {
-                self.decode_rows(isa, indptr, r, 0, buf, true);
+                self.decode_rows(isa, indptr, (r, r + 1), 0, buf, true);
                 let n = buf.ptr[1] as usize;
                 let row =
                     CsrRef::new_prechecked(1, self.cols, &buf.ptr, &buf.cols[..n], &buf.vals[..n]);

@@ -9,7 +9,8 @@ impl SparseModel {
     /// threads holds at its peak: per span of examples in flight (a tile, or several tiles for
     /// a model with compressed linear layers; at most one per thread), the transposed
     /// input (none at batch 1) and two ping-pong buffers as wide as the widest layer output,
-    /// and for a compressed model each thread's buffer of decoded rows. Logits and inputs,
+    /// and for a compressed model each decoding thread's buffer of decoded rows (every
+    /// thread's when a batch of one span splits a layer's rows). Logits and inputs,
     /// which the caller owns, are not counted.
     pub fn workspace_bytes(&self, batch: usize, threads: usize) -> usize {
         if batch == 0 {
@@ -39,7 +40,9 @@ impl SparseModel {
         };
         // The nonzero inputs a batch-1 linear step lists (4 bytes each).
         let nonzero = if tile == 1 { 4 * widest.max(self.inputs()) } else { 0 };
-        in_flight * (activations + decoded + nonzero)
+        // A batch of one tile splits a compressed layer's rows: every thread decodes.
+        let decoders = if batch <= tile { threads } else { in_flight };
+        in_flight * (activations + nonzero) + decoders * decoded
     }
 }
 

@@ -177,8 +177,9 @@ impl SparseLayer {
 
     /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]` laid out in tiles of
     /// `tile` examples ([`kernels::tiles`]), rows split over `par`'s threads when the product
-    /// is large enough (compressed layers: on this thread, each chunk of rows decoded once
-    /// for all the tiles).
+    /// is large enough (compressed layers: only a batch of one tile, each thread decoding its
+    /// rows; a larger one runs on this thread, each chunk of rows decoded once for all the
+    /// tiles).
     fn linear(
         &self,
         mut x: TiledInput,
@@ -187,11 +188,18 @@ impl SparseLayer {
         act: Activation,
         par: Par,
     ) {
+        let (rows, cols) = (self.shape.rows, self.shape.cols);
         if let Some(c) = &self.compressed {
             let isa = Isa::detect();
+            // One tile (batch 1) of a large layer: its rows over the threads.
+            let work = (self.nnz() + rows).saturating_mul(batch);
+            if batch <= tile && par.threads() > 1 && work >= kernels::PAR_MIN_WORK {
+                let x = x.tile(0..batch, cols);
+                let threads = par.threads();
+                return c.spmm_split(isa, &self.indptr, &self.bias, x, y, batch, act, threads);
+            }
             return c.spmm_with(isa, &self.indptr, &self.bias, x, y, (batch, tile), act);
         }
-        let (rows, cols) = (self.shape.rows, self.shape.cols);
         for examples in kernels::tiles(batch, tile) {
             let (t, y) = (examples.len(), &mut y[examples.start * rows..examples.end * rows]);
             let x = x.tile(examples, cols);

@@ -152,6 +152,47 @@ fn tiled_products_over_several_chunks_equal_the_f32_kernels() {
     }
 }
 
+/// A batch of one tile with its rows split over threads (each decoding its own rows, several
+/// chunks per part) equals the f32 kernel bit for bit, empty rows and all.
+#[test]
+fn split_rows_equal_the_f32_kernels() {
+    let mut rng = Random::new(23);
+    let (rows, cols) = (61, 900);
+    let mut w = CsrParts::random(rows, cols, 0.05, &mut rng);
+    w.clear_rows(|r| r % 7 == 3 || r < 2);
+    assert!(w.nnz() > 4 * CHUNK, "{} nonzeros", w.nnz());
+    let bias = rng.vec(rows, -0.1, 0.1);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    for (name, c, decoded) in layouts(&w, &mut rng) {
+        let f32_csr = CsrRef::new(rows, cols, &w.indptr, &w.indices, &decoded).unwrap();
+        for batch in [1, 5] {
+            let x = rng.vec(cols * batch, -1.0, 1.0);
+            for isa in Isa::available() {
+                let mut want = vec![0.0; rows * batch];
+                let act = Activation::Relu;
+                spmm_with(
+                    isa,
+                    f32_csr,
+                    Some(&bias),
+                    &x,
+                    &mut want,
+                    batch,
+                    act,
+                    Par::Seq,
+                    usize::MAX,
+                );
+                for threads in [2, 3, rows + 4] {
+                    let mut got = vec![f32::NAN; rows * batch];
+                    pool.install(|| {
+                        c.spmm_split(isa, &w.indptr, &bias, &x, &mut got, batch, act, threads)
+                    });
+                    assert_eq!(bits(&got), bits(&want), "{name} batch {batch} {threads} {isa:?}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn compressed_convolution_equals_the_f32_kernel() {
     let mut rng = Random::new(3);
@@ -185,7 +226,7 @@ fn decoded(
     limit: usize,
 ) -> (usize, Vec<u32>, Vec<u32>, Vec<u32>) {
     let mut buf = RowBuffer::default();
-    let end = c.decode_rows(isa, indptr, start, limit, &mut buf, true);
+    let end = c.decode_rows(isa, indptr, (start, c.rows), limit, &mut buf, true);
     let n = *buf.ptr.last().unwrap() as usize;
     (end, buf.ptr.clone(), buf.cols[..n].to_vec(), bits(&buf.vals[..n]))
 }
