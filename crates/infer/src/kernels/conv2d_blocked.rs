@@ -54,6 +54,7 @@ use super::{split_by_indptr, Activation, Image, Isa, Window};
 use crate::csr::{ColIndex, CsrRef};
 use rayon::prelude::*;
 use std::ops::Range;
+use std::sync::{Arc, RwLock};
 use ticket_core::Par;
 
 /// Floats after the padded input that a block's last, partly used vector may read.
@@ -168,6 +169,21 @@ pub struct BlockedConv2d {
     /// The input with its zero border, split into stride phases: `C * sh * sw` channels.
     padded: Image,
     output: Image,
+    /// [`BlockedConv2d::group_bounds`] of each grouping of the input channels used so far.
+    bounds: BoundsCache,
+}
+
+/// Tap bounds per grouping of the input channels, keyed by channels per group: binary
+/// searches over every output channel's taps, which at every call cost AlexNet's conv3-5 a
+/// tenth of their time, made once per grouping instead (a call's block shape, and so its
+/// grouping, depends on its rows and batch: a few groupings a layer). A clone starts empty.
+#[derive(Debug, Default)]
+struct BoundsCache(RwLock<Vec<(usize, Arc<[u32]>)>>);
+
+impl Clone for BoundsCache {
+    fn clone(&self) -> Self {
+        BoundsCache::default()
+    }
 }
 
 impl BlockedConv2d {
@@ -233,6 +249,7 @@ impl BlockedConv2d {
             dense,
             padded,
             output,
+            bounds: BoundsCache::default(),
         })
     }
 
@@ -454,14 +471,22 @@ impl BlockedConv2d {
         (0..channels.max(1)).step_by(per_group).map(|c| c..(c + per_group).min(channels)).collect()
     }
 
-    /// Per output channel of `channels`, where its taps of each group start in `taps`, and
-    /// where they end: `groups.len() + 1` indices a channel. A tap reads input channel
-    /// `offset / (sh * sw * plane)` of the phase layout, and a channel's taps are in that
-    /// order (CSR order).
-    fn group_bounds(&self, channels: Range<usize>, groups: &[Range<usize>]) -> Vec<u32> {
+    /// Per output channel, where its taps of each group start in `taps`, and where they end:
+    /// `groups.len() + 1` indices a channel (channel `o`'s from `o * (groups.len() + 1)`). A
+    /// tap reads input channel `offset / (sh * sw * plane)` of the phase layout, and a
+    /// channel's taps are in that order (CSR order). Computed once per grouping.
+    fn group_bounds(&self, groups: &[Range<usize>]) -> Arc<[u32]> {
+        let key = groups.first().map_or(0, Range::len);
+        let cache = &self.bounds.0;
+        let known = |list: &[(usize, Arc<[u32]>)]| {
+            list.iter().find(|(k, _)| *k == key).map(|(_, b)| Arc::clone(b))
+        };
+        if let Some(bounds) = known(&cache.read().unwrap_or_else(|e| e.into_inner())) {
+            return bounds;
+        }
         let per_channel = (self.stride[0] * self.stride[1] * self.padded.plane()) as u32;
-        let mut bounds = Vec::with_capacity(channels.len() * (groups.len() + 1));
-        for o in channels {
+        let mut bounds = Vec::with_capacity(self.output.channels * (groups.len() + 1));
+        for o in 0..self.output.channels {
             let (start, taps) = (self.indptr[o], self.taps_of(o));
             for group in groups {
                 let from = group.start as u32 * per_channel;
@@ -469,6 +494,12 @@ impl BlockedConv2d {
             }
             bounds.push(self.indptr[o + 1]);
         }
+        let bounds: Arc<[u32]> = bounds.into();
+        let mut list = cache.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = known(&list) {
+            return known;
+        }
+        list.push((key, Arc::clone(&bounds)));
         bounds
     }
 

@@ -53,7 +53,7 @@ pub(super) unsafe fn channels(
     // not fit that cache, the input channels are cut into groups whose rows do, and each
     // output channel's sums are parked in `partial` between its groups.
     let groups = conv.channel_groups(shape.rows, shape.vectors * LANES, lanes);
-    let bounds = conv.group_bounds(channels.clone(), &groups);
+    let bounds = conv.group_bounds(&groups);
     let mut partial = vec![0.0f32; if groups.len() > 1 { channels.len() * PARTIAL } else { 0 }];
     let first = channels.start;
     for strip in (0..vectors).step_by(shape.vectors) {
@@ -68,7 +68,7 @@ pub(super) unsafe fn channels(
             for g in 0..groups.len() {
                 let (resume, park) = (g > 0, g + 1 < groups.len());
                 for o in channels.clone() {
-                    let i = (o - first) * (groups.len() + 1) + g;
+                    let i = o * (groups.len() + 1) + g;
                     let taps = &conv.taps[bounds[i] as usize..bounds[i + 1] as usize];
                     let bias = conv.bias[o];
                     let sums = Sums {
