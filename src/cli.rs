@@ -321,16 +321,20 @@ fn parse_layer_keep(text: &str) -> Result<(String, f64), String> {
 pub struct InferArgs {
     /// A CSR safetensors model written by `ticket export`.
     pub model: PathBuf,
-    /// Evaluate accuracy on a built-in data set.
+    /// Evaluate accuracy on a built-in data set. With no data, --bench or --input named, the
+    /// model is evaluated on the built-in set it was trained on (else the digits) when that
+    /// set's images fit it.
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetName>,
     /// Evaluate accuracy on an IDX directory (overrides --dataset).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Latency at batch 1 (p50/p99) and throughput at batch 64 and 1024, sparse vs dense, the
-    /// sparse path's time per step (layer) at each batch size, and memory: open + validate
-    /// time, weight and activation workspace bytes, and the process's peak resident set
-    /// (getrusage) after loading, after the sparse runs and after the dense.
+    /// sparse path's time per step (layer) at each batch size, its share of the machine's
+    /// peak multiply-add rate (measured before and after, on one thread and all), and
+    /// memory: open + validate time, weight and activation workspace bytes, and the
+    /// process's peak resident set (getrusage) after loading, after the sparse runs and
+    /// after the dense.
     #[arg(long)]
     pub bench: bool,
     /// Benchmark on the test images of a data set (`digits`, `fashion-mnist` or an IDX

@@ -377,7 +377,7 @@ fn a_model_wider_than_the_data_is_refused_before_its_dense_copy_is_built() {
     let graph = ticket_core::Graph::mlp(&[cols, 1]).unwrap();
     write_model(&path, &graph, &[layer], ticket_core::csr_format::ValueDtype::F32).unwrap();
     assert!(std::fs::metadata(&path).unwrap().len() < 1000);
-    let out = ticket_limited(&["infer", s(&path)]);
+    let out = ticket_limited(&["infer", s(&path), "--dataset", "digits"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     common::assert_clean_failure(
         &out,

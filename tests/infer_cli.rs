@@ -341,6 +341,21 @@ fn input_with_the_wrong_dtype_or_name_or_values() {
     );
 }
 
+/// With nothing asked, a model no built-in data set fits is described, with a hint of what
+/// to run instead, and the command succeeds; named, the data set that does not fit fails.
+#[test]
+fn a_model_no_built_in_data_fits_gets_a_hint() {
+    let f = Fixture::new();
+    let graph: Graph = "100-10".parse().unwrap();
+    let path = f.path("other.safetensors");
+    write_model(&path, &graph, &random_model(&graph, &[0.1], 1), ValueDtype::F32).unwrap();
+    let text = stdout(&ticket(&["infer", s(&path)]));
+    assert!(text.contains("no built-in data set has this model's input shape [100]"), "{text}");
+    assert!(text.contains("--bench") && !text.contains("accuracy"), "{text}");
+    let out = ticket(&["infer", s(&path), "--dataset", "digits"]);
+    assert_clean_failure(&out, "digits has 64 features per example, but the model takes 100");
+}
+
 #[test]
 fn model_for_another_data_set() {
     let f = Fixture::new();

@@ -40,8 +40,26 @@ pub fn run(args: InferArgs) -> Result<()> {
 
     let named = super::data_source(args.dataset, &args.data);
     let mut test_set = None;
-    if named.is_some() || (!args.bench && args.input.is_none()) {
-        let source = named.unwrap_or_else(|| default_source(&model));
+    // Nothing asked: the built-in data set the model was trained on, else the digits, when
+    // its images fit the model (an ImageNet-size one gets a hint instead of an error).
+    let fallback = || Some(default_source(&model)).filter(|s| s.features() == Some(model.inputs()));
+    let evaluated = match named {
+        Some(source) => Some(source),
+        None if !args.bench && args.input.is_none() => {
+            let source = fallback();
+            if source.is_none() && !args.json {
+                println!(
+                    "no built-in data set has this model's input shape {:?}: evaluate with \
+                     --data DIR (IDX files), time it with --bench, or run a batch with \
+                     --input FILE --output FILE",
+                    model.graph().input_shape()
+                );
+            }
+            source
+        }
+        None => None,
+    };
+    if let Some(source) = evaluated {
         let data = test_split(&source, &model)?;
         let result = evaluate(&model, dense(), &data, par)?;
         if !args.json {

@@ -8,7 +8,7 @@ use flate2::read::GzDecoder;
 use std::io::Read;
 
 const DIGITS_CSV_GZ: &[u8] = include_bytes!("../../data/digits.csv.gz");
-const FEATURES: usize = 64;
+pub(super) const FEATURES: usize = 64;
 const MAX_PIXEL: f32 = 16.0;
 
 /// All 1,797 digits in file order, pixels scaled to [0, 1].

@@ -88,7 +88,20 @@ impl fmt::Display for DataSource {
     }
 }
 
+/// Pixels of a Fashion-MNIST image (28 x 28).
+const FASHION_MNIST_FEATURES: usize = 28 * 28;
+
 impl DataSource {
+    /// Features per example of a built-in source, known without loading it (`None` for a
+    /// directory, whose files tell).
+    pub fn features(&self) -> Option<usize> {
+        match self {
+            DataSource::Digits => Some(digits::FEATURES),
+            DataSource::FashionMnist => Some(FASHION_MNIST_FEATURES),
+            DataSource::Dir(_) => None,
+        }
+    }
+
     /// Loads the source and splits it; `validation_size` examples of the training data are
     /// held out for early stopping.
     pub fn load(&self, validation_size: usize) -> Result<Splits> {
