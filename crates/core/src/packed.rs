@@ -60,16 +60,62 @@ pub fn unpack(bytes: &[u8], count: usize, bits: u32) -> std::borrow::Cow<'_, [u8
         return std::borrow::Cow::Borrowed(&bytes[..count]);
     }
     let mut out = vec![0u8; count];
-    match bits {
-        1 => unpack_width::<1>(bytes, &mut out),
-        2 => unpack_width::<2>(bytes, &mut out),
-        3 => unpack_width::<3>(bytes, &mut out),
-        4 => unpack_width::<4>(bytes, &mut out),
-        5 => unpack_width::<5>(bytes, &mut out),
-        6 => unpack_width::<6>(bytes, &mut out),
-        _ => unpack_width::<7>(bytes, &mut out),
-    }
+    unpack_into(bytes, bits, &mut out);
     std::borrow::Cow::Owned(out)
+}
+
+/// The first `out.len()` fields of `bytes` into `out`, one byte each (`bits < 8`).
+fn unpack_into(bytes: &[u8], bits: u32, out: &mut [u8]) {
+    match bits {
+        1 => unpack_width::<1>(bytes, out),
+        2 => unpack_width::<2>(bytes, out),
+        3 => unpack_width::<3>(bytes, out),
+        4 => unpack_width::<4>(bytes, out),
+        5 => unpack_width::<5>(bytes, out),
+        6 => unpack_width::<6>(bytes, out),
+        _ => unpack_width::<7>(bytes, out),
+    }
+}
+
+/// Fields unpacked a window at a time (about [`WINDOW`] fields, 64 KB, in the second-level
+/// cache), for passes that walk a stream forward: a 9 MB file's streams are checked without
+/// unpacking each whole into a fresh allocation, whose page faults cost as much as the check.
+struct Window<'a> {
+    bytes: &'a [u8],
+    bits: u32,
+    /// Fields in the stream.
+    total: usize,
+    /// Fields `base..base + fields.len()` unpacked (unused for 8-bit streams).
+    base: usize,
+    fields: Vec<u8>,
+}
+
+/// Fields a [`Window`] unpacks at once, at least.
+const WINDOW: usize = 1 << 16;
+
+impl<'a> Window<'a> {
+    fn new(bytes: &'a [u8], total: usize, bits: u32) -> Self {
+        Window { bytes, bits, total, base: 0, fields: Vec::new() }
+    }
+
+    /// Fields `range` of the stream (within `total`), unpacking the window from the eighth
+    /// field at or before `range.start` on when they are not in it.
+    fn get(&mut self, range: std::ops::Range<usize>) -> &[u8] {
+        debug_assert!(range.start <= range.end && range.end <= self.total);
+        if self.bits == 8 {
+            return &self.bytes[range];
+        }
+        let held = self.base..self.base + self.fields.len();
+        if range.start < held.start || range.end > held.end {
+            // Eight fields take `bits` whole bytes, so the window starts on a byte.
+            self.base = range.start / 8 * 8;
+            let n = (range.end - self.base).max(WINDOW).min(self.total - self.base);
+            self.fields.resize(n, 0);
+            let from = self.base / 8 * self.bits as usize;
+            unpack_into(&self.bytes[from..], self.bits, &mut self.fields);
+        }
+        &self.fields[range.start - self.base..range.end - self.base]
+    }
 }
 
 /// [`unpack`] into `out` at a width known when compiling, so the shifts are constants.
@@ -197,7 +243,7 @@ impl GapRows {
         bits: u32,
     ) -> Option<GapRows> {
         let total = bytes.len() * 8 / bits as usize;
-        let fields = unpack(bytes, total, bits);
+        let mut fields = Window::new(bytes, total, bits);
         let fill = filler(bits) as u8;
         let mut starts = Vec::with_capacity(rows + 1);
         let mut i = 0usize;
@@ -207,11 +253,11 @@ impl GapRows {
             let (mut end, mut need) = (i, span);
             while need > 0 {
                 let stop = end.checked_add(need).filter(|&stop| stop <= total)?;
-                need = fields[end..stop].iter().filter(|&&f| f == fill).count();
+                need = fields.get(end..stop).iter().filter(|&&f| f == fill).count();
                 end = stop;
             }
             if span > 0 {
-                let sum: usize = fields[i..end].iter().map(|&f| f as usize).sum();
+                let sum: usize = fields.get(i..end).iter().map(|&f| f as usize).sum();
                 if sum + span > cols {
                     return None;
                 }
@@ -290,8 +336,13 @@ impl GapRows {
 pub fn check_codes(bytes: &[u8], count: usize, bits: u32, entries: usize) -> Result<(), String> {
     check_length(bytes, count, bits, "the codebook index stream")?;
     // The largest code (a branch-free pass), then the first culprit only when one exists.
-    let in_range =
-        || unpack(bytes, count, bits).iter().max().is_none_or(|&c| (c as usize) < entries);
+    let in_range = || {
+        let mut fields = Window::new(bytes, count, bits);
+        (0..count).step_by(WINDOW).all(|k| {
+            let window = fields.get(k..(k + WINDOW).min(count));
+            window.iter().max().is_none_or(|&c| (c as usize) < entries)
+        })
+    };
     if entries < 1 << bits && !in_range() {
         if let Some(k) = (0..count).find(|&k| field(bytes, k, bits) as usize >= entries) {
             return Err(format!(
@@ -318,6 +369,47 @@ mod tests {
         let bytes = pack(&encode_gaps(&indptr, &indices, bits), bits);
         let gaps = GapRows::check(rows.len(), cols, &indptr, &bytes, bits).unwrap();
         (0..rows.len()).map(|r| gaps.columns(&bytes, r).collect()).collect()
+    }
+
+    /// Streams longer than one unpacking window, rows straddling its edges: the windowed
+    /// checks agree with the field-by-field walk, and a bad field past the first window is
+    /// still found.
+    #[test]
+    fn checks_of_streams_longer_than_a_window_match_the_field_walk() {
+        let (rows, cols) = (700usize, 3000usize);
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        let mut indptr = vec![0u32];
+        let mut indices = vec![];
+        for _ in 0..rows {
+            let mut row: Vec<u32> = (0..next() % 400).map(|_| (next() % cols) as u32).collect();
+            row.sort_unstable();
+            row.dedup();
+            indices.extend(row);
+            indptr.push(indices.len() as u32);
+        }
+        for bits in [3, 5, 8] {
+            let fields = encode_gaps(&indptr, &indices, bits);
+            assert!(fields.len() > 2 * WINDOW, "{} fields", fields.len());
+            let bytes = pack(&fields, bits);
+            let windowed = GapRows::check_unpacked(rows, cols, &indptr, &bytes, bits);
+            let walked = GapRows::check_each_field(rows, cols, &indptr, &bytes, bits).unwrap();
+            assert_eq!(windowed.as_ref(), Some(&walked), "{bits} bits");
+            // The widest column decides which matrix widths the stream fits.
+            let widest = *indices.iter().max().unwrap() as usize;
+            assert!(GapRows::check_unpacked(rows, widest, &indptr, &bytes, bits).is_none());
+            assert!(GapRows::check_unpacked(rows, widest + 1, &indptr, &bytes, bits).is_some());
+            let codes: Vec<u32> = (0..fields.len()).map(|k| (k % 5) as u32).collect();
+            let mut codes = codes.iter().map(|&c| c.min(filler(bits))).collect::<Vec<_>>();
+            assert_eq!(check_codes(&pack(&codes, bits), codes.len(), bits, 5), Ok(()));
+            let late = codes.len() - 3;
+            codes[late] = 5;
+            let err = check_codes(&pack(&codes, bits), codes.len(), bits, 5).unwrap_err();
+            assert!(err.contains(&format!("of value {late} is out of range")), "{err}");
+        }
     }
 
     #[test]

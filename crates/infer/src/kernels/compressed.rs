@@ -343,6 +343,20 @@ impl CompressedWeights {
         })
     }
 
+    /// The whole matrix decoded at once with the decoders of this CPU: its column indices
+    /// and values in CSR order (the rows are `indptr`'s). For the kernels that run from
+    /// their own layout (conv taps), built once at load.
+    pub(crate) fn decoded(&self, indptr: &[u32]) -> (Vec<u32>, Vec<f32>) {
+        let mut buf = RowBuffer::default();
+        if self.rows > 0 {
+            self.decode_rows(Isa::detect(), indptr, (0, self.rows), usize::MAX, &mut buf, true);
+        }
+        let nnz = indptr[self.rows] as usize;
+        buf.cols.truncate(nnz);
+        buf.vals.truncate(nnz);
+        (buf.cols, buf.vals)
+    }
+
     /// Rows from `start` decoded into `buf` until at least `limit` nonzeros are in or row
     /// `until` is reached, with the decoders of `isa`; returns the end of the rows decoded.
     /// Absolute column indices are copied too when `absolute` is set (the AVX2 decoder skips

@@ -220,12 +220,16 @@ impl BlockedConv2d {
             width: (input.width + 2 * pw).div_ceil(sw),
         };
         u32::try_from(padded.len().checked_add(SLACK)?).ok()?;
-        // Where weight column (c, i, j) reads the padded, stride-phased input.
-        let offset = |col: usize| {
-            let (c, i, j) = (col / (kh * kw), col / kw % kh, col % kw);
-            let phase = (c * sh + i % sh) * sw + j % sw;
-            ((phase * padded.height + i / sh) * padded.width + j / sw) as u32
-        };
+        // Where weight column (c, i, j) reads the padded, stride-phased input: a table, so
+        // that a tap costs a lookup instead of the divisions (AlexNet has 0.9 M taps).
+        let offsets: Vec<u32> = (0..w.cols())
+            .map(|col| {
+                let (c, i, j) = (col / (kh * kw), col / kw % kh, col % kw);
+                let phase = (c * sh + i % sh) * sw + j % sw;
+                ((phase * padded.height + i / sh) * padded.width + j / sw) as u32
+            })
+            .collect();
+        let offset = |col: usize| offsets[col];
         let taps = w
             .indices()
             .iter()

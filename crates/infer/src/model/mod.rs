@@ -232,16 +232,8 @@ impl SparseLayer {
             return with_csr!(self, w => BlockedConv2d::new(w, &self.bias, input, window));
         };
         let (rows, cols) = (self.shape.rows, self.shape.cols);
-        let (mut indptr, mut indices, mut values) = (vec![0u32; rows + 1], Vec::new(), Vec::new());
-        c.for_each(&self.indptr, |r, col, v| {
-            indptr[r + 1] += 1;
-            indices.push(col as u32);
-            values.push(v);
-        });
-        for r in 0..rows {
-            indptr[r + 1] += indptr[r];
-        }
-        let w = CsrRef::new(rows, cols, &indptr, &indices, &values).ok()?;
+        let (indices, values) = c.decoded(&self.indptr);
+        let w = CsrRef::new(rows, cols, &self.indptr, &indices, &values).ok()?;
         BlockedConv2d::new(w, &self.bias, input, window)
     }
 

@@ -94,6 +94,9 @@ fn compressed_products_equal_the_f32_kernels_bit_for_bit() {
                 })
                 .collect();
             assert_eq!(seen, want, "{name}: decoded entries");
+            let (all_cols, all_values) = c.decoded(&w.indptr);
+            assert_eq!(all_cols, w.indices, "{name}: decoded columns");
+            assert_eq!(bits(&all_values), bits(&decoded), "{name}: decoded values");
             // One plain block, and batches laid out in tiles of 8 or 32 (the last shorter).
             for (batch, tile) in
                 [(1, 1), (3, 3), (8, 8), (13, 13), (32, 32), (70, 70), (13, 8), (70, 32)]
