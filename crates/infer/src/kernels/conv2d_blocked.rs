@@ -455,6 +455,12 @@ impl BlockedConv2d {
                     let first = pw + (phase + sw - pw % sw) % sw;
                     let start = at(c, h + ph, first) * batch;
                     let columns = (first..pw + self.input.width).step_by(sw);
+                    if batch == 1 {
+                        // One value a column: a strided copy, not a `memcpy` call per value.
+                        let to = out[start..].iter_mut();
+                        columns.zip(to).for_each(|(w, to)| *to = xr[w - pw]);
+                        continue;
+                    }
                     let to = out[start..].chunks_exact_mut(batch);
                     for (w, to) in columns.zip(to) {
                         to.copy_from_slice(&xr[(w - pw) * batch..][..batch]);

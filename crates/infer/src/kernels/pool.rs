@@ -18,7 +18,9 @@
 //! ```
 
 use super::conv2d::output_image;
-use super::{Image, Isa, Window};
+use super::{Image, Isa, Window, PAR_MIN_WORK};
+use rayon::prelude::*;
+use ticket_core::Par;
 
 /// What a pooling window computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +38,32 @@ pub fn pool2d(pool: Pool, input: Image, window: Window, x: &[f32], y: &mut [f32]
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => unsafe { pool2d_avx2(pool, input, window, x, y, batch) },
     }
+}
+
+/// [`pool2d`] with its channels split over `par`'s threads when the pooling is large enough
+/// to pay for them (AlexNet's first pool at batch 1: 420,000 window reads), else on this
+/// thread. Channels are pooled independently, so the result is the same.
+pub fn pool2d_par(
+    pool: Pool,
+    input: Image,
+    window: Window,
+    (x, y): (&[f32], &mut [f32]),
+    batch: usize,
+    par: Par,
+) {
+    let output = output_image(input, window, input.channels);
+    let reads = output.len().saturating_mul(window.kernel[0] * window.kernel[1] * batch);
+    let threads = if reads >= PAR_MIN_WORK { par.threads().min(input.channels) } else { 1 };
+    if threads <= 1 || x.len() != input.len() * batch || y.len() != output.len() * batch {
+        // (wrong lengths panic in pool2d, with its message)
+        return pool2d(pool, input, window, x, y, batch);
+    }
+    let channels = input.channels.div_ceil(threads);
+    let (x_part, y_part) = (channels * input.plane() * batch, channels * output.plane() * batch);
+    x.par_chunks(x_part).zip(y.par_chunks_mut(y_part)).for_each(|(x, y)| {
+        let part = Image { channels: x.len() / (input.plane() * batch), ..input };
+        pool2d(pool, part, window, x, y, batch)
+    });
 }
 
 /// [`pool2d_loops`] compiled for AVX2, which its loops vectorise to.
@@ -198,6 +226,29 @@ mod tests {
 
     /// Maxima and means of a 1x3x5 image with a 2x2 window and stride [1, 2], written out by
     /// hand: floor mode drops the last column.
+    /// Split over threads by channels, a pooling gives the one-thread result exactly.
+    #[test]
+    fn channels_split_over_threads_pool_the_same() {
+        let pool_threads = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for (channels, size, batch) in [(64, 55, 1), (7, 20, 3), (2, 9, 1)] {
+            let input = Image { channels, height: size, width: size };
+            let window = Window { kernel: [3, 3], stride: [2, 2], padding: [0, 0] };
+            let x: Vec<f32> =
+                (0..input.len() * batch).map(|i| ((i * 7919) % 1000) as f32 - 500.0).collect();
+            let output = output_image(input, window, channels);
+            for pool in [Pool::Max, Pool::Avg] {
+                let mut want = vec![0.0; output.len() * batch];
+                pool2d(pool, input, window, &x, &mut want, batch);
+                for par in [Par::Seq, Par::Rayon(2), Par::Rayon(3)] {
+                    let mut got = vec![f32::NAN; want.len()];
+                    pool_threads
+                        .install(|| pool2d_par(pool, input, window, (&x, &mut got), batch, par));
+                    assert_eq!(got, want, "{channels}x{size} batch {batch} {pool:?} {par:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn windows_follow_floor_mode_and_stride() {
         let x: Vec<f32> = (0..15).map(|v| v as f32).collect(); // rows 0..5, 5..10, 10..15

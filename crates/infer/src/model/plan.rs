@@ -323,7 +323,7 @@ impl Plan {
                     }
                 }
                 Step::Pool2d { pool, input, window } => {
-                    pool::pool2d(pool, input, window, src, dst, t)
+                    pool::pool2d_par(pool, input, window, (src, dst), t, par)
                 }
                 Step::Relu => unreachable!("handled in place above"),
             }
