@@ -54,8 +54,8 @@ pub fn pool2d_par(
     let output = output_image(input, window, input.channels);
     let reads = output.len().saturating_mul(window.kernel[0] * window.kernel[1] * batch);
     let threads = if reads >= PAR_MIN_WORK { par.threads().min(input.channels) } else { 1 };
+    // Wrong lengths go to pool2d whole, which names them.
     if threads <= 1 || x.len() != input.len() * batch || y.len() != output.len() * batch {
-        // (wrong lengths panic in pool2d, with its message)
         return pool2d(pool, input, window, x, y, batch);
     }
     let channels = input.channels.div_ceil(threads);
@@ -224,8 +224,6 @@ mod tests {
         }
     }
 
-    /// Maxima and means of a 1x3x5 image with a 2x2 window and stride [1, 2], written out by
-    /// hand: floor mode drops the last column.
     /// Split over threads by channels, a pooling gives the one-thread result exactly.
     #[test]
     fn channels_split_over_threads_pool_the_same() {
@@ -249,6 +247,8 @@ mod tests {
         }
     }
 
+    /// Maxima and means of a 1x3x5 image with a 2x2 window and stride [1, 2], written out by
+    /// hand: floor mode drops the last column.
     #[test]
     fn windows_follow_floor_mode_and_stride() {
         let x: Vec<f32> = (0..15).map(|v| v as f32).collect(); // rows 0..5, 5..10, 10..15
