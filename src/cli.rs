@@ -247,9 +247,10 @@ pub struct ExportArgs {
     /// (per kind the width giving the fewest bytes, computed exactly from the kept weights).
     #[arg(long, value_name = "N|conv=N,linear=M|auto", value_parser = parse_index_request)]
     pub index_bits: Option<IndexRequest>,
-    /// Export with every value codec, absolute and 3..8-bit gap indices, in memory, and print
-    /// a table of file bytes, bits per kept weight and (with --dataset/--data) accuracy, to
-    /// pick a codec; writes no file.
+    /// Export with every value codec, absolute and 3..8-bit gap indices (and, for a conv net
+    /// whose layer kinds are best served by different widths, those per kind, as
+    /// `--index-bits auto` writes), in memory, and print a table of file bytes, bits per kept
+    /// weight and (with --dataset/--data) accuracy, to pick a codec; writes no file.
     #[arg(long, conflicts_with_all = ["out", "force"])]
     pub sweep: bool,
     /// Fine-tune the k2..k8 codebooks for ITERATIONS Adam steps on the training split of

@@ -13,7 +13,7 @@ use ticket_core::csr_format::ValueCodec;
 use ticket_core::recipe::PruneMethod;
 use ticket_core::{Network, Par};
 use ticket_export::finetune::{finetune, FinetuneOptions, FinetuneReport, Finetuned};
-use ticket_export::sweep::{all_codecs, sweep, sweep_replacing};
+use ticket_export::sweep::{codecs_for, sweep, sweep_replacing};
 use ticket_export::{
     export_checkpoint, export_replaced, open_source, AccuracyReport, Codecs, Error, Evaluation,
     ExportOptions, SourceOptions,
@@ -50,16 +50,18 @@ pub fn run(args: ExportArgs) -> Result<()> {
         let table = match (&finetune, &splits) {
             (Some(ft), Some(s)) => {
                 let train = Evaluation { name: &s.name, data: &s.train };
-                sweep_replacing(&source.net, &all_codecs(), eval, par, &mut |value| match value {
-                    ValueCodec::Codebook { bits } => {
-                        let t = run_finetune(&source.net, bits, train, eval, ft)?;
-                        tuned.push((value.to_string(), t.report));
-                        Ok(Some(t.net))
+                sweep_replacing(&source.net, &codecs_for(&source.net), eval, par, &mut |value| {
+                    match value {
+                        ValueCodec::Codebook { bits } => {
+                            let t = run_finetune(&source.net, bits, train, eval, ft)?;
+                            tuned.push((value.to_string(), t.report));
+                            Ok(Some(t.net))
+                        }
+                        _ => Ok(None),
                     }
-                    _ => Ok(None),
                 })
             }
-            _ => sweep(&source.net, &all_codecs(), eval, par),
+            _ => sweep(&source.net, &codecs_for(&source.net), eval, par),
         }
         .map_err(in_input)?;
         if args.json {

@@ -4,7 +4,7 @@
 //! so it is measured once per value codec. Codebooks may be fine-tuned first
 //! ([`sweep_replacing`]).
 
-use crate::compressed::Codecs;
+use crate::compressed::{smallest_index_codecs, Codecs};
 use crate::csr::{CsrModel, Provenance};
 use crate::decode::read_csr_bytes;
 use crate::export::{csr_f32_file_len, dense_f32_file_len, Evaluation};
@@ -75,6 +75,20 @@ pub fn all_codecs() -> Vec<Codecs> {
             indices.iter().map(move |&index| Codecs { value: value.into(), index: index.into() })
         })
         .collect()
+}
+
+/// [`all_codecs`] for `net`, and when its conv and linear layers each take the fewest index
+/// bytes at a different gap width, every value codec with those per-kind widths too: what
+/// `--index-bits auto` would write (a model of one kind has its width among the others).
+pub fn codecs_for(net: &Network) -> Vec<Codecs> {
+    let mut codecs = all_codecs();
+    let auto = smallest_index_codecs(net);
+    if auto.single().is_none() {
+        let mut values: Vec<ValueCodecs> = codecs.iter().map(|c| c.value).collect();
+        values.dedup();
+        codecs.extend(values.into_iter().map(|value| Codecs { value, index: auto }));
+    }
+    codecs
 }
 
 /// Encodes `net` with each of `codecs` in memory and measures it.
@@ -185,9 +199,11 @@ impl fmt::Display for Sweep {
         if let (Some(d), Some(a)) = (&self.dataset, self.source_accuracy) {
             writeln!(f, "accuracy on {d} test of the f32 ticket: {:.2}%", 100.0 * a)?;
         }
+        // As wide as the longest name (per-kind ones: `k5+conv=gap3,linear=gap4`).
+        let w = self.rows.iter().map(|r| r.codecs.len() + 1).max().unwrap_or(0).max(12);
         writeln!(
             f,
-            "{:<12}{:>10}{:>10}{:>10}{:>8}{:>8}{:>8}{:>8}{:>10}{:>9}",
+            "{:<w$}{:>10}{:>10}{:>10}{:>8}{:>8}{:>8}{:>8}{:>10}{:>9}",
             "codecs",
             "bytes",
             "vs dense",
@@ -202,7 +218,7 @@ impl fmt::Display for Sweep {
         for r in &self.rows {
             writeln!(
                 f,
-                "{:<12}{:>10}{:>9.1}x{:>9.2}x{:>8}{:>8}{:>8}{:>8}{:>10}{:>9}{}",
+                "{:<w$}{:>10}{:>9.1}x{:>9.2}x{:>8}{:>8}{:>8}{:>8}{:>10}{:>9}{}",
                 r.codecs,
                 r.file_bytes,
                 r.ratio_vs_dense,
@@ -224,6 +240,54 @@ impl fmt::Display for Sweep {
             ),
             Some(b) => write!(f, "smallest file: {b} (no data given: accuracy not measured)"),
             None => write!(f, "no codec keeps the accuracy within {TOLERANCE_PP} pp"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ticket_core::Graph;
+
+    /// A conv net whose conv layer is dense (gaps of 0: 3 bits are fewest) and whose linear
+    /// layer keeps every 20th column (gaps of 19: 5 bits): the sweep adds each value codec
+    /// with those widths per kind, and the row measures what such a file holds.
+    #[test]
+    fn per_kind_gap_widths_join_a_conv_nets_sweep() {
+        let graph = Graph::from_json(
+            r#"{"input":[1,6,6],"layers":[
+            {"op":"conv2d","name":"c","in":1,"out":2,"kernel":[3,3]},{"op":"relu"},
+            {"op":"flatten"},{"op":"linear","name":"fc","in":32,"out":40}]}"#,
+        )
+        .unwrap();
+        let mut net = Network::zeros(&graph);
+        for layer in &mut net.layers {
+            for (i, w) in layer.weight.iter_mut().enumerate() {
+                *w = 0.01 * (i % 13) as f32 + 0.1;
+            }
+        }
+        let fc = &mut net.layers[1];
+        for (i, m) in fc.mask.iter_mut().enumerate() {
+            *m = u8::from(i % 20 == 19);
+        }
+        let auto = smallest_index_codecs(&net);
+        assert_eq!(
+            (auto.conv, auto.linear),
+            (IndexCodec::Gaps { bits: 3 }, IndexCodec::Gaps { bits: 5 })
+        );
+        let codecs = codecs_for(&net);
+        assert_eq!(codecs.len(), all_codecs().len() + 11, "11 value codecs with the auto widths");
+        let table = sweep(&net, &codecs, None, Par::Seq).unwrap();
+        // Its index bits are the fewest of all widths (the header, which names the widths
+        // per kind, is a few bytes longer).
+        let index_bits = |name: &str| {
+            let row = table.rows.iter().find(|r| r.codecs == name).unwrap();
+            row.bits.indices.unwrap()
+        };
+        let per_kind = Codecs { value: ValueCodec::Codebook { bits: 4 }.into(), index: auto };
+        let best = index_bits(&per_kind.to_string());
+        for bits in GAP_BITS {
+            assert!(best < index_bits(&format!("k4+gap{bits}")), "{bits} bits");
         }
     }
 }
