@@ -42,11 +42,11 @@ pub fn run(args: InferArgs) -> Result<()> {
     let mut test_set = None;
     // Nothing asked: the built-in data set the model was trained on, else the digits, when
     // its images fit the model (an ImageNet-size one gets a hint instead of an error).
-    let fallback = || Some(default_source(&model)).filter(|s| s.features() == Some(model.inputs()));
     let evaluated = match named {
         Some(source) => Some(source),
         None if !args.bench && args.input.is_none() => {
-            let source = fallback();
+            let fits = |s: &DataSource| s.features() == Some(model.inputs());
+            let source = Some(default_source(&model)).filter(fits);
             if source.is_none() && !args.json {
                 println!(
                     "no built-in data set has this model's input shape {:?}: evaluate with \

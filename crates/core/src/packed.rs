@@ -53,7 +53,7 @@ pub fn field(bytes: &[u8], i: usize, bits: u32) -> u32 {
 
 /// The first `count` fields of a stream of `bits`-bit fields (`count * bits` bits must lie
 /// within `bytes`), one byte each: 8-bit streams are borrowed, narrower ones unpacked eight
-/// fields (`bits` bytes) per 64-bit load, which is what makes validating a 9 MB file fast.
+/// fields (`bits` bytes) per 64-bit load (the checks below do the same a window at a time).
 pub fn unpack(bytes: &[u8], count: usize, bits: u32) -> std::borrow::Cow<'_, [u8]> {
     debug_assert!((1..=8).contains(&bits) && count * bits as usize <= bytes.len() * 8);
     if bits == 8 {

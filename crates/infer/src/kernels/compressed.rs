@@ -20,7 +20,6 @@ use super::conv2d::Conv2d;
 use super::{Activation, Image, Isa, TiledInput, Window};
 use crate::csr::{ColIndex, CsrRef};
 use crate::slab::Slab;
-use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
 use ticket_core::packed::filler;
@@ -481,10 +480,7 @@ impl CompressedWeights {
         (batch, tile): (usize, usize),
         act: Activation,
     ) {
-        assert_eq!(x.len(), self.cols * batch, "compressed spmm: x length");
-        assert_eq!(y.len(), self.rows * batch, "compressed spmm: y length");
-        assert_eq!(bias.len(), self.rows, "compressed spmm: bias length");
-        assert_eq!(indptr.len(), self.rows + 1, "compressed spmm: indptr length");
+        self.check_shapes(indptr, bias, (x.len(), y.len()), batch);
         self.rows_with(isa, indptr, bias, 0..self.rows, x, y, (batch, tile), act);
     }
 
@@ -504,21 +500,21 @@ impl CompressedWeights {
         act: Activation,
         threads: usize,
     ) {
-        assert_eq!(x.len(), self.cols * batch, "compressed spmm: x length");
-        assert_eq!(y.len(), self.rows * batch, "compressed spmm: y length");
-        assert_eq!(bias.len(), self.rows, "compressed spmm: bias length");
-        assert_eq!(indptr.len(), self.rows + 1, "compressed spmm: indptr length");
-        let mut parts = Vec::with_capacity(threads);
-        let mut rest = y;
-        for rows in super::split_by_indptr(indptr, threads.clamp(1, self.rows.max(1))) {
-            let (part, tail) = rest.split_at_mut(rows.len() * batch);
-            parts.push((rows, part));
-            rest = tail;
-        }
-        parts.into_par_iter().with_max_len(1).for_each(|(rows, part)| {
+        self.check_shapes(indptr, bias, (x.len(), y.len()), batch);
+        let chunks = threads.clamp(1, self.rows.max(1));
+        super::for_row_parts(indptr, chunks, y, batch, |rows, part| {
             let x = TiledInput::Tiled(x);
             self.rows_with(isa, indptr, bias, rows, x, part, (batch, batch), act)
         });
+    }
+
+    /// Panics unless `x` and `y` (their lengths), `bias` and `indptr` fit this matrix and
+    /// `batch`.
+    fn check_shapes(&self, indptr: &[u32], bias: &[f32], (x, y): (usize, usize), batch: usize) {
+        assert_eq!(x, self.cols * batch, "compressed spmm: x length");
+        assert_eq!(y, self.rows * batch, "compressed spmm: y length");
+        assert_eq!(bias.len(), self.rows, "compressed spmm: bias length");
+        assert_eq!(indptr.len(), self.rows + 1, "compressed spmm: indptr length");
     }
 
     /// Rows `rows` of the product into `y`, which holds just those rows (`[rows.len()][t]`

@@ -229,17 +229,16 @@ impl BlockedConv2d {
                 ((phase * padded.height + i / sh) * padded.width + j / sw) as u32
             })
             .collect();
-        let offset = |col: usize| offsets[col];
         let taps = w
             .indices()
             .iter()
             .zip(w.values())
-            .map(|(&col, &value)| Tap { offset: offset(col.to_usize()), value })
+            .map(|(&col, &value)| Tap { offset: offsets[col.to_usize()], value })
             .collect();
         let density = w.nnz() as f64 / (w.rows() * w.cols()).max(1) as f64;
         let dense_work = w.rows() * w.cols() * output.plane();
         let big = dense_work >= DENSE_MIN_WORK || min_density <= 0.0;
-        let dense = (big && density >= min_density).then(|| DenseConv::new(w, offset));
+        let dense = (big && density >= min_density).then(|| DenseConv::new(w, offsets));
         Some(BlockedConv2d {
             indptr: w.indptr().to_vec(),
             taps,

@@ -41,8 +41,9 @@ pub(crate) struct Geometry {
 }
 
 impl DenseConv {
-    /// The dense copy of `w`; `offset(col)` is column `col`'s padded-input offset.
-    pub(crate) fn new<I: ColIndex>(w: CsrRef<I>, offset: impl Fn(usize) -> u32) -> Self {
+    /// The dense copy of `w`; `offsets[col]` is column `col`'s padded-input offset.
+    pub(crate) fn new<I: ColIndex>(w: CsrRef<I>, offsets: Vec<u32>) -> Self {
+        assert_eq!(offsets.len(), w.cols(), "dense conv2d: one offset per weight column");
         let cols = w.cols();
         let mut weight = vec![0.0; w.rows() * cols];
         for (o, row) in weight.chunks_exact_mut(cols.max(1)).enumerate().take(w.rows()) {
@@ -51,7 +52,7 @@ impl DenseConv {
                 row[c.to_usize()] = v;
             }
         }
-        DenseConv { weight, offsets: (0..cols).map(offset).collect(), band_bytes: BAND_BYTES }
+        DenseConv { weight, offsets, band_bytes: BAND_BYTES }
     }
 
     /// Bytes of the dense weight and the offsets.

@@ -323,7 +323,19 @@ pub(crate) fn spmm_with<I: ColIndex>(
     if chunks <= 1 {
         return run(0..w.rows(), y);
     }
-    let pieces = split_rows_by_nnz(w, chunks);
+    for_row_parts(w.indptr(), chunks, y, batch, run);
+}
+
+/// Runs `run(rows, y_part)` in parallel over the rows an `indptr` delimits, cut into `chunks`
+/// parts of about equal nonzeros, each with its rows' `[rows][batch]` part of `y`.
+pub(crate) fn for_row_parts(
+    indptr: &[u32],
+    chunks: usize,
+    y: &mut [f32],
+    batch: usize,
+    run: impl Fn(Range<usize>, &mut [f32]) + Sync,
+) {
+    let pieces = split_by_indptr(indptr, chunks);
     let mut parts = Vec::with_capacity(pieces.len());
     let mut rest = y;
     for rows in pieces {
@@ -377,13 +389,9 @@ pub(crate) fn spmm_transposed_with<I: ColIndex>(
     });
 }
 
-/// `chunks` consecutive row ranges covering all rows, each with about the same number of
-/// nonzeros plus rows (a row costs a little even when empty).
-fn split_rows_by_nnz<I: ColIndex>(w: CsrRef<I>, chunks: usize) -> Vec<Range<usize>> {
-    split_by_indptr(w.indptr(), chunks)
-}
-
-/// [`split_rows_by_nnz`] for the rows an `indptr` (`rows + 1` offsets) delimits.
+/// `chunks` consecutive ranges covering the rows an `indptr` (`rows + 1` offsets) delimits,
+/// each with about the same number of nonzeros plus rows (a row costs a little even when
+/// empty).
 fn split_by_indptr(indptr: &[u32], chunks: usize) -> Vec<Range<usize>> {
     let rows = indptr.len() - 1;
     let cost = |r: usize| indptr[r] as usize + r;

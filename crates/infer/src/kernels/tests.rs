@@ -158,6 +158,6 @@ fn split_balances_nonzeros() {
     let indices: Vec<u32> = (0..90).chain(0..10).collect();
     let values = vec![1.0; 100];
     let w = CsrRef::new(11, 90, &indptr, &indices, &values).unwrap();
-    assert_eq!(split_rows_by_nnz(w, 2), vec![0..1, 1..11]);
-    assert_eq!(split_rows_by_nnz(w, 1), vec![0..11]);
+    assert_eq!(split_by_indptr(w.indptr(), 2), vec![0..1, 1..11]);
+    assert_eq!(split_by_indptr(w.indptr(), 1), vec![0..11]);
 }
