@@ -168,6 +168,10 @@ bench-serve: setup
     cargo build --release
     .venv/bin/python benches/compare_serve.py --duration 10
 
+# Parsing one infer request of 784 inputs, JSON (as Python clients write it) and binary.
+bench-serve-request:
+    cargo bench --bench serve_request
+
 # The Python package in a fresh virtual environment, then its tests.
 test-python:
     rm -rf target/python-venv && python3 -m venv target/python-venv

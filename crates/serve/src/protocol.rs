@@ -91,50 +91,15 @@ struct FlatData(Vec<f32>);
 
 impl<'de> Deserialize<'de> for FlatData {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // serde_json has checked the syntax; the numbers are parsed here, each straight to the
-        // nearest f32 (through f64 they would be rounded twice, and parsed several times
-        // slower: the data is most of a JSON request's parsing time).
-        let raw = <&'de RawValue>::deserialize(d)?;
-        flatten_numbers(raw.get()).map(FlatData).map_err(de::Error::custom)
-    }
-}
-
-/// The numbers of the JSON value `text` (valid JSON: numbers, arrays of them, nested), in
-/// order.
-fn flatten_numbers(text: &str) -> Result<Vec<f32>, String> {
-    let bytes = text.as_bytes();
-    let mut values = Vec::with_capacity(bytes.len() / 8);
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'[' | b']' | b',' | b' ' | b'\t' | b'\n' | b'\r' => i += 1,
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while i < bytes.len()
-                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
-                {
-                    i += 1;
-                }
-                let token = &text[start..i];
-                let value: f32 =
-                    token.parse().map_err(|_| format!("data value {token} is not a number"))?;
-                if !value.is_finite() {
-                    return Err(format!(
-                        "data value {token} at index {} is not a finite FP32 number",
-                        values.len()
-                    ));
-                }
-                values.push(value);
-            }
-            _ => {
-                return Err(format!(
-                    "data value at index {} is not a number: data must be an array of numbers",
-                    values.len()
-                ))
-            }
+        // Data the fast pass left in the body (`tensor_data::cut_data`): serde_json has
+        // checked the syntax, the numbers are parsed the same way, to report what is wrong.
+        let raw = <&'de RawValue>::deserialize(d)?.get().as_bytes();
+        match tensor_data::parse_data(raw, 0) {
+            Ok((values, end)) if end == raw.len() => Ok(FlatData(values)),
+            Ok(_) => Err(de::Error::custom("data must be an array of numbers")),
+            Err(message) => Err(de::Error::custom(message)),
         }
     }
-    Ok(values)
 }
 
 /// Parses and checks an infer request against `signature`. `header_length` is the
@@ -154,8 +119,25 @@ pub fn parse_request(
             )))
         }
     };
-    let header: RequestHeader = serde_json::from_slice(json)
-        .map_err(|e| RequestError::bad(format!("request is not a valid infer request: {e}")))?;
+    let invalid = |e| RequestError::bad(format!("request is not a valid infer request: {e}"));
+    let whole = || serde_json::from_slice::<RequestHeader>(json).map_err(invalid);
+    let header = match tensor_data::cut_data(json) {
+        None => whole()?,
+        // Anything amiss with the rest is reported at its place in the body as sent.
+        Some(cut) => match serde_json::from_slice::<RequestHeader>(&cut.json) {
+            Ok(mut header)
+                if cut.data.iter().all(|&(i, _)| {
+                    header.inputs.get(i).is_some_and(|input| input.data.is_none())
+                }) =>
+            {
+                for (i, values) in cut.data {
+                    header.inputs[i].data = Some(FlatData(values));
+                }
+                header
+            }
+            _ => whole()?,
+        },
+    };
     let [input] = <[RequestInput; 1]>::try_from(header.inputs).map_err(|inputs| {
         RequestError::bad(format!(
             "request has {} inputs; the model takes one, '{INPUT}'",
@@ -391,6 +373,8 @@ pub fn encode_response(
         Encoded { body, header_length: None }
     }
 }
+
+mod tensor_data;
 
 #[cfg(test)]
 mod tests;

@@ -188,3 +188,22 @@ fn json_numbers_are_rounded_once_to_the_nearest_f32() {
     assert_eq!(r.data, [f32::from_bits(0x3f80_0001), -0.5, 0.0]);
     assert_eq!((above_midpoint.parse::<f64>().unwrap() as f32), 1.0, "the detour would differ");
 }
+
+/// Bodies whose data the fast pass cuts out parse as serde alone reads them, and an error in
+/// the rest names its line and column in the body as sent.
+#[test]
+fn cut_data_agrees_with_serde_alone() {
+    let body = r#"{"id": {"inputs": [{"data": [9]}]}, "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [[1.5, -2e-3, 3]]}]}"#;
+    let fast = parse(body).unwrap();
+    let header: RequestHeader = serde_json::from_str(body).unwrap();
+    let [input] = <[RequestInput; 1]>::try_from(header.inputs).ok().unwrap();
+    assert_eq!(fast.data, input.data.unwrap().0);
+    assert_eq!(fast.id, header.id);
+    let broken = body.replace("]}]}", "]},]}");
+    let column = broken.find("},]").unwrap() + 2;
+    let m = message(&broken);
+    assert!(m.contains(&format!("line 1 column {}", column + 1)), "{m}");
+    // A second, escaped `data` key is serde's to find.
+    let twice = body.replace(r#""shape""#, r#""d\u0061ta": [1, 2, 3], "shape""#);
+    assert!(message(&twice).contains("duplicate field `data`"), "{}", message(&twice));
+}
