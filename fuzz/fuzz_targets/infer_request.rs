@@ -29,6 +29,9 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     assert!(request.batch > 0);
+    if header_length.is_none() {
+        same_data_as_serde(body, &request.data);
+    }
     assert_eq!(request.data.len(), request.batch * signature.features);
     assert!(request.data.iter().all(|v| v.is_finite()));
     assert!(!request.outputs.is_empty());
@@ -45,3 +48,26 @@ fuzz_target!(|data: &[u8]| {
         .sum();
     assert_eq!(binary as usize, encoded.body.len() - json_end);
 });
+
+/// The data of an accepted JSON request are the numbers serde_json reads there, in order: each
+/// the f32 nearest the decimal, which is within one f32 ulp of serde's f64 rounded to f32 (the
+/// request parser cuts the data out and parses it itself). Bodies that only serde's skipping
+/// of unknown fields accepts (invalid UTF-8 in an ignored string) are left out.
+fn same_data_as_serde(body: &[u8], data: &[f32]) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else { return };
+    let mut numbers = Vec::new();
+    flatten(&value["inputs"][0]["data"], &mut numbers);
+    assert_eq!(numbers.len(), data.len(), "serde reads another number of data values");
+    for (&want, &got) in numbers.iter().zip(data) {
+        let near = want as f32;
+        let ulp = (near.abs().max(f32::MIN_POSITIVE) * f32::EPSILON).max(f32::from_bits(1));
+        assert!((got - near).abs() <= ulp, "data value {got} where serde reads {want}");
+    }
+}
+
+fn flatten(value: &serde_json::Value, out: &mut Vec<f64>) {
+    match value {
+        serde_json::Value::Array(items) => items.iter().for_each(|v| flatten(v, out)),
+        v => out.push(v.as_f64().expect("accepted data are numbers")),
+    }
+}
