@@ -166,7 +166,7 @@ bench-serve: setup
     command -v wrk >/dev/null || (echo "wrk not found: apt-get install wrk" && exit 1)
     .venv/bin/python -c "import kserve" 2>/dev/null || .venv/bin/pip install kserve
     cargo build --release
-    .venv/bin/python benches/compare_serve.py --duration 10
+    .venv/bin/python benches/compare_serve.py --duration 5 --repeat 3
 
 # Parsing one infer request of 784 inputs, JSON (as Python clients write it) and binary.
 bench-serve-request:

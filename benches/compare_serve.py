@@ -15,7 +15,10 @@ without spinning (`--spin-us 0`, concurrency 1 only).
     cargo build --release
     sudo apt-get install wrk        # Debian's wrk
     .venv/bin/pip install kserve onnxruntime onnx scipy safetensors numpy
-    .venv/bin/python benches/compare_serve.py [--duration 10] [--model lenet.safetensors]
+    .venv/bin/python benches/compare_serve.py [--duration 10] [--repeat 3] [--model lenet.safetensors]
+
+With --repeat N every server is run N times (in reverse order every other time, so that a
+drifting host disturbs all alike) and the summary takes each figure's median over the repeats.
 
 Prints a table and writes benches/results/compare_serve-<UTC time>.json (every wrk figure,
 the wrk commands, the machine and versions, via bench_common).
@@ -185,6 +188,7 @@ def main():
     ap.add_argument("--ticket", default=None, help="the ticket binary (default: target/release/ticket)")
     ap.add_argument("--duration", type=int, default=10, help="seconds of load per run")
     ap.add_argument("--threads", type=int, default=2, help="kernel threads of both servers")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of every server; the summary takes medians")
     ap.add_argument("--kserve-child", nargs=2, metavar=("ONNX", "PORT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.kserve_child:
@@ -216,7 +220,6 @@ def main():
     (tmp / "request.bin").write_bytes(binary)
     bodies["binary"] = (tmp / "request.bin", n)
 
-    in_process = ticket_bench_p50(args.ticket, model, args.threads)
     serve = [args.ticket, "serve", "--model", f"{MODEL_NAME}={model}", "--threads", str(args.threads)]
     # (command, tensor formats, concurrencies). `--spin-us 0` shows what the wake-ups cost at
     # concurrency 1; the health endpoint (no body, no model) is the loopback HTTP floor.
@@ -229,8 +232,11 @@ def main():
             [sys.executable, __file__, "--threads", str(args.threads), "--kserve-child", str(onnx_path)],
             ("json",), CONCURRENCY),
     }
-    results, reference = [], None
-    for name, (cmd, formats, concurrencies) in servers.items():
+    results = []
+
+    def run_server(name, cmd, formats, concurrencies, rep, reference):
+        """Starts one server, checks its logits against `reference` (the first server's), runs
+        wrk on it, stops it; returns the reference."""
         port = free_port()
         cmd = cmd + (["--port", str(port)] if name.startswith("ticket serve") else [str(port)])
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -245,7 +251,7 @@ def main():
                 run_wrk(port, path, header_length, 16, 2, script)  # warm-up
                 for c in concurrencies:
                     r = run_wrk(port, path, header_length, c, args.duration, script)
-                    r.update(server=name, tensors=fmt, concurrency=c)
+                    r.update(server=name, tensors=fmt, concurrency=c, repeat=rep)
                     results.append(r)
                     print(f"{name:29} {fmt:6} c={c:<3} {r['requests_per_s']:10.0f} req/s  "
                           f"p50 {r['p50_us']:8.0f} us  p99 {r['p99_us']:8.0f} us  non-2xx {r['non_2xx']}",
@@ -254,9 +260,21 @@ def main():
             code = stop(proc)
             if name.startswith("ticket serve") and code != 0:
                 raise SystemExit(f"ticket serve exited {code} on SIGTERM")
+        return reference
+
+    reference, in_process = None, []
+    for rep in range(args.repeat):
+        if args.repeat > 1:
+            print(f"repeat {rep + 1}/{args.repeat}", flush=True)
+        in_process.append(ticket_bench_p50(args.ticket, model, args.threads))
+        order = list(servers.items())
+        for name, (cmd, formats, concurrencies) in order if rep % 2 == 0 else order[::-1]:
+            reference = run_server(name, cmd, formats, concurrencies, rep, reference)
 
     def row(server, fmt, c):
-        return next(r for r in results if (r["server"], r["tensors"], r["concurrency"]) == (server, fmt, c))
+        """The median over the repeats of each figure of one (server, tensors, concurrency)."""
+        runs = [r for r in results if (r["server"], r["tensors"], r["concurrency"]) == (server, fmt, c)]
+        return {k: float(np.median([r[k] for r in runs])) for k in ("requests_per_s", "p50_us", "p99_us")}
 
     summary = {}
     for c in CONCURRENCY:
@@ -265,7 +283,8 @@ def main():
             "throughput_ratio": t["requests_per_s"] / k["requests_per_s"],
             "p99_us": {"ticket": t["p99_us"], "kserve": k["p99_us"]},
         }
-    batch1 = in_process["sparse"]["batch1_us_p50"]
+    batch1 = float(np.median([b["sparse"]["batch1_us_p50"] for b in in_process]))
+    summary["repeats"] = args.repeat
     summary["in_process_batch1_p50_us"] = batch1
     for fmt in ("json", "binary"):
         summary[f"c1_{fmt}_p50_minus_in_process_us"] = row("ticket serve", fmt, 1)["p50_us"] - batch1
@@ -276,12 +295,15 @@ def main():
             "two_http_threads": row("ticket serve --http-threads 2", fmt, 64)["requests_per_s"],
         }
     summary["c1_health_p50_us"] = row("ticket serve", "health", 1)["p50_us"]
+    # What an infer request adds to the server's own no-op round trip.
+    for fmt in ("json", "binary"):
+        summary[f"c1_{fmt}_p50_minus_health_us"] = row("ticket serve", fmt, 1)["p50_us"] - summary["c1_health_p50_us"]
     summary["c1_health_p50_us_two_http_threads"] = row("ticket serve --http-threads 2", "health", 1)["p50_us"]
     print(json.dumps(summary, indent=2))
     report.write({
         "model": args.model or "random LeNet-300-100 ticket (compare_infer.write_random_lenet)",
         "duration_s": args.duration,
-        "ticket_infer_bench": in_process,
+        "ticket_infer_bench": in_process[0] if args.repeat == 1 else in_process,
         "runs": results,
         "summary": summary,
     })
