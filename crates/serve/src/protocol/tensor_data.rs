@@ -27,6 +27,8 @@ pub(super) struct Cut {
 
 /// Arrays nest at most this deep in `data` (a batch of 3-D images is 4).
 const MAX_DEPTH: usize = 32;
+/// Objects and arrays the structural pass follows into before it leaves the body to serde.
+const MAX_FRAMES: usize = 128;
 
 /// Cuts each `inputs[i].data` array that holds only numbers out of the request `json`; `None`
 /// when there is none (a binary request, or a body this pass is unsure of: serde then reads
@@ -39,6 +41,9 @@ pub(super) fn cut_data(json: &[u8]) -> Option<Cut> {
     let mut i = 0;
     while i < json.len() {
         match json[i] {
+            // Deeper than serde_json reads (its recursion limit is 128): serde's to reject,
+            // and a body of brackets does not make this pass hold a frame per byte.
+            b'{' | b'[' if frames.len() >= MAX_FRAMES => return None,
             b'{' => frames.push(Frame::Object { key: Key::Other, expect_key: true }),
             b'[' => frames.push(Frame::Array { index: 0 }),
             b'}' | b']' => {
@@ -574,6 +579,7 @@ mod tests {
             r#"{"inputs":[{"data":7}]}"#,
             r#"]{"inputs":[{"data":[1]}]}"#,
             r#"{"inputs":[{"name":"a"}]}"#,
+            &format!(r#"{{"inputs":[{{"data":[1]}}],"x":{}{}}}"#, "[".repeat(200), "]".repeat(200)),
         ] {
             assert_eq!(cut_data(json.as_bytes()), None, "{json}");
         }
