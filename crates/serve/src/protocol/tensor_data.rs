@@ -336,9 +336,8 @@ impl Digits {
             let (last, taken) = if run <= 16 { (j + run, run) } else { (j + 16, 16) };
             // The sixteen bytes that end with the digits taken, those before them zeroed:
             // leading zeros of a 16-digit number, first byte the most significant.
-            let lane = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-            let before = _mm_cmplt_epi8(lane, _mm_set1_epi8((16 - taken) as i8));
-            let d = _mm_andnot_si128(before, _mm_sub_epi8(at(last - 16), zero));
+            let keep = _mm_loadu_si128(KEEP_LAST[taken..].as_ptr().cast());
+            let d = _mm_and_si128(keep, _mm_sub_epi8(at(last - 16), zero));
             // Pairs, fours, eights: multiply-adds of neighbouring lanes.
             let z = _mm_setzero_si128();
             let tens = _mm_set1_epi32(0x0001_000a);
@@ -398,6 +397,18 @@ impl Digits {
 /// 10^0 to 10^8.
 const SMALL_POWERS: [u64; 9] =
     [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// Sixteen bytes from `KEEP_LAST[n..]` keep the last `n` lanes of a vector (0 <= n <= 16).
+#[cfg(target_arch = "x86_64")]
+const KEEP_LAST: [u8; 32] = {
+    let mut keep = [0u8; 32];
+    let mut k = 16;
+    while k < 32 {
+        keep[k] = 0xff;
+        k += 1;
+    }
+    keep
+};
 
 /// 10^0 to 10^16.
 #[cfg(target_arch = "x86_64")]
