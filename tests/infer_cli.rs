@@ -341,14 +341,20 @@ fn input_with_the_wrong_dtype_or_name_or_values() {
     );
 }
 
+/// A random f32 CSR model of the one-layer `graph` (10% kept) in `f`'s directory.
+fn one_layer_model(f: &Fixture, graph: &str) -> std::path::PathBuf {
+    let graph: Graph = graph.parse().unwrap();
+    let path = f.path(&format!("{graph}.safetensors"));
+    write_model(&path, &graph, &random_model(&graph, &[0.1], 1), ValueDtype::F32).unwrap();
+    path
+}
+
 /// With nothing asked, a model no built-in data set fits is described, with a hint of what
 /// to run instead, and the command succeeds; named, the data set that does not fit fails.
 #[test]
 fn a_model_no_built_in_data_fits_gets_a_hint() {
     let f = Fixture::new();
-    let graph: Graph = "100-10".parse().unwrap();
-    let path = f.path("other.safetensors");
-    write_model(&path, &graph, &random_model(&graph, &[0.1], 1), ValueDtype::F32).unwrap();
+    let path = one_layer_model(&f, "100-10");
     let text = stdout(&ticket(&["infer", s(&path)]));
     assert!(text.contains("no built-in data set has this model's input shape [100]"), "{text}");
     assert!(text.contains("--bench") && !text.contains("accuracy"), "{text}");
@@ -359,9 +365,7 @@ fn a_model_no_built_in_data_fits_gets_a_hint() {
 #[test]
 fn model_for_another_data_set() {
     let f = Fixture::new();
-    let graph: Graph = "784-10".parse().unwrap();
-    let path = f.path("wide.safetensors");
-    write_model(&path, &graph, &random_model(&graph, &[0.1], 1), ValueDtype::F32).unwrap();
+    let path = one_layer_model(&f, "784-10");
     let out = ticket(&["infer", s(&path), "--dataset", "digits"]);
     assert_clean_failure(&out, "digits has 64 features per example, but the model takes 784");
 }
