@@ -3,7 +3,7 @@
 //! A JSON request is mostly its numbers: 784 of them make 16 KB of a 16.2 KB body. Parsed
 //! through serde (which checks and skips them) and then again to f32, they cost 60-70 us a
 //! request, more than the server's whole answer to the same request in binary; this way
-//! 17-21 us (`cargo bench --bench serve_request`). So [`cut_data`] finds each
+//! 13-21 us (`cargo bench --bench serve_request`). So [`cut_data`] finds each
 //! `inputs[i].data` array in one structural pass, parses it here and hands serde the rest of
 //! the body with `null` in its place; anything it is unsure of stays in the body for serde,
 //! whose [`parse_data`] call then reports what is wrong with it.
