@@ -380,7 +380,7 @@ impl Digits {
             let run = (others.trailing_zeros() / 8) as usize;
             let values = values.checked_shl(8 * (8 - run as u32)).unwrap_or(0);
             self.mantissa =
-                self.mantissa.wrapping_mul(SMALL_POWERS[run]).wrapping_add(eight_digits(values));
+                self.mantissa.wrapping_mul(POWERS[run]).wrapping_add(eight_digits(values));
             self.count += run;
             return j + run;
         }
@@ -394,10 +394,6 @@ impl Digits {
     }
 }
 
-/// 10^0 to 10^8.
-const SMALL_POWERS: [u64; 9] =
-    [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
-
 /// Sixteen bytes from `KEEP_LAST[n..]` keep the last `n` lanes of a vector (0 <= n <= 16).
 #[cfg(target_arch = "x86_64")]
 const KEEP_LAST: [u8; 32] = {
@@ -410,8 +406,7 @@ const KEEP_LAST: [u8; 32] = {
     keep
 };
 
-/// 10^0 to 10^16.
-#[cfg(target_arch = "x86_64")]
+/// 10^0 to 10^16: a mantissa shifted by a run of up to 16 digits.
 const POWERS: [u64; 17] = {
     let mut powers = [1u64; 17];
     let mut k = 1;
