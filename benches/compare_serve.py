@@ -303,7 +303,7 @@ def main():
     report.write({
         "model": args.model or "random LeNet-300-100 ticket (compare_infer.write_random_lenet)",
         "duration_s": args.duration,
-        "ticket_infer_bench": in_process[0] if args.repeat == 1 else in_process,
+        "ticket_infer_bench": in_process,
         "runs": results,
         "summary": summary,
     })
