@@ -16,7 +16,7 @@ pub(crate) fn transpose_with(isa: Isa, src: &[f32], rows: usize, cols: usize, ds
     let (r8, c8) = match isa {
         Isa::Portable => (0, 0),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => {
+        Isa::Avx2Fma | Isa::Avx512 => {
             // SAFETY: AVX2 is present; the lengths were checked above.
             unsafe { avx2_blocks(src, rows, cols, dst) };
             (rows / 8 * 8, cols / 8 * 8)

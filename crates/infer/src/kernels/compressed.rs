@@ -385,7 +385,9 @@ impl CompressedWeights {
         match isa {
             // SAFETY: AVX2 is present (Isa::detect); the loader checked the streams.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { self.decode_avx2(indptr, start..end, buf, absolute) },
+            Isa::Avx2Fma | Isa::Avx512 => unsafe {
+                self.decode_avx2(indptr, start..end, buf, absolute)
+            },
             Isa::Portable => self.decode_scalar(indptr, start..end, buf),
         }
         end

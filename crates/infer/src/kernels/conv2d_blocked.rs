@@ -361,7 +361,7 @@ impl BlockedConv2d {
             // disjoint; pooled only for one example of even sizes (asserted above), with
             // even row bounds (split_rows).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe {
+            Isa::Avx2Fma | Isa::Avx512 => unsafe {
                 avx2::channels(self, (channels, rows), xp, out, batch, relu, pooled)
             },
         };

@@ -152,7 +152,7 @@ impl ColumnCopy {
             Isa::Portable => self.scatter(x, list, y, |v, xk, acc| acc + v * xk),
             // SAFETY: FMA is present (Isa::detect).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { self.scatter_fma(x, list, y) },
+            Isa::Avx2Fma | Isa::Avx512 => unsafe { self.scatter_fma(x, list, y) },
         }
         act.apply(y);
     }

@@ -2,7 +2,7 @@
 //! baseline that sparse figures are compared against (the large-batch half is the blocked
 //! `gemm` of `ticket_core::sgemm`). A general matrix product called with one example packs
 //! its operands for a case it was not made for; a GEMV streams each weight row once, four
-//! rows at a time against the same slice of `x`, with fused multiply-adds on AVX2.
+//! rows at a time against the same slice of `x`, with fused multiply-adds on AVX2 or AVX-512.
 //!
 //! ```
 //! use ticket_infer::{kernels::dense::gemv, Activation};
@@ -56,10 +56,12 @@ pub(crate) fn gemv_with(
         let b = bias.map(|b| &b[first..first + y.len()]);
         match isa {
             Isa::Portable => portable(w, b, x, y, relu),
-            // SAFETY: AVX2 and FMA are present (Isa::detect); w holds y.len() rows of
+            // SAFETY: the instruction set is present (Isa::detect); w holds y.len() rows of
             // x.len() values and b (if any) y.len() values (sliced above).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { avx2::gemv(w, b, x, y, relu) },
+            Isa::Avx2Fma => unsafe { vector::gemv_avx2(w, b, x, y, relu) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { vector::gemv_avx512(w, b, x, y, relu) },
         }
     };
     let threads = if rows.saturating_mul(cols) >= min_work { par.threads().min(rows) } else { 1 };
@@ -105,37 +107,64 @@ pub fn mlp_logits(net: &Network, x: &[f32], par: Par) -> Option<Vec<f32>> {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
+mod vector {
+    use super::super::simd::{Avx2, Avx512, Simd};
 
     /// Rows per block: four rows share each load of `x`.
     const ROWS: usize = 4;
 
-    /// See `super::portable`: blocks of four rows, each with two 8-lane sums (16 columns per
-    /// step), the last `cols % 16` columns scalar; a last block of fewer rows runs the same
-    /// loop on one row at a time.
+    /// See [`gemv`].
     ///
     /// # Safety
-    /// AVX2 and FMA available; `w.len() == y.len() * x.len()`, `bias` has `y.len()` values.
+    /// AVX2 and FMA available; as [`gemv`].
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gemv(
+    pub(super) unsafe fn gemv_avx2(
         w: &[f32],
         bias: Option<&[f32]>,
         x: &[f32],
         y: &mut [f32],
         relu: bool,
     ) {
+        // SAFETY: the instruction set is available (this function's contract).
+        unsafe { gemv::<Avx2>(w, bias, x, y, relu) }
+    }
+
+    /// See [`gemv`].
+    ///
+    /// # Safety
+    /// AVX-512F available; as [`gemv`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gemv_avx512(
+        w: &[f32],
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        relu: bool,
+    ) {
+        // SAFETY: the instruction set is available (this function's contract).
+        unsafe { gemv::<Avx512>(w, bias, x, y, relu) }
+    }
+
+    /// See `super::portable`: blocks of four rows, each with two register-wide sums (two
+    /// registers of columns per step), the last columns scalar; a last block of fewer rows
+    /// runs the same loop on one row at a time.
+    ///
+    /// # Safety
+    /// `S`'s instruction set available; `w.len() == y.len() * x.len()`, `bias` has
+    /// `y.len()` values.
+    #[inline(always)]
+    unsafe fn gemv<S: Simd>(w: &[f32], bias: Option<&[f32]>, x: &[f32], y: &mut [f32], relu: bool) {
         let cols = x.len();
         let mut r = 0;
         while r + ROWS <= y.len() {
             // SAFETY: rows r..r + 4 lie inside w (the caller's contract).
-            let sums = unsafe { rows_dot::<ROWS>(&w[r * cols..(r + ROWS) * cols], x) };
+            let sums = unsafe { rows_dot::<S, ROWS>(&w[r * cols..(r + ROWS) * cols], x) };
             finish(&sums, r, bias, relu, y);
             r += ROWS;
         }
         while r < y.len() {
             // SAFETY: row r lies inside w.
-            let sums = unsafe { rows_dot::<1>(&w[r * cols..(r + 1) * cols], x) };
+            let sums = unsafe { rows_dot::<S, 1>(&w[r * cols..(r + 1) * cols], x) };
             finish(&sums, r, bias, relu, y);
             r += 1;
         }
@@ -154,43 +183,53 @@ mod avx2 {
         }
     }
 
+    /// The sum of `v` (a power-of-two length), halves added lane by lane until one is left.
+    fn pairwise(v: &mut [f32]) -> f32 {
+        let mut n = v.len();
+        while n > 1 {
+            n /= 2;
+            for i in 0..n {
+                v[i] += v[i + n];
+            }
+        }
+        v[0]
+    }
+
     /// The dot products of the `N` rows of `w` (`N * x.len()` values) with `x`.
     ///
     /// # Safety
-    /// AVX2 and FMA available; `w.len() == N * x.len()`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn rows_dot<const N: usize>(w: &[f32], x: &[f32]) -> [f32; N] {
+    /// `S`'s instruction set available; `w.len() == N * x.len()`.
+    #[inline(always)]
+    unsafe fn rows_dot<S: Simd, const N: usize>(w: &[f32], x: &[f32]) -> [f32; N] {
         let cols = x.len();
         debug_assert_eq!(w.len(), N * cols);
-        let (wp, xp) = (w.as_ptr(), x.as_ptr());
-        let mut acc = [[_mm256_setzero_ps(); 2]; N];
-        let mut c = 0;
-        // SAFETY: c + 16 <= cols, so the 16 values read from x[c..] and from each row
-        // w[i * cols + c..] lie inside x and w.
+        let (wp, xp, lanes) = (w.as_ptr(), x.as_ptr(), S::LANES);
+        let mut out = [0.0f32; N];
+        // SAFETY: c + 2 * lanes <= cols, so the values read from x[c..] and from each row
+        // w[i * cols + c..] lie inside x and w; `spill` holds two registers.
         unsafe {
-            while c + 16 <= cols {
-                let x0 = _mm256_loadu_ps(xp.add(c));
-                let x1 = _mm256_loadu_ps(xp.add(c + 8));
+            let mut acc = [[S::splat(0.0); 2]; N];
+            let mut c = 0;
+            while c + 2 * lanes <= cols {
+                let x0 = S::load(xp.add(c));
+                let x1 = S::load(xp.add(c + lanes));
                 for (i, a) in acc.iter_mut().enumerate() {
                     let row = wp.add(i * cols + c);
-                    a[0] = _mm256_fmadd_ps(_mm256_loadu_ps(row), x0, a[0]);
-                    a[1] = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(8)), x1, a[1]);
+                    a[0] = S::fmadd(S::load(row), x0, a[0]);
+                    a[1] = S::fmadd(S::load(row.add(lanes)), x1, a[1]);
                 }
-                c += 16;
+                c += 2 * lanes;
             }
-        }
-        let mut out = [0.0f32; N];
-        for (i, (o, a)) in out.iter_mut().zip(&acc).enumerate() {
-            let mut lanes = [0.0f32; 8];
-            // SAFETY: lanes holds 8 floats.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(a[0], a[1])) };
-            let mut sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
-                + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-            for (wv, xv) in w[i * cols + c..(i + 1) * cols].iter().zip(&x[c..]) {
-                sum = wv.mul_add(*xv, sum);
+            let mut spill = [0.0f32; 32];
+            for (i, (o, a)) in out.iter_mut().zip(&acc).enumerate() {
+                S::store(spill.as_mut_ptr(), a[0]);
+                S::store(spill.as_mut_ptr().add(lanes), a[1]);
+                let mut sum = pairwise(&mut spill[..2 * lanes]);
+                for (wv, xv) in w[i * cols + c..(i + 1) * cols].iter().zip(&x[c..]) {
+                    sum = wv.mul_add(*xv, sum);
+                }
+                *o = sum;
             }
-            *o = sum;
         }
         out
     }

@@ -7,8 +7,8 @@
 //! contiguous batch-wide multiply-add. Work is split into row chunks of equal nonzero count
 //! across [`Par`] threads when it is large enough to pay for the threads; below that it runs on
 //! the calling thread (batch-1 inference of a small model never touches rayon).
-//! On x86-64 with AVX2 and FMA (checked at run time) the row kernels use them; elsewhere a
-//! portable version computes the same sums.
+//! On x86-64 the row kernels use AVX-512 or AVX2 + FMA, whichever is the best the CPU has
+//! (checked at run time, [`Isa`]); elsewhere a portable version computes the same sums.
 //!
 //! Images are laid out the same way, `[channels][height][width][batch]`: the C-order
 //! flattening of an example is its feature order, so a flatten costs nothing and a linear
@@ -27,8 +27,6 @@
 //! assert_eq!(y, [11.5, 110.5, 0.0, 0.0]);
 //! ```
 
-#[cfg(target_arch = "x86_64")]
-mod avx2;
 pub(crate) mod compressed;
 pub mod conv2d;
 pub mod conv2d_blocked;
@@ -38,6 +36,10 @@ pub mod dense;
 pub mod peak;
 pub mod pool;
 mod portable;
+#[cfg(target_arch = "x86_64")]
+mod simd;
+#[cfg(target_arch = "x86_64")]
+mod vector;
 
 use crate::csr::{ColIndex, CsrRef};
 use rayon::prelude::*;
@@ -208,14 +210,41 @@ pub(crate) enum Isa {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    /// AVX-512 F, BW and VL (every AVX-512 CPU since Skylake-SP has all three). Kernels
+    /// without an AVX-512 variant run their AVX2 one, which these CPUs also have.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 impl Isa {
-    /// The best the CPU offers (std caches the CPUID answer).
+    /// The best the CPU offers (std caches the CPUID answer). `TICKET_ISA=avx2` or
+    /// `portable` caps it, to compare instruction sets on one machine.
     pub(crate) fn detect() -> Self {
+        static DETECTED: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            let best = Isa::best();
+            match std::env::var("TICKET_ISA").as_deref() {
+                Ok("portable") => Isa::Portable,
+                #[cfg(target_arch = "x86_64")]
+                Ok("avx2") if best == Isa::Avx512 => Isa::Avx2Fma,
+                _ => best,
+            }
+        })
+    }
+
+    fn best() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return Isa::Avx2Fma;
+        {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            let avx512 = is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vl");
+            if avx2 && avx512 {
+                return Isa::Avx512;
+            }
+            if avx2 {
+                return Isa::Avx2Fma;
+            }
         }
         Isa::Portable
     }
@@ -226,6 +255,8 @@ impl Isa {
             Isa::Portable => "portable",
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => "avx2+fma",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => "avx512",
         }
     }
 
@@ -235,6 +266,8 @@ impl Isa {
             Isa::Portable => 1,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => 8,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => 16,
         }
     }
 
@@ -242,8 +275,15 @@ impl Isa {
     #[cfg(test)]
     pub(crate) fn available() -> Vec<Isa> {
         let mut all = vec![Isa::Portable];
-        if Isa::detect() != Isa::Portable {
-            all.push(Isa::detect());
+        #[cfg(target_arch = "x86_64")]
+        {
+            let best = Isa::best();
+            if best != Isa::Portable {
+                all.push(Isa::Avx2Fma);
+            }
+            if best == Isa::Avx512 {
+                all.push(Isa::Avx512);
+            }
         }
         all
     }
@@ -283,11 +323,13 @@ pub(crate) fn spmm_rows<I: ColIndex>(
     );
     match isa {
         Isa::Portable => portable::spmm_rows(w, rows, bias, x, y, batch, relu),
-        // SAFETY: AVX2 and FMA are present (Isa::detect); `w` is a validated CsrRef (indptr
-        // within indices, every column index below cols); x has cols * batch entries, y
-        // rows.len() * batch and rows lie within w (asserted above).
+        // SAFETY: the instruction set is present (Isa::detect); `w` is a validated CsrRef
+        // (indptr within indices, every column index below cols); x has cols * batch
+        // entries, y rows.len() * batch and rows lie within w (asserted above).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { avx2::spmm_rows(w, rows, bias, x, y, batch, relu) },
+        Isa::Avx2Fma => unsafe { vector::avx2::spmm_rows(w, rows, bias, x, y, batch, relu) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { vector::avx512::spmm_rows(w, rows, bias, x, y, batch, relu) },
     }
 }
 
@@ -370,10 +412,12 @@ pub(crate) fn spmm_transposed_with<I: ColIndex>(
     let isa = if batch == 1 { Isa::Portable } else { isa };
     let run = |cols: Range<usize>, y: &mut [f32]| match isa {
         Isa::Portable => portable::spmm_t_cols(w, cols, x, y, batch),
-        // SAFETY: as in spmm_with: AVX2 and FMA present, validated CsrRef, x has
+        // SAFETY: as in spmm_with: the instruction set present, validated CsrRef, x has
         // rows * batch entries, y has cols.len() * batch.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { avx2::spmm_t_cols(w, cols, x, y, batch) },
+        Isa::Avx2Fma => unsafe { vector::avx2::spmm_t_cols(w, cols, x, y, batch) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { vector::avx512::spmm_t_cols(w, cols, x, y, batch) },
     };
     let work = (w.nnz() + w.rows()).saturating_mul(batch);
     let chunks = if work >= min_work { par.threads().min(w.cols()) } else { 1 };

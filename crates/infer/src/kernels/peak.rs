@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Multiply-add steps per chain between two checks of the clock.
 const STEPS: usize = 1 << 16;
-/// Independent accumulators per thread (each 8 lanes wide with AVX2).
+/// Independent accumulators per thread (each 8 lanes wide with AVX2, 16 with AVX-512).
 const CHAINS: usize = 10;
 /// Time spent on each try, and tries per measurement (the best counts).
 const TRY: Duration = Duration::from_millis(40);
@@ -78,9 +78,11 @@ fn best_rate(isa: Isa, threads: usize) -> f64 {
 fn chains(isa: Isa, seed: f32, steps: usize) -> f32 {
     match isa {
         Isa::Portable => portable_chains(seed, steps),
-        // SAFETY: AVX2 and FMA are present (Isa::detect).
+        // SAFETY: the instruction set is present (Isa::detect).
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => unsafe { avx2_chains(seed, steps) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { avx512_chains(seed, steps) },
     }
 }
 
@@ -103,16 +105,36 @@ fn portable_chains(seed: f32, steps: usize) -> f32 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2_chains(seed: f32, steps: usize) -> f32 {
-    use std::arch::x86_64::*;
-    let (m, c) = (_mm256_set1_ps(M), _mm256_set1_ps(C));
-    let mut a: [__m256; CHAINS] = std::array::from_fn(|i| _mm256_set1_ps(seed + i as f32));
-    for _ in 0..steps {
-        for x in &mut a {
-            *x = _mm256_fmadd_ps(*x, m, c);
+    // SAFETY: the instruction set is available (this function's contract).
+    unsafe { vector_chains::<super::simd::Avx2>(seed, steps) }
+}
+
+/// # Safety
+/// AVX-512F available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_chains(seed: f32, steps: usize) -> f32 {
+    // SAFETY: the instruction set is available (this function's contract).
+    unsafe { vector_chains::<super::simd::Avx512>(seed, steps) }
+}
+
+/// # Safety
+/// `S`'s instruction set available.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn vector_chains<S: super::simd::Simd>(seed: f32, steps: usize) -> f32 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let (m, c) = (S::splat(M), S::splat(C));
+        let mut a: [S::F32; CHAINS] = std::array::from_fn(|i| S::splat(seed + i as f32));
+        for _ in 0..steps {
+            for x in &mut a {
+                *x = S::fmadd(*x, m, c);
+            }
         }
+        // Lane 0 of each chain: every lane of a chain holds the same value.
+        a.iter().map(|x| S::first_lane(*x)).sum()
     }
-    // Lane 0 of each chain: every lane of a chain holds the same value.
-    a.iter().map(|x| _mm256_cvtss_f32(*x)).sum()
 }
 
 #[cfg(test)]

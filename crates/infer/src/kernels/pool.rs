@@ -36,7 +36,7 @@ pub fn pool2d(pool: Pool, input: Image, window: Window, x: &[f32], y: &mut [f32]
         Isa::Portable => pool2d_loops(pool, input, window, x, y, batch),
         // SAFETY: AVX2 is present (Isa::detect).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { pool2d_avx2(pool, input, window, x, y, batch) },
+        Isa::Avx2Fma | Isa::Avx512 => unsafe { pool2d_avx2(pool, input, window, x, y, batch) },
     }
 }
 

@@ -2,9 +2,12 @@
 //! channel in registers while its taps stream past.
 
 use super::{BlockedConv2d, Output, Tap};
-use crate::kernels::avx2::LANES;
+use crate::kernels::simd::{Avx2, Simd};
 use std::arch::x86_64::*;
 use std::ops::Range;
+
+/// `f32` lanes of one register.
+const LANES: usize = Avx2::LANES;
 
 /// See `BlockedConv2d::channels_portable`: output channels `channels` x output rows `rows`.
 /// With `pooled` (one example, even output height and width), each 2x2 window of the output

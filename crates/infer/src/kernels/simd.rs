@@ -1,0 +1,188 @@
+//! One vector register of f32 lanes, as a trait over the x86 instruction sets the kernels
+//! run with (AVX2 + FMA: 8 lanes, AVX-512: 16), so each kernel in `vector` is written once
+//! and compiled once per instruction set.
+//!
+//! Every method is `#[inline(always)]` and carries no `target_feature` of its own: it is
+//! compiled inside the kernel entry point that calls it, which enables the instruction set
+//! (`vector::entry_points!`). Calling one anywhere else is undefined behaviour on CPUs
+//! without that set, hence `unsafe`.
+
+use std::arch::x86_64::*;
+
+/// A register of `LANES` f32 values and a mask selecting its first lanes.
+///
+/// # Safety
+/// Every method needs the implementing instruction set to be available and pointers whose
+/// selected lanes are readable (loads) or writable (stores).
+pub(super) trait Simd: Copy {
+    type F32: Copy;
+    /// Which lanes a masked load or store touches.
+    type Mask: Copy;
+    const LANES: usize;
+
+    unsafe fn splat(v: f32) -> Self::F32;
+    unsafe fn load(p: *const f32) -> Self::F32;
+    unsafe fn store(p: *mut f32, v: Self::F32);
+    /// The mask of the first `n` lanes, `n < LANES`.
+    unsafe fn first(n: usize) -> Self::Mask;
+    /// The selected lanes from `p`, zero elsewhere; nothing else is read.
+    unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self::F32;
+    /// Writes the selected lanes only.
+    unsafe fn store_masked(p: *mut f32, m: Self::Mask, v: Self::F32);
+    /// `a * b + c`, rounded once.
+    unsafe fn fmadd(a: Self::F32, b: Self::F32, c: Self::F32) -> Self::F32;
+    /// `max(v, 0)` per lane (NaN becomes 0, as with `f32::max`).
+    unsafe fn relu(v: Self::F32) -> Self::F32;
+    /// Lane 0.
+    unsafe fn first_lane(v: Self::F32) -> f32;
+}
+
+/// Which lanes of a register a block reads and writes: all of them, or only the first few (a
+/// row's last `< LANES` values, with masked loads and stores that touch nothing beyond).
+#[derive(Clone, Copy)]
+pub(super) enum Lanes<S: Simd> {
+    All,
+    First(S::Mask),
+}
+
+impl<S: Simd> Lanes<S> {
+    /// # Safety
+    /// The instruction set available; the selected lanes from `p` readable.
+    #[inline(always)]
+    pub(super) unsafe fn load(self, p: *const f32) -> S::F32 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match self {
+                Lanes::All => S::load(p),
+                Lanes::First(m) => S::load_masked(p, m),
+            }
+        }
+    }
+
+    /// # Safety
+    /// The instruction set available; the selected lanes from `p` writable.
+    #[inline(always)]
+    pub(super) unsafe fn store(self, p: *mut f32, v: S::F32) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match self {
+                Lanes::All => S::store(p, v),
+                Lanes::First(m) => S::store_masked(p, m, v),
+            }
+        }
+    }
+}
+
+/// AVX2 with FMA: 8 lanes, masks as vectors of `-1`/`0`.
+#[derive(Clone, Copy)]
+pub(super) struct Avx2;
+
+impl Simd for Avx2 {
+    type F32 = __m256;
+    type Mask = __m256i;
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> __m256 {
+        // SAFETY: AVX (the trait's contract).
+        unsafe { _mm256_set1_ps(v) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m256 {
+        // SAFETY: the trait's contract.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m256) {
+        // SAFETY: the trait's contract.
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn first(n: usize) -> __m256i {
+        const TABLE: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+        debug_assert!(n < 8);
+        // SAFETY: 8 - n is at most 8, so the 8 lanes read lie inside TABLE.
+        unsafe { _mm256_loadu_si256(TABLE.as_ptr().add(8 - n).cast()) }
+    }
+    #[inline(always)]
+    unsafe fn load_masked(p: *const f32, m: __m256i) -> __m256 {
+        // SAFETY: the trait's contract.
+        unsafe { _mm256_maskload_ps(p, m) }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut f32, m: __m256i, v: __m256) {
+        // SAFETY: the trait's contract.
+        unsafe { _mm256_maskstore_ps(p, m, v) }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: FMA (the trait's contract).
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn relu(v: __m256) -> __m256 {
+        // SAFETY: AVX. `max(v, 0)` returns the second operand (0) when v is NaN.
+        unsafe { _mm256_max_ps(v, _mm256_setzero_ps()) }
+    }
+    #[inline(always)]
+    unsafe fn first_lane(v: __m256) -> f32 {
+        // SAFETY: AVX.
+        unsafe { _mm256_cvtss_f32(v) }
+    }
+}
+
+/// AVX-512 (F): 16 lanes, masks as bit masks.
+#[derive(Clone, Copy)]
+pub(super) struct Avx512;
+
+impl Simd for Avx512 {
+    type F32 = __m512;
+    type Mask = __mmask16;
+    const LANES: usize = 16;
+
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> __m512 {
+        // SAFETY: AVX-512F (the trait's contract).
+        unsafe { _mm512_set1_ps(v) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m512 {
+        // SAFETY: the trait's contract.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512) {
+        // SAFETY: the trait's contract.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn first(n: usize) -> __mmask16 {
+        debug_assert!(n < 16);
+        ((1u32 << n) - 1) as __mmask16
+    }
+    #[inline(always)]
+    unsafe fn load_masked(p: *const f32, m: __mmask16) -> __m512 {
+        // SAFETY: the trait's contract (masked-off lanes are not read, and do not fault).
+        unsafe { _mm512_maskz_loadu_ps(m, p) }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut f32, m: __mmask16, v: __m512) {
+        // SAFETY: the trait's contract.
+        unsafe { _mm512_mask_storeu_ps(p, m, v) }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: AVX-512F.
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn relu(v: __m512) -> __m512 {
+        // SAFETY: AVX-512F. As with AVX2, the second operand (0) is returned for NaN.
+        unsafe { _mm512_max_ps(v, _mm512_setzero_ps()) }
+    }
+    #[inline(always)]
+    unsafe fn first_lane(v: __m512) -> f32 {
+        // SAFETY: AVX-512F.
+        unsafe { _mm512_cvtss_f32(v) }
+    }
+}

@@ -1,0 +1,415 @@
+//! The row kernels over vector registers, written once over [`Simd`] and compiled once per
+//! instruction set by [`entry_points!`]: `avx2` (AVX2 + FMA, 8 lanes) and `avx512` (AVX-512,
+//! 16 lanes), selected at run time by `Isa::detect`.
+//!
+//! Batches wider than one keep up to 8 registers of examples of a row in accumulators while
+//! they walk the row's nonzeros, so each nonzero costs one broadcast and up to 8 fused
+//! multiply-adds reading `x` from memory. Batch 1 has no examples to spread over lanes: with
+//! AVX2 it runs scalar fused multiply-adds (faster than 8-lane gathers on Zen 3, see
+//! [`spmv_rows_scalar`]); with AVX-512 it gathers 16 inputs per instruction
+//! ([`spmv_rows_gather`]).
+//!
+//! Every function here trusts what a validated [`CsrRef`] guarantees (`indptr` within
+//! `indices`, each column index below `cols`) and the slice lengths the dispatcher asserted;
+//! those make the unchecked pointer reads below stay in bounds.
+
+use super::row_part;
+use super::simd::{Lanes, Simd};
+use crate::csr::{ColIndex, CsrRef};
+use std::ops::Range;
+
+/// Registers of accumulators per block of examples (64 examples with AVX2, 128 with AVX-512).
+const BLOCK: usize = 8;
+
+/// Runs `$body` for consecutive blocks of the batch: `$j` is the first example of the block,
+/// `$n` (a const) its number of registers, `$lanes` which lanes they use. Blocks of `BLOCK`
+/// registers first, then one each of 4, 2 and 1 while they fit, then a masked rest.
+macro_rules! for_each_block {
+    ($S:ty, $batch:expr, |$j:ident, $n:ident, $lanes:ident| $body:block) => {{
+        let batch: usize = $batch;
+        let lanes = <$S as Simd>::LANES;
+        let mut $j = 0;
+        while $j + BLOCK * lanes <= batch {
+            {
+                const $n: usize = BLOCK;
+                let $lanes = Lanes::<$S>::All;
+                $body
+            }
+            $j += BLOCK * lanes;
+        }
+        if $j + 4 * lanes <= batch {
+            {
+                const $n: usize = 4;
+                let $lanes = Lanes::<$S>::All;
+                $body
+            }
+            $j += 4 * lanes;
+        }
+        if $j + 2 * lanes <= batch {
+            {
+                const $n: usize = 2;
+                let $lanes = Lanes::<$S>::All;
+                $body
+            }
+            $j += 2 * lanes;
+        }
+        if $j + lanes <= batch {
+            {
+                const $n: usize = 1;
+                let $lanes = Lanes::<$S>::All;
+                $body
+            }
+            $j += lanes;
+        }
+        if $j < batch {
+            const $n: usize = 1;
+            // SAFETY: batch - j < LANES, and the instruction set is available (the kernel's
+            // contract).
+            let $lanes = Lanes::<$S>::First(unsafe { <$S as Simd>::first(batch - $j) });
+            $body
+        }
+    }};
+}
+
+/// The kernels of one instruction set: each enables `$features` and runs the generic code
+/// with `$simd` registers; `$spmv` is its batch-1 row kernel.
+macro_rules! entry_points {
+    ($module:ident, $simd:ty, $features:literal, $spmv:ident) => {
+        pub(super) mod $module {
+            use super::super::conv2d::Conv2d;
+            use super::super::Activation;
+            use crate::csr::{ColIndex, CsrRef};
+            use std::ops::Range;
+
+            /// See `portable::spmm_rows`.
+            ///
+            /// # Safety
+            /// The instruction set available; `w` validated; `x.len() == w.cols() * batch`,
+            /// `y.len() == rows.len() * batch`, `rows` within `w`, `batch > 0`.
+            #[target_feature(enable = $features)]
+            pub(in super::super) unsafe fn spmm_rows<I: ColIndex>(
+                w: CsrRef<I>,
+                rows: Range<usize>,
+                bias: Option<&[f32]>,
+                x: &[f32],
+                y: &mut [f32],
+                batch: usize,
+                relu: bool,
+            ) {
+                debug_assert!(x.len() == w.cols() * batch && y.len() == rows.len() * batch);
+                // SAFETY: forwarded contract.
+                unsafe {
+                    if batch == 1 {
+                        super::$spmv(w, rows, bias, x, y, relu)
+                    } else {
+                        super::spmm_rows::<$simd, I>(w, rows, bias, x, y, batch, relu)
+                    }
+                }
+            }
+
+            /// See `portable::spmm_t_cols`.
+            ///
+            /// # Safety
+            /// The instruction set available; `w` validated; `x.len() == w.rows() * batch`,
+            /// `y.len() == cols.len() * batch`, `cols` within `w.cols()`, `batch > 0`.
+            #[target_feature(enable = $features)]
+            pub(in super::super) unsafe fn spmm_t_cols<I: ColIndex>(
+                w: CsrRef<I>,
+                cols: Range<usize>,
+                x: &[f32],
+                y: &mut [f32],
+                batch: usize,
+            ) {
+                // SAFETY: forwarded contract.
+                unsafe { super::spmm_t_cols::<$simd, I>(w, cols, x, y, batch) }
+            }
+
+            /// See `conv2d::direct`, with `axpy` as its inner loop.
+            ///
+            /// # Safety
+            /// The instruction set available.
+            #[target_feature(enable = $features)]
+            pub(in super::super) unsafe fn conv2d_direct<I: ColIndex>(
+                conv: &Conv2d<I>,
+                x: &[f32],
+                y: &mut [f32],
+                batch: usize,
+                act: Activation,
+            ) {
+                // SAFETY: the instruction set is available (this function's contract).
+                super::super::conv2d::direct(conv, x, y, batch, act, |v, x, y| unsafe {
+                    super::axpy::<$simd>(v, x, y)
+                });
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+entry_points!(avx2, super::super::simd::Avx2, "avx2,fma", spmv_rows_scalar);
+#[cfg(target_arch = "x86_64")]
+entry_points!(avx512, super::super::simd::Avx512, "avx512f,avx512bw,avx512vl", spmv_rows_gather);
+
+/// Rows `rows` of `act(bias + W x)` for a batch of more than one example.
+///
+/// # Safety
+/// As the entry points' `spmm_rows`.
+#[inline(always)]
+unsafe fn spmm_rows<S: Simd, I: ColIndex>(
+    w: CsrRef<I>,
+    rows: Range<usize>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    relu: bool,
+) {
+    for (r, yr) in rows.zip(y.chunks_exact_mut(batch)) {
+        let range = w.row_range(r);
+        let b = bias.map_or(0.0, |b| b[r]);
+        // SAFETY: every column index c < cols, so x[c * batch + j ..] plus the lanes read
+        // stays below cols * batch = x.len(); the lanes written lie inside yr (batch entries).
+        for_each_block!(S, batch, |j, N, lanes| {
+            unsafe { row_block::<S, N, I>(w, range.clone(), x, batch, j, lanes, b, relu, yr) };
+        });
+    }
+}
+
+/// Examples `j..j + LANES * N` of one row (only the lanes `lanes` selects).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_block<S: Simd, const N: usize, I: ColIndex>(
+    w: CsrRef<I>,
+    range: Range<usize>,
+    x: &[f32],
+    batch: usize,
+    j: usize,
+    lanes: Lanes<S>,
+    bias: f32,
+    relu: bool,
+    yr: &mut [f32],
+) {
+    let (idx, val, xp) = (w.indices().as_ptr(), w.values().as_ptr(), x.as_ptr());
+    // SAFETY (all): the instruction set is available; k < nnz (validated indptr); the column
+    // index c < cols and the selected lanes of the N registers from x[c * batch + j] lie
+    // inside x; the selected lanes of yr[j + LANES * n ..] lie inside yr.
+    unsafe {
+        let mut acc = [S::splat(bias); N];
+        for k in range {
+            let v = S::splat(*val.add(k));
+            let xr = xp.add((*idx.add(k)).to_usize() * batch + j);
+            for (n, a) in acc.iter_mut().enumerate() {
+                *a = S::fmadd(v, lanes.load(xr.add(n * S::LANES)), *a);
+            }
+        }
+        for (n, a) in acc.iter().enumerate() {
+            let a = if relu { S::relu(*a) } else { *a };
+            lanes.store(yr.as_mut_ptr().add(j + n * S::LANES), a);
+        }
+    }
+}
+
+/// Batch 1: scalar fused multiply-adds into 4 independent sums. On Zen 3 this beats an
+/// 8-lane gather (one element per cycle) because each product needs only three loads (index,
+/// value, `x`) and the core issues three per cycle.
+///
+/// # Safety
+/// FMA available; `w` validated; `x.len() == w.cols()`, `y.len() == rows.len()`, `rows`
+/// within `w`.
+#[inline(always)]
+unsafe fn spmv_rows_scalar<I: ColIndex>(
+    w: CsrRef<I>,
+    rows: Range<usize>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+    relu: bool,
+) {
+    let (idx, val, xp) = (w.indices().as_ptr(), w.values().as_ptr(), x.as_ptr());
+    let (indptr, y) = (&w.indptr()[rows.start..=rows.end], &mut y[..rows.len()]);
+    let bias = bias.map(|b| &b[rows.clone()]);
+    // SAFETY (all reads): indptr has rows.len() + 1 entries; k < indptr[i + 1] <= nnz keeps
+    // index and value reads inside their slices, and every column index is below
+    // cols = x.len(); i < y.len() = bias.len().
+    unsafe {
+        let term =
+            |k: usize, acc: f32| (*val.add(k)).mul_add(*xp.add((*idx.add(k)).to_usize()), acc);
+        for i in 0..y.len() {
+            let (start, end) =
+                (*indptr.get_unchecked(i) as usize, *indptr.get_unchecked(i + 1) as usize);
+            let mut acc = [0.0f32; 4];
+            let mut k = start;
+            while k + 4 <= end {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = term(k + j, *a);
+                }
+                k += 4;
+            }
+            let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            while k < end {
+                sum = term(k, sum);
+                k += 1;
+            }
+            if let Some(b) = bias {
+                sum += *b.get_unchecked(i);
+            }
+            *y.get_unchecked_mut(i) = if relu { sum.max(0.0) } else { sum };
+        }
+    }
+}
+
+/// Batch 1 with AVX-512: 16 nonzeros of a row at a time, their inputs gathered into one
+/// register (a masked gather for the row's last `< 16`), one sum per row reduced at its end.
+///
+/// # Safety
+/// AVX-512 F, BW and VL available; as [`spmv_rows_scalar`] otherwise.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn spmv_rows_gather<I: ColIndex>(
+    w: CsrRef<I>,
+    rows: Range<usize>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+    relu: bool,
+) {
+    use std::arch::x86_64::*;
+    if w.cols() > i32::MAX as usize {
+        // The gather's offsets are i32: columns past them take the scalar loop.
+        // SAFETY: forwarded contract (FMA comes with AVX-512).
+        return unsafe { spmv_rows_scalar(w, rows, bias, x, y, relu) };
+    }
+    /// Column indices `p[..16]` (only the lanes of `m`) as i32 offsets.
+    #[inline(always)]
+    unsafe fn offsets<I: ColIndex>(p: *const I, m: __mmask16) -> __m512i {
+        // SAFETY: the selected lanes from p are readable (the caller's contract); u16 and u32
+        // are the only column index types.
+        unsafe {
+            if std::mem::size_of::<I>() == 2 {
+                _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p.cast()))
+            } else {
+                _mm512_maskz_loadu_epi32(m, p.cast())
+            }
+        }
+    }
+    let (idx, val, xp) = (w.indices().as_ptr(), w.values().as_ptr(), x.as_ptr());
+    let (indptr, y) = (&w.indptr()[rows.start..=rows.end], &mut y[..rows.len()]);
+    let bias = bias.map(|b| &b[rows.clone()]);
+    // SAFETY (all reads): as in spmv_rows_scalar; masked-off lanes are neither loaded nor
+    // gathered, and every gathered offset is a column index below cols = x.len().
+    unsafe {
+        for i in 0..y.len() {
+            let (start, end) =
+                (*indptr.get_unchecked(i) as usize, *indptr.get_unchecked(i + 1) as usize);
+            let mut acc = _mm512_setzero_ps();
+            let mut k = start;
+            while k < end {
+                let m = if end - k >= 16 { !0 } else { ((1u32 << (end - k)) - 1) as __mmask16 };
+                let o = offsets(idx.add(k), m);
+                let xv = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m, o, xp);
+                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, val.add(k)), xv, acc);
+                k += 16;
+            }
+            let mut sum = _mm512_reduce_add_ps(acc);
+            if let Some(b) = bias {
+                sum += *b.get_unchecked(i);
+            }
+            *y.get_unchecked_mut(i) = if relu { sum.max(0.0) } else { sum };
+        }
+    }
+}
+
+/// Columns `cols` of `W^T x`, added into `y`.
+///
+/// # Safety
+/// As the entry points' `spmm_t_cols`.
+#[inline(always)]
+unsafe fn spmm_t_cols<S: Simd, I: ColIndex>(
+    w: CsrRef<I>,
+    cols: Range<usize>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+) {
+    debug_assert!(x.len() == w.rows() * batch && y.len() == cols.len() * batch);
+    for (r, xr) in x.chunks_exact(batch).enumerate() {
+        let part = row_part(w, r, &cols);
+        if part.is_empty() {
+            continue;
+        }
+        // SAFETY: row_part only yields column indices in cols, so (c - cols.start) * batch + j
+        // plus the lanes touched stays inside y; the lanes read lie inside xr (batch entries).
+        for_each_block!(S, batch, |j, N, lanes| {
+            unsafe {
+                scatter_block::<S, N, I>(w, part.clone(), cols.start, xr, batch, j, lanes, y)
+            };
+        });
+    }
+}
+
+/// `y[c][j..j + LANES * N] += W[r, c] * x[r][j..j + LANES * N]` for the nonzeros `part` of
+/// row `r`, with `x[r][j..]` held in registers (only the lanes `lanes` selects).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn scatter_block<S: Simd, const N: usize, I: ColIndex>(
+    w: CsrRef<I>,
+    part: Range<usize>,
+    col0: usize,
+    xr: &[f32],
+    batch: usize,
+    j: usize,
+    lanes: Lanes<S>,
+    y: &mut [f32],
+) {
+    let (idx, val, yp) = (w.indices().as_ptr(), w.values().as_ptr(), y.as_mut_ptr());
+    // SAFETY (all): the instruction set is available; the selected lanes from xr[j + LANES n]
+    // lie inside xr, and the caller's contract keeps every selected lane inside y.
+    unsafe {
+        let mut xv = [S::splat(0.0); N];
+        for (n, v) in xv.iter_mut().enumerate() {
+            *v = lanes.load(xr.as_ptr().add(j + n * S::LANES));
+        }
+        for k in part {
+            let v = S::splat(*val.add(k));
+            let yc = yp.add(((*idx.add(k)).to_usize() - col0) * batch + j);
+            for (n, x) in xv.iter().enumerate() {
+                let p = yc.add(n * S::LANES);
+                lanes.store(p, S::fmadd(v, *x, lanes.load(p)));
+            }
+        }
+    }
+}
+
+/// `y += v * x` over two slices of equal length, 4 registers per step, then 1, then a
+/// masked rest.
+///
+/// # Safety
+/// The instruction set available.
+#[inline(always)]
+unsafe fn axpy<S: Simd>(v: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+    let lanes = S::LANES;
+    let mut i = 0;
+    // SAFETY (all accesses): every lane read or written is below n, inside both slices.
+    unsafe {
+        let vv = S::splat(v);
+        while i + 4 * lanes <= n {
+            for u in 0..4 {
+                let p = yp.add(i + u * lanes);
+                S::store(p, S::fmadd(vv, S::load(xp.add(i + u * lanes)), S::load(p)));
+            }
+            i += 4 * lanes;
+        }
+        while i + lanes <= n {
+            let p = yp.add(i);
+            S::store(p, S::fmadd(vv, S::load(xp.add(i)), S::load(p)));
+            i += lanes;
+        }
+        if i < n {
+            let part = Lanes::<S>::First(S::first(n - i));
+            let p = yp.add(i);
+            part.store(p, S::fmadd(vv, part.load(xp.add(i)), part.load(p)));
+        }
+    }
+}
