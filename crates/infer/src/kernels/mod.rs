@@ -41,6 +41,7 @@ mod simd;
 #[cfg(target_arch = "x86_64")]
 mod vector;
 
+use crate::aligned::AlignedVec;
 use crate::csr::{ColIndex, CsrRef};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -132,7 +133,7 @@ pub(crate) enum TiledInput<'a> {
     /// Row-major examples (`[batch][features]`): each tile is transposed into `scratch` when
     /// its turn comes, so it is read while still in the cache (a whole span transposed ahead
     /// would have gone out to memory and come back).
-    RowMajor { x: &'a [f32], scratch: &'a mut Vec<f32> },
+    RowMajor { x: &'a [f32], scratch: &'a mut AlignedVec },
 }
 
 impl TiledInput<'_> {
@@ -150,9 +151,7 @@ impl TiledInput<'_> {
             TiledInput::Tiled(x) => &x[part],
             TiledInput::RowMajor { x, scratch } => {
                 let n = part.len();
-                if scratch.len() < n {
-                    scratch.resize(n, 0.0);
-                }
+                scratch.grow(n);
                 crate::transpose::transpose(&x[part], examples.len(), features, &mut scratch[..n]);
                 &scratch[..n]
             }

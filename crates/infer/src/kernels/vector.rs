@@ -21,14 +21,15 @@ use std::ops::Range;
 /// Registers of accumulators per block of examples (64 examples with AVX2, 128 with AVX-512).
 const BLOCK: usize = 8;
 
-/// Runs `$body` for consecutive blocks of the batch: `$j` is the first example of the block,
-/// `$n` (a const) its number of registers, `$lanes` which lanes they use. Blocks of `BLOCK`
-/// registers first, then one each of 4, 2 and 1 while they fit, then a masked rest.
+/// Runs `$body` for consecutive blocks of examples `$from..$batch`: `$j` is the first example
+/// of the block, `$n` (a const) its number of registers, `$lanes` which lanes they use.
+/// Blocks of `BLOCK` registers first, then one each of 4, 2 and 1 while they fit, then a
+/// masked rest.
 macro_rules! for_each_block {
-    ($S:ty, $batch:expr, |$j:ident, $n:ident, $lanes:ident| $body:block) => {{
+    ($S:ty, $from:expr, $batch:expr, |$j:ident, $n:ident, $lanes:ident| $body:block) => {{
         let batch: usize = $batch;
         let lanes = <$S as Simd>::LANES;
-        let mut $j = 0;
+        let mut $j = $from;
         while $j + BLOCK * lanes <= batch {
             {
                 const $n: usize = BLOCK;
@@ -148,7 +149,12 @@ macro_rules! entry_points {
 #[cfg(target_arch = "x86_64")]
 entry_points!(avx2, super::super::simd::Avx2, "avx2,fma", spmv_rows_scalar);
 #[cfg(target_arch = "x86_64")]
-entry_points!(avx512, super::super::simd::Avx512, "avx512f,avx512bw,avx512vl", spmv_rows_gather);
+entry_points!(
+    avx512,
+    super::super::simd::Avx512,
+    "avx2,fma,avx512f,avx512bw,avx512vl",
+    spmv_rows_gather
+);
 
 /// Rows `rows` of `act(bias + W x)` for a batch of more than one example.
 ///
@@ -169,8 +175,14 @@ unsafe fn spmm_rows<S: Simd, I: ColIndex>(
         let b = bias.map_or(0.0, |b| b[r]);
         // SAFETY: every column index c < cols, so x[c * batch + j ..] plus the lanes read
         // stays below cols * batch = x.len(); the lanes written lie inside yr (batch entries).
-        for_each_block!(S, batch, |j, N, lanes| {
+        let wide = S::wide_part(batch);
+        for_each_block!(S, 0, wide, |j, N, lanes| {
             unsafe { row_block::<S, N, I>(w, range.clone(), x, batch, j, lanes, b, relu, yr) };
+        });
+        for_each_block!(S::Narrow, wide, batch, |j, N, lanes| {
+            unsafe {
+                row_block::<S::Narrow, N, I>(w, range.clone(), x, batch, j, lanes, b, relu, yr)
+            };
         });
     }
 }
@@ -225,41 +237,63 @@ unsafe fn spmv_rows_scalar<I: ColIndex>(
     y: &mut [f32],
     relu: bool,
 ) {
-    let (idx, val, xp) = (w.indices().as_ptr(), w.values().as_ptr(), x.as_ptr());
-    let (indptr, y) = (&w.indptr()[rows.start..=rows.end], &mut y[..rows.len()]);
+    let indptr = &w.indptr()[rows.start..=rows.end];
     let bias = bias.map(|b| &b[rows.clone()]);
-    // SAFETY (all reads): indptr has rows.len() + 1 entries; k < indptr[i + 1] <= nnz keeps
-    // index and value reads inside their slices, and every column index is below
-    // cols = x.len(); i < y.len() = bias.len().
-    unsafe {
-        let term =
-            |k: usize, acc: f32| (*val.add(k)).mul_add(*xp.add((*idx.add(k)).to_usize()), acc);
-        for i in 0..y.len() {
-            let (start, end) =
-                (*indptr.get_unchecked(i) as usize, *indptr.get_unchecked(i + 1) as usize);
-            let mut acc = [0.0f32; 4];
-            let mut k = start;
-            while k + 4 <= end {
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a = term(k + j, *a);
-                }
-                k += 4;
-            }
-            let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-            while k < end {
-                sum = term(k, sum);
-                k += 1;
-            }
-            if let Some(b) = bias {
-                sum += *b.get_unchecked(i);
-            }
-            *y.get_unchecked_mut(i) = if relu { sum.max(0.0) } else { sum };
-        }
+    for (i, yi) in y[..rows.len()].iter_mut().enumerate() {
+        let (start, end) = (indptr[i] as usize, indptr[i + 1] as usize);
+        // SAFETY: start..end is row rows.start + i of the validated w; x has cols entries.
+        *yi = unsafe { scalar_row(w, start..end, x, bias.map(|b| b[i]), relu) };
     }
 }
 
+/// One row's `act(bias + sum W[r, k] x[k])` over its nonzeros `range`, in 4 running sums.
+///
+/// # Safety
+/// FMA available; `range` within `w`'s nonzeros, `x.len() == w.cols()`.
+#[inline(always)]
+unsafe fn scalar_row<I: ColIndex>(
+    w: CsrRef<I>,
+    range: Range<usize>,
+    x: &[f32],
+    bias: Option<f32>,
+    relu: bool,
+) -> f32 {
+    let (idx, val, xp) = (w.indices().as_ptr(), w.values().as_ptr(), x.as_ptr());
+    // SAFETY (all reads): k < range.end <= nnz keeps index and value reads inside their
+    // slices, and every column index is below cols = x.len().
+    let term = |k: usize, acc: f32| unsafe {
+        (*val.add(k)).mul_add(*xp.add((*idx.add(k)).to_usize()), acc)
+    };
+    let (mut k, end) = (range.start, range.end);
+    let mut acc = [0.0f32; 4];
+    while k + 4 <= end {
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = term(k + j, *a);
+        }
+        k += 4;
+    }
+    let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    while k < end {
+        sum = term(k, sum);
+        k += 1;
+    }
+    if let Some(b) = bias {
+        sum += b;
+    }
+    if relu {
+        sum.max(0.0)
+    } else {
+        sum
+    }
+}
+
+/// Rows with fewer nonzeros than this take the scalar loop in [`spmv_rows_gather`].
+const GATHER_MIN: usize = 48;
+
 /// Batch 1 with AVX-512: 16 nonzeros of a row at a time, their inputs gathered into one
 /// register (a masked gather for the row's last `< 16`), one sum per row reduced at its end.
+/// Rows shorter than [`GATHER_MIN`] take [`scalar_row`]: for them the gathers and the
+/// reduction cost more than they save.
 ///
 /// # Safety
 /// AVX-512 F, BW and VL available; as [`spmv_rows_scalar`] otherwise.
@@ -301,6 +335,10 @@ unsafe fn spmv_rows_gather<I: ColIndex>(
         for i in 0..y.len() {
             let (start, end) =
                 (*indptr.get_unchecked(i) as usize, *indptr.get_unchecked(i + 1) as usize);
+            if end - start < GATHER_MIN {
+                *y.get_unchecked_mut(i) = scalar_row(w, start..end, x, bias.map(|b| b[i]), relu);
+                continue;
+            }
             let mut acc = _mm512_setzero_ps();
             let mut k = start;
             while k < end {
@@ -339,9 +377,24 @@ unsafe fn spmm_t_cols<S: Simd, I: ColIndex>(
         }
         // SAFETY: row_part only yields column indices in cols, so (c - cols.start) * batch + j
         // plus the lanes touched stays inside y; the lanes read lie inside xr (batch entries).
-        for_each_block!(S, batch, |j, N, lanes| {
+        let wide = S::wide_part(batch);
+        for_each_block!(S, 0, wide, |j, N, lanes| {
             unsafe {
                 scatter_block::<S, N, I>(w, part.clone(), cols.start, xr, batch, j, lanes, y)
+            };
+        });
+        for_each_block!(S::Narrow, wide, batch, |j, N, lanes| {
+            unsafe {
+                scatter_block::<S::Narrow, N, I>(
+                    w,
+                    part.clone(),
+                    cols.start,
+                    xr,
+                    batch,
+                    j,
+                    lanes,
+                    y,
+                )
             };
         });
     }

@@ -33,6 +33,7 @@ mod plan;
 
 pub use footprint::peak_rss_bytes;
 
+use crate::aligned::AlignedVec;
 use crate::csr::{compress, CsrRef};
 use crate::kernels::compressed::CompressedWeights;
 use crate::kernels::conv2d::Conv2d;
@@ -267,7 +268,7 @@ impl SparseLayer {
 /// Reusable buffers of a forward pass, so that repeated calls do not allocate.
 #[derive(Default)]
 pub struct Scratch {
-    input: Vec<f32>,
+    input: AlignedVec,
     buffers: plan::Buffers,
 }
 
@@ -550,7 +551,7 @@ impl SparseModel {
         } else if images == 0 {
             let started = Instant::now();
             let features = self.inputs();
-            s.input.resize(x.len(), 0.0);
+            s.input.resize(x.len());
             for e in kernels::tiles(t, TILE) {
                 let part = e.start * features..e.end * features;
                 transpose(&x[part.clone()], e.len(), features, &mut s.input[part]);
@@ -559,7 +560,7 @@ impl SparseModel {
             (&s.input[..], None)
         } else {
             let features = plan.outputs_before(images, self.inputs());
-            s.input.resize(features * t, 0.0);
+            s.input.resize(features * t);
             for e in kernels::tiles(t, TILE) {
                 let tile = &mut s.input[e.start * features..e.end * features];
                 for (b, example) in x[e.start * self.inputs()..e.end * self.inputs()]

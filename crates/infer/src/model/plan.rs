@@ -21,6 +21,7 @@
 //! over one tile of 32 examples).
 
 use super::{SparseLayer, TILE};
+use crate::aligned::AlignedVec;
 use crate::kernels::conv2d_blocked::{BlockedConv2d, POOL_2X2};
 use crate::kernels::csc::ColumnCopy;
 use crate::kernels::pool::{self, Pool};
@@ -87,7 +88,7 @@ pub(crate) struct Plan {
 /// input of a convolution. They only grow, so that repeated calls neither allocate nor clear.
 #[derive(Default)]
 pub(crate) struct Buffers {
-    ping_pong: [Vec<f32>; 2],
+    ping_pong: [AlignedVec; 2],
     padded: Vec<f32>,
     /// The nonzero inputs of a batch-1 linear step.
     nonzero: Vec<u32>,
@@ -259,7 +260,7 @@ impl Plan {
         &self,
         range: std::ops::Range<usize>,
         layers: &[SparseLayer],
-        (input, mut row_major): (&'a [f32], Option<&mut Vec<f32>>),
+        (input, mut row_major): (&'a [f32], Option<&mut AlignedVec>),
         t: usize,
         buffers: &'a mut Buffers,
         par: Par,
@@ -283,7 +284,7 @@ impl Plan {
             );
             if let Step::Relu = step {
                 if at.is_none() {
-                    grow(a, len);
+                    a.grow(len);
                     a[..len].copy_from_slice(input);
                     at = Some(false);
                 }
@@ -294,13 +295,13 @@ impl Plan {
                 }
                 continue;
             }
-            let (src, dst): (&[f32], &mut Vec<f32>) = match at {
+            let (src, dst): (&[f32], &mut AlignedVec) = match at {
                 None => (input, &mut *a),
                 Some(false) => (&a[..len], &mut *b),
                 Some(true) => (&b[..len], &mut *a),
             };
             let n = outputs * t;
-            grow(dst, n);
+            dst.grow(n);
             let dst = &mut dst[..n];
             match *step {
                 Step::Linear { layer, act } => match (&self.columns[layer], t, *csr_only) {
@@ -361,13 +362,6 @@ fn linear_batch1(
         }
     }
     layer.linear(TiledInput::Tiled(x), y, (1, TILE), act, par);
-}
-
-/// Makes `buffer` hold at least `n` values (new ones are zero; old ones stay as they are).
-fn grow(buffer: &mut Vec<f32>, n: usize) {
-    if buffer.len() < n {
-        buffer.resize(n, 0.0);
-    }
 }
 
 #[cfg(test)]
