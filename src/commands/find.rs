@@ -225,7 +225,7 @@ impl ImpObserver for FindObserver {
     }
 
     fn on_step(&mut self, run: RunId, iteration: usize) {
-        if iteration % 20 == 0 {
+        if iteration.is_multiple_of(20) {
             if let Some(bar) = self.active.get(&run) {
                 bar.set_position(iteration as u64);
             }

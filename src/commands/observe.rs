@@ -54,7 +54,7 @@ impl CliObserver {
 
 impl Observer for CliObserver {
     fn on_step(&mut self, iteration: usize, _loss: f64) {
-        if iteration % 20 == 0 {
+        if iteration.is_multiple_of(20) {
             self.bar.set_position(iteration as u64);
         }
     }

@@ -221,7 +221,7 @@ impl SafeTensors {
 /// The 8-byte header length, the JSON header padded with spaces to a multiple of 8, the data.
 fn encode(header: &Map<String, Value>, data: &[u8]) -> Vec<u8> {
     let mut text = serde_json::to_string(header).unwrap();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     let mut bytes = (text.len() as u64).to_le_bytes().to_vec();
@@ -374,7 +374,11 @@ fn container_damage(file: &SafeTensors) -> Vec<(String, Vec<u8>)> {
 
 /// The kept columns of row `r` of layer `l` (about a third of fc1, half of fc2).
 fn kept_columns(l: usize, r: usize, cols: usize) -> Vec<usize> {
-    (0..cols).filter(|&c| if l == 0 { (r * cols + c) % 3 == 0 } else { (r + c) % 2 == 0 }).collect()
+    (0..cols)
+        .filter(
+            |&c| if l == 0 { (r * cols + c).is_multiple_of(3) } else { (r + c).is_multiple_of(2) },
+        )
+        .collect()
 }
 
 fn csr_model() -> SafeTensors {
@@ -861,7 +865,7 @@ const CONV_LAYERS: [(&str, &[usize]); 2] = [("conv1", &[2, 1, 3, 3]), ("fc1", &[
 
 /// Whether weight `(r, c)` of conv layer `l` (as a matrix) is kept: two thirds of them.
 fn conv_kept(l: usize, r: usize, c: usize) -> bool {
-    (r * 7 + c + l) % 3 != 0
+    !(r * 7 + c + l).is_multiple_of(3)
 }
 
 /// Rows and columns of a weight of shape `dims` seen as a matrix.

@@ -328,7 +328,7 @@ fn eval_tile(layers: &[Layer], x: &[f32], labels: &[u8], buffers: &mut TileBuffe
         spmm(w, Some(&layer.bias), input, &mut output[..rows * n], n, act, Par::Seq);
     }
     let classes = layers[last].pattern.rows();
-    let out = if last % 2 == 0 { &buffers.ping_pong[0] } else { &buffers.ping_pong[1] };
+    let out = if last.is_multiple_of(2) { &buffers.ping_pong[0] } else { &buffers.ping_pong[1] };
     buffers.logits.resize(classes * n, 0.0);
     transpose(&out[..classes * n], classes, n, &mut buffers.logits);
     softmax_cross_entropy(&buffers.logits, labels, classes, None)

@@ -293,7 +293,7 @@ fn reshape_dims(dims: &[usize], shape: &[i64], len: usize) -> Result<Vec<usize>,
         .try_fold(1usize, |p, &d| p.checked_mul(d))
         .ok_or_else(|| format!("reshapes to {shape:?}, too large"))?;
     if let Some(i) = infer {
-        if known == 0 || len % known != 0 {
+        if known == 0 || !len.is_multiple_of(known) {
             return Err(format!("cannot reshape {dims:?} to {shape:?}"));
         }
         out[i] = len / known;

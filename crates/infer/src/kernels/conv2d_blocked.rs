@@ -315,7 +315,7 @@ impl BlockedConv2d {
 
     /// Whether a 2x2 max-pool can be fused into this layer: output height and width even.
     pub fn can_pool(&self) -> bool {
-        self.output.height % 2 == 0 && self.output.width % 2 == 0
+        self.output.height.is_multiple_of(2) && self.output.width.is_multiple_of(2)
     }
 
     /// The output with a fused max-pool.

@@ -33,8 +33,8 @@ pub(super) unsafe fn channels(
     debug_assert!(
         !pooled
             || (lanes == 1
-                && conv.output.height % 2 == 0
-                && conv.output.width % 2 == 0
+                && conv.output.height.is_multiple_of(2)
+                && conv.output.width.is_multiple_of(2)
                 && rows.start % 2 == 0
                 && rows.end % 2 == 0)
     );
