@@ -49,39 +49,70 @@ fn copy(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn avx2_blocks(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    use std::arch::x86_64::*;
     let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
-    for r0 in (0..rows / 8 * 8).step_by(8) {
-        for c0 in (0..cols / 8 * 8).step_by(8) {
-            // SAFETY: r0 + 8 <= rows and c0 + 8 <= cols, so the 8 rows of 8 read from src
-            // and the 8 rows of 8 written to dst lie inside the matrices.
-            unsafe {
-                let row = |i: usize| _mm256_loadu_ps(s.add((r0 + i) * cols + c0));
-                let (a0, a1, a2, a3) = (row(0), row(1), row(2), row(3));
-                let (a4, a5, a6, a7) = (row(4), row(5), row(6), row(7));
-                let (t0, t1) = (_mm256_unpacklo_ps(a0, a1), _mm256_unpackhi_ps(a0, a1));
-                let (t2, t3) = (_mm256_unpacklo_ps(a2, a3), _mm256_unpackhi_ps(a2, a3));
-                let (t4, t5) = (_mm256_unpacklo_ps(a4, a5), _mm256_unpackhi_ps(a4, a5));
-                let (t6, t7) = (_mm256_unpacklo_ps(a6, a7), _mm256_unpackhi_ps(a6, a7));
-                let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-                let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-                let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-                let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-                let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-                let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-                let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-                let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-                let out = |i: usize, v: __m256| _mm256_storeu_ps(d.add((c0 + i) * rows + r0), v);
-                out(0, _mm256_permute2f128_ps::<0x20>(s0, s4));
-                out(1, _mm256_permute2f128_ps::<0x20>(s1, s5));
-                out(2, _mm256_permute2f128_ps::<0x20>(s2, s6));
-                out(3, _mm256_permute2f128_ps::<0x20>(s3, s7));
-                out(4, _mm256_permute2f128_ps::<0x31>(s0, s4));
-                out(5, _mm256_permute2f128_ps::<0x31>(s1, s5));
-                out(6, _mm256_permute2f128_ps::<0x31>(s2, s6));
-                out(7, _mm256_permute2f128_ps::<0x31>(s3, s7));
+    let (r8, c8) = (rows / 8 * 8, cols / 8 * 8);
+    // The inner loop runs along the shorter side, so what one pass of it touches stays in
+    // the first-level cache: a 32 x 784 tile took 6.6 us with row blocks outside (each pass
+    // wrote 32 bytes into every one of 784 rows of `dst`) and 3.2 us with them inside, while
+    // its 784 x 32 transpose took 3.3 us with row blocks outside and 5.0 inside (Intel Xeon).
+    // SAFETY (both loops): r0 + 8 <= rows and c0 + 8 <= cols.
+    if rows <= cols {
+        for c0 in (0..c8).step_by(8) {
+            for r0 in (0..r8).step_by(8) {
+                unsafe { block8(s, d, (rows, cols), (r0, c0)) };
             }
         }
+    } else {
+        for r0 in (0..r8).step_by(8) {
+            for c0 in (0..c8).step_by(8) {
+                unsafe { block8(s, d, (rows, cols), (r0, c0)) };
+            }
+        }
+    }
+}
+
+/// The 8 x 8 block at `(r0, c0)` of `s` (`rows x cols`) into `d` (`cols x rows`) in
+/// registers: 8 loads, 24 shuffles, 8 stores.
+///
+/// # Safety
+/// AVX2 available; `r0 + 8 <= rows`, `c0 + 8 <= cols`, both matrices `rows * cols` long.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn block8(
+    s: *const f32,
+    d: *mut f32,
+    (rows, cols): (usize, usize),
+    (r0, c0): (usize, usize),
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: r0 + 8 <= rows and c0 + 8 <= cols, so the 8 rows of 8 read from src
+    // and the 8 rows of 8 written to dst lie inside the matrices.
+    unsafe {
+        let row = |i: usize| _mm256_loadu_ps(s.add((r0 + i) * cols + c0));
+        let (a0, a1, a2, a3) = (row(0), row(1), row(2), row(3));
+        let (a4, a5, a6, a7) = (row(4), row(5), row(6), row(7));
+        let (t0, t1) = (_mm256_unpacklo_ps(a0, a1), _mm256_unpackhi_ps(a0, a1));
+        let (t2, t3) = (_mm256_unpacklo_ps(a2, a3), _mm256_unpackhi_ps(a2, a3));
+        let (t4, t5) = (_mm256_unpacklo_ps(a4, a5), _mm256_unpackhi_ps(a4, a5));
+        let (t6, t7) = (_mm256_unpacklo_ps(a6, a7), _mm256_unpackhi_ps(a6, a7));
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let out = |i: usize, v: __m256| _mm256_storeu_ps(d.add((c0 + i) * rows + r0), v);
+        out(0, _mm256_permute2f128_ps::<0x20>(s0, s4));
+        out(1, _mm256_permute2f128_ps::<0x20>(s1, s5));
+        out(2, _mm256_permute2f128_ps::<0x20>(s2, s6));
+        out(3, _mm256_permute2f128_ps::<0x20>(s3, s7));
+        out(4, _mm256_permute2f128_ps::<0x31>(s0, s4));
+        out(5, _mm256_permute2f128_ps::<0x31>(s1, s5));
+        out(6, _mm256_permute2f128_ps::<0x31>(s2, s6));
+        out(7, _mm256_permute2f128_ps::<0x31>(s3, s7));
     }
 }
 
