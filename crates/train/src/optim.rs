@@ -204,7 +204,7 @@ fn sgd_one(w: f32, g: f32, velocity: &mut f32, c: Coeffs) -> f32 {
     w - c.lr * *velocity
 }
 
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 fn adam_masked(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], mask: &[f32], c: Coeffs) {
     let n = w.len();
     let (g, m, v, mask) = (&g[..n], &mut m[..n], &mut v[..n], &mask[..n]);
@@ -213,7 +213,7 @@ fn adam_masked(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], mask: &[f
     }
 }
 
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 fn adam_dense(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Coeffs) {
     let n = w.len();
     let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
@@ -222,7 +222,7 @@ fn adam_dense(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Coeffs)
     }
 }
 
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 fn sgd_masked(w: &mut [f32], g: &[f32], velocity: &mut [f32], mask: &[f32], c: Coeffs) {
     let n = w.len();
     let (g, velocity, mask) = (&g[..n], &mut velocity[..n], &mask[..n]);
@@ -231,7 +231,7 @@ fn sgd_masked(w: &mut [f32], g: &[f32], velocity: &mut [f32], mask: &[f32], c: C
     }
 }
 
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 fn sgd_dense(w: &mut [f32], g: &[f32], velocity: &mut [f32], c: Coeffs) {
     let n = w.len();
     let (g, velocity) = (&g[..n], &mut velocity[..n]);

@@ -19,7 +19,7 @@ use crate::optim::Optimizer;
 use rayon::prelude::*;
 use ticket_core::recipe::TrainRecipe;
 use ticket_core::{Dataset, Network, Par};
-use ticket_infer::kernels::{spmm, spmm_transposed};
+use ticket_infer::kernels::{sddmm, spmm, spmm_transposed};
 use ticket_infer::model::TILE;
 use ticket_infer::transpose::transpose;
 use ticket_infer::{compress, Activation, CsrPattern};
@@ -369,9 +369,8 @@ pub fn rows_of_entries(pattern: &CsrPattern<u32>) -> Vec<u32> {
 }
 
 /// Entries `first..first + out.len()` of the SDDMM; any contiguous range can be computed on
-/// its own, so threads split the entries evenly whatever the rows. Every entry is summed by
-/// the same code in the same order (eight running sums, reduced pairwise, then the tail), so
-/// results do not depend on the split.
+/// its own, and every entry is summed in the same order whatever the range
+/// ([`ticket_infer::kernels::sddmm`]), so results do not depend on the split.
 fn sddmm_range(
     rows_of: &[u32],
     indices: &[u32],
@@ -382,113 +381,7 @@ fn sddmm_range(
     out: &mut [f32],
 ) {
     let range = first..first + out.len();
-    let (rows_of, indices) = (&rows_of[range.clone()], &indices[range]);
-    // Every operand row must lie inside its matrix: checked here once, relied on below.
-    let rows = delta.len() / batch.max(1);
-    let cols = input.len() / batch.max(1);
-    assert!(rows_of.iter().all(|&r| (r as usize) < rows), "sddmm: row out of range");
-    assert!(indices.iter().all(|&c| (c as usize) < cols), "sddmm: column out of range");
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: AVX2 and FMA are present; every row index is below `rows` and every column
-        // index below `cols` (asserted above), so each operand slice
-        // `[i * batch, (i + 1) * batch)` lies inside `delta` or `input`.
-        unsafe { sddmm_avx2(rows_of, indices, delta.as_ptr(), input.as_ptr(), batch, out) };
-        return;
-    }
-    for ((g, &r), &c) in out.iter_mut().zip(rows_of).zip(indices) {
-        let (r, c) = (r as usize, c as usize);
-        *g = dot_portable(&delta[r * batch..(r + 1) * batch], &input[c * batch..(c + 1) * batch]);
-    }
-}
-
-/// The reference dot product; [`sddmm_avx2`] sums in exactly this order.
-fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len();
-    let full = n / 8 * 8;
-    let mut acc = [0.0f32; 8];
-    for j in (0..full).step_by(8) {
-        for i in 0..8 {
-            acc[i] = a[j + i].mul_add(b[j + i], acc[i]);
-        }
-    }
-    // As the AVX2 reduction: pairs within each 128-bit half, then the two halves.
-    let lo = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    let hi = (acc[4] + acc[5]) + (acc[6] + acc[7]);
-    let mut sum = lo + hi;
-    for j in full..n {
-        sum = a[j].mul_add(b[j], sum);
-    }
-    sum
-}
-
-/// Four entries at a time (independent sums keep both FMA units busy and one horizontal
-/// reduction serves four entries); a short last group is done one by one with the same
-/// arithmetic.
-///
-/// # Safety
-/// AVX2 and FMA must be available; for every `k`, `delta[rows_of[k] * batch..][..batch]` and
-/// `input[indices[k] * batch..][..batch]` must be in bounds.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn sddmm_avx2(
-    rows_of: &[u32],
-    indices: &[u32],
-    delta: *const f32,
-    input: *const f32,
-    batch: usize,
-    out: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    let full = batch / 8 * 8;
-    let operand =
-        |k: usize| (delta.add(rows_of[k] as usize * batch), input.add(indices[k] as usize * batch));
-    let tail = |sum: f32, (a, b): (*const f32, *const f32)| {
-        let mut sum = sum;
-        for j in full..batch {
-            sum = (*a.add(j)).mul_add(*b.add(j), sum);
-        }
-        sum
-    };
-    let n = out.len();
-    let mut k = 0;
-    while k + 4 <= n {
-        let ops = [operand(k), operand(k + 1), operand(k + 2), operand(k + 3)];
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut j = 0;
-        while j < full {
-            for t in 0..4 {
-                let a = _mm256_loadu_ps(ops[t].0.add(j));
-                let b = _mm256_loadu_ps(ops[t].1.add(j));
-                acc[t] = _mm256_fmadd_ps(a, b, acc[t]);
-            }
-            j += 8;
-        }
-        // hadd(x, y) per 128-bit half: [x0+x1, x2+x3, y0+y1, y2+y3]; twice gives, per half,
-        // the pairwise sums of the four accumulators; the halves are added last.
-        let h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-        let sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-        let mut four = [0.0f32; 4];
-        _mm_storeu_ps(four.as_mut_ptr(), sums);
-        for t in 0..4 {
-            out[k + t] = tail(four[t], ops[t]);
-        }
-        k += 4;
-    }
-    while k < n {
-        let op = operand(k);
-        let mut acc = _mm256_setzero_ps();
-        let mut j = 0;
-        while j < full {
-            acc = _mm256_fmadd_ps(_mm256_loadu_ps(op.0.add(j)), _mm256_loadu_ps(op.1.add(j)), acc);
-            j += 8;
-        }
-        let zero = _mm256_setzero_ps();
-        let h = _mm256_hadd_ps(_mm256_hadd_ps(acc, zero), zero);
-        let sum = _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
-        out[k] = tail(sum, op);
-        k += 1;
-    }
+    sddmm::dots(&rows_of[range.clone()], &indices[range], delta, input, batch, out);
 }
 
 #[cfg(test)]
@@ -574,37 +467,26 @@ mod tests {
         }
     }
 
+    /// Any split of the entries gives the same numbers as one range.
     #[test]
-    fn avx2_and_portable_sddmm_agree_bit_for_bit() {
+    fn sddmm_ranges_split_anywhere_give_the_same_numbers() {
         for batch in [1, 7, 8, 9, 60, 64, 100] {
             let (rows, cols) = (5, 6);
             let delta: Vec<f32> =
                 (0..rows * batch).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
             let input: Vec<f32> =
                 (0..cols * batch).map(|i| ((i * 53) % 89) as f32 / 40.0 - 1.1).collect();
-            // 11 entries: two groups of four and a short tail.
             let rows_of = [0u32, 0, 1, 1, 1, 2, 3, 3, 4, 4, 4];
             let indices = [1u32, 5, 0, 2, 3, 4, 0, 5, 1, 2, 3];
             let mut got = vec![0.0f32; 11];
             sddmm_range(&rows_of, &indices, &delta, &input, batch, 0, &mut got);
-            for k in 0..11 {
-                let (r, c) = (rows_of[k] as usize, indices[k] as usize);
-                let want = dot_portable(
-                    &delta[r * batch..(r + 1) * batch],
-                    &input[c * batch..(c + 1) * batch],
-                );
-                assert_eq!(got[k], want, "batch {batch}, entry {k}");
-                let exact: f64 = (0..batch)
-                    .map(|b| delta[r * batch + b] as f64 * input[c * batch + b] as f64)
-                    .sum();
-                assert!((want as f64 - exact).abs() < 1e-4 * (batch as f64).sqrt());
+            for split in 1..11 {
+                let mut parts = vec![0.0f32; 11];
+                let (a, b) = parts.split_at_mut(split);
+                sddmm_range(&rows_of, &indices, &delta, &input, batch, 0, a);
+                sddmm_range(&rows_of, &indices, &delta, &input, batch, split, b);
+                assert_eq!(parts, got, "batch {batch}, split at {split}");
             }
-            // Any split point gives the same numbers.
-            let mut split = vec![0.0f32; 11];
-            let (a, b) = split.split_at_mut(3);
-            sddmm_range(&rows_of, &indices, &delta, &input, batch, 0, a);
-            sddmm_range(&rows_of, &indices, &delta, &input, batch, 3, b);
-            assert_eq!(split, got);
         }
     }
 

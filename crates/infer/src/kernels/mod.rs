@@ -36,6 +36,7 @@ pub mod dense;
 pub mod peak;
 pub mod pool;
 mod portable;
+pub mod sddmm;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 #[cfg(target_arch = "x86_64")]

@@ -49,6 +49,8 @@ pub(super) trait Simd: Copy {
     unsafe fn relu(v: Self::F32) -> Self::F32;
     /// Lane 0.
     unsafe fn first_lane(v: Self::F32) -> f32;
+    /// Lanes `i` and `i + 8` added, down to 8 lanes (8 lanes stay as they are).
+    unsafe fn fold_to_8(v: Self::F32) -> __m256;
 }
 
 /// Which lanes of a register a block reads and writes: all of them, or only the first few (a
@@ -144,6 +146,10 @@ impl Simd for Avx2 {
         // SAFETY: AVX.
         unsafe { _mm256_cvtss_f32(v) }
     }
+    #[inline(always)]
+    unsafe fn fold_to_8(v: __m256) -> __m256 {
+        v
+    }
 }
 
 /// AVX-512 (F): 16 lanes, masks as bit masks; kernels using it also enable AVX2 + FMA for
@@ -201,5 +207,13 @@ impl Simd for Avx512 {
     unsafe fn first_lane(v: __m512) -> f32 {
         // SAFETY: AVX-512F.
         unsafe { _mm512_cvtss_f32(v) }
+    }
+    #[inline(always)]
+    unsafe fn fold_to_8(v: __m512) -> __m256 {
+        // SAFETY: AVX-512F (the upper half taken as 4 f64, which needs only F, not DQ).
+        unsafe {
+            let high = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+            _mm256_add_ps(_mm512_castps512_ps256(v), high)
+        }
     }
 }
