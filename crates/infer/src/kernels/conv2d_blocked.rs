@@ -43,7 +43,7 @@
 //! ```
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+mod vector;
 
 use super::conv2d::output_image;
 use super::conv2d_dense::{DenseConv, Geometry};
@@ -57,8 +57,9 @@ use std::ops::Range;
 use std::sync::{Arc, RwLock};
 use ticket_core::Par;
 
-/// Floats after the padded input that a block's last, partly used vector may read.
-const SLACK: usize = 8;
+/// Floats after the padded input that a block's last, partly used vector may read (one
+/// AVX-512 register).
+const SLACK: usize = 16;
 /// Multiply-adds below which a convolution stays on the calling thread. Higher than
 /// [`PAR_MIN_WORK`]: LeNet-5's convolutions at batch 1 (190,000 each) ran slower split over
 /// two threads than on one (measured on a shared machine whose other core was busy).
@@ -353,16 +354,21 @@ impl BlockedConv2d {
         }
         let xp = &padded[..];
         let out = Output { y: y.as_mut_ptr(), plane };
+        let isa = isa.for_rows_of(self.output.width * batch);
         // Writes output channels `channels` x output rows `rows` (before pooling) of `out`.
         let run = |channels: Range<usize>, rows: Range<usize>, out: Output| match isa {
             Isa::Portable => self.channels_portable((channels, rows), xp, out, batch, relu, pooled),
-            // SAFETY: AVX2 and FMA are present (Isa::detect); xp holds the padded input and
-            // its slack (pad), out the whole output, whose parts the calls below write are
-            // disjoint; pooled only for one example of even sizes (asserted above), with
-            // even row bounds (split_rows).
+            // SAFETY (both): the instruction set is present (Isa::detect); xp holds the
+            // padded input and its slack (pad), out the whole output, whose parts the calls
+            // below write are disjoint; pooled only for one example of even sizes (asserted
+            // above), with even row bounds (split_rows).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma | Isa::Avx512 => unsafe {
-                avx2::channels(self, (channels, rows), xp, out, batch, relu, pooled)
+            Isa::Avx2Fma => unsafe {
+                vector::channels_avx2(self, (channels, rows), xp, out, batch, relu, pooled)
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe {
+                vector::channels_avx512(self, (channels, rows), xp, out, batch, relu, pooled)
             },
         };
         let (all_channels, all_rows) = (0..self.output.channels, 0..self.output.height);

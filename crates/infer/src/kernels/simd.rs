@@ -51,6 +51,12 @@ pub(super) trait Simd: Copy {
     unsafe fn first_lane(v: Self::F32) -> f32;
     /// Lanes `i` and `i + 8` added, down to 8 lanes (8 lanes stay as they are).
     unsafe fn fold_to_8(v: Self::F32) -> __m256;
+    unsafe fn max(a: Self::F32, b: Self::F32) -> Self::F32;
+    /// Lane `i` is the larger of lanes `2i` and `2i + 1` of `a` followed by `b`: a row of
+    /// 2-wide max-pool windows, in order.
+    unsafe fn max_of_pairs(a: Self::F32, b: Self::F32) -> Self::F32;
+    /// The first `count` (`1..=LANES`) lanes of `v` to `p`, nothing beyond.
+    unsafe fn store_first_n(p: *mut f32, v: Self::F32, count: usize);
 }
 
 /// Which lanes of a register a block reads and writes: all of them, or only the first few (a
@@ -150,6 +156,46 @@ impl Simd for Avx2 {
     unsafe fn fold_to_8(v: __m256) -> __m256 {
         v
     }
+    #[inline(always)]
+    unsafe fn max(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX.
+        unsafe { _mm256_max_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn max_of_pairs(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX2. Even and odd lanes split per 128-bit half ([a0 a2 b0 b2 | a4 a6 b4 b6]
+        // and the odd ones), reduced, and the 64-bit pieces put back in order.
+        unsafe {
+            let even = _mm256_shuffle_ps::<0x88>(a, b);
+            let odd = _mm256_shuffle_ps::<0xDD>(a, b);
+            let max = _mm256_castps_pd(_mm256_max_ps(even, odd));
+            _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(max))
+        }
+    }
+    /// One store when all 8 are wanted, else 4-, 2- and 1-float pieces: masked stores
+    /// (`vmaskmovps`) are microcoded and slow on AMD cores.
+    #[inline(always)]
+    unsafe fn store_first_n(p: *mut f32, v: __m256, count: usize) {
+        debug_assert!((1..=8).contains(&count));
+        // SAFETY (all stores): they cover exactly the first `count` floats from p.
+        unsafe {
+            if count == 8 {
+                return _mm256_storeu_ps(p, v);
+            }
+            let (mut part, mut at, mut left) = (_mm256_castps256_ps128(v), p, count);
+            if left >= 4 {
+                _mm_storeu_ps(at, part);
+                (part, at, left) = (_mm256_extractf128_ps::<1>(v), at.add(4), left - 4);
+            }
+            if left >= 2 {
+                _mm_store_sd(at.cast(), _mm_castps_pd(part));
+                (part, at, left) = (_mm_movehl_ps(part, part), at.add(2), left - 2);
+            }
+            if left == 1 {
+                _mm_store_ss(at, part);
+            }
+        }
+    }
 }
 
 /// AVX-512 (F): 16 lanes, masks as bit masks; kernels using it also enable AVX2 + FMA for
@@ -215,5 +261,26 @@ impl Simd for Avx512 {
             let high = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
             _mm256_add_ps(_mm512_castps512_ps256(v), high)
         }
+    }
+    #[inline(always)]
+    unsafe fn max(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F.
+        unsafe { _mm512_max_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn max_of_pairs(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F. Lanes 0..16 of a and 16..32 of b, the even ones and the odd ones
+        // picked in order.
+        unsafe {
+            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            _mm512_max_ps(_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b))
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_first_n(p: *mut f32, v: __m512, count: usize) {
+        debug_assert!((1..=16).contains(&count));
+        // SAFETY: the masked store writes exactly the first `count` floats from p.
+        unsafe { _mm512_mask_storeu_ps(p, ((1u32 << count) - 1) as __mmask16, v) }
     }
 }

@@ -1,26 +1,59 @@
-//! The blocked convolution with AVX2 + FMA: `R` output rows x `V` vectors of one output
-//! channel in registers while its taps stream past.
+//! The blocked convolution over vector registers: `R` output rows x `V` vectors of one output
+//! channel in registers while its taps stream past. Written once over [`Simd`] and compiled
+//! for AVX2 + FMA (8 lanes) and AVX-512 (16 lanes).
 
 use super::{BlockedConv2d, Output, Tap};
-use crate::kernels::simd::{Avx2, Simd};
-use std::arch::x86_64::*;
+use crate::kernels::simd::{Avx2, Avx512, Simd};
 use std::ops::Range;
 
-/// `f32` lanes of one register.
-const LANES: usize = Avx2::LANES;
+/// See [`channels`], with AVX2 and FMA.
+///
+/// # Safety
+/// AVX2 and FMA available; as [`channels`].
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn channels_avx2(
+    conv: &BlockedConv2d,
+    parts: (Range<usize>, Range<usize>),
+    xp: &[f32],
+    out: Output,
+    lanes: usize,
+    relu: bool,
+    pooled: bool,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { channels::<Avx2>(conv, parts, xp, out, lanes, relu, pooled) }
+}
+
+/// See [`channels`], with AVX-512.
+///
+/// # Safety
+/// AVX-512 F, BW and VL, AVX2 and FMA available; as [`channels`].
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn channels_avx512(
+    conv: &BlockedConv2d,
+    parts: (Range<usize>, Range<usize>),
+    xp: &[f32],
+    out: Output,
+    lanes: usize,
+    relu: bool,
+    pooled: bool,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { channels::<Avx512>(conv, parts, xp, out, lanes, relu, pooled) }
+}
 
 /// See `BlockedConv2d::channels_portable`: output channels `channels` x output rows `rows`.
 /// With `pooled` (one example, even output height and width), each 2x2 window of the output
 /// is max-pooled in registers before it is stored, and `out` holds the pooled channels.
 ///
 /// # Safety
-/// AVX2 and FMA available; `xp` holds at least `conv.padded_len(lanes)` floats, `out` the
+/// `S`'s instruction set available; `xp` holds at least `conv.padded_len(lanes)` floats, `out` the
 /// layer's whole output (`out.plane` floats a channel: `conv.output.plane() * lanes`, a
 /// quarter of that pooled), of which no other thread writes these channels' rows `rows`;
 /// `channels` and `rows` within the layer; pooled only when `lanes == 1`, the output height
 /// and width are even and so are the bounds of `rows`.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn channels(
+#[inline(always)]
+unsafe fn channels<S: Simd>(
     conv: &BlockedConv2d,
     (channels, rows): (Range<usize>, Range<usize>),
     xp: &[f32],
@@ -48,21 +81,21 @@ pub(super) unsafe fn channels(
     };
     let plane = out.plane;
     debug_assert_eq!(plane, conv.output.plane() * lanes / if pooled { 4 } else { 1 });
-    let vectors = geometry.row.div_ceil(LANES);
+    let vectors = geometry.row.div_ceil(S::LANES);
     let shape = block_shape(geometry.rows, vectors, pooled);
     // Output channels innermost: the input rows a block reads stay in the first-level cache
     // while each output channel's taps stream past. With the channels outermost, Conv-2's
     // conv2 (a 230 KB input) ran 1.3 times slower. When the rows of every input channel do
     // not fit that cache, the input channels are cut into groups whose rows do, and each
     // output channel's sums are parked in `partial` between its groups.
-    let groups = conv.channel_groups(shape.rows, shape.vectors * LANES, lanes);
+    let groups = conv.channel_groups(shape.rows, shape.vectors * S::LANES, lanes);
     let bounds = conv.group_bounds(&groups);
     let mut partial = vec![0.0f32; if groups.len() > 1 { channels.len() * PARTIAL } else { 0 }];
     let first = channels.start;
     for strip in (0..vectors).step_by(shape.vectors) {
         let v = shape.vectors.min(vectors - strip);
-        let col = strip * LANES;
-        let width = (geometry.row - col).min(v * LANES);
+        let col = strip * S::LANES;
+        let width = (geometry.row - col).min(v * S::LANES);
         for oh in rows.clone().step_by(shape.rows) {
             let r = shape.rows.min(rows.end - oh);
             let x = xp[oh * geometry.in_row + col..].as_ptr();
@@ -91,7 +124,7 @@ pub(super) unsafe fn channels(
                             // SAFETY: y as above; what the block reads is bounded in `block`;
                             // partial holds PARTIAL floats per channel when it is used.
                             $(($rows, $vectors) => unsafe {
-                                block::<$rows, $vectors>(taps, x, y, geometry, sums, relu, width)
+                                block::<S, $rows, $vectors>(taps, x, y, geometry, sums, relu, width)
                             },)*
                             _ => unreachable!("block shapes are at most 8 x 4"),
                         }
@@ -137,8 +170,9 @@ pub(super) unsafe fn channels(
     }
 }
 
-/// Floats of one output channel's parked sums: the largest block, `R * V <= 12` vectors.
-const PARTIAL: usize = 12 * LANES;
+/// Floats of one output channel's parked sums: the largest block, `R * V <= 12` vectors of
+/// the widest registers (16 lanes).
+const PARTIAL: usize = 12 * 16;
 
 /// Where a block's sums start and end when its output channel's taps are split into groups.
 #[derive(Clone, Copy)]
@@ -215,16 +249,15 @@ struct Rows {
 /// and the block stores `R / 2` rows of `width / 2` values.
 ///
 /// # Safety
-/// AVX2 and FMA available. For every tap and `r < R`, the `8 * V` floats from
+/// `S`'s instruction set available. For every tap and `r < R`, the `LANES * V` floats from
 /// `x + tap.offset * lanes + r * in_row` are readable: a tap's offset plus the block's last
-/// output row stays within the padded input, and the at most 7 floats a partial vector reads
-/// past the end of an input row are in the next row or the slack. The selected lanes from
+/// output row stays within the padded input, and the at most `LANES - 1` floats a partial
+/// vector reads past the end of an input row are in the next row or the slack. The selected lanes from
 /// `y + r * row` are writable (pooled: `width / 2` values from `y + r / 2 * row / 2`, and
 /// `R` is even). With `sums.resume` or `sums.park`, `PARTIAL` floats from `sums.partial`
 /// are readable and writable.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn block<const R: usize, const V: usize>(
+#[inline(always)]
+unsafe fn block<S: Simd, const R: usize, const V: usize>(
     taps: &[Tap],
     x: *const f32,
     y: *mut f32,
@@ -233,50 +266,45 @@ unsafe fn block<const R: usize, const V: usize>(
     relu: bool,
     width: usize,
 ) {
-    let mut acc = [[_mm256_set1_ps(sums.bias); V]; R];
-    if sums.resume {
-        for (r, a) in acc.iter_mut().enumerate() {
-            for (n, a) in a.iter_mut().enumerate() {
-                // SAFETY: the function's contract: R * V <= 12 vectors of partial.
-                *a = unsafe { _mm256_loadu_ps(sums.partial.add((r * V + n) * LANES)) };
+    // SAFETY (all): the function's contract; R * V <= 12 vectors of partial.
+    unsafe {
+        let mut acc = [[S::splat(sums.bias); V]; R];
+        if sums.resume {
+            for (r, a) in acc.iter_mut().enumerate() {
+                for (n, a) in a.iter_mut().enumerate() {
+                    *a = S::load(sums.partial.add((r * V + n) * S::LANES));
+                }
             }
         }
-    }
-    let rows: [*const f32; R] = std::array::from_fn(|r| x.wrapping_add(r * g.in_row));
-    for tap in taps {
-        let v = _mm256_set1_ps(tap.value);
-        let at = tap.offset as usize * g.lanes;
-        for (a, row) in acc.iter_mut().zip(rows) {
-            for (n, a) in a.iter_mut().enumerate() {
-                // SAFETY: the function's contract.
-                *a = _mm256_fmadd_ps(v, unsafe { _mm256_loadu_ps(row.add(at + n * LANES)) }, *a);
+        let rows: [*const f32; R] = std::array::from_fn(|r| x.wrapping_add(r * g.in_row));
+        for tap in taps {
+            let v = S::splat(tap.value);
+            let at = tap.offset as usize * g.lanes;
+            for (a, row) in acc.iter_mut().zip(rows) {
+                for (n, a) in a.iter_mut().enumerate() {
+                    *a = S::fmadd(v, S::load(row.add(at + n * S::LANES)), *a);
+                }
             }
         }
-    }
-    if sums.park {
+        if sums.park {
+            for (r, a) in acc.iter().enumerate() {
+                for (n, &a) in a.iter().enumerate() {
+                    S::store(sums.partial.add((r * V + n) * S::LANES), a);
+                }
+            }
+            return;
+        }
+        if g.pooled {
+            return store_pooled::<S, R, V>(&acc, y, g.row / 2, width / 2, relu);
+        }
         for (r, a) in acc.iter().enumerate() {
             for (n, &a) in a.iter().enumerate() {
-                // SAFETY: the function's contract: R * V <= 12 vectors of partial.
-                unsafe { _mm256_storeu_ps(sums.partial.add((r * V + n) * LANES), a) };
-            }
-        }
-        return;
-    }
-    let zero = _mm256_setzero_ps();
-    if g.pooled {
-        // SAFETY: the function's contract.
-        return unsafe { store_pooled(&acc, y, g.row / 2, width / 2, relu) };
-    }
-    for (r, a) in acc.iter().enumerate() {
-        for (n, &a) in a.iter().enumerate() {
-            let a = if relu { _mm256_max_ps(a, zero) } else { a };
-            // SAFETY: the function's contract.
-            unsafe {
-                let p = y.add(r * g.row + n * LANES);
+                let a = if relu { S::relu(a) } else { a };
+                let p = y.add(r * g.row + n * S::LANES);
                 if n + 1 == V {
-                    store_first(p, a, width - LANES * (V - 1));
+                    S::store_first_n(p, a, width - S::LANES * (V - 1));
                 } else {
-                    _mm256_storeu_ps(p, a);
+                    S::store(p, a);
                 }
             }
         }
@@ -284,65 +312,32 @@ unsafe fn block<const R: usize, const V: usize>(
 }
 
 /// The 2x2 maxima of `R` rows x `V` vectors (`R` even): `R / 2` rows of `outputs` values,
-/// `row` floats apart, from `y`. The pairs of a row's vectors are split into even and odd
-/// lanes (`shuffle`), reduced, and put back in order (`permute4x64`); ReLU after the maximum
-/// is ReLU before it.
+/// `row` floats apart, from `y`. The maxima of each row pair's vectors are taken two
+/// vectors at a time, their adjacent lanes reduced in order ([`Simd::max_of_pairs`]); ReLU
+/// after the maximum is ReLU before it.
 ///
 /// # Safety
-/// AVX2 available; the `outputs` values of each of the `R / 2` rows from `y` writable,
-/// `outputs <= 4 * V`.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn store_pooled<const R: usize, const V: usize>(
-    acc: &[[__m256; V]; R],
+/// `S`'s instruction set available; the `outputs` values of each of the `R / 2` rows from
+/// `y` writable, `outputs <= LANES / 2 * V`.
+#[inline(always)]
+unsafe fn store_pooled<S: Simd, const R: usize, const V: usize>(
+    acc: &[[S::F32; V]; R],
     y: *mut f32,
     row: usize,
     outputs: usize,
     relu: bool,
 ) {
-    let zero = _mm256_setzero_ps();
-    for (pair, rows) in acc.chunks_exact(2).enumerate() {
-        let m: [__m256; V] = std::array::from_fn(|n| _mm256_max_ps(rows[0][n], rows[1][n]));
-        for n in (0..V).step_by(2) {
-            let (a, b) = (m[n], m[(n + 1).min(V - 1)]);
-            let even = _mm256_shuffle_ps::<0x88>(a, b);
-            let odd = _mm256_shuffle_ps::<0xDD>(a, b);
-            let max = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(
-                _mm256_max_ps(even, odd),
-            )));
-            let max = if relu { _mm256_max_ps(max, zero) } else { max };
-            let count = (outputs - 4 * n).min(LANES);
-            // SAFETY: the function's contract: 4n + count <= outputs values of this row.
-            unsafe { store_first(y.add(pair * row + 4 * n), max, count) };
-        }
-    }
-}
-
-/// The first `count` (1..=8) lanes of `v` to `p`: one store when all 8 are wanted, else 4-,
-/// 2- and 1-float pieces. Masked stores (`vmaskmovps`) are microcoded and slow on AMD cores.
-///
-/// # Safety
-/// AVX available; `count` floats from `p` writable.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn store_first(p: *mut f32, v: __m256, count: usize) {
-    debug_assert!((1..=LANES).contains(&count));
-    // SAFETY (all stores): they cover exactly the first `count` floats from p.
+    let half = S::LANES / 2;
+    // SAFETY (all): the function's contract: half * n + count <= outputs values of this row.
     unsafe {
-        if count == LANES {
-            return _mm256_storeu_ps(p, v);
-        }
-        let (mut part, mut at, mut left) = (_mm256_castps256_ps128(v), p, count);
-        if left >= 4 {
-            _mm_storeu_ps(at, part);
-            (part, at, left) = (_mm256_extractf128_ps::<1>(v), at.add(4), left - 4);
-        }
-        if left >= 2 {
-            _mm_store_sd(at.cast(), _mm_castps_pd(part));
-            (part, at, left) = (_mm_movehl_ps(part, part), at.add(2), left - 2);
-        }
-        if left == 1 {
-            _mm_store_ss(at, part);
+        for (pair, rows) in acc.chunks_exact(2).enumerate() {
+            let m: [S::F32; V] = std::array::from_fn(|n| S::max(rows[0][n], rows[1][n]));
+            for n in (0..V).step_by(2) {
+                let max = S::max_of_pairs(m[n], m[(n + 1).min(V - 1)]);
+                let max = if relu { S::relu(max) } else { max };
+                let count = (outputs - half * n).min(S::LANES);
+                S::store_first_n(y.add(pair * row + half * n), max, count);
+            }
         }
     }
 }
