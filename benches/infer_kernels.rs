@@ -16,7 +16,8 @@
 //!   would add to every forward pass.
 //!
 //! Criterion reports throughput (FLOP/s as elements, or bytes/s); a table at the end gives
-//! both for every benchmark, as a share of the measured triad bandwidth.
+//! both for every benchmark, as a share of the measured triad bandwidth and of the measured
+//! peak multiply-add rate (`kernels::peak`, with the instruction set the kernels dispatch to).
 //!
 //!     cargo bench --bench infer_kernels            # or: just bench-infer
 //!     cargo bench --bench infer_kernels -- lenet/sparse/d3.6
@@ -31,6 +32,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use ticket_core::sgemm::{sgemm, MatMut, MatRef};
 use ticket_core::{Graph, Par, Weighted};
+use ticket_infer::aligned::AlignedVec;
 use ticket_infer::fixture::{net_of, random_model, CsrParts, Random};
 use ticket_infer::{kernels, Activation, CsrRef, Scratch, SparseModel};
 
@@ -237,8 +239,10 @@ fn csr_bytes(w: &CsrParts, batch: usize) -> f64 {
 fn layer4096(c: &mut Criterion, table: &Table) {
     let par = Par::Rayon(2);
     let mut rng = Random::new(4);
-    let x = rng.vec(WIDE * WIDE_BATCHES[2], -1.0, 1.0);
-    let mut y = vec![0.0; WIDE * WIDE_BATCHES[2]];
+    // Activations on cache lines, as `SparseModel` keeps them (see `ticket_infer::aligned`).
+    let x = AlignedVec::from_slice(&rng.vec(WIDE * WIDE_BATCHES[2], -1.0, 1.0));
+    let mut y = AlignedVec::default();
+    y.resize(WIDE * WIDE_BATCHES[2]);
     let mut g = c.benchmark_group("layer4096");
     for density in WIDE_DENSITIES {
         let w = CsrParts::random(WIDE, WIDE, density, &mut rng);
@@ -344,14 +348,28 @@ fn print_table(table: &Table, samples: usize) {
     let (t1, t2) = (triad(1), triad(2));
     println!("\nmedians of the measured samples; GB/s counts the bytes a call must stream");
     println!("STREAM triad here: 1 thread {t1:.1?} GB/s, 2 threads {t2:.1?} GB/s");
-    println!("{:<34} {:>12} {:>10} {:>9} {:>9}", "benchmark", "time", "GFLOP/s", "GB/s", "% triad");
+    // Peak FLOP/s: two per multiply-add, at the measured rate of the kernels' instruction set.
+    let peak = kernels::peak::measure(2);
+    let peak_gflops =
+        |threads: usize| 2.0 * if threads >= 2 { peak.all_threads } else { peak.one_thread } / 1e3;
+    println!(
+        "peak ({}): 1 thread {:.1} GFLOP/s, 2 threads {:.1} GFLOP/s",
+        peak.isa,
+        peak_gflops(1),
+        peak_gflops(2)
+    );
+    println!(
+        "{:<34} {:>12} {:>10} {:>9} {:>9} {:>7}",
+        "benchmark", "time", "GFLOP/s", "GB/s", "% triad", "% peak"
+    );
     for (name, e) in table.0.borrow().iter() {
         let Some(t) = table.median(name, samples) else { continue };
-        let gbs = e.bytes / t / 1e9;
+        let (gbs, gflops) = (e.bytes / t / 1e9, e.flops / t / 1e9);
         let share = if e.threads >= 2 { t2 } else { t1 }.map(|b| 100.0 * gbs / b);
         let time =
             if t < 1e-3 { format!("{:.2} us", t * 1e6) } else { format!("{:.3} ms", t * 1e3) };
         let share = share.map_or("-".to_string(), |s| format!("{s:.0}%"));
-        println!("{name:<34} {time:>12} {:>10.2} {gbs:>9.2} {share:>9}", e.flops / t / 1e9);
+        let of_peak = 100.0 * gflops / peak_gflops(e.threads);
+        println!("{name:<34} {time:>12} {gflops:>10.2} {gbs:>9.2} {share:>9} {of_peak:>6.0}%");
     }
 }

@@ -13,7 +13,7 @@
 //! - [`bench`]: the figures of `ticket infer --bench` (both paths, per-step split, bytes).
 //! - [`timing`]: latency and throughput of a forward pass, for `ticket infer --bench`.
 
-pub(crate) mod aligned;
+pub mod aligned;
 mod awake_pool;
 pub mod batch_file;
 pub mod bench;

@@ -269,6 +269,8 @@ impl SparseLayer {
 #[derive(Default)]
 pub struct Scratch {
     input: AlignedVec,
+    /// A tile's examples after the image steps, row-major, before their transpose.
+    staged: AlignedVec,
     buffers: plan::Buffers,
 }
 
@@ -581,8 +583,11 @@ impl SparseModel {
         } else {
             let features = plan.outputs_before(images, self.inputs());
             s.input.resize(features * t);
+            // Each example's image goes to a row of `staged`, and the tile's rows are then
+            // transposed in 8 x 8 blocks: storing every value straight into its column (32
+            // floats apart) took 45 us per Conv-2 example, a cache miss per value.
+            s.staged.resize(features * t.min(TILE));
             for e in kernels::tiles(t, TILE) {
-                let tile = &mut s.input[e.start * features..e.end * features];
                 for (b, example) in x[e.start * self.inputs()..e.end * self.inputs()]
                     .chunks_exact(self.inputs())
                     .enumerate()
@@ -590,11 +595,13 @@ impl SparseModel {
                     let example = (example, None);
                     let image = plan.run(0..images, layers, example, 1, &mut s.buffers, par, clock);
                     let started = Instant::now();
-                    for (f, &v) in image.iter().enumerate() {
-                        tile[f * e.len() + b] = v;
-                    }
+                    s.staged[b * features..(b + 1) * features].copy_from_slice(image);
                     transposing += started.elapsed();
                 }
+                let started = Instant::now();
+                let tile = &mut s.input[e.start * features..e.end * features];
+                transpose(&s.staged[..e.len() * features], e.len(), features, tile);
+                transposing += started.elapsed();
             }
             (&s.input[..], None)
         };
