@@ -467,29 +467,6 @@ mod tests {
         }
     }
 
-    /// Any split of the entries gives the same numbers as one range.
-    #[test]
-    fn sddmm_ranges_split_anywhere_give_the_same_numbers() {
-        for batch in [1, 7, 8, 9, 60, 64, 100] {
-            let (rows, cols) = (5, 6);
-            let delta: Vec<f32> =
-                (0..rows * batch).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
-            let input: Vec<f32> =
-                (0..cols * batch).map(|i| ((i * 53) % 89) as f32 / 40.0 - 1.1).collect();
-            let rows_of = [0u32, 0, 1, 1, 1, 2, 3, 3, 4, 4, 4];
-            let indices = [1u32, 5, 0, 2, 3, 4, 0, 5, 1, 2, 3];
-            let mut got = vec![0.0f32; 11];
-            sddmm_range(&rows_of, &indices, &delta, &input, batch, 0, &mut got);
-            for split in 1..11 {
-                let mut parts = vec![0.0f32; 11];
-                let (a, b) = parts.split_at_mut(split);
-                sddmm_range(&rows_of, &indices, &delta, &input, batch, 0, a);
-                sddmm_range(&rows_of, &indices, &delta, &input, batch, split, b);
-                assert_eq!(parts, got, "batch {batch}, split at {split}");
-            }
-        }
-    }
-
     /// The sparse and the dense masked engines train the same network to the same weights,
     /// step after step, at several densities (levels of a ticket), with Adam and with SGD.
     /// Adam divides each gradient by its own running scale, so it would hide a gradient that

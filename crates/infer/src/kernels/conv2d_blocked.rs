@@ -364,11 +364,11 @@ impl BlockedConv2d {
             // above), with even row bounds (split_rows).
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => unsafe {
-                vector::channels_avx2(self, (channels, rows), xp, out, batch, relu, pooled)
+                vector::channels::avx2(self, (channels, rows), xp, out, batch, relu, pooled)
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => unsafe {
-                vector::channels_avx512(self, (channels, rows), xp, out, batch, relu, pooled)
+                vector::channels::avx512(self, (channels, rows), xp, out, batch, relu, pooled)
             },
         };
         let (all_channels, all_rows) = (0..self.output.channels, 0..self.output.height);

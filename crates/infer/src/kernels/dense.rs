@@ -59,9 +59,9 @@ pub(crate) fn gemv_with(
             // SAFETY: the instruction set is present (Isa::detect); w holds y.len() rows of
             // x.len() values and b (if any) y.len() values (sliced above).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { vector::gemv_avx2(w, b, x, y, relu) },
+            Isa::Avx2Fma => unsafe { vector::gemv::avx2(w, b, x, y, relu) },
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { vector::gemv_avx512(w, b, x, y, relu) },
+            Isa::Avx512 => unsafe { vector::gemv::avx512(w, b, x, y, relu) },
         }
     };
     let threads = if rows.saturating_mul(cols) >= min_work { par.threads().min(rows) } else { 1 };
@@ -108,42 +108,18 @@ pub fn mlp_logits(net: &Network, x: &[f32], par: Par) -> Option<Vec<f32>> {
 
 #[cfg(target_arch = "x86_64")]
 mod vector {
-    use super::super::simd::{Avx2, Avx512, Simd};
+    use super::super::simd::{isa_entry_points, Simd};
 
     /// Rows per block: four rows share each load of `x`.
     const ROWS: usize = 4;
 
-    /// See [`gemv`].
-    ///
-    /// # Safety
-    /// AVX2 and FMA available; as [`gemv`].
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gemv_avx2(
+    isa_entry_points!(pub(super) fn gemv(
         w: &[f32],
         bias: Option<&[f32]>,
         x: &[f32],
         y: &mut [f32],
         relu: bool,
-    ) {
-        // SAFETY: the instruction set is available (this function's contract).
-        unsafe { gemv::<Avx2>(w, bias, x, y, relu) }
-    }
-
-    /// See [`gemv`].
-    ///
-    /// # Safety
-    /// AVX-512F available; as [`gemv`].
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn gemv_avx512(
-        w: &[f32],
-        bias: Option<&[f32]>,
-        x: &[f32],
-        y: &mut [f32],
-        relu: bool,
-    ) {
-        // SAFETY: the instruction set is available (this function's contract).
-        unsafe { gemv::<Avx512>(w, bias, x, y, relu) }
-    }
+    ));
 
     /// See `super::portable`: blocks of four rows, each with two register-wide sums (two
     /// registers of columns per step), the last columns scalar; a last block of fewer rows

@@ -80,9 +80,9 @@ fn chains(isa: Isa, seed: f32, steps: usize) -> f32 {
         Isa::Portable => portable_chains(seed, steps),
         // SAFETY: the instruction set is present (Isa::detect).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { avx2_chains(seed, steps) },
+        Isa::Avx2Fma => unsafe { vector_chains::avx2(seed, steps) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { avx512_chains(seed, steps) },
+        Isa::Avx512 => unsafe { vector_chains::avx512(seed, steps) },
     }
 }
 
@@ -100,23 +100,8 @@ fn portable_chains(seed: f32, steps: usize) -> f32 {
     a.iter().sum()
 }
 
-/// # Safety
-/// AVX2 and FMA available.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_chains(seed: f32, steps: usize) -> f32 {
-    // SAFETY: the instruction set is available (this function's contract).
-    unsafe { vector_chains::<super::simd::Avx2>(seed, steps) }
-}
-
-/// # Safety
-/// AVX-512F available.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn avx512_chains(seed: f32, steps: usize) -> f32 {
-    // SAFETY: the instruction set is available (this function's contract).
-    unsafe { vector_chains::<super::simd::Avx512>(seed, steps) }
-}
+super::simd::isa_entry_points!(fn vector_chains(seed: f32, steps: usize) -> f32);
 
 /// # Safety
 /// `S`'s instruction set available.

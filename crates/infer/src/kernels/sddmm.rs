@@ -59,11 +59,11 @@ pub(crate) fn dots_with(
         // operand row [i * batch, (i + 1) * batch) lies inside delta or input.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => unsafe {
-            vector::avx2(rows, cols, delta.as_ptr(), input.as_ptr(), batch, out)
+            vector::dots::avx2(rows, cols, delta.as_ptr(), input.as_ptr(), batch, out)
         },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe {
-            vector::avx512(rows, cols, delta.as_ptr(), input.as_ptr(), batch, out)
+            vector::dots::avx512(rows, cols, delta.as_ptr(), input.as_ptr(), batch, out)
         },
     }
 }
@@ -101,45 +101,25 @@ pub fn ordered_dot(a: &[f32], b: &[f32], lanes: usize) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod vector {
-    use super::super::simd::{Avx2, Avx512, Simd};
+    use super::super::simd::{isa_entry_points, Avx2, Simd};
     use std::arch::x86_64::*;
 
-    /// # Safety
-    /// AVX2 and FMA available; the operand rows of every entry inside `delta` and `input`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn avx2(
+    isa_entry_points!(pub(super) fn dots(
         rows: &[u32],
         cols: &[u32],
         delta: *const f32,
         input: *const f32,
         batch: usize,
         out: &mut [f32],
-    ) {
-        // SAFETY: forwarded contract.
-        unsafe { dots::<Avx2>(rows, cols, delta, input, batch, out) }
-    }
-
-    /// # Safety
-    /// AVX-512F, AVX2 and FMA available; as [`avx2`].
-    #[target_feature(enable = "avx2,fma,avx512f")]
-    pub(super) unsafe fn avx512(
-        rows: &[u32],
-        cols: &[u32],
-        delta: *const f32,
-        input: *const f32,
-        batch: usize,
-        out: &mut [f32],
-    ) {
-        // SAFETY: forwarded contract.
-        unsafe { dots::<Avx512>(rows, cols, delta, input, batch, out) }
-    }
+    ));
 
     /// Four entries at a time (independent sums keep both FMA units busy and one horizontal
     /// reduction serves four entries); a last group of fewer repeats its last entry and
     /// writes only its own. Sums in [`super::ordered_dot`]'s order for `S::LANES`.
     ///
     /// # Safety
-    /// `S`'s instruction set, AVX2 and FMA available; as [`avx2`].
+    /// `S`'s instruction set, AVX2 and FMA available; the operand rows of every entry inside
+    /// `delta` and `input`.
     #[inline(always)]
     unsafe fn dots<S: Simd>(
         rows: &[u32],
@@ -209,7 +189,8 @@ mod tests {
     use super::*;
 
     /// Every instruction set against `ordered_dot` for its width, bit for bit, and the f64
-    /// dot product within rounding, at batches around the register widths.
+    /// dot product within rounding, at batches around the register widths; and the same
+    /// numbers from any split of the entries.
     #[test]
     fn every_isa_sums_in_its_stated_order() {
         for batch in [1, 7, 8, 9, 15, 16, 17, 24, 31, 60, 64, 100] {
@@ -232,6 +213,14 @@ mod tests {
                     assert_eq!(got[k].to_bits(), want.to_bits(), "{isa:?} batch {batch} entry {k}");
                     let exact: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
                     assert!((want as f64 - exact).abs() < 1e-5 * batch as f64, "{batch} {k}");
+                }
+                // Any split of the entries gives the same numbers (threads split them).
+                for split in 1..11 {
+                    let mut parts = vec![f32::NAN; 11];
+                    let (a, b) = parts.split_at_mut(split);
+                    dots_with(isa, &r[..split], &c[..split], (&delta, &input), batch, a);
+                    dots_with(isa, &r[split..], &c[split..], (&delta, &input), batch, b);
+                    assert_eq!(parts, got, "{isa:?} batch {batch}, split at {split}");
                 }
             }
         }

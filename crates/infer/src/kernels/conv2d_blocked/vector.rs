@@ -3,15 +3,10 @@
 //! for AVX2 + FMA (8 lanes) and AVX-512 (16 lanes).
 
 use super::{BlockedConv2d, Output, Tap};
-use crate::kernels::simd::{Avx2, Avx512, Simd};
+use crate::kernels::simd::{isa_entry_points, Simd};
 use std::ops::Range;
 
-/// See [`channels`], with AVX2 and FMA.
-///
-/// # Safety
-/// AVX2 and FMA available; as [`channels`].
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn channels_avx2(
+isa_entry_points!(pub(super) fn channels(
     conv: &BlockedConv2d,
     parts: (Range<usize>, Range<usize>),
     xp: &[f32],
@@ -19,28 +14,7 @@ pub(super) unsafe fn channels_avx2(
     lanes: usize,
     relu: bool,
     pooled: bool,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { channels::<Avx2>(conv, parts, xp, out, lanes, relu, pooled) }
-}
-
-/// See [`channels`], with AVX-512.
-///
-/// # Safety
-/// AVX-512 F, BW and VL, AVX2 and FMA available; as [`channels`].
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
-pub(super) unsafe fn channels_avx512(
-    conv: &BlockedConv2d,
-    parts: (Range<usize>, Range<usize>),
-    xp: &[f32],
-    out: Output,
-    lanes: usize,
-    relu: bool,
-    pooled: bool,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { channels::<Avx512>(conv, parts, xp, out, lanes, relu, pooled) }
-}
+));
 
 /// See `BlockedConv2d::channels_portable`: output channels `channels` x output rows `rows`.
 /// With `pooled` (one example, even output height and width), each 2x2 window of the output
