@@ -147,7 +147,8 @@ fn main() {
                 BlockedConv2d::with_dense_from(w.csr(), &w.bias, layer.input, window, sparse)
                     .unwrap();
             let out = if layer.pooled { conv.pooled_output() } else { conv.output() };
-            let (mut y, mut padded) = (vec![0.0; out.len()], Vec::new());
+            let (mut y, mut padded) =
+                (vec![0.0; out.len()], ticket_infer::aligned::AlignedVec::default());
             let work = (w.nnz() * conv.output().plane()) as u64;
             group.throughput(Throughput::Elements(work));
             let mut run = || {

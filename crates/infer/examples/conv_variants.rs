@@ -85,7 +85,8 @@ fn main() {
             ("auto 2 threads", auto, two),
         ];
         let out = if pooled { sparse.pooled_output() } else { sparse.output() };
-        let (mut y, mut scratch) = (vec![0.0; out.len()], Vec::new());
+        let (mut y, mut scratch) =
+            (vec![0.0; out.len()], ticket_infer::aligned::AlignedVec::default());
         let calls = (WORK_PER_ROUND / sparse.work() as f64).ceil() as usize;
         let mut times = vec![Vec::new(); variants.len()];
         for _ in 0..rounds {

@@ -89,7 +89,7 @@ pub(crate) struct Plan {
 #[derive(Default)]
 pub(crate) struct Buffers {
     ping_pong: [AlignedVec; 2],
-    padded: Vec<f32>,
+    padded: AlignedVec,
     /// The nonzero inputs of a batch-1 linear step.
     nonzero: Vec<u32>,
     /// Set: batch-1 linear steps run the CSR product, never the column-ordered copy.

@@ -35,7 +35,7 @@ fn run(
 ) -> Vec<f32> {
     let mut y = vec![f32::NAN; conv.output().len() * batch];
     // Scratch left dirty by a larger call: padding must not rely on a clean buffer.
-    let mut padded = vec![f32::NAN; conv.padded_len(batch) + 100];
+    let mut padded = AlignedVec::from_slice(&vec![f32::NAN; conv.padded_len(batch) + 100]);
     // Threads whenever `par` offers them, however small the layer.
     conv.run_with(isa, (x, &mut y), batch, (act, false), &mut padded, (par, 0));
     y
@@ -55,7 +55,7 @@ fn one_channel_groups(conv: &BlockedConv2d) -> BlockedConv2d {
 /// One example with the max-pool fused, with `isa`, on threads whenever `par` offers them.
 fn run_pooled(conv: &BlockedConv2d, isa: Isa, x: &[f32], act: Activation, par: Par) -> Vec<f32> {
     let mut y = vec![f32::NAN; conv.pooled_output().len()];
-    let mut padded = vec![f32::NAN; conv.padded_len(1) + 100];
+    let mut padded = AlignedVec::from_slice(&vec![f32::NAN; conv.padded_len(1) + 100]);
     conv.run_with(isa, (x, &mut y), 1, (act, true), &mut padded, (par, 0));
     y
 }
