@@ -235,12 +235,20 @@ unsafe fn spmv_rows_by<I: ColIndex>(
     relu: bool,
     row_sum: impl Fn(Range<usize>) -> f32,
 ) {
-    let indptr = &w.indptr()[rows.start..=rows.end];
+    let (indptr, y) = (&w.indptr()[rows.start..=rows.end], &mut y[..rows.len()]);
     let bias = bias.map(|b| &b[rows.clone()]);
-    for (i, yi) in y[..rows.len()].iter_mut().enumerate() {
-        let sum = row_sum(indptr[i] as usize..indptr[i + 1] as usize);
-        let sum = sum + bias.map_or(0.0, |b| b[i]);
-        *yi = if relu { sum.max(0.0) } else { sum };
+    // SAFETY: i < y.len() = rows.len(), so indptr (rows.len() + 1 entries) and bias
+    // (rows.len()) have entries i and i + 1. Checked indexing here cost 4 % of a LeNet-300-100
+    // pass at batch 1.
+    unsafe {
+        for i in 0..y.len() {
+            let range = *indptr.get_unchecked(i) as usize..*indptr.get_unchecked(i + 1) as usize;
+            let mut sum = row_sum(range);
+            if let Some(b) = bias {
+                sum += *b.get_unchecked(i);
+            }
+            *y.get_unchecked_mut(i) = if relu { sum.max(0.0) } else { sum };
+        }
     }
 }
 
