@@ -1,3 +1,8 @@
+//! `transpose::transpose` of a ROWS x COLS matrix, 2,000 calls, the fastest and the median
+//! time: the tile shapes of the kernels (32 x 784 in, 784 x 32 out) and others.
+//!
+//!     cargo run --release -p ticket-infer --example transpose_ab -- ROWS COLS
+
 use std::time::Instant;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
