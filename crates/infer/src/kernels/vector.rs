@@ -6,8 +6,8 @@
 //! they walk the row's nonzeros, so each nonzero costs one broadcast and up to 8 fused
 //! multiply-adds reading `x` from memory. Batch 1 has no examples to spread over lanes: with
 //! AVX2 it runs scalar fused multiply-adds (faster than 8-lane gathers on Zen 3, see
-//! [`spmv_rows_scalar`]); with AVX-512 it gathers 16 inputs per instruction
-//! ([`spmv_rows_gather`]).
+//! [`spmv_rows_scalar`]); with AVX-512 it gathers 16 inputs per instruction for rows of
+//! [`GATHER_MIN`] nonzeros or more ([`spmv_rows_gather`]).
 //!
 //! Every function here trusts what a validated [`CsrRef`] guarantees (`indptr` within
 //! `indices`, each column index below `cols`) and the slice lengths the dispatcher asserted;
