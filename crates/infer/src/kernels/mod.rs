@@ -8,7 +8,7 @@
 //! across [`Par`] threads when it is large enough to pay for the threads; below that it runs on
 //! the calling thread (batch-1 inference of a small model never touches rayon).
 //! On x86-64 the row kernels use AVX-512 or AVX2 + FMA, whichever is the best the CPU has
-//! (checked at run time, [`Isa`]); elsewhere a portable version computes the same sums.
+//! (checked at run time, `Isa`); elsewhere a portable version computes the same sums.
 //!
 //! Images are laid out the same way, `[channels][height][width][batch]`: the C-order
 //! flattening of an example is its feature order, so a flatten costs nothing and a linear
