@@ -84,9 +84,9 @@ impl<'a, I: ColIndex> Conv2d<'a, I> {
             Isa::Portable => direct(self, x, y, batch, act, super::portable::axpy),
             // SAFETY: AVX2 and FMA are present (Isa::detect).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { super::vector::avx2::conv2d_direct(self, x, y, batch, act) },
+            Isa::Avx2Fma => unsafe { super::vector::conv2d_direct::avx2(self, x, y, batch, act) },
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { super::vector::avx512::conv2d_direct(self, x, y, batch, act) },
+            Isa::Avx512 => unsafe { super::vector::conv2d_direct::avx512(self, x, y, batch, act) },
         }
     }
 }

@@ -340,9 +340,9 @@ pub(crate) fn spmm_rows<I: ColIndex>(
         // (indptr within indices, every column index below cols); x has cols * batch
         // entries, y rows.len() * batch and rows lie within w (asserted above).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { vector::avx2::spmm_rows(w, rows, bias, x, y, batch, relu) },
+        Isa::Avx2Fma => unsafe { vector::spmm_rows::avx2(w, rows, bias, x, y, batch, relu) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { vector::avx512::spmm_rows(w, rows, bias, x, y, batch, relu) },
+        Isa::Avx512 => unsafe { vector::spmm_rows::avx512(w, rows, bias, x, y, batch, relu) },
     }
 }
 
@@ -428,9 +428,9 @@ pub(crate) fn spmm_transposed_with<I: ColIndex>(
         // SAFETY: as in spmm_with: the instruction set present, validated CsrRef, x has
         // rows * batch entries, y has cols.len() * batch.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { vector::avx2::spmm_t_cols(w, cols, x, y, batch) },
+        Isa::Avx2Fma => unsafe { vector::spmm_t_cols::avx2(w, cols, x, y, batch) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { vector::avx512::spmm_t_cols(w, cols, x, y, batch) },
+        Isa::Avx512 => unsafe { vector::spmm_t_cols::avx512(w, cols, x, y, batch) },
     };
     let work = (w.nnz() + w.rows()).saturating_mul(batch);
     let chunks = if work >= min_work { par.threads().min(w.cols()) } else { 1 };

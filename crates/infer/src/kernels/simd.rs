@@ -9,12 +9,13 @@
 
 use std::arch::x86_64::*;
 
-/// A module `$name` holding `avx2` and `avx512`: the generic `$name::<S: Simd>` beside it
+/// A module `$name` holding `avx2` and `avx512`: the generic `$name::<S: Simd, ..>` beside it
 /// compiled with each instruction set enabled (the AVX-512 one also enables AVX2 + FMA, for
 /// the narrow tails). Each is `unsafe`: the instruction set must be present, and the generic
 /// function's own contract holds.
 macro_rules! isa_entry_points {
-    ($vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+    ($vis:vis fn $name:ident $(<$($g:ident: $bound:path),+>)? ($($arg:ident: $ty:ty),* $(,)?)
+        $(-> $ret:ty)?) => {
         $vis mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -22,17 +23,17 @@ macro_rules! isa_entry_points {
             /// # Safety
             /// AVX2 and FMA available; the generic function's contract.
             #[target_feature(enable = "avx2,fma")]
-            pub(crate) unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+            pub(crate) unsafe fn avx2 $(<$($g: $bound),+>)? ($($arg: $ty),*) $(-> $ret)? {
                 // SAFETY: forwarded contract.
-                unsafe { super::$name::<$crate::kernels::simd::Avx2>($($arg),*) }
+                unsafe { super::$name::<$crate::kernels::simd::Avx2 $($(, $g)+)?>($($arg),*) }
             }
 
             /// # Safety
             /// AVX-512 F, BW and VL, AVX2 and FMA available; the generic function's contract.
             #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
-            pub(crate) unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+            pub(crate) unsafe fn avx512 $(<$($g: $bound),+>)? ($($arg: $ty),*) $(-> $ret)? {
                 // SAFETY: forwarded contract.
-                unsafe { super::$name::<$crate::kernels::simd::Avx512>($($arg),*) }
+                unsafe { super::$name::<$crate::kernels::simd::Avx512 $($(, $g)+)?>($($arg),*) }
             }
         }
     };

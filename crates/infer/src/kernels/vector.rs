@@ -1,20 +1,21 @@
 //! The row kernels over vector registers, written once over [`Simd`] and compiled once per
-//! instruction set by [`entry_points!`]: `avx2` (AVX2 + FMA, 8 lanes) and `avx512` (AVX-512,
-//! 16 lanes), selected at run time by `Isa::detect`.
+//! instruction set by `isa_entry_points!` (`spmm_rows::avx2`, `spmm_rows::avx512`, ...),
+//! selected at run time by `Isa::detect`.
 //!
 //! Batches wider than one keep up to 8 registers of examples of a row in accumulators while
 //! they walk the row's nonzeros, so each nonzero costs one broadcast and up to 8 fused
 //! multiply-adds reading `x` from memory. Batch 1 has no examples to spread over lanes: with
-//! AVX2 it runs scalar fused multiply-adds (faster than 8-lane gathers on Zen 3, see
-//! [`spmv_rows_scalar`]); with AVX-512 it gathers 16 inputs per instruction for rows of
-//! [`GATHER_MIN`] nonzeros or more ([`spmv_rows_gather`]).
+//! AVX2 it runs scalar fused multiply-adds (faster than 8-lane gathers on Zen 3); with
+//! AVX-512 it gathers 16 inputs per instruction for rows of [`GATHER_MIN`] nonzeros or more
+//! (see [`spmv_rows`]).
 //!
 //! Every function here trusts what a validated [`CsrRef`] guarantees (`indptr` within
 //! `indices`, each column index below `cols`) and the slice lengths the dispatcher asserted;
 //! those make the unchecked pointer reads below stay in bounds.
 
-use super::row_part;
-use super::simd::{Lanes, Simd};
+use super::conv2d::{self, Conv2d};
+use super::simd::{isa_entry_points, Lanes, Simd};
+use super::{row_part, Activation};
 use crate::csr::{ColIndex, CsrRef};
 use std::ops::Range;
 
@@ -72,96 +73,78 @@ macro_rules! for_each_block {
     }};
 }
 
-/// The kernels of one instruction set: each enables `$features` and runs the generic code
-/// with `$simd` registers; `$spmv` is its batch-1 row kernel.
-macro_rules! entry_points {
-    ($module:ident, $simd:ty, $features:literal, $spmv:ident) => {
-        pub(super) mod $module {
-            use super::super::conv2d::Conv2d;
-            use super::super::Activation;
-            use crate::csr::{ColIndex, CsrRef};
-            use std::ops::Range;
+isa_entry_points!(pub(super) fn spmm_rows<I: ColIndex>(
+    w: CsrRef<I>,
+    rows: Range<usize>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    relu: bool,
+));
+isa_entry_points!(pub(super) fn spmm_t_cols<I: ColIndex>(
+    w: CsrRef<I>,
+    cols: Range<usize>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+));
+isa_entry_points!(pub(super) fn conv2d_direct<I: ColIndex>(
+    conv: &Conv2d<I>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    act: Activation,
+));
 
-            /// See `portable::spmm_rows`.
-            ///
-            /// # Safety
-            /// The instruction set available; `w` validated; `x.len() == w.cols() * batch`,
-            /// `y.len() == rows.len() * batch`, `rows` within `w`, `batch > 0`.
-            #[target_feature(enable = $features)]
-            pub(in super::super) unsafe fn spmm_rows<I: ColIndex>(
-                w: CsrRef<I>,
-                rows: Range<usize>,
-                bias: Option<&[f32]>,
-                x: &[f32],
-                y: &mut [f32],
-                batch: usize,
-                relu: bool,
-            ) {
-                debug_assert!(x.len() == w.cols() * batch && y.len() == rows.len() * batch);
-                // SAFETY: forwarded contract.
-                unsafe {
-                    if batch == 1 {
-                        super::$spmv(w, rows, bias, x, y, relu)
-                    } else {
-                        super::spmm_rows::<$simd, I>(w, rows, bias, x, y, batch, relu)
-                    }
-                }
-            }
-
-            /// See `portable::spmm_t_cols`.
-            ///
-            /// # Safety
-            /// The instruction set available; `w` validated; `x.len() == w.rows() * batch`,
-            /// `y.len() == cols.len() * batch`, `cols` within `w.cols()`, `batch > 0`.
-            #[target_feature(enable = $features)]
-            pub(in super::super) unsafe fn spmm_t_cols<I: ColIndex>(
-                w: CsrRef<I>,
-                cols: Range<usize>,
-                x: &[f32],
-                y: &mut [f32],
-                batch: usize,
-            ) {
-                // SAFETY: forwarded contract.
-                unsafe { super::spmm_t_cols::<$simd, I>(w, cols, x, y, batch) }
-            }
-
-            /// See `conv2d::direct`, with `axpy` as its inner loop.
-            ///
-            /// # Safety
-            /// The instruction set available.
-            #[target_feature(enable = $features)]
-            pub(in super::super) unsafe fn conv2d_direct<I: ColIndex>(
-                conv: &Conv2d<I>,
-                x: &[f32],
-                y: &mut [f32],
-                batch: usize,
-                act: Activation,
-            ) {
-                // SAFETY: the instruction set is available (this function's contract).
-                super::super::conv2d::direct(conv, x, y, batch, act, |v, x, y| unsafe {
-                    super::axpy::<$simd>(v, x, y)
-                });
-            }
-        }
-    };
+/// See `conv2d::direct`, with [`axpy`] as its inner loop.
+///
+/// # Safety
+/// `S`'s instruction set available.
+#[inline(always)]
+unsafe fn conv2d_direct<S: Simd, I: ColIndex>(
+    conv: &Conv2d<I>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    act: Activation,
+) {
+    // SAFETY: the instruction set is available (this function's contract).
+    conv2d::direct(conv, x, y, batch, act, |v, x, y| unsafe { axpy::<S>(v, x, y) });
 }
 
-#[cfg(target_arch = "x86_64")]
-entry_points!(avx2, super::super::simd::Avx2, "avx2,fma", spmv_rows_scalar);
-#[cfg(target_arch = "x86_64")]
-entry_points!(
-    avx512,
-    super::super::simd::Avx512,
-    "avx2,fma,avx512f,avx512bw,avx512vl",
-    spmv_rows_gather
-);
+/// See `portable::spmm_rows`: rows `rows` of `act(bias + W x)`.
+///
+/// # Safety
+/// `S`'s instruction set available; `w` validated; `x.len() == w.cols() * batch`,
+/// `y.len() == rows.len() * batch`, `rows` within `w`, `batch > 0`.
+#[inline(always)]
+unsafe fn spmm_rows<S: Simd, I: ColIndex>(
+    w: CsrRef<I>,
+    rows: Range<usize>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    relu: bool,
+) {
+    debug_assert!(x.len() == w.cols() * batch && y.len() == rows.len() * batch);
+    // SAFETY: forwarded contract.
+    unsafe {
+        if batch == 1 {
+            spmv_rows::<S, I>(w, rows, bias, x, y, relu)
+        } else {
+            spmm_rows_batch::<S, I>(w, rows, bias, x, y, batch, relu)
+        }
+    }
+}
 
 /// Rows `rows` of `act(bias + W x)` for a batch of more than one example.
 ///
 /// # Safety
-/// As the entry points' `spmm_rows`.
+/// As [`spmm_rows`].
 #[inline(always)]
-unsafe fn spmm_rows<S: Simd, I: ColIndex>(
+unsafe fn spmm_rows_batch<S: Simd, I: ColIndex>(
     w: CsrRef<I>,
     rows: Range<usize>,
     bias: Option<&[f32]>,
@@ -252,15 +235,17 @@ unsafe fn spmv_rows_by<I: ColIndex>(
     }
 }
 
-/// Batch 1 with scalar fused multiply-adds ([`scalar_row`]). On Zen 3 this beats an 8-lane
-/// gather (one element per cycle) because each product needs only three loads (index,
-/// value, `x`) and the core issues three per cycle.
+/// Batch 1. With AVX2, scalar fused multiply-adds ([`scalar_row`]): on Zen 3 they beat an
+/// 8-lane gather (one element per cycle) because each product needs only three loads (index,
+/// value, `x`) and the core issues three per cycle. With AVX-512, rows of [`GATHER_MIN`]
+/// nonzeros or more gather 16 inputs at a time ([`gather_row`]); shorter rows, and columns
+/// past the gather's i32 offsets, stay scalar.
 ///
 /// # Safety
-/// FMA available; `w` validated; `x.len() == w.cols()`, `y.len() == rows.len()`, `rows`
-/// within `w`.
+/// `S`'s instruction set (with FMA) available; `w` validated; `x.len() == w.cols()`,
+/// `y.len() == rows.len()`, `rows` within `w`.
 #[inline(always)]
-unsafe fn spmv_rows_scalar<I: ColIndex>(
+unsafe fn spmv_rows<S: Simd, I: ColIndex>(
     w: CsrRef<I>,
     rows: Range<usize>,
     bias: Option<&[f32]>,
@@ -268,8 +253,18 @@ unsafe fn spmv_rows_scalar<I: ColIndex>(
     y: &mut [f32],
     relu: bool,
 ) {
-    // SAFETY: the caller's contract; each range is one row's nonzeros.
-    unsafe { spmv_rows_by(w, rows, bias, y, relu, |range| scalar_row(w, range, x)) }
+    let gathers = S::LANES == 16 && w.cols() <= i32::MAX as usize;
+    // SAFETY: the caller's contract; each range is one row's nonzeros; gathers only with
+    // 16-lane registers, that is with AVX-512.
+    let row_sum = |range: Range<usize>| unsafe {
+        if gathers && range.len() >= GATHER_MIN {
+            gather_row(w, range, x)
+        } else {
+            scalar_row(w, range, x)
+        }
+    };
+    // SAFETY: the caller's contract.
+    unsafe { spmv_rows_by(w, rows, bias, y, relu, row_sum) }
 }
 
 /// The sum of `W[r, k] x[k]` over the nonzeros `range` of one row, in 4 running sums.
@@ -300,31 +295,22 @@ unsafe fn scalar_row<I: ColIndex>(w: CsrRef<I>, range: Range<usize>, x: &[f32]) 
     sum
 }
 
-/// Rows with fewer nonzeros than this take [`scalar_row`] in [`spmv_rows_gather`].
+/// Rows with fewer nonzeros than this take [`scalar_row`] in [`spmv_rows`] on AVX-512: for
+/// them the gathers and the reduction cost more than they save (measured one thread, Intel
+/// Xeon: 300 x 784 at 3.5 %, 27 a row, 2.3 us scalar against 2.8 gathered; 1000 x 1000 at
+/// 10 %, 21.5 against 32.9 us; 4096 x 4096 at 5 %, 234 against 296 us).
 const GATHER_MIN: usize = 48;
 
-/// Batch 1 with AVX-512: 16 nonzeros of a row at a time, their inputs gathered into one
-/// register (a masked gather for the row's last `< 16`), one sum per row reduced at its end.
-/// Rows shorter than [`GATHER_MIN`] take [`scalar_row`]: for them the gathers and the
-/// reduction cost more than they save (measured one thread, Intel Xeon: 300 x 784 at 3.5 %,
-/// 27 a row, 2.3 us scalar against 2.8 gathered; 1000 x 1000 at 10 %, 21.5 against 32.9 us;
-/// 4096 x 4096 at 5 %, 234 against 296 us).
+/// The sum of `W[r, k] x[k]` over the nonzeros `range` of one row, 16 at a time: their
+/// inputs gathered into one register (a masked gather for the row's last `< 16`), one
+/// register of sums reduced at the end.
 ///
 /// # Safety
-/// AVX-512 F, BW and VL available; as [`spmv_rows_scalar`] otherwise.
-#[cfg(target_arch = "x86_64")]
+/// AVX-512 F, BW and VL available; `range` within `w`'s nonzeros, `x.len() == w.cols()`,
+/// `w.cols() <= i32::MAX`.
 #[inline(always)]
-unsafe fn spmv_rows_gather<I: ColIndex>(
-    w: CsrRef<I>,
-    rows: Range<usize>,
-    bias: Option<&[f32]>,
-    x: &[f32],
-    y: &mut [f32],
-    relu: bool,
-) {
+unsafe fn gather_row<I: ColIndex>(w: CsrRef<I>, range: Range<usize>, x: &[f32]) -> f32 {
     use std::arch::x86_64::*;
-    // The gather's offsets are i32: columns past them take the scalar loop.
-    let gathers = w.cols() <= i32::MAX as usize;
     /// Column indices `p[..16]` (only the lanes of `m`) as i32 offsets.
     #[inline(always)]
     unsafe fn offsets<I: ColIndex>(p: *const I, m: __mmask16) -> __m512i {
@@ -339,13 +325,10 @@ unsafe fn spmv_rows_gather<I: ColIndex>(
         }
     }
     let (idx, val, xp) = (w.indices().as_ptr(), w.values().as_ptr(), x.as_ptr());
-    // SAFETY (all reads): each range is one row's nonzeros (below nnz); masked-off lanes are
+    // SAFETY (all reads): the range is one row's nonzeros (below nnz); masked-off lanes are
     // neither loaded nor gathered, and every gathered offset is a column index below
-    // cols = x.len().
-    let row_sum = |range: Range<usize>| unsafe {
-        if !gathers || range.len() < GATHER_MIN {
-            return scalar_row(w, range, x);
-        }
+    // cols = x.len() <= i32::MAX.
+    unsafe {
         let mut acc = _mm512_setzero_ps();
         for k in range.clone().step_by(16) {
             let left = range.end - k;
@@ -355,15 +338,14 @@ unsafe fn spmv_rows_gather<I: ColIndex>(
             acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, val.add(k)), xv, acc);
         }
         _mm512_reduce_add_ps(acc)
-    };
-    // SAFETY: the caller's contract.
-    unsafe { spmv_rows_by(w, rows, bias, y, relu, row_sum) }
+    }
 }
 
-/// Columns `cols` of `W^T x`, added into `y`.
+/// See `portable::spmm_t_cols`: columns `cols` of `W^T x`, added into `y`.
 ///
 /// # Safety
-/// As the entry points' `spmm_t_cols`.
+/// `S`'s instruction set available; `w` validated; `x.len() == w.rows() * batch`,
+/// `y.len() == cols.len() * batch`, `cols` within `w.cols()`, `batch > 0`.
 #[inline(always)]
 unsafe fn spmm_t_cols<S: Simd, I: ColIndex>(
     w: CsrRef<I>,
