@@ -129,30 +129,10 @@ unsafe fn spmm_rows<S: Simd, I: ColIndex>(
     relu: bool,
 ) {
     debug_assert!(x.len() == w.cols() * batch && y.len() == rows.len() * batch);
-    // SAFETY: forwarded contract.
-    unsafe {
-        if batch == 1 {
-            spmv_rows::<S, I>(w, rows, bias, x, y, relu)
-        } else {
-            spmm_rows_batch::<S, I>(w, rows, bias, x, y, batch, relu)
-        }
+    if batch == 1 {
+        // SAFETY: forwarded contract.
+        return unsafe { spmv_rows::<S, I>(w, rows, bias, x, y, relu) };
     }
-}
-
-/// Rows `rows` of `act(bias + W x)` for a batch of more than one example.
-///
-/// # Safety
-/// As [`spmm_rows`].
-#[inline(always)]
-unsafe fn spmm_rows_batch<S: Simd, I: ColIndex>(
-    w: CsrRef<I>,
-    rows: Range<usize>,
-    bias: Option<&[f32]>,
-    x: &[f32],
-    y: &mut [f32],
-    batch: usize,
-    relu: bool,
-) {
     for (r, yr) in rows.zip(y.chunks_exact_mut(batch)) {
         let range = w.row_range(r);
         let b = bias.map_or(0.0, |b| b[r]);
