@@ -26,6 +26,8 @@ use ticket_core::packed::filler;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// Nonzeros decoded per call of the row kernel over one tile (rows are not split).
 pub(crate) const CHUNK: usize = 512;
@@ -34,7 +36,7 @@ pub(crate) const CHUNK: usize = 512;
 /// tile's input is swept once per layer as with f32 weights.
 pub(crate) const TILED_CHUNK: usize = 8192;
 /// Entries of the row buffer past the decoded rows, which the vector decoders may write.
-const SLACK: usize = 8;
+const SLACK: usize = 16;
 
 /// Bytes of one thread's row buffer for a layer whose longest row has `longest` nonzeros,
 /// decoded `chunk` nonzeros at a time: columns and values (4 bytes each) of a chunk plus one
@@ -63,13 +65,28 @@ pub(crate) enum ValueStore {
 pub(crate) enum ColumnStore {
     U16(Slab<u16>),
     U32(Slab<u32>),
-    /// `starts[r]` is the first gap field of row `r` (derived once when the stream was
-    /// checked: `rows + 1` u32, the only array not in the file).
+    /// `starts[r]` is the first gap field of row `r`, and bit `i` of `heads` is set when
+    /// field `i` is the first of a row (both derived once when the stream was checked:
+    /// `rows + 1` u32 and one bit a field, the only arrays not in the file).
     Gaps {
         bits: u32,
         stream: Slab<u8>,
         starts: Vec<u32>,
+        heads: Vec<u8>,
     },
+}
+
+impl ColumnStore {
+    /// Gap columns from a checked stream and its row starts (`GapRows::starts`).
+    pub(crate) fn gaps(bits: u32, stream: Slab<u8>, starts: Vec<u32>) -> ColumnStore {
+        let fields = starts.last().map_or(0, |&s| s as usize);
+        // Room for the 4-byte reads of a last group of 16 fields past the end.
+        let mut heads = vec![0u8; (fields + 16) / 8 + 4];
+        for &s in &starts[..starts.len().saturating_sub(1)] {
+            heads[s as usize / 8] |= 1 << (s % 8);
+        }
+        ColumnStore::Gaps { bits, stream, starts, heads }
+    }
 }
 
 /// A validated compressed weight: every codebook index below the codebook's length, every
@@ -249,7 +266,7 @@ macro_rules! with_streams {
                         let $c = Absolute(&i[..]);
                         $body
                     }
-                    ColumnStore::Gaps { bits, stream, starts } => {
+                    ColumnStore::Gaps { bits, stream, starts, .. } => {
                         let $c = Gaps { stream, bits: *bits, starts };
                         $body
                     }
@@ -305,7 +322,9 @@ impl CompressedWeights {
         match &self.columns {
             ColumnStore::U16(i) => i.bytes(),
             ColumnStore::U32(i) => i.bytes(),
-            ColumnStore::Gaps { stream, starts, .. } => stream.bytes() + 4 * starts.len(),
+            ColumnStore::Gaps { stream, starts, heads, .. } => {
+                stream.bytes() + 4 * starts.len() + heads.len()
+            }
         }
     }
 
@@ -383,11 +402,12 @@ impl CompressedWeights {
             buf.vals.resize(n + SLACK, 0.0);
         }
         match isa {
-            // SAFETY: AVX2 is present (Isa::detect); the loader checked the streams.
+            // SAFETY: the instruction set is present (Isa::detect; every AVX-512 CPU has
+            // AVX2); the loader checked the streams.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma | Isa::Avx512 => unsafe {
-                self.decode_avx2(indptr, start..end, buf, absolute)
-            },
+            Isa::Avx2Fma => unsafe { self.decode_vector(indptr, start..end, buf, absolute, false) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { self.decode_vector(indptr, start..end, buf, absolute, true) },
             Isa::Portable => self.decode_scalar(indptr, start..end, buf),
         }
         end
@@ -414,19 +434,23 @@ impl CompressedWeights {
         });
     }
 
-    /// [`CompressedWeights::decode_rows`] eight fields at a time (see [`avx2`]): values of
-    /// all the rows in one pass, then columns row by row.
+    /// [`CompressedWeights::decode_rows`] with vector registers: eight fields at a time
+    /// (see [`avx2`]: values of all the rows in one pass, then columns row by row), or with
+    /// `wide` sixteen (see [`avx512`]: codebook values, then the columns of all the rows in
+    /// one pass; int8 values as with AVX2).
     ///
     /// # Safety
-    /// AVX2 available; `buf.cols` and `buf.vals` hold the rows' nonzeros plus [`SLACK`].
+    /// AVX2 available, and AVX-512 F and BW when `wide`; `buf.cols` and `buf.vals` hold the
+    /// rows' nonzeros plus [`SLACK`].
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn decode_avx2(
+    unsafe fn decode_vector(
         &self,
         indptr: &[u32],
         rows: Range<usize>,
         buf: &mut RowBuffer,
         absolute: bool,
+        wide: bool,
     ) {
         let base = indptr[rows.start] as usize;
         let n = indptr[rows.end] as usize - base;
@@ -444,6 +468,9 @@ impl CompressedWeights {
                         avx2::int8_values(q, k.start, k.end, scales[r], out);
                     }
                 }
+                ValueStore::Codebook { bits, codes, table } if wide => {
+                    avx512::codebook_values(codes, *bits, table, base, n, vals)
+                }
                 ValueStore::Codebook { bits, codes, table } => {
                     avx2::codebook_values(codes, *bits, table, base, n, vals)
                 }
@@ -454,7 +481,13 @@ impl CompressedWeights {
                     cols[..n].iter_mut().zip(&i[base..base + n]).for_each(|(c, &i)| *c = i as u32)
                 }
                 ColumnStore::U32(i) => cols[..n].copy_from_slice(&i[base..base + n]),
-                ColumnStore::Gaps { bits, stream, starts } => {
+                ColumnStore::Gaps { bits, stream, starts, heads } if wide => {
+                    let first = starts[rows.start] as usize;
+                    let fields = starts[rows.end] as usize - first;
+                    let entries = avx512::gap_columns(stream, *bits, heads, first, fields, cols);
+                    debug_assert_eq!(entries, n);
+                }
+                ColumnStore::Gaps { bits, stream, starts, .. } => {
                     for r in rows {
                         let (first, fields) =
                             (starts[r] as usize, (starts[r + 1] - starts[r]) as usize);

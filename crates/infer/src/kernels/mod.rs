@@ -210,7 +210,7 @@ pub(crate) enum Isa {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
-    /// AVX-512 F, BW and VL (every AVX-512 CPU since Skylake-SP has all three). Kernels
+    /// AVX-512 F, BW and VL, and POPCNT (every AVX-512 CPU since Skylake-SP has them). Kernels
     /// without an AVX-512 variant run their AVX2 one, which these CPUs also have.
     #[cfg(target_arch = "x86_64")]
     Avx512,
@@ -238,7 +238,8 @@ impl Isa {
             let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
             let avx512 = is_x86_feature_detected!("avx512f")
                 && is_x86_feature_detected!("avx512bw")
-                && is_x86_feature_detected!("avx512vl");
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("popcnt");
             if avx2 && avx512 {
                 return Isa::Avx512;
             }

@@ -62,7 +62,7 @@ impl Loader<'_, '_> {
                 let stream: Slab<u8> = Slab::from_file(self.map, view.data());
                 let gaps = GapRows::check(shape.rows, shape.cols, indptr, &stream, bits)
                     .map_err(|p| self.error(format!("layer {name}: {p}")))?;
-                Ok(ColumnStore::Gaps { bits, stream, starts: gaps.starts })
+                Ok(ColumnStore::gaps(bits, stream, gaps.starts))
             }
             (IndexCodec::Absolute, Dtype::U16) => {
                 Ok(ColumnStore::U16(self.structure(weighted, indptr, view.data())?))

@@ -65,7 +65,7 @@ pub(super) struct Unpack {
 /// The byte shuffle and the lane shifts of [`Unpack`] for every width (`bits - 1`) and bit
 /// offset: lane `i` takes the four bytes from the one holding bit `offset + i * bits`
 /// (at most bit 63: byte 7, so the last byte read is 10 of 16) and shifts the field down.
-const UNPACK: [[([u8; 32], [i32; LANES]); 8]; 8] = {
+pub(super) const UNPACK: [[([u8; 32], [i32; LANES]); 8]; 8] = {
     let mut table = [[([0u8; 32], [0i32; LANES]); 8]; 8];
     let mut bits = 1;
     while bits <= 8 {

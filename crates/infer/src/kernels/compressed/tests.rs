@@ -48,10 +48,7 @@ pub(crate) fn layouts(
         for bits in 3..=8 {
             let stream = pack(&encode_gaps(&w.indptr, &w.indices, bits), bits);
             let starts = GapRows::check(w.rows, w.cols, &w.indptr, &stream, bits).unwrap().starts;
-            columns.push((
-                format!("gap{bits}"),
-                ColumnStore::Gaps { bits, stream: stream.into(), starts },
-            ));
+            columns.push((format!("gap{bits}"), ColumnStore::gaps(bits, stream.into(), starts)));
         }
         for (name, columns) in columns {
             let values = match &values {
