@@ -25,16 +25,22 @@ use crate::csr::{ColIndex, CsrRef};
 /// The weights a zero-skipping product may meet, relative to the CSR product's, and still be
 /// chosen: scattering into `y` costs a load and a store per weight where the CSR product
 /// keeps its sums in registers, and listing the nonzero inputs costs a pass over `x`.
-/// Measured on Zen 3 (busy machine) with the first LeNet-300-100 layer at 3.5 % density and
-/// Fashion-MNIST images: 3.3 ns per weight met against 1.4 ns for the CSR product, so the
+/// Measured on Zen 3 (AVX2, busy machine) with the first LeNet-300-100 layer at 3.5 % density
+/// and Fashion-MNIST images: 3.3 ns per weight met against 1.4 ns for the CSR product, so the
 /// copy pays when it skips more than about 60 % of the weights (MNIST-like inputs, 80 %
 /// zeros), not at Fashion-MNIST's 50 %. `ticket infer --bench` reports the batch-1 latency
 /// with and without skipping, and `examples/csc_ab.rs` times both paths, which is how to
-/// check it on another machine. On an Intel Xeon (AVX-512) the copy paid only from about
-/// 75-80 % zeros (300 x 784 at 3.5 %: 2.20 us CSR, 2.60 / 2.27 / 1.78 us at 60 / 70 / 80 %
-/// zeros; 100 x 300: 0.41 against 0.57 / 0.50 / 0.40 us), so there this value picks it too
-/// early, for inputs with 60-75 % zeros.
+/// check it on another machine.
 const COST_VS_CSR: f32 = 0.4;
+/// [`COST_VS_CSR`] on CPUs with AVX-512, whose CSR batch-1 kernel gains more on the scatter:
+/// on both measured the copy paid only from about 75-80 % zeros (`examples/csc_ab.rs`,
+/// 300 x 784 at 3.5 %: Intel Xeon 2.20 us CSR against 2.60 / 2.27 / 1.78 us at 60 / 70 / 80 %
+/// zeros; AMD EPYC Zen 5 about 2.0 us against 3.27 / 2.77 / 1.75; 100 x 300: Intel 0.41
+/// against 0.57 / 0.50 / 0.40, AMD 0.50 against 0.77 / 0.64 / 0.57), so 0.4 chose it too
+/// early there: Fashion-MNIST's images ran 3.48 against 3.05 us with skipping off (Intel),
+/// 2.98 against 2.72 (AMD). The instruction set stands in for the core; it is known before
+/// anything runs and so keeps the choice the same from run to run.
+const COST_VS_CSR_AVX512: f32 = 0.2;
 /// Every how many inputs [`ColumnCopy::may_pay`] looks at one (7 is prime to an image
 /// row's 28 pixels, so the sample does not run down a few columns of the image).
 const SAMPLE_STRIDE: usize = 7;
@@ -190,7 +196,12 @@ impl ColumnCopy {
 
 /// The most weights a zero-skipping product may meet, in a layer of `nnz`, and still be chosen.
 fn limit(nnz: usize, csr_threads: usize) -> f32 {
-    COST_VS_CSR * nnz as f32 / csr_threads.max(1) as f32
+    let cost = match Isa::detect() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => COST_VS_CSR_AVX512,
+        _ => COST_VS_CSR,
+    };
+    cost * nnz as f32 / csr_threads.max(1) as f32
 }
 
 #[cfg(test)]
@@ -291,9 +302,13 @@ mod tests {
         assert_eq!(y, [2.5, 18.0]);
         assert_eq!(copy.nonzero_columns(&[0.0, 0.0, 0.0], &mut list), 0);
         assert!(list.is_empty());
-        // The limit is 0.4 of the 4 weights, over the CSR product's threads.
-        assert!(copy.pays(0, 1) && copy.pays(1, 1) && !copy.pays(2, 1) && !copy.pays(1, 2));
+        // The limit is 0.4 of the 4 weights (0.2 with AVX-512), over the CSR product's threads.
+        let avx512 = cfg!(target_arch = "x86_64") && Isa::detect().lanes() == 16;
+        assert!(copy.pays(0, 1) && copy.pays(1, 1) != avx512);
+        assert!(!copy.pays(2, 1) && !copy.pays(1, 2));
         let may_pay = |x: &[f32]| ColumnCopy::may_pay(copy.nnz(), x, 1);
-        assert!(may_pay(&[0.0, 0.0, 1.0]) && !may_pay(&[1.0, 1.0, 1.0]));
+        // One input in three nonzero: an expected 4/3 weights met, against 1.25 x the limit.
+        assert!(may_pay(&[0.0, 0.0, 0.0]) && may_pay(&[0.0, 0.0, 1.0]) != avx512);
+        assert!(!may_pay(&[1.0, 1.0, 1.0]));
     }
 }
