@@ -204,6 +204,80 @@ impl<'a> Values for CodebookValues<'a> {
     }
 }
 
+/// How a vector decoder unpacks a register of consecutive fields, for the loop they share.
+#[cfg(target_arch = "x86_64")]
+trait Unpacker: Copy {
+    /// Fields a register holds: `LANES` fields of `bits` bits span `LANES * bits / 8` bytes.
+    const LANES: usize;
+    type Fields: Copy;
+    /// A register of `LANES` f32 values.
+    type Values: Copy;
+    /// # Safety
+    /// The decoder's instruction set available; `1 <= bits <= 8`, `offset < 8`.
+    unsafe fn new(bits: u32, offset: u32) -> Self;
+    /// Stores a whole register at `p`.
+    ///
+    /// # Safety
+    /// The decoder's instruction set available; `LANES` floats from `p` writable.
+    unsafe fn store(p: *mut f32, v: Self::Values);
+    /// The `LANES` fields whose bytes start at `bytes[byte]` (zeros past the end of `bytes`).
+    ///
+    /// # Safety
+    /// The decoder's instruction set available.
+    unsafe fn fields(&self, bytes: &[u8], byte: usize) -> Self::Fields;
+}
+
+/// Calls `f(fields, k, valid)` for the registers of fields `first..first + n` of a stream of
+/// `bits`-bit fields, in order: `k` is the register's first field counted from `first`,
+/// `valid` how many of its lanes are in the range (`LANES` but in the last).
+///
+/// # Safety
+/// `U`'s instruction set available; `1 <= bits <= 8`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn each_register<U: Unpacker>(
+    bytes: &[u8],
+    bits: u32,
+    (first, n): (usize, usize),
+    mut f: impl FnMut(U::Fields, usize, usize),
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let unpack = U::new(bits, (first * bits as usize % 8) as u32);
+        let mut byte = first * bits as usize / 8;
+        let mut k = 0;
+        while k < n {
+            f(unpack.fields(bytes, byte), k, (n - k).min(U::LANES));
+            byte += U::LANES / 8 * bits as usize;
+            k += U::LANES;
+        }
+    }
+}
+
+/// Values `first..first + n` of `book`'s stream into `out[..n]`, each register of codes
+/// turned into centroids by `lookup` (whole registers are stored).
+///
+/// # Safety
+/// `U`'s instruction set available; every field of the range is in the stream (checked by
+/// the loader); `lookup` sound for any codes below `2^bits`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn lookup_values<U: Unpacker>(
+    book: CodebookValues,
+    (first, n): (usize, usize),
+    out: &mut [f32],
+    lookup: impl Fn(U::Fields) -> U::Values,
+) {
+    assert!(out.len() >= n.next_multiple_of(U::LANES), "codebook values: out too short");
+    // SAFETY: the caller's contract; each store of LANES floats starts below n, and out
+    // holds n rounded up to LANES.
+    unsafe {
+        each_register::<U>(book.codes, book.bits, (first, n), |codes, k, _| {
+            U::store(out.as_mut_ptr().add(k), lookup(codes))
+        })
+    }
+}
+
 /// Calls `f(column, real)` for each entry of row `r`, in order: `real` is 1 for a nonzero at
 /// `column` and 0 for a gap filler (whose `column` means nothing). Gap rows are decoded
 /// without branches, since fillers fall at random and a mispredicted branch per nonzero
@@ -468,11 +542,13 @@ impl CompressedWeights {
                         avx2::int8_values(q, k.start, k.end, scales[r], out);
                     }
                 }
-                ValueStore::Codebook { bits, codes, table } if wide => {
-                    avx512::codebook_values(codes, *bits, table, base, n, vals)
-                }
                 ValueStore::Codebook { bits, codes, table } => {
-                    avx2::codebook_values(codes, *bits, table, base, n, vals)
+                    let book = CodebookValues { codes, bits: *bits, table };
+                    if wide {
+                        avx512::codebook_values(book, (base, n), vals)
+                    } else {
+                        avx2::codebook_values(book, (base, n), vals)
+                    }
                 }
             }
             match &self.columns {

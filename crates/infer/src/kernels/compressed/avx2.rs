@@ -16,6 +16,7 @@
 //! Each decoder computes what the scalar decoder does, value for value, so the products stay
 //! bit for bit those of the f32 kernels on the decoded matrix.
 
+use super::{each_register, lookup_values, CodebookValues, Unpacker};
 use std::arch::x86_64::*;
 use ticket_core::packed::filler;
 
@@ -90,14 +91,21 @@ pub(super) const UNPACK: [[([u8; 32], [i32; LANES]); 8]; 8] = {
     table
 };
 
-impl Unpack {
-    /// # Safety
-    /// AVX2 available; `1 <= bits <= 8`, `offset < 8`.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn new(bits: u32, offset: u32) -> Unpack {
+impl Unpacker for Unpack {
+    const LANES: usize = LANES;
+    type Fields = __m256i;
+    type Values = __m256;
+
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m256) {
+        // SAFETY: the trait's contract.
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+
+    #[inline(always)]
+    unsafe fn new(bits: u32, offset: u32) -> Unpack {
         let (shuffle, shift) = &UNPACK[bits as usize - 1][offset as usize];
-        // SAFETY: AVX2 available; the arrays hold 32 bytes each.
+        // SAFETY: AVX2 available (the trait's contract); the arrays hold 32 bytes each.
         unsafe {
             Unpack {
                 shuffle: _mm256_loadu_si256(shuffle.as_ptr().cast()),
@@ -107,14 +115,10 @@ impl Unpack {
         }
     }
 
-    /// The eight fields whose bytes start at `bytes[byte]` (zeros past the end of `bytes`).
-    ///
-    /// # Safety
-    /// AVX2 available.
-    #[inline]
-    #[target_feature(enable = "avx2")]
+    #[inline(always)]
     unsafe fn fields(&self, bytes: &[u8], byte: usize) -> __m256i {
-        // SAFETY: the 16 bytes loaded lie inside `bytes` or inside the local copy.
+        // SAFETY: AVX2 available; the 16 bytes loaded lie inside `bytes` or inside the local
+        // copy.
         unsafe {
             let raw = if byte + 16 <= bytes.len() {
                 _mm_loadu_si128(bytes.as_ptr().add(byte).cast())
@@ -131,68 +135,33 @@ impl Unpack {
     }
 }
 
-/// Values `first..first + n` of a stream of `bits`-bit codebook indices, looked up in
-/// `table`, into `out[..n]`.
+/// Values `first..first + n` (`range`) of `book`'s stream into `out[..n]`: up to 8 centroids in one
+/// register, 16 or 32 in two or four, more gathered from the table in memory.
 ///
 /// # Safety
 /// AVX2 available; `out.len() >= n.next_multiple_of(8)` (whole registers are stored); every
-/// field of the range is in `codes` (checked by the loader).
+/// field of the range is in the stream (checked by the loader).
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn codebook_values(
-    codes: &[u8],
-    bits: u32,
-    table: &[f32; 256],
-    first: usize,
-    n: usize,
-    out: &mut [f32],
-) {
-    assert!(out.len() >= n.next_multiple_of(LANES), "codebook_values: out too short");
-    // SAFETY: forwarded contract; the constant selects how many table registers exist.
-    unsafe {
-        match bits {
-            1..=3 => lookup_run::<1>(codes, bits, table, first, n, out),
-            4 => lookup_run::<2>(codes, bits, table, first, n, out),
-            5 => lookup_run::<4>(codes, bits, table, first, n, out),
-            _ => lookup_run::<0>(codes, bits, table, first, n, out),
-        }
-    }
-}
-
-/// [`codebook_values`] with the centroids in `REGS` registers of 8 (0: gathered from the
-/// table in memory).
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn lookup_run<const REGS: usize>(
-    codes: &[u8],
-    bits: u32,
-    table: &[f32; 256],
-    first: usize,
-    n: usize,
-    out: &mut [f32],
-) {
+pub(super) unsafe fn codebook_values(book: CodebookValues, range: (usize, usize), out: &mut [f32]) {
+    let table = book.table;
     // SAFETY: AVX2 available; the registers read table[..32]; the gather reads table at
-    // indices below 2^bits <= 256; stores stay below n rounded up to 8 <= out.len().
+    // indices below 2^bits <= 256.
     unsafe {
         let regs: [__m256; 4] =
             std::array::from_fn(|i| _mm256_loadu_ps(table.as_ptr().add(LANES * i)));
-        let unpack = Unpack::new(bits, (first * bits as usize % 8) as u32);
-        let mut byte = first * bits as usize / 8;
-        let mut k = 0;
-        while k < n {
-            let idx = unpack.fields(codes, byte);
-            let v = match REGS {
-                1 => _mm256_permutevar8x32_ps(regs[0], idx),
-                2 => pick(regs[0], regs[1], idx, 3),
-                4 => {
-                    let low = pick(regs[0], regs[1], idx, 3);
-                    let high = pick(regs[2], regs[3], idx, 3);
-                    _mm256_blendv_ps(low, high, bit_as_sign(idx, 4))
-                }
-                _ => _mm256_i32gather_ps::<4>(table.as_ptr(), idx),
-            };
-            _mm256_storeu_ps(out.as_mut_ptr().add(k), v);
-            byte += bits as usize;
-            k += LANES;
+        match book.bits {
+            1..=3 => lookup_values::<Unpack>(book, range, out, |idx| {
+                _mm256_permutevar8x32_ps(regs[0], idx)
+            }),
+            4 => lookup_values::<Unpack>(book, range, out, |idx| pick(regs[0], regs[1], idx, 3)),
+            5 => lookup_values::<Unpack>(book, range, out, |idx| {
+                let low = pick(regs[0], regs[1], idx, 3);
+                let high = pick(regs[2], regs[3], idx, 3);
+                _mm256_blendv_ps(low, high, bit_as_sign(idx, 4))
+            }),
+            _ => lookup_values::<Unpack>(book, range, out, |idx| {
+                _mm256_i32gather_ps::<4>(table.as_ptr(), idx)
+            }),
         }
     }
 }
@@ -242,16 +211,12 @@ pub(super) unsafe fn gap_columns(
     // SAFETY: AVX2 available; every store of 8 lanes starts at `written`, at most the row's
     // entries, and out has 8 more.
     unsafe {
-        let unpack = Unpack::new(bits, (first * bits as usize % 8) as u32);
         let (fill, one) = (_mm256_set1_epi32(filler(bits) as i32), _mm256_set1_epi32(1));
-        let mut byte = first * bits as usize / 8;
         // The column after the last entry decoded: a scalar, so that the only chain from one
         // group to the next is one integer add (the group's own sums do not depend on it).
         let mut next = 0i32;
-        let (mut left, mut written) = (fields, 0usize);
-        while left > 0 {
-            let valid = left.min(LANES);
-            let f = unpack.fields(stream, byte);
+        let mut written = 0usize;
+        each_register::<Unpack>(stream, bits, (first, fields), |f, _, valid| {
             let is_fill = _mm256_cmpeq_epi32(f, fill);
             // An entry moves on by field + 1, a filler by field: field + 1 + (-1 or 0).
             let step = _mm256_add_epi32(_mm256_add_epi32(f, one), is_fill);
@@ -267,9 +232,7 @@ pub(super) unsafe fn gap_columns(
             written += ENTRIES[entries as usize] as usize;
             let last = _mm256_permutevar8x32_epi32(moved, _mm256_set1_epi32(valid as i32 - 1));
             next += _mm256_cvtsi256_si32(last);
-            byte += bits as usize;
-            left -= valid;
-        }
+        });
         debug_assert!(written + LANES <= out.len());
         written
     }

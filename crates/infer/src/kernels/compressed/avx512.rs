@@ -18,6 +18,7 @@
 //! bit for bit those of the f32 kernels on the decoded matrix.
 
 use super::avx2::UNPACK;
+use super::{each_register, lookup_values, CodebookValues, Unpacker};
 use std::arch::x86_64::*;
 use ticket_core::packed::filler;
 
@@ -34,14 +35,21 @@ struct Unpack {
     bits: usize,
 }
 
-impl Unpack {
-    /// # Safety
-    /// AVX-512 F and BW available; `1 <= bits <= 8`, `offset < 8`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
+impl Unpacker for Unpack {
+    const LANES: usize = LANES;
+    type Fields = __m512i;
+    type Values = __m512;
+
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512) {
+        // SAFETY: the trait's contract.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+
+    #[inline(always)]
     unsafe fn new(bits: u32, offset: u32) -> Unpack {
         let (shuffle, shift) = &UNPACK[bits as usize - 1][offset as usize];
-        // SAFETY: AVX-512 available; the arrays hold 32 bytes each.
+        // SAFETY: AVX-512 available (the trait's contract); the arrays hold 32 bytes each.
         unsafe {
             Unpack {
                 shuffle: _mm512_broadcast_i64x4(_mm256_loadu_si256(shuffle.as_ptr().cast())),
@@ -52,13 +60,7 @@ impl Unpack {
         }
     }
 
-    /// The sixteen fields whose bytes start at `bytes[byte]` (zeros past the end of
-    /// `bytes`).
-    ///
-    /// # Safety
-    /// AVX-512 F and BW available.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline(always)]
     unsafe fn fields(&self, bytes: &[u8], byte: usize) -> __m512i {
         /// The 32 bytes from `at`, zeros past the end of `bytes` (the stream's last groups).
         #[cold]
@@ -91,82 +93,58 @@ impl Unpack {
     }
 }
 
-/// Values `first..first + n` of a stream of `bits`-bit codebook indices, looked up in
-/// `table`, into `out[..n]`.
+/// Values `first..first + n` (`range`) of `book`'s stream into `out[..n]`: up to 16 centroids in one
+/// register, more in pairs of registers ([`pairs_lookup`]).
 ///
 /// # Safety
 /// AVX-512 F and BW available; `out.len() >= n.next_multiple_of(16)` (whole registers are
-/// stored); every field of the range is in `codes` (checked by the loader).
+/// stored); every field of the range is in the stream (checked by the loader).
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(super) unsafe fn codebook_values(
-    codes: &[u8],
-    bits: u32,
-    table: &[f32; 256],
-    first: usize,
-    n: usize,
-    out: &mut [f32],
-) {
-    assert!(out.len() >= n.next_multiple_of(LANES), "codebook_values: out too short");
-    // SAFETY: forwarded contract; the constant is the number of 32-entry pairs needed.
+pub(super) unsafe fn codebook_values(book: CodebookValues, range: (usize, usize), out: &mut [f32]) {
+    let table = book.table;
+    // SAFETY: AVX-512 available; the registers read table[..256].
     unsafe {
-        match bits {
-            1..=4 => lookup_run::<0>(codes, bits, table, first, n, out),
-            5 => lookup_run::<1>(codes, bits, table, first, n, out),
-            6 => lookup_run::<2>(codes, bits, table, first, n, out),
-            7 => lookup_run::<4>(codes, bits, table, first, n, out),
-            _ => lookup_run::<8>(codes, bits, table, first, n, out),
+        let regs: [__m512; 16] =
+            std::array::from_fn(|i| _mm512_loadu_ps(table.as_ptr().add(16 * i)));
+        match book.bits {
+            1..=4 => {
+                lookup_values::<Unpack>(book, range, out, |idx| _mm512_permutexvar_ps(idx, regs[0]))
+            }
+            5 => lookup_values::<Unpack>(book, range, out, |idx| pairs_lookup::<1>(&regs, idx)),
+            6 => lookup_values::<Unpack>(book, range, out, |idx| pairs_lookup::<2>(&regs, idx)),
+            7 => lookup_values::<Unpack>(book, range, out, |idx| pairs_lookup::<4>(&regs, idx)),
+            _ => lookup_values::<Unpack>(book, range, out, |idx| pairs_lookup::<8>(&regs, idx)),
         }
     }
 }
 
-/// [`codebook_values`] with the centroids in `PAIRS` pairs of registers (0: one register).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn lookup_run<const PAIRS: usize>(
-    codes: &[u8],
-    bits: u32,
-    table: &[f32; 256],
-    first: usize,
-    n: usize,
-    out: &mut [f32],
-) {
-    // SAFETY: AVX-512 available; the registers read table[..256]; stores stay below n
-    // rounded up to 16 <= out.len().
+/// The centroids of codes `idx` from the first `2 * PAIRS` registers of the table: each
+/// pair covers 32 centroids (code bits 0-4); code bits 5, 6, 7 then pick among the pairs,
+/// halving their number at each bit.
+///
+/// # Safety
+/// AVX-512 F available.
+#[inline(always)]
+unsafe fn pairs_lookup<const PAIRS: usize>(regs: &[__m512; 16], idx: __m512i) -> __m512 {
+    // SAFETY: AVX-512 F (the caller's contract).
     unsafe {
-        let regs: [__m512; 16] =
-            std::array::from_fn(|i| _mm512_loadu_ps(table.as_ptr().add(16 * i)));
-        let unpack = Unpack::new(bits, (first * bits as usize % 8) as u32);
-        let mut byte = first * bits as usize / 8;
-        let mut k = 0;
-        while k < n {
-            let idx = unpack.fields(codes, byte);
-            let v = if PAIRS == 0 {
-                _mm512_permutexvar_ps(idx, regs[0])
+        let mut picked: [__m512; 8] = std::array::from_fn(|p| {
+            if p < PAIRS {
+                _mm512_permutex2var_ps(regs[2 * p], idx, regs[2 * p + 1])
             } else {
-                // Each pair covers 32 centroids (index bits 0-4); index bits 5, 6, 7 then
-                // pick among the pairs, halving their number at each bit.
-                let mut picked: [__m512; 8] = std::array::from_fn(|p| {
-                    if p < PAIRS {
-                        _mm512_permutex2var_ps(regs[2 * p], idx, regs[2 * p + 1])
-                    } else {
-                        _mm512_setzero_ps()
-                    }
-                });
-                let (mut live, mut bit) = (PAIRS, 32);
-                while live > 1 {
-                    let high = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(bit));
-                    for p in 0..live / 2 {
-                        picked[p] = _mm512_mask_blend_ps(high, picked[2 * p], picked[2 * p + 1]);
-                    }
-                    live /= 2;
-                    bit *= 2;
-                }
-                picked[0]
-            };
-            _mm512_storeu_ps(out.as_mut_ptr().add(k), v);
-            byte += 2 * bits as usize;
-            k += LANES;
+                _mm512_setzero_ps()
+            }
+        });
+        let (mut live, mut bit) = (PAIRS, 32);
+        while live > 1 {
+            let high = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(bit));
+            for p in 0..live / 2 {
+                picked[p] = _mm512_mask_blend_ps(high, picked[2 * p], picked[2 * p + 1]);
+            }
+            live /= 2;
+            bit *= 2;
         }
+        picked[0]
     }
 }
 
@@ -199,17 +177,12 @@ pub(super) unsafe fn gap_columns(
     // every store of 16 lanes starts at `written`, at most the rows' entries, and out has
     // 16 more.
     unsafe {
-        let unpack = Unpack::new(bits, (first * bits as usize % 8) as u32);
         let (fill, one, zero) =
             (_mm512_set1_epi32(filler(bits) as i32), _mm512_set1_epi32(1), _mm512_setzero_si512());
-        let mut byte = first * bits as usize / 8;
         // The running column after the previous group's last lane, in every lane.
         let mut carry = zero;
         let mut written = 0usize;
-        let mut g = 0;
-        while g < fields {
-            let valid = (fields - g).min(LANES);
-            let f = unpack.fields(stream, byte);
+        each_register::<Unpack>(stream, bits, (first, fields), |f, g, valid| {
             let is_fill = _mm512_cmpeq_epi32_mask(f, fill);
             // An entry moves on by field + 1, a filler by field.
             let mut sums = _mm512_mask_mov_epi32(_mm512_add_epi32(f, one), is_fill, f);
@@ -235,9 +208,7 @@ pub(super) unsafe fn gap_columns(
             let cols = _mm512_maskz_compress_epi32(entries, _mm512_sub_epi32(sums, one));
             _mm512_storeu_si512(out.as_mut_ptr().add(written).cast(), cols);
             written += entries.count_ones() as usize;
-            byte += 2 * bits as usize;
-            g += LANES;
-        }
+        });
         debug_assert!(written + LANES <= out.len());
         written
     }
