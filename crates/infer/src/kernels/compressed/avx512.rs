@@ -10,9 +10,10 @@
 //! - Gap columns: each row restarts its running column, so the fields of many rows are
 //!   summed in one segmented prefix sum whose segment heads come from a bitmap of row starts
 //!   ([`super::ColumnStore::Gaps`]'s `heads`); fillers are squeezed out with `vpcompressd`.
-//!   The AVX2 decoder walks row by row instead, and at LeNet's 3 to 26 nonzeros a row the
-//!   exit of each row's loop, taken after a different count every row, cost more than the
-//!   decoding.
+//!   The AVX2 decoder walks row by row instead, a loop that ends after a different count in
+//!   every row (LeNet-300-100's first layer at 2.87 %, 11,003 5-bit fields, one thread on
+//!   an AMD EPYC Zen 5: 3.9 us row by row in AVX2 registers, 3.0 us here, about 17 cycles
+//!   for each group of 16 fields).
 //!
 //! Each decoder computes what the scalar decoder does, value for value, so the products stay
 //! bit for bit those of the f32 kernels on the decoded matrix.
