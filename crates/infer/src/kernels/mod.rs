@@ -287,8 +287,7 @@ impl Isa {
                 // from Rust 1.94 on, unsafe before).
                 #[allow(unused_unsafe)]
                 let id = unsafe { std::arch::x86_64::__cpuid(0) };
-                (id.ebx, id.edx, id.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e)
-                // "GenuineIntel"
+                [id.ebx, id.edx, id.ecx].map(u32::to_le_bytes).concat() == b"GenuineIntel"
             });
         }
         false
