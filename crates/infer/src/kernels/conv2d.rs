@@ -81,7 +81,8 @@ impl<'a, I: ColIndex> Conv2d<'a, I> {
             return;
         }
         match isa {
-            Isa::Portable => direct(self, x, y, batch, act, super::portable::axpy),
+            // SAFETY: plain Rust.
+            Isa::Portable => unsafe { direct::<I, Scalar>(self, x, y, batch, act) },
             // SAFETY: AVX2 and FMA are present (Isa::detect).
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => unsafe { super::vector::conv2d_direct::avx2(self, x, y, batch, act) },
@@ -91,17 +92,38 @@ impl<'a, I: ColIndex> Conv2d<'a, I> {
     }
 }
 
-/// The loop over output channels and their nonzeros, with `axpy(v, x, y)` doing
-/// `y += v * x` on equally long slices. Inlined into each instruction set's caller so that
-/// its `axpy` is inlined too.
+/// `y += v * x` on equally long slices: the step of [`direct`], one per instruction set.
+/// A trait and not a closure: a closure (or a function called through `FnMut`) is compiled
+/// as a function of its own, without the target features of the kernel it runs in, and its
+/// intrinsics were calls instead of instructions.
+pub(super) trait Axpy {
+    /// # Safety
+    /// The implementation's instruction set available.
+    unsafe fn axpy(v: f32, x: &[f32], y: &mut [f32]);
+}
+
+/// [`Axpy`] in plain Rust.
+struct Scalar;
+
+impl Axpy for Scalar {
+    #[inline(always)]
+    unsafe fn axpy(v: f32, x: &[f32], y: &mut [f32]) {
+        super::portable::axpy(v, x, y)
+    }
+}
+
+/// The loop over output channels and their nonzeros, each doing `A::axpy` along output
+/// rows. Inlined into each instruction set's caller so that its `axpy` is inlined too.
+///
+/// # Safety
+/// `A`'s instruction set available.
 #[inline(always)]
-pub(super) fn direct<I: ColIndex>(
+pub(super) unsafe fn direct<I: ColIndex, A: Axpy>(
     conv: &Conv2d<I>,
     x: &[f32],
     y: &mut [f32],
     batch: usize,
     act: Activation,
-    mut axpy: impl FnMut(f32, &[f32], &mut [f32]),
 ) {
     let Conv2d { w, bias, input, window, output } = *conv;
     let [kh, kw] = window.kernel;
@@ -129,11 +151,15 @@ pub(super) fn direct<I: ColIndex>(
                 if sw == 1 {
                     let n = cols.len() * batch;
                     let from = (cols.start + j - pw) * batch;
-                    axpy(v, &xr[from..from + n], &mut yr[cols.start * batch..][..n]);
+                    // SAFETY: the caller's contract.
+                    unsafe { A::axpy(v, &xr[from..from + n], &mut yr[cols.start * batch..][..n]) };
                 } else {
                     for ow in cols.clone() {
                         let from = (ow * sw + j - pw) * batch;
-                        axpy(v, &xr[from..from + batch], &mut yr[ow * batch..][..batch]);
+                        // SAFETY: the caller's contract.
+                        unsafe {
+                            A::axpy(v, &xr[from..from + batch], &mut yr[ow * batch..][..batch])
+                        };
                     }
                 }
             }

@@ -146,7 +146,12 @@ mod vector {
                         *a = S::fmadd(S::load(x.add(j)), S::load(y.add(j)), *a);
                     }
                 }
-                let mut acc8 = acc.map(|a| S::fold_to_8(a));
+                // Not `acc.map`: its closure, compiled outside this function's target
+                // features, would call the intrinsics instead of inlining them.
+                let mut acc8 = [_mm256_setzero_ps(); 4];
+                for (a8, &a) in acc8.iter_mut().zip(&acc) {
+                    *a8 = S::fold_to_8(a);
+                }
                 for j in (wide..narrow).step_by(8) {
                     for (a, (x, y)) in acc8.iter_mut().zip(&ops) {
                         *a = Avx2::fmadd(Avx2::load(x.add(j)), Avx2::load(y.add(j)), *a);

@@ -110,7 +110,8 @@ unsafe fn conv2d_direct<S: Simd, I: ColIndex>(
     act: Activation,
 ) {
     // SAFETY: the instruction set is available (this function's contract).
-    conv2d::direct(conv, x, y, batch, act, |v, x, y| unsafe { axpy::<S>(v, x, y) });
+    // SAFETY: the instruction set is available (this function's contract).
+    unsafe { conv2d::direct::<I, S>(conv, x, y, batch, act) }
 }
 
 /// See `portable::spmm_rows`: rows `rows` of `act(bias + W x)`.
@@ -402,6 +403,14 @@ unsafe fn scatter_block<S: Simd, const N: usize, I: ColIndex>(
 /// `y += v * x` over two slices of equal length, 4 registers per step, then 1, then a
 /// masked rest.
 ///
+impl<S: Simd> conv2d::Axpy for S {
+    #[inline(always)]
+    unsafe fn axpy(v: f32, x: &[f32], y: &mut [f32]) {
+        // SAFETY: the trait's contract.
+        unsafe { axpy::<S>(v, x, y) }
+    }
+}
+
 /// # Safety
 /// The instruction set available.
 #[inline(always)]
