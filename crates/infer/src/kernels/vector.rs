@@ -110,7 +110,6 @@ unsafe fn conv2d_direct<S: Simd, I: ColIndex>(
     act: Activation,
 ) {
     // SAFETY: the instruction set is available (this function's contract).
-    // SAFETY: the instruction set is available (this function's contract).
     unsafe { conv2d::direct::<I, S>(conv, x, y, batch, act) }
 }
 
@@ -400,9 +399,6 @@ unsafe fn scatter_block<S: Simd, const N: usize, I: ColIndex>(
     }
 }
 
-/// `y += v * x` over two slices of equal length, 4 registers per step, then 1, then a
-/// masked rest.
-///
 impl<S: Simd> conv2d::Axpy for S {
     #[inline(always)]
     unsafe fn axpy(v: f32, x: &[f32], y: &mut [f32]) {
@@ -411,6 +407,9 @@ impl<S: Simd> conv2d::Axpy for S {
     }
 }
 
+/// `y += v * x` over two slices of equal length, 4 registers per step, then 1, then a
+/// masked rest.
+///
 /// # Safety
 /// The instruction set available.
 #[inline(always)]
