@@ -34,6 +34,14 @@ impl Par {
             Par::Rayon(n) => n.max(1),
         }
     }
+
+    /// The `with_min_len` that lets rayon split `items` into one piece per thread and no
+    /// further: `items / threads`. Rayon splits a piece only while both halves keep the
+    /// minimum, so the ceiling `items.div_ceil(threads)` left an odd count of tiles (157 of a
+    /// 5,000-example validation set) in one piece on one thread.
+    pub fn min_len(self, items: usize) -> usize {
+        (items / self.threads()).max(1)
+    }
 }
 
 /// Products smaller than this many multiply-adds run on one thread: a fork-join costs a few
@@ -249,6 +257,29 @@ unsafe fn gemm_block(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Rayon's pieces under `with_min_len(Par::min_len)`: one per thread for odd and even
+    /// counts (a fold keeps one accumulator per piece), where the ceiling kept odd counts whole.
+    #[test]
+    fn min_len_splits_into_one_piece_per_thread() {
+        use rayon::prelude::*;
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let pieces = |items: usize, min: usize| {
+            pool.install(|| {
+                (0..items)
+                    .into_par_iter()
+                    .with_min_len(min)
+                    .fold(|| 1usize, |a, _| a)
+                    .sum::<usize>()
+            })
+        };
+        for items in [157, 313, 2, 64] {
+            assert_eq!(pieces(items, Par::Rayon(2).min_len(items)), 2, "{items} items");
+        }
+        assert_eq!(pieces(157, 157usize.div_ceil(2)), 1, "the ceiling keeps 157 whole");
+        assert_eq!(pieces(1, Par::Rayon(2).min_len(1)), 1);
+        assert_eq!(Par::Seq.min_len(10), 10);
+    }
 
     /// The triple loop every result is checked against.
     fn naive(lhs: MatRef, rhs: MatRef) -> Vec<f32> {

@@ -19,6 +19,7 @@ use crate::optim::Optimizer;
 use rayon::prelude::*;
 use ticket_core::recipe::TrainRecipe;
 use ticket_core::{Dataset, Network, Par};
+use ticket_infer::aligned::AlignedVec;
 use ticket_infer::kernels::{sddmm, spmm, spmm_transposed};
 use ticket_infer::model::TILE;
 use ticket_infer::transpose::transpose;
@@ -74,8 +75,10 @@ struct EvalLayout {
     /// Example ranges of the tiles; none holds a single example (batch 1 would sum in
     /// another order).
     tiles: Vec<std::ops::Range<usize>>,
-    /// The tiles' inputs, one after the other.
-    x: Vec<f32>,
+    /// The tiles' inputs, one after the other, from a cache line (each tile starts on one:
+    /// 784 x 32 floats): a 16-byte-aligned `Vec` made every AVX-512 load of the first layer
+    /// straddle two lines, and evaluation 2x slower (LeNet-300-100 at 41 %, AMD EPYC Zen 4).
+    x: AlignedVec,
 }
 
 impl EvalLayout {
@@ -98,7 +101,8 @@ impl EvalLayout {
             tiles.last_mut().expect("more than one tile").end = n;
         }
         let f = data.features;
-        let mut x = vec![0.0; n * f];
+        let mut x = AlignedVec::default();
+        x.resize(n * f);
         for t in &tiles {
             let images = &data.images[t.start * f..t.end * f];
             transpose(images, t.len(), f, &mut x[t.start * f..t.end * f]);
@@ -110,7 +114,7 @@ impl EvalLayout {
 /// The activations of one tile's forward pass, per thread.
 #[derive(Default)]
 struct TileBuffers {
-    ping_pong: [Vec<f32>; 2],
+    ping_pong: [AlignedVec; 2],
     logits: Vec<f32>,
 }
 
@@ -282,11 +286,10 @@ impl Engine for SparseEngine {
             let mut buffers = TileBuffers::default();
             layout.tiles.iter().map(|t| run(&mut buffers, t)).collect()
         } else {
-            let per_thread = layout.tiles.len().div_ceil(threads);
             layout
                 .tiles
                 .par_iter()
-                .with_min_len(per_thread)
+                .with_min_len(Par::Rayon(threads).min_len(layout.tiles.len()))
                 .map_init(TileBuffers::default, run)
                 .collect()
         };
@@ -312,17 +315,17 @@ impl Engine for SparseEngine {
 fn eval_tile(layers: &[Layer], x: &[f32], labels: &[u8], buffers: &mut TileBuffers) -> LossStats {
     let n = labels.len();
     let last = layers.len() - 1;
+    let warm: f32 = x.iter().step_by(16).sum();
+    std::hint::black_box(warm);
     let [a, b] = &mut buffers.ping_pong;
     for (l, layer) in layers.iter().enumerate() {
         let rows = layer.pattern.rows();
-        let (input, output): (&[f32], &mut Vec<f32>) = match l {
+        let (input, output): (&[f32], &mut AlignedVec) = match l {
             0 => (x, &mut *a),
             _ if l % 2 == 1 => (&a[..layer.pattern.cols() * n], &mut *b),
             _ => (&b[..layer.pattern.cols() * n], &mut *a),
         };
-        if output.len() < rows * n {
-            output.resize(rows * n, 0.0);
-        }
+        output.grow(rows * n);
         let act = if l < last { Activation::Relu } else { Activation::Identity };
         let w = layer.pattern.with_values(&layer.values);
         spmm(w, Some(&layer.bias), input, &mut output[..rows * n], n, act, Par::Seq);

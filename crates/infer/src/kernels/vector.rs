@@ -133,54 +133,148 @@ unsafe fn spmm_rows<S: Simd, I: ColIndex>(
         // SAFETY: forwarded contract.
         return unsafe { spmv_rows::<S, I>(w, rows, bias, x, y, relu) };
     }
-    for (r, yr) in rows.zip(y.chunks_exact_mut(batch)) {
-        let range = w.row_range(r);
-        let b = bias.map_or(0.0, |b| b[r]);
+    let wide = S::wide_part(batch);
+    // Rows go in pairs: a block of up to 4 registers then runs two rows' independent chains
+    // of fused multiply-adds side by side (a tile of 32 examples is 2 AVX-512 registers, whose
+    // one chain per register would wait on the FMA latency). Each row still sums its
+    // nonzeros in order, so the results equal those of one row at a time bit for bit.
+    for (pair, ys) in y.chunks_mut(2 * batch).enumerate() {
+        let r = rows.start + 2 * pair;
+        let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
+        let out = ys.as_mut_ptr();
         // SAFETY: every column index c < cols, so x[c * batch + j ..] plus the lanes read
-        // stays below cols * batch = x.len(); the lanes written lie inside yr (batch entries).
-        let wide = S::wide_part(batch);
-        for_each_block!(S, 0, wide, |j, N, lanes| {
-            unsafe { row_block::<S, N, I>(w, range.clone(), x, batch, j, lanes, b, relu, yr) };
-        });
-        for_each_block!(S::Narrow, wide, batch, |j, N, lanes| {
-            unsafe {
-                row_block::<S::Narrow, N, I>(w, range.clone(), x, batch, j, lanes, b, relu, yr)
-            };
-        });
+        // stays below cols * batch = x.len(); the lanes written lie inside the batch entries
+        // of the row's output, inside ys.
+        if ys.len() == 2 * batch {
+            let ranges = [w.row_range(r), w.row_range(r + 1)];
+            let b = [bias_of(r), bias_of(r + 1)];
+            // SAFETY: as above; the second row's output starts batch entries into ys.
+            let outs = [out, unsafe { out.add(batch) }];
+            for_each_block!(S, 0, wide, |j, N, lanes| {
+                unsafe { row_blocks::<S, N, I, _>(w, &ranges, x, batch, j, lanes, &b, relu, outs) };
+            });
+            for_each_block!(S::Narrow, wide, batch, |j, N, lanes| {
+                unsafe {
+                    row_blocks::<S::Narrow, N, I, _>(w, &ranges, x, batch, j, lanes, &b, relu, outs)
+                };
+            });
+        } else {
+            let (ranges, b) = ([w.row_range(r)], [bias_of(r)]);
+            for_each_block!(S, 0, wide, |j, N, lanes| {
+                unsafe {
+                    row_blocks::<S, N, I, _>(w, &ranges, x, batch, j, lanes, &b, relu, [out])
+                };
+            });
+            for_each_block!(S::Narrow, wide, batch, |j, N, lanes| {
+                unsafe {
+                    row_blocks::<S::Narrow, N, I, _>(
+                        w,
+                        &ranges,
+                        x,
+                        batch,
+                        j,
+                        lanes,
+                        &b,
+                        relu,
+                        [out],
+                    )
+                };
+            });
+        }
     }
 }
 
-/// Examples `j..j + LANES * N` of one row (only the lanes `lanes` selects).
+/// Examples `j..j + LANES * N` (only the lanes `lanes` selects) of one or two rows (their
+/// nonzeros `ranges`, outputs `outs`). Two rows of up to 4 registers each are interleaved over
+/// their common length, then each finishes alone; wider blocks already keep enough chains in
+/// flight and go one row after the other (16 accumulators would not fit AVX2's registers).
+///
+/// # Safety
+/// As [`spmm_rows`]; each range one row's nonzeros, each output the row's `batch` entries.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn row_block<S: Simd, const N: usize, I: ColIndex>(
+unsafe fn row_blocks<S: Simd, const N: usize, I: ColIndex, const R: usize>(
     w: CsrRef<I>,
-    range: Range<usize>,
+    ranges: &[Range<usize>; R],
     x: &[f32],
     batch: usize,
     j: usize,
     lanes: Lanes<S>,
-    bias: f32,
+    bias: &[f32; R],
     relu: bool,
-    yr: &mut [f32],
+    outs: [*mut f32; R],
 ) {
-    let (idx, val, xp) = (w.indices().as_ptr(), w.values().as_ptr(), x.as_ptr());
+    let xj = &x[j..];
     // SAFETY (all): the instruction set is available; k < nnz (validated indptr); the column
     // index c < cols and the selected lanes of the N registers from x[c * batch + j] lie
-    // inside x; the selected lanes of yr[j + LANES * n ..] lie inside yr.
+    // inside x; the selected lanes of out[j + LANES * n ..] lie inside the row's output.
     unsafe {
-        let mut acc = [S::splat(bias); N];
-        for k in range {
-            let v = S::splat(*val.add(k));
-            let xr = xp.add((*idx.add(k)).to_usize() * batch + j);
-            for (n, a) in acc.iter_mut().enumerate() {
-                *a = S::fmadd(v, lanes.load(xr.add(n * S::LANES)), *a);
+        if R == 2 && N <= 4 {
+            let mut acc = [[S::splat(bias[0]); N], [S::splat(bias[R - 1]); N]];
+            let common = ranges[0].len().min(ranges[R - 1].len());
+            for k in 0..common {
+                add_nonzero(w, ranges[0].start + k, xj, batch, lanes, &mut acc[0]);
+                add_nonzero(w, ranges[R - 1].start + k, xj, batch, lanes, &mut acc[1]);
+            }
+            for (range, a) in [&ranges[0], &ranges[R - 1]].into_iter().zip(&mut acc) {
+                for k in range.start + common..range.end {
+                    add_nonzero(w, k, xj, batch, lanes, a);
+                }
+            }
+            store_block::<S, N>(&acc[0], lanes, relu, outs[0].add(j));
+            store_block::<S, N>(&acc[1], lanes, relu, outs[R - 1].add(j));
+        } else {
+            for ((range, &b), out) in ranges.iter().zip(bias).zip(outs) {
+                let mut acc = [S::splat(b); N];
+                for k in range.clone() {
+                    add_nonzero(w, k, xj, batch, lanes, &mut acc);
+                }
+                store_block::<S, N>(&acc, lanes, relu, out.add(j));
             }
         }
-        for (n, a) in acc.iter().enumerate() {
-            let a = if relu { S::relu(*a) } else { *a };
-            lanes.store(yr.as_mut_ptr().add(j + n * S::LANES), a);
+    }
+}
+
+/// `acc += W[., k] * x[c_k, j..]` over `N` registers: the nonzero `k`'s value times the
+/// selected lanes of its column's examples (`xj` is `x` from example `j`).
+///
+/// # Safety
+/// The instruction set available; `k < nnz`; the selected lanes of the `N` registers from
+/// `xj[c_k * batch]` readable.
+#[inline(always)]
+unsafe fn add_nonzero<S: Simd, const N: usize, I: ColIndex>(
+    w: CsrRef<I>,
+    k: usize,
+    xj: &[f32],
+    batch: usize,
+    lanes: Lanes<S>,
+    acc: &mut [S::F32; N],
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let v = S::splat(*w.values().as_ptr().add(k));
+        let xr = xj.as_ptr().add((*w.indices().as_ptr().add(k)).to_usize() * batch);
+        for (n, a) in acc.iter_mut().enumerate() {
+            *a = S::fmadd(v, lanes.load(xr.add(n * S::LANES)), *a);
         }
+    }
+}
+
+/// Stores `N` registers of sums (ReLU applied if asked) at `out`, the lanes `lanes` selects.
+///
+/// # Safety
+/// The instruction set available; the selected lanes from `out` writable.
+#[inline(always)]
+unsafe fn store_block<S: Simd, const N: usize>(
+    acc: &[S::F32; N],
+    lanes: Lanes<S>,
+    relu: bool,
+    out: *mut f32,
+) {
+    for (n, a) in acc.iter().enumerate() {
+        let a = if relu { S::relu(*a) } else { *a };
+        // SAFETY: the caller's contract.
+        unsafe { lanes.store(out.add(n * S::LANES), a) };
     }
 }
 

@@ -520,7 +520,7 @@ impl SparseModel {
         inputs
             .par_chunks(tile * features)
             .zip(out.par_chunks_mut(tile * classes))
-            .with_min_len(tiles.div_ceil(threads))
+            .with_min_len(Par::Rayon(threads).min_len(tiles))
             .for_each(|(x, o)| {
                 let mut run =
                     |s: &mut Scratch| self.tile(x, x.len() / features, o, s, Par::Seq, clock);
