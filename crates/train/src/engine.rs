@@ -16,6 +16,7 @@ use crate::layers::Regularisation;
 use crate::network::{Gradients, LossStats, Workspace};
 use crate::optim::Optimizer;
 use crate::sparse::SparseEngine;
+use crate::tiled_eval::{CsrCopy, TiledEval, SPARSE_EVAL_BELOW};
 use ticket_core::recipe::TrainRecipe;
 use ticket_core::{Dataset, Network, Par};
 
@@ -81,6 +82,8 @@ pub struct DenseEngine {
     net: Network,
     train: Workspace,
     eval: Workspace,
+    /// An MLP below [`SPARSE_EVAL_BELOW`] evaluates through the CSR kernels instead.
+    sparse_eval: Option<(CsrCopy, TiledEval)>,
     grads: Gradients,
     optimizer: Optimizer,
 }
@@ -98,6 +101,8 @@ impl DenseEngine {
         DenseEngine {
             train: Workspace::with_regularisation(&net, batch, Some(reg)),
             eval: Workspace::new(&net, Workspace::eval_capacity(&net, EVAL_BATCH)),
+            sparse_eval: (net.graph.is_mlp() && net.density() < SPARSE_EVAL_BELOW)
+                .then(|| (CsrCopy::new(&net), TiledEval::default())),
             grads: Gradients::zeros(&net),
             optimizer: Optimizer::for_net(recipe, &net),
             net,
@@ -115,7 +120,10 @@ impl Engine for DenseEngine {
     }
 
     fn evaluate(&mut self, data: &Dataset, par: Par) -> LossStats {
-        self.eval.evaluate(&self.net, data, par)
+        match &mut self.sparse_eval {
+            Some((copy, tiled)) => tiled.evaluate(&copy.refresh(&self.net), data, par.threads()),
+            None => self.eval.evaluate(&self.net, data, par),
+        }
     }
 
     fn net(&mut self) -> &Network {
@@ -193,5 +201,41 @@ mod tests {
             assert_eq!(a.history, b.history);
         }
         assert_ne!(run(1, Par::Seq).net, run(2, Par::Seq).net);
+    }
+
+    /// An MLP below [`SPARSE_EVAL_BELOW`] evaluates through its CSR copy, refreshed after each
+    /// update: the same hits and loss (up to float rounding) as the dense forward pass of the
+    /// network as trained so far; above it the dense pass runs.
+    #[test]
+    fn dense_engine_evaluates_a_pruned_mlp_through_csr() {
+        let recipe = Recipe::resolve("digits-mlp").unwrap();
+        let splits = DataSource::Digits.load(recipe.train.validation_size).unwrap();
+        let graph = recipe.graph().unwrap();
+        for density in [0.3, 0.9] {
+            let mut net = init_net(&graph, Init::GlorotNormal, &mut SeededRng::new(3, "init"));
+            let mut rng = SeededRng::new(5, "mask");
+            for layer in &mut net.layers {
+                layer.mask.iter_mut().for_each(|m| *m = (rng.uniform() < density) as u8);
+            }
+            let mut engine = DenseEngine::new(net, &recipe.train, 32);
+            assert_eq!(engine.sparse_eval.is_some(), density < SPARSE_EVAL_BELOW);
+            let features = splits.train.features;
+            for step in 0..40 {
+                let first = (step * 32) % (splits.train.len() - 32);
+                let x = &splits.train.images[first * features..(first + 32) * features];
+                engine.gradients(x, &splits.train.labels[first..first + 32], Par::Seq);
+                engine.update(Par::Seq);
+                if step % 20 != 19 {
+                    continue;
+                }
+                let want = engine.eval.evaluate(&engine.net, &splits.test, Par::Seq);
+                for par in [Par::Seq, Par::Rayon(2)] {
+                    let got = engine.evaluate(&splits.test, par);
+                    assert_eq!((got.correct, got.count), (want.correct, want.count));
+                    let diff = (got.loss_sum - want.loss_sum).abs();
+                    assert!(diff <= 1e-5 * want.loss_sum, "{density} {step}: {diff}");
+                }
+            }
+        }
     }
 }

@@ -17,6 +17,7 @@ pub mod rng;
 pub mod run_files;
 pub mod sparse;
 pub mod sweep;
+pub mod tiled_eval;
 pub mod trainer;
 
 pub use error::{Error, Result};

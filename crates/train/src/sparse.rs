@@ -7,21 +7,16 @@
 //! numbers equal those of the dense masked path up to float rounding, at a cost that shrinks
 //! with the ticket.
 //!
-//! Evaluation runs like `ticket infer`: the validation and test sets are laid out once per
-//! engine (a run) as tiles of [`TILE`] examples, each `[features][tile]`, and every tile runs
-//! the whole network on one thread, its activations staying in that core's cache; tiles are
-//! shared among the threads. Each example's logits are those of the batched forward pass bit
-//! for bit (the SpMM kernel computes every example alone in the same order).
+//! Evaluation goes through [`TiledEval`].
 
 use crate::engine::{Engine, EVAL_BATCH};
 use crate::network::{relu_backward, softmax_cross_entropy, LossStats};
 use crate::optim::Optimizer;
+use crate::tiled_eval::{EvalLayer, TiledEval};
 use rayon::prelude::*;
 use ticket_core::recipe::TrainRecipe;
 use ticket_core::{Dataset, Network, Par};
-use ticket_infer::aligned::AlignedVec;
 use ticket_infer::kernels::{sddmm, spmm, spmm_transposed};
-use ticket_infer::model::TILE;
 use ticket_infer::transpose::transpose;
 use ticket_infer::{compress, Activation, CsrPattern};
 
@@ -63,59 +58,8 @@ pub struct SparseEngine {
     dense: Network,
     /// Examples in the last training batch.
     batch: usize,
-    /// The data sets evaluated so far, laid out in tiles (the validation and test sets).
-    layouts: Vec<EvalLayout>,
-}
-
-/// A data set laid out for evaluation: its tiles of examples, each `[features][tile]`.
-struct EvalLayout {
-    /// Which data set this is: where its images and labels live, their lengths and a sample
-    /// of its values (a data set is not changed while a run evaluates it).
-    source: [usize; 5],
-    /// Example ranges of the tiles; none holds a single example (batch 1 would sum in
-    /// another order).
-    tiles: Vec<std::ops::Range<usize>>,
-    /// The tiles' inputs, one after the other, from a cache line (each tile starts on one:
-    /// 784 x 32 floats): a 16-byte-aligned `Vec` made every AVX-512 load of the first layer
-    /// straddle two lines, and evaluation 2x slower (LeNet-300-100 at 41 %, AMD EPYC Zen 4).
-    x: AlignedVec,
-}
-
-impl EvalLayout {
-    fn source(data: &Dataset) -> [usize; 5] {
-        let step = (data.images.len() / 64).max(1);
-        let sample = data
-            .images
-            .iter()
-            .step_by(step)
-            .fold(0usize, |h, v| h.rotate_left(5) ^ v.to_bits() as usize);
-        let (images, labels) = (data.images.as_ptr() as usize, data.labels.as_ptr() as usize);
-        [images, data.images.len(), labels, data.labels.len(), sample]
-    }
-
-    fn new(data: &Dataset) -> Self {
-        let n = data.len();
-        let mut tiles: Vec<_> = (0..n).step_by(TILE).map(|s| s..(s + TILE).min(n)).collect();
-        if tiles.len() > 1 && tiles.last().is_some_and(|t| t.len() == 1) {
-            tiles.pop();
-            tiles.last_mut().expect("more than one tile").end = n;
-        }
-        let f = data.features;
-        let mut x = AlignedVec::default();
-        x.resize(n * f);
-        for t in &tiles {
-            let images = &data.images[t.start * f..t.end * f];
-            transpose(images, t.len(), f, &mut x[t.start * f..t.end * f]);
-        }
-        EvalLayout { source: EvalLayout::source(data), tiles, x }
-    }
-}
-
-/// The activations of one tile's forward pass, per thread.
-#[derive(Default)]
-struct TileBuffers {
-    ping_pong: [AlignedVec; 2],
-    logits: Vec<f32>,
+    /// Evaluation through the CSR kernels, its data sets laid out once.
+    eval: TiledEval,
 }
 
 impl SparseEngine {
@@ -152,7 +96,7 @@ impl SparseEngine {
             dense: net.clone(),
             layers,
             batch: 0,
-            layouts: Vec::new(),
+            eval: TiledEval::default(),
         }
     }
 
@@ -267,37 +211,12 @@ impl Engine for SparseEngine {
 
     fn evaluate(&mut self, data: &Dataset, par: Par) -> LossStats {
         let threads = self.par_for(EVAL_BATCH.min(data.len()), par).threads();
-        let source = EvalLayout::source(data);
-        let index = match self.layouts.iter().position(|l| l.source == source) {
-            Some(i) => i,
-            None => {
-                self.layouts.push(EvalLayout::new(data));
-                self.layouts.len() - 1
-            }
-        };
-        let (layers, layout) = (&self.layers[..], &self.layouts[index]);
-        let features = data.features;
-        let run = |buffers: &mut TileBuffers, tile: &std::ops::Range<usize>| {
-            let x = &layout.x[tile.start * features..tile.end * features];
-            eval_tile(layers, x, &data.labels[tile.clone()], buffers)
-        };
-        // Per-tile figures added in tile order, whatever thread computed them.
-        let per_tile: Vec<LossStats> = if threads <= 1 {
-            let mut buffers = TileBuffers::default();
-            layout.tiles.iter().map(|t| run(&mut buffers, t)).collect()
-        } else {
-            layout
-                .tiles
-                .par_iter()
-                .with_min_len(Par::Rayon(threads).min_len(layout.tiles.len()))
-                .map_init(TileBuffers::default, run)
-                .collect()
-        };
-        let mut total = LossStats::default();
-        for stats in per_tile {
-            total.add(stats);
-        }
-        total
+        let layers: Vec<EvalLayer> = self
+            .layers
+            .iter()
+            .map(|l| EvalLayer { weights: l.pattern.with_values(&l.values), bias: &l.bias })
+            .collect();
+        self.eval.evaluate(&layers, data, threads)
     }
 
     fn net(&mut self) -> &Network {
@@ -308,33 +227,6 @@ impl Engine for SparseEngine {
         }
         &self.dense
     }
-}
-
-/// Loss and hits of one tile: `x` `[features][labels.len()]` through every layer on this
-/// thread, the logits transposed back to `[example][class]` for the loss.
-fn eval_tile(layers: &[Layer], x: &[f32], labels: &[u8], buffers: &mut TileBuffers) -> LossStats {
-    let n = labels.len();
-    let last = layers.len() - 1;
-    let warm: f32 = x.iter().step_by(16).sum();
-    std::hint::black_box(warm);
-    let [a, b] = &mut buffers.ping_pong;
-    for (l, layer) in layers.iter().enumerate() {
-        let rows = layer.pattern.rows();
-        let (input, output): (&[f32], &mut AlignedVec) = match l {
-            0 => (x, &mut *a),
-            _ if l % 2 == 1 => (&a[..layer.pattern.cols() * n], &mut *b),
-            _ => (&b[..layer.pattern.cols() * n], &mut *a),
-        };
-        output.grow(rows * n);
-        let act = if l < last { Activation::Relu } else { Activation::Identity };
-        let w = layer.pattern.with_values(&layer.values);
-        spmm(w, Some(&layer.bias), input, &mut output[..rows * n], n, act, Par::Seq);
-    }
-    let classes = layers[last].pattern.rows();
-    let out = if last.is_multiple_of(2) { &buffers.ping_pong[0] } else { &buffers.ping_pong[1] };
-    buffers.logits.resize(classes * n, 0.0);
-    transpose(&out[..classes * n], classes, n, &mut buffers.logits);
-    softmax_cross_entropy(&buffers.logits, labels, classes, None)
 }
 
 /// `grad[k] = <delta[r, :], input[c_k, :]>` for every kept entry `k = (r, c_k)` of `pattern`:
@@ -435,10 +327,10 @@ mod tests {
                 assert_eq!((got.correct, got.count), (batched.correct, batched.count), "{par:?}");
                 assert!((got.loss_sum - batched.loss_sum).abs() <= 1e-12 * batched.loss_sum.abs());
             }
-            assert_eq!(engine.layouts.len(), 1, "the set is laid out once");
+            assert_eq!(engine.eval.layouts(), 1, "the set is laid out once");
             let other = engine.evaluate(&splits.validation, Par::Seq);
             assert_eq!(other.count, splits.validation.len());
-            assert_eq!(engine.layouts.len(), 2);
+            assert_eq!(engine.eval.layouts(), 2);
         }
     }
 
