@@ -12,13 +12,13 @@
 use crate::engine::{Engine, EVAL_BATCH};
 use crate::network::{relu_backward, softmax_cross_entropy, LossStats};
 use crate::optim::Optimizer;
-use crate::tiled_eval::{EvalLayer, TiledEval};
+use crate::tiled_eval::{kept_csr, EvalLayer, TiledEval};
 use rayon::prelude::*;
 use ticket_core::recipe::TrainRecipe;
 use ticket_core::{Dataset, Network, Par};
 use ticket_infer::kernels::{sddmm, spmm, spmm_transposed};
 use ticket_infer::transpose::transpose;
-use ticket_infer::{compress, Activation, CsrPattern};
+use ticket_infer::{Activation, CsrPattern};
 
 /// Weight-gradient entries per parallel task.
 const SDDMM_TASK: usize = 2048;
@@ -70,10 +70,8 @@ impl SparseEngine {
             .layers
             .iter()
             .map(|l| {
-                let (rows, cols) = (l.shape.rows, l.shape.cols);
-                let (indptr, indices, values) = compress(&l.weight, &l.mask, rows, cols);
-                let pattern = CsrPattern::new(rows, cols, indptr, indices)
-                    .expect("compress builds rows in column order");
+                let rows = l.shape.rows;
+                let (pattern, values) = kept_csr(l);
                 Layer {
                     rows_of: rows_of_entries(&pattern),
                     grad_values: vec![0.0; values.len()],

@@ -10,7 +10,7 @@
 
 use crate::network::{softmax_cross_entropy, LossStats};
 use rayon::prelude::*;
-use ticket_core::{Dataset, Network, Par};
+use ticket_core::{Dataset, LayerParams, Network, Par};
 use ticket_infer::aligned::AlignedVec;
 use ticket_infer::kernels::spmm;
 use ticket_infer::model::TILE;
@@ -78,6 +78,15 @@ impl TiledEval {
     }
 }
 
+/// A layer's kept weights (by its mask) as a CSR pattern and its values.
+pub fn kept_csr(l: &LayerParams) -> (CsrPattern<u32>, Vec<f32>) {
+    let (rows, cols) = (l.shape.rows, l.shape.cols);
+    let (indptr, indices, values) = compress(&l.weight, &l.mask, rows, cols);
+    let pattern =
+        CsrPattern::new(rows, cols, indptr, indices).expect("compress builds rows in column order");
+    (pattern, values)
+}
+
 /// A dense network's kept weights in CSR form, for the dense engine's evaluation: the
 /// patterns come from the masks (fixed during a run), the values are copied from the dense
 /// weights before each evaluation (a pass over the kept weights, against 31 x 15,000
@@ -88,18 +97,7 @@ pub struct CsrCopy {
 
 impl CsrCopy {
     pub fn new(net: &Network) -> Self {
-        let layers = net
-            .layers
-            .iter()
-            .map(|l| {
-                let (rows, cols) = (l.shape.rows, l.shape.cols);
-                let (indptr, indices, values) = compress(&l.weight, &l.mask, rows, cols);
-                let pattern = CsrPattern::new(rows, cols, indptr, indices)
-                    .expect("compress builds rows in column order");
-                (pattern, values)
-            })
-            .collect();
-        CsrCopy { layers }
+        CsrCopy { layers: net.layers.iter().map(kept_csr).collect() }
     }
 
     /// The layers of `net` (the network this copy was made from, its masks unchanged) with
