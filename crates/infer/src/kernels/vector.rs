@@ -133,7 +133,6 @@ unsafe fn spmm_rows<S: Simd, I: ColIndex>(
         // SAFETY: forwarded contract.
         return unsafe { spmv_rows::<S, I>(w, rows, bias, x, y, relu) };
     }
-    let wide = S::wide_part(batch);
     // Rows go in pairs: a block of up to 4 registers then runs two rows' independent chains
     // of fused multiply-adds side by side (a tile of 32 examples is 2 AVX-512 registers, whose
     // one chain per register would wait on the FMA latency). Each row still sums its
@@ -147,41 +146,41 @@ unsafe fn spmm_rows<S: Simd, I: ColIndex>(
         // of the row's output, inside ys.
         if ys.len() == 2 * batch {
             let ranges = [w.row_range(r), w.row_range(r + 1)];
-            let b = [bias_of(r), bias_of(r + 1)];
             // SAFETY: as above; the second row's output starts batch entries into ys.
             let outs = [out, unsafe { out.add(batch) }];
-            for_each_block!(S, 0, wide, |j, N, lanes| {
-                unsafe { row_blocks::<S, N, I, _>(w, &ranges, x, batch, j, lanes, &b, relu, outs) };
-            });
-            for_each_block!(S::Narrow, wide, batch, |j, N, lanes| {
-                unsafe {
-                    row_blocks::<S::Narrow, N, I, _>(w, &ranges, x, batch, j, lanes, &b, relu, outs)
-                };
-            });
+            let b = [bias_of(r), bias_of(r + 1)];
+            unsafe { rows_all_blocks::<S, I, 2>(w, &ranges, x, batch, &b, relu, outs) };
         } else {
             let (ranges, b) = ([w.row_range(r)], [bias_of(r)]);
-            for_each_block!(S, 0, wide, |j, N, lanes| {
-                unsafe {
-                    row_blocks::<S, N, I, _>(w, &ranges, x, batch, j, lanes, &b, relu, [out])
-                };
-            });
-            for_each_block!(S::Narrow, wide, batch, |j, N, lanes| {
-                unsafe {
-                    row_blocks::<S::Narrow, N, I, _>(
-                        w,
-                        &ranges,
-                        x,
-                        batch,
-                        j,
-                        lanes,
-                        &b,
-                        relu,
-                        [out],
-                    )
-                };
-            });
+            unsafe { rows_all_blocks::<S, I, 1>(w, &ranges, x, batch, &b, relu, [out]) };
         }
     }
+}
+
+/// Every example of one or two rows: the blocks of `S`'s registers, then the narrower rest.
+///
+/// # Safety
+/// As [`row_blocks`], for all `batch` examples.
+#[inline(always)]
+unsafe fn rows_all_blocks<S: Simd, I: ColIndex, const R: usize>(
+    w: CsrRef<I>,
+    ranges: &[Range<usize>; R],
+    x: &[f32],
+    batch: usize,
+    bias: &[f32; R],
+    relu: bool,
+    outs: [*mut f32; R],
+) {
+    let wide = S::wide_part(batch);
+    // SAFETY: the caller's contract, for each block of examples.
+    for_each_block!(S, 0, wide, |j, N, lanes| {
+        unsafe { row_blocks::<S, N, I, R>(w, ranges, x, batch, j, lanes, bias, relu, outs) };
+    });
+    for_each_block!(S::Narrow, wide, batch, |j, N, lanes| {
+        unsafe {
+            row_blocks::<S::Narrow, N, I, R>(w, ranges, x, batch, j, lanes, bias, relu, outs)
+        };
+    });
 }
 
 /// Examples `j..j + LANES * N` (only the lanes `lanes` selects) of one or two rows (their
