@@ -121,7 +121,7 @@ impl Engine for DenseEngine {
 
     fn evaluate(&mut self, data: &Dataset, par: Par) -> LossStats {
         match &mut self.sparse_eval {
-            Some((copy, tiled)) => tiled.evaluate(&copy.refresh(&self.net), data, par.threads()),
+            Some((copy, tiled)) => tiled.evaluate(&copy.refresh(&self.net), data, par),
             None => self.eval.evaluate(&self.net, data, par),
         }
     }

@@ -28,7 +28,7 @@ const SDDMM_TASK: usize = 2048;
 /// thread costs. Measured on LeNet-300-100 IMP levels at batch 60, 2 threads against 1: one
 /// thread trains 1.36x faster at 2.9% of the weights (0.46 M) and 1.1x at 7% (1.1 M), the two
 /// are even at 10.8% (1.7 M), two threads win 1.39x at 16.9% (2.7 M).
-const PAR_MIN_WORK: usize = 1 << 20;
+pub(crate) const PAR_MIN_WORK: usize = 1 << 20;
 
 /// One pruned layer: pattern, kept weights, bias and their gradients, and its activations.
 struct Layer {
@@ -208,13 +208,12 @@ impl Engine for SparseEngine {
     }
 
     fn evaluate(&mut self, data: &Dataset, par: Par) -> LossStats {
-        let threads = self.par_for(EVAL_BATCH.min(data.len()), par).threads();
         let layers: Vec<EvalLayer> = self
             .layers
             .iter()
             .map(|l| EvalLayer { weights: l.pattern.with_values(&l.values), bias: &l.bias })
             .collect();
-        self.eval.evaluate(&layers, data, threads)
+        self.eval.evaluate(&layers, data, par)
     }
 
     fn net(&mut self) -> &Network {

@@ -8,7 +8,9 @@
 //! The dense engine evaluates this way too below [`SPARSE_EVAL_BELOW`] of the weights
 //! ([`CsrCopy`]), so the evaluation of an IMP level costs in proportion to what it keeps.
 
+use crate::engine::EVAL_BATCH;
 use crate::network::{softmax_cross_entropy, LossStats};
+use crate::sparse::PAR_MIN_WORK;
 use rayon::prelude::*;
 use ticket_core::{Dataset, LayerParams, Network, Par};
 use ticket_infer::aligned::AlignedVec;
@@ -37,8 +39,12 @@ pub struct TiledEval {
 }
 
 impl TiledEval {
-    /// Loss and hits of `layers` on all of `data`, on up to `threads` threads.
-    pub fn evaluate(&mut self, layers: &[EvalLayer], data: &Dataset, threads: usize) -> LossStats {
+    /// Loss and hits of `layers` on all of `data`: on `par`'s threads, or on this one when a
+    /// pass over [`EVAL_BATCH`] examples is below [`PAR_MIN_WORK`] multiply-adds.
+    pub fn evaluate(&mut self, layers: &[EvalLayer], data: &Dataset, par: Par) -> LossStats {
+        let nnz: usize = layers.iter().map(|l| l.weights.nnz()).sum();
+        let small = nnz.saturating_mul(EVAL_BATCH.min(data.len())) < PAR_MIN_WORK;
+        let threads = if small { 1 } else { par.threads() };
         let source = EvalLayout::source(data);
         let index = match self.layouts.iter().position(|l| l.source == source) {
             Some(i) => i,
