@@ -11,8 +11,10 @@
 //! - [`prune`]: magnitude pruning of the masks (layer-wise or global).
 //! - [`sgemm`]: the one dense matrix product the trainer and the dense inference path call.
 //! - [`atomic`]: writes that are all-or-nothing.
+//! - [`awake_pool`]: a pass of many fork-joins without waking sleeping threads for each.
 
 pub mod atomic;
+pub mod awake_pool;
 pub mod checkpoint;
 pub mod conv;
 pub mod csr_format;

@@ -14,7 +14,6 @@
 //! - [`timing`]: latency and throughput of a forward pass, for `ticket infer --bench`.
 
 pub mod aligned;
-mod awake_pool;
 pub mod batch_file;
 pub mod bench;
 pub mod csr;

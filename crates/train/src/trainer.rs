@@ -16,6 +16,7 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
+use ticket_core::awake_pool::with_workers_awake;
 use ticket_core::recipe::TrainRecipe;
 use ticket_core::{Network, Par, Splits};
 
@@ -80,7 +81,7 @@ impl TrainOptions {
 }
 
 /// Receives what happens during a run. Every method has a do-nothing default.
-pub trait Observer {
+pub trait Observer: Send {
     /// After every optimizer step.
     fn on_step(&mut self, _iteration: usize, _loss: f64) {}
     /// After every evaluation.
@@ -162,7 +163,24 @@ impl TrainOutcome {
 }
 
 /// Trains `net` (its masks stay enforced) on `splits.train` for `recipe.iterations` steps.
+///
+/// The run goes onto a worker of the thread pool with the other workers polling for jobs
+/// ([`with_workers_awake`]): a step is a dozen fork-joins, and from outside the pool each one
+/// put this thread to sleep and woke a worker. `perf record` of dense LeNet-300-100 training
+/// on two threads found a quarter of the time in the kernel's wake-up and scheduling paths.
 pub fn train(
+    net: Network,
+    splits: &Splits,
+    recipe: &TrainRecipe,
+    opts: &TrainOptions,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome> {
+    with_workers_awake(opts.par.threads() > 1, || {
+        train_on_this_thread(net, splits, recipe, opts, observer)
+    })
+}
+
+fn train_on_this_thread(
     mut net: Network,
     splits: &Splits,
     recipe: &TrainRecipe,

@@ -57,6 +57,10 @@ use ticket_core::{Dataset, Graph, LayerParams, LayerShape, Network, Par};
 pub const TILE: usize = 32;
 /// Examples per forward pass when measuring accuracy; bounds the memory of evaluation.
 const EVAL_CHUNK: usize = 4096;
+/// Kept multiply-adds per example from which a batch-1 pass called from outside the pool
+/// moves onto a pool worker ([`ticket_core::awake_pool`]): the caller then sleeps once per
+/// pass instead of once per split layer.
+const MIN_WORK_TO_ENTER_POOL: usize = 1 << 19;
 
 /// Column indices of one layer, in the width the file stores them.
 pub(crate) enum Indices {
@@ -503,8 +507,8 @@ impl SparseModel {
         if tiles <= 1 && threads > 1 {
             // A single tile may still split its layers over the threads: keep them polling
             // for the splits rather than sleeping between layers.
-            let work = self.plan.work_per_example();
-            crate::awake_pool::with_workers_awake(work, || {
+            let enter_pool = self.plan.work_per_example() >= MIN_WORK_TO_ENTER_POOL;
+            ticket_core::awake_pool::with_workers_awake(enter_pool, || {
                 self.tile(inputs, batch, out, scratch, par, clock)
             });
             return Ok(());
