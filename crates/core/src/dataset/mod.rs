@@ -42,6 +42,26 @@ impl Dataset {
         &self.images[i * self.features..(i + 1) * self.features]
     }
 
+    /// Asks the CPU to start loading example `i` into its caches, so that a later [`image`]
+    /// copy does not wait on memory: a training batch is 60 random examples of a 188 MB set,
+    /// and copying them cold took a fifth of a sparse training step. Only a hint; a no-op off
+    /// x86-64.
+    ///
+    /// [`image`]: Dataset::image
+    pub fn prefetch(&self, i: usize) {
+        #[cfg(target_arch = "x86_64")]
+        for line in self.image(i).chunks(16) {
+            // SAFETY: a prefetch never faults and has no effect visible to the program.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    line.as_ptr().cast(),
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
+    }
+
     /// The examples at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Dataset {
         let mut images = Vec::with_capacity(indices.len() * self.features);
