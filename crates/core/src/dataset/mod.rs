@@ -43,7 +43,7 @@ impl Dataset {
     }
 
     /// Asks the CPU to start loading example `i` into its caches, so that a later [`image`]
-    /// copy does not wait on memory: a training batch is 60 random examples of a 188 MB set,
+    /// copy does not wait on memory: a training batch is 60 random examples of a 172 MB split,
     /// and copying them cold took a fifth of a sparse training step. Only a hint; a no-op off
     /// x86-64.
     ///
