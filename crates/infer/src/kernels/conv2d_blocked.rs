@@ -108,6 +108,11 @@ pub(crate) struct Tap {
     pub(crate) value: f32,
 }
 
+thread_local! {
+    /// A thread's own padded input for the parts of a layer split over threads.
+    static THREAD_PADDED: std::cell::RefCell<AlignedVec> = Default::default();
+}
+
 /// How a layer's work is divided among threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
@@ -281,6 +286,13 @@ impl BlockedConv2d {
             + self.dense.as_ref().map_or(0, DenseConv::bytes)
     }
 
+    /// Bytes of the padded input of one example, and whether a call on one example and
+    /// `threads` threads splits over them, each thread then padding into a buffer of its own.
+    pub fn padded_bytes(&self, threads: usize) -> (usize, bool) {
+        let splits = self.dense.is_none() && threads > 1 && self.work() >= PAR_MIN_WORK_CONV;
+        (4 * self.padded_len(1), splits)
+    }
+
     /// Whether the layer runs the dense path (im2col and a dense matrix product): when at
     /// least [`DENSE_MIN_DENSITY`] of its weights are kept and it has [`DENSE_MIN_WORK`]
     /// dense multiply-adds.
@@ -359,19 +371,18 @@ impl BlockedConv2d {
         if batch == 0 {
             return;
         }
-        self.pad(x, batch, padded);
         let relu = act == Activation::Relu;
         let work = self.work().saturating_mul(batch);
         let threads = if work >= min_work { par.threads() } else { 1 };
         if let Some(dense) = &self.dense {
+            self.pad(x, batch, padded, 0..self.output.height);
             let par = if threads > 1 { par } else { Par::Seq };
             return self.run_dense(dense, (y, batch), relu, pooled, padded, par);
         }
-        let xp = &padded[..];
         let out = Output { y: y.as_mut_ptr(), plane };
         let isa = isa.for_rows_of(self.output.width * batch);
         // Writes output channels `channels` x output rows `rows` (before pooling) of `out`.
-        let run = |channels: Range<usize>, rows: Range<usize>, out: Output| match isa {
+        let run = |channels: Range<usize>, rows: Range<usize>, xp: &[f32], out: Output| match isa {
             Isa::Portable => self.channels_portable((channels, rows), xp, out, batch, relu, pooled),
             // SAFETY (both): the instruction set is present (Isa::detect); xp holds the
             // padded input and its slack (pad), out the whole output, whose parts the calls
@@ -399,9 +410,19 @@ impl BlockedConv2d {
                 .collect(),
         };
         if let [(channels, rows)] = &parts[..] {
-            return run(channels.clone(), rows.clone(), out);
+            self.pad(x, batch, padded, rows.clone());
+            return run(channels.clone(), rows.clone(), padded, out);
         }
-        parts.into_par_iter().with_max_len(1).for_each(|(channels, rows)| run(channels, rows, out));
+        // Each thread pads the input into its own buffer: written by one thread and read by
+        // the other, the padded input crossed between the cores' caches, and the pad ran
+        // before the split, on one thread.
+        parts.into_par_iter().with_max_len(1).for_each(|(channels, rows)| {
+            THREAD_PADDED.with(|own| {
+                let mut own = own.borrow_mut();
+                self.pad(x, batch, &mut own, rows.clone());
+                run(channels, rows, &own, out)
+            })
+        });
     }
 
     /// The dense path on the padded input at the start of `scratch`, which also holds the
@@ -440,8 +461,9 @@ impl BlockedConv2d {
     }
 
     /// `x` into `out` as `[C * sh * sw][Hp / sh][Wp / sw][batch]`: with a zero border, split
-    /// into stride phases, then the slack (zeros).
-    fn pad(&self, x: &[f32], batch: usize, out: &mut AlignedVec) {
+    /// into stride phases, then the slack (zeros). Of a stride-1 layer only the rows that
+    /// output rows `rows` read.
+    fn pad(&self, x: &[f32], batch: usize, out: &mut AlignedVec, rows: Range<usize>) {
         let n = self.padded_len(batch);
         out.grow(n);
         let out = &mut out[..n];
@@ -450,6 +472,9 @@ impl BlockedConv2d {
             out[..x.len()].copy_from_slice(x);
             out[x.len()..].fill(0.0);
             return;
+        }
+        if sh == 1 && sw == 1 {
+            return self.pad_unstrided(x, batch, out, rows);
         }
         out.fill(0.0);
         let (row, padded) = (self.input.width * batch, self.padded);
@@ -484,6 +509,33 @@ impl BlockedConv2d {
                 }
             }
         }
+    }
+
+    /// [`BlockedConv2d::pad`] of a stride-1 layer, writing every float of `out` once, and
+    /// of the padded rows that output rows `rows` read only: each padded row is its zero
+    /// border around its input row. Zeroing the whole buffer before the copies, as the
+    /// strided layers do, wrote it twice.
+    fn pad_unstrided(&self, x: &[f32], batch: usize, out: &mut [f32], rows: Range<usize>) {
+        let ([ph, pw], padded) = (self.padding, self.padded);
+        let (row, padded_row) = (self.input.width * batch, padded.width * batch);
+        let (image, padded_image) = (self.input.plane() * batch, padded.plane() * batch);
+        let read = rows.start..(rows.end + self.kernel[0] - 1).min(padded.height);
+        let (images, slack) = out.split_at_mut(padded.channels * padded_image);
+        for (xc, oc) in x.chunks_exact(image).zip(images.chunks_exact_mut(padded_image)) {
+            let oc = &mut oc[read.start * padded_row..read.end * padded_row];
+            for (p, or) in read.clone().zip(oc.chunks_exact_mut(padded_row)) {
+                let Some(h) = p.checked_sub(ph).filter(|&h| h < self.input.height) else {
+                    or.fill(0.0);
+                    continue;
+                };
+                let (left, rest) = or.split_at_mut(pw * batch);
+                let (inside, right) = rest.split_at_mut(row);
+                left.fill(0.0);
+                inside.copy_from_slice(&xc[h * row..][..row]);
+                right.fill(0.0);
+            }
+        }
+        slack.fill(0.0);
     }
 
     /// The input channels cut into groups whose rows a block of `rows` output rows, each

@@ -10,12 +10,15 @@ impl SparseModel {
     /// a model with compressed linear layers; at most one per thread), the transposed
     /// input (none at batch 1) and two ping-pong buffers as wide as the widest layer output,
     /// and for a compressed model each decoding thread's buffer of decoded rows (every
-    /// thread's when a batch of one span splits a layer's rows). Logits and inputs,
+    /// thread's when a batch of one span splits a layer's rows), and the padded inputs of the
+    /// conv layers (one per thread for a batch-1 layer split over threads). Logits and inputs,
     /// which the caller owns, are not counted.
     pub fn workspace_bytes(&self, batch: usize, threads: usize) -> usize {
         if batch == 0 {
             return 0;
         }
+        // A batch of one tile keeps all `threads` for its layers, whatever the span says.
+        let (padded, padded_batch1) = self.plan.padded_bytes(threads);
         let (tile, threads) = self.span(batch, threads);
         let tile = tile.min(batch);
         let in_flight = threads.min(batch.div_ceil(tile));
@@ -42,7 +45,9 @@ impl SparseModel {
         let nonzero = if tile == 1 { 4 * widest.max(self.inputs()) } else { 0 };
         // A batch of one tile splits a compressed layer's rows: every thread decodes.
         let decoders = if batch <= tile { threads } else { in_flight };
-        in_flight * (activations + nonzero) + decoders * decoded
+        // Conv layers pad one example at a time; at batch 1 a split layer pads per thread.
+        let padded = if batch == 1 { padded_batch1 } else { in_flight * padded };
+        in_flight * (activations + nonzero) + decoders * decoded + padded
     }
 }
 

@@ -193,6 +193,21 @@ impl Plan {
         self.blocked.iter().flatten().map(BlockedConv2d::bytes).sum()
     }
 
+    /// Bytes of padded conv inputs a pass holds per span of examples in flight, and at
+    /// batch 1 on `threads` threads: the pass's buffer, grown to the largest layer's, plus
+    /// each thread's own for the layers that split over the threads.
+    pub(crate) fn padded_bytes(&self, threads: usize) -> (usize, usize) {
+        let layers = self.blocked.iter().flatten().map(|c| c.padded_bytes(threads));
+        let (mut shared, mut own) = (0, 0);
+        for (bytes, splits) in layers {
+            shared = shared.max(bytes);
+            if splits {
+                own = own.max(bytes * threads);
+            }
+        }
+        (shared, shared + own)
+    }
+
     pub(crate) fn column_copy_bytes(&self) -> usize {
         self.columns.iter().flatten().filter_map(OnceLock::get).map(ColumnCopy::bytes).sum()
     }

@@ -36,9 +36,17 @@ fn run(
     let mut y = vec![f32::NAN; conv.output().len() * batch];
     // Scratch left dirty by a larger call: padding must not rely on a clean buffer.
     let mut padded = AlignedVec::from_slice(&vec![f32::NAN; conv.padded_len(batch) + 100]);
+    dirty_thread_buffers(conv.padded_len(batch) + 100);
     // Threads whenever `par` offers them, however small the layer.
     conv.run_with(isa, (x, &mut y), batch, (act, false), &mut padded, (par, 0));
     y
+}
+
+/// Every pool thread's own padded buffer filled with NaN, as a larger layer may leave it.
+fn dirty_thread_buffers(len: usize) {
+    rayon::broadcast(|_| {
+        THREAD_PADDED.with(|own| *own.borrow_mut() = AlignedVec::from_slice(&vec![f32::NAN; len]))
+    });
 }
 
 /// The layer of `w` on the sparse kernel, however dense it is.
@@ -56,6 +64,7 @@ fn one_channel_groups(conv: &BlockedConv2d) -> BlockedConv2d {
 fn run_pooled(conv: &BlockedConv2d, isa: Isa, x: &[f32], act: Activation, par: Par) -> Vec<f32> {
     let mut y = vec![f32::NAN; conv.pooled_output().len()];
     let mut padded = AlignedVec::from_slice(&vec![f32::NAN; conv.padded_len(1) + 100]);
+    dirty_thread_buffers(conv.padded_len(1) + 100);
     conv.run_with(isa, (x, &mut y), 1, (act, true), &mut padded, (par, 0));
     y
 }
