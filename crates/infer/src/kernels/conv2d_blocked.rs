@@ -80,9 +80,13 @@ const SLACK: usize = 16;
 /// two threads than on one (measured on a shared machine whose other core was busy).
 const PAR_MIN_WORK_CONV: usize = 1 << 19;
 /// Bytes of input rows one register block may read across all its input channels before
-/// they are cut into groups: half the 32 KiB first-level data cache of current x86 cores,
-/// the other half left to the taps streaming past and the outputs.
-const WINDOW_BYTES: usize = 16 << 10;
+/// they are cut into groups: the first-level data cache but 16 KiB left to the taps
+/// streaming past and the outputs (16 KiB of a 32 KiB cache, 32 of 48). On the Intel Xeon's
+/// 48 KiB, Conv-2's conv2 ran 235.5 us on one thread with 32 KiB windows against 240.6 with
+/// 16 and 253.0 with 48 (`examples/conv_variants.rs`).
+fn window_bytes() -> usize {
+    super::l1d::l1d_bytes().saturating_sub(16 << 10).max(16 << 10)
+}
 
 /// Share of kept weights from which a layer runs the dense path (im2col and a dense matrix
 /// product) instead of the sparse kernel. One thread, fastest calls on a shared machine:
@@ -180,7 +184,7 @@ pub struct BlockedConv2d {
     kernel: [usize; 2],
     padding: [usize; 2],
     stride: [usize; 2],
-    /// [`WINDOW_BYTES`], smaller in tests to exercise many groups.
+    /// [`window_bytes`], smaller in tests to exercise many groups.
     window_bytes: usize,
     /// How a call that uses several threads divides the layer among them; `None`: the
     /// cheaper by [`Split::cheaper`].
@@ -268,7 +272,7 @@ impl BlockedConv2d {
             kernel: window.kernel,
             padding: window.padding,
             stride: window.stride,
-            window_bytes: WINDOW_BYTES,
+            window_bytes: window_bytes(),
             split: None,
             dense,
             padded,
@@ -539,7 +543,7 @@ impl BlockedConv2d {
     }
 
     /// The input channels cut into groups whose rows a block of `rows` output rows, each
-    /// `floats` wide, reads within [`WINDOW_BYTES`] (at least one channel a group).
+    /// `floats` wide, reads within `window_bytes` (at least one channel a group).
     fn channel_groups(&self, rows: usize, floats: usize, lanes: usize) -> Vec<Range<usize>> {
         let ([kh, kw], [sh, sw]) = (self.kernel, self.stride);
         let row_bytes = 4 * (floats + (kw - 1) / sw * lanes);

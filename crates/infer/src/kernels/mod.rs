@@ -33,6 +33,7 @@ pub mod conv2d_blocked;
 mod conv2d_dense;
 pub mod csc;
 pub mod dense;
+mod l1d;
 pub mod peak;
 pub mod pool;
 mod portable;
