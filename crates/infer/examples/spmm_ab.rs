@@ -5,10 +5,19 @@
 //!     cargo run --release -p ticket-infer --features fixture --example spmm_ab -- \
 //!         ROWS COLS DENSITY BATCH OFFSET THREADS
 //!
-//! OFFSET shifts the input and output this many floats past a cache line (0: aligned).
+//! OFFSET shifts the input and output this many floats past a cache line (0: aligned). An
+//! optional PANEL_COLUMNS runs the layer as column panels of that many columns instead: each
+//! panel's nonzeros as a CSR matrix of its own over the same input, one `kernels::spmm` call
+//! a panel into an output of its own. A panel's input rows then fit the first-level cache,
+//! and the time is a lower bound for a panel-major kernel (which would also reload and add
+//! each row's partial sums):
+//!
+//!     cargo run --release -p ticket-infer --features fixture --example spmm_ab -- \
+//!         4096 4096 0.05 64 0 2 128
 
 use std::time::Instant;
 use ticket_core::Par;
+use ticket_infer::aligned::AlignedVec;
 use ticket_infer::fixture::{CsrParts, Random};
 use ticket_infer::{kernels, Activation, CsrRef};
 
@@ -33,11 +42,22 @@ fn main() {
     let x = &mut xbuf[xa..xa + cols * batch];
     let y = &mut ybuf[ya..ya + rows * batch];
     let par = if threads == 1 { Par::Seq } else { Par::Rayon(threads) };
+    let panel_columns: usize = args.get(7).map_or(cols.max(1), |p| p.parse().unwrap());
+    let panels = column_panels(&w.indptr, &idx, &w.values, panel_columns);
+    let mut outputs: Vec<AlignedVec> =
+        (0..panels.len()).map(|_| AlignedVec::from_slice(&vec![0.0; rows * batch])).collect();
     let mut best = f64::MAX;
     let mut all = vec![];
     for _ in 0..200 {
         let t = Instant::now();
-        kernels::spmm(csr, Some(&w.bias), x, y, batch, Activation::Relu, par);
+        if panels.len() == 1 {
+            kernels::spmm(csr, Some(&w.bias), x, y, batch, Activation::Relu, par);
+        } else {
+            for ((indptr, indices, values), y) in panels.iter().zip(&mut outputs) {
+                let panel = CsrRef::new(rows, cols, indptr, indices, values).unwrap();
+                kernels::spmm(panel, Some(&w.bias), x, y, batch, Activation::Identity, par);
+            }
+        }
         let e = t.elapsed().as_secs_f64() * 1e6;
         best = best.min(e);
         all.push(e);
@@ -45,5 +65,31 @@ fn main() {
     all.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let fl = (w.nnz() * batch) as f64;
     println!("best {best:.1} us median {:.1} us  {:.2} FMA/ns", all[100], fl / best / 1e3);
-    std::hint::black_box(&y);
+    std::hint::black_box((&y, &outputs));
+}
+
+/// Per panel of `width` columns, the CSR arrays (indptr, absolute column indices, values) of
+/// the nonzeros in it.
+fn column_panels(
+    indptr: &[u32],
+    indices: &[u16],
+    values: &[f32],
+    width: usize,
+) -> Vec<(Vec<u32>, Vec<u16>, Vec<f32>)> {
+    let cols = indices.iter().map(|&c| c as usize + 1).max().unwrap_or(1);
+    let mut panels = vec![];
+    for start in (0..cols).step_by(width.max(1)) {
+        let (mut panel_indptr, mut panel_indices, mut panel_values) = (vec![0u32], vec![], vec![]);
+        for row in indptr.windows(2) {
+            for k in row[0] as usize..row[1] as usize {
+                if (start..start + width).contains(&(indices[k] as usize)) {
+                    panel_indices.push(indices[k]);
+                    panel_values.push(values[k]);
+                }
+            }
+            panel_indptr.push(panel_indices.len() as u32);
+        }
+        panels.push((panel_indptr, panel_indices, panel_values));
+    }
+    panels
 }
