@@ -10,7 +10,7 @@ use ticket_serve::batcher::BatchPolicy;
 use ticket_serve::{models, Config, Server};
 
 pub fn run(args: ServeArgs) -> Result<()> {
-    let par = super::thread_pool(args.threads)?;
+    let par = super::thread_pool_apart(args.threads)?;
     let models = models::load(&args.models)?;
     let described: Vec<_> = models
         .iter()
