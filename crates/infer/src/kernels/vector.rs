@@ -369,15 +369,20 @@ unsafe fn scalar_row<I: ColIndex>(w: CsrRef<I>, range: Range<usize>, x: &[f32]) 
     sum
 }
 
-/// Rows with fewer nonzeros than this take [`scalar_row`] in [`spmv_rows`] on AVX-512: for
-/// them the gathers and the reduction cost more than they save (measured one thread, Intel
-/// Xeon: 300 x 784 at 3.5 %, 27 a row, 2.3 us scalar against 2.8 gathered; 1000 x 1000 at
-/// 10 %, 21.5 against 32.9 us; 4096 x 4096 at 5 %, 234 against 296 us).
-const GATHER_MIN: usize = 48;
+/// Rows with fewer nonzeros than this take [`scalar_row`] in [`spmv_rows`] on AVX-512. One
+/// thread, Intel Xeon, scalar against gathered (`examples/spmm_ab.rs ROWS COLS DENSITY 1 0
+/// 1`): 300 x 784 at 2 %, 16 a row, 1.5 against 1.6 us; 100 x 300 at 7 %, 21 a row, 0.6 either
+/// way; at 3.5 %, 27 a row, 2.0 either way; 1000 x 1000 at 3.2 %, 32 a row, 8.2 against 7.3;
+/// 500 x 800 at 8 %, 64 a row, 7.7 against 6.4; 4096 x 4096 at 5 %, 232 against 178. The
+/// threshold sits low because the branch on each row's length mispredicts wherever a layer's
+/// rows straddle it: at 32, a LeNet-300-100 ticket's fc1 (27 a row on average) took 2.52
+/// against 2.06 us. Before whole groups of 16 were gathered unmasked, rows paid from about 48.
+const GATHER_MIN: usize = 16;
 
 /// The sum of `W[r, k] x[k]` over the nonzeros `range` of one row, 16 at a time: their
-/// inputs gathered into one register (a masked gather for the row's last `< 16`), one
-/// register of sums reduced at the end.
+/// inputs gathered into one register, one register of sums reduced at the end. Whole groups
+/// of 16 load and gather unmasked, the row's last `< 16` masked: masked gathers for every
+/// group took LeNet-5's fc1 (500 x 800 at 8 %, 64 a row) 7.5 us against 6.3.
 ///
 /// # Safety
 /// AVX-512 F, BW and VL available; `range` within `w`'s nonzeros, `x.len() == w.cols()`,
@@ -404,9 +409,19 @@ unsafe fn gather_row<I: ColIndex>(w: CsrRef<I>, range: Range<usize>, x: &[f32]) 
     // cols = x.len() <= i32::MAX.
     unsafe {
         let mut acc = _mm512_setzero_ps();
-        for k in range.clone().step_by(16) {
-            let left = range.end - k;
-            let m = if left >= 16 { !0 } else { ((1u32 << left) - 1) as __mmask16 };
+        let mut k = range.start;
+        while k + 16 <= range.end {
+            let at = if std::mem::size_of::<I>() == 2 {
+                _mm512_cvtepu16_epi32(_mm256_loadu_si256(idx.add(k).cast()))
+            } else {
+                _mm512_loadu_si512(idx.add(k).cast())
+            };
+            let xv = _mm512_i32gather_ps::<4>(at, xp);
+            acc = _mm512_fmadd_ps(_mm512_loadu_ps(val.add(k)), xv, acc);
+            k += 16;
+        }
+        if k < range.end {
+            let m = ((1u32 << (range.end - k)) - 1) as __mmask16;
             let xv =
                 _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m, offsets(idx.add(k), m), xp);
             acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, val.add(k)), xv, acc);
@@ -542,15 +557,15 @@ mod tests {
     /// Both row sums of row `r`, from inside a function compiled for AVX-512.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
-    unsafe fn gathered_and_scalar(w: CsrRef<u16>, r: usize, x: &[f32]) -> (f32, f32) {
+    unsafe fn gathered_and_scalar<I: ColIndex>(w: CsrRef<I>, r: usize, x: &[f32]) -> (f32, f32) {
         let range = w.indptr()[r] as usize..w.indptr()[r + 1] as usize;
         // SAFETY: AVX-512 and FMA are enabled; the range is row r's, x fits w.
         unsafe { (gather_row(w, range.clone(), x), scalar_row(w, range, x)) }
     }
 
     /// The gathered batch-1 rows run only where gathers pay ([`Isa::gathers_pay`]), so they
-    /// are tested directly on every AVX-512 CPU: rows of 0 to about 400 nonzeros, against
-    /// the f64 sum.
+    /// are tested directly on every AVX-512 CPU: rows of 0 to about 400 nonzeros (whole
+    /// groups of 16 and masked rests), 16- and 32-bit column indices, against the f64 sum.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn gathered_rows_match_the_f64_sum() {
@@ -568,8 +583,10 @@ mod tests {
                 let terms = range.map(|k| w.values[k] as f64 * x[idx[k] as usize] as f64);
                 let (want, mag) = terms.fold((0.0, 0.0), |(s, m), t| (s + t, m + t.abs()));
                 // SAFETY: AVX-512 is available (checked above).
-                let (gathered, scalar) = unsafe { gathered_and_scalar(csr, r, &x) };
-                for (got, how) in [(gathered, "gathered"), (scalar, "scalar")] {
+                let sums = unsafe {
+                    [gathered_and_scalar(csr, r, &x), gathered_and_scalar(w.csr(), r, &x)]
+                };
+                for (got, how) in sums.iter().flat_map(|&(g, s)| [(g, "gathered"), (s, "scalar")]) {
                     let tol = 1e-5 * (mag + 1e-3);
                     assert!((got as f64 - want).abs() <= tol, "{how} row {r} at {density}");
                 }
