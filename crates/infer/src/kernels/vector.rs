@@ -372,7 +372,7 @@ unsafe fn scalar_row<I: ColIndex>(w: CsrRef<I>, range: Range<usize>, x: &[f32]) 
 /// Rows with fewer nonzeros than this take [`scalar_row`] in [`spmv_rows`] on AVX-512. One
 /// thread, Intel Xeon, scalar against gathered (`examples/spmm_ab.rs ROWS COLS DENSITY 1 0
 /// 1`): 300 x 784 at 2 %, 16 a row, 1.5 against 1.6 us; 100 x 300 at 7 %, 21 a row, 0.6 either
-/// way; at 3.5 %, 27 a row, 2.0 either way; 1000 x 1000 at 3.2 %, 32 a row, 8.2 against 7.3;
+/// way; 300 x 784 at 3.5 %, 27 a row, 2.0 either way; 1000 x 1000 at 3.2 %, 32 a row, 8.2 against 7.3;
 /// 500 x 800 at 8 %, 64 a row, 7.7 against 6.4; 4096 x 4096 at 5 %, 232 against 178. The
 /// threshold sits low because the branch on each row's length mispredicts wherever a layer's
 /// rows straddle it: at 32, a LeNet-300-100 ticket's fc1 (27 a row on average) took 2.52
