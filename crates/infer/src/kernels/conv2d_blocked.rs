@@ -293,8 +293,18 @@ impl BlockedConv2d {
     /// Bytes of the padded input of one example, and whether a call on one example and
     /// `threads` threads splits over them, each thread then padding into a buffer of its own.
     pub fn padded_bytes(&self, threads: usize) -> (usize, bool) {
-        let splits = self.dense.is_none() && threads > 1 && self.work() >= PAR_MIN_WORK_CONV;
+        let splits = self.dense.is_none() && self.threads_for(1, threads, PAR_MIN_WORK_CONV) > 1;
         (4 * self.padded_len(1), splits)
+    }
+
+    /// The threads a call on `batch` examples uses of `threads`: all from `min_work`
+    /// multiply-adds, else one.
+    fn threads_for(&self, batch: usize, threads: usize, min_work: usize) -> usize {
+        if self.work().saturating_mul(batch) >= min_work {
+            threads
+        } else {
+            1
+        }
     }
 
     /// Whether the layer runs the dense path (im2col and a dense matrix product): when at
@@ -376,8 +386,7 @@ impl BlockedConv2d {
             return;
         }
         let relu = act == Activation::Relu;
-        let work = self.work().saturating_mul(batch);
-        let threads = if work >= min_work { par.threads() } else { 1 };
+        let threads = self.threads_for(batch, par.threads(), min_work);
         if let Some(dense) = &self.dense {
             self.pad(x, batch, padded, 0..self.output.height);
             let par = if threads > 1 { par } else { Par::Seq };

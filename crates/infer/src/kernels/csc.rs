@@ -103,14 +103,14 @@ impl ColumnCopy {
         // Nonzeros in the sample from which the expected work, nnz * nonzero / sampled,
         // reaches 1.25 times the limit.
         let most = 1.25 * limit(nnz, csr_threads) * sampled as f32 / nnz.max(1) as f32;
-        let mut nonzero = 0.0f32;
+        let mut nonzero = 0usize;
         for &v in x.iter().step_by(stride) {
-            nonzero += (v != 0.0) as u32 as f32;
-            if nonzero >= most {
+            nonzero += (v != 0.0) as usize;
+            if nonzero as f32 >= most {
                 return false;
             }
         }
-        nonzero < most
+        (nonzero as f32) < most
     }
 
     /// Fills `list` with the indices of the nonzero entries of `x` (`cols` of them), in
