@@ -42,15 +42,18 @@ fn main() {
     let x = &mut xbuf[xa..xa + cols * batch];
     let y = &mut ybuf[ya..ya + rows * batch];
     let par = if threads == 1 { Par::Seq } else { Par::Rayon(threads) };
-    let panel_columns: usize = args.get(7).map_or(cols.max(1), |p| p.parse().unwrap());
-    let panels = column_panels(&w.indptr, &idx, &w.values, panel_columns);
+    // Column panels only when asked for: without PANEL_COLUMNS the layer runs whole.
+    let panels: Vec<_> = args
+        .get(7)
+        .map(|p| column_panels(&w.indptr, &idx, &w.values, cols, p.parse().unwrap()))
+        .unwrap_or_default();
     let mut outputs: Vec<AlignedVec> =
         (0..panels.len()).map(|_| AlignedVec::from_slice(&vec![0.0; rows * batch])).collect();
     let mut best = f64::MAX;
     let mut all = vec![];
     for _ in 0..200 {
         let t = Instant::now();
-        if panels.len() == 1 {
+        if panels.is_empty() {
             kernels::spmm(csr, Some(&w.bias), x, y, batch, Activation::Relu, par);
         } else {
             for ((indptr, indices, values), y) in panels.iter().zip(&mut outputs) {
@@ -68,15 +71,15 @@ fn main() {
     std::hint::black_box((&y, &outputs));
 }
 
-/// Per panel of `width` columns, the CSR arrays (indptr, absolute column indices, values) of
-/// the nonzeros in it.
+/// Per panel of `width` of the `cols` columns, the CSR arrays (indptr, absolute column
+/// indices, values) of the nonzeros in it.
 fn column_panels(
     indptr: &[u32],
     indices: &[u16],
     values: &[f32],
+    cols: usize,
     width: usize,
 ) -> Vec<(Vec<u32>, Vec<u16>, Vec<f32>)> {
-    let cols = indices.iter().map(|&c| c as usize + 1).max().unwrap_or(1);
     let mut panels = vec![];
     for start in (0..cols).step_by(width.max(1)) {
         let (mut panel_indptr, mut panel_indices, mut panel_values) = (vec![0u32], vec![], vec![]);
