@@ -8,8 +8,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ticket_core::recipe::Init;
+use ticket_core::Dataset;
 use ticket_core::{Network, Par, Recipe};
-use ticket_train::engine::{DenseEngine, Engine};
+use ticket_train::engine::{engine_for, DenseEngine, Engine, SPARSE_BELOW};
 use ticket_train::init::init_net;
 use ticket_train::rng::SeededRng;
 use ticket_train::sparse::SparseEngine;
@@ -97,5 +98,33 @@ fn bench_lenet5(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, bench_lenet5);
+/// One evaluation of an IMP level: validation + test of Fashion-MNIST's size (15,000
+/// examples) through the engine that trains the level, at the densities of the pruning
+/// levels (the dense engine switches to CSR tiles below `SPARSE_EVAL_BELOW`). Throughput is
+/// in examples; multiply-adds per second = examples/s x kept weights.
+fn bench_eval(c: &mut Criterion) {
+    let recipe = Recipe::resolve("lenet-300-100").unwrap();
+    let mut rng = SeededRng::new(0, "eval");
+    let n = 15_000;
+    let data = Dataset {
+        features: 784,
+        images: (0..n * 784).map(|_| rng.uniform() as f32).collect(),
+        labels: (0..n).map(|_| rng.below(10) as u8).collect(),
+    };
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 { Par::Rayon(threads) } else { Par::Seq };
+    let mut group = c.benchmark_group("eval_lenet300_15000");
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(20);
+    for density in [1.0, 0.8, 0.64, 0.51, 0.41, 0.21, 0.1, 0.036] {
+        let net = masked(density);
+        let mut engine = engine_for(net, &recipe.train, recipe.train.batch_size, SPARSE_BELOW, 0);
+        group.bench_function(format!("d{:.1}", 100.0 * density), |b| {
+            b.iter(|| engine.evaluate(&data, par))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_lenet5, bench_eval);
 criterion_main!(benches);

@@ -231,13 +231,7 @@ fn train_on_this_thread(
             break;
         }
         let started = Instant::now();
-        for (slot, example) in batches.next_batch(batch).iter().enumerate() {
-            x[slot * features..(slot + 1) * features].copy_from_slice(splits.train.image(*example));
-            labels[slot] = splits.train.labels[*example];
-        }
-        for &example in batches.upcoming(batch) {
-            splits.train.prefetch(example);
-        }
+        splits.train.copy_batch(batches.next_batch(batch), &mut x, &mut labels, opts.par);
         let stats = engine.gradients(&x, &labels, opts.par);
         if !stats.loss_sum.is_finite() {
             ending = Ending::Diverged { iteration };
@@ -385,12 +379,6 @@ impl BatchOrder {
         BatchOrder { rng, order, position: 0, batch: Vec::new() }
     }
 
-    /// The examples of the next batch that are already known (those of this epoch's order),
-    /// without advancing: for prefetching.
-    pub fn upcoming(&self, size: usize) -> &[usize] {
-        &self.order[self.position..(self.position + size).min(self.order.len())]
-    }
-
     /// The next `size` examples; an epoch's last partial batch is completed from the next.
     pub fn next_batch(&mut self, size: usize) -> &[usize] {
         self.batch.clear();
@@ -518,20 +506,6 @@ mod tests {
         let mut seen: Vec<usize> = (0..5).flat_map(|_| order.next_batch(2).to_vec()).collect();
         seen.sort();
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
-    }
-
-    /// What is prefetched is what comes next, up to the end of the epoch's known order.
-    #[test]
-    fn upcoming_is_the_next_batch_within_an_epoch() {
-        let mut order = BatchOrder::new(10, 3);
-        let mut known = Vec::new();
-        for _ in 0..5 {
-            let ahead = order.upcoming(3).to_vec();
-            assert_eq!(order.next_batch(3)[..ahead.len()], ahead[..]);
-            known.push(ahead.len());
-        }
-        // The fourth batch ends the epoch: its last two come from an order not shuffled yet.
-        assert_eq!(known, [3, 3, 3, 1, 3]);
     }
 
     #[test]
