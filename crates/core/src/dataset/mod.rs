@@ -260,7 +260,7 @@ mod tests {
             images: (0..n * features).map(|i| (i % 251) as f32 / 250.0).collect(),
             labels: (0..n).map(|i| (i % 10) as u8).collect(),
         };
-        for indices in [vec![7, 3, 99, 3, 0, 42].repeat(10), vec![5, 1]] {
+        for indices in [[7, 3, 99, 3, 0, 42].repeat(10), [5, 1].to_vec()] {
             assert_eq!(
                 indices.len() * features * 4 >= PARALLEL_COPY_MIN_BYTES,
                 indices.len() > 2,
