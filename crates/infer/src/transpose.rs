@@ -7,37 +7,57 @@ use std::ops::Range;
 
 /// Writes the transpose of `src` (`rows x cols`, row-major) into `dst` (`cols x rows`).
 pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    transpose_with(Isa::detect(), src, rows, cols, dst);
+    transpose_with(Isa::detect(), src, rows, cols, dst, rows);
 }
 
-pub(crate) fn transpose_with(isa: Isa, src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+/// Writes the transpose of `src` (`rows x cols`, row-major) into the first `rows` entries of
+/// each of the `cols` rows of `dst`, `stride` apart; the entries past `rows` are not touched.
+/// A batch padded to whole vectors this way keeps every row of an aligned buffer aligned.
+pub fn transpose_into_stride(
+    src: &[f32],
+    rows: usize,
+    cols: usize,
+    dst: &mut [f32],
+    stride: usize,
+) {
+    transpose_with(Isa::detect(), src, rows, cols, dst, stride);
+}
+
+pub(crate) fn transpose_with(
+    isa: Isa,
+    src: &[f32],
+    rows: usize,
+    cols: usize,
+    dst: &mut [f32],
+    stride: usize,
+) {
     assert_eq!(src.len(), rows * cols, "transpose: source length");
-    assert_eq!(dst.len(), rows * cols, "transpose: destination length");
+    assert!(stride >= rows, "transpose: stride {stride} below {rows} rows");
+    assert_eq!(dst.len(), cols * stride, "transpose: destination length");
     let (r8, c8) = match isa {
         Isa::Portable => (0, 0),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma | Isa::Avx512 => {
             // SAFETY: AVX2 is present; the lengths were checked above.
-            unsafe { avx2_blocks(src, rows, cols, dst) };
+            unsafe { avx2_blocks(src, (rows, cols), dst, stride) };
             (rows / 8 * 8, cols / 8 * 8)
         }
     };
-    copy(src, rows, cols, dst, 0..r8, c8..cols);
-    copy(src, rows, cols, dst, r8..rows, 0..cols);
+    copy(src, (rows, cols), (dst, stride), 0..r8, c8..cols);
+    copy(src, (rows, cols), (dst, stride), r8..rows, 0..cols);
 }
 
 /// Element by element, for the part of the matrix the blocks do not cover.
 fn copy(
     src: &[f32],
-    rows: usize,
-    cols: usize,
-    dst: &mut [f32],
+    (_, cols): (usize, usize),
+    (dst, stride): (&mut [f32], usize),
     rs: Range<usize>,
     cs: Range<usize>,
 ) {
     for r in rs {
         for c in cs.clone() {
-            dst[c * rows + r] = src[r * cols + c];
+            dst[c * stride + r] = src[r * cols + c];
         }
     }
 }
@@ -45,10 +65,10 @@ fn copy(
 /// Transposes every full 8 x 8 block.
 ///
 /// # Safety
-/// AVX2 available, `src.len() == dst.len() == rows * cols`.
+/// AVX2 available, `src.len() == rows * cols`, `dst.len() == cols * stride`, `stride >= rows`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn avx2_blocks(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+unsafe fn avx2_blocks(src: &[f32], (rows, cols): (usize, usize), dst: &mut [f32], stride: usize) {
     let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
     let (r8, c8) = (rows / 8 * 8, cols / 8 * 8);
     // The inner loop runs along the shorter side, so what one pass of it touches stays in
@@ -59,30 +79,30 @@ unsafe fn avx2_blocks(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     if rows <= cols {
         for c0 in (0..c8).step_by(8) {
             for r0 in (0..r8).step_by(8) {
-                unsafe { block8(s, d, (rows, cols), (r0, c0)) };
+                unsafe { block8(s, d, (cols, stride), (r0, c0)) };
             }
         }
     } else {
         for r0 in (0..r8).step_by(8) {
             for c0 in (0..c8).step_by(8) {
-                unsafe { block8(s, d, (rows, cols), (r0, c0)) };
+                unsafe { block8(s, d, (cols, stride), (r0, c0)) };
             }
         }
     }
 }
 
-/// The 8 x 8 block at `(r0, c0)` of `s` (`rows x cols`) into `d` (`cols x rows`) in
+/// The 8 x 8 block at `(r0, c0)` of `s` (rows of `cols`) into `d` (rows of `stride`) in
 /// registers: 8 loads, 24 shuffles, 8 stores.
 ///
 /// # Safety
-/// AVX2 available; `r0 + 8 <= rows`, `c0 + 8 <= cols`, both matrices `rows * cols` long.
+/// AVX2 available; `r0 + 8 <= rows`, `c0 + 8 <= cols` of the matrices of `avx2_blocks`.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn block8(
     s: *const f32,
     d: *mut f32,
-    (rows, cols): (usize, usize),
+    (cols, stride): (usize, usize),
     (r0, c0): (usize, usize),
 ) {
     use std::arch::x86_64::*;
@@ -104,7 +124,7 @@ unsafe fn block8(
         let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
         let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
         let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        let out = |i: usize, v: __m256| _mm256_storeu_ps(d.add((c0 + i) * rows + r0), v);
+        let out = |i: usize, v: __m256| _mm256_storeu_ps(d.add((c0 + i) * stride + r0), v);
         out(0, _mm256_permute2f128_ps::<0x20>(s0, s4));
         out(1, _mm256_permute2f128_ps::<0x20>(s1, s5));
         out(2, _mm256_permute2f128_ps::<0x20>(s2, s6));
@@ -125,11 +145,14 @@ mod tests {
         for isa in Isa::available() {
             for (rows, cols) in [(1, 1), (3, 5), (8, 8), (9, 17), (64, 784), (10, 1), (16, 24)] {
                 let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-                let mut dst = vec![f32::NAN; rows * cols];
-                transpose_with(isa, &src, rows, cols, &mut dst);
-                for r in 0..rows {
-                    for c in 0..cols {
-                        assert_eq!(dst[c * rows + r], src[r * cols + c], "{isa:?} {rows}x{cols}");
+                for stride in [rows, rows + 3, (rows as usize).next_multiple_of(16)] {
+                    let mut dst = vec![f32::NAN; cols * stride];
+                    transpose_with(isa, &src, rows, cols, &mut dst, stride);
+                    for (c, row) in dst.chunks_exact(stride).enumerate() {
+                        for r in 0..rows {
+                            assert_eq!(row[r], src[r * cols + c], "{isa:?} {rows}x{cols}/{stride}");
+                        }
+                        assert!(row[rows..].iter().all(|v| v.is_nan()), "padding written");
                     }
                 }
             }
