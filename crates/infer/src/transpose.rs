@@ -143,7 +143,8 @@ mod tests {
     #[test]
     fn transposes_odd_shapes_with_every_instruction_set() {
         for isa in Isa::available() {
-            for (rows, cols) in [(1usize, 1), (3, 5), (8, 8), (9, 17), (64, 784), (10, 1), (16, 24)] {
+            for (rows, cols) in [(1usize, 1), (3, 5), (8, 8), (9, 17), (64, 784), (10, 1), (16, 24)]
+            {
                 let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
                 for stride in [rows, rows + 3, rows.next_multiple_of(16)] {
                     let mut dst = vec![f32::NAN; cols * stride];
