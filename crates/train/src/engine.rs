@@ -36,6 +36,21 @@ pub trait Engine: Send {
     /// Forward and backward on a batch (`x` row-major `[batch, inputs]`); the gradients are
     /// kept for [`Engine::update`].
     fn gradients(&mut self, x: &[f32], labels: &[u8], par: Par) -> LossStats;
+    /// [`Engine::gradients`] of the examples `examples` of `data`, copied into `batch`
+    /// first; an engine with its own input layout reads them straight into that instead.
+    fn gradients_of(
+        &mut self,
+        data: &Dataset,
+        examples: &[usize],
+        batch: &mut Dataset,
+        par: Par,
+    ) -> LossStats {
+        batch.features = data.features;
+        batch.images.resize(examples.len() * data.features, 0.0);
+        batch.labels.resize(examples.len(), 0);
+        data.copy_batch(examples, &mut batch.images, &mut batch.labels, par);
+        self.gradients(&batch.images, &batch.labels, par)
+    }
     /// Applies the optimizer to the last gradients.
     fn update(&mut self, par: Par);
     /// Loss and accuracy on all of `data`.

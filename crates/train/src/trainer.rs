@@ -190,15 +190,13 @@ fn train_on_this_thread(
     check_fits(&net, splits)?;
     net.apply_masks();
     let batch = recipe.batch_size.min(splits.train.len());
-    let features = splits.train.features;
     let dense_reason = dense_reason(&net, recipe, opts.sparse_below);
     let sparse = net.density() < opts.sparse_below && dense_reason.is_none();
     observer.on_snapshot(0, false, &net)?;
     let mut last_good = (0, net.clone());
     let mut engine = engine_for(net, recipe, batch, opts.sparse_below, opts.seed);
     let mut batches = BatchOrder::new(splits.train.len(), opts.seed);
-    let mut x = vec![0.0f32; batch * features];
-    let mut labels = vec![0u8; batch];
+    let mut scratch = ticket_core::Dataset::default();
 
     let mut history = Vec::new();
     let mut since_eval = LossStats::default();
@@ -231,8 +229,8 @@ fn train_on_this_thread(
             break;
         }
         let started = Instant::now();
-        splits.train.copy_batch(batches.next_batch(batch), &mut x, &mut labels, opts.par);
-        let stats = engine.gradients(&x, &labels, opts.par);
+        let stats =
+            engine.gradients_of(&splits.train, batches.next_batch(batch), &mut scratch, opts.par);
         if !stats.loss_sum.is_finite() {
             ending = Ending::Diverged { iteration };
             break;
