@@ -30,10 +30,16 @@ pub struct AlignedVec {
 }
 
 impl AlignedVec {
+    /// `n` zeros.
+    pub fn zeros(n: usize) -> Self {
+        let mut v = AlignedVec::default();
+        v.resize(n);
+        v
+    }
+
     /// A copy of `values`.
     pub fn from_slice(values: &[f32]) -> Self {
-        let mut v = AlignedVec::default();
-        v.resize(values.len());
+        let mut v = AlignedVec::zeros(values.len());
         v.copy_from_slice(values);
         v
     }

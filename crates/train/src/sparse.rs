@@ -64,12 +64,6 @@ fn padded(batch: usize) -> usize {
     }
 }
 
-fn zeroed(n: usize) -> AlignedVec {
-    let mut v = AlignedVec::default();
-    v.resize(n);
-    v
-}
-
 /// A network trained in CSR form; see the module documentation.
 pub struct SparseEngine {
     layers: Vec<Layer>,
@@ -101,8 +95,8 @@ impl SparseEngine {
                     rows_of: rows_of_entries(&pattern),
                     grad_values: vec![0.0; values.len()],
                     grad_bias: vec![0.0; rows],
-                    act: zeroed(rows * capacity),
-                    delta: zeroed(rows * capacity),
+                    act: AlignedVec::zeros(rows * capacity),
+                    delta: AlignedVec::zeros(rows * capacity),
                     pattern,
                     values,
                     bias: l.bias.clone(),
@@ -113,7 +107,7 @@ impl SparseEngine {
         let classes = net.graph.outputs();
         SparseEngine {
             optimizer: Optimizer::new(recipe, tensors.collect()),
-            x_t: zeroed(net.graph.inputs() * capacity),
+            x_t: AlignedVec::zeros(net.graph.inputs() * capacity),
             logits: vec![0.0; classes * capacity],
             dlogits: vec![0.0; classes * capacity],
             dense: net.clone(),

@@ -164,8 +164,7 @@ impl EvalLayout {
             tiles.last_mut().expect("more than one tile").end = n;
         }
         let f = data.features;
-        let mut x = AlignedVec::default();
-        x.resize(n * f);
+        let mut x = AlignedVec::zeros(n * f);
         for t in &tiles {
             let images = &data.images[t.start * f..t.end * f];
             transpose(images, t.len(), f, &mut x[t.start * f..t.end * f]);
