@@ -14,16 +14,13 @@ use crate::network::{relu_backward, softmax_cross_entropy, LossStats};
 use crate::optim::Optimizer;
 use crate::tiled_eval::{kept_csr, EvalLayer, TiledEval};
 use rayon::prelude::*;
+use ticket_core::dataset::PARALLEL_COPY_MIN_BYTES;
 use ticket_core::recipe::TrainRecipe;
 use ticket_core::{Dataset, Network, Par};
 use ticket_infer::aligned::AlignedVec;
 use ticket_infer::kernels::{sddmm, spmm, spmm_transposed};
 use ticket_infer::transpose::{gather_transpose, transpose, transpose_into_stride};
 use ticket_infer::{Activation, CsrPattern};
-
-/// Inputs of a batch (examples x features) from which reading it is split over threads:
-/// LeNet-300-100's batch of 60 x 784 is.
-const PARALLEL_GATHER_MIN: usize = 1 << 15;
 
 /// Weight-gradient entries per parallel task.
 const SDDMM_TASK: usize = 2048;
@@ -248,11 +245,9 @@ impl Engine for SparseEngine {
         let inputs = self.layers[0].pattern.cols();
         let lanes = self.prepare_input(examples.len());
         let rows: Vec<&[f32]> = examples.iter().map(|&e| data.image(e)).collect();
-        let work = if par.threads() > 1 && rows.len() * inputs >= PARALLEL_GATHER_MIN {
-            par
-        } else {
-            Par::Seq
-        };
+        let bytes = std::mem::size_of::<f32>() * rows.len() * inputs;
+        let work =
+            if par.threads() > 1 && bytes >= PARALLEL_COPY_MIN_BYTES { par } else { Par::Seq };
         gather_transpose(&rows, inputs, &mut self.x_t[..inputs * lanes], lanes, work);
         batch.labels.clear();
         batch.labels.extend(examples.iter().map(|&e| data.labels[e]));

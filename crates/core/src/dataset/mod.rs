@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 pub use idx::{read_idx, IdxArray};
 
-/// Bytes of a batch from which [`Dataset::copy_batch`] splits the copy over threads.
+/// Bytes of a batch from which reading it is split over threads ([`Dataset::copy_batch`], and
+/// the sparse engine reading a batch into its own layout).
 pub const PARALLEL_COPY_MIN_BYTES: usize = 64 << 10;
 /// Where `dataset-fashion-mnist` installs the IDX files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
