@@ -47,17 +47,17 @@ pub(crate) fn gather_transpose_with(
     assert!(rows.iter().all(|r| r.len() == cols), "gather_transpose: a row is not {cols} long");
     assert!(stride >= rows.len(), "transpose: stride {stride} below {} rows", rows.len());
     assert_eq!(dst.len(), cols * stride, "transpose: destination length");
+    if stride == 0 {
+        return; // no rows
+    }
     let row = Rows::Gathered(rows);
     let piece = |(i, dst): (usize, &mut [f32])| {
         let start = i * GATHER_COLUMNS;
-        let columns = start..start + dst.len() / stride.max(1);
+        let columns = start..start + dst.len() / stride;
         // SAFETY: every row holds cols >= columns.end values (asserted above); dst holds
         // columns.len() rows of stride >= rows.len() entries.
         unsafe { transpose_rows(isa, &row, rows.len(), columns, dst, stride) }
     };
-    if stride == 0 {
-        return; // no rows
-    }
     if par.threads() > 1 && cols > GATHER_COLUMNS {
         dst.par_chunks_mut(GATHER_COLUMNS * stride).enumerate().for_each(piece);
     } else {

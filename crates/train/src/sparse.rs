@@ -14,7 +14,6 @@ use crate::network::{relu_backward, softmax_cross_entropy, LossStats};
 use crate::optim::Optimizer;
 use crate::tiled_eval::{kept_csr, EvalLayer, TiledEval};
 use rayon::prelude::*;
-use ticket_core::dataset::PARALLEL_COPY_MIN_BYTES;
 use ticket_core::recipe::TrainRecipe;
 use ticket_core::{Dataset, Network, Par};
 use ticket_infer::aligned::AlignedVec;
@@ -245,9 +244,7 @@ impl Engine for SparseEngine {
         let inputs = self.layers[0].pattern.cols();
         let lanes = self.prepare_input(examples.len());
         let rows: Vec<&[f32]> = examples.iter().map(|&e| data.image(e)).collect();
-        let bytes = std::mem::size_of::<f32>() * rows.len() * inputs;
-        let work =
-            if par.threads() > 1 && bytes >= PARALLEL_COPY_MIN_BYTES { par } else { Par::Seq };
+        let work = data.batch_par(examples.len(), par);
         gather_transpose(&rows, inputs, &mut self.x_t[..inputs * lanes], lanes, work);
         batch.labels.clear();
         batch.labels.extend(examples.iter().map(|&e| data.labels[e]));
@@ -419,11 +416,6 @@ mod tests {
         }
     }
 
-    /// The sparse and the dense masked engines train the same network to the same weights,
-    /// step after step, at several densities (levels of a ticket), with Adam and with SGD.
-    /// Adam divides each gradient by its own running scale, so it would hide a gradient that
-    /// is off by a constant factor in one layer; SGD (with momentum and weight decay) moves
-    /// every weight in proportion to its gradient and shows it.
     /// A batch read straight from its data set gives the gradients of the same batch copied
     /// out first, bit for bit, also after a smaller batch.
     #[test]
@@ -451,6 +443,11 @@ mod tests {
         }
     }
 
+    /// The sparse and the dense masked engines train the same network to the same weights,
+    /// step after step, at several densities (levels of a ticket), with Adam and with SGD.
+    /// Adam divides each gradient by its own running scale, so it would hide a gradient that
+    /// is off by a constant factor in one layer; SGD (with momentum and weight decay) moves
+    /// every weight in proportion to its gradient and shows it.
     #[test]
     fn sparse_training_equals_dense_masked_training() {
         let recipe = Recipe::resolve("digits-mlp").unwrap();

@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use idx::{read_idx, IdxArray};
 
-/// Bytes of a batch from which reading it is split over threads ([`Dataset::copy_batch`], and
-/// the sparse engine reading a batch into its own layout).
+/// Bytes of a batch from which reading it is split over threads ([`Dataset::batch_par`]).
 pub const PARALLEL_COPY_MIN_BYTES: usize = 64 << 10;
 /// Where `dataset-fashion-mnist` installs the IDX files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -55,7 +54,7 @@ impl Dataset {
     pub fn copy_batch(&self, indices: &[usize], images: &mut [f32], labels: &mut [u8], par: Par) {
         let f = self.features;
         let images = &mut images[..indices.len() * f];
-        if par.threads() > 1 && std::mem::size_of_val(images) >= PARALLEL_COPY_MIN_BYTES {
+        if self.batch_par(indices.len(), par).threads() > 1 {
             images
                 .par_chunks_mut(f)
                 .zip(indices.par_iter())
@@ -68,6 +67,17 @@ impl Dataset {
         }
         for (label, &i) in labels.iter_mut().zip(indices) {
             *label = self.labels[i];
+        }
+    }
+
+    /// The threads of `par` that reading a batch of `examples` rows should use: all of them
+    /// from [`PARALLEL_COPY_MIN_BYTES`] on, else this one.
+    pub fn batch_par(&self, examples: usize, par: Par) -> Par {
+        let bytes = std::mem::size_of::<f32>() * examples * self.features;
+        if par.threads() > 1 && bytes >= PARALLEL_COPY_MIN_BYTES {
+            par
+        } else {
+            Par::Seq
         }
     }
 
