@@ -554,7 +554,8 @@ def main():
         print_tables(summaries[k], a.repeat, k)
     wb = runs[kinds[0]][0]["ticket_bench"]["weight_bytes"]
     print(f"\nweights in memory: ticket sparse {wb['sparse']} B (+ {wb.get('sparse_column_copies', 0)} B of "
-          f"column-ordered copies for zero skipping), dense {wb['dense']} B ({wb['dense'] / wb['sparse']:.1f}x)")
+          f"column-ordered copies for zero skipping, + {wb.get('sparse_sliced_copies', 0)} B of batch-1 copies "
+          f"in slices of 16 rows), dense {wb['dense']} B ({wb['dense'] / wb['sparse']:.1f}x)")
     results.write({"model": a.model or "random LeNet-300-100 ticket (write_random_lenet, seed 0)", "nonzeros": nnz,
                    "max_logit_diff_vs_scipy": diff, "repeat": a.repeat, "inputs": kinds,
                    "summary": summaries, "repeats": runs})

@@ -1,5 +1,6 @@
-//! A random CSR layer at batch 1, against inputs with 50-90 % zeros: the CSR product and the
-//! zero-skipping column-ordered one (`kernels::csc`), median times, and what
+//! A random CSR layer at batch 1, against inputs with 50-90 % zeros: the CSR product, the
+//! product in slices of 16 rows (`kernels::sliced`, the row product where a gather pays) and
+//! the zero-skipping column-ordered one (`kernels::csc`), median times, and what
 //! `ColumnCopy::pays` would choose. For checking that choice on another machine.
 //!
 //!     cargo run --release -p ticket-infer --features fixture --example csc_ab -- ROWS COLS DENSITY
@@ -8,6 +9,7 @@ use std::time::Instant;
 use ticket_core::Par;
 use ticket_infer::fixture::{CsrParts, Random};
 use ticket_infer::kernels::csc::ColumnCopy;
+use ticket_infer::kernels::sliced::SlicedRows;
 use ticket_infer::{kernels, Activation, CsrRef};
 
 fn main() {
@@ -19,8 +21,9 @@ fn main() {
     let idx = w.indices_u16();
     let csr = CsrRef::new(rows, cols, &w.indptr, &idx, &w.values).unwrap();
     let copy = ColumnCopy::new(csr);
+    let sliced = SlicedRows::new(csr);
     let mut y = vec![0.0f32; rows];
-    let mut list = Vec::new();
+    let (mut list, mut sums) = (Vec::new(), Vec::new());
     for zeros in [0.5, 0.6, 0.7, 0.8, 0.9] {
         let x: Vec<f32> = (0..cols)
             .map(|_| if rng.unit() < zeros { 0.0 } else { rng.uniform(-1.0, 1.0) })
@@ -41,9 +44,13 @@ fn main() {
             copy.nonzero_columns(&x, &mut list);
             copy.spmv(Some(&w.bias), &x, &list, &mut y, Activation::Relu)
         });
+        let c =
+            time(&mut || sliced.spmv(Some(&w.bias), &x, &mut y, Activation::Relu, (1, &mut sums)));
         let work = copy.nonzero_columns(&x, &mut list);
         println!(
-            "zeros {zeros}: csr {a:.2} us, columns {b:.2} us, pays() says {}, work {work} of {}",
+            "zeros {zeros}: csr {a:.2} us, sliced {c:.2} us (chosen: {}), columns {b:.2} us, \
+             pays() says {}, work {work} of {}",
+            SlicedRows::pays(),
             copy.pays(work, 1),
             copy.nnz()
         );

@@ -40,6 +40,7 @@ mod portable;
 pub mod sddmm;
 #[cfg(target_arch = "x86_64")]
 mod simd;
+pub mod sliced;
 #[cfg(target_arch = "x86_64")]
 mod vector;
 

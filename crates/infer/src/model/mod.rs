@@ -39,6 +39,7 @@ use crate::kernels::compressed::CompressedWeights;
 use crate::kernels::conv2d::Conv2d;
 use crate::kernels::conv2d_blocked::BlockedConv2d;
 use crate::kernels::csc::ColumnCopy;
+use crate::kernels::sliced::SlicedRows;
 use crate::kernels::{self, Activation, Image, Isa, TiledInput, Window};
 use crate::slab::Slab;
 use crate::timing::StepClock;
@@ -251,6 +252,15 @@ impl SparseLayer {
         with_csr!(self, w => Some(ColumnCopy::new(w)))
     }
 
+    /// The copy of the weight in slices of 16 rows for the gathering batch-1 product (not for
+    /// a compressed layer).
+    fn sliced_copy(&self) -> Option<SlicedRows> {
+        if self.compressed.is_some() {
+            return None;
+        }
+        with_csr!(self, w => Some(SlicedRows::new(w)))
+    }
+
     /// The weight as a dense row-major matrix and the mask of its nonzero pattern.
     fn dense(&self) -> LayerParams {
         let mut linear = LayerParams::zeros(self.shape);
@@ -279,11 +289,20 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Buffers whose forward passes never skip zero inputs: batch 1 always runs the CSR
+    /// Buffers whose forward passes never skip zero inputs: batch 1 always runs the row
     /// product (to measure what skipping zeros brings; results differ only in rounding).
     pub fn without_zero_skipping() -> Self {
         let mut scratch = Scratch::default();
-        scratch.buffers.csr_only = true;
+        scratch.buffers.batch1 = plan::Batch1Paths::Rows;
+        scratch
+    }
+
+    /// Buffers whose batch-1 passes run the CSR row product, as on CPUs where the copy in
+    /// slices of 16 rows does not pay: the results of a compressed layer's decoded matrix
+    /// bit for bit, and the baseline the sliced product is measured against.
+    pub fn csr_rows_only() -> Self {
+        let mut scratch = Scratch::default();
+        scratch.buffers.batch1 = plan::Batch1Paths::CsrRows;
         scratch
     }
 }
@@ -414,6 +433,13 @@ impl SparseModel {
     /// the first time its batch-1 input has enough zeros for it to pay).
     pub fn column_copy_bytes(&self) -> usize {
         self.plan.column_copy_bytes()
+    }
+
+    /// Bytes of the copies in slices of 16 rows that the batch-1 path runs from where a
+    /// gather pays (not part of [`SparseModel::weight_bytes`]: built on the first batch-1
+    /// call of a layer that runs on one thread).
+    pub fn sliced_copy_bytes(&self) -> usize {
+        self.plan.sliced_copy_bytes()
     }
 
     /// Bytes of the conv layers' taps prepared for the blocked kernel (a value and an input

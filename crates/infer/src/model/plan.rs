@@ -12,7 +12,9 @@
 //! 1 its step samples the input's zeros and, when skipping them may pay, builds the copy (the
 //! first time only), lists the nonzero inputs and, when they meet few enough weights,
 //! multiplies only those (ReLU outputs and raw pixels are often zero); otherwise it runs the
-//! CSR product. Models that never see such inputs never hold the copy.
+//! CSR product. Models that never see such inputs never hold the copy. Where a 16-lane gather
+//! pays ([`SlicedRows::pays`]), the batch-1 row product goes through a copy in slices of 16
+//! rows instead of the CSR rows ([`SlicedRows`], built on the first batch-1 call).
 //!
 //! When the linear layers decode compressed weights and nothing but linear layers and ReLUs
 //! follows the image steps, a thread runs spans of [`TILES_PER_SPAN`] tiles layer by layer
@@ -25,6 +27,7 @@ use crate::aligned::AlignedVec;
 use crate::kernels::conv2d_blocked::{BlockedConv2d, POOL_2X2};
 use crate::kernels::csc::ColumnCopy;
 use crate::kernels::pool::{self, Pool};
+use crate::kernels::sliced::SlicedRows;
 use crate::kernels::{Activation, Image, TiledInput, Window};
 use crate::timing::StepClock;
 use std::sync::OnceLock;
@@ -79,9 +82,17 @@ pub(crate) struct Plan {
     /// Per weighted layer, its blocked convolution when it is a conv2d the blocked kernel
     /// covers.
     blocked: Vec<Option<BlockedConv2d>>,
-    /// Per weighted layer, room for its column-ordered copy when it is an uncompressed linear
-    /// layer (built on first need).
-    columns: Vec<Option<OnceLock<ColumnCopy>>>,
+    /// Per weighted layer, room for the copies batch-1 products run from when it is an
+    /// uncompressed linear layer.
+    batch1: Vec<Option<Batch1Copies>>,
+}
+
+/// The copies of a linear layer's weight that its batch-1 step may run from, each built the
+/// first time it is chosen.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Batch1Copies {
+    columns: OnceLock<ColumnCopy>,
+    sliced: OnceLock<SlicedRows>,
 }
 
 /// The buffers a forward pass works in: two ping-pong activation buffers and the padded
@@ -92,8 +103,22 @@ pub(crate) struct Buffers {
     padded: AlignedVec,
     /// The nonzero inputs of a batch-1 linear step.
     nonzero: Vec<u32>,
-    /// Set: batch-1 linear steps run the CSR product, never the column-ordered copy.
-    pub(crate) csr_only: bool,
+    /// The sums of a batch-1 linear step's slices of rows, before they go to their rows.
+    slice_sums: Vec<f32>,
+    /// The paths batch-1 linear steps may take.
+    pub(crate) batch1: Batch1Paths,
+}
+
+/// Which products a batch-1 linear step may choose among.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) enum Batch1Paths {
+    /// Skipping zero inputs when it pays, else the row product, sliced where that pays.
+    #[default]
+    All,
+    /// The row product, sliced where that pays.
+    Rows,
+    /// The CSR row product.
+    CsrRows,
 }
 
 impl Plan {
@@ -101,7 +126,7 @@ impl Plan {
     pub(crate) fn new(graph: &Graph, layers: &[SparseLayer]) -> Plan {
         let mut steps: Vec<(Step, usize)> = Vec::new();
         let mut blocked = Vec::with_capacity(layers.len());
-        let mut columns = Vec::with_capacity(layers.len());
+        let mut batch1 = Vec::with_capacity(layers.len());
         let mut weighted = 0;
         let mut work = 0usize;
         let mut multiply_adds = 0usize;
@@ -113,7 +138,7 @@ impl Plan {
                     work = work.saturating_add(layers[weighted].nnz());
                     multiply_adds = multiply_adds.saturating_add(layers[weighted].nnz());
                     blocked.push(None);
-                    columns.push(layers[weighted].compressed.is_none().then(OnceLock::new));
+                    batch1.push(layers[weighted].compressed.is_none().then(Batch1Copies::default));
                     weighted += 1;
                     Step::Linear { layer: weighted - 1, act: Activation::Identity }
                 }
@@ -124,7 +149,7 @@ impl Plan {
                     multiply_adds = multiply_adds.saturating_add(taps);
                     let window = Window { kernel, stride, padding };
                     blocked.push(layers[weighted].blocked_conv2d(image(), window));
-                    columns.push(None);
+                    batch1.push(None);
                     weighted += 1;
                     Step::Conv2d {
                         layer: weighted - 1,
@@ -166,7 +191,7 @@ impl Plan {
             };
             steps.push((step, outputs));
         }
-        let mut plan = Plan { steps, work, multiply_adds, blocked, columns, span: TILE };
+        let mut plan = Plan { steps, work, multiply_adds, blocked, batch1, span: TILE };
         let rest = &plan.steps[plan.image_steps()..];
         let linear_only = rest.iter().all(|(s, _)| matches!(s, Step::Linear { .. } | Step::Relu));
         let compressed = rest.iter().any(
@@ -209,7 +234,11 @@ impl Plan {
     }
 
     pub(crate) fn column_copy_bytes(&self) -> usize {
-        self.columns.iter().flatten().filter_map(OnceLock::get).map(ColumnCopy::bytes).sum()
+        self.batch1.iter().flatten().filter_map(|c| c.columns.get()).map(ColumnCopy::bytes).sum()
+    }
+
+    pub(crate) fn sliced_copy_bytes(&self) -> usize {
+        self.batch1.iter().flatten().filter_map(|c| c.sliced.get()).map(SlicedRows::bytes).sum()
     }
 
     pub(crate) fn work_per_example(&self) -> usize {
@@ -281,7 +310,7 @@ impl Plan {
         par: Par,
         clock: Option<&StepClock>,
     ) -> &'a [f32] {
-        let Buffers { ping_pong: [a, b], padded, nonzero, csr_only } = buffers;
+        let Buffers { ping_pong: [a, b], padded, nonzero, slice_sums, batch1: paths } = buffers;
         // Where the current activations are: None = `input`, Some(false) = a, Some(true) = b.
         let mut at: Option<bool> = None;
         let mut len = input.len();
@@ -319,9 +348,11 @@ impl Plan {
             dst.grow(n);
             let dst = &mut dst[..n];
             match *step {
-                Step::Linear { layer, act } => match (&self.columns[layer], t, *csr_only) {
-                    (Some(copy), 1, false) => {
-                        linear_batch1(&layers[layer], copy, (src, dst), act, par, nonzero)
+                Step::Linear { layer, act } => match (&self.batch1[layer], t) {
+                    (Some(copies), 1) if *paths != Batch1Paths::CsrRows => {
+                        let skip = (*paths == Batch1Paths::All).then_some(&mut *nonzero);
+                        let scratch = (skip, &mut *slice_sums);
+                        linear_batch1(&layers[layer], copies, (src, dst), act, par, scratch)
                     }
                     _ => {
                         let src = match row_major.take() {
@@ -357,24 +388,30 @@ impl Plan {
     }
 }
 
-/// One example through linear layer `layer`: the column-ordered product over the nonzero
-/// inputs when it meets few enough weights to beat the CSR product (which may split over
-/// `par`'s threads), else the CSR product. The copy is built the first time it may pay.
+/// One example through linear layer `layer`: with `skip` (the list to fill with the nonzero
+/// inputs), the column-ordered product over the nonzero inputs when it meets few enough
+/// weights to beat the row product; else the row product, split over `par`'s threads when
+/// the layer is large enough: the sliced one where it pays (its slices' sums in
+/// `slice_sums`), the CSR one otherwise. Each copy is built the first time it is chosen.
 fn linear_batch1(
     layer: &SparseLayer,
-    copy: &OnceLock<ColumnCopy>,
+    copies: &Batch1Copies,
     (x, y): (&[f32], &mut [f32]),
     act: Activation,
     par: Par,
-    nonzero: &mut Vec<u32>,
+    (skip, slice_sums): (Option<&mut Vec<u32>>, &mut Vec<f32>),
 ) {
     let csr_work = layer.nnz() + layer.shape.rows;
     let csr_threads = if csr_work >= crate::kernels::PAR_MIN_WORK { par.threads() } else { 1 };
-    if ColumnCopy::may_pay(layer.nnz(), x, csr_threads) {
-        let copy = copy.get_or_init(|| layer.column_copy().expect("an uncompressed layer"));
+    if let Some(nonzero) = skip.filter(|_| ColumnCopy::may_pay(layer.nnz(), x, csr_threads)) {
+        let copy = copies.columns.get_or_init(|| layer.column_copy().expect("uncompressed"));
         if copy.pays(copy.nonzero_columns(x, nonzero), csr_threads) {
             return copy.spmv(Some(&layer.bias), x, nonzero, y, act);
         }
+    }
+    if layer.shape.cols <= SlicedRows::MAX_COLS && SlicedRows::pays() {
+        let sliced = copies.sliced.get_or_init(|| layer.sliced_copy().expect("uncompressed"));
+        return sliced.spmv(Some(&layer.bias), x, y, act, (csr_threads, slice_sums));
     }
     layer.linear(TiledInput::Tiled(x), y, (1, TILE), act, par);
 }

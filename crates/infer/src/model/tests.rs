@@ -120,7 +120,7 @@ fn compressed_over_spans(graph: &Graph, densities: &[f64]) {
             let x = rng.vec(batch * graph.inputs(), -1.0, 1.0);
             for par in [Par::Seq, Par::Rayon(2)] {
                 let mut want = vec![0.0; batch * 10];
-                let mut scratch = Scratch::without_zero_skipping();
+                let mut scratch = Scratch::csr_rows_only();
                 f32_model.logits_into(&x, batch, &mut want, &mut scratch, par).unwrap();
                 let got = model.logits(&x, batch, par).unwrap();
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
