@@ -17,6 +17,7 @@
 //! it (see [`CompressedWeights::conv2d`]).
 
 use super::conv2d::Conv2d;
+use super::sliced::{ColumnKind, SlicedRows, ValueKind};
 use super::{Activation, Image, Isa, TiledInput, Window};
 use crate::csr::{ColIndex, CsrRef};
 use crate::slab::Slab;
@@ -27,7 +28,7 @@ use ticket_core::packed::filler;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
-mod avx512;
+pub(crate) mod avx512;
 
 /// Nonzeros decoded per call of the row kernel over one tile (rows are not split).
 pub(crate) const CHUNK: usize = 512;
@@ -206,7 +207,7 @@ impl<'a> Values for CodebookValues<'a> {
 
 /// How a vector decoder unpacks a register of consecutive fields, for the loop they share.
 #[cfg(target_arch = "x86_64")]
-trait Unpacker: Copy {
+pub(crate) trait Unpacker: Copy {
     /// Fields a register holds: `LANES` fields of `bits` bits span `LANES * bits / 8` bytes.
     const LANES: usize;
     type Fields: Copy;
@@ -433,6 +434,47 @@ impl CompressedWeights {
                 });
             }
         })
+    }
+
+    /// The batch-1 copy of the matrix in slices of 16 rows, in its own codecs (see
+    /// `kernels::sliced`): each row's gap fields with their fillers, and its values' raw
+    /// codes, int8 bytes or f32 bits.
+    pub(crate) fn sliced(&self, indptr: &[u32]) -> SlicedRows {
+        let (columns, values) = match (&self.columns, &self.values) {
+            (ColumnStore::Gaps { bits, .. }, _) => (ColumnKind::Gaps(*bits), &self.values),
+            (_, values) => (ColumnKind::Absolute, values),
+        };
+        let value_kind = match values {
+            ValueStore::F32(_) => ValueKind::F32,
+            ValueStore::Int8 { scales, .. } => ValueKind::Int8(scales),
+            ValueStore::Codebook { bits, table, .. } => ValueKind::Codebook(*bits, table),
+        };
+        // The raw value of nonzero k.
+        let raw = |k: usize| match &self.values {
+            ValueStore::F32(v) => v[k].to_bits(),
+            ValueStore::Int8 { q, .. } => q[k] as u8 as u32,
+            ValueStore::Codebook { bits, codes, .. } => ticket_core::packed::field(codes, k, *bits),
+        };
+        let entries = |r: usize, out: &mut Vec<(u32, u32)>| {
+            let nonzeros = indptr[r] as usize..indptr[r + 1] as usize;
+            match &self.columns {
+                ColumnStore::U16(i) => out.extend(nonzeros.map(|k| (i[k] as u32, raw(k)))),
+                ColumnStore::U32(i) => out.extend(nonzeros.map(|k| (i[k], raw(k)))),
+                ColumnStore::Gaps { bits, stream, starts, .. } => {
+                    let mut k = nonzeros.start;
+                    for at in starts[r] as usize..starts[r + 1] as usize {
+                        let field = ticket_core::packed::field(stream, at, *bits);
+                        if field == filler(*bits) {
+                            out.push((field, 0));
+                        } else {
+                            out.push((field, raw(k)));
+                            k += 1;
+                        }
+                    }
+                }
+            }
+        };
+        SlicedRows::build((self.rows, self.cols), columns, value_kind, entries)
     }
 
     /// The whole matrix decoded at once with the decoders of this CPU: its column indices

@@ -252,13 +252,13 @@ impl SparseLayer {
         with_csr!(self, w => Some(ColumnCopy::new(w)))
     }
 
-    /// The copy of the weight in slices of 16 rows for the gathering batch-1 product (not for
-    /// a compressed layer).
-    fn sliced_copy(&self) -> Option<SlicedRows> {
-        if self.compressed.is_some() {
-            return None;
+    /// The copy of the weight in slices of 16 rows for the gathering batch-1 product, in the
+    /// layer's own codecs.
+    fn sliced_copy(&self) -> SlicedRows {
+        if let Some(c) = &self.compressed {
+            return c.sliced(&self.indptr);
         }
-        with_csr!(self, w => Some(SlicedRows::new(w)))
+        with_csr!(self, w => SlicedRows::new(w))
     }
 
     /// The weight as a dense row-major matrix and the mask of its nonzero pattern.

@@ -82,13 +82,13 @@ pub(crate) struct Plan {
     /// Per weighted layer, its blocked convolution when it is a conv2d the blocked kernel
     /// covers.
     blocked: Vec<Option<BlockedConv2d>>,
-    /// Per weighted layer, room for the copies batch-1 products run from when it is an
-    /// uncompressed linear layer.
+    /// Per weighted layer, room for the copies batch-1 products run from when it is a linear
+    /// layer.
     batch1: Vec<Option<Batch1Copies>>,
 }
 
 /// The copies of a linear layer's weight that its batch-1 step may run from, each built the
-/// first time it is chosen.
+/// first time it is chosen (the column-ordered one only for an uncompressed layer).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Batch1Copies {
     columns: OnceLock<ColumnCopy>,
@@ -138,7 +138,7 @@ impl Plan {
                     work = work.saturating_add(layers[weighted].nnz());
                     multiply_adds = multiply_adds.saturating_add(layers[weighted].nnz());
                     blocked.push(None);
-                    batch1.push(layers[weighted].compressed.is_none().then(Batch1Copies::default));
+                    batch1.push(Some(Batch1Copies::default()));
                     weighted += 1;
                     Step::Linear { layer: weighted - 1, act: Activation::Identity }
                 }
@@ -403,14 +403,16 @@ fn linear_batch1(
 ) {
     let csr_work = layer.nnz() + layer.shape.rows;
     let csr_threads = if csr_work >= crate::kernels::PAR_MIN_WORK { par.threads() } else { 1 };
-    if let Some(nonzero) = skip.filter(|_| ColumnCopy::may_pay(layer.nnz(), x, csr_threads)) {
+    let may_skip =
+        |_: &_| layer.compressed.is_none() && ColumnCopy::may_pay(layer.nnz(), x, csr_threads);
+    if let Some(nonzero) = skip.filter(may_skip) {
         let copy = copies.columns.get_or_init(|| layer.column_copy().expect("uncompressed"));
         if copy.pays(copy.nonzero_columns(x, nonzero), csr_threads) {
             return copy.spmv(Some(&layer.bias), x, nonzero, y, act);
         }
     }
     if layer.shape.cols <= SlicedRows::MAX_COLS && SlicedRows::pays() {
-        let sliced = copies.sliced.get_or_init(|| layer.sliced_copy().expect("uncompressed"));
+        let sliced = copies.sliced.get_or_init(|| layer.sliced_copy());
         return sliced.spmv(Some(&layer.bias), x, y, act, (csr_threads, slice_sums));
     }
     layer.linear(TiledInput::Tiled(x), y, (1, TILE), act, par);

@@ -78,7 +78,9 @@ fn lenet_batches_across_tiles_and_threads() {
 /// each chunk of rows decoded once for all of them: its logits are bit for bit those of the
 /// f32 model of the decoded weights, at one example, one tile, several tiles and more than a
 /// span (a short last tile each time), on one thread and two, for an MLP and for a conv net
-/// (whose image steps run one example at a time into the tiles of the linear layers' input).
+/// (whose image steps run one example at a time into the tiles of the linear layers' input),
+/// and at one example both through the CSR rows and through the sliced copies (where the CPU
+/// chooses them).
 #[test]
 fn compressed_linear_layers_over_spans_equal_the_f32_model() {
     let conv = Graph::from_json(
@@ -118,11 +120,13 @@ fn compressed_over_spans(graph: &Graph, densities: &[f64]) {
         let f32_model = SparseModel::from_net(&net_of(&graph, &decoded));
         for batch in [1, 32, 75, 600] {
             let x = rng.vec(batch * graph.inputs(), -1.0, 1.0);
-            for par in [Par::Seq, Par::Rayon(2)] {
-                let mut want = vec![0.0; batch * 10];
-                let mut scratch = Scratch::csr_rows_only();
-                f32_model.logits_into(&x, batch, &mut want, &mut scratch, par).unwrap();
-                let got = model.logits(&x, batch, par).unwrap();
+            let paths = [Scratch::csr_rows_only, Scratch::without_zero_skipping];
+            for (par, scratch) in
+                [Par::Seq, Par::Rayon(2)].into_iter().flat_map(|p| paths.map(|s| (p, s)))
+            {
+                let (mut want, mut got) = (vec![0.0; batch * 10], vec![0.0; batch * 10]);
+                f32_model.logits_into(&x, batch, &mut want, &mut scratch(), par).unwrap();
+                model.logits_into(&x, batch, &mut got, &mut scratch(), par).unwrap();
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "{codec} batch {batch} {par:?}");
             }

@@ -29,11 +29,18 @@ const LANES: usize = 16;
 /// How to pull sixteen consecutive `bits`-bit fields out of the stream, the first `offset`
 /// bits into its first byte.
 #[derive(Clone, Copy)]
-struct Unpack {
+pub(crate) struct Unpack {
     shuffle: __m512i,
     shift: __m512i,
     mask: __m512i,
     bits: usize,
+}
+
+impl Unpack {
+    /// Bits a field.
+    pub(crate) fn bits(&self) -> usize {
+        self.bits
+    }
 }
 
 impl Unpacker for Unpack {
@@ -126,7 +133,7 @@ pub(super) unsafe fn codebook_values(book: CodebookValues, range: (usize, usize)
 /// # Safety
 /// AVX-512 F available.
 #[inline(always)]
-unsafe fn pairs_lookup<const PAIRS: usize>(regs: &[__m512; 16], idx: __m512i) -> __m512 {
+pub(crate) unsafe fn pairs_lookup<const PAIRS: usize>(regs: &[__m512; 16], idx: __m512i) -> __m512 {
     // SAFETY: AVX-512 F (the caller's contract).
     unsafe {
         let mut picked: [__m512; 8] = std::array::from_fn(|p| {
