@@ -23,7 +23,7 @@ use crate::csr::{ColIndex, CsrRef};
 use crate::slab::Slab;
 use std::cell::RefCell;
 use std::ops::Range;
-use ticket_core::packed::{encode_gaps, filler, gap_fields};
+use ticket_core::packed::{encode_gaps, filler};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -207,7 +207,7 @@ impl<'a> Values for CodebookValues<'a> {
 
 /// How a vector decoder unpacks a register of consecutive fields, for the loop they share.
 #[cfg(target_arch = "x86_64")]
-pub(crate) trait Unpacker: Copy {
+trait Unpacker: Copy {
     /// Fields a register holds: `LANES` fields of `bits` bits span `LANES * bits / 8` bytes.
     const LANES: usize;
     type Fields: Copy;
@@ -436,17 +436,14 @@ impl CompressedWeights {
         })
     }
 
-    /// The batch-1 copy of the matrix in slices of 16 rows, in its own value codec (see
-    /// `kernels::sliced`): the raw codes, int8 bytes or f32 bits. Gap columns are re-encoded
-    /// at the width, from the file's up to 8 bits, that makes the copy smallest: in the copy
-    /// every field, filler or not, holds a value slot, so fewer fillers save value bits as
-    /// well as steps (LeNet-300-100's first layer at 2.87 % with k6 values: 5-bit gaps need
-    /// 1.56 fields a nonzero, 17.2 bits in all, 8-bit ones 1.003, 14.0 bits).
+    /// The batch-1 copy of the matrix in slices of 16 rows (see `kernels::sliced`): its
+    /// values' codes, int8 bytes or f32 bits, and its columns as they are (absolute) or as
+    /// 8-bit gaps.
     pub(crate) fn sliced(&self, indptr: &[u32]) -> SlicedRows {
-        let (value_kind, value_bits) = match &self.values {
-            ValueStore::F32(_) => (ValueKind::F32, 32),
-            ValueStore::Int8 { scales, .. } => (ValueKind::Int8(scales), 8),
-            ValueStore::Codebook { bits, table, .. } => (ValueKind::Codebook(*bits, table), *bits),
+        let value_kind = match &self.values {
+            ValueStore::F32(_) => ValueKind::F32,
+            ValueStore::Int8 { scales, .. } => ValueKind::Int8(scales),
+            ValueStore::Codebook { bits, table, .. } => ValueKind::Codebook(*bits, table),
         };
         // The raw value of nonzero k.
         let raw = |k: usize| match &self.values {
@@ -455,29 +452,15 @@ impl CompressedWeights {
             ValueStore::Codebook { bits, codes, .. } => ticket_core::packed::field(codes, k, *bits),
         };
         let (columns, _) = self.decoded(indptr);
-        let gap_bits = match self.columns {
-            ColumnStore::Gaps { bits, .. } => {
-                let mut counts = vec![0usize; self.cols + 1];
-                for row in indptr.windows(2) {
-                    let mut next = 0;
-                    for &c in &columns[row[0] as usize..row[1] as usize] {
-                        counts[(c - next) as usize] += 1;
-                        next = c + 1;
-                    }
-                }
-                let size = |b: u32| gap_fields(&counts, b) * (b + value_bits) as usize;
-                (bits..=8).rev().min_by_key(|&b| size(b))
-            }
-            ColumnStore::U16(_) | ColumnStore::U32(_) => None,
-        };
+        let gaps = matches!(self.columns, ColumnStore::Gaps { .. });
         let entries = |r: usize, out: &mut Vec<(u32, u32)>| {
             let nonzeros = indptr[r] as usize..indptr[r + 1] as usize;
-            let Some(bits) = gap_bits else {
+            if !gaps {
                 return out.extend(nonzeros.map(|k| (columns[k], raw(k))));
-            };
+            }
             let mut k = nonzeros.start;
-            for field in encode_gaps(&indptr[r..r + 2], &columns, bits) {
-                if field == filler(bits) {
+            for field in encode_gaps(&indptr[r..r + 2], &columns, 8) {
+                if field == filler(8) {
                     out.push((field, 0));
                 } else {
                     out.push((field, raw(k)));
@@ -485,7 +468,7 @@ impl CompressedWeights {
                 }
             }
         };
-        let column_kind = gap_bits.map_or(ColumnKind::Absolute, ColumnKind::Gaps);
+        let column_kind = if gaps { ColumnKind::Gaps } else { ColumnKind::Absolute };
         SlicedRows::build((self.rows, self.cols), column_kind, value_kind, entries)
     }
 

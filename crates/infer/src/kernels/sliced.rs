@@ -6,12 +6,16 @@
 //! and no branch on a row's length. The CSR row kernel ends a loop and folds a register for
 //! every row, which a short row (LeNet-300-100's 10-30 kept weights) cannot amortise.
 //!
-//! A compressed layer's copy keeps its codecs, only reordered into steps: each lane's gap
-//! fields (fillers included) and codebook codes packed 16 to a step (`2N` bytes for `N`-bit
-//! fields), int8 values with their rows' scales. A step unpacks its 16 fields in a register
-//! (the decoders of `kernels::compressed`), and each lane adds its own gap to its own running
-//! column, so gaps need one vector add rather than a prefix sum; a filler is a lane left out
-//! of that step.
+//! A compressed layer's copy keeps its value codec, reordered into steps: codebook codes and
+//! int8 values a byte each (int8 with their rows' scales), columns as 8-bit gaps (fillers
+//! included). A step widens its 16 bytes into a register in one instruction, looks codes up
+//! as `kernels::compressed` does, and each lane adds its own gap to its own running column,
+//! so gaps need one vector add rather than a prefix sum; a filler is a lane left out of that
+//! step. Bytes rather than the file's narrower fields: unpacking `N`-bit fields from two
+//! 16-byte windows cost a fifth to a third more time at batch 1 (LeNet-300-100 at 2.87 %, one
+//! thread, Intel Xeon: k6 values with the file's 5-bit gaps 2.93 us, with 8-bit gaps 2.54, f32
+//! CSR 1.93-2.01), and 8-bit gaps need almost no fillers where 5-bit ones need one for every
+//! other nonzero.
 //!
 //! Rows are sorted by entries, most first, before they are cut into slices, so the rows of a
 //! slice have nearly equal lengths and few steps carry lanes past their row's end (those
@@ -51,10 +55,10 @@ struct StepCols([u16; LANES]);
 #[repr(C, align(64))]
 struct Lanes([f32; LANES]);
 
-/// The int8 values of one step of a slice.
+/// Sixteen bytes of one step of a slice: its gap fields, codes or int8 values.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(16))]
-struct StepInt8([i8; LANES]);
+struct StepBytes([u8; LANES]);
 
 /// Sixteen rows: which they are and how many entries each has.
 #[derive(Clone, Copy, Debug)]
@@ -70,29 +74,25 @@ struct Slice {
 #[derive(Clone, Debug)]
 enum Columns {
     Absolute(Vec<StepCols>),
-    /// `bits`-bit gap fields, 16 to a step (`2 * bits` bytes), then 32 bytes of slack: each
-    /// lane's column starts at 0 with its slice and moves on by `field + 1` (a filler, the
-    /// field `2^bits - 1`, by `field`, and is no entry).
-    Gaps {
-        bits: u32,
-        fields: Vec<u8>,
-    },
+    /// 8-bit gap fields: each lane's column starts at 0 with its slice and moves on by
+    /// `field + 1` (a filler, the field 255, by 255, and is no entry).
+    Gaps(Vec<StepBytes>),
 }
 
 /// How the steps give their values.
 #[derive(Clone, Debug)]
 enum Values {
     F32(Vec<Lanes>),
-    /// `value = scale * q`, the scales of each slice's rows in `scales[slice]`.
+    /// `value = scale * q` (`q` the byte as an `i8`), the scales of each slice's rows in
+    /// `scales[slice]`.
     Int8 {
-        q: Vec<StepInt8>,
+        q: Vec<StepBytes>,
         scales: Vec<Lanes>,
     },
-    /// `value = table[code]`, `bits`-bit codes 16 to a step, then 32 bytes of slack; the
-    /// table padded to 256 entries.
+    /// `value = table[code]`, codes below `2^bits`, the table padded to 256 entries.
     Codebook {
         bits: u32,
-        codes: Vec<u8>,
+        codes: Vec<StepBytes>,
         table: Box<[f32; 256]>,
     },
 }
@@ -100,8 +100,8 @@ enum Values {
 /// What the entries handed to [`SlicedRows::build`] hold in their first field.
 pub(crate) enum ColumnKind {
     Absolute,
-    /// Gap fields of this many bits, fillers included.
-    Gaps(u32),
+    /// 8-bit gap fields, fillers included (`ticket_core::packed::encode_gaps` at 8 bits).
+    Gaps,
 }
 
 /// What the entries handed to [`SlicedRows::build`] hold in their second field.
@@ -180,29 +180,22 @@ impl SlicedRows {
             scales.push(lane_scales);
             starts.push(steps.len() as u32);
         }
-        let lanes = |part: fn(&(u32, u32)) -> u32| steps.iter().flatten().map(part);
-        // Packed fields 16 to a step, then room for the unpacking's 16-byte windows.
-        let pack = |bits: u32, part: fn(&(u32, u32)) -> u32| {
-            let mut bytes = packed::pack(&lanes(part).collect::<Vec<_>>(), bits);
-            bytes.resize(bytes.len() + 32, 0);
-            bytes
+        let bytes = |part: fn(&(u32, u32)) -> u32| -> Vec<StepBytes> {
+            steps.iter().map(|s| StepBytes(s.map(|e| part(&e) as u8))).collect()
         };
         let columns = match column_kind {
             ColumnKind::Absolute => Columns::Absolute(
                 steps.iter().map(|s| StepCols(s.map(|(c, _)| c as u16))).collect(),
             ),
-            ColumnKind::Gaps(bits) => Columns::Gaps { bits, fields: pack(bits, |e| e.0) },
+            ColumnKind::Gaps => Columns::Gaps(bytes(|e| e.0)),
         };
         let values = match value_kind {
             ValueKind::F32 => Values::F32(
                 steps.iter().map(|s| Lanes(s.map(|(_, v)| f32::from_bits(v)))).collect(),
             ),
-            ValueKind::Int8(_) => Values::Int8 {
-                q: steps.iter().map(|s| StepInt8(s.map(|(_, v)| v as u8 as i8))).collect(),
-                scales,
-            },
+            ValueKind::Int8(_) => Values::Int8 { q: bytes(|e| e.1), scales },
             ValueKind::Codebook(bits, table) => {
-                Values::Codebook { bits, codes: pack(bits, |e| e.1), table: Box::new(*table) }
+                Values::Codebook { bits, codes: bytes(|e| e.1), table: Box::new(*table) }
             }
         };
         SlicedRows { rows, width: cols, slices, starts, columns, values }
@@ -220,12 +213,14 @@ impl SlicedRows {
     pub fn bytes(&self) -> usize {
         let columns = match &self.columns {
             Columns::Absolute(c) => size_of_val(&c[..]),
-            Columns::Gaps { fields, .. } => fields.len(),
+            Columns::Gaps(fields) => size_of_val(&fields[..]),
         };
         let values = match &self.values {
             Values::F32(v) => size_of_val(&v[..]),
             Values::Int8 { q, scales } => size_of_val(&q[..]) + size_of_val(&scales[..]),
-            Values::Codebook { codes, table, .. } => codes.len() + size_of_val(&**table),
+            Values::Codebook { codes, table, .. } => {
+                size_of_val(&codes[..]) + size_of_val(&**table)
+            }
         };
         size_of_val(&self.slices[..]) + 4 * self.starts.len() + columns + values
     }
@@ -296,12 +291,11 @@ impl SlicedRows {
             *sum = 0.0;
             let mut next = 0usize;
             for step in first..first + slice.lens[lane] as usize {
-                let at = step * LANES + lane;
                 let (col, real) = match &self.columns {
                     Columns::Absolute(c) => (c[step].0[lane] as usize, true),
-                    Columns::Gaps { bits, fields } => {
-                        let field = packed::field(fields, at, *bits);
-                        let real = field != packed::filler(*bits);
+                    Columns::Gaps(fields) => {
+                        let field = fields[step].0[lane] as u32;
+                        let real = field != packed::filler(8);
                         let col = next + field as usize;
                         next = col + real as usize;
                         (col, real)
@@ -309,10 +303,8 @@ impl SlicedRows {
                 };
                 let value = match &self.values {
                     Values::F32(v) => v[step].0[lane],
-                    Values::Int8 { q, scales } => scales[s].0[lane] * q[step].0[lane] as f32,
-                    Values::Codebook { bits, codes, table } => {
-                        table[packed::field(codes, at, *bits) as usize]
-                    }
+                    Values::Int8 { q, scales } => scales[s].0[lane] * q[step].0[lane] as i8 as f32,
+                    Values::Codebook { codes, table, .. } => table[codes[step].0[lane] as usize],
                 };
                 if real {
                     *sum = value.mul_add(x[col], *sum);

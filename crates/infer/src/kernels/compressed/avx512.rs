@@ -29,18 +29,11 @@ const LANES: usize = 16;
 /// How to pull sixteen consecutive `bits`-bit fields out of the stream, the first `offset`
 /// bits into its first byte.
 #[derive(Clone, Copy)]
-pub(crate) struct Unpack {
+struct Unpack {
     shuffle: __m512i,
     shift: __m512i,
     mask: __m512i,
     bits: usize,
-}
-
-impl Unpack {
-    /// Bits a field.
-    pub(crate) fn bits(&self) -> usize {
-        self.bits
-    }
 }
 
 impl Unpacker for Unpack {

@@ -1,10 +1,9 @@
 //! The AVX-512 kernel of sliced rows: one register of 16 rows' sums a slice, each step's
 //! columns and values decoded in registers by a [`StepColumns`] and a [`StepValues`] source
-//! (absolute or gap columns; f32, int8 or codebook values), chosen once per slice.
+//! (absolute or 8-bit gap columns; f32, int8 or codebook values), chosen once per slice.
 
-use super::{Columns, Lanes, SlicedRows, StepCols, StepInt8, Values, LANES};
-use crate::kernels::compressed::avx512::{pairs_lookup, Unpack};
-use crate::kernels::compressed::Unpacker;
+use super::{Columns, Lanes, SlicedRows, StepBytes, StepCols, Values, LANES};
+use crate::kernels::compressed::avx512::pairs_lookup;
 use std::arch::x86_64::*;
 use ticket_core::packed::filler;
 
@@ -26,47 +25,14 @@ trait StepValues {
     unsafe fn next(&mut self) -> __m512;
 }
 
-/// How a source reads the 16 fields of a step: unpacked from `2N` bytes, or, for 8-bit
-/// fields, widened from 16 bytes in one instruction (a tenth of LeNet-300-100's batch-1
-/// time with f32 values and 8-bit gaps).
-#[derive(Clone, Copy)]
-enum Fields {
-    Packed(Unpack),
-    Bytes,
-}
-
-impl Fields {
-    /// # Safety
-    /// AVX-512 available.
-    #[inline(always)]
-    unsafe fn new(bits: u32) -> Fields {
-        // SAFETY: the caller's contract; 1 <= bits <= 8.
-        if bits == 8 {
-            Fields::Bytes
-        } else {
-            Fields::Packed(unsafe { Unpack::new(bits, 0) })
-        }
-    }
-
-    /// The 16 fields of the step whose bytes start at `bytes[byte]`, and the bytes a step
-    /// takes.
-    ///
-    /// # Safety
-    /// AVX-512 F and BW available; 16 bytes from `byte` inside `bytes` (the slack).
-    #[inline(always)]
-    unsafe fn read(self, bytes: &[u8], byte: usize) -> (__m512i, usize) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            match self {
-                Fields::Packed(unpack) => (unpack.fields(bytes, byte), 2 * unpack.bits()),
-                Fields::Bytes => {
-                    debug_assert!(byte + 16 <= bytes.len());
-                    let p = bytes.as_ptr().add(byte);
-                    (_mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast())), 16)
-                }
-            }
-        }
-    }
+/// The 16 bytes of a step, each widened to a 32-bit lane.
+///
+/// # Safety
+/// AVX-512 F available.
+#[inline(always)]
+unsafe fn widen(step: &StepBytes) -> __m512i {
+    // SAFETY: AVX-512 available; StepBytes is 16 bytes on a 16-byte boundary.
+    unsafe { _mm512_cvtepu8_epi32(_mm_load_si128(step.0.as_ptr().cast())) }
 }
 
 struct Absolute<'a>(std::slice::Iter<'a, StepCols>);
@@ -80,23 +46,20 @@ impl StepColumns for Absolute<'_> {
     }
 }
 
-/// Gap fields 16 to a step; each lane's running column in `next`.
+/// 8-bit gap fields; each lane's running column in `next`.
 struct Gaps<'a> {
-    fields: &'a [u8],
-    byte: usize,
-    reader: Fields,
+    fields: std::slice::Iter<'a, StepBytes>,
     next: __m512i,
-    fill: __m512i,
 }
 
 impl StepColumns for Gaps<'_> {
     #[inline(always)]
     unsafe fn next(&mut self) -> (__m512i, __mmask16) {
-        // SAFETY: AVX-512 available; the fields hold every step plus slack for the windows.
+        let step = self.fields.next().expect("a step per value");
+        // SAFETY: AVX-512 available.
         unsafe {
-            let (f, step) = self.reader.read(self.fields, self.byte);
-            self.byte += step;
-            let real = !_mm512_cmpeq_epi32_mask(f, self.fill);
+            let f = widen(step);
+            let real = !_mm512_cmpeq_epi32_mask(f, _mm512_set1_epi32(filler(8) as i32));
             let col = _mm512_add_epi32(self.next, f);
             // An entry moves past its column; a filler moves on by its field.
             self.next = _mm512_mask_add_epi32(col, real, col, _mm512_set1_epi32(1));
@@ -117,7 +80,7 @@ impl StepValues for F32<'_> {
 }
 
 struct Int8<'a> {
-    q: std::slice::Iter<'a, StepInt8>,
+    q: std::slice::Iter<'a, StepBytes>,
     scales: __m512,
 }
 
@@ -125,8 +88,8 @@ impl StepValues for Int8<'_> {
     #[inline(always)]
     unsafe fn next(&mut self) -> __m512 {
         let step = self.q.next().expect("a step per column");
-        // SAFETY: AVX-512 available; StepInt8 is 16 aligned bytes. `scale * q`, one rounding,
-        // as the scalar decoder.
+        // SAFETY: AVX-512 available; StepBytes is 16 aligned bytes. `scale * q`, one
+        // rounding, as the scalar decoder.
         unsafe {
             let q = _mm512_cvtepi8_epi32(_mm_load_si128(step.0.as_ptr().cast()));
             _mm512_mul_ps(self.scales, _mm512_cvtepi32_ps(q))
@@ -134,23 +97,18 @@ impl StepValues for Int8<'_> {
     }
 }
 
-/// Codebook codes 16 to a step, looked up by `lookup`.
+/// Codebook codes a byte each, looked up by `lookup`.
 struct Codes<'a, L> {
-    codes: &'a [u8],
-    byte: usize,
-    reader: Fields,
+    codes: std::slice::Iter<'a, StepBytes>,
     lookup: L,
 }
 
 impl<L: Fn(__m512i) -> __m512> StepValues for Codes<'_, L> {
     #[inline(always)]
     unsafe fn next(&mut self) -> __m512 {
-        // SAFETY: AVX-512 available; the codes hold every step plus slack for the windows.
-        unsafe {
-            let (codes, step) = self.reader.read(self.codes, self.byte);
-            self.byte += step;
-            (self.lookup)(codes)
-        }
+        let step = self.codes.next().expect("a step per column");
+        // SAFETY: AVX-512 available.
+        unsafe { (self.lookup)(widen(step)) }
     }
 }
 
@@ -213,14 +171,14 @@ pub(super) unsafe fn slice_sums(m: &SlicedRows, s: usize, x: &[f32], out: &mut [
                         for (i, r) in regs.iter_mut().enumerate() {
                             *r = _mm512_loadu_ps(table.as_ptr().add(16 * i));
                         }
-                        let (byte, reader) = (first * 2 * *bits as usize, Fields::new(*bits));
+                        let codes = &codes[first..end];
                         macro_rules! lookup {
                             ($f:expr) => {
                                 sums(
                                     lens,
                                     steps,
                                     $cols,
-                                    Codes { codes, byte, reader, lookup: $f },
+                                    Codes { codes: codes.iter(), lookup: $f },
                                     x,
                                     out,
                                 )
@@ -239,12 +197,9 @@ pub(super) unsafe fn slice_sums(m: &SlicedRows, s: usize, x: &[f32], out: &mut [
         }
         match &m.columns {
             Columns::Absolute(c) => with_values!(Absolute(c[first..end].iter())),
-            Columns::Gaps { bits, fields } => with_values!(Gaps {
-                fields,
-                byte: first * 2 * *bits as usize,
-                reader: Fields::new(*bits),
+            Columns::Gaps(fields) => with_values!(Gaps {
+                fields: fields[first..end].iter(),
                 next: _mm512_setzero_si512(),
-                fill: _mm512_set1_epi32(filler(*bits) as i32),
             }),
         }
     }
