@@ -250,11 +250,16 @@ fn print_bench(bench: &Map<String, Value>) {
     );
     batches.iter().for_each(|&b| line += &format!(" {:>16.1}x", ratio(&key(b))));
     println!("{line} {:>11.1}x", get("weight_bytes", "dense") / get("weight_bytes", "sparse"));
+    // Copies built for batch 1 (absent from older JSON: 0).
+    let copies = |key: &str| bench["weight_bytes"][key].as_f64().unwrap_or(0.0) / 1000.0;
     println!(
-        "({} threads; sparse weights: {:.1} KB borrowed from the mapped file; inputs: {}, \
+        "({} threads; sparse weights: {:.1} KB borrowed from the mapped file, plus batch-1 \
+         copies built: {:.1} KB in slices of 16 rows, {:.1} KB column-ordered; inputs: {}, \
          {:.1}% zeros)",
         bench["threads"],
         get("weight_bytes", "sparse_borrowed_from_file") / 1000.0,
+        copies("sparse_sliced_copies"),
+        copies("sparse_column_copies"),
         bench["inputs"]["source"].as_str().unwrap_or("?"),
         100.0 * get("inputs", "zero_fraction")
     );
