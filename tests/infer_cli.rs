@@ -177,6 +177,22 @@ fn bench_json_has_the_documented_keys() {
         later.iter().enumerate().filter(|(i, _)| set >> i & 1 == 1).map(|(_, l)| copy(l)).sum()
     });
     assert!(built.collect::<Vec<u64>>().contains(&copies), "{copies} bytes of copies");
+    // Copies in slices of 16 rows (sorted by length; per slice 16 row numbers and lengths,
+    // u32, and a u32 start; per step 16 u16 columns and 16 f32 values) for every layer batch 1
+    // ran, where the CPU chooses them.
+    let sliced = |l: &CsrParts| {
+        let mut lens: Vec<usize> = l.indptr.windows(2).map(|p| (p[1] - p[0]) as usize).collect();
+        lens.sort_by(|a, b| b.cmp(a));
+        let slices = lens.len().div_ceil(16);
+        let steps: usize = lens.chunks(16).map(|c| c[0]).sum();
+        (128 * slices + 4 * (slices + 1) + 96 * steps) as u64
+    };
+    let want = if ticket_infer::kernels::sliced::SlicedRows::pays() {
+        f.layers.iter().map(sliced).sum()
+    } else {
+        0
+    };
+    assert_eq!(report["weight_bytes"]["sparse_sliced_copies"].as_u64(), Some(want));
     assert_eq!(report["inputs"]["source"], "synthetic");
     let synthetic = ticket_infer::bench::synthetic_inputs(1024, 64);
     let zeros = synthetic.iter().filter(|&&v| v == 0.0).count() as f64 / synthetic.len() as f64;
