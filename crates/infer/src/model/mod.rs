@@ -436,8 +436,8 @@ impl SparseModel {
     }
 
     /// Bytes of the copies in slices of 16 rows that the batch-1 path runs from where a
-    /// gather pays (not part of [`SparseModel::weight_bytes`]: built on the first batch-1
-    /// call of a layer that runs on one thread).
+    /// gather pays (not part of [`SparseModel::weight_bytes`]: built on a layer's first
+    /// batch-1 call).
     pub fn sliced_copy_bytes(&self) -> usize {
         self.plan.sliced_copy_bytes()
     }

@@ -403,9 +403,9 @@ fn linear_batch1(
 ) {
     let csr_work = layer.nnz() + layer.shape.rows;
     let csr_threads = if csr_work >= crate::kernels::PAR_MIN_WORK { par.threads() } else { 1 };
-    let may_skip =
-        |_: &_| layer.compressed.is_none() && ColumnCopy::may_pay(layer.nnz(), x, csr_threads);
-    if let Some(nonzero) = skip.filter(may_skip) {
+    // Compressed layers have no column-ordered copy.
+    let skip = skip.filter(|_| layer.compressed.is_none());
+    if let Some(nonzero) = skip.filter(|_| ColumnCopy::may_pay(layer.nnz(), x, csr_threads)) {
         let copy = copies.columns.get_or_init(|| layer.column_copy().expect("uncompressed"));
         if copy.pays(copy.nonzero_columns(x, nonzero), csr_threads) {
             return copy.spmv(Some(&layer.bias), x, nonzero, y, act);
