@@ -360,11 +360,20 @@ macro_rules! with_streams {
 
 /// Decoded rows: their CSR `ptr` (from 0), columns and values (`cols` and `vals` only grow;
 /// the first `ptr.last()` entries are the rows').
-#[derive(Default)]
-struct RowBuffer {
+#[derive(Debug, Default)]
+pub(crate) struct RowBuffer {
     ptr: Vec<u32>,
     cols: Vec<u32>,
     vals: Vec<f32>,
+}
+
+impl RowBuffer {
+    /// The decoded rows as a `rows x cols` f32 CSR matrix.
+    pub(crate) fn csr(&self, cols: usize) -> CsrRef<'_, u32> {
+        let rows = self.ptr.len().saturating_sub(1);
+        let n = self.ptr.last().map_or(0, |&n| n as usize);
+        CsrRef::new_prechecked(rows, cols, &self.ptr, &self.cols[..n], &self.vals[..n])
+    }
 }
 
 thread_local! {
@@ -477,13 +486,26 @@ impl CompressedWeights {
     /// their own layout (conv taps), built once at load.
     pub(crate) fn decoded(&self, indptr: &[u32]) -> (Vec<u32>, Vec<f32>) {
         let mut buf = RowBuffer::default();
-        if self.rows > 0 {
-            self.decode_rows(Isa::detect(), indptr, (0, self.rows), usize::MAX, &mut buf, true);
-        }
+        self.decode_all(indptr, &mut buf);
         let nnz = indptr[self.rows] as usize;
         buf.cols.truncate(nnz);
         buf.vals.truncate(nnz);
         (buf.cols, buf.vals)
+    }
+
+    /// The whole matrix decoded into `buf` (reusing its room), with the decoders of this CPU.
+    pub(crate) fn decode_all(&self, indptr: &[u32], buf: &mut RowBuffer) {
+        if self.rows == 0 {
+            buf.ptr.clear();
+            buf.ptr.push(0);
+            return;
+        }
+        self.decode_rows(Isa::detect(), indptr, (0, self.rows), usize::MAX, buf, true);
+    }
+
+    /// Bytes of [`CompressedWeights::decode_all`]'s buffer for this matrix.
+    pub(crate) fn decoded_bytes(&self, indptr: &[u32]) -> usize {
+        4 * (self.rows + 1) + 8 * (indptr[self.rows] as usize + SLACK)
     }
 
     /// Rows from `start` decoded into `buf` until at least `limit` nonzeros are in or row

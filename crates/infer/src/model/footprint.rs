@@ -7,10 +7,11 @@ use crate::kernels::compressed::{row_buffer_bytes, CHUNK, TILED_CHUNK};
 impl SparseModel {
     /// Bytes of the activation buffers a forward pass of `batch` examples on up to `threads`
     /// threads holds at its peak: per span of examples in flight (a tile, or several tiles for
-    /// a model with compressed linear layers; at most one per thread), the transposed
-    /// input (none at batch 1) and two ping-pong buffers as wide as the widest layer output,
-    /// and for a compressed model each decoding thread's buffer of decoded rows (every
-    /// thread's when a batch of one span splits a layer's rows), and the padded inputs of the
+    /// a model with compressed linear layers too large to decode per pass; at most one per
+    /// thread), the transposed input (none at batch 1) and two ping-pong buffers as wide as
+    /// the widest layer output; for a compressed model each decoding thread's decoded layers
+    /// (a pass of several examples that decodes them first) or buffer of decoded rows (every
+    /// thread's when a batch of one span splits a layer's rows); and the padded inputs of the
     /// conv layers (one per thread for a batch-1 layer split over threads). Logits and inputs,
     /// which the caller owns, are not counted.
     pub fn workspace_bytes(&self, batch: usize, threads: usize) -> usize {
@@ -35,7 +36,12 @@ impl SparseModel {
             _ => tile * self.inputs(),
         };
         let activations = 4 * (input + tile * 2 * widest);
-        let decoded = if self.layers.iter().any(|l| l.compressed.is_some()) {
+        // A thread's share of a batch larger than one tile on several threads decodes the
+        // compressed layers first when the plan does.
+        let split = batch <= tile && threads > 1;
+        let decoded = if self.plan.decodes_per_pass() && batch > 1 && !split {
+            self.plan.decoded_pass_bytes(&self.layers)
+        } else if self.layers.iter().any(|l| l.compressed.is_some()) {
             let longest = self.layers.iter().map(|l| max_row(&l.indptr)).max().unwrap_or(0);
             row_buffer_bytes(longest, if tile > TILE { TILED_CHUNK } else { CHUNK })
         } else {

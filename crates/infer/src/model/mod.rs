@@ -8,9 +8,9 @@
 //! [`TILE`] examples, at least one per thread, and each tile runs the whole network on one
 //! thread: its activations stay in that core's cache and no thread waits for another between
 //! layers. Small products (batch 1 of LeNet) stay on the calling thread: handing work to
-//! another thread costs more than it saves. A model whose linear layers are compressed runs
-//! spans of several tiles layer by layer instead, so that each chunk of a layer's rows is
-//! decoded once for all of them (see `plan`). Within a tile, the convolutions and pools at the
+//! another thread costs more than it saves. A thread's share of a batch decodes compressed linear
+//! layers once for all its tiles, or for larger models runs spans of several tiles layer by
+//! layer, each chunk of a layer's rows decoded once for all of them (see `plan`). Within a tile, the convolutions and pools at the
 //! start of an image network run one example at a time (see `plan`), and each example's
 //! result becomes a column of the `[features][batch]` input of the linear layers.
 //!
@@ -34,8 +34,8 @@ mod plan;
 pub use footprint::peak_rss_bytes;
 
 use crate::aligned::AlignedVec;
-use crate::csr::{compress, CsrRef};
-use crate::kernels::compressed::CompressedWeights;
+use crate::csr::{compress, ColIndex, CsrRef};
+use crate::kernels::compressed::{CompressedWeights, RowBuffer};
 use crate::kernels::conv2d::Conv2d;
 use crate::kernels::conv2d_blocked::BlockedConv2d;
 use crate::kernels::csc::ColumnCopy;
@@ -181,11 +181,17 @@ impl SparseLayer {
             + self.compressed.as_ref().map_or(0, CompressedWeights::mapped_bytes)
     }
 
+    /// Bytes of this layer decoded whole when it is compressed (see `plan`), else `None`.
+    fn decoded_bytes(&self) -> Option<usize> {
+        self.compressed.as_ref().map(|c| c.decoded_bytes(&self.indptr))
+    }
+
     /// `y = act(W x + b)` for `x` `[cols][batch]`, `y` `[rows][batch]` laid out in tiles of
     /// `tile` examples ([`kernels::tiles`]), rows split over `par`'s threads when the product
-    /// is large enough (compressed layers: only a batch of one tile, each thread decoding its
-    /// rows; a larger one runs on this thread, each chunk of rows decoded once for all the
-    /// tiles).
+    /// is large enough. A compressed layer runs as f32 from `decoded`, its rows decoded for
+    /// the pass, when given; else a batch of one tile splits its rows over the threads, each
+    /// decoding its own, and a larger one runs on this thread, each chunk of rows decoded
+    /// once for all the tiles.
     fn linear(
         &self,
         mut x: TiledInput,
@@ -193,8 +199,12 @@ impl SparseLayer {
         (batch, tile): (usize, usize),
         act: Activation,
         par: Par,
+        decoded: Option<&RowBuffer>,
     ) {
         let (rows, cols) = (self.shape.rows, self.shape.cols);
+        if let Some(decoded) = decoded {
+            return spmm_tiles(decoded.csr(cols), &self.bias, (x, y), (batch, tile), act, par);
+        }
         if let Some(c) = &self.compressed {
             let isa = Isa::detect();
             // One tile (batch 1) of a large layer: its rows over the threads.
@@ -206,11 +216,7 @@ impl SparseLayer {
             }
             return c.spmm_with(isa, &self.indptr, &self.bias, x, y, (batch, tile), act);
         }
-        for examples in kernels::tiles(batch, tile) {
-            let (t, y) = (examples.len(), &mut y[examples.start * rows..examples.end * rows]);
-            let x = x.tile(examples, cols);
-            with_csr!(self, w => kernels::spmm(w, Some(&self.bias), x, y, t, act, par))
-        }
+        with_csr!(self, w => spmm_tiles(w, &self.bias, (x, y), (batch, tile), act, par))
     }
 
     /// `y = act(conv(x, W) + b)` for images `x` of shape `input`, on this thread.
@@ -276,6 +282,24 @@ impl SparseLayer {
         }
         with_csr!(self, w => w.scatter_into(&mut linear.weight, Some(&mut linear.mask)));
         linear
+    }
+}
+
+/// `y = act(W x + bias)` for `x` `[cols][batch]`, `y` `[rows][batch]` laid out in tiles of
+/// `tile` examples, tile by tile.
+fn spmm_tiles<I: ColIndex>(
+    w: CsrRef<I>,
+    bias: &[f32],
+    (mut x, y): (TiledInput, &mut [f32]),
+    (batch, tile): (usize, usize),
+    act: Activation,
+    par: Par,
+) {
+    let (rows, cols) = (w.rows(), w.cols());
+    for examples in kernels::tiles(batch, tile) {
+        let (t, y) = (examples.len(), &mut y[examples.start * rows..examples.end * rows]);
+        let x = x.tile(examples, cols);
+        kernels::spmm(w, Some(bias), x, y, t, act, par)
     }
 }
 
@@ -534,6 +558,7 @@ impl SparseModel {
             // A single tile may still split its layers over the threads: keep them polling
             // for the splits rather than sleeping between layers.
             let enter_pool = self.plan.work_per_example() >= MIN_WORK_TO_ENTER_POOL;
+            Plan::decode_nothing(&mut scratch.buffers);
             ticket_core::awake_pool::with_workers_awake(enter_pool, || {
                 self.tile(inputs, batch, out, scratch, par, clock)
             });
@@ -542,28 +567,47 @@ impl SparseModel {
         if threads <= 1 {
             // One tile keeps `par` for its layers; several run one after the other.
             let par = if tiles <= 1 { par } else { Par::Seq };
-            for (x, o) in inputs.chunks(tile * features).zip(out.chunks_mut(tile * classes)) {
-                self.tile(x, x.len() / features, o, scratch, par, clock);
-            }
+            self.share((inputs, out), tile, scratch, par, clock);
             return Ok(());
         }
-        inputs
-            .par_chunks(tile * features)
-            .zip(out.par_chunks_mut(tile * classes))
-            .with_min_len(Par::Rayon(threads).min_len(tiles))
-            .for_each(|(x, o)| {
-                let mut run =
-                    |s: &mut Scratch| self.tile(x, x.len() / features, o, s, Par::Seq, clock);
+        // One share of whole tiles per thread.
+        let share = tiles.div_ceil(threads) * tile;
+        inputs.par_chunks(share * features).zip(out.par_chunks_mut(share * classes)).for_each(
+            |(x, o)| {
+                let mut run = |s: &mut Scratch| self.share((x, o), tile, s, Par::Seq, clock);
                 // Each worker keeps its buffers from call to call: fresh ones cost page
                 // faults on first touch, about as long as a 32-example tile of LeNet-300-100
-                // takes to run. A worker already inside a tile (never, with `Par::Seq`) would
-                // take fresh ones.
+                // takes to run. A worker already inside a share (never, with `Par::Seq`)
+                // would take fresh ones.
                 WORKER_SCRATCH.with(|cell| match cell.try_borrow_mut() {
                     Ok(mut s) => run(&mut s),
                     Err(_) => run(&mut Scratch::default()),
                 })
-            });
+            },
+        );
         Ok(())
+    }
+
+    /// One thread's share of a pass, `x` `[n][inputs]` to `out` `[n][outputs]`, `tile`
+    /// examples at a time, after decoding the compressed linear layers once for all of them
+    /// where the plan does (a lone example runs from its batch-1 copies instead).
+    fn share(
+        &self,
+        (x, out): (&[f32], &mut [f32]),
+        tile: usize,
+        s: &mut Scratch,
+        par: Par,
+        clock: Option<&StepClock>,
+    ) {
+        let (features, classes) = (self.inputs(), self.outputs());
+        if x.len() > features {
+            self.plan.decode_pass(&self.layers, &mut s.buffers, clock);
+        } else {
+            Plan::decode_nothing(&mut s.buffers);
+        }
+        for (x, o) in x.chunks(tile * features).zip(out.chunks_mut(tile * classes)) {
+            self.tile(x, x.len() / features, o, s, par, clock);
+        }
     }
 
     /// How many examples one thread runs through the network at once, at most, and on how

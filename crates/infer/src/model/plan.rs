@@ -16,14 +16,17 @@
 //! pays ([`SlicedRows::pays`]), the batch-1 row product goes through a copy in slices of 16
 //! rows instead of the CSR rows ([`SlicedRows`], built on the first batch-1 call).
 //!
-//! When the linear layers decode compressed weights and nothing but linear layers and ReLUs
-//! follows the image steps, a thread runs spans of [`TILES_PER_SPAN`] tiles layer by layer
-//! rather than one tile through the network: each chunk of a layer's rows is decoded once
-//! for all those tiles (decoding a LeNet-300-100 layer costs about as much as running it
-//! over one tile of 32 examples).
+//! A pass of many examples over compressed linear layers decodes each layer once per thread
+//! when the decoded layers fit [`DECODED_PASS_BYTES`] ([`Plan::decode_pass`]), and its tiles
+//! then run through the network one by one as with f32 layers (decoding a LeNet-300-100
+//! layer costs about as much as running it over one tile of 32 examples). Larger ones, when
+//! nothing but linear layers and ReLUs follows the image steps, run spans of
+//! [`TILES_PER_SPAN`] tiles layer by layer instead: each chunk of a layer's rows is decoded
+//! once for all those tiles.
 
 use super::{SparseLayer, TILE};
 use crate::aligned::AlignedVec;
+use crate::kernels::compressed::RowBuffer;
 use crate::kernels::conv2d_blocked::{BlockedConv2d, POOL_2X2};
 use crate::kernels::csc::ColumnCopy;
 use crate::kernels::pool::{self, Pool};
@@ -61,10 +64,18 @@ pub(crate) enum Step {
 }
 
 /// Tiles of [`TILE`] examples a thread runs layer by layer when the linear layers are
-/// compressed: 256 examples, so the decoding is paid once per 256 examples while their
-/// activations (LeNet-300-100: 1.4 MB with the input) stay in the last-level cache. 16 tiles
-/// were not measurably faster on LeNet-300-100 and hold twice the memory.
+/// compressed and too large to decode per pass: 256 examples, so the decoding is paid once
+/// per 256 examples while their activations (LeNet-300-100: 1.4 MB with the input) stay in
+/// the last-level cache. 16 tiles were not measurably faster on LeNet-300-100 and hold twice
+/// the memory.
 pub(crate) const TILES_PER_SPAN: usize = 8;
+
+/// Bytes of decoded compressed linear layers (a u32 column and an f32 value a nonzero) up to
+/// which each thread of a pass decodes them all once: 1 MiB, half a second-level cache, so
+/// that they stay there beside one tile's activations. On LeNet-300-100 (Intel Xeon, one
+/// thread, batch 1024) spans of 8 and 32 tiles layer by layer ran 7 % slower than the f32
+/// CSR file, as their activations left the cache; one decode and then tile by tile 1 %.
+pub(crate) const DECODED_PASS_BYTES: usize = 1 << 20;
 
 /// The steps of a graph and what they cost.
 #[derive(Clone, Debug)]
@@ -76,9 +87,11 @@ pub(crate) struct Plan {
     /// Kept weights times the positions each meets, per example (see
     /// `SparseModel::multiply_adds_per_example`).
     multiply_adds: usize,
-    /// Examples a thread runs through the steps at once, at most: one tile, or
-    /// [`TILES_PER_SPAN`] of them when the linear layers are compressed (see the module).
-    span: usize,
+    /// Whether a pass of many examples decodes the compressed linear layers first.
+    decodes_per_pass: bool,
+    /// Whether compressed linear layers and ReLUs alone follow the image steps, so that
+    /// without decoding per pass a thread runs spans of tiles layer by layer.
+    spans_layer_by_layer: bool,
     /// Per weighted layer, its blocked convolution when it is a conv2d the blocked kernel
     /// covers.
     blocked: Vec<Option<BlockedConv2d>>,
@@ -107,6 +120,18 @@ pub(crate) struct Buffers {
     slice_sums: Vec<f32>,
     /// The paths batch-1 linear steps may take.
     pub(crate) batch1: Batch1Paths,
+    /// The compressed linear layers decoded for the pass under way, when it decodes them.
+    decoded: DecodedLayers,
+}
+
+/// A thread's compressed linear layers decoded for one pass of many examples.
+#[derive(Default)]
+struct DecodedLayers {
+    /// Per weighted layer, its decoded rows (empty for the others).
+    layers: Vec<RowBuffer>,
+    /// Whether `layers` holds the current pass's model: buffers outlive a pass and serve
+    /// any model.
+    current: bool,
 }
 
 /// Which products a batch-1 linear step may choose among.
@@ -191,21 +216,85 @@ impl Plan {
             };
             steps.push((step, outputs));
         }
-        let mut plan = Plan { steps, work, multiply_adds, blocked, batch1, span: TILE };
-        let rest = &plan.steps[plan.image_steps()..];
+        let decoded: usize = (steps.iter())
+            .filter_map(|(s, _)| match s {
+                Step::Linear { layer, .. } => layers[*layer].decoded_bytes(),
+                _ => None,
+            })
+            .sum();
+        let compressed = decoded > 0;
+        let decodes_per_pass = compressed && decoded <= DECODED_PASS_BYTES;
+        let rest = &steps[image_steps(&steps)..];
         let linear_only = rest.iter().all(|(s, _)| matches!(s, Step::Linear { .. } | Step::Relu));
-        let compressed = rest.iter().any(
-            |(s, _)| matches!(s, Step::Linear { layer, .. } if layers[*layer].compressed.is_some()),
-        );
-        if linear_only && compressed {
-            plan.span = TILE * TILES_PER_SPAN;
+        let spans_layer_by_layer = linear_only && compressed;
+        Plan { steps, work, multiply_adds, blocked, batch1, decodes_per_pass, spans_layer_by_layer }
+    }
+
+    /// Decodes the compressed linear layers per pass or not, whatever their size (for tests
+    /// of both ways on small models).
+    #[cfg(test)]
+    pub(crate) fn set_decoding_per_pass(&mut self, decoding: bool) {
+        self.decodes_per_pass = decoding;
+    }
+
+    /// Whether a pass of many examples decodes the compressed linear layers first.
+    pub(crate) fn decodes_per_pass(&self) -> bool {
+        self.decodes_per_pass
+    }
+
+    /// Bytes of the decoded compressed linear layers a thread holds in a pass that decodes
+    /// them first.
+    pub(crate) fn decoded_pass_bytes(&self, layers: &[SparseLayer]) -> usize {
+        if !self.decodes_per_pass {
+            return 0;
         }
-        plan
+        (self.steps.iter())
+            .filter_map(|(s, _)| match s {
+                Step::Linear { layer, .. } => layers[*layer].decoded_bytes(),
+                _ => None,
+            })
+            .sum()
+    }
+
+    /// Before a thread's share of a pass of many examples: decodes the compressed linear
+    /// layers into `buffers` when this plan decodes per pass (each layer's time goes to its
+    /// step on `clock`), else marks `buffers` as holding none, so that the layers decode
+    /// their rows as they run.
+    pub(crate) fn decode_pass(
+        &self,
+        layers: &[SparseLayer],
+        buffers: &mut Buffers,
+        clock: Option<&StepClock>,
+    ) {
+        let decoded = &mut buffers.decoded;
+        decoded.current = self.decodes_per_pass;
+        if !decoded.current {
+            return;
+        }
+        decoded.layers.resize_with(layers.len(), RowBuffer::default);
+        for (index, (step, _)) in self.steps.iter().enumerate() {
+            let Step::Linear { layer, .. } = *step else { continue };
+            let Some(c) = &layers[layer].compressed else { continue };
+            let started = Instant::now();
+            c.decode_all(&layers[layer].indptr, &mut decoded.layers[layer]);
+            if let Some(clock) = clock {
+                clock.add(index, started.elapsed());
+            }
+        }
+    }
+
+    /// Marks `buffers` as holding no decoded layers for the pass about to run.
+    pub(crate) fn decode_nothing(buffers: &mut Buffers) {
+        buffers.decoded.current = false;
     }
 
     /// Examples a thread runs through the steps at once, at most.
     pub(crate) fn span(&self) -> usize {
-        self.span
+        if self.spans_layer_by_layer && !self.decodes_per_pass {
+            TILE * TILES_PER_SPAN
+        } else {
+            TILE
+        }
     }
 
     /// Whether the first step is a linear layer (which can take row-major input).
@@ -268,13 +357,7 @@ impl Plan {
     /// to the first linear layer); 0 when the graph does not start with a convolution or
     /// pooling. A batch runs these one example at a time (see [`Plan::run`]).
     pub(crate) fn image_steps(&self) -> usize {
-        let prefix = self.steps.iter().take_while(|(s, _)| !matches!(s, Step::Linear { .. }));
-        let steps: Vec<_> = prefix.collect();
-        if steps.iter().any(|(s, _)| matches!(s, Step::Conv2d { .. } | Step::Pool2d { .. })) {
-            steps.len()
-        } else {
-            0
-        }
+        image_steps(&self.steps)
     }
 
     /// Values per example that step `step` writes (the input features before step 0).
@@ -310,7 +393,8 @@ impl Plan {
         par: Par,
         clock: Option<&StepClock>,
     ) -> &'a [f32] {
-        let Buffers { ping_pong: [a, b], padded, nonzero, slice_sums, batch1: paths } = buffers;
+        let Buffers { ping_pong: [a, b], padded, nonzero, slice_sums, batch1: paths, decoded } =
+            buffers;
         // Where the current activations are: None = `input`, Some(false) = a, Some(true) = b.
         let mut at: Option<bool> = None;
         let mut len = input.len();
@@ -359,7 +443,11 @@ impl Plan {
                             Some(scratch) => TiledInput::RowMajor { x: src, scratch },
                             None => TiledInput::Tiled(src),
                         };
-                        layers[layer].linear(src, dst, (t, TILE), act, par)
+                        let decoded = match (decoded.current, &layers[layer].compressed) {
+                            (true, Some(_)) => Some(&decoded.layers[layer]),
+                            _ => None,
+                        };
+                        layers[layer].linear(src, dst, (t, TILE), act, par, decoded)
                     }
                 },
                 Step::Conv2d { layer, input, window, act, max_pool } => {
@@ -385,6 +473,18 @@ impl Plan {
             Some(false) => &a[..len],
             Some(true) => &b[..len],
         }
+    }
+}
+
+/// How many of `steps` run one example at a time: the convolutions, pools and ReLUs before
+/// the first linear step when there is a convolution or pool among them, else none.
+fn image_steps(steps: &[(Step, usize)]) -> usize {
+    let prefix = steps.iter().take_while(|(s, _)| !matches!(s, Step::Linear { .. }));
+    let steps: Vec<_> = prefix.collect();
+    if steps.iter().any(|(s, _)| matches!(s, Step::Conv2d { .. } | Step::Pool2d { .. })) {
+        steps.len()
+    } else {
+        0
     }
 }
 
@@ -415,7 +515,7 @@ fn linear_batch1(
         let sliced = copies.sliced.get_or_init(|| layer.sliced_copy());
         return sliced.spmv(Some(&layer.bias), x, y, act, (csr_threads, slice_sums));
     }
-    layer.linear(TiledInput::Tiled(x), y, (1, TILE), act, par);
+    layer.linear(TiledInput::Tiled(x), y, (1, TILE), act, par, None);
 }
 
 #[cfg(test)]

@@ -74,10 +74,12 @@ fn lenet_batches_across_tiles_and_threads() {
     }
 }
 
-/// A model whose linear layers are compressed runs spans of several tiles layer by layer,
-/// each chunk of rows decoded once for all of them: its logits are bit for bit those of the
-/// f32 model of the decoded weights, at one example, one tile, several tiles and more than a
-/// span (a short last tile each time), on one thread and two, for an MLP and for a conv net
+/// A model whose linear layers are compressed decodes them once per thread's share of a
+/// pass, or (forced here, as for models too large for that) runs spans of several tiles
+/// layer by layer, each chunk of rows decoded once for all of them: either way its logits
+/// are bit for bit those of the f32 model of the decoded weights, at one example, one tile,
+/// several tiles and more than a span (a short last tile each time), on one thread and two,
+/// for an MLP and for a conv net
 /// (whose image steps run one example at a time into the tiles of the linear layers' input),
 /// and at one example both through the CSR rows and through the sliced copies (where the CPU
 /// chooses them).
@@ -115,10 +117,16 @@ fn compressed_over_spans(graph: &Graph, densities: &[f64]) {
             ));
             decoded.push(CsrParts { values, ..w.clone() });
         }
-        let model = SparseModel::new(graph.clone(), compressed, ValueDtype::F32, 0, None);
-        assert_eq!(model.plan.span(), TILE * plan::TILES_PER_SPAN, "{codec}");
+        let mut model = SparseModel::new(graph.clone(), compressed, ValueDtype::F32, 0, None);
+        assert!(model.plan.decodes_per_pass(), "{codec}");
+        assert_eq!(model.plan.span(), TILE, "{codec}");
         let f32_model = SparseModel::from_net(&net_of(&graph, &decoded));
-        for batch in [1, 32, 75, 600] {
+        for (batch, decoding) in [1, 32, 75, 600].into_iter().flat_map(|b| [(b, true), (b, false)])
+        {
+            model.plan.set_decoding_per_pass(decoding);
+            // Both graphs end in linear layers and ReLUs only.
+            let span = if decoding { TILE } else { TILE * plan::TILES_PER_SPAN };
+            assert_eq!(model.plan.span(), span, "{codec}");
             let x = rng.vec(batch * graph.inputs(), -1.0, 1.0);
             let paths = [Scratch::csr_rows_only, Scratch::without_zero_skipping];
             for (par, scratch) in
@@ -128,7 +136,8 @@ fn compressed_over_spans(graph: &Graph, densities: &[f64]) {
                 f32_model.logits_into(&x, batch, &mut want, &mut scratch(), par).unwrap();
                 model.logits_into(&x, batch, &mut got, &mut scratch(), par).unwrap();
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "{codec} batch {batch} {par:?}");
+                let what = format!("{codec} batch {batch} {par:?} decoding per pass: {decoding}");
+                assert_eq!(bits(&got), bits(&want), "{what}");
             }
         }
     }
