@@ -46,7 +46,7 @@ use crate::timing::StepClock;
 use crate::transpose::transpose;
 use crate::{Error, Result};
 use plan::Plan;
-use rayon::prelude::*;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use ticket_core::csr_format::{self, IndexCodecs, ValueCodec, ValueCodecs, ValueDtype};
 use ticket_core::network::argmax;
@@ -331,11 +331,12 @@ impl Scratch {
     }
 }
 
-/// Kept multiply-adds of a whole batch from which its tiles are spread over the threads. A
-/// sleeping worker takes 20-40 us to wake on these KVM guests, so the split must save more
-/// than that: a 3.6 % LeNet-300-100 at batch 64 (605 k multiply-adds, 32 us on one thread)
-/// took 0.50 us per example on one thread and 0.82 on two (Intel Xeon, AVX-512).
-const BATCH_SPLIT_MIN_WORK: usize = 1 << 21;
+/// Kept multiply-adds of a whole batch from which its tiles are spread over the threads, in
+/// one share per thread ([`ticket_core::awake_pool::run_parts`]: from outside the pool the
+/// caller runs one, workers still polling from the calls before take the others, and the
+/// caller runs those that no worker took). A 3.6 % LeNet-300-100 at batch 32 (300 k
+/// multiply-adds, about 10 us on one thread) is split in two tiles of 16.
+const BATCH_SPLIT_MIN_WORK: usize = 1 << 18;
 
 thread_local! {
     /// The buffers of the tiles a thread runs for a batch split over threads.
@@ -572,19 +573,20 @@ impl SparseModel {
         }
         // One share of whole tiles per thread.
         let share = tiles.div_ceil(threads) * tile;
-        inputs.par_chunks(share * features).zip(out.par_chunks_mut(share * classes)).for_each(
-            |(x, o)| {
-                let mut run = |s: &mut Scratch| self.share((x, o), tile, s, Par::Seq, clock);
-                // Each worker keeps its buffers from call to call: fresh ones cost page
-                // faults on first touch, about as long as a 32-example tile of LeNet-300-100
-                // takes to run. A worker already inside a share (never, with `Par::Seq`)
-                // would take fresh ones.
-                WORKER_SCRATCH.with(|cell| match cell.try_borrow_mut() {
-                    Ok(mut s) => run(&mut s),
-                    Err(_) => run(&mut Scratch::default()),
-                })
-            },
-        );
+        let outputs: Vec<_> = out.chunks_mut(share * classes).map(Mutex::new).collect();
+        ticket_core::awake_pool::run_parts(outputs.len(), |i| {
+            let x = &inputs[i * share * features..((i + 1) * share).min(batch) * features];
+            let mut o = outputs[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut run = |s: &mut Scratch| self.share((x, &mut o), tile, s, Par::Seq, clock);
+            // Each thread keeps its buffers from call to call: fresh ones cost page faults
+            // on first touch, about as long as a 32-example tile of LeNet-300-100 takes to
+            // run. A thread already inside a share (never, with `Par::Seq`) would take
+            // fresh ones.
+            WORKER_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut s) => run(&mut s),
+                Err(_) => run(&mut Scratch::default()),
+            })
+        });
         Ok(())
     }
 
