@@ -17,13 +17,13 @@
 //! it (see [`CompressedWeights::conv2d`]).
 
 use super::conv2d::Conv2d;
-use super::sliced::{ColumnKind, SlicedRows, ValueKind};
+use super::sliced::{SlicedRows, ValueKind};
 use super::{Activation, Image, Isa, TiledInput, Window};
 use crate::csr::{ColIndex, CsrRef};
 use crate::slab::Slab;
 use std::cell::RefCell;
 use std::ops::Range;
-use ticket_core::packed::{encode_gaps, filler};
+use ticket_core::packed::filler;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -446,8 +446,7 @@ impl CompressedWeights {
     }
 
     /// The batch-1 copy of the matrix in slices of 16 rows (see `kernels::sliced`): its
-    /// values' codes, int8 bytes or f32 bits, and its columns as they are (absolute) or as
-    /// 8-bit gaps.
+    /// values' codes, int8 bytes or f32 bits, and its columns absolute.
     pub(crate) fn sliced(&self, indptr: &[u32]) -> SlicedRows {
         let value_kind = match &self.values {
             ValueStore::F32(_) => ValueKind::F32,
@@ -461,24 +460,11 @@ impl CompressedWeights {
             ValueStore::Codebook { bits, codes, .. } => ticket_core::packed::field(codes, k, *bits),
         };
         let (columns, _) = self.decoded(indptr);
-        let gaps = matches!(self.columns, ColumnStore::Gaps { .. });
         let entries = |r: usize, out: &mut Vec<(u32, u32)>| {
             let nonzeros = indptr[r] as usize..indptr[r + 1] as usize;
-            if !gaps {
-                return out.extend(nonzeros.map(|k| (columns[k], raw(k))));
-            }
-            let mut k = nonzeros.start;
-            for field in encode_gaps(&indptr[r..r + 2], &columns, 8) {
-                if field == filler(8) {
-                    out.push((field, 0));
-                } else {
-                    out.push((field, raw(k)));
-                    k += 1;
-                }
-            }
+            out.extend(nonzeros.map(|k| (columns[k], raw(k))));
         };
-        let column_kind = if gaps { ColumnKind::Gaps } else { ColumnKind::Absolute };
-        SlicedRows::build((self.rows, self.cols), column_kind, value_kind, entries)
+        SlicedRows::build((self.rows, self.cols), value_kind, entries)
     }
 
     /// The whole matrix decoded at once with the decoders of this CPU: its column indices

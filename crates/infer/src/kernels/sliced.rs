@@ -7,15 +7,14 @@
 //! every row, which a short row (LeNet-300-100's 10-30 kept weights) cannot amortise.
 //!
 //! A compressed layer's copy keeps its value codec, reordered into steps: codebook codes and
-//! int8 values a byte each (int8 with their rows' scales), columns as 8-bit gaps (fillers
-//! included). A step widens its 16 bytes into a register in one instruction, looks codes up
-//! as `kernels::compressed` does, and each lane adds its own gap to its own running column,
-//! so gaps need one vector add rather than a prefix sum; a filler is a lane left out of that
-//! step. Bytes rather than the file's narrower fields: unpacking `N`-bit fields from two
-//! 16-byte windows cost a fifth to a third more time at batch 1 (LeNet-300-100 at 2.87 %, one
-//! thread, Intel Xeon: k6 values with the file's 5-bit gaps 2.93 us, with 8-bit gaps 2.54, f32
-//! CSR 1.93-2.01), and 8-bit gaps need almost no fillers where 5-bit ones need one for every
-//! other nonzero.
+//! int8 values a byte each (int8 with their rows' scales), which a step widens into a
+//! register in one instruction and looks up as `kernels::compressed` does. Its columns are
+//! absolute 16-bit ones whatever the file's index codec: 8-bit gaps (one vector add a step,
+//! fillers as masked lanes) cost 4-8 % more time at batch 1 than they saved in bytes
+//! (LeNet-300-100 at 2.87 %, one thread, Intel Xeon: k6 with the file's 5-bit gaps, copied as
+//! 8-bit gaps 2.10 us, as absolute columns 1.97, f32 CSR 1.98-2.00), and the file's own
+//! narrower fields, unpacked from two 16-byte windows a step, a fifth to a third more than
+//! that (2.93 us).
 //!
 //! Rows are sorted by entries, most first, before they are cut into slices, so the rows of a
 //! slice have nearly equal lengths and few steps carry lanes past their row's end (those
@@ -33,7 +32,6 @@
 
 use super::{Activation, Isa};
 use crate::csr::{ColIndex, CsrRef};
-use ticket_core::packed;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -55,7 +53,7 @@ struct StepCols([u16; LANES]);
 #[repr(C, align(64))]
 struct Lanes([f32; LANES]);
 
-/// Sixteen bytes of one step of a slice: its gap fields, codes or int8 values.
+/// Sixteen bytes of one step of a slice: its codes or int8 values.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(16))]
 struct StepBytes([u8; LANES]);
@@ -68,15 +66,6 @@ struct Slice {
     /// last row, whose length is 0).
     rows: [u32; LANES],
     lens: [u32; LANES],
-}
-
-/// How the steps give their columns.
-#[derive(Clone, Debug)]
-enum Columns {
-    Absolute(Vec<StepCols>),
-    /// 8-bit gap fields: each lane's column starts at 0 with its slice and moves on by
-    /// `field + 1` (a filler, the field 255, by 255, and is no entry).
-    Gaps(Vec<StepBytes>),
 }
 
 /// How the steps give their values.
@@ -97,13 +86,6 @@ enum Values {
     },
 }
 
-/// What the entries handed to [`SlicedRows::build`] hold in their first field.
-pub(crate) enum ColumnKind {
-    Absolute,
-    /// 8-bit gap fields, fillers included (`ticket_core::packed::encode_gaps` at 8 bits).
-    Gaps,
-}
-
 /// What the entries handed to [`SlicedRows::build`] hold in their second field.
 pub(crate) enum ValueKind<'a> {
     /// `f32::to_bits`.
@@ -122,7 +104,7 @@ pub struct SlicedRows {
     slices: Vec<Slice>,
     /// Slice `s` holds steps `starts[s]..starts[s + 1]`.
     starts: Vec<u32>,
-    columns: Columns,
+    columns: Vec<StepCols>,
     values: Values,
 }
 
@@ -136,16 +118,14 @@ impl SlicedRows {
             let (cols, values) = (&w.indices()[w.row_range(r)], &w.values()[w.row_range(r)]);
             out.extend(cols.iter().zip(values).map(|(c, v)| (c.to_usize() as u32, v.to_bits())));
         };
-        Self::build((w.rows(), w.cols()), ColumnKind::Absolute, ValueKind::F32, entries)
+        Self::build((w.rows(), w.cols()), ValueKind::F32, entries)
     }
 
     /// The sliced copy of a matrix whose row `r`'s entries `entries(r, out)` appends to
-    /// `out`, in order, as (column or gap field, value bits) pairs (see [`ColumnKind`],
-    /// [`ValueKind`]; a gap filler's value is ignored). Panics past
+    /// `out`, in order, as (column, value bits) pairs (see [`ValueKind`]). Panics past
     /// [`SlicedRows::MAX_COLS`] columns.
     pub(crate) fn build(
         (rows, cols): (usize, usize),
-        column_kind: ColumnKind,
         value_kind: ValueKind,
         entries: impl Fn(usize, &mut Vec<(u32, u32)>),
     ) -> Self {
@@ -153,6 +133,11 @@ impl SlicedRows {
         let mut of_row: Vec<Vec<(u32, u32)>> = vec![Vec::new(); rows];
         for (r, out) in of_row.iter_mut().enumerate() {
             entries(r, out);
+            // The kernels gather x[column] unchecked.
+            assert!(
+                out.iter().all(|&(c, _)| (c as usize) < cols),
+                "sliced rows: a column past {cols}"
+            );
         }
         let mut order: Vec<usize> = (0..rows).collect();
         // Stable: rows of equal length keep their order.
@@ -180,22 +165,17 @@ impl SlicedRows {
             scales.push(lane_scales);
             starts.push(steps.len() as u32);
         }
-        let bytes = |part: fn(&(u32, u32)) -> u32| -> Vec<StepBytes> {
-            steps.iter().map(|s| StepBytes(s.map(|e| part(&e) as u8))).collect()
+        let bytes = || -> Vec<StepBytes> {
+            steps.iter().map(|s| StepBytes(s.map(|(_, v)| v as u8))).collect()
         };
-        let columns = match column_kind {
-            ColumnKind::Absolute => Columns::Absolute(
-                steps.iter().map(|s| StepCols(s.map(|(c, _)| c as u16))).collect(),
-            ),
-            ColumnKind::Gaps => Columns::Gaps(bytes(|e| e.0)),
-        };
+        let columns = steps.iter().map(|s| StepCols(s.map(|(c, _)| c as u16))).collect();
         let values = match value_kind {
             ValueKind::F32 => Values::F32(
                 steps.iter().map(|s| Lanes(s.map(|(_, v)| f32::from_bits(v)))).collect(),
             ),
-            ValueKind::Int8(_) => Values::Int8 { q: bytes(|e| e.1), scales },
+            ValueKind::Int8(_) => Values::Int8 { q: bytes(), scales },
             ValueKind::Codebook(bits, table) => {
-                Values::Codebook { bits, codes: bytes(|e| e.1), table: Box::new(*table) }
+                Values::Codebook { bits, codes: bytes(), table: Box::new(*table) }
             }
         };
         SlicedRows { rows, width: cols, slices, starts, columns, values }
@@ -211,10 +191,7 @@ impl SlicedRows {
 
     /// Bytes the copy holds.
     pub fn bytes(&self) -> usize {
-        let columns = match &self.columns {
-            Columns::Absolute(c) => size_of_val(&c[..]),
-            Columns::Gaps(fields) => size_of_val(&fields[..]),
-        };
+        let columns = size_of_val(&self.columns[..]);
         let values = match &self.values {
             Values::F32(v) => size_of_val(&v[..]),
             Values::Int8 { q, scales } => size_of_val(&q[..]) + size_of_val(&scales[..]),
@@ -261,8 +238,7 @@ impl SlicedRows {
                 let out: &mut [f32; LANES] = out.try_into().expect("16 sums a slice");
                 match isa {
                     // SAFETY: AVX-512 is present (Isa::detect); every column `build` stored
-                    // or a gap stream the loader checked yields is below the layer's columns
-                    // = x.len().
+                    // is below the layer's columns = x.len() (asserted there).
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx512 => unsafe { avx512::slice_sums(self, s, x, out) },
                     _ => self.portable_sums(s, x, out),
@@ -289,26 +265,14 @@ impl SlicedRows {
         let (first, slice) = (self.starts[s] as usize, &self.slices[s]);
         for (lane, sum) in sums.iter_mut().enumerate() {
             *sum = 0.0;
-            let mut next = 0usize;
             for step in first..first + slice.lens[lane] as usize {
-                let (col, real) = match &self.columns {
-                    Columns::Absolute(c) => (c[step].0[lane] as usize, true),
-                    Columns::Gaps(fields) => {
-                        let field = fields[step].0[lane] as u32;
-                        let real = field != packed::filler(8);
-                        let col = next + field as usize;
-                        next = col + real as usize;
-                        (col, real)
-                    }
-                };
+                let col = self.columns[step].0[lane] as usize;
                 let value = match &self.values {
                     Values::F32(v) => v[step].0[lane],
                     Values::Int8 { q, scales } => scales[s].0[lane] * q[step].0[lane] as i8 as f32,
                     Values::Codebook { codes, table, .. } => table[codes[step].0[lane] as usize],
                 };
-                if real {
-                    *sum = value.mul_add(x[col], *sum);
-                }
+                *sum = value.mul_add(x[col], *sum);
             }
         }
     }

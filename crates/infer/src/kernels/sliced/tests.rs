@@ -3,7 +3,7 @@ use crate::fixture::{CsrParts, Random};
 
 /// Runs `m` through every instruction set on one thread and two, and checks that each gives
 /// `want` bit for bit, for `x` and for `x` with every 7th input infinite (infinite sums, which
-/// a step past a row's end or a filler would turn into NaN, 0 times infinity, were its lane
+/// a step past a row's end would turn into NaN, 0 times infinity, were its lane
 /// not masked off).
 fn assert_every_isa_gives(m: &SlicedRows, want: &SlicedRows, x: &[f32], what: &str) {
     let mut infinite = x.to_vec();
@@ -52,14 +52,14 @@ fn every_isa_matches_portable_bit_for_bit_and_the_f64_product() {
 }
 
 /// A compressed layer's copy, in every value codec (f32, int8, codebooks of 1 to 8 bits) with
-/// every column codec (absolute U16 and U32, gaps of 3 to 8 bits, fillers included), gives
-/// the f32 copy of its decoded matrix bit for bit on every instruction set.
+/// every column codec of the file (absolute U16 and U32, gaps of 3 to 8 bits, fillers
+/// included; the copy's columns are absolute), gives the f32 copy of its decoded matrix bit
+/// for bit on every instruction set.
 #[test]
 fn compressed_copies_equal_the_f32_copy_of_the_decoded_matrix() {
     use crate::kernels::compressed::tests::layouts;
     let mut rng = Random::new(5);
-    // 0.4 % of 3,000 columns: gaps of 250 on average, so the copy's 8-bit gaps need fillers
-    // (and the file's narrower ones many).
+    // 0.4 % of 3,000 columns: gaps of 250 on average, so the file's gaps need many fillers.
     for (rows, cols, density) in [(45, 700, 0.04), (20, 30, 0.5), (40, 3000, 0.004)] {
         let w = CsrParts::random(rows, cols, density, &mut rng);
         let x = rng.vec(cols, -1.0, 1.0);
