@@ -97,7 +97,12 @@ pub fn run_parts(parts: usize, work: impl Fn(usize) + Sync) {
     while job.done.load(Ordering::Acquire) < parts {
         std::hint::spin_loop();
     }
-    lock(&POSTED).take();
+    // Unpost it, unless another caller has posted since.
+    let mut posted = lock(&POSTED);
+    if posted.as_ref().is_some_and(|p| Arc::ptr_eq(p, &job)) {
+        posted.take();
+    }
+    drop(posted);
     let panic = lock(&job.panic).take();
     if let Some(payload) = panic {
         std::panic::resume_unwind(payload);
