@@ -35,9 +35,10 @@ pub enum Command {
     )]
     Train(TrainArgs),
     /// Convert a masked checkpoint (or a level of an experiment), a PyTorch state dict or an
-    /// ONNX model to CSR safetensors, optionally pruning it on the way.
+    /// ONNX model to CSR safetensors, optionally pruning it on the way; or re-encode a CSR
+    /// file in other codecs.
     #[command(
-        after_help = "Examples:\n  ticket export runs/lenet --out lenet.safetensors\n  ticket export runs/lenet --level 12 --dtype f16 --out lenet-f16.safetensors --dataset fashion-mnist\n  ticket export some/checkpoint.safetensors --out sparse.safetensors --json\n  ticket export runs/lenet --dtype k5 --index-bits 5 --dataset fashion-mnist --out lenet-k5.safetensors\n  ticket export runs/lenet --sweep --dataset fashion-mnist   (compare every codec, write nothing)\n\nModels from PyTorch (README: \"Bring your own model\"); --keep prunes on export:\n  ticket export model.onnx --keep 0.1 --dataset fashion-mnist\n  ticket export state_dict.safetensors --out sparse.safetensors\n  ticket export state_dict.safetensors --layers input_layer,hidden,head\n  ticket export conv_state_dict.safetensors --model lenet-5\n\nAlexNet as Han et al. prune it, with Deep Compression's codecs:\n  ticket export alexnet.onnx --keep-layers conv1=0.84,conv2=0.38,conv3=0.35,conv4=0.37,conv5=0.37,fc6=0.09,fc7=0.09,fc8=0.25 --dtype conv=k8,linear=k5 --index-bits 5"
+        after_help = "Examples:\n  ticket export runs/lenet --out lenet.safetensors\n  ticket export runs/lenet --level 12 --dtype f16 --out lenet-f16.safetensors --dataset fashion-mnist\n  ticket export some/checkpoint.safetensors --out sparse.safetensors --json\n  ticket export runs/lenet --dtype k5 --index-bits 5 --dataset fashion-mnist --out lenet-k5.safetensors\n  ticket export runs/lenet --sweep --dataset fashion-mnist   (compare every codec, write nothing)\n  ticket export lenet.safetensors --dtype k6 --index-bits 5 --out lenet-k6.safetensors   (re-encode a CSR file)\n\nModels from PyTorch (README: \"Bring your own model\"); --keep prunes on export:\n  ticket export model.onnx --keep 0.1 --dataset fashion-mnist\n  ticket export state_dict.safetensors --out sparse.safetensors\n  ticket export state_dict.safetensors --layers input_layer,hidden,head\n  ticket export conv_state_dict.safetensors --model lenet-5\n\nAlexNet as Han et al. prune it, with Deep Compression's codecs:\n  ticket export alexnet.onnx --keep-layers conv1=0.84,conv2=0.38,conv3=0.35,conv4=0.37,conv5=0.37,fc6=0.09,fc7=0.09,fc8=0.25 --dtype conv=k8,linear=k5 --index-bits 5"
     )]
     Export(ExportArgs),
     /// Evaluate, run or benchmark a CSR model on the CPU.
@@ -199,8 +200,9 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// A masked dense checkpoint (.safetensors), an experiment directory, a PyTorch state dict
-    /// saved with safetensors, or an ONNX model (.onnx).
+    /// A masked dense checkpoint (.safetensors), an experiment directory, a ticket CSR file
+    /// (re-encoded from its stored weights), a PyTorch state dict saved with safetensors, or
+    /// an ONNX model (.onnx).
     pub input: PathBuf,
     /// State dicts: the modules in network order, e.g. fc1,fc2,out (default: from their
     /// names, numbers compared as numbers, or the one order in which the shapes chain).

@@ -40,6 +40,69 @@ fn checkpoint_of(path: &Path, graph: &Graph) -> Network {
     net
 }
 
+/// A CSR file given to `ticket export` is re-encoded from its stored weights: the f32 CSR
+/// file exported again with `--dtype k6 --index-bits 5` is, tensor for tensor and in its
+/// metadata, the file the checkpoint itself exports with those codecs; a k6 file re-encoded
+/// as f32 holds its decoded values, which `ticket infer` gives the same logits from.
+#[test]
+fn export_re_encodes_a_csr_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("c.safetensors");
+    checkpoint(&source);
+    let p = |name: &str| dir.path().join(name);
+    let export = |input: &Path, out: &Path, codecs: &[&str]| {
+        let mut args = vec!["export", s(input), "--out", s(out), "--json"];
+        args.extend_from_slice(codecs);
+        json(&ticket(&args))
+    };
+    let k6 = ["--dtype", "k6", "--index-bits", "5"];
+    export(&source, &p("f32.safetensors"), &[]);
+    export(&source, &p("k6.safetensors"), &k6);
+    export(&p("f32.safetensors"), &p("k6-again.safetensors"), &k6);
+    let read = |name: &str| std::fs::read(p(name)).unwrap();
+    // Metadata (JSON, in no set order) and every tensor's dtype, shape and bytes.
+    let contents = |name: &str| {
+        let bytes = read(name);
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let meta: std::collections::BTreeMap<String, String> =
+            header.metadata().clone().unwrap_or_default().into_iter().collect();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut tensors: Vec<(String, String, Vec<usize>, Vec<u8>)> = (file.tensors().into_iter())
+            .map(|(n, t)| (n, format!("{:?}", t.dtype()), t.shape().to_vec(), t.data().to_vec()))
+            .collect();
+        tensors.sort();
+        (meta, tensors)
+    };
+    let (again, direct) = (contents("k6-again.safetensors"), contents("k6.safetensors"));
+    assert_eq!(again.0, direct.0, "metadata");
+    assert!(again.1 == direct.1, "the re-encoded file's tensors differ");
+    export(&p("k6.safetensors"), &p("k6-as-f32.safetensors"), &[]);
+    let x = p("x.safetensors");
+    let inputs: Vec<u8> =
+        (0..3 * 64).flat_map(|i| ((i % 17) as f32 / 16.0).to_le_bytes()).collect();
+    let tensor =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, 64], &inputs)
+            .unwrap();
+    safetensors::serialize_to_file([("input", tensor)], None, &x).unwrap();
+    let logits = |model: &str| {
+        let out = p(&format!("{model}.logits.safetensors"));
+        let run = ticket(&["infer", s(&p(model)), "--input", s(&x), "--output", s(&out)]);
+        assert!(run.status.success(), "{}", stderr(&run));
+        let bytes = std::fs::read(&out).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        file.tensor("logits").unwrap().data().to_vec()
+    };
+    assert_eq!(logits("k6-as-f32.safetensors"), logits("k6.safetensors"));
+    let bad = p("f32.safetensors");
+    let mut bytes = read("f32.safetensors");
+    let end = bytes.len() - 8;
+    bytes.truncate(end);
+    std::fs::write(&bad, bytes).unwrap();
+    let out = ticket(&["export", s(&bad), "--out", s(&p("never.safetensors"))]);
+    assert_clean_failure(&out, "f32.safetensors");
+    assert!(!p("never.safetensors").exists());
+}
+
 #[test]
 fn compressed_exports_run_in_infer_with_the_reported_accuracy() {
     let conv = ticket_core::Recipe::resolve("digits-conv").unwrap().graph().unwrap();

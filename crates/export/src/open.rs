@@ -1,5 +1,5 @@
-//! Any model `ticket export` takes (an experiment directory, a ticket checkpoint, a PyTorch
-//! state dict, an ONNX file) as the network to export, pruned by magnitude on the way when
+//! Any model `ticket export` takes (an experiment directory, a ticket checkpoint, a ticket
+//! CSR file to re-encode, a PyTorch state dict, an ONNX file) as the network to export, pruned by magnitude on the way when
 //! asked. The command line and the Python package both go through [`open_source`], so they
 //! accept the same inputs and report the same things.
 
@@ -7,7 +7,9 @@ use crate::{CompressionReport, Evaluation, Result};
 use serde_json::{json, Value};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use ticket_core::csr_format::{self, meta};
 use ticket_core::recipe::PruneMethod;
+use ticket_core::tensor_file::TensorFile;
 use ticket_core::{checkpoint, Error, Network, Par, Recipe};
 use ticket_import::{ImportOptions, Imported, SourceKind};
 
@@ -62,6 +64,12 @@ pub struct Source {
     pub pruned: Option<Pruned>,
 }
 
+/// Whether `bytes` are a safetensors file whose metadata names ticket's CSR format.
+fn is_csr_file(bytes: &[u8], path: &Path) -> bool {
+    let file = TensorFile::parse(bytes, path);
+    file.is_ok_and(|f| f.meta(meta::FORMAT).is_ok_and(|format| format == csr_format::FORMAT))
+}
+
 /// Reads `input` as `opts` say and prunes it when asked (measuring the accuracy before
 /// pruning on `eval`, when given and it fits).
 pub fn open_source(
@@ -87,6 +95,20 @@ pub fn open_source(
         None if opts.layers.is_some() || opts.recipe.is_some() => {
             let problem = "--layers and --model are for state dicts";
             return Err(Error::usage(format!("{}: {problem}", input.display())).into());
+        }
+        None if is_csr_file(&bytes, &input) => {
+            // A ticket CSR file (any codec) is re-encoded from its stored weights: the kept
+            // ones with their decoded values, the rest pruned.
+            let file = crate::read_csr_bytes(&bytes, &input)?;
+            let dataset = file.metadata.get(meta::DATASET).cloned().unwrap_or_default();
+            Source {
+                input,
+                net: file.model.to_dense(),
+                dataset,
+                has_masks: true,
+                import: None,
+                pruned: None,
+            }
         }
         None => {
             let checkpoint = checkpoint::load_bytes(&bytes, &input)?;
