@@ -1,4 +1,5 @@
-//! The CSR model loader on arbitrary bytes, and a forward pass on whatever it accepts: batch 0,
+//! The CSR model loaders (inference's, and export's for re-encoding) on arbitrary bytes, and a
+//! forward pass on whatever the first accepts: batch 0,
 //! 1 (the scalar row kernel), 9 (one full and one masked AVX2 block) and 70 (64-example blocks,
 //! two tiles on two threads), then the dense path on the same weights. Anything refused is a
 //! one-line error naming the file.
@@ -12,10 +13,19 @@ use ticket_infer::SparseModel;
 const RUN_LIMIT: usize = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
+    // The reader `ticket export` re-encodes a CSR file with: no panic, one-line errors, and
+    // the same kept weights as the inference loader where both accept the bytes.
+    let exported = ticket_export::read_csr_bytes(data, ticket_fuzz::path());
+    if let Err(err) = &exported {
+        ticket_fuzz::check_error(err);
+    }
     let model = match SparseModel::from_bytes(data.to_vec(), ticket_fuzz::path()) {
         Ok(m) => m,
         Err(err) => return ticket_fuzz::check_error(err),
     };
+    if let Ok(file) = &exported {
+        assert_eq!(file.model.kept_weights(), model.nnz());
+    }
     let (inputs, outputs) = (model.inputs(), model.outputs());
     assert!(model.nnz() <= model.graph().dense_weights());
     if inputs > RUN_LIMIT / 128 || model.graph().dense_weights() > RUN_LIMIT {
