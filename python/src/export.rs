@@ -22,8 +22,9 @@ pub enum IndexBitsArg {
     Text(String),
 }
 
-/// Exports `source` (an experiment directory, a ticket checkpoint, a PyTorch state dict in
-/// safetensors or an ONNX file) to the CSR file `out` and returns the compression report.
+/// Exports `source` (an experiment directory, a ticket checkpoint, a ticket CSR file to
+/// re-encode, a PyTorch state dict in safetensors or an ONNX file) to the CSR file `out` and
+/// returns the compression report.
 #[pyfunction]
 #[pyo3(signature = (
     source, out, *, keep = None, keep_layers = None, pruning = "layerwise", dtype = "f32", index_bits = None,

@@ -58,3 +58,15 @@ def _export(tmp_path, checkpoint, dtype):
     out = tmp_path / f"m-{dtype}.safetensors"
     ticket.export(checkpoint, out, dtype=dtype)
     return out
+
+
+def test_a_csr_file_is_re_encoded(tmp_path, mlp_checkpoint):
+    # The f32 CSR file exported again as k4 predicts as the checkpoint's own k4 export.
+    f32 = tmp_path / "m.f32.safetensors"
+    ticket.export(mlp_checkpoint, f32)
+    direct = ticket.load(_export(tmp_path, mlp_checkpoint, "k4"))
+    again = tmp_path / "m.k4-again.safetensors"
+    report = ticket.export(f32, again, dtype="k4")
+    assert report["total"]["csr_file_bytes"] == again.stat().st_size
+    x = np.random.default_rng(3).random((5, 64), dtype=np.float32)
+    np.testing.assert_array_equal(ticket.load(again).predict(x), direct.predict(x))

@@ -53,8 +53,9 @@ def export(
     dataset: Optional[Literal["digits", "fashion-mnist"]] = None,
     data: Optional[_Path] = None,
 ) -> dict[str, Any]:
-    """Exports ``source`` (an experiment directory, a ticket checkpoint, a PyTorch state dict
-    in safetensors, or an ONNX file) to the CSR file ``out``; returns the compression report.
+    """Exports ``source`` (an experiment directory, a ticket checkpoint, a ticket CSR file to
+    re-encode, a PyTorch state dict in safetensors, or an ONNX file) to the CSR file ``out``;
+    returns the compression report.
 
     ``keep`` prunes by magnitude on export (the fraction of weights kept, per layer or
     ``pruning="global"``); ``keep_layers`` gives named layers their own fraction

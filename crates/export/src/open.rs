@@ -64,6 +64,19 @@ pub struct Source {
     pub pruned: Option<Pruned>,
 }
 
+/// A CSR file's refusal, saying that the file was read as one (its metadata names the
+/// format): a dense checkpoint's loader would have said something else.
+fn as_csr_problem(err: crate::Error) -> crate::Error {
+    match err {
+        crate::Error::Core(Error::Invalid { path, problem }) => {
+            let problem =
+                format!("read as a `{}` file to re-encode: {problem}", csr_format::FORMAT);
+            Error::Invalid { path, problem }.into()
+        }
+        err => err,
+    }
+}
+
 /// Whether `bytes` are a safetensors file whose metadata names ticket's CSR format.
 fn is_csr_file(bytes: &[u8], path: &Path) -> bool {
     let file = TensorFile::parse(bytes, path);
@@ -99,7 +112,7 @@ pub fn open_source(
         None if is_csr_file(&bytes, &input) => {
             // A ticket CSR file (any codec) is re-encoded from its stored weights: the kept
             // ones with their decoded values, the rest pruned.
-            let file = crate::read_csr_bytes(&bytes, &input)?;
+            let file = crate::read_csr_bytes(&bytes, &input).map_err(as_csr_problem)?;
             let dataset = file.metadata.get(meta::DATASET).cloned().unwrap_or_default();
             Source {
                 input,
