@@ -1,7 +1,7 @@
 //! Any model `ticket export` takes (an experiment directory, a ticket checkpoint, a ticket
-//! CSR file to re-encode, a PyTorch state dict, an ONNX file) as the network to export, pruned by magnitude on the way when
-//! asked. The command line and the Python package both go through [`open_source`], so they
-//! accept the same inputs and report the same things.
+//! CSR file to re-encode, a PyTorch state dict, an ONNX file) as the network to export,
+//! pruned by magnitude on the way when asked. The command line and the Python package both
+//! go through [`open_source`], so they accept the same inputs and report the same things.
 
 use crate::{CompressionReport, Evaluation, Result};
 use serde_json::{json, Value};

@@ -8,11 +8,12 @@
 //! [`TILE`] examples, at least one per thread, and each tile runs the whole network on one
 //! thread: its activations stay in that core's cache and no thread waits for another between
 //! layers. Small products (batch 1 of LeNet) stay on the calling thread: handing work to
-//! another thread costs more than it saves. A thread's share of a batch decodes compressed linear
-//! layers once for all its tiles, or for larger models runs spans of several tiles layer by
-//! layer, each chunk of a layer's rows decoded once for all of them (see `plan`). Within a tile, the convolutions and pools at the
-//! start of an image network run one example at a time (see `plan`), and each example's
-//! result becomes a column of the `[features][batch]` input of the linear layers.
+//! another thread costs more than it saves. A thread's share of a batch decodes compressed
+//! linear layers once for all its tiles, or for larger models runs spans of several tiles
+//! layer by layer, each chunk of a layer's rows decoded once for all of them (see `plan`).
+//! Within a tile, the convolutions and pools at the start of an image network run one
+//! example at a time (see `plan`), and each example's result becomes a column of the
+//! `[features][batch]` input of the linear layers.
 //!
 //! ```
 //! use ticket_core::{Graph, Network, Par};
