@@ -203,10 +203,9 @@ pub fn sgemm(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, beta: f32, par: 
     let split_rows = m >= n || m >= threads * MIN_ROWS_PER_BLOCK;
     let len = if split_rows { m } else { n };
     let block = len.div_ceil(threads).next_multiple_of(BLOCK_ALIGN).min(len);
-    let starts: Vec<usize> = (0..len).step_by(block).collect();
     let shared = SharedDst(&dst);
-    crate::awake_pool::run_parts(starts.len(), |part| {
-        let start = starts[part];
+    crate::awake_pool::run_parts(len.div_ceil(block), |part| {
+        let start = part * block;
         let range = start..(start + block).min(len);
         let (rows, cols) = if split_rows { (range, 0..n) } else { (0..m, range) };
         // SAFETY: as above; in addition the blocks are disjoint ranges of rows (or columns) of

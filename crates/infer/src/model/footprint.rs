@@ -36,8 +36,8 @@ impl SparseModel {
             _ => tile * self.inputs(),
         };
         let activations = 4 * (input + tile * 2 * widest);
-        // A thread's share of a batch larger than one tile on several threads decodes the
-        // compressed layers first when the plan does.
+        // A pass of several examples, unless it is one tile split over the threads, has each
+        // thread decode the compressed layers first when the plan does.
         let split = batch <= tile && threads > 1;
         let decoded = if self.plan.decodes_per_pass() && batch > 1 && !split {
             self.plan.decoded_pass_bytes(&self.layers)
