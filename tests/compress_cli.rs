@@ -197,7 +197,7 @@ fn infer_bench_reports_the_memory_footprint() {
     let source = dir.path().join("c.safetensors");
     checkpoint(&source);
     let out = dir.path().join("k5.safetensors");
-    json(&ticket(&[
+    let report = json(&ticket(&[
         "export",
         s(&source),
         "--dtype",
@@ -209,6 +209,17 @@ fn infer_bench_reports_the_memory_footprint() {
         "--json",
     ]));
     let bench = json(&ticket(&["infer", s(&out), "--bench", "--json", "--threads", "1"]));
+    // Where the sliced copies do not pay, each layer's batch-1 copy in coded rows: a u32
+    // row pointer a row plus one, a u32 entry a kept weight, the padded 256-entry codebook.
+    let coded_rows: u64 = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| 4 * (l["rows"].as_u64().unwrap() + 1) + 4 * l["kept_weights"].as_u64().unwrap())
+        .map(|b| b + 4 * 256)
+        .sum();
+    let want = if ticket_infer::kernels::coded_rows::CodedRows::pays() { coded_rows } else { 0 };
+    assert_eq!(bench["weight_bytes"]["sparse_coded_rows_copies"].as_u64(), Some(want));
     let m = &bench["memory"]["sparse"];
     let file = std::fs::metadata(&out).unwrap().len();
     let weights = m["weight_bytes"].as_u64().unwrap();

@@ -193,6 +193,8 @@ fn bench_json_has_the_documented_keys() {
         0
     };
     assert_eq!(report["weight_bytes"]["sparse_sliced_copies"].as_u64(), Some(want));
+    // Coded-row copies are for compressed layers only.
+    assert_eq!(report["weight_bytes"]["sparse_coded_rows_copies"].as_u64(), Some(0));
     assert_eq!(report["inputs"]["source"], "synthetic");
     let synthetic = ticket_infer::bench::synthetic_inputs(1024, 64);
     let zeros = synthetic.iter().filter(|&&v| v == 0.0).count() as f64 / synthetic.len() as f64;

@@ -254,11 +254,12 @@ fn print_bench(bench: &Map<String, Value>) {
     let copies = |key: &str| bench["weight_bytes"][key].as_f64().unwrap_or(0.0) / 1000.0;
     println!(
         "({} threads; sparse weights: {:.1} KB borrowed from the mapped file, plus batch-1 \
-         copies built: {:.1} KB in slices of 16 rows, {:.1} KB column-ordered; inputs: {}, \
-         {:.1}% zeros)",
+         copies built: {:.1} KB in slices of 16 rows, {:.1} KB in coded rows, {:.1} KB \
+         column-ordered; inputs: {}, {:.1}% zeros)",
         bench["threads"],
         get("weight_bytes", "sparse_borrowed_from_file") / 1000.0,
         copies("sparse_sliced_copies"),
+        copies("sparse_coded_rows_copies"),
         copies("sparse_column_copies"),
         bench["inputs"]["source"].as_str().unwrap_or("?"),
         100.0 * get("inputs", "zero_fraction")

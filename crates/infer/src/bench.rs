@@ -142,6 +142,7 @@ pub fn bench(
             "sparse": model.weight_bytes(),
             "sparse_column_copies": model.column_copy_bytes(),
             "sparse_sliced_copies": model.sliced_copy_bytes(),
+            "sparse_coded_rows_copies": model.coded_rows_copy_bytes(),
             "sparse_conv_taps": model.conv_tap_bytes(),
             "dense": 4 * model.graph().dense_params(),
             "sparse_borrowed_from_file": model.borrowed_bytes(),

@@ -17,7 +17,7 @@
 //! it (see [`CompressedWeights::conv2d`]).
 
 use super::conv2d::Conv2d;
-use super::sliced::{SlicedRows, ValueKind};
+use super::sliced::ValueKind;
 use super::{Activation, Image, Isa, TiledInput, Window};
 use crate::csr::{ColIndex, CsrRef};
 use crate::slab::Slab;
@@ -445,9 +445,14 @@ impl CompressedWeights {
         })
     }
 
-    /// The batch-1 copy of the matrix in slices of 16 rows (see `kernels::sliced`): its
-    /// values' codes, int8 bytes or f32 bits, and its columns absolute.
-    pub(crate) fn sliced(&self, indptr: &[u32]) -> SlicedRows {
+    /// A batch-1 copy of the matrix (`kernels::sliced`, `kernels::coded_rows`) made by
+    /// `build` from its shape, its value kind and its rows' entries: their values' codes,
+    /// int8 bytes or f32 bits, and their columns absolute.
+    pub(crate) fn batch1_copy<T>(
+        &self,
+        indptr: &[u32],
+        build: impl FnOnce((usize, usize), ValueKind, &dyn Fn(usize, &mut Vec<(u32, u32)>)) -> T,
+    ) -> T {
         let value_kind = match &self.values {
             ValueStore::F32(_) => ValueKind::F32,
             ValueStore::Int8 { scales, .. } => ValueKind::Int8(scales),
@@ -464,7 +469,7 @@ impl CompressedWeights {
             let nonzeros = indptr[r] as usize..indptr[r + 1] as usize;
             out.extend(nonzeros.map(|k| (columns[k], raw(k))));
         };
-        SlicedRows::build((self.rows, self.cols), value_kind, entries)
+        build((self.rows, self.cols), value_kind, &entries)
     }
 
     /// The whole matrix decoded at once with the decoders of this CPU: its column indices

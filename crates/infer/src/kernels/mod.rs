@@ -27,6 +27,7 @@
 //! assert_eq!(y, [11.5, 110.5, 0.0, 0.0]);
 //! ```
 
+pub mod coded_rows;
 pub(crate) mod compressed;
 pub mod conv2d;
 pub mod conv2d_blocked;

@@ -36,6 +36,7 @@ pub use footprint::peak_rss_bytes;
 
 use crate::aligned::AlignedVec;
 use crate::csr::{compress, ColIndex, CsrRef};
+use crate::kernels::coded_rows::CodedRows;
 use crate::kernels::compressed::{CompressedWeights, RowBuffer};
 use crate::kernels::conv2d::Conv2d;
 use crate::kernels::conv2d_blocked::BlockedConv2d;
@@ -263,9 +264,16 @@ impl SparseLayer {
     /// layer's own codecs.
     fn sliced_copy(&self) -> SlicedRows {
         if let Some(c) = &self.compressed {
-            return c.sliced(&self.indptr);
+            return c.batch1_copy(&self.indptr, |shape, kind, e| SlicedRows::build(shape, kind, e));
         }
         with_csr!(self, w => SlicedRows::new(w))
+    }
+
+    /// The copy of a compressed weight in CSR row order with packed entries for the scalar
+    /// batch-1 product (`None` for an uncompressed layer, whose CSR arrays serve as they are).
+    fn coded_rows_copy(&self) -> Option<CodedRows> {
+        let c = self.compressed.as_ref()?;
+        Some(c.batch1_copy(&self.indptr, |shape, kind, e| CodedRows::build(shape, kind, e)))
     }
 
     /// The weight as a dense row-major matrix and the mask of its nonzero pattern.
@@ -466,6 +474,13 @@ impl SparseModel {
     /// batch-1 call).
     pub fn sliced_copy_bytes(&self) -> usize {
         self.plan.sliced_copy_bytes()
+    }
+
+    /// Bytes of the copies in CSR row order with packed entries that the batch-1 path of a
+    /// compressed layer runs from where the sliced copy does not pay (not part of
+    /// [`SparseModel::weight_bytes`]: built on a layer's first batch-1 call).
+    pub fn coded_rows_copy_bytes(&self) -> usize {
+        self.plan.coded_rows_copy_bytes()
     }
 
     /// Bytes of the conv layers' taps prepared for the blocked kernel (a value and an input

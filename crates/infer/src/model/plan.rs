@@ -26,6 +26,7 @@
 
 use super::{SparseLayer, TILE};
 use crate::aligned::AlignedVec;
+use crate::kernels::coded_rows::CodedRows;
 use crate::kernels::compressed::RowBuffer;
 use crate::kernels::conv2d_blocked::{BlockedConv2d, POOL_2X2};
 use crate::kernels::csc::ColumnCopy;
@@ -107,6 +108,7 @@ pub(crate) struct Plan {
 pub(crate) struct Batch1Copies {
     columns: OnceLock<ColumnCopy>,
     sliced: OnceLock<SlicedRows>,
+    coded_rows: OnceLock<CodedRows>,
 }
 
 /// The buffers a forward pass works in: two ping-pong activation buffers and the padded
@@ -321,6 +323,11 @@ impl Plan {
         self.batch1.iter().flatten().filter_map(|c| c.sliced.get()).map(SlicedRows::bytes).sum()
     }
 
+    pub(crate) fn coded_rows_copy_bytes(&self) -> usize {
+        let copies = self.batch1.iter().flatten().filter_map(|c| c.coded_rows.get());
+        copies.map(CodedRows::bytes).sum()
+    }
+
     pub(crate) fn work_per_example(&self) -> usize {
         self.work
     }
@@ -494,7 +501,8 @@ fn image_steps(steps: &[(Step, usize)]) -> usize {
 /// inputs), the column-ordered product over the nonzero inputs when it meets few enough
 /// weights to beat the row product; else the row product, split over `par`'s threads when
 /// the layer is large enough: the sliced one where it pays (its slices' sums in
-/// `slice_sums`), the CSR one otherwise. Each copy is built the first time it is chosen.
+/// `slice_sums`), else for a compressed layer the one over its packed-entry copy, else the
+/// CSR one. Each copy is built the first time it is chosen.
 fn linear_batch1(
     layer: &SparseLayer,
     copies: &Batch1Copies,
@@ -516,6 +524,10 @@ fn linear_batch1(
     if layer.shape.cols <= SlicedRows::MAX_COLS && SlicedRows::pays() {
         let sliced = copies.sliced.get_or_init(|| layer.sliced_copy());
         return sliced.spmv(Some(&layer.bias), x, y, act, (csr_threads, slice_sums));
+    }
+    if layer.compressed.is_some() && layer.shape.cols <= CodedRows::MAX_COLS && CodedRows::pays() {
+        let copy = copies.coded_rows.get_or_init(|| layer.coded_rows_copy().expect("compressed"));
+        return copy.spmv(Some(&layer.bias), x, y, act, csr_threads);
     }
     layer.linear(TiledInput::Tiled(x), y, (1, TILE), act, par, None);
 }

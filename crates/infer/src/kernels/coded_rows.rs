@@ -1,0 +1,235 @@
+//! The batch-1 product of a compressed linear layer on CPUs where the copy in slices of 16
+//! rows does not pay (`kernels::sliced`: AMD's cores and AVX2-only ones, whose gathers lose to
+//! scalar loads): a copy in CSR row order with one 32-bit entry per kept weight, its absolute
+//! column in the low 16 bits and its codebook code or int8 byte above them, run by scalar
+//! fused multiply-adds like the f32 CSR rows.
+//!
+//! One example shares the decoding with nothing, and decoding each row into a buffer before
+//! the CSR kernel (groups of 8 or 16 fields, a data-dependent exit, a prefix sum of gaps, a
+//! left-packing of fillers) took the compressed files 1.5-4x the f32 CSR file's time there.
+//! Here a kept weight costs three loads, as in the f32 CSR rows (index, value, input): its
+//! entry, its table value (the codebook stays in L1) and its input; the shifts and the int8
+//! conversion go to the integer and FP ports, which the loads leave idle.
+//!
+//! Rounding: each row sums its products exactly as the CSR kernel's scalar rows do (four
+//! running sums over groups of four, combined pairwise, the rest in order, then the bias), so
+//! a compressed layer's copy gives the f32 CSR rows of its decoded matrix bit for bit on the
+//! CPUs that choose it.
+
+use super::sliced::ValueKind;
+use super::{Activation, Isa};
+use std::ops::Range;
+
+/// The value a copy's entry stands for.
+#[derive(Clone, Debug)]
+enum Decode {
+    /// Entries hold only their column; the values are f32, in the same order.
+    F32(Vec<f32>),
+    /// `value = scales[row] * q`, `q` the entry's upper 16 bits as a signed integer.
+    Int8(Vec<f32>),
+    /// `value = table[code]`, the code the entry's upper 16 bits.
+    Codebook(Box<[f32; 256]>),
+}
+
+/// A `rows x cols` matrix in CSR row order with packed entries (see the module).
+#[derive(Clone, Debug)]
+pub struct CodedRows {
+    width: usize,
+    indptr: Vec<u32>,
+    entries: Vec<u32>,
+    decode: Decode,
+}
+
+impl CodedRows {
+    /// Columns a layer may have for this copy (columns are 16-bit).
+    pub const MAX_COLS: usize = 1 << 16;
+
+    /// The copy of a matrix whose row `r`'s entries `entries(r, out)` appends to `out`, in
+    /// order, as (column, value bits) pairs (see [`ValueKind`]). Panics past
+    /// [`CodedRows::MAX_COLS`] columns or at a column past `cols`.
+    pub(crate) fn build(
+        (rows, cols): (usize, usize),
+        value_kind: ValueKind,
+        entries: impl Fn(usize, &mut Vec<(u32, u32)>),
+    ) -> Self {
+        assert!(cols <= Self::MAX_COLS, "coded rows: {cols} columns");
+        let (mut indptr, mut pairs, mut row) = (vec![0u32], vec![], vec![]);
+        for r in 0..rows {
+            row.clear();
+            entries(r, &mut row);
+            pairs.extend_from_slice(&row);
+            indptr.push(u32::try_from(pairs.len()).expect("coded rows: entries fit u32"));
+        }
+        // The kernel reads x[column] unchecked.
+        assert!(
+            pairs.iter().all(|&(c, _)| (c as usize) < cols),
+            "coded rows: a column past {cols}"
+        );
+        let upper = |v: u32| v << 16;
+        let (entries, decode) = match value_kind {
+            ValueKind::F32 => (
+                pairs.iter().map(|&(c, _)| c).collect(),
+                Decode::F32(pairs.iter().map(|&(_, v)| f32::from_bits(v)).collect()),
+            ),
+            // The byte sign-extended, so that an arithmetic shift gives q back.
+            ValueKind::Int8(scales) => (
+                pairs.iter().map(|&(c, v)| c | upper(v as u8 as i8 as i32 as u32)).collect(),
+                Decode::Int8(scales.to_vec()),
+            ),
+            ValueKind::Codebook(_, table) => (
+                pairs.iter().map(|&(c, v)| c | upper(v & 0xff)).collect(),
+                Decode::Codebook(Box::new(*table)),
+            ),
+        };
+        CodedRows { width: cols, indptr, entries, decode }
+    }
+
+    /// Whether the batch-1 product of a compressed layer runs from this copy: on x86-64
+    /// CPUs with FMA where the sliced copy does not pay (the portable CSR rows sum in another
+    /// order, which the copy's bit-for-bit agreement with them would have to follow).
+    pub fn pays() -> bool {
+        Isa::detect() != Isa::Portable && !super::sliced::SlicedRows::pays()
+    }
+
+    /// Bytes the copy holds.
+    pub fn bytes(&self) -> usize {
+        let decode = match &self.decode {
+            Decode::F32(v) | Decode::Int8(v) => size_of_val(&v[..]),
+            Decode::Codebook(t) => size_of_val(&**t),
+        };
+        size_of_val(&self.indptr[..]) + size_of_val(&self.entries[..]) + decode
+    }
+
+    /// `y = act(bias + W x)`, the rows split over `threads` threads in parts of about equal
+    /// entries. Panics when the lengths do not fit.
+    pub fn spmv(
+        &self,
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        act: Activation,
+        threads: usize,
+    ) {
+        self.spmv_with(Isa::detect(), bias, x, y, act, threads);
+    }
+
+    /// [`CodedRows::spmv`] compiled for `isa`: with FMA instructions on x86-64, else with
+    /// `f32::mul_add` through the library (the same sums, slower).
+    pub(crate) fn spmv_with(
+        &self,
+        isa: Isa,
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        act: Activation,
+        threads: usize,
+    ) {
+        let rows = self.indptr.len() - 1;
+        assert_eq!(x.len(), self.width, "coded rows: x has {} entries", x.len());
+        assert_eq!(y.len(), rows, "coded rows: y has {} entries", y.len());
+        if let Some(b) = bias {
+            assert_eq!(b.len(), rows, "coded rows: bias has {} entries", b.len());
+        }
+        let relu = act == Activation::Relu;
+        let run = |rows: Range<usize>, y: &mut [f32]| match isa {
+            // SAFETY: FMA is present with either x86-64 instruction set `Isa` names; x and
+            // y have the lengths asserted above and `rows` lies within the copy.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma | Isa::Avx512 => unsafe { self.rows_fma(rows, bias, x, y, relu) },
+            // SAFETY: as above, without any instruction set needed.
+            _ => unsafe { self.rows(rows, bias, x, y, relu) },
+        };
+        if threads > 1 && rows > 1 {
+            super::for_row_parts(&self.indptr, threads, y, 1, run);
+        } else {
+            run(0..rows, y);
+        }
+    }
+
+    /// # Safety
+    /// FMA available; as [`CodedRows::rows`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    unsafe fn rows_fma(
+        &self,
+        rows: Range<usize>,
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        relu: bool,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { self.rows(rows, bias, x, y, relu) }
+    }
+
+    /// Rows `rows` of `act(bias + W x)` into `y`.
+    ///
+    /// # Safety
+    /// `x.len() == width`, `y.len() == rows.len()`, `rows` within the copy, `bias` (when
+    /// given) one entry a row.
+    #[inline(always)]
+    unsafe fn rows(
+        &self,
+        rows: Range<usize>,
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        relu: bool,
+    ) {
+        let (entries, xp) = (self.entries.as_ptr(), x.as_ptr());
+        // SAFETY (all reads): k < indptr[last] = entries.len() (and values.len() for f32);
+        // every column was checked below width = x.len() at build; a code is 8 bits, below
+        // the table's 256 entries; r < rows = scales.len().
+        let column = |k: usize| unsafe { (*entries.add(k) & 0xffff) as usize };
+        let upper = |k: usize| unsafe { (*entries.add(k) as i32) >> 16 };
+        let input = |k: usize| unsafe { *xp.add(column(k)) };
+        for (r, out) in rows.zip(y.iter_mut()) {
+            let range = self.indptr[r] as usize..self.indptr[r + 1] as usize;
+            let sum = unsafe {
+                match &self.decode {
+                    Decode::F32(v) => {
+                        let v = v.as_ptr();
+                        row_sum(range, |k| (*v.add(k), input(k)))
+                    }
+                    Decode::Int8(scales) => {
+                        let scale = *scales.get_unchecked(r);
+                        row_sum(range, |k| (scale * upper(k) as f32, input(k)))
+                    }
+                    Decode::Codebook(table) => {
+                        row_sum(range, |k| (*table.get_unchecked(upper(k) as usize), input(k)))
+                    }
+                }
+            };
+            let sum = sum + bias.map_or(0.0, |b| b[r]);
+            *out = if relu { sum.max(0.0) } else { sum };
+        }
+    }
+}
+
+/// The sum of `value * input` over the entries `range` of one row, `term(k)` giving both, in
+/// the order of the CSR kernel's scalar rows: four running sums over whole groups of four,
+/// combined as `(s0 + s1) + (s2 + s3)`, then the rest one by one.
+#[inline(always)]
+fn row_sum(range: Range<usize>, term: impl Fn(usize) -> (f32, f32)) -> f32 {
+    let (mut k, end) = (range.start, range.end);
+    let mut acc = [0.0f32; 4];
+    let add = |k: usize, acc: f32| {
+        let (value, input) = term(k);
+        value.mul_add(input, acc)
+    };
+    while k + 4 <= end {
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = add(k + j, *a);
+        }
+        k += 4;
+    }
+    let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    while k < end {
+        sum = add(k, sum);
+        k += 1;
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests;
