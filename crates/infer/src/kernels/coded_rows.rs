@@ -18,13 +18,16 @@
 
 use super::sliced::ValueKind;
 use super::{Activation, Isa};
+use crate::csr::CsrRef;
 use std::ops::Range;
+use ticket_core::Par;
 
 /// The value a copy's entry stands for.
 #[derive(Clone, Debug)]
 enum Decode {
-    /// Entries hold only their column; the values are f32, in the same order.
-    F32(Vec<f32>),
+    /// No entries: a CSR matrix of 16-bit columns and f32 values, run by the CSR kernel
+    /// itself (a file of f32 values with gap columns).
+    F32 { columns: Vec<u16>, values: Vec<f32> },
     /// `value = scales[row] * q`, `q` the entry's upper 16 bits as a signed integer.
     Int8(Vec<f32>),
     /// `value = table[code]`, the code the entry's upper 16 bits.
@@ -68,8 +71,11 @@ impl CodedRows {
         let upper = |v: u32| v << 16;
         let (entries, decode) = match value_kind {
             ValueKind::F32 => (
-                pairs.iter().map(|&(c, _)| c).collect(),
-                Decode::F32(pairs.iter().map(|&(_, v)| f32::from_bits(v)).collect()),
+                vec![],
+                Decode::F32 {
+                    columns: pairs.iter().map(|&(c, _)| c as u16).collect(),
+                    values: pairs.iter().map(|&(_, v)| f32::from_bits(v)).collect(),
+                },
             ),
             // The byte sign-extended, so that an arithmetic shift gives q back.
             ValueKind::Int8(scales) => (
@@ -94,7 +100,8 @@ impl CodedRows {
     /// Bytes the copy holds.
     pub fn bytes(&self) -> usize {
         let decode = match &self.decode {
-            Decode::F32(v) | Decode::Int8(v) => size_of_val(&v[..]),
+            Decode::F32 { columns, values } => size_of_val(&columns[..]) + size_of_val(&values[..]),
+            Decode::Int8(v) => size_of_val(&v[..]),
             Decode::Codebook(t) => size_of_val(&**t),
         };
         size_of_val(&self.indptr[..]) + size_of_val(&self.entries[..]) + decode
@@ -129,6 +136,11 @@ impl CodedRows {
         assert_eq!(y.len(), rows, "coded rows: y has {} entries", y.len());
         if let Some(b) = bias {
             assert_eq!(b.len(), rows, "coded rows: bias has {} entries", b.len());
+        }
+        if let Decode::F32 { columns, values } = &self.decode {
+            let csr = CsrRef::new_prechecked(rows, self.width, &self.indptr, columns, values);
+            let par = if threads > 1 { Par::Rayon(threads) } else { Par::Seq };
+            return super::spmm_with(isa, csr, bias, x, y, 1, act, par, 0);
         }
         let relu = act == Activation::Relu;
         let run = |rows: Range<usize>, y: &mut [f32]| match isa {
@@ -177,7 +189,7 @@ impl CodedRows {
         relu: bool,
     ) {
         let (entries, xp) = (self.entries.as_ptr(), x.as_ptr());
-        // SAFETY (all reads): k < indptr[last] = entries.len() (and values.len() for f32);
+        // SAFETY (all reads): k < indptr[last] = entries.len();
         // every column was checked below width = x.len() at build; a code is 8 bits, below
         // the table's 256 entries; r < rows = scales.len().
         let column = |k: usize| unsafe { (*entries.add(k) & 0xffff) as usize };
@@ -187,10 +199,7 @@ impl CodedRows {
             let range = self.indptr[r] as usize..self.indptr[r + 1] as usize;
             let sum = unsafe {
                 match &self.decode {
-                    Decode::F32(v) => {
-                        let v = v.as_ptr();
-                        row_sum(range, |k| (*v.add(k), input(k)))
-                    }
+                    Decode::F32 { .. } => unreachable!("run by the CSR kernel"),
                     Decode::Int8(scales) => {
                         let scale = *scales.get_unchecked(r);
                         row_sum(range, |k| (scale * upper(k) as f32, input(k)))
