@@ -17,7 +17,7 @@
 //! CPUs that choose it.
 
 use super::sliced::ValueKind;
-use super::{Activation, Isa};
+use super::{four_sum_row, Activation, Isa};
 use crate::csr::CsrRef;
 use std::ops::Range;
 use ticket_core::Par;
@@ -202,10 +202,10 @@ impl CodedRows {
                     Decode::F32 { .. } => unreachable!("run by the CSR kernel"),
                     Decode::Int8(scales) => {
                         let scale = *scales.get_unchecked(r);
-                        row_sum(range, |k| (scale * upper(k) as f32, input(k)))
+                        four_sum_row(range, |k| (scale * upper(k) as f32, input(k)))
                     }
                     Decode::Codebook(table) => {
-                        row_sum(range, |k| (*table.get_unchecked(upper(k) as usize), input(k)))
+                        four_sum_row(range, |k| (*table.get_unchecked(upper(k) as usize), input(k)))
                     }
                 }
             };
@@ -213,31 +213,6 @@ impl CodedRows {
             *out = if relu { sum.max(0.0) } else { sum };
         }
     }
-}
-
-/// The sum of `value * input` over the entries `range` of one row, `term(k)` giving both, in
-/// the order of the CSR kernel's scalar rows: four running sums over whole groups of four,
-/// combined as `(s0 + s1) + (s2 + s3)`, then the rest one by one.
-#[inline(always)]
-fn row_sum(range: Range<usize>, term: impl Fn(usize) -> (f32, f32)) -> f32 {
-    let (mut k, end) = (range.start, range.end);
-    let mut acc = [0.0f32; 4];
-    let add = |k: usize, acc: f32| {
-        let (value, input) = term(k);
-        value.mul_add(input, acc)
-    };
-    while k + 4 <= end {
-        for (j, a) in acc.iter_mut().enumerate() {
-            *a = add(k + j, *a);
-        }
-        k += 4;
-    }
-    let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    while k < end {
-        sum = add(k, sum);
-        k += 1;
-    }
-    sum
 }
 
 #[cfg(test)]

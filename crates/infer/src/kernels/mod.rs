@@ -512,5 +512,31 @@ fn row_part<I: ColIndex>(w: CsrRef<I>, r: usize, cols: &Range<usize>) -> Range<u
     range.start + lo..range.start + hi.max(lo)
 }
 
+/// The sum of `value * input` over the entries `range` of one row, `term(k)` giving both:
+/// four running sums of fused multiply-adds over whole groups of four, combined as
+/// `(s0 + s1) + (s2 + s3)`, then the rest one by one. The order of the batch-1 CSR rows
+/// (`vector::scalar_row`) and of the coded rows, which give the same bits by sharing it.
+#[inline(always)]
+pub(super) fn four_sum_row(range: Range<usize>, term: impl Fn(usize) -> (f32, f32)) -> f32 {
+    let (mut k, end) = (range.start, range.end);
+    let mut acc = [0.0f32; 4];
+    let add = |k: usize, acc: f32| {
+        let (value, input) = term(k);
+        value.mul_add(input, acc)
+    };
+    while k + 4 <= end {
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = add(k + j, *a);
+        }
+        k += 4;
+    }
+    let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    while k < end {
+        sum = add(k, sum);
+        k += 1;
+    }
+    sum
+}
+
 #[cfg(test)]
 mod tests;

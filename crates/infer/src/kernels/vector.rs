@@ -350,23 +350,7 @@ unsafe fn scalar_row<I: ColIndex>(w: CsrRef<I>, range: Range<usize>, x: &[f32]) 
     let (idx, val, xp) = (w.indices().as_ptr(), w.values().as_ptr(), x.as_ptr());
     // SAFETY (all reads): k < range.end <= nnz keeps index and value reads inside their
     // slices, and every column index is below cols = x.len().
-    let term = |k: usize, acc: f32| unsafe {
-        (*val.add(k)).mul_add(*xp.add((*idx.add(k)).to_usize()), acc)
-    };
-    let (mut k, end) = (range.start, range.end);
-    let mut acc = [0.0f32; 4];
-    while k + 4 <= end {
-        for (j, a) in acc.iter_mut().enumerate() {
-            *a = term(k + j, *a);
-        }
-        k += 4;
-    }
-    let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    while k < end {
-        sum = term(k, sum);
-        k += 1;
-    }
-    sum
+    super::four_sum_row(range, |k| unsafe { (*val.add(k), *xp.add((*idx.add(k)).to_usize())) })
 }
 
 /// Rows with fewer nonzeros than this take [`scalar_row`] in [`spmv_rows`] on AVX-512. One
