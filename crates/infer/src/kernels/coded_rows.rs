@@ -22,12 +22,20 @@ use crate::csr::CsrRef;
 use std::ops::Range;
 use ticket_core::Par;
 
-/// The value a copy's entry stands for.
+/// How a copy holds its kept weights, in the rows of its `indptr`.
+#[derive(Clone, Debug)]
+enum Layout {
+    /// A CSR matrix of 16-bit columns and f32 values, run by the CSR kernel itself (a file of
+    /// f32 values with gap columns).
+    F32 { columns: Vec<u16>, values: Vec<f32> },
+    /// One 32-bit entry a kept weight: its column in the low 16 bits, above them what
+    /// `decode` turns into its value.
+    Coded { entries: Vec<u32>, decode: Decode },
+}
+
+/// The value a coded entry stands for.
 #[derive(Clone, Debug)]
 enum Decode {
-    /// No entries: a CSR matrix of 16-bit columns and f32 values, run by the CSR kernel
-    /// itself (a file of f32 values with gap columns).
-    F32 { columns: Vec<u16>, values: Vec<f32> },
     /// `value = scales[row] * q`, `q` the entry's upper 16 bits as a signed integer.
     Int8(Vec<f32>),
     /// `value = table[code]`, the code the entry's upper 16 bits.
@@ -39,8 +47,7 @@ enum Decode {
 pub struct CodedRows {
     width: usize,
     indptr: Vec<u32>,
-    entries: Vec<u32>,
-    decode: Decode,
+    layout: Layout,
 }
 
 impl CodedRows {
@@ -68,26 +75,24 @@ impl CodedRows {
             pairs.iter().all(|&(c, _)| (c as usize) < cols),
             "coded rows: a column past {cols}"
         );
-        let upper = |v: u32| v << 16;
-        let (entries, decode) = match value_kind {
-            ValueKind::F32 => (
-                vec![],
-                Decode::F32 {
-                    columns: pairs.iter().map(|&(c, _)| c as u16).collect(),
-                    values: pairs.iter().map(|&(_, v)| f32::from_bits(v)).collect(),
-                },
-            ),
-            // The byte sign-extended, so that an arithmetic shift gives q back.
-            ValueKind::Int8(scales) => (
-                pairs.iter().map(|&(c, v)| c | upper(v as u8 as i8 as i32 as u32)).collect(),
-                Decode::Int8(scales.to_vec()),
-            ),
-            ValueKind::Codebook(_, table) => (
-                pairs.iter().map(|&(c, v)| c | upper(v & 0xff)).collect(),
-                Decode::Codebook(Box::new(*table)),
-            ),
+        let coded = |upper: fn(u32) -> u32, decode| Layout::Coded {
+            entries: pairs.iter().map(|&(c, v)| c | upper(v) << 16).collect(),
+            decode,
         };
-        CodedRows { width: cols, indptr, entries, decode }
+        let layout = match value_kind {
+            ValueKind::F32 => Layout::F32 {
+                columns: pairs.iter().map(|&(c, _)| c as u16).collect(),
+                values: pairs.iter().map(|&(_, v)| f32::from_bits(v)).collect(),
+            },
+            // The byte sign-extended, so that an arithmetic shift gives q back.
+            ValueKind::Int8(scales) => {
+                coded(|v| v as u8 as i8 as i32 as u32, Decode::Int8(scales.to_vec()))
+            }
+            ValueKind::Codebook(_, table) => {
+                coded(|v| v & 0xff, Decode::Codebook(Box::new(*table)))
+            }
+        };
+        CodedRows { width: cols, indptr, layout }
     }
 
     /// Whether the batch-1 product of a compressed layer runs from this copy: on x86-64
@@ -99,12 +104,16 @@ impl CodedRows {
 
     /// Bytes the copy holds.
     pub fn bytes(&self) -> usize {
-        let decode = match &self.decode {
-            Decode::F32 { columns, values } => size_of_val(&columns[..]) + size_of_val(&values[..]),
-            Decode::Int8(v) => size_of_val(&v[..]),
-            Decode::Codebook(t) => size_of_val(&**t),
+        let weights = match &self.layout {
+            Layout::F32 { columns, values } => size_of_val(&columns[..]) + size_of_val(&values[..]),
+            Layout::Coded { entries, decode: Decode::Int8(scales) } => {
+                size_of_val(&entries[..]) + size_of_val(&scales[..])
+            }
+            Layout::Coded { entries, decode: Decode::Codebook(table) } => {
+                size_of_val(&entries[..]) + size_of_val(&**table)
+            }
         };
-        size_of_val(&self.indptr[..]) + size_of_val(&self.entries[..]) + decode
+        size_of_val(&self.indptr[..]) + weights
     }
 
     /// `y = act(bias + W x)`, the rows split over `threads` threads in parts of about equal
@@ -137,19 +146,23 @@ impl CodedRows {
         if let Some(b) = bias {
             assert_eq!(b.len(), rows, "coded rows: bias has {} entries", b.len());
         }
-        if let Decode::F32 { columns, values } = &self.decode {
-            let csr = CsrRef::new_prechecked(rows, self.width, &self.indptr, columns, values);
-            let par = if threads > 1 { Par::Rayon(threads) } else { Par::Seq };
-            return super::spmm_with(isa, csr, bias, x, y, 1, act, par, 0);
-        }
+        let (entries, decode) = match &self.layout {
+            Layout::F32 { columns, values } => {
+                let csr = CsrRef::new_prechecked(rows, self.width, &self.indptr, columns, values);
+                let par = if threads > 1 { Par::Rayon(threads) } else { Par::Seq };
+                return super::spmm_with(isa, csr, bias, x, y, 1, act, par, 0);
+            }
+            Layout::Coded { entries, decode } => (entries, decode),
+        };
         let relu = act == Activation::Relu;
+        let coded = Coded { indptr: &self.indptr, entries, decode };
         let run = |rows: Range<usize>, y: &mut [f32]| match isa {
             // SAFETY: FMA is present with either x86-64 instruction set `Isa` names; x and
             // y have the lengths asserted above and `rows` lies within the copy.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma | Isa::Avx512 => unsafe { self.rows_fma(rows, bias, x, y, relu) },
+            Isa::Avx2Fma | Isa::Avx512 => unsafe { coded.rows_fma(rows, bias, x, y, relu) },
             // SAFETY: as above, without any instruction set needed.
-            _ => unsafe { self.rows(rows, bias, x, y, relu) },
+            _ => unsafe { coded.rows(rows, bias, x, y, relu) },
         };
         if threads > 1 && rows > 1 {
             super::for_row_parts(&self.indptr, threads, y, 1, run);
@@ -157,9 +170,19 @@ impl CodedRows {
             run(0..rows, y);
         }
     }
+}
 
+/// The coded entries of a copy, borrowed for one product.
+#[derive(Clone, Copy)]
+struct Coded<'a> {
+    indptr: &'a [u32],
+    entries: &'a [u32],
+    decode: &'a Decode,
+}
+
+impl Coded<'_> {
     /// # Safety
-    /// FMA available; as [`CodedRows::rows`].
+    /// FMA available; as [`Coded::rows`].
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "fma")]
     unsafe fn rows_fma(
@@ -177,7 +200,7 @@ impl CodedRows {
     /// Rows `rows` of `act(bias + W x)` into `y`.
     ///
     /// # Safety
-    /// `x.len() == width`, `y.len() == rows.len()`, `rows` within the copy, `bias` (when
+    /// `x.len()` the copy's width, `y.len() == rows.len()`, `rows` within the copy, `bias` (when
     /// given) one entry a row.
     #[inline(always)]
     unsafe fn rows(
@@ -198,8 +221,7 @@ impl CodedRows {
         for (r, out) in rows.zip(y.iter_mut()) {
             let range = self.indptr[r] as usize..self.indptr[r + 1] as usize;
             let sum = unsafe {
-                match &self.decode {
-                    Decode::F32 { .. } => unreachable!("run by the CSR kernel"),
+                match self.decode {
                     Decode::Int8(scales) => {
                         let scale = *scales.get_unchecked(r);
                         four_sum_row(range, |k| (scale * upper(k) as f32, input(k)))

@@ -28,10 +28,10 @@ fn copies_equal_the_csr_rows_of_the_decoded_matrix_bit_for_bit() {
             });
             // A u32 entry a kept weight and the scales or the table, or for f32 values a u16
             // column and an f32 value.
-            let arrays = match copy.decode {
-                Decode::F32 { .. } => 6 * w.nnz(),
-                Decode::Int8(_) => 4 * w.nnz() + 4 * rows,
-                Decode::Codebook(_) => 4 * w.nnz() + 4 * 256,
+            let arrays = match copy.layout {
+                Layout::F32 { .. } => 6 * w.nnz(),
+                Layout::Coded { decode: Decode::Int8(_), .. } => 4 * w.nnz() + 4 * rows,
+                Layout::Coded { decode: Decode::Codebook(_), .. } => 4 * w.nnz() + 4 * 256,
             };
             assert_eq!(copy.bytes(), 4 * (rows + 1) + arrays, "{name}");
             for (bias, act) in [(None, Activation::Identity), (Some(&w.bias[..]), Activation::Relu)]
@@ -40,7 +40,7 @@ fn copies_equal_the_csr_rows_of_the_decoded_matrix_bit_for_bit() {
                     // f32 values run by the CSR kernel of `isa`; codes and int8 bytes in the
                     // order of its scalar rows, whatever the instruction set.
                     let order =
-                        if let Decode::F32 { .. } = copy.decode { isa } else { Isa::Avx2Fma };
+                        if let Layout::F32 { .. } = copy.layout { isa } else { Isa::Avx2Fma };
                     let mut want = vec![0.0f32; rows];
                     spmm_with(order, csr, bias, &x, &mut want, 1, act, Par::Seq, PAR_MIN_WORK);
                     let mut y = vec![f32::NAN; rows];
