@@ -141,11 +141,7 @@ impl CodedRows {
         threads: usize,
     ) {
         let rows = self.indptr.len() - 1;
-        assert_eq!(x.len(), self.width, "coded rows: x has {} entries", x.len());
-        assert_eq!(y.len(), rows, "coded rows: y has {} entries", y.len());
-        if let Some(b) = bias {
-            assert_eq!(b.len(), rows, "coded rows: bias has {} entries", b.len());
-        }
+        super::check_spmv_lengths("coded rows", (rows, self.width), x, y, bias);
         let (entries, decode) = match &self.layout {
             Layout::F32 { columns, values } => {
                 let csr = CsrRef::new_prechecked(rows, self.width, &self.indptr, columns, values);

@@ -335,6 +335,21 @@ fn check_lengths(what: &str, x: usize, x_want: Option<usize>, y: usize, y_want: 
     assert_eq!(y, yw, "{what}: y has {y} entries, expected {yw}");
 }
 
+/// Checks the lengths of a batch-1 product `y = act(bias + W x)` by a `rows x cols` copy
+/// of a layer (`kernels::sliced`, `kernels::coded_rows`), `what` naming it in the panic.
+pub(crate) fn check_spmv_lengths(
+    what: &str,
+    (rows, cols): (usize, usize),
+    x: &[f32],
+    y: &[f32],
+    bias: Option<&[f32]>,
+) {
+    check_lengths(what, x.len(), Some(cols), y.len(), Some(rows));
+    if let Some(b) = bias {
+        assert_eq!(b.len(), rows, "{what}: bias has {} entries, expected {rows}", b.len());
+    }
+}
+
 /// Rows `rows` of `act(bias + W x)` into `y` through `isa`'s CSR row kernel, the one every
 /// f32 and decoded compressed layer runs. Panics when `x` or `y` does not fit `w`, `rows`
 /// and `batch`.

@@ -227,11 +227,7 @@ impl SlicedRows {
         act: Activation,
         (threads, sums): (usize, &mut Vec<f32>),
     ) {
-        assert_eq!(x.len(), self.width, "sliced spmv: x has {} entries", x.len());
-        assert_eq!(y.len(), self.rows, "sliced spmv: y has {} entries", y.len());
-        if let Some(b) = bias {
-            assert_eq!(b.len(), self.rows, "sliced spmv: bias has {} entries", b.len());
-        }
+        super::check_spmv_lengths("sliced spmv", (self.rows, self.width), x, y, bias);
         sums.resize(LANES * self.slices.len(), 0.0);
         let run = |slices: std::ops::Range<usize>, out: &mut [f32]| {
             for (s, out) in slices.zip(out.chunks_exact_mut(LANES)) {
